@@ -1,0 +1,66 @@
+"""Convolutional Block Attention Module (Woo et al., ECCV 2018, arXiv 1807.06521).
+
+Channel attention ``Mc = sigmoid(MLP(avgpool(x)) + MLP(maxpool(x)))`` (shared MLP ``C -> C/r -> C``), then
+spatial attention ``Ms = sigmoid(BN(conv7x7([mean_c(x'); max_c(x')])))`` on ``x' = Mc * x``;
+``y = Ms * x'``.  The BatchNorm after the 7x7 convolution follows the authors' code (Jongchan/attention-module).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from visionblocks.layers import check_nchw, check_positive_int, create_act
+from visionblocks.registry import Example, register_block
+
+
+class ChannelGate(nn.Module):
+    """CBAM's channel attention map ``Mc`` (B, C, 1, 1)."""
+
+    def __init__(self, channels: int, reduction: int = 16, act_layer="relu"):
+        super().__init__()
+        rd = max(1, channels // reduction)
+        self.mlp = nn.Sequential(nn.Conv2d(channels, rd, 1), create_act(act_layer, inplace=True), nn.Conv2d(rd, channels, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.mlp(x.mean((2, 3), keepdim=True)) + self.mlp(x.amax((2, 3), keepdim=True)))
+
+
+class SpatialGate(nn.Module):
+    """CBAM's spatial attention map ``Ms`` (B, 1, H, W)."""
+
+    def __init__(self, kernel_size: int = 7):
+        super().__init__()
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
+        self.bn = nn.BatchNorm2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], dim=1)
+        return torch.sigmoid(self.bn(self.conv(s)))
+
+
+@register_block("cbam", family="attention", layout="nchw",
+                paper="Woo et al., CBAM: Convolutional Block Attention Module, ECCV 2018",
+                url="https://arxiv.org/abs/1807.06521", example=Example(args=(64,), input_shape=(2, 64, 14, 14)))
+class CBAM(nn.Module):
+    """Channel then spatial attention.
+
+    Args:
+        channels: input (= output) channels C.
+        reduction: r of the shared channel MLP (paper: 16).
+        kernel_size: spatial attention kernel (paper: 7).
+        act_layer: MLP activation (paper: ReLU).
+    """
+
+    def __init__(self, channels: int, reduction: int = 16, kernel_size: int = 7, act_layer="relu"):
+        super().__init__()
+        self.channels = check_positive_int("channels", channels)
+        check_positive_int("reduction", reduction)
+        self.channel_gate = ChannelGate(channels, reduction, act_layer)
+        self.spatial_gate = SpatialGate(kernel_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.channels, type(self).__name__)
+        x = x * self.channel_gate(x)
+        return x * self.spatial_gate(x)

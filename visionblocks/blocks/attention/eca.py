@@ -1,0 +1,48 @@
+"""Efficient Channel Attention (Wang et al., CVPR 2020, arXiv 1910.03151).
+
+A 1-D convolution of adaptive size ``k = |log2(C)/gamma + b/gamma|_odd`` across the pooled channel
+descriptor replaces SE's bottleneck MLP: ``y = x * sigmoid(conv1d_k(avgpool(x)))``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from visionblocks.layers import check_nchw, check_positive_int
+from visionblocks.registry import Example, register_block
+
+
+def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
+    """The paper's adaptive kernel size: the odd number nearest to ``(log2(C) + b) / gamma`` (rounded up)."""
+    t = int(abs((math.log2(channels) + b) / gamma))
+    return t if t % 2 else t + 1
+
+
+@register_block("eca", family="attention", layout="nchw",
+                paper="Wang et al., ECA-Net: Efficient Channel Attention for Deep CNNs, CVPR 2020",
+                url="https://arxiv.org/abs/1910.03151", example=Example(args=(64,), input_shape=(2, 64, 14, 14)))
+class EfficientChannelAttention(nn.Module):
+    """Channel gate by a 1-D convolution over the pooled channels.
+
+    Args:
+        channels: input (= output) channels C.
+        kernel_size: fixed 1-D kernel size; ``None`` (default) uses the paper's adaptive size.
+        gamma, b: the adaptive-size mapping (paper: 2 and 1).
+    """
+
+    def __init__(self, channels: int, kernel_size: int | None = None, gamma: int = 2, b: int = 1):
+        super().__init__()
+        self.channels = check_positive_int("channels", channels)
+        k = eca_kernel_size(channels, gamma, b) if kernel_size is None else check_positive_int("kernel_size", kernel_size)
+        if k % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {k}")
+        self.kernel_size = k
+        self.conv = nn.Conv1d(1, 1, k, padding=(k - 1) // 2, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.channels, type(self).__name__)
+        s = x.mean((2, 3)).unsqueeze(1)                      # (B, 1, C)
+        g = torch.sigmoid(self.conv(s)).transpose(1, 2)      # (B, C, 1)
+        return x * g.unsqueeze(-1)

@@ -1,0 +1,39 @@
+"""Input validation shared by every block: wrong rank or channel count gives a ``ValueError`` naming the
+expected and the received shape, never an error from deep inside torch.
+
+The checks read only static sizes, so they cost nothing under ``torch.compile`` and ``torch.export``.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def _fail(name: str, expected: str, x: torch.Tensor) -> ValueError:
+    return ValueError(f"{name} expects input of shape {expected}, got {tuple(x.shape)}")
+
+
+def check_nchw(x: torch.Tensor, channels: int | None, name: str = "block") -> None:
+    """``x`` must be (B, channels, H, W)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} expects a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 4 or (channels is not None and x.shape[1] != channels):
+        raise _fail(name, f"(B, {channels if channels is not None else 'C'}, H, W)", x)
+
+
+def check_nlc(x: torch.Tensor, dim: int | None, name: str = "block", tokens: int | None = None) -> None:
+    """``x`` must be (B, N, dim), with N == ``tokens`` when given."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} expects a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 3 or (dim is not None and x.shape[2] != dim) or (tokens is not None and x.shape[1] != tokens):
+        raise _fail(name, f"(B, {tokens if tokens is not None else 'N'}, {dim if dim is not None else 'C'})", x)
+
+
+def check_size(x: torch.Tensor, size: tuple[int, int], name: str = "block") -> None:
+    """For blocks tied to a spatial size by design: (H, W) of ``x`` must equal ``size``."""
+    if tuple(x.shape[-2:]) != tuple(size):
+        raise ValueError(f"{name} is built for spatial size {tuple(size)} (fixed by design); "
+                         f"got input of shape {tuple(x.shape)} with size {tuple(x.shape[-2:])}")
+
+
+def block_name(module: torch.nn.Module) -> str:
+    return type(module).__name__

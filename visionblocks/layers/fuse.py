@@ -1,0 +1,52 @@
+"""Conv + BatchNorm fusion and kernel padding: the arithmetic of structural re-parameterization
+(Ding et al., RepVGG, arXiv 2101.03697), shared by every re-parameterizable block."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def fuse_conv_bn_weights(weight: torch.Tensor, bias: torch.Tensor | None,
+                         bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Kernel and bias of ``bn(conv(x))`` as one convolution (``bn`` in eval mode).
+
+    ``W' = W * gamma / sqrt(var + eps)``, ``b' = beta + (b - mean) * gamma / sqrt(var + eps)``.
+    """
+    std = (bn.running_var + bn.eps).sqrt()
+    gamma = bn.weight if bn.affine else torch.ones_like(std)
+    beta = bn.bias if bn.affine else torch.zeros_like(std)
+    t = gamma / std
+    b = bias if bias is not None else torch.zeros_like(bn.running_mean)
+    return weight * t.reshape(-1, *([1] * (weight.ndim - 1))), beta + (b - bn.running_mean) * t
+
+
+def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """A new ``nn.Conv2d`` computing ``bn(conv(x))`` in eval mode."""
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                      conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,
+                      device=conv.weight.device, dtype=conv.weight.dtype)
+    w, b = fuse_conv_bn_weights(conv.weight, conv.bias, bn)
+    with torch.no_grad():
+        fused.weight.copy_(w)
+        fused.bias.copy_(b)
+    return fused
+
+
+def pad_kernel(weight: torch.Tensor, kernel_size: tuple[int, int]) -> torch.Tensor:
+    """Zero-pad a (O, I, kh, kw) kernel symmetrically to ``kernel_size`` (both differences must be even)."""
+    kh, kw = weight.shape[-2:]
+    dh, dw = kernel_size[0] - kh, kernel_size[1] - kw
+    if dh < 0 or dw < 0 or dh % 2 or dw % 2:
+        raise ValueError(f"cannot centre a {kh}x{kw} kernel in {kernel_size[0]}x{kernel_size[1]}")
+    return F.pad(weight, (dw // 2, dw // 2, dh // 2, dh // 2))
+
+
+def identity_kernel(channels: int, groups: int, kernel_size: tuple[int, int], *, device=None,
+                    dtype=None) -> torch.Tensor:
+    """The (channels, channels/groups, kh, kw) kernel of a grouped convolution that is the identity."""
+    in_per_group = channels // groups
+    k = torch.zeros(channels, in_per_group, *kernel_size, device=device, dtype=dtype)
+    idx = torch.arange(channels, device=device)
+    k[idx, idx % in_per_group, kernel_size[0] // 2, kernel_size[1] // 2] = 1.0
+    return k

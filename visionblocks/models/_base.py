@@ -1,0 +1,59 @@
+"""What every model shares: resolving an ``attn=`` argument and the classifier head."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+from visionblocks.registry import block_info
+
+
+def resolve_attn(attn: str | Callable[..., nn.Module] | None, attn_kwargs: dict | None = None) -> Callable[[int], nn.Module] | None:
+    """Turn ``attn`` (a registered ``nchw`` block name, a module class taking ``channels``, or ``None``) into a
+    factory ``channels -> nn.Module`` (or ``None`` for no attention)."""
+    if attn is None:
+        return None
+    kwargs = dict(attn_kwargs or {})
+    if isinstance(attn, str):
+        info = block_info(attn)
+        if info.layout != "nchw":
+            raise ValueError(f"attn must name an 'nchw' block (input and output (B, C, H, W)); "
+                             f"{attn!r} has layout {info.layout!r}")
+        cls = info.cls
+    elif callable(attn):
+        cls = attn
+    else:
+        raise TypeError(f"attn must be a block name, a module class or None, got {type(attn).__name__}")
+    return lambda channels: cls(channels, **kwargs)
+
+
+class ClassifierHead(nn.Module):
+    """Global average pooling, optional dropout, then a linear classifier (identity when num_classes=0)."""
+
+    def __init__(self, in_features: int, num_classes: int, drop_rate: float = 0.0):
+        super().__init__()
+        self.in_features = in_features
+        self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
+        self.fc = nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = x.mean((2, 3)) if x.ndim == 4 else x
+        x = self.drop(x)
+        return x if pre_logits else self.fc(x)
+
+
+class ModelBase(nn.Module):
+    """``forward = forward_head(forward_features(x))`` with input validation, as in timm."""
+
+    in_chans: int = 3
+
+    def check_input(self, x: Any) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{type(self).__name__} expects a torch.Tensor, got {type(x).__name__}")
+        if x.ndim != 4 or x.shape[1] != self.in_chans:
+            raise ValueError(f"{type(self).__name__} expects input of shape (B, {self.in_chans}, H, W), "
+                             f"got {tuple(x.shape)}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

@@ -1,0 +1,212 @@
+"""The open registries of blocks and models.
+
+Blocks and models register themselves with a class (or function) decorator; nothing here is an
+if/elif factory, so users register their own entries exactly as the library does::
+
+    @visionblocks.register_block("my_gate", family="attention", layout="nchw",
+                                 paper="Me et al. 2026", url="https://example.org",
+                                 example=visionblocks.Example(args=(64,), input_shape=(2, 64, 14, 14)))
+    class MyGate(nn.Module): ...
+
+Each block entry carries an :class:`Example`: the paper's default configuration at a small input, used by
+the contract test-suite, the benchmark and ``visionblocks info``.
+"""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch.nn as nn
+
+__all__ = [
+    "FAMILIES", "LAYOUTS", "Example", "BlockInfo", "ModelInfo",
+    "register_block", "list_blocks", "block_info", "create_block",
+    "register_model", "list_models", "model_info", "create_model",
+]
+
+FAMILIES = ("attention", "conv", "reparam", "mlp")
+LAYOUTS = ("nchw", "nlc", "conv", "head", "special")
+
+
+@dataclass(frozen=True)
+class Example:
+    """A small, runnable configuration of a block: ``cls(*args, **kwargs)`` applied to ``input_shape``.
+
+    ``args``/``kwargs`` hold the paper's default configuration (the example *is* the block users get), at a
+    channel count small enough for tests.  For ``special`` layouts,
+    ``make_inputs(batch=None, size=None, bad=None, generator=None)`` returns the tuple of input tensors
+    (``batch``/``size`` are ``None`` for the example's own, ``size`` is otherwise an (H, W) pair that the
+    block interprets, e.g. as a node count; ``bad`` is ``None``, ``"channels"`` or ``"rank"`` for a
+    deliberately wrong input), and ``output_shapes(inputs)`` gives the expected output shape, or tuple
+    of shapes.  ``output_shapes`` may also override the layout's rule for other layouts (e.g. a
+    transposed convolution's upsampling).
+    """
+
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    input_shape: tuple[int, ...] | None = None
+    make_inputs: Callable[..., tuple] | None = None
+    output_shapes: Callable[..., Any] | None = None
+
+
+@dataclass(frozen=True)
+class BlockInfo:
+    """What the registry knows of one block."""
+
+    name: str
+    cls: type
+    family: str
+    layout: str
+    paper: str
+    url: str
+    fixed_size: bool
+    example: Example
+    onnx_unsupported: str | None = None
+    notes: str = ""
+
+    def build_example(self) -> nn.Module:
+        """The block at its example configuration."""
+        return self.cls(*self.example.args, **self.example.kwargs)
+
+    @property
+    def reparameterizable(self) -> bool:
+        return callable(getattr(self.cls, "reparameterize", None))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows of one model.
+
+    ``paper_params`` is in millions and ``paper_macs`` in G multiply-accumulates (what most vision papers
+    call "FLOPs"), both at ``input_size``; ``paper_note`` explains any known disagreement with the paper.
+    """
+
+    name: str
+    fn: Callable[..., nn.Module]
+    paper: str
+    url: str
+    input_size: tuple[int, int, int] = (3, 224, 224)
+    paper_params: float | None = None
+    paper_macs: float | None = None
+    paper_note: str = ""
+    test_input_size: tuple[int, int] | None = None
+    family: str = ""
+    macs_rel_tol: float = 0.01
+
+
+_BLOCKS: dict[str, BlockInfo] = {}
+_MODELS: dict[str, ModelInfo] = {}
+
+
+def _unknown(kind: str, name: str, known: dict) -> ValueError:
+    close = difflib.get_close_matches(str(name), list(known), n=5, cutoff=0.5)
+    if not close:  # fall back to names sharing a prefix or substring
+        close = [k for k in sorted(known) if str(name).lower() in k or k.startswith(str(name)[:3].lower())][:5]
+    hint = f"; did you mean: {', '.join(close)}?" if close else ""
+    return ValueError(f"unknown {kind} {name!r}{hint} (see visionblocks.list_{kind}s())")
+
+
+def register_block(name: str, *, family: str, layout: str, paper: str, url: str, fixed_size: bool = False,
+                   example: Example, onnx_unsupported: str | None = None, notes: str = "") -> Callable[[type], type]:
+    """Class decorator registering an ``nn.Module`` subclass as block ``name``.
+
+    ``family`` is one of :data:`FAMILIES`, ``layout`` one of :data:`LAYOUTS`.  ``fixed_size=True`` marks
+    blocks whose weights are tied to a spatial size / token count by design (they must reject other sizes
+    with a ``ValueError``).  ``onnx_unsupported`` is the reason a block cannot be exported to ONNX, when it
+    truly cannot.
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    if not isinstance(example, Example):
+        raise TypeError(f"example must be a visionblocks.Example, got {type(example).__name__}")
+    if layout != "special" and example.input_shape is None:
+        raise ValueError(f"block {name!r}: example.input_shape is required for layout {layout!r}")
+    if layout == "special" and example.make_inputs is None:
+        raise ValueError(f"block {name!r}: a 'special' block needs example.make_inputs")
+
+    def decorator(cls: type) -> type:
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+            raise TypeError(f"register_block expects an nn.Module subclass, got {cls!r}")
+        if name in _BLOCKS and _BLOCKS[name].cls is not cls:
+            raise ValueError(f"block {name!r} is already registered to {_BLOCKS[name].cls.__qualname__}")
+        _BLOCKS[name] = BlockInfo(name, cls, family, layout, paper, url, fixed_size, example,
+                                  onnx_unsupported, notes)
+        return cls
+
+    return decorator
+
+
+def unregister_block(name: str) -> None:
+    """Remove a block (used by tests that register throw-away blocks)."""
+    _BLOCKS.pop(name, None)
+
+
+def list_blocks(family: str | None = None) -> list[str]:
+    """Sorted names of the registered blocks, optionally of one family."""
+    if family is not None and family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    return sorted(n for n, i in _BLOCKS.items() if family is None or i.family == family)
+
+
+def block_info(name: str) -> BlockInfo:
+    try:
+        return _BLOCKS[name]
+    except KeyError:
+        raise _unknown("block", name, _BLOCKS) from None
+
+
+def create_block(name: str, *args: Any, **kwargs: Any) -> nn.Module:
+    """Build block ``name`` with the given constructor arguments (its class defaults otherwise)."""
+    return block_info(name).cls(*args, **kwargs)
+
+
+def register_model(name: str | None = None, *, paper: str, url: str, input_size: tuple[int, int, int] = (3, 224, 224),
+                   paper_params: float | None = None, paper_macs: float | None = None, paper_note: str = "",
+                   test_input_size: tuple[int, int] | None = None, family: str = "",
+                   macs_rel_tol: float = 0.01) -> Callable:
+    """Function decorator registering a model constructor ``fn(num_classes=1000, in_chans=3, **kwargs)``.
+
+    ``test_input_size`` is a small (H, W) the test-suite may use instead of ``input_size`` to keep CPU
+    tests fast; leave it ``None`` when the model only works at its default size.  ``macs_rel_tol`` widens the
+    1% MACs tolerance only where ``paper_note`` shows the paper's figure is rounded or wrong.
+    """
+
+    def decorator(fn: Callable) -> Callable:
+        key = name or fn.__name__
+        if key in _MODELS and _MODELS[key].fn is not fn:
+            raise ValueError(f"model {key!r} is already registered")
+        _MODELS[key] = ModelInfo(key, fn, paper, url, tuple(input_size), paper_params, paper_macs, paper_note,
+                                 test_input_size, family, macs_rel_tol)
+        return fn
+
+    return decorator
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Sorted names of the registered models, optionally filtered by a shell-style ``pattern``."""
+    names = sorted(_MODELS)
+    return names if pattern is None else [n for n in names if fnmatch.fnmatch(n, pattern)]
+
+
+def model_info(name: str) -> ModelInfo:
+    try:
+        return _MODELS[name]
+    except KeyError:
+        raise _unknown("model", name, _MODELS) from None
+
+
+def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> nn.Module:
+    """Build model ``name``; every model has ``forward_features`` and ``forward_head``."""
+    return model_info(name).fn(num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+def constructor_defaults(cls: type) -> dict[str, Any]:
+    """The keyword defaults of ``cls.__init__`` (for ``visionblocks info``)."""
+    sig = inspect.signature(cls.__init__)
+    return {k: (p.default if p.default is not inspect.Parameter.empty else "<required>")
+            for k, p in sig.parameters.items() if k != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}

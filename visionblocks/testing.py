@@ -1,0 +1,405 @@
+"""The block and model contract, as reusable checks.
+
+Each ``check_*`` function builds an entry from the registry and raises ``AssertionError`` with a clear
+message when the entry breaks one rule of the plug-and-play contract.  The test-suite parametrizes them
+over ``list_blocks()`` and ``list_models()``; users can run them on their own registered blocks::
+
+    from visionblocks import testing
+    testing.check_block("my_gate")          # every rule, or call single checks
+
+Only torch is needed, except :func:`check_onnx` (``onnx``, ``onnxscript`` and ``onnxruntime``).
+"""
+from __future__ import annotations
+
+import copy
+import io
+import math
+import os
+import traceback
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+from .registry import BlockInfo, ModelInfo, block_info, model_info
+
+__all__ = [
+    "make_inputs", "expected_output_shapes", "flatten_outputs", "build",
+    "check_forward", "check_other_sizes", "check_backward", "check_dtypes", "check_channels_last",
+    "check_compile", "check_export", "check_bad_input", "check_state_dict", "check_onnx", "check_block",
+    "BLOCK_CHECKS", "randomize_bn_stats",
+]
+
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+_TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
+
+
+# --------------------------------------------------------------------------------------------- inputs
+def _info(entry: str | BlockInfo) -> BlockInfo:
+    return block_info(entry) if isinstance(entry, str) else entry
+
+
+def make_inputs(info: BlockInfo, batch: int | None = None, size: Any = None, bad: str | None = None,
+                dtype: torch.dtype = torch.float32, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Random inputs for ``info``'s example; ``size`` is (H, W) for image layouts, N for ``nlc``;
+    ``bad`` = ``"channels"`` or ``"rank"`` makes a deliberately wrong input."""
+    g = torch.Generator().manual_seed(seed)
+    ex = info.example
+    if info.layout == "special":
+        inputs = ex.make_inputs(batch=batch, size=size, bad=bad, generator=g)
+        return tuple(t.to(dtype) if t.is_floating_point() else t for t in inputs)
+    shape = list(ex.input_shape)
+    if batch is not None:
+        shape[0] = batch
+    if size is not None:
+        if info.layout == "nlc":
+            shape[1] = int(size)
+        else:
+            shape[-2:] = list(size)
+    if bad == "channels":
+        shape[1 if info.layout != "nlc" else 2] += 1
+    elif bad == "rank":
+        shape = shape[1:]
+    elif bad is not None:
+        raise ValueError(f"bad must be None, 'channels' or 'rank', got {bad!r}")
+    return (torch.randn(*shape, generator=g, dtype=torch.float64).to(dtype),)
+
+
+def _ctor_arg(info: BlockInfo, name: str, position: int, default: Any) -> Any:
+    ex = info.example
+    if name in ex.kwargs:
+        return ex.kwargs[name]
+    if len(ex.args) > position:
+        return ex.args[position]
+    return default
+
+
+def expected_output_shapes(info: BlockInfo, inputs: tuple[torch.Tensor, ...]) -> Any:
+    """The shape (or tuple of shapes) the layout promises for ``inputs``."""
+    ex = info.example
+    if ex.output_shapes is not None:
+        return ex.output_shapes(inputs)
+    x = inputs[0]
+    if info.layout in ("nchw", "nlc"):
+        return tuple(x.shape)
+    if info.layout == "conv":
+        out_ch = _ctor_arg(info, "out_channels", 1, None)
+        stride = _ctor_arg(info, "stride", 3, 1)
+        sh, sw = (stride, stride) if isinstance(stride, int) else stride
+        return (x.shape[0], out_ch, math.ceil(x.shape[2] / sh), math.ceil(x.shape[3] / sw))
+    if info.layout == "head":
+        return (x.shape[0], _ctor_arg(info, "num_classes", 1, None))
+    raise AssertionError(f"{info.name}: a 'special' block must give example.output_shapes")
+
+
+def flatten_outputs(out: Any) -> list[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, (tuple, list)):
+        return [t for o in out for t in flatten_outputs(o)]
+    raise AssertionError(f"a block must return tensors (or tuples of them), got {type(out).__name__}")
+
+
+def _shapes(out: Any) -> Any:
+    if isinstance(out, torch.Tensor):
+        return tuple(out.shape)
+    return tuple(_shapes(o) for o in out)
+
+
+def build(info: BlockInfo, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return info.build_example()
+
+
+def randomize_bn_stats(module: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every BatchNorm random running statistics and affine parameters (for exactness tests)."""
+    g = torch.Generator().manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            with torch.no_grad():
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+                if m.affine:
+                    m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                    m.bias.copy_(torch.randn(n, generator=g) * 0.5)
+    return module
+
+
+def _close(a: list[torch.Tensor], b: list[torch.Tensor], what: str, rtol: float = 1e-4, atol: float = 1e-5) -> None:
+    assert len(a) == len(b), f"{what}: {len(a)} outputs vs {len(b)}"
+    for i, (x, y) in enumerate(zip(a, b)):
+        assert x.shape == y.shape, f"{what}: output {i} shape {tuple(x.shape)} vs {tuple(y.shape)}"
+        x, y = x.detach().double(), y.detach().double()
+        scale = max(1.0, y.abs().max().item())
+        err = (x - y).abs().max().item()
+        assert err <= atol * scale + rtol * scale, f"{what}: output {i} differs by {err:.3g} (scale {scale:.3g})"
+
+
+def _run(m: nn.Module, inputs: tuple) -> list[torch.Tensor]:
+    return flatten_outputs(m(*inputs))
+
+
+# --------------------------------------------------------------------------------------------- checks
+def check_forward(entry: str | BlockInfo) -> None:
+    """Forward at the example gives the layout's shape with finite values (train and eval mode)."""
+    info = _info(entry)
+    m = build(info)
+    inputs = make_inputs(info)
+    expected = expected_output_shapes(info, inputs)
+    for mode in (True, False):
+        m.train(mode)
+        out = m(*inputs)
+        got = _shapes(out)
+        assert got == expected, f"{info.name}: output shape {got}, the {info.layout!r} layout promises {expected}"
+        for t in flatten_outputs(out):
+            assert torch.isfinite(t).all(), f"{info.name}: non-finite output ({'train' if mode else 'eval'} mode)"
+
+
+def _other_sizes(info: BlockInfo) -> list:
+    if info.layout == "nlc":
+        n = info.example.input_shape[1]
+        return [n + 5, max(1, n // 2 + 1)]
+    return [(17, 23), (9, 32)]
+
+
+def check_other_sizes(entry: str | BlockInfo) -> None:
+    """Blocks not tied to a size give the right shape at other sizes (odd ones included) and at batch 1 in
+    eval mode; ``fixed_size`` blocks reject another size with a ``ValueError``."""
+    info = _info(entry)
+    m = build(info)
+    for size in _other_sizes(info):
+        inputs = make_inputs(info, size=size)
+        if info.fixed_size:
+            try:
+                m(*inputs)
+            except ValueError as e:
+                assert "size" in str(e).lower() or "token" in str(e).lower(), \
+                    f"{info.name}: the ValueError for a wrong size should say so: {e}"
+                continue
+            raise AssertionError(f"{info.name} is fixed_size but accepted input of shape {_shapes(inputs)}")
+        for mode in (True, False):
+            m.train(mode)
+            out = m(*inputs)
+            assert _shapes(out) == expected_output_shapes(info, inputs), \
+                f"{info.name}: at input {_shapes(inputs)} got {_shapes(out)}, expected {expected_output_shapes(info, inputs)}"
+            assert all(torch.isfinite(t).all() for t in flatten_outputs(out)), f"{info.name}: non-finite output at {size}"
+    m.eval()
+    inputs = make_inputs(info, batch=1)
+    with torch.no_grad():
+        single = m(*inputs)
+        full = _run(m, make_inputs(info, batch=2))
+    exp = expected_output_shapes(info, inputs)
+    assert _shapes(single) == exp, f"{info.name}: batch 1 gives {_shapes(single)}, expected {exp}"
+    # batch independence in eval mode: the first sample's output does not depend on the others
+    first = _run(m, tuple(t[:1] for t in make_inputs(info, batch=2)))
+    _close(first, [t[:1] for t in full], f"{info.name}: eval output of sample 0 depends on the rest of the batch")
+
+
+def check_backward(entry: str | BlockInfo) -> None:
+    """Backward gives every parameter a finite gradient."""
+    info = _info(entry)
+    m = build(info).train()
+    inputs = tuple(t.requires_grad_(True) if t.is_floating_point() else t for t in make_inputs(info))
+    outs = flatten_outputs(m(*inputs))
+    g = torch.Generator().manual_seed(1)
+    loss = sum((o * torch.randn(o.shape, generator=g, dtype=o.dtype)).sum() for o in outs)
+    loss.backward()
+    for name, p in m.named_parameters():
+        assert p.grad is not None, f"{info.name}: parameter {name!r} got no gradient (unused in forward?)"
+        assert torch.isfinite(p.grad).all(), f"{info.name}: parameter {name!r} has a non-finite gradient"
+    for i, t in enumerate(inputs):
+        if t.is_floating_point():
+            assert t.grad is not None and torch.isfinite(t.grad).all(), f"{info.name}: input {i} gets no finite gradient"
+
+
+def check_dtypes(entry: str | BlockInfo) -> None:
+    """float64 agrees with float32; bfloat16 runs, keeps its dtype and stays close."""
+    info = _info(entry)
+    m = build(info).eval()
+    inputs = make_inputs(info)
+    with torch.no_grad():
+        ref = _run(m, inputs)
+        m64 = copy.deepcopy(m).double()
+        out64 = _run(m64, make_inputs(info, dtype=torch.float64))
+        for t in out64:
+            assert t.dtype == torch.float64 or not t.is_floating_point(), f"{info.name}: float64 input gave {t.dtype}"
+        _close(out64, ref, f"{info.name}: float64 vs float32", rtol=1e-3, atol=1e-4)
+        mbf = copy.deepcopy(m).to(torch.bfloat16)
+        outbf = _run(mbf, make_inputs(info, dtype=torch.bfloat16))
+        for t, r in zip(outbf, ref):
+            assert t.dtype == torch.bfloat16 or not t.is_floating_point(), f"{info.name}: bfloat16 input gave {t.dtype}"
+            assert torch.isfinite(t).all(), f"{info.name}: non-finite bfloat16 output"
+            rel = (t.double() - r.double()).norm() / r.double().norm().clamp_min(1e-6)
+            assert rel < 0.1, f"{info.name}: bfloat16 output is {rel:.3f} (relative norm) away from float32"
+
+
+def check_channels_last(entry: str | BlockInfo) -> None:
+    """A channels_last input gives the same result as a contiguous one."""
+    info = _info(entry)
+    m = build(info).eval()
+    inputs = make_inputs(info)
+    if not any(t.ndim == 4 for t in inputs):
+        return  # no image input: nothing to reorder
+    cl = tuple(t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 else t for t in inputs)
+    with torch.no_grad():
+        _close(_run(m, cl), _run(m, inputs), f"{info.name}: channels_last vs contiguous", rtol=1e-5, atol=1e-5)
+
+
+def check_compile(entry: str | BlockInfo) -> None:
+    """``torch.compile(fullgraph=True)`` traces with no graph break and gives the eager result."""
+    import torch._dynamo
+    info = _info(entry)
+    m = build(info).eval()
+    inputs = make_inputs(info)
+    torch._dynamo.reset()
+    compiled = torch.compile(m, fullgraph=True, backend="eager")
+    with torch.no_grad():
+        try:
+            got = _run(compiled, inputs)
+        except Exception as e:  # a graph break under fullgraph=True raises
+            raise AssertionError(f"{info.name}: torch.compile(fullgraph=True) failed: {type(e).__name__}: "
+                                 f"{str(e).splitlines()[0] if str(e) else ''}") from e
+        _close(got, _run(m, inputs), f"{info.name}: compiled vs eager")
+
+
+def check_export(entry: str | BlockInfo) -> None:
+    """``torch.export.export`` works and matches eager."""
+    info = _info(entry)
+    m = build(info).eval()
+    inputs = make_inputs(info)
+    try:
+        ep = torch.export.export(m, inputs)
+    except Exception as e:
+        raise AssertionError(f"{info.name}: torch.export failed: {type(e).__name__}: {str(e)[:300]}") from e
+    with torch.no_grad():
+        _close(_run(ep.module(), inputs), _run(m, inputs), f"{info.name}: exported vs eager")
+
+
+def _raised_in_torch(tb) -> bool:
+    frames = traceback.extract_tb(tb)
+    return bool(frames) and os.path.abspath(frames[-1].filename).startswith(_TORCH_DIR + os.sep) \
+        and not os.path.abspath(frames[-1].filename).startswith(_PKG_DIR)
+
+
+def check_bad_input(entry: str | BlockInfo) -> None:
+    """A wrong channel count and a wrong rank raise ValueError/TypeError naming expected and received shape."""
+    info = _info(entry)
+    m = build(info).eval()
+    for bad in ("channels", "rank"):
+        inputs = make_inputs(info, bad=bad)
+        try:
+            with torch.no_grad():
+                m(*inputs)
+        except (ValueError, TypeError) as e:
+            assert not _raised_in_torch(e.__traceback__), \
+                f"{info.name}: the error for a wrong {bad} comes from inside torch, not from the block: {e}"
+            msg = str(e)
+            received = [str(tuple(t.shape)) for t in inputs]
+            assert any(r in msg for r in received), \
+                f"{info.name}: the error for a wrong {bad} should name the received shape {received}: {msg!r}"
+            continue
+        except Exception as e:
+            raise AssertionError(f"{info.name}: a wrong {bad} raised {type(e).__name__} (from torch?), not "
+                                 f"ValueError/TypeError: {str(e)[:200]}") from e
+        raise AssertionError(f"{info.name}: input with wrong {bad} {_shapes(inputs)} was accepted")
+
+
+def check_state_dict(entry: str | BlockInfo) -> None:
+    """A state_dict saved and loaded with ``weights_only=True`` into a fresh instance reproduces the output."""
+    info = _info(entry)
+    m = build(info, seed=0).eval()
+    for p in m.parameters():  # make sure nothing is left at a constant initialisation
+        with torch.no_grad():
+            p.add_(torch.randn_like(p) * 0.01)
+    randomize_bn_stats(m, seed=3)
+    buf = io.BytesIO()
+    torch.save(m.state_dict(), buf)
+    buf.seek(0)
+    sd = torch.load(buf, weights_only=True)
+    fresh = build(info, seed=123).eval()
+    fresh.load_state_dict(sd, strict=True)
+    inputs = make_inputs(info)
+    with torch.no_grad():
+        a, b = _run(m, inputs), _run(fresh, inputs)
+    for x, y in zip(a, b):
+        assert torch.equal(x, y), f"{info.name}: output after a state_dict round trip differs " \
+                                  f"(state kept outside parameters/buffers?)"
+
+
+def check_onnx(entry: str | BlockInfo) -> None:
+    """``torch.onnx.export(dynamo=True)`` gives a model onnxruntime runs with the eager result (atol 1e-4);
+    a block registered with ``onnx_unsupported`` must state why and must really fail to export."""
+    import logging
+    import warnings
+    import onnxruntime as ort
+    info = _info(entry)
+    m = build(info).eval()
+    inputs = make_inputs(info)
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), open(os.devnull, "w") as devnull:
+            warnings.simplefilter("ignore")
+            import contextlib
+            with contextlib.redirect_stdout(devnull):
+                prog = torch.onnx.export(m, inputs, dynamo=True, verbose=False)
+        data = prog.model_proto.SerializeToString()
+    except Exception as e:
+        if info.onnx_unsupported:
+            return
+        raise AssertionError(f"{info.name}: torch.onnx.export failed: {type(e).__name__}: {str(e)[:300]}") from e
+    assert not info.onnx_unsupported, (f"{info.name} says it cannot be exported to ONNX ({info.onnx_unsupported}) "
+                                       "but it exports: remove the exception")
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    feeds = {i.name: t.numpy() for i, t in zip(sess.get_inputs(), inputs)}
+    got = [torch.from_numpy(o) for o in sess.run(None, feeds)]
+    with torch.no_grad():
+        ref = _run(m, inputs)
+    assert len(got) == len(ref), f"{info.name}: ONNX model gives {len(got)} outputs, eager {len(ref)}"
+    for i, (g, r) in enumerate(zip(got, ref)):
+        err = (g.double() - r.double()).abs().max().item()
+        assert err <= 1e-4 * max(1.0, r.abs().max().item()), f"{info.name}: ONNX output {i} differs by {err:.3g}"
+
+
+def check_onnx_reason(entry: str | BlockInfo) -> None:
+    info = _info(entry)
+    if info.onnx_unsupported is not None:
+        assert len(info.onnx_unsupported.strip()) >= 20, f"{info.name}: onnx_unsupported must explain why"
+
+
+BLOCK_CHECKS: dict[str, Callable[[Any], None]] = {
+    "forward": check_forward, "other_sizes": check_other_sizes, "backward": check_backward,
+    "dtypes": check_dtypes, "channels_last": check_channels_last, "compile": check_compile,
+    "export": check_export, "bad_input": check_bad_input, "state_dict": check_state_dict, "onnx": check_onnx,
+}
+
+
+def check_block(entry: str | BlockInfo, skip: tuple[str, ...] = ()) -> None:
+    """Run every contract check (except those in ``skip``) on one block."""
+    for name, fn in BLOCK_CHECKS.items():
+        if name not in skip:
+            fn(entry)
+
+
+# --------------------------------------------------------------------------------------------- models
+def model_test_size(info: ModelInfo) -> tuple[int, int]:
+    return info.test_input_size or tuple(info.input_size[1:])
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(name: str, size: tuple[int, int] | None = None, **kwargs) -> tuple[int, int]:
+    """(params, MACs) of model ``name`` at ``size`` (default: its input size), counted on the meta device
+    with ``torch.utils.flop_counter`` (which counts 2 FLOPs per multiply-accumulate)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from .registry import create_model
+    info = model_info(name)
+    size = size or tuple(info.input_size[1:])
+    with torch.device("meta"):
+        m = create_model(name, **kwargs).eval()
+        x = torch.empty(1, info.input_size[0], *size)
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        m(x)
+    return count_params(m), fc.get_total_flops() // 2
