@@ -136,8 +136,18 @@ def _close(a: list[torch.Tensor], b: list[torch.Tensor], what: str, rtol: float 
         assert err <= atol * scale + rtol * scale, f"{what}: output {i} differs by {err:.3g} (scale {scale:.3g})"
 
 
-def _run(m: nn.Module, inputs: tuple) -> list[torch.Tensor]:
-    return flatten_outputs(m(*inputs))
+def _call(m: nn.Module, inputs: tuple, what: str) -> Any:
+    """``m(*inputs)``; a crash becomes an AssertionError saying what was being checked."""
+    try:
+        return m(*inputs)
+    except AssertionError:
+        raise
+    except Exception as e:
+        raise AssertionError(f"{what}: crashed on input {_shapes(inputs)}: {type(e).__name__}: {str(e)[:300]}") from e
+
+
+def _run(m: nn.Module, inputs: tuple, what: str = "forward") -> list[torch.Tensor]:
+    return flatten_outputs(_call(m, inputs, what))
 
 
 # --------------------------------------------------------------------------------------------- checks
@@ -149,7 +159,7 @@ def check_forward(entry: str | BlockInfo) -> None:
     expected = expected_output_shapes(info, inputs)
     for mode in (True, False):
         m.train(mode)
-        out = m(*inputs)
+        out = _call(m, inputs, f"{info.name}: forward")
         got = _shapes(out)
         assert got == expected, f"{info.name}: output shape {got}, the {info.layout!r} layout promises {expected}"
         for t in flatten_outputs(out):
@@ -177,17 +187,20 @@ def check_other_sizes(entry: str | BlockInfo) -> None:
                 assert "size" in str(e).lower() or "token" in str(e).lower(), \
                     f"{info.name}: the ValueError for a wrong size should say so: {e}"
                 continue
+            except Exception as e:
+                raise AssertionError(f"{info.name} is fixed_size but a wrong size raised {type(e).__name__}, "
+                                     f"not a ValueError: {str(e)[:200]}") from e
             raise AssertionError(f"{info.name} is fixed_size but accepted input of shape {_shapes(inputs)}")
         for mode in (True, False):
             m.train(mode)
-            out = m(*inputs)
+            out = _call(m, inputs, f"{info.name}: other input size (decided at call time)")
             assert _shapes(out) == expected_output_shapes(info, inputs), \
                 f"{info.name}: at input {_shapes(inputs)} got {_shapes(out)}, expected {expected_output_shapes(info, inputs)}"
             assert all(torch.isfinite(t).all() for t in flatten_outputs(out)), f"{info.name}: non-finite output at {size}"
     m.eval()
     inputs = make_inputs(info, batch=1)
     with torch.no_grad():
-        single = m(*inputs)
+        single = _call(m, inputs, f"{info.name}: batch 1 in eval mode")
         full = _run(m, make_inputs(info, batch=2))
     exp = expected_output_shapes(info, inputs)
     assert _shapes(single) == exp, f"{info.name}: batch 1 gives {_shapes(single)}, expected {exp}"
@@ -201,10 +214,13 @@ def check_backward(entry: str | BlockInfo) -> None:
     info = _info(entry)
     m = build(info).train()
     inputs = tuple(t.requires_grad_(True) if t.is_floating_point() else t for t in make_inputs(info))
-    outs = flatten_outputs(m(*inputs))
+    outs = _run(m, inputs, f"{info.name}: forward for backward")
     g = torch.Generator().manual_seed(1)
     loss = sum((o * torch.randn(o.shape, generator=g, dtype=o.dtype)).sum() for o in outs)
-    loss.backward()
+    try:
+        loss.backward()
+    except Exception as e:
+        raise AssertionError(f"{info.name}: backward failed: {type(e).__name__}: {str(e)[:300]}") from e
     for name, p in m.named_parameters():
         assert p.grad is not None, f"{info.name}: parameter {name!r} got no gradient (unused in forward?)"
         assert torch.isfinite(p.grad).all(), f"{info.name}: parameter {name!r} has a non-finite gradient"
@@ -221,12 +237,12 @@ def check_dtypes(entry: str | BlockInfo) -> None:
     with torch.no_grad():
         ref = _run(m, inputs)
         m64 = copy.deepcopy(m).double()
-        out64 = _run(m64, make_inputs(info, dtype=torch.float64))
+        out64 = _run(m64, make_inputs(info, dtype=torch.float64), f"{info.name}: float64")
         for t in out64:
             assert t.dtype == torch.float64 or not t.is_floating_point(), f"{info.name}: float64 input gave {t.dtype}"
         _close(out64, ref, f"{info.name}: float64 vs float32", rtol=1e-3, atol=1e-4)
         mbf = copy.deepcopy(m).to(torch.bfloat16)
-        outbf = _run(mbf, make_inputs(info, dtype=torch.bfloat16))
+        outbf = _run(mbf, make_inputs(info, dtype=torch.bfloat16), f"{info.name}: bfloat16")
         for t, r in zip(outbf, ref):
             assert t.dtype == torch.bfloat16 or not t.is_floating_point(), f"{info.name}: bfloat16 input gave {t.dtype}"
             assert torch.isfinite(t).all(), f"{info.name}: non-finite bfloat16 output"
@@ -243,7 +259,8 @@ def check_channels_last(entry: str | BlockInfo) -> None:
         return  # no image input: nothing to reorder
     cl = tuple(t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 else t for t in inputs)
     with torch.no_grad():
-        _close(_run(m, cl), _run(m, inputs), f"{info.name}: channels_last vs contiguous", rtol=1e-5, atol=1e-5)
+        _close(_run(m, cl, f"{info.name}: channels_last"), _run(m, inputs), f"{info.name}: channels_last vs contiguous",
+               rtol=1e-5, atol=1e-5)
 
 
 def check_compile(entry: str | BlockInfo) -> None:

@@ -1,0 +1,47 @@
+"""The visionblocks command line: output, options, and exit status 2 with a one-line message."""
+import subprocess
+import sys
+
+import pytest
+
+from visionblocks.cli import main
+
+
+def test_list_prints_table(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["name", "family", "layout", "paper"]
+    assert any(line.startswith("se ") and "attention" in line and "nchw" in line for line in out.splitlines())
+
+
+def test_list_family_and_models(capsys):
+    assert main(["list", "--family", "conv"]) == 0
+    out = capsys.readouterr().out
+    assert "mbconv" in out and "\ncbam " not in out
+    assert main(["list", "--models", "--pattern", "resnet1*"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet101" in out and "resnet18" in out and "resnet50" not in out
+
+
+def test_info_block_and_model(capsys):
+    assert main(["info", "se"]) == 0
+    out = capsys.readouterr().out
+    assert "arxiv.org/abs/1709.01507" in out and "reduction=16" in out
+    assert "input:  (2, 64, 14, 14)" in out and "output: (2, 64, 14, 14)" in out
+    assert "params: 580" in out  # 64*4+4 + 4*64+64
+    assert main(["info", "resnet50"]) == 0
+    assert "25.557 M" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["info", "cbm"], "did you mean: cbam"),
+    (["list", "--family", "nope"], "invalid choice"),
+    (["bogus"], "invalid choice"),
+    ([], "required"),
+    (["list", "--frobnicate"], "unrecognized arguments"),
+])
+def test_errors_exit_2_with_one_line(argv, msg):
+    proc = subprocess.run([sys.executable, "-m", "visionblocks", *argv], capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and msg in lines[0], proc.stderr

@@ -1,0 +1,151 @@
+"""The contract suite would fail for a block that breaks a rule: deliberately broken toy blocks, registered
+inside this test, are each caught by the check for the rule they break (and a correct toy passes all)."""
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import visionblocks as vb
+from visionblocks import testing as T
+from visionblocks.layers import check_nchw
+from visionblocks.registry import unregister_block
+
+EX = vb.Example(args=(8,), input_shape=(2, 8, 12, 12))
+
+
+class Good(nn.Module):
+    """A correct toy gate: x * sigmoid(dwconv(x))."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.channels = channels
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
+
+    def forward(self, x):
+        check_nchw(x, self.channels, "Good")
+        return x * torch.sigmoid(self.conv(x))
+
+
+class WrongShape(Good):
+    def forward(self, x):
+        check_nchw(x, self.channels, "WrongShape")
+        return F.avg_pool2d(x, 2)
+
+
+class NonFinite(Good):
+    def forward(self, x):
+        check_nchw(x, self.channels, "NonFinite")
+        return x / (self.conv(x) * 0)
+
+
+class TiedToExampleSize(Good):
+    """Weights tied to 12x12 without saying so (the README-size bug)."""
+
+    def __init__(self, channels):
+        super().__init__(channels)
+        self.pos = nn.Parameter(torch.zeros(1, channels, 12, 12))
+
+    def forward(self, x):
+        check_nchw(x, self.channels, "Tied")
+        return x + self.pos
+
+
+class UnusedParameter(Good):
+    def __init__(self, channels):
+        super().__init__(channels)
+        self.unused = nn.Linear(channels, channels)
+
+
+class NoValidation(Good):
+    def forward(self, x):  # a wrong channel count fails deep inside torch
+        return x * torch.sigmoid(self.conv(x))
+
+
+class BatchMixing(Good):
+    """Normalises over the batch in eval mode: sample 0 depends on the others."""
+
+    def forward(self, x):
+        check_nchw(x, self.channels, "BatchMixing")
+        return x - x.mean(0, keepdim=True)
+
+
+class GraphBreak(Good):
+    def forward(self, x):
+        check_nchw(x, self.channels, "GraphBreak")
+        if x.sum().item() > 1e9:  # data-dependent Python control flow
+            return x
+        return x * torch.sigmoid(self.conv(x))
+
+
+class StateOutsideParams(Good):
+    """Keeps a tensor as a plain attribute: not in the state_dict."""
+
+    def __init__(self, channels):
+        super().__init__(channels)
+        self.scale = torch.rand(channels)
+
+    def forward(self, x):
+        check_nchw(x, self.channels, "State")
+        return x * torch.sigmoid(self.conv(x)) * self.scale[:, None, None]
+
+
+class ChannelsLastBug(Good):
+    """Reinterprets memory: right for contiguous input, wrong for channels_last."""
+
+    def forward(self, x):
+        check_nchw(x, self.channels, "CL")
+        flat = x.reshape(-1) if x.is_contiguous() else x.permute(0, 2, 3, 1).reshape(-1)
+        return flat.view(x.shape) * torch.sigmoid(self.conv(x))
+
+
+class Float64Bug(Good):
+    def forward(self, x):
+        check_nchw(x, self.channels, "F64")
+        return (x * torch.sigmoid(self.conv(x))).float()
+
+
+class ExportBug(Good):
+    """Loses the bfloat16 dtype and cannot be exported (numpy round trip)."""
+
+    def forward(self, x):
+        check_nchw(x, self.channels, "Np")
+        return torch.from_numpy(x.detach().float().numpy()) * torch.sigmoid(self.conv(x)).float()
+
+
+class FalseOnnxClaim(Good):
+    pass
+
+
+CASES = [
+    (WrongShape, "forward", {}), (NonFinite, "forward", {}), (TiedToExampleSize, "other_sizes", {}),
+    (TiedToExampleSize, "other_sizes", {"fixed_size": True}), (UnusedParameter, "backward", {}),
+    (NoValidation, "bad_input", {}), (BatchMixing, "other_sizes", {}), (GraphBreak, "compile", {}),
+    (StateOutsideParams, "state_dict", {}), (ChannelsLastBug, "channels_last", {}), (Float64Bug, "dtypes", {}),
+    (ExportBug, "export", {}), (FalseOnnxClaim, "onnx", {"onnx_unsupported": "claims ONNX cannot express it at all"}),
+]
+
+
+def _register(cls, **kw):
+    name = f"toy_{cls.__name__.lower()}_{len(kw)}"
+    unregister_block(name)
+    vb.register_block(name, family="attention", layout="nchw", paper="toy", url="https://example.org",
+                      example=EX, **kw)(cls)
+    return name
+
+
+@pytest.mark.parametrize("cls,check,kw", CASES, ids=[f"{c.__name__}-{k}" for c, k, _ in CASES])
+def test_contract_catches(cls, check, kw):
+    name = _register(cls, **kw)
+    try:
+        with pytest.raises(AssertionError):
+            T.BLOCK_CHECKS[check](name)
+    finally:
+        unregister_block(name)
+
+
+def test_correct_toy_block_passes_every_check():
+    name = _register(Good)
+    try:
+        T.check_block(name)
+    finally:
+        unregister_block(name)

@@ -1,0 +1,73 @@
+"""The public registry API: names, errors, user registration."""
+import pytest
+import torch
+import torch.nn as nn
+
+import visionblocks as vb
+from visionblocks.registry import unregister_block
+
+
+def test_unknown_names_suggest_closest():
+    with pytest.raises(ValueError, match=r"did you mean: .*cbam"):
+        vb.create_block("cbm", 64)
+    with pytest.raises(ValueError, match=r"did you mean: .*resnet50"):
+        vb.create_model("resnet05")
+    with pytest.raises(ValueError, match="unknown block"):
+        vb.block_info("definitely_not_a_block")
+
+
+def test_list_and_info():
+    assert vb.list_blocks() == sorted(vb.list_blocks())
+    assert {"se", "cbam", "eca"} <= set(vb.list_blocks("attention"))
+    assert all(vb.block_info(n).family == "conv" for n in vb.list_blocks("conv"))
+    with pytest.raises(ValueError, match="family must be one of"):
+        vb.list_blocks("nope")
+    info = vb.block_info("se")
+    assert info.cls.__name__ == "SqueezeExcite" and info.layout == "nchw" and not info.fixed_size
+    assert isinstance(vb.create_block("se", 32, reduction=4), info.cls)
+    assert "resnet50" in vb.list_models("resnet*") and "se_resnet50" not in vb.list_models("resnet*")
+    assert vb.model_info("resnet50").input_size == (3, 224, 224)
+
+
+def test_create_model_num_classes_in_chans():
+    m = vb.create_model("resnet18", num_classes=5, in_chans=1).eval()
+    assert m(torch.randn(1, 1, 32, 32)).shape == (1, 5)
+    assert vb.create_model("resnet18", num_classes=0).eval()(torch.randn(1, 3, 32, 32)).shape == (1, 512)
+
+
+def test_users_can_register_their_own_block():
+    @vb.register_block("user_gate_for_test", family="attention", layout="nchw", paper="Me 2026",
+                       url="https://example.org", example=vb.Example(args=(8,), input_shape=(1, 8, 5, 5)))
+    class UserGate(nn.Module):
+        """A gate."""
+
+        def __init__(self, channels):
+            super().__init__()
+            self.channels = channels
+
+        def forward(self, x):
+            return x * torch.sigmoid(x)
+
+    try:
+        assert "user_gate_for_test" in vb.list_blocks("attention")
+        assert isinstance(vb.create_block("user_gate_for_test", 8), UserGate)
+        # a user block can be inserted into a ResNet by name
+        net = vb.create_model("resnet18", attn="user_gate_for_test", num_classes=3)
+        assert sum(isinstance(m, UserGate) for m in net.modules()) == 8
+    finally:
+        unregister_block("user_gate_for_test")
+    assert "user_gate_for_test" not in vb.list_blocks()
+
+
+def test_register_block_validates_its_arguments():
+    ex = vb.Example(args=(8,), input_shape=(1, 8, 5, 5))
+    with pytest.raises(ValueError, match="family"):
+        vb.register_block("x", family="fancy", layout="nchw", paper="p", url="u", example=ex)
+    with pytest.raises(ValueError, match="layout"):
+        vb.register_block("x", family="conv", layout="nhwc", paper="p", url="u", example=ex)
+    with pytest.raises(TypeError, match="Example"):
+        vb.register_block("x", family="conv", layout="nchw", paper="p", url="u", example={"args": (8,)})
+    with pytest.raises(ValueError, match="already registered"):
+        vb.register_block("se", family="attention", layout="nchw", paper="p", url="u", example=ex)(type("Other", (nn.Module,), {}))
+    with pytest.raises(TypeError, match="nn.Module"):
+        vb.register_block("x", family="conv", layout="nchw", paper="p", url="u", example=ex)(int)
