@@ -1,0 +1,71 @@
+"""ResMLP block (Touvron et al., ResMLP: Feedforward networks for image classification with data-efficient
+training, TPAMI 2022, arXiv 2105.03404).
+
+With ``X`` the (N x C) token table and ``Aff_{a,b}(x) = Diag(a) x + b`` the per-channel affine map that
+replaces LayerNorm (paper, eqs. 1-3)::
+
+    Z = X + LS1 * (A Aff1(X))                # cross-patch linear sublayer: A is (N x N), with bias
+    Y = Z + LS2 * (C GELU(B Aff2(Z)))        # cross-channel MLP, hidden width 4C
+
+``LS`` is LayerScale (a learnable per-channel scale, initialised to ``init_values``: 0.1 for ResMLP-12,
+1e-5 for ResMLP-24, 1e-6 for ResMLP-36).  ``A`` is tied to the number of tokens N by design.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from visionblocks.layers import DropPath, check_nlc, check_positive_int
+
+from visionblocks.blocks.mlp.mixer_block import ChannelMLP, check_tokens
+from visionblocks.registry import Example, register_block
+
+
+class Affine(nn.Module):
+    """``alpha * x + beta`` per channel (last axis); alpha starts at 1, beta at 0 (ResMLP's Aff)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones(dim))
+        self.beta = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.beta, self.alpha, x)
+
+
+@register_block("resmlp_block", family="mlp", layout="nlc", fixed_size=True,
+                paper="Touvron et al., ResMLP: Feedforward networks for image classification with data-efficient "
+                      "training, TPAMI 2022",
+                url="https://arxiv.org/abs/2105.03404",
+                example=Example(args=(64, 16), kwargs={"init_values": 0.1}, input_shape=(2, 16, 64)))
+class ResMLPBlock(nn.Module):
+    """One ResMLP layer: Affine -> linear over tokens -> LayerScale, then Affine -> MLP -> LayerScale.
+
+    Args:
+        dim: channels C of the (B, N, C) tokens.
+        num_tokens: N, the patch count the (N x N) cross-patch layer is built for (fixed by design).
+        mlp_ratio: hidden width of the channel MLP over C (paper: 4).
+        init_values: LayerScale initialisation (paper: 0.1 for depth 12, 1e-5 for 24, 1e-6 for 36).
+        act_layer: MLP activation (paper: GELU).
+        drop_path: stochastic-depth rate.
+    """
+
+    def __init__(self, dim: int, num_tokens: int, mlp_ratio: float = 4.0, init_values: float = 1e-4,
+                 act_layer="gelu", drop_path: float = 0.0):
+        super().__init__()
+        self.dim = check_positive_int("dim", dim)
+        self.num_tokens = check_positive_int("num_tokens", num_tokens)
+        self.norm1 = Affine(dim)
+        self.token_fc = nn.Linear(num_tokens, num_tokens)
+        self.ls1 = nn.Parameter(torch.full((dim,), float(init_values)))
+        self.norm2 = Affine(dim)
+        self.mlp = ChannelMLP(dim, int(dim * mlp_ratio), act_layer)
+        self.ls2 = nn.Parameter(torch.full((dim,), float(init_values)))
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nlc(x, self.dim, type(self).__name__)
+        check_tokens(x, self.num_tokens, type(self).__name__)
+        t = torch.matmul(self.token_fc.weight, self.norm1(x)) + self.token_fc.bias.unsqueeze(-1)
+        x = x + self.drop_path(self.ls1 * t)
+        return x + self.drop_path(self.ls2 * self.mlp(self.norm2(x)))

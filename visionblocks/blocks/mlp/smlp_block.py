@@ -1,0 +1,55 @@
+"""Sparse MLP (sMLP) block (Tang et al., Sparse MLP for Image Recognition: Is Self-Attention Really
+Necessary?, AAAI 2022, arXiv 2109.05422).
+
+Each token mixes only with the tokens of its row and of its column, with weights shared by every row /
+column and every channel (paper, eqs. 3-5)::
+
+    X_H = X W_H + b_H         # 1-D MLP along H (one H x H matrix for all columns and channels)
+    X_W = X W_W + b_W         # 1-D MLP along W
+    Y = Fuse(concat[X, X_H, X_W])   # 1x1 convolution 3C -> C, no bias
+
+As in the authors' code (microsoft/SPACH, ``sMLPBlock``), the block is pre-activated by BatchNorm + GELU.
+``W_H``/``W_W`` are tied to the spatial size by design.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from visionblocks.layers import check_nchw, check_positive_int, check_size, create_act, create_norm, to_2tuple
+from visionblocks.registry import Example, register_block
+
+
+@register_block("smlp_block", family="mlp", layout="nchw", fixed_size=True,
+                paper="Tang et al., Sparse MLP for Image Recognition: Is Self-Attention Really Necessary?, AAAI 2022",
+                url="https://arxiv.org/abs/2109.05422",
+                example=Example(args=(32, (14, 14)), input_shape=(2, 32, 14, 14)))
+class SparseMLPBlock(nn.Module):
+    """Axial token mixing: identity, MLP along H and MLP along W, fused by a 1x1 convolution.
+
+    Args:
+        channels: C.
+        size: (H, W) the axial projections are built for (fixed by design; an int means square).
+        act_layer: pre-activation (paper code: GELU).
+        norm_layer: pre-normalisation (paper code: BatchNorm).
+    """
+
+    def __init__(self, channels: int, size=(14, 14), act_layer="gelu", norm_layer="batchnorm"):
+        super().__init__()
+        self.channels = check_positive_int("channels", channels)
+        self.size = tuple(check_positive_int("size", s) for s in to_2tuple(size))
+        h, w = self.size
+        self.norm = create_norm(norm_layer, channels)
+        self.act = create_act(act_layer)
+        self.proj_h = nn.Linear(h, h)
+        self.proj_w = nn.Linear(w, w)
+        self.fuse = nn.Conv2d(3 * channels, channels, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.channels, type(self).__name__)
+        check_size(x, self.size, type(self).__name__)
+        x = self.act(self.norm(x))
+        x_h = torch.matmul(self.proj_h.weight, x) + self.proj_h.bias.unsqueeze(-1)   # mixes along H
+        x_w = F.linear(x, self.proj_w.weight, self.proj_w.bias)                      # mixes along W
+        return self.fuse(torch.cat([x, x_h, x_w], dim=1))

@@ -1,0 +1,158 @@
+"""RepMLP block (Ding et al., RepMLP: Re-parameterizing Convolutions into Fully-connected Layers for Image
+Recognition, arXiv 2105.01883).
+
+The (C, H, W) map is cut into (H/h) x (W/w) partitions of size (h, w) (paper, Sec. 3)::
+
+    Global Perceptron:    v = FC2(ReLU(FC1(flatten(BN(AvgPool_{h x w}(X))))));  X' = X + v (one value per
+                          channel and partition, broadcast over the partition)
+    Partition Perceptron: P = BN1d(FC3(flatten(X'_partition)))   # C*h*w -> O*h*w, grouped (g groups)
+    Local Perceptron:     L = sum_k BN(conv_k(X'_partition))     # k x k convs, zero-padded per partition
+    output = P + L, re-assembled to (O, H, W)
+
+Every conv + BN branch of the local perceptron is equivalent to an FC on the flattened partition (its
+weight is the conv applied to the identity basis), so :meth:`reparameterize` folds the BNs, merges the
+convolutions into FC3 and the BN after the pooling into FC1 ("structural re-parameterization").  FC1 and
+FC3 are tied to the spatial size and the partition size by design.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from visionblocks.layers import (check_divisible, check_nchw, check_positive_int, check_size, fuse_conv_bn_weights,
+                                 pad_kernel, to_2tuple)
+from visionblocks.registry import Example, register_block
+
+
+@register_block("repmlp_block", family="reparam", layout="nchw", fixed_size=True,
+                paper="Ding et al., RepMLP: Re-parameterizing Convolutions into Fully-connected Layers for Image "
+                      "Recognition, arXiv 2021",
+                url="https://arxiv.org/abs/2105.01883",
+                example=Example(args=(16, (14, 14)), kwargs={"partition": (7, 7)}, input_shape=(2, 16, 14, 14)))
+class RepMLPBlock(nn.Module):
+    """Global, partition and local perceptrons; the local (conv) perceptron folds into the partition FC.
+
+    Args:
+        channels: input channels C.
+        size: (H, W) the block is built for (fixed by design).
+        partition: (h, w) partition size; must divide ``size`` (paper: 7x7 at 14x14).
+        out_channels: output channels O (default C).
+        reparam_conv_k: kernel sizes of the local perceptron's conv branches, odd (paper code: (1, 3, 5)).
+        fc1_fc2_reduction: reduction of the global perceptron's hidden layer (paper code: 1).
+        fc3_groups: groups g of FC3 and of the convs; must divide C and O (paper code: 4).
+        deploy: build the folded inference form directly.
+    """
+
+    def __init__(self, channels: int, size=(14, 14), partition=(7, 7), out_channels: int | None = None,
+                 reparam_conv_k=(1, 3, 5), fc1_fc2_reduction: int = 1, fc3_groups: int = 4, deploy: bool = False):
+        super().__init__()
+        self.channels = check_positive_int("channels", channels)
+        self.out_channels = check_positive_int("out_channels", out_channels if out_channels is not None else channels)
+        self.size = tuple(check_positive_int("size", s) for s in to_2tuple(size))
+        self.partition = tuple(check_positive_int("partition", s) for s in to_2tuple(partition))
+        check_positive_int("fc1_fc2_reduction", fc1_fc2_reduction)
+        self.groups = check_positive_int("fc3_groups", fc3_groups)
+        (H, W), (h, w) = self.size, self.partition
+        check_divisible("height H", H, "the partition height h", h)
+        check_divisible("width W", W, "the partition width w", w)
+        check_divisible("channels", channels, "fc3_groups", fc3_groups)
+        check_divisible("out_channels", self.out_channels, "fc3_groups", fc3_groups)
+        self.reparam_conv_k = tuple(reparam_conv_k or ())
+        for k in self.reparam_conv_k:
+            check_positive_int("reparam_conv_k", k)
+            if k % 2 == 0:
+                raise ValueError(f"reparam_conv_k must hold odd kernel sizes, got {k}")
+            if k > min(h, w) * 2 + 1:
+                raise ValueError(f"kernel {k} is larger than the partition {self.partition} can use")
+        self.parts = (H // h, W // w)
+        self.has_global = self.parts != (1, 1)
+        self.is_reparameterized = bool(deploy)
+        C, O = self.channels, self.out_channels
+        if self.has_global:
+            n = C * self.parts[0] * self.parts[1]
+            hidden = n // fc1_fc2_reduction
+            if hidden < 1:
+                raise ValueError(f"fc1_fc2_reduction ({fc1_fc2_reduction}) leaves no hidden unit for {n} inputs")
+            self.gp_bn = nn.Identity() if deploy else nn.BatchNorm2d(C)
+            self.fc1 = nn.Linear(n, hidden)
+            self.fc2 = nn.Linear(hidden, n)
+        self.fc3 = nn.Conv2d(C * h * w, O * h * w, 1, groups=fc3_groups, bias=deploy)
+        self.fc3_bn = nn.Identity() if deploy else nn.BatchNorm1d(O * h * w)
+        self.local = nn.ModuleDict()
+        if not deploy:
+            for k in self.reparam_conv_k:
+                self.local[f"conv{k}"] = nn.Sequential()
+                self.local[f"conv{k}"].add_module("conv", nn.Conv2d(C, O, k, padding=k // 2, groups=fc3_groups, bias=False))
+                self.local[f"conv{k}"].add_module("bn", nn.BatchNorm2d(O))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.channels, type(self).__name__)
+        check_size(x, self.size, type(self).__name__)
+        B = x.shape[0]
+        (hp, wp), (h, w) = self.parts, self.partition
+        C, O = self.channels, self.out_channels
+        x = x.reshape(B, C, hp, h, wp, w)
+        if self.has_global:
+            v = self.gp_bn(F.avg_pool2d(x.reshape(B, C, hp * h, wp * w), (h, w))).reshape(B, -1)
+            v = self.fc2(F.relu(self.fc1(v)))
+            x = x + v.reshape(B, C, hp, 1, wp, 1)
+        parts = x.permute(0, 2, 4, 1, 3, 5)                                   # (B, hp, wp, C, h, w)
+        out = self.fc3_bn(self.fc3(parts.reshape(-1, C * h * w, 1, 1)).reshape(-1, O * h * w))
+        out = out.reshape(-1, O, h, w)
+        if len(self.local):
+            conv_in = parts.reshape(-1, C, h, w)
+            for branch in self.local.values():
+                out = out + branch(conv_in)
+        out = out.reshape(B, hp, wp, O, h, w).permute(0, 3, 1, 4, 2, 5)      # (B, O, hp, h, wp, w)
+        return out.reshape(B, O, hp * h, wp * w)
+
+    # ------------------------------------------------------------------ structural re-parameterization
+    def _conv_as_fc(self, kernel: torch.Tensor) -> torch.Tensor:
+        """The grouped-FC3 weight (O*h*w, C/g*h*w, 1, 1) equal to the convolution ``kernel`` on one partition."""
+        h, w = self.partition
+        cg = self.channels // self.groups
+        n = cg * h * w
+        basis = torch.eye(n, dtype=kernel.dtype, device=kernel.device).reshape(n, cg, h, w).repeat(1, self.groups, 1, 1)
+        k = kernel.shape[-1]
+        resp = F.conv2d(basis, kernel, padding=k // 2, groups=self.groups)   # (n, O, h, w): one column per basis
+        return resp.reshape(n, -1).t().reshape(-1, n, 1, 1)
+
+    @torch.no_grad()
+    def reparameterize(self) -> None:
+        """Fold the local perceptron and both BNs into FC3 / FC1 (eval mode only; idempotent)."""
+        if self.is_reparameterized:
+            return
+        if self.training:
+            raise RuntimeError(f"{type(self).__name__}.reparameterize() needs eval mode (call .eval() first)")
+        h, w = self.partition
+        bn = self.fc3_bn
+        std = (bn.running_var + bn.eps).sqrt()
+        t = bn.weight / std
+        weight = self.fc3.weight * t.reshape(-1, 1, 1, 1)
+        bias = bn.bias - bn.running_mean * t
+        if len(self.local):
+            kmax = max(self.reparam_conv_k)
+            kernel, kbias = 0, 0
+            for branch in self.local.values():
+                kw, kb = fuse_conv_bn_weights(branch.conv.weight, None, branch.bn)
+                kernel = kernel + pad_kernel(kw, (kmax, kmax))
+                kbias = kbias + kb
+            weight = weight + self._conv_as_fc(kernel)
+            bias = bias + kbias.repeat_interleave(h * w)
+        fc3 = nn.Conv2d(self.fc3.in_channels, self.fc3.out_channels, 1, groups=self.groups, bias=True,
+                        device=weight.device, dtype=weight.dtype)
+        fc3.weight.copy_(weight)
+        fc3.bias.copy_(bias)
+        self.fc3, self.fc3_bn, self.local = fc3, nn.Identity(), nn.ModuleDict()
+        if self.has_global:
+            g = self.gp_bn
+            std = (g.running_var + g.eps).sqrt()
+            scale = g.weight / std
+            shift = g.bias - g.running_mean * scale
+            rep = self.parts[0] * self.parts[1]
+            scale, shift = scale.repeat_interleave(rep), shift.repeat_interleave(rep)
+            self.fc1.bias.add_(self.fc1.weight @ shift)
+            self.fc1.weight.mul_(scale)
+            self.gp_bn = nn.Identity()
+        self.is_reparameterized = True
