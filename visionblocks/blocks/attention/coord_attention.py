@@ -1,0 +1,56 @@
+"""Coordinate Attention (Hou, Zhou & Feng, Coordinate Attention for Efficient Mobile Network Design,
+CVPR 2021, arXiv 2103.02907).
+
+Direction-aware pooling ``z^h_c(h) = mean_w x_c(h, w)`` and ``z^w_c(w) = mean_h x_c(h, w)`` (Eq. 2-3);
+``f = delta(BN(F1([z^h, z^w])))`` with a shared 1x1 convolution ``F1: C -> C/r`` over the concatenated
+H + W positions (Eq. 4); ``g^h = sigmoid(F_h(f^h))``, ``g^w = sigmoid(F_w(f^w))`` (Eq. 5-6) and
+``y_c(i, j) = x_c(i, j) * g^h_c(i) * g^w_c(j)`` (Eq. 7).  As in the authors' code, the bottleneck width is
+``max(8, C // r)`` with ``r = 32``, delta is h-swish and the 1x1 convolutions have biases.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from visionblocks.layers import check_nchw, check_positive_int, create_act, create_norm
+from visionblocks.registry import Example, register_block
+
+
+@register_block("coord_attention", family="attention", layout="nchw",
+                paper="Hou et al., Coordinate Attention for Efficient Mobile Network Design, CVPR 2021",
+                url="https://arxiv.org/abs/2103.02907",
+                example=Example(args=(64,), kwargs={"reduction": 32}, input_shape=(2, 64, 14, 14)))
+class CoordAttention(nn.Module):
+    """Gates along H and along W from direction-aware average pooling.
+
+    Args:
+        channels: input (= output) channels C.
+        reduction: r, the bottleneck is ``max(min_channels, C // r)`` wide (paper: 32).
+        min_channels: lower bound of the bottleneck width (authors' code: 8).
+        act_layer: the non-linearity delta (paper: h-swish).
+        norm_layer: normalisation after the shared 1x1 convolution (paper: BatchNorm).
+    """
+
+    def __init__(self, channels: int, reduction: int = 32, min_channels: int = 8, act_layer="hard_swish",
+                 norm_layer="batchnorm"):
+        super().__init__()
+        self.channels = check_positive_int("channels", channels)
+        check_positive_int("reduction", reduction)
+        check_positive_int("min_channels", min_channels)
+        mid = max(min_channels, channels // reduction)
+        self.conv1 = nn.Conv2d(channels, mid, 1)
+        self.bn = create_norm(norm_layer, mid)
+        self.act = create_act(act_layer, inplace=True)
+        self.conv_h = nn.Conv2d(mid, channels, 1)
+        self.conv_w = nn.Conv2d(mid, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.channels, type(self).__name__)
+        h, w = x.shape[-2:]
+        z_h = x.mean(3, keepdim=True)                      # (B, C, H, 1)
+        z_w = x.mean(2, keepdim=True).transpose(2, 3)      # (B, C, W, 1)
+        f = self.act(self.bn(self.conv1(torch.cat([z_h, z_w], dim=2))))
+        f_h, f_w = torch.split(f, [h, w], dim=2)
+        g_h = torch.sigmoid(self.conv_h(f_h))                  # (B, C, H, 1)
+        g_w = torch.sigmoid(self.conv_w(f_w)).transpose(2, 3)  # (B, C, 1, W)
+        return x * g_h * g_w

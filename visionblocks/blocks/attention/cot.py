@@ -1,0 +1,87 @@
+"""Contextual Transformer block (Li, Yao, Pan & Mei, Contextual Transformer Networks for Visual
+Recognition, TPAMI 2022, arXiv 2107.12292).
+
+Static context ``K1 = ReLU(BN(conv_kxk(x)))`` (a grouped k x k convolution over the keys, k = 3, 4
+groups); values ``V = BN(W_v x)`` (1x1); a local attention matrix from the concatenated query and static
+key, ``A = GN(W_delta ReLU(BN(W_theta [x; K1])))`` with ``W_theta: 2C -> C/2`` and
+``W_delta: C/2 -> k^2 C/s`` (one k x k kernel per position for each of the C/s channel groups of the
+"share planes" s = 8); dynamic context ``K2 = SiLU(BN(V (*) A))`` where ``(*)`` aggregates each value
+channel c over its k x k neighbourhood with the weights of group ``c mod C/s``; the output fuses the two
+contexts with split attention (radix 2): ``a = softmax_r(MLP(GAP(K1 + K2)))``, ``y = a_0 K2 + a_1 K1``.
+Defaults follow the authors' code (JDAI-CV/CoTNet).  The block keeps the shape (stride 1); CoTNet
+downsamples with a 3x3 average pool before the block (see ``visionblocks.models.cotnet``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from visionblocks.layers import ConvNormAct, check_divisible, check_nchw, check_positive_int, create_act
+from visionblocks.registry import Example, register_block
+
+
+@register_block("cot", family="attention", layout="nchw",
+                paper="Li et al., Contextual Transformer Networks for Visual Recognition, TPAMI 2022",
+                url="https://arxiv.org/abs/2107.12292",
+                example=Example(args=(64,), kwargs={"kernel_size": 3}, input_shape=(2, 64, 14, 14)))
+class ContextualTransformer(nn.Module):
+    """CoT block: static (convolutional) plus dynamic (attention-weighted local) context.
+
+    Args:
+        channels: input (= output) channels C; divisible by ``key_groups`` and ``share_planes``.
+        kernel_size: k, the odd neighbourhood of keys and of the local aggregation (paper: 3).
+        key_groups: groups of the k x k key convolution (paper: 4).
+        share_planes: s, channels sharing one attention kernel (paper: 8).
+        factor: width reduction of the attention embedding, ``2C -> C / factor`` (paper: 2).
+        reduction: width reduction of the fusion MLP, ``C -> max(radix C / reduction, min_attn_channels)``.
+        min_attn_channels: lower bound of the fusion MLP width (paper: 32).
+        act_layer: activation of the dynamic context (paper: SiLU/swish).
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 3, key_groups: int = 4, share_planes: int = 8,
+                 factor: int = 2, reduction: int = 4, min_attn_channels: int = 32, act_layer="silu"):
+        super().__init__()
+        self.channels = check_positive_int("channels", channels)
+        for n, v in (("kernel_size", kernel_size), ("key_groups", key_groups), ("share_planes", share_planes),
+                     ("factor", factor), ("reduction", reduction), ("min_attn_channels", min_attn_channels)):
+            check_positive_int(n, v)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        check_divisible("channels", channels, "key_groups", key_groups)
+        check_divisible("channels", channels, "share_planes", share_planes)
+        check_divisible("channels", channels, "factor", factor)
+        self.kernel_size, self.share_planes = kernel_size, share_planes
+        self.weight_groups = channels // share_planes
+        k2 = kernel_size * kernel_size
+        self.key_embed = ConvNormAct(channels, channels, kernel_size, groups=key_groups)
+        self.value_embed = ConvNormAct(channels, channels, 1, act_layer=None)
+        self.attn_embed = nn.Sequential(
+            ConvNormAct(2 * channels, channels // factor, 1),
+            nn.Conv2d(channels // factor, k2 * self.weight_groups, 1),
+            nn.GroupNorm(self.weight_groups, k2 * self.weight_groups))
+        self.bn = nn.BatchNorm2d(channels)
+        self.act = create_act(act_layer, inplace=True)
+        self.radix = 2
+        attn_chs = max(channels * self.radix // reduction, min_attn_channels)
+        self.fuse = nn.Sequential(ConvNormAct(channels, attn_chs, 1, bias=True),
+                                  nn.Conv2d(attn_chs, self.radix * channels, 1))
+
+    def local_aggregate(self, v: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """``out[c, p] = sum_j a[c mod C/s, j, p] * v[c, p + offset_j]`` over the k x k offsets j (zero
+        padding); ``v`` (B, C, H, W), ``a`` (B, C/s * k^2, H, W)."""
+        b, c, h, w = v.shape
+        k = self.kernel_size
+        g = self.weight_groups
+        cols = F.unfold(v, k, padding=k // 2).view(b, c // g, g, k * k, h, w)
+        return (cols * a.view(b, 1, g, k * k, h, w)).sum(3).view(b, c, h, w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.channels, type(self).__name__)
+        b, c, h, w = x.shape
+        k1 = self.key_embed(x)
+        a = self.attn_embed(torch.cat([x, k1], dim=1))
+        k2 = self.act(self.bn(self.local_aggregate(self.value_embed(x), a)))
+        s = self.fuse((k1 + k2).mean((2, 3), keepdim=True)).view(b, c, self.radix)
+        s = torch.softmax(s, dim=2)
+        return k2 * s[:, :, 0, None, None] + k1 * s[:, :, 1, None, None]

@@ -1,0 +1,79 @@
+"""Class-specific residual attention head, CSRA (Zhu & Wu, Residual Attention: A Simple but Effective
+Method for Multi-Label Recognition, ICCV 2021, arXiv 2108.02456).
+
+For features ``x_j`` (j over the H*W positions) and a class-i classifier ``m_i`` (1x1 convolution without
+bias), the scores ``s^i_j = m_i^T x_j / ||m_i||`` (the authors' code normalises each classifier) give
+``logit_i = mean_j s^i_j + lambda * sum_j softmax_j(T s^i_j) s^i_j``: the average-pooled logit plus
+``lambda`` times a class-specific, attention-pooled one (Eq. 1-5; ``T = inf`` is max pooling).  With
+``num_heads > 1`` (MHA) the logits of heads of temperatures ``1, 2, ..., inf`` (the paper's settings) add.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from visionblocks.layers import check_nchw, check_positive_int
+from visionblocks.registry import Example, register_block
+
+#: the paper's temperature of each head, by number of heads (``inf``: max pooling)
+TEMPERATURES = {1: (1.0,), 2: (1.0, math.inf), 4: (1.0, 2.0, 4.0, math.inf), 6: (1.0, 2.0, 3.0, 4.0, 5.0, math.inf),
+                8: (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, math.inf)}
+
+
+class CSRAHead(nn.Module):
+    """One CSRA head of temperature ``T`` and residual weight ``lam``."""
+
+    def __init__(self, channels: int, num_classes: int, temperature: float = 1.0, lam: float = 0.1):
+        super().__init__()
+        self.temperature, self.lam = float(temperature), float(lam)
+        self.classifier = nn.Conv2d(channels, num_classes, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.classifier.weight.flatten(1)                                  # (K, C)
+        w = w / torch.linalg.vector_norm(w, dim=1, keepdim=True)
+        score = torch.einsum("kc,bcn->bkn", w, x.flatten(2))                   # (B, K, HW)
+        base = score.mean(-1)
+        if math.isinf(self.temperature):
+            att = score.amax(-1)
+        else:
+            att = (score * torch.softmax(score * self.temperature, dim=-1)).sum(-1)
+        return base + self.lam * att
+
+
+@register_block("residual_attention", family="attention", layout="head",
+                paper="Zhu & Wu, Residual Attention: A Simple but Effective Method for Multi-Label Recognition, "
+                      "ICCV 2021", url="https://arxiv.org/abs/2108.02456",
+                example=Example(args=(64, 20), kwargs={"num_heads": 1, "lam": 0.1}, input_shape=(2, 64, 7, 7)))
+class ResidualAttention(nn.Module):
+    """CSRA classification head: (B, C, H, W) features -> (B, num_classes) logits.
+
+    Args:
+        channels: feature channels C.
+        num_classes: number of classes K.
+        num_heads: 1, 2, 4, 6 or 8 heads with the paper's temperatures (paper default: 1, T = 1).
+        lam: lambda, the weight of the attention logit (paper: 0.1).
+        temperatures: explicit per-head temperatures (overrides ``num_heads``; ``math.inf`` = max pooling).
+    """
+
+    def __init__(self, channels: int, num_classes: int, num_heads: int = 1, lam: float = 0.1,
+                 temperatures: tuple[float, ...] | None = None):
+        super().__init__()
+        self.channels = check_positive_int("channels", channels)
+        check_positive_int("num_classes", num_classes)
+        if temperatures is None:
+            if num_heads not in TEMPERATURES:
+                raise ValueError(f"num_heads must be one of {sorted(TEMPERATURES)}, got {num_heads}")
+            temperatures = TEMPERATURES[num_heads]
+        if len(temperatures) == 0 or any(t <= 0 for t in temperatures):
+            raise ValueError(f"temperatures must be a non-empty sequence of positive numbers, got {temperatures}")
+        self.num_classes = num_classes
+        self.heads = nn.ModuleList(CSRAHead(channels, num_classes, t, lam) for t in temperatures)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.channels, type(self).__name__)
+        out = self.heads[0](x)
+        for head in self.heads[1:]:
+            out = out + head(x)
+        return out
