@@ -1,0 +1,92 @@
+"""Contextual Convolution, CoConv (Duta, Georgescu & Ionescu, "Contextual Convolutional Neural Networks",
+ICCV Workshops 2021, arXiv 2108.07387).
+
+A ``K x K`` convolution is replaced by ``L`` parallel ``K x K`` convolutions ("levels") with dilations
+``1, 2, ..., L`` (padding ``d (K - 1) / 2``), each seeing every input channel and producing a share of the output
+channels, concatenated in the order of the dilations::
+
+    y = concat_l( conv(x; W_l, dilation=d_l) ),   sum_l C_l = C_out
+
+so the parameters and FLOPs equal those of the plain ``K x K`` convolution ``C_in -> C_out`` while the larger
+dilations add context.  Default channel shares (paper / official code): L=1: all; L=2: 1/2, 1/2; L=3: 1/2, 1/4,
+1/4; L=4: 1/4 each; L=5: 1/4, 1/4, 1/4, 1/8, 1/8.  CoResNet uses L = 4, 3, 2, 1 in its four stages.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import torch
+import torch.nn as nn
+
+from visionblocks.layers import check_nchw, check_positive_int, same_padding
+from visionblocks.registry import Example, register_block
+
+__all__ = ["CoConv", "coconv_splits"]
+
+_SHARES = {
+    1: (Fraction(1),),
+    2: (Fraction(1, 2),) * 2,
+    3: (Fraction(1, 2), Fraction(1, 4), Fraction(1, 4)),
+    4: (Fraction(1, 4),) * 4,
+    5: (Fraction(1, 4),) * 3 + (Fraction(1, 8),) * 2,
+}
+
+
+def coconv_splits(out_channels: int, levels: int) -> list[int]:
+    """The paper's output channels per level for ``levels`` in 1..5 (``ValueError`` if they are not integers)."""
+    if levels not in _SHARES:
+        raise ValueError(f"default channel shares exist for 1..5 levels, got levels={levels}; pass out_splits")
+    splits = [share * out_channels for share in _SHARES[levels]]
+    if any(s.denominator != 1 for s in splits):
+        denom = max(s.denominator for s in _SHARES[levels])
+        raise ValueError(f"out_channels ({out_channels}) must be divisible by {denom} for {levels} CoConv levels")
+    return [int(s) for s in splits]
+
+
+@register_block("coconv", family="conv", layout="conv",
+                paper="Duta et al., Contextual Convolutional Neural Networks, ICCV Workshops 2021",
+                url="https://arxiv.org/abs/2108.07387",
+                example=Example(args=(32, 64, 3), kwargs={"levels": 4}, input_shape=(2, 32, 14, 14)))
+class CoConv(nn.Module):
+    """Parallel dilated convolutions concatenated on channels.
+
+    Args:
+        in_channels, out_channels, kernel_size, stride: as ``nn.Conv2d`` (odd kernel, "same" padding).
+        levels: number of levels L (paper: 4 in the first ResNet stage, then 3, 2, 1).
+        dilations: dilation of each level (default ``1..L``).
+        out_splits: output channels of each level (default: the paper's shares, see the module docstring).
+        groups: groups of every level's convolution (paper: 1).
+        bias: add a bias (paper: no; a BatchNorm follows).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, levels: int = 4,
+                 dilations: list[int] | None = None, out_splits: list[int] | None = None, groups: int = 1,
+                 bias: bool = False):
+        super().__init__()
+        self.in_channels = check_positive_int("in_channels", in_channels)
+        self.out_channels = check_positive_int("out_channels", out_channels)
+        check_positive_int("kernel_size", kernel_size)
+        check_positive_int("stride", stride)
+        check_positive_int("levels", levels)
+        check_positive_int("groups", groups)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (same padding), got {kernel_size}")
+        dilations = list(range(1, levels + 1)) if dilations is None else list(dilations)
+        splits = coconv_splits(out_channels, levels) if out_splits is None else list(out_splits)
+        if len(dilations) != levels or len(splits) != levels:
+            raise ValueError(f"dilations ({dilations}) and out_splits ({splits}) need one entry per level ({levels})")
+        if sum(splits) != out_channels:
+            raise ValueError(f"out_splits {splits} must sum to out_channels ({out_channels})")
+        if in_channels % groups or any(c % groups or c <= 0 for c in splits):
+            raise ValueError(f"in_channels ({in_channels}) and every level's channels {splits} must be positive "
+                             f"multiples of groups ({groups})")
+        self.dilations, self.out_splits = dilations, splits
+        self.levels = nn.ModuleList(
+            nn.Conv2d(in_channels, c, kernel_size, stride, same_padding(kernel_size, d), d, groups, bias=bias)
+            for c, d in zip(splits, dilations))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.in_channels, type(self).__name__)
+        if len(self.levels) == 1:
+            return self.levels[0](x)
+        return torch.cat([conv(x) for conv in self.levels], dim=1)

@@ -1,0 +1,121 @@
+"""DO-Conv: Depthwise Over-parameterized Convolutional Layer (Cao et al., arXiv 2006.12030, IEEE TIP 2022).
+
+A convolution ``W`` of shape (C_out, C_in/g, D_mul) composed with a per-input-channel depthwise kernel ``D`` of
+shape (C_in, M*N, D_mul), ``D_mul >= M*N``.  Training uses the composed kernel (paper Eq. 4, "kernel
+composition")::
+
+    W'[o, i, m] = sum_s (D + I)[c(o, i), m, s] * W[o, i, s]        (c: absolute input channel, I: identity)
+
+``D`` starts at zero (``D + I = I``: the layer starts as an ordinary convolution).  ``W'`` is a plain
+(C_out, C_in/g, M, N) kernel, so :meth:`reparameterize` folds the layer into one ``nn.Conv2d`` with identical
+output (``deploy=True`` builds that form directly).  For a 1x1 kernel there is nothing to over-parameterize
+(``D`` is absent), as in the official code.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from visionblocks.layers import check_divisible, check_nchw, check_positive_int, same_padding, to_2tuple
+from visionblocks.registry import Example, register_block
+
+__all__ = ["DOConv2d"]
+
+
+@register_block("do_conv", family="conv", layout="conv",
+                paper="Cao et al., DO-Conv: Depthwise Over-parameterized Convolutional Layer, IEEE TIP 2022",
+                url="https://arxiv.org/abs/2006.12030",
+                example=Example(args=(32, 64, 3), input_shape=(2, 32, 14, 14)))
+class DOConv2d(nn.Module):
+    """Depthwise over-parameterized convolution, foldable into a plain ``nn.Conv2d``.
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, dilation, groups, bias: as ``nn.Conv2d`` (odd kernel,
+            "same" padding so the output is ``ceil(H / stride)``).  ``groups=in_channels`` is the paper's
+            DO-DConv, other values DO-GConv.
+        D_mul: depth multiplier of ``D`` (paper default and minimum: M*N).
+        deploy: build the folded inference form (one ``nn.Conv2d`` named ``conv``).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size=3, stride: int = 1, dilation: int = 1,
+                 groups: int = 1, bias: bool = True, D_mul: int | None = None, deploy: bool = False):
+        super().__init__()
+        self.in_channels = check_positive_int("in_channels", in_channels)
+        self.out_channels = check_positive_int("out_channels", out_channels)
+        check_positive_int("groups", groups)
+        check_positive_int("dilation", dilation)
+        check_divisible("in_channels", in_channels, "groups", groups)
+        check_divisible("out_channels", out_channels, "groups", groups)
+        self.kernel_size = tuple(to_2tuple(kernel_size))
+        kh, kw = self.kernel_size
+        if kh % 2 == 0 or kw % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (same padding), got {kernel_size}")
+        stride = tuple(to_2tuple(stride))
+        self.stride, self.dilation, self.groups = stride, dilation, groups
+        self.padding = (same_padding(kh, dilation), same_padding(kw, dilation))
+        mn = kh * kw
+        self.D_mul = mn if D_mul is None else check_positive_int("D_mul", D_mul)
+        if self.D_mul < mn:
+            raise ValueError(f"D_mul must be >= kernel height * width ({mn}), got {self.D_mul}")
+        if deploy:
+            self._build_conv(bias)
+            self.W = self.D = self.bias = None
+            return
+        self.conv = None
+        self.W = nn.Parameter(torch.empty(out_channels, in_channels // groups, self.D_mul))
+        nn.init.kaiming_uniform_(self.W.view(out_channels, in_channels // groups, -1), a=5 ** 0.5)
+        if mn > 1:
+            self.D = nn.Parameter(torch.zeros(in_channels, mn, self.D_mul))
+            eye = torch.eye(mn)
+            d_diag = torch.cat([eye.repeat(1, self.D_mul // mn), torch.zeros(mn, self.D_mul % mn)], 1)
+            self.register_buffer("d_diag", d_diag.expand(in_channels, mn, self.D_mul).clone(), persistent=False)
+        else:
+            self.D = None
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        if bias:
+            bound = 1 / (in_channels // groups * mn) ** 0.5
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def _build_conv(self, bias: bool, device=None, dtype=None) -> None:
+        self.conv = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,
+                              self.dilation, self.groups, bias=bias, device=device, dtype=dtype)
+
+    @property
+    def is_reparameterized(self) -> bool:
+        return self.conv is not None
+
+    def composed_weight(self) -> torch.Tensor:
+        """The (C_out, C_in/g, M, N) kernel ``W'`` of the training form."""
+        kh, kw = self.kernel_size
+        out, cin_g = self.W.shape[:2]
+        if self.D is None:  # 1x1: W (C_out, C_in/g, 1)
+            return self.W.reshape(out, cin_g, kh, kw)
+        g = self.groups
+        d = (self.D + self.d_diag).reshape(g, cin_g, kh * kw, self.D_mul)
+        w = self.W.reshape(g, out // g, cin_g, self.D_mul)
+        return torch.einsum("gims,gois->goim", d, w).reshape(out, cin_g, kh, kw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.in_channels, type(self).__name__)
+        if self.conv is not None:
+            return self.conv(x)
+        return F.conv2d(x, self.composed_weight(), self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    @torch.no_grad()
+    def reparameterize(self) -> None:
+        """Fold ``D`` into ``W`` (one ``nn.Conv2d``); idempotent; refuses training mode."""
+        if self.conv is not None:
+            return
+        if self.training:
+            raise RuntimeError("DOConv2d.reparameterize() needs eval mode (call .eval() first)")
+        w, b = self.composed_weight(), self.bias
+        self._build_conv(b is not None, device=w.device, dtype=w.dtype)
+        self.conv.weight.copy_(w)
+        if b is not None:
+            self.conv.bias.copy_(b)
+        del self.W, self.D, self.bias
+        if hasattr(self, "d_diag"):
+            del self.d_diag
+        self.W = self.D = self.bias = None
+        self.conv.train(self.training)
