@@ -1,0 +1,69 @@
+"""Involution (Li et al., Involution: Inverting the Inherence of Convolution for Visual Recognition,
+CVPR 2021, arXiv 2103.06255).
+
+A spatial-specific, channel-agnostic kernel: at every output position ``(i, j)`` a KxK kernel per group is
+generated from the input, ``H_{i,j} = W1 sigma(BN(W0 X_pool[i, j]))`` (``W0: C -> C/r`` 1x1, BN, ReLU;
+``W1: C/r -> G K^2`` 1x1 with bias), and shared by the ``C/G`` channels of its group:
+``Y[k, i, j] = sum_{u, v} H[g(k), u, v, i, j] X[k, s i + u - K//2, s j + v - K//2]`` (zero padding).
+With stride s the kernel generator sees ``X`` average-pooled by s.  Deviation from the official code: the
+pooling uses ``ceil_mode=True`` (averaging the valid pixels of a partial window) so that, like the unfold of
+the patches, it gives ``ceil(H / s)`` rows on odd sizes; the official ``AvgPool2d(s, s)`` floors and then
+fails to reshape.  Defaults are RedNet's: K=7, 16 channels per group, r=4.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from visionblocks.layers import ConvNormAct, check_divisible, check_nchw, check_positive_int
+from visionblocks.registry import Example, register_block
+
+
+@register_block("involution", family="conv", layout="conv",
+                paper="Li et al., Involution: Inverting the Inherence of Convolution for Visual Recognition, CVPR 2021",
+                url="https://arxiv.org/abs/2103.06255",
+                example=Example(args=(32, 32, 7, 2), input_shape=(2, 32, 14, 14)))
+class Involution(nn.Module):
+    """Involution: per-position kernels generated from the input, shared across the channels of a group.
+
+    Args:
+        in_channels, out_channels: channels (involution keeps the channel count: they must be equal).
+        kernel_size: K (odd; RedNet: 7 in the bottlenecks, 3 in the stem).
+        stride: s; the kernel generator works on the s x s average-pooled input.
+        group_channels: channels sharing one kernel (paper: 16, so G = C / 16 groups).
+        reduction: r of the kernel generator's bottleneck ``C -> C / r`` (paper: 4).
+        act_layer, norm_layer: of the bottleneck (paper: ReLU, BatchNorm).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 7, stride: int = 1,
+                 group_channels: int = 16, reduction: int = 4, act_layer="relu", norm_layer="batchnorm"):
+        super().__init__()
+        self.in_channels = check_positive_int("in_channels", in_channels)
+        self.out_channels = check_positive_int("out_channels", out_channels)
+        if out_channels != in_channels:
+            raise ValueError(f"involution keeps the channel count: out_channels ({out_channels}) must equal "
+                             f"in_channels ({in_channels})")
+        self.kernel_size = check_positive_int("kernel_size", kernel_size)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        self.stride = check_positive_int("stride", stride)
+        check_positive_int("group_channels", group_channels)
+        check_positive_int("reduction", reduction)
+        check_divisible("in_channels", in_channels, "group_channels", group_channels)
+        self.group_channels = group_channels
+        self.groups = in_channels // group_channels
+        self.pool = nn.AvgPool2d(stride, stride, ceil_mode=True) if stride > 1 else nn.Identity()
+        self.reduce = ConvNormAct(in_channels, max(1, in_channels // reduction), 1, norm_layer=norm_layer,
+                                  act_layer=act_layer)
+        self.span = nn.Conv2d(max(1, in_channels // reduction), kernel_size * kernel_size * self.groups, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.in_channels, type(self).__name__)
+        k, g = self.kernel_size, self.groups
+        kernel = self.span(self.reduce(self.pool(x)))  # (B, G*K*K, Ho, Wo)
+        b, _, ho, wo = kernel.shape
+        patches = F.unfold(x, k, padding=k // 2, stride=self.stride)  # (B, C*K*K, Ho*Wo)
+        patches = patches.view(b, g, self.group_channels, k * k, ho, wo)
+        out = (kernel.view(b, g, 1, k * k, ho, wo) * patches).sum(3)
+        return out.reshape(b, self.in_channels, ho, wo)
