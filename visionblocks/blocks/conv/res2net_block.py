@@ -1,0 +1,107 @@
+"""Res2Net bottleneck (Gao et al., "Res2Net: A New Multi-scale Backbone Architecture", TPAMI 2021,
+arXiv 1904.01169).
+
+A 1x1 convolution (BN, ReLU) gives ``s`` (``scale``) splits ``x_1..x_s`` of ``w`` channels each
+(``w = floor(planes * base_width / 64) * groups``, ``planes = out_channels / 4``).  The hierarchy follows the
+paper's Eq. 1, **starting from the second split** (``x_1`` is passed through)::
+
+    y_1 = x_1,   y_2 = K_2(x_2),   y_i = K_i(x_i + y_{i-1})  for 2 < i <= s
+
+with ``K_i`` a 3x3 conv-BN-ReLU; then ``concat(y_1..y_s)``, a 1x1 conv-BN to ``out_channels``, the residual
+addition and ReLU.  In a block that changes the resolution or the width ("stage" blocks, the first of each
+ResNet stage) there is no cascade (``y_i = K_i(x_i)``, strided) and ``y_1 = AvgPool3x3(x_1)`` with the stride, as
+in the authors' code.  (The authors' code passes the *last* split through instead of the first; the two layouts
+are the same layer up to a permutation of the splits, which the 1x1 convolutions absorb.)
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from visionblocks.layers import ConvNormAct, DropPath, check_nchw, check_positive_int, create_act, same_padding
+from visionblocks.registry import Example, register_block
+
+__all__ = ["Res2NetBlock"]
+
+
+@register_block("res2net_block", family="conv", layout="conv",
+                paper="Gao et al., Res2Net: A New Multi-scale Backbone Architecture, TPAMI 2021",
+                url="https://arxiv.org/abs/1904.01169",
+                example=Example(args=(64, 256, 3), kwargs={"base_width": 26, "scale": 4},
+                                input_shape=(2, 64, 14, 14)))
+class Res2NetBlock(nn.Module):
+    """Res2Net bottleneck with its residual connection (expansion 4).
+
+    Args:
+        in_channels, out_channels: block input and output channels (``out_channels`` divisible by 4).
+        kernel_size: kernel of the split convolutions (paper: 3), odd.
+        stride: stride of the split convolutions and of the pooled first split.
+        base_width: w for 64 planes (paper: 26 for res2net50_26w_4s).
+        scale: number of splits s >= 2 (paper: 4).
+        groups: cardinality of the split convolutions (Res2NeXt; Res2Net: 1).
+        stage_type: ``"stage"`` (no cascade, pooled first split) or ``"normal"``; default: ``"stage"`` exactly
+            when ``stride > 1`` or ``in_channels != out_channels``, as in the paper's networks.
+        attn_layer: optional factory ``channels -> module`` inserted before the addition (SENet position).
+        act_layer: activation (paper: ReLU).
+        drop_path: stochastic depth rate of the residual branch.
+        avg_down: average-pool shortcut (ResNet-D, Res2Net v1b) instead of a strided 1x1 convolution.
+    """
+
+    expansion = 4
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                 base_width: int = 26, scale: int = 4, groups: int = 1, stage_type: str | None = None,
+                 attn_layer: Callable[[int], nn.Module] | None = None, act_layer="relu", drop_path: float = 0.0,
+                 avg_down: bool = False):
+        super().__init__()
+        self.in_channels = check_positive_int("in_channels", in_channels)
+        self.out_channels = check_positive_int("out_channels", out_channels)
+        for name, v in (("kernel_size", kernel_size), ("stride", stride), ("base_width", base_width),
+                        ("groups", groups)):
+            check_positive_int(name, v)
+        check_positive_int("scale", scale)
+        if scale < 2:
+            raise ValueError(f"scale must be >= 2 (scale=1 is a plain bottleneck), got {scale}")
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (same padding), got {kernel_size}")
+        if out_channels % self.expansion:
+            raise ValueError(f"out_channels ({out_channels}) must be divisible by the expansion ({self.expansion})")
+        if stage_type is None:
+            stage_type = "stage" if stride > 1 or in_channels != out_channels else "normal"
+        if stage_type not in ("stage", "normal"):
+            raise ValueError(f"stage_type must be 'stage' or 'normal', got {stage_type!r}")
+        if stage_type == "normal" and stride > 1:
+            raise ValueError("a 'normal' Res2Net block cannot have stride > 1 (use stage_type='stage')")
+        width = (out_channels // self.expansion) * base_width // 64 * groups
+        if width == 0 or width % groups:
+            raise ValueError(f"the split width ({width}) must be a positive multiple of groups ({groups})")
+        self.scale, self.width, self.stage_type = scale, width, stage_type
+        self.conv1 = ConvNormAct(in_channels, width * scale, 1, act_layer=act_layer)
+        self.convs = nn.ModuleList(ConvNormAct(width, width, kernel_size, stride, groups=groups, act_layer=act_layer)
+                                   for _ in range(scale - 1))
+        self.pool = nn.AvgPool2d(kernel_size, stride, same_padding(kernel_size)) if stage_type == "stage" \
+            else nn.Identity()
+        self.conv3 = ConvNormAct(width * scale, out_channels, 1, act_layer=None)
+        self.attn = attn_layer(out_channels) if attn_layer else nn.Identity()
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        if stride == 1 and in_channels == out_channels:
+            self.shortcut = nn.Identity()
+        elif avg_down and stride > 1:
+            self.shortcut = nn.Sequential(nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False),
+                                          ConvNormAct(in_channels, out_channels, 1, act_layer=None))
+        else:
+            self.shortcut = ConvNormAct(in_channels, out_channels, 1, stride, act_layer=None)
+        self.act = create_act(act_layer, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.in_channels, type(self).__name__)
+        xs = self.conv1(x).split(self.width, dim=1)
+        ys = [self.pool(xs[0])]
+        y = None
+        for i, conv in enumerate(self.convs, start=1):
+            y = conv(xs[i] if y is None or self.stage_type == "stage" else xs[i] + y)
+            ys.append(y)
+        out = self.attn(self.conv3(torch.cat(ys, dim=1)))
+        return self.act(self.drop_path(out) + self.shortcut(x))

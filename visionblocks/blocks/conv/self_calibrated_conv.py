@@ -1,0 +1,83 @@
+"""Self-Calibrated Convolution, SCConv (Liu et al., "Improving Convolutional Networks with Self-Calibrated
+Convolutions", CVPR 2020, https://mmcheng.net/scconv/).
+
+The input ``X`` (C channels) is split into halves ``X1 | X2``; the filters into four portions ``K1..K4`` (paper
+Sec. 3.1, Eq. 1-4)::
+
+    Y1 = K1 * X1                                              (plain branch)
+    T1 = AvgPool_r(X2);  X2' = Up(K2 * T1)                    (r = pooling_r, Up = nearest to X2's size)
+    Y2' = (K3 * X2) . sigmoid(X2 + X2')                       (self-calibration)
+    Y2 = K4 * Y2'
+    Y = act(concat(Y1, Y2))
+
+Every ``K_i`` is a ``k x k`` convolution followed by BatchNorm (as in the authors' code, MCG-NKU/SCNet);
+``K1`` and ``K4`` carry the stride, ``K2``/``K3`` work at the input resolution.  ``K2``/``K3`` map C/2 -> C/2
+(the identity ``X2`` inside the sigmoid needs it); ``K1``/``K4`` map C/2 -> C_out/2.  In SCNet the two halves
+come from the bottleneck's first 1x1 convolution(s), so splitting one input is the same layer.
+
+Deviation: ``AvgPool_r`` uses ``ceil_mode`` (a partial border window averages the pixels it covers) so that
+inputs smaller than ``r`` (and sizes not divisible by ``r``) work; at sizes divisible by ``r`` it is the
+authors' ``AvgPool2d(r, r)``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from visionblocks.layers import ConvNormAct, check_divisible, check_nchw, check_positive_int, create_act
+from visionblocks.registry import Example, register_block
+
+__all__ = ["SelfCalibratedConv"]
+
+
+@register_block("self_calibrated_conv", family="conv", layout="conv",
+                paper="Liu et al., Improving Convolutional Networks with Self-Calibrated Convolutions, CVPR 2020",
+                url="https://openaccess.thecvf.com/content_CVPR_2020/html/Liu_Improving_Convolutional_Networks_"
+                    "With_Self-Calibrated_Convolutions_CVPR_2020_paper.html",
+                example=Example(args=(64, 64, 3), kwargs={"pooling_r": 4}, input_shape=(2, 64, 16, 16)))
+class SelfCalibratedConv(nn.Module):
+    """Self-calibrated convolution (the SCNet bottleneck's middle layer).
+
+    Args:
+        in_channels, out_channels: both even; the calibrated half keeps ``in_channels / 2`` channels inside.
+        kernel_size: k of K1..K4 (paper: 3), odd.
+        stride: stride of K1 and K4.
+        pooling_r: down-sampling rate r of the calibration branch (paper: 4).
+        groups: groups of K1..K4 (SCNet-50: 1).
+        norm_layer: after every K_i (paper: BatchNorm).
+        act_layer: on the concatenated output (paper: ReLU; ``None`` for none).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                 pooling_r: int = 4, groups: int = 1, norm_layer="batchnorm", act_layer="relu"):
+        super().__init__()
+        self.in_channels = check_positive_int("in_channels", in_channels)
+        self.out_channels = check_positive_int("out_channels", out_channels)
+        check_positive_int("kernel_size", kernel_size)
+        check_positive_int("stride", stride)
+        self.pooling_r = check_positive_int("pooling_r", pooling_r)
+        check_positive_int("groups", groups)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (same padding), got {kernel_size}")
+        check_divisible("in_channels", in_channels, "2 * groups", 2 * groups)
+        check_divisible("out_channels", out_channels, "2 * groups", 2 * groups)
+        ci, co = in_channels // 2, out_channels // 2
+
+        def k(cin: int, cout: int, s: int = 1) -> nn.Module:
+            return ConvNormAct(cin, cout, kernel_size, s, groups=groups, norm_layer=norm_layer, act_layer=None)
+
+        self.k1 = k(ci, co, stride)
+        self.k2 = k(ci, ci)
+        self.k3 = k(ci, ci)
+        self.k4 = k(ci, co, stride)
+        self.act = create_act(act_layer, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.in_channels, type(self).__name__)
+        x1, x2 = x.chunk(2, dim=1)
+        r = self.pooling_r
+        t = self.k2(F.avg_pool2d(x2, r, r, ceil_mode=True))
+        t = F.interpolate(t, size=(x2.shape[2], x2.shape[3]), mode="nearest")
+        y2 = self.k4(self.k3(x2) * torch.sigmoid(x2 + t))
+        return self.act(torch.cat([self.k1(x1), y2], dim=1))

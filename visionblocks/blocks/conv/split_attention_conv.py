@@ -1,0 +1,89 @@
+"""Split-Attention convolution of ResNeSt (Zhang et al., "ResNeSt: Split-Attention Networks", CVPR Workshops
+2022, arXiv 2004.08955).
+
+With cardinality ``K`` (``groups``) and radix ``R``, one grouped convolution (``K R`` groups) followed by BN and
+ReLU gives ``R`` splits ``U_1..U_R`` of ``C`` channels each (radix-major: split ``r`` is channels
+``r C .. (r+1) C - 1``; inside a split the ``K`` cardinal groups are contiguous).  Per cardinal group ``k``
+(paper Sec. 3.1-3.2, Eq. 1-4)::
+
+    s_k = GAP(sum_r U_{r,k})                    (C/K values)
+    z_k = ReLU(BN(W1_k s_k))                    (inter/K values; inter = max(C_in R / reduction_factor, 32))
+    a_{r,k} = softmax_r(W2_k z_k)               (r-softmax over the radix; sigmoid when R = 1)
+    V_k = sum_r a_{r,k} * U_{r,k}
+
+and ``y = concat_k V_k`` (C = out_channels).  ``W1``/``W2`` are 1x1 convolutions with ``groups=K`` (with bias);
+``W2_k``'s output is laid out (radix, C/K), as in the paper's radix-major implementation (its Fig. 4).
+Stride is applied by the grouped convolution (ResNeSt's network instead puts a 3x3 average pooling after the
+block, ``avd``; see ``visionblocks/models/resnest.py``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from visionblocks.layers import check_nchw, check_positive_int, create_act, create_norm, same_padding
+from visionblocks.registry import Example, register_block
+
+__all__ = ["SplitAttentionConv"]
+
+
+@register_block("split_attention_conv", family="conv", layout="conv",
+                paper="Zhang et al., ResNeSt: Split-Attention Networks, CVPR Workshops 2022",
+                url="https://arxiv.org/abs/2004.08955",
+                example=Example(args=(64, 64, 3), kwargs={"radix": 2, "groups": 1}, input_shape=(2, 64, 14, 14)))
+class SplitAttentionConv(nn.Module):
+    """ResNeSt split-attention convolution (``SplAtConv2d``).
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, dilation: of the grouped convolution ("same" padding).
+        groups: cardinality K (ResNeSt-50: 1).
+        radix: R splits per cardinal group (paper: 2).
+        reduction_factor: the attention bottleneck is ``max(in_channels * R // reduction_factor,
+            min_inter_channels)`` wide (paper: 4 and 32).
+        min_inter_channels: lower bound of that width (paper: 32).
+        bias: bias of the grouped convolution (paper: no, BN follows).
+        norm_layer, act_layer: after the grouped convolution and in the attention MLP (paper: BN, ReLU).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, groups: int = 1,
+                 radix: int = 2, reduction_factor: int = 4, min_inter_channels: int = 32, dilation: int = 1,
+                 bias: bool = False, norm_layer="batchnorm", act_layer="relu"):
+        super().__init__()
+        self.in_channels = check_positive_int("in_channels", in_channels)
+        self.out_channels = check_positive_int("out_channels", out_channels)
+        for name, v in (("kernel_size", kernel_size), ("stride", stride), ("groups", groups), ("radix", radix),
+                        ("reduction_factor", reduction_factor), ("min_inter_channels", min_inter_channels),
+                        ("dilation", dilation)):
+            check_positive_int(name, v)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (same padding), got {kernel_size}")
+        if in_channels % (groups * radix):
+            raise ValueError(f"in_channels ({in_channels}) must be divisible by groups * radix ({groups} * {radix})")
+        if out_channels % groups:
+            raise ValueError(f"out_channels ({out_channels}) must be divisible by groups ({groups})")
+        inter = max(in_channels * radix // reduction_factor, min_inter_channels)
+        if inter % groups:
+            raise ValueError(f"the attention width ({inter}) must be divisible by groups ({groups})")
+        self.radix, self.groups, self.inter_channels = radix, groups, inter
+        self.conv = nn.Conv2d(in_channels, out_channels * radix, kernel_size, stride,
+                              same_padding(kernel_size, dilation), dilation, groups * radix, bias=bias)
+        self.bn0 = create_norm(norm_layer, out_channels * radix)
+        self.act0 = create_act(act_layer, inplace=True)
+        self.fc1 = nn.Conv2d(out_channels, inter, 1, groups=groups)
+        self.bn1 = create_norm(norm_layer, inter)
+        self.act1 = create_act(act_layer, inplace=True)
+        self.fc2 = nn.Conv2d(inter, out_channels * radix, 1, groups=groups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.in_channels, type(self).__name__)
+        u = self.act0(self.bn0(self.conv(x)))
+        b, c, r = u.shape[0], self.out_channels, self.radix
+        splits = u.unflatten(1, (r, c))                                     # (B, R, C, H, W)
+        s = splits.sum(1).mean((2, 3), keepdim=True)                        # (B, C, 1, 1)
+        a = self.fc2(self.act1(self.bn1(self.fc1(s))))                      # (B, K*R*C/K, 1, 1)
+        if r > 1:
+            a = a.reshape(b, self.groups, r, c // self.groups).softmax(2).transpose(1, 2)
+        else:
+            a = torch.sigmoid(a)
+        a = a.reshape(b, r, c, 1, 1)
+        return (splits * a).sum(1)
