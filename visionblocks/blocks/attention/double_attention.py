@@ -1,0 +1,49 @@
+"""Double Attention (Chen et al., A^2-Nets: Double Attention Networks, NeurIPS 2018, arXiv 1810.11579).
+
+With X (C, h*w): ``A = phi(X)`` (c_m maps), ``B = softmax(theta(X))`` (n attention maps, each normalised over
+the h*w positions) and ``V = softmax(rho(X))`` (n attention vectors, each normalised over the n maps at a
+position), all 1x1 convolutions.  Gather: ``G = A B^T`` (c_m x n global descriptors, Eq. 4); distribute:
+``Z = G V`` (Eq. 5), i.e. ``z_i = sum_j v_ij g_j``.  A 1x1 convolution maps Z back to C channels and the block
+is residual: ``Y = X + conv(Z)``.  Defaults ``c_m = c_n = C / 4`` (the reduced dimensions of the A2-Net
+ResNet-50 experiments).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from visionblocks.layers import check_nchw, check_positive_int
+from visionblocks.registry import Example, register_block
+
+
+@register_block("double_attention", family="attention", layout="nchw",
+                paper="Chen et al., A^2-Nets: Double Attention Networks, NeurIPS 2018",
+                url="https://arxiv.org/abs/1810.11579",
+                example=Example(args=(64,), kwargs={}, input_shape=(2, 64, 14, 14)))
+class DoubleAttention(nn.Module):
+    """Gather global features by spatial attention, distribute them by per-position attention.
+
+    Args:
+        channels: input (= output) channels C.
+        c_m: channels of the gathered features A (default ``max(1, C // 4)``).
+        c_n: number n of global descriptors / attention maps (default ``max(1, C // 4)``).
+    """
+
+    def __init__(self, channels: int, c_m: int | None = None, c_n: int | None = None):
+        super().__init__()
+        self.channels = check_positive_int("channels", channels)
+        self.c_m = check_positive_int("c_m", c_m) if c_m is not None else max(1, channels // 4)
+        self.c_n = check_positive_int("c_n", c_n) if c_n is not None else max(1, channels // 4)
+        self.phi = nn.Conv2d(channels, self.c_m, 1)      # A: features to gather
+        self.theta = nn.Conv2d(channels, self.c_n, 1)    # B: gathering attention maps
+        self.rho = nn.Conv2d(channels, self.c_n, 1)      # V: distribution attention vectors
+        self.proj = nn.Conv2d(self.c_m, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.channels, type(self).__name__)
+        a = self.phi(x).flatten(2)                                  # (B, c_m, N)
+        attn_maps = self.theta(x).flatten(2).softmax(dim=2)         # (B, n, N): each map sums to 1 over N
+        attn_vecs = self.rho(x).flatten(2).softmax(dim=1)           # (B, n, N): sums to 1 over n per position
+        g = torch.bmm(a, attn_maps.transpose(1, 2))                 # (B, c_m, n)  gather
+        z = torch.bmm(g, attn_vecs)                                 # (B, c_m, N)  distribute
+        return x + self.proj(z.unflatten(2, x.shape[2:]))

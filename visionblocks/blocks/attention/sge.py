@@ -1,0 +1,51 @@
+"""Spatial Group-wise Enhance (Li, Hu & Yang, arXiv 1905.09646, 2019).
+
+The C channels are split into G groups; in each group, with ``x_i`` the (C/G)-vector at position i and
+``g = mean_i x_i`` the group's global descriptor: ``c_i = g . x_i``, ``c^_i = (c_i - mu_c) / (sigma_c + eps)``
+(mean and standard deviation over the m = H*W positions, ``sigma_c^2 = 1/m sum (c_i - mu_c)^2``),
+``a_i = gamma c^_i + beta`` (one gamma, beta per group, initialised to 0 and 1 as in the authors' code) and
+``x^_i = x_i * sigmoid(a_i)``.  Paper default G = 64.
+
+Deviation from the authors' code: it divides by the unbiased standard deviation (1/(m-1)); we use the
+paper's 1/m, which also keeps a 1x1 input finite.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from visionblocks.layers import check_divisible, check_nchw, check_positive_int
+from visionblocks.registry import Example, register_block
+
+
+@register_block("sge", family="attention", layout="nchw",
+                paper="Li et al., Spatial Group-wise Enhance: Improving Semantic Feature Learning in "
+                      "Convolutional Networks, arXiv 2019",
+                url="https://arxiv.org/abs/1905.09646",
+                example=Example(args=(128,), kwargs={}, input_shape=(2, 128, 14, 14)))
+class SpatialGroupEnhance(nn.Module):
+    """Per-group spatial gate from the similarity of each position to the group's global feature.
+
+    Args:
+        channels: input (= output) channels C, divisible by ``groups``.
+        groups: G, number of channel groups (paper: 64).
+        eps: added to the standard deviation (1e-5).
+    """
+
+    def __init__(self, channels: int, groups: int = 64, eps: float = 1e-5):
+        super().__init__()
+        self.channels = check_positive_int("channels", channels)
+        self.groups = check_positive_int("groups", groups)
+        check_divisible("channels", channels, "groups", groups)
+        self.eps = eps
+        self.weight = nn.Parameter(torch.zeros(1, groups, 1, 1))
+        self.bias = nn.Parameter(torch.ones(1, groups, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.channels, type(self).__name__)
+        xg = x.unflatten(1, (self.groups, -1))                                       # (B, G, C/G, H, W)
+        c = (xg * xg.mean((3, 4), keepdim=True)).sum(2)                              # (B, G, H, W)
+        mu = c.mean((2, 3), keepdim=True)
+        sigma = (c - mu).square().mean((2, 3), keepdim=True).sqrt()
+        a = self.weight * (c - mu) / (sigma + self.eps) + self.bias
+        return (xg * torch.sigmoid(a).unsqueeze(2)).flatten(1, 2)

@@ -1,0 +1,58 @@
+"""Shuffle Attention (Zhang & Yang, SA-Net: Shuffle Attention for Deep CNNs, ICASSP 2021, arXiv 2102.00240).
+
+The C channels are split into G groups, each group into two halves of C/(2G) channels.  Channel half:
+``X'_k1 = sigmoid(W1 s + b1) * X_k1`` with ``s = avgpool(X_k1)``.  Spatial half:
+``X'_k2 = sigmoid(W2 GN(X_k2) + b2) * X_k2`` with a GroupNorm of C/(2G) groups (one channel per group, affine as
+in the authors' code).  ``W1, b1, W2, b2`` are per-channel (C/(2G) each) and shared by all groups, so SA has
+3C/G parameters.  The halves are concatenated, the groups aggregated back to C channels, and a channel shuffle
+with 2 groups mixes the sub-features.  Paper default G = 64.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from visionblocks.layers import check_divisible, check_nchw, check_positive_int
+from visionblocks.registry import Example, register_block
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """ShuffleNet's channel shuffle: (B, g*n, H, W) viewed as (B, g, n) channels, transposed to (B, n, g)."""
+    return x.unflatten(1, (groups, -1)).transpose(1, 2).flatten(1, 2)
+
+
+@register_block("shuffle_attention", family="attention", layout="nchw",
+                paper="Zhang & Yang, SA-Net: Shuffle Attention for Deep Convolutional Neural Networks, ICASSP 2021",
+                url="https://arxiv.org/abs/2102.00240",
+                example=Example(args=(128,), kwargs={}, input_shape=(2, 128, 14, 14)))
+class ShuffleAttention(nn.Module):
+    """Grouped channel + spatial gates, then a channel shuffle.
+
+    Args:
+        channels: input (= output) channels C, divisible by ``2 * groups``.
+        groups: G, number of sub-feature groups (paper: 64).
+        eps: GroupNorm epsilon (1e-5).
+    """
+
+    def __init__(self, channels: int, groups: int = 64, eps: float = 1e-5):
+        super().__init__()
+        self.channels = check_positive_int("channels", channels)
+        self.groups = check_positive_int("groups", groups)
+        check_divisible("channels", channels, "2 * groups", 2 * groups)
+        half = channels // (2 * groups)
+        self.eps = eps
+        self.cweight = nn.Parameter(torch.zeros(1, half, 1, 1))
+        self.cbias = nn.Parameter(torch.ones(1, half, 1, 1))
+        self.sweight = nn.Parameter(torch.zeros(1, half, 1, 1))
+        self.sbias = nn.Parameter(torch.ones(1, half, 1, 1))
+        self.gn = nn.GroupNorm(half, half, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.channels, type(self).__name__)
+        b, c, h, w = x.shape
+        xg = x.reshape(b * self.groups, c // self.groups, h, w)
+        x_c, x_s = xg.chunk(2, dim=1)
+        y_c = x_c * torch.sigmoid(self.cweight * x_c.mean((2, 3), keepdim=True) + self.cbias)
+        y_s = x_s * torch.sigmoid(self.sweight * self.gn(x_s) + self.sbias)
+        y = torch.cat([y_c, y_s], dim=1).reshape(b, c, h, w)
+        return channel_shuffle(y, 2)

@@ -1,0 +1,65 @@
+"""Selective Kernel convolution (Li et al., Selective Kernel Networks, CVPR 2019, arXiv 1903.06586).
+
+Split: ``M`` branches ``U_m = ReLU(BN(GConv_{3x3, dilation m}(X)))`` (grouped, ``G`` groups; the paper's 5x5
+branch is the 3x3 with dilation 2).  Fuse: ``U = sum_m U_m``, ``s = avgpool(U)``, ``z = ReLU(BN(W s))`` with
+``W: C -> d``, ``d = max(C / r, L)``.  Select: ``a_m = softmax_m(A_m z)`` (softmax across the branches, per
+channel) and ``V = sum_m a_m * U_m``.  As in the paper's equations, ``W`` and the ``A_m`` have no bias.
+
+The unit keeps the shape by default (``nchw`` block); ``out_channels``/``stride`` let it replace the 3x3
+convolution of a ResNeXt bottleneck (SKNet-50, Table 1: M=2, G=32, r=16, L=32).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from visionblocks.layers import ConvNormAct, check_divisible, check_nchw, check_positive_int, create_act
+from visionblocks.registry import Example, register_block
+
+
+@register_block("sk", family="attention", layout="nchw",
+                paper="Li et al., Selective Kernel Networks, CVPR 2019", url="https://arxiv.org/abs/1903.06586",
+                example=Example(args=(64,), kwargs={}, input_shape=(2, 64, 14, 14)))
+class SelectiveKernel(nn.Module):
+    """SK convolution: multi-kernel grouped branches mixed by a channel-wise softmax attention.
+
+    Args:
+        channels: input channels C.
+        out_channels: output channels (default: ``channels``).
+        stride: stride of every branch (1 keeps the size; 2 for a downsampling bottleneck).
+        groups: G, groups of each branch convolution (paper: 32).
+        reduction: r, the fuse layer is ``max(out_channels // r, min_dim)`` wide (paper: 16).
+        min_dim: L, the smallest fuse width (paper: 32).
+        num_branches: M, branch ``m`` is a 3x3 convolution with dilation ``m + 1`` (paper: 2).
+        act_layer: activation of the branches and the fuse layer (paper: ReLU).
+        norm_layer: normalisation of the branches and the fuse layer (paper: BatchNorm).
+    """
+
+    def __init__(self, channels: int, out_channels: int | None = None, stride: int = 1, groups: int = 32,
+                 reduction: int = 16, min_dim: int = 32, num_branches: int = 2, act_layer="relu",
+                 norm_layer="batchnorm"):
+        super().__init__()
+        self.channels = check_positive_int("channels", channels)
+        out_channels = channels if out_channels is None else check_positive_int("out_channels", out_channels)
+        self.out_channels = out_channels
+        for name, v in (("stride", stride), ("groups", groups), ("reduction", reduction), ("min_dim", min_dim),
+                        ("num_branches", num_branches)):
+            check_positive_int(name, v)
+        check_divisible("channels", channels, "groups", groups)
+        check_divisible("out_channels", out_channels, "groups", groups)
+        self.num_branches = num_branches
+        self.branches = nn.ModuleList(
+            ConvNormAct(channels, out_channels, 3, stride, dilation=m + 1, groups=groups, norm_layer=norm_layer,
+                        act_layer=act_layer, inplace=False)
+            for m in range(num_branches))
+        d = max(out_channels // reduction, min_dim)
+        self.fuse = ConvNormAct(out_channels, d, 1, norm_layer=norm_layer, act_layer=act_layer)
+        # the M matrices A_m (C x d) stacked into one 1x1 convolution: d -> M * C
+        self.select = nn.Conv2d(d, num_branches * out_channels, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.channels, type(self).__name__)
+        u = torch.stack([branch(x) for branch in self.branches], dim=1)            # (B, M, C, H, W)
+        z = self.fuse(u.sum(1).mean((2, 3), keepdim=True))                           # (B, d, 1, 1)
+        a = self.select(z).unflatten(1, (self.num_branches, self.out_channels))      # (B, M, C, 1, 1)
+        return (u * a.softmax(dim=1)).sum(1)
