@@ -1,0 +1,169 @@
+"""Attention Free Transformer: AFT-full, AFT-simple, AFT-local and AFT-conv (Zhai et al., An Attention Free
+Transformer, 2021, arXiv 2105.14103, https://arxiv.org/abs/2105.14103).
+
+With ``Q = X W_Q, K = X W_K, V = X W_V`` (linear projections, d = C):
+
+* AFT-full: ``Y_t = sigmoid(Q_t) * sum_t' exp(K_t' + w_tt') V_t' / sum_t' exp(K_t' + w_tt')`` with learned
+  pair-wise position biases ``w`` (T x T).  ``w`` ties the block to the sequence length T by design, so the
+  block is ``fixed_size``: T is given to the constructor and other lengths are rejected.
+* AFT-local: the same with ``w_tt' = 0`` outside the band ``|t - t'| < s`` (global connectivity is kept: the
+  tokens outside the window still contribute with ``exp(K_t')``); also tied to T.
+* AFT-simple: no position bias, ``Y_t = sigmoid(Q_t) * sum_t' softmax(K)_t' V_t'`` (any length).
+* AFT-conv (images, h heads): per head i with an s x s kernel ``w^i``,
+  ``Y = sigmoid(Q) * (conv(exp(K) V, exp(w) - 1) + sum exp(K) V) / (conv(exp(K), exp(w) - 1) + sum exp(K))``,
+  i.e. AFT-local in 2-D with weights shared across positions (any size).  As in the paper, ``w`` is
+  re-parameterized per head as ``gamma * (w - mean(w)) / std(w) + beta`` (``gamma``, ``beta`` start at 0, so
+  the block starts as AFT-simple).
+
+The weighted averages are computed as matrix products / convolutions; ``max K`` (per channel) and ``max w``
+(per row) are subtracted before the exponentials for numerical safety (they cancel in the ratio).  The paper
+specifies no output projection, so there is none.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from visionblocks.layers import check_divisible, check_nchw, check_nlc, check_positive_int
+from visionblocks.registry import Example, register_block
+
+_PAPER = "Zhai et al., An Attention Free Transformer, 2021"
+_URL = "https://arxiv.org/abs/2105.14103"
+
+
+def _check_tokens(x: torch.Tensor, seq_len: int, name: str) -> None:
+    if x.shape[1] != seq_len:
+        raise ValueError(f"{name} is built for {seq_len} tokens (its position biases are {seq_len}x{seq_len}, "
+                         f"fixed size by design); got input of shape {tuple(x.shape)} with {x.shape[1]} tokens")
+
+
+def aft_weighted_average(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``sigmoid(Q_t) * sum_t' exp(K_t' + w_tt') V_t' / sum_t' exp(K_t' + w_tt')`` for (B, T, C) q/k/v, (T, T) w."""
+    ek = torch.exp(k - k.detach().amax(dim=1, keepdim=True))
+    ew = torch.exp(w - w.detach().amax(dim=1, keepdim=True))
+    return torch.sigmoid(q) * ((ew @ (ek * v)) / (ew @ ek))
+
+
+class _AFTBase(nn.Module):
+    def _init_qkv(self, dim: int, qkv_bias: bool) -> None:
+        self.dim = check_positive_int("dim", dim)
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+
+
+@register_block("aft_full", family="attention", layout="nlc", paper=_PAPER, url=_URL, fixed_size=True,
+                example=Example(args=(64, 49), input_shape=(2, 49, 64)))
+class AFTFull(_AFTBase):
+    """AFT-full over a sequence of exactly ``seq_len`` tokens, (B, T, C) -> (B, T, C).
+
+    Args:
+        dim: token dimension C.
+        seq_len: T, the number of tokens the T x T position biases are built for.
+        qkv_bias: biases on the Q/K/V projections.
+    """
+
+    def __init__(self, dim: int, seq_len: int, qkv_bias: bool = True):
+        super().__init__()
+        self._init_qkv(dim, qkv_bias)
+        self.seq_len = check_positive_int("seq_len", seq_len)
+        self.pos_bias = nn.Parameter(torch.zeros(seq_len, seq_len))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nlc(x, self.dim, type(self).__name__)
+        _check_tokens(x, self.seq_len, type(self).__name__)
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        return aft_weighted_average(q, k, v, self.pos_bias)
+
+
+@register_block("aft_local", family="attention", layout="nlc", paper=_PAPER, url=_URL, fixed_size=True,
+                example=Example(args=(64, 49), kwargs={"window_size": 32}, input_shape=(2, 49, 64)))
+class AFTLocal(_AFTBase):
+    """AFT-local: AFT-full with the position biases zeroed outside a band, (B, T, C) -> (B, T, C).
+
+    Args:
+        dim: token dimension C.
+        seq_len: T, the number of tokens the position biases are built for.
+        window_size: s, ``w_tt'`` is learned only where ``|t - t'| < s`` (paper's enwik8 AFT-local: 32).
+        qkv_bias: biases on the Q/K/V projections.
+    """
+
+    def __init__(self, dim: int, seq_len: int, window_size: int = 32, qkv_bias: bool = True):
+        super().__init__()
+        self._init_qkv(dim, qkv_bias)
+        self.seq_len = check_positive_int("seq_len", seq_len)
+        self.window_size = check_positive_int("window_size", window_size)
+        self.pos_bias = nn.Parameter(torch.zeros(seq_len, seq_len))
+        t = torch.arange(seq_len)
+        self.register_buffer("band", (t[:, None] - t[None, :]).abs() < window_size, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nlc(x, self.dim, type(self).__name__)
+        _check_tokens(x, self.seq_len, type(self).__name__)
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        return aft_weighted_average(q, k, v, self.pos_bias * self.band)
+
+
+@register_block("aft_simple", family="attention", layout="nlc", paper=_PAPER, url=_URL,
+                example=Example(args=(64,), input_shape=(2, 49, 64)))
+class AFTSimple(_AFTBase):
+    """AFT-simple: ``sigmoid(Q_t) * sum_t' softmax(K)_t' V_t'`` (no position bias, any length), (B, N, C) -> same.
+
+    Args:
+        dim: token dimension C.
+        qkv_bias: biases on the Q/K/V projections.
+    """
+
+    def __init__(self, dim: int, qkv_bias: bool = True):
+        super().__init__()
+        self._init_qkv(dim, qkv_bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nlc(x, self.dim, type(self).__name__)
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        context = (k.softmax(dim=1) * v).sum(dim=1, keepdim=True)
+        return torch.sigmoid(q) * context
+
+
+@register_block("aft_conv", family="attention", layout="nchw", paper=_PAPER, url=_URL,
+                example=Example(args=(64,), kwargs={"num_heads": 32, "kernel_size": 7}, input_shape=(2, 64, 14, 14)))
+class AFTConv(nn.Module):
+    """AFT-conv on an image (B, C, H, W) -> (B, C, H, W): local 2-D position biases shared across positions.
+
+    Args:
+        channels: C (must be divisible by ``num_heads``).
+        num_heads: h, one s x s kernel per head (paper's AFT-conv-tiny: 32 heads).
+        kernel_size: s, odd (paper's AFT-conv-tiny: 7).
+        qkv_bias: biases on the 1x1 Q/K/V projections.
+    """
+
+    def __init__(self, channels: int, num_heads: int = 32, kernel_size: int = 7, qkv_bias: bool = True):
+        super().__init__()
+        self.channels = check_positive_int("channels", channels)
+        self.num_heads = check_positive_int("num_heads", num_heads)
+        check_divisible("channels", channels, "num_heads", num_heads)
+        self.kernel_size = check_positive_int("kernel_size", kernel_size)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1, bias=qkv_bias)
+        self.pos_bias = nn.Parameter(torch.randn(num_heads, 1, kernel_size, kernel_size) * 0.02)
+        self.gamma = nn.Parameter(torch.zeros(num_heads, 1, 1, 1))
+        self.beta = nn.Parameter(torch.zeros(num_heads, 1, 1, 1))
+
+    def position_kernel(self) -> torch.Tensor:
+        """``exp(w) - 1`` of the re-parameterized biases, one (s, s) kernel per channel: (C, 1, s, s)."""
+        w = self.pos_bias
+        mean = w.mean(dim=(2, 3), keepdim=True)
+        std = w.std(dim=(2, 3), keepdim=True, unbiased=False)
+        w = self.gamma * (w - mean) / std + self.beta
+        return torch.expm1(w).repeat_interleave(self.channels // self.num_heads, dim=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.channels, type(self).__name__)
+        q, k, v = self.qkv(x).chunk(3, dim=1)
+        ek = torch.exp(k - k.detach().amax(dim=(2, 3), keepdim=True))
+        both = torch.cat([ek * v, ek], dim=1)                        # numerator and denominator terms
+        kernel = self.position_kernel()
+        local = F.conv2d(both, torch.cat([kernel, kernel], dim=0), padding=self.kernel_size // 2,
+                         groups=2 * self.channels)
+        num, den = (local + both.sum(dim=(2, 3), keepdim=True)).chunk(2, dim=1)
+        return torch.sigmoid(q) * (num / den)

@@ -1,0 +1,86 @@
+"""Efficient Multi-head Self-Attention, EMSA (Zhang & Yang, ResT: An Efficient Transformer for Visual
+Recognition, NeurIPS 2021, arXiv 2105.13677, https://arxiv.org/abs/2105.13677).
+
+On the (B, C, H, W) map seen as N = H W tokens: ``Q = X W_Q`` (h heads); the keys and values come from a
+spatially reduced map, ``X' = LN(DWConv(X))`` with a depthwise convolution of kernel s + 1, stride s and
+padding s // 2 (s = ``sr_ratio``; none when s = 1), ``K, V = X' W_K, X' W_V``.  Then
+``EMSA = IN(softmax(Conv1x1(Q K^T / sqrt(d_k)))) V`` followed by the output projection, where the 1x1
+convolution mixes the h attention maps across heads and IN is an instance norm over each head's map
+(no affine).  As in the authors' code (wofmanaf/ResT) the head-mixing transform is used only when h > 1;
+without it the attention is plain ``torch.nn.functional.scaled_dot_product_attention``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from visionblocks.layers import check_divisible, check_nchw, check_positive_int
+from visionblocks.registry import Example, register_block
+
+from .self_attention import merge_heads, split_heads
+
+
+@register_block("emsa", family="attention", layout="nchw",
+                paper="Zhang & Yang, ResT: An Efficient Transformer for Visual Recognition, NeurIPS 2021",
+                url="https://arxiv.org/abs/2105.13677",
+                example=Example(args=(64,), kwargs={"num_heads": 4, "sr_ratio": 2}, input_shape=(2, 64, 14, 14)))
+class EMSA(nn.Module):
+    """ResT's efficient multi-head self-attention, (B, C, H, W) -> (B, C, H, W).
+
+    ``forward_tokens(x, H, W)`` runs it on (B, H W, C) tokens (as ResT's blocks do).
+
+    Args:
+        channels: C (must be divisible by ``num_heads``).
+        num_heads: h (ResT stages: 1, 2, 4, 8).
+        sr_ratio: s, the stride of the key/value spatial reduction (ResT stages: 8, 4, 2, 1).
+        qkv_bias: biases on the Q and K/V projections (ResT models: True).
+        apply_transform: the 1x1 convolution across heads + instance norm (ResT: True; only when h > 1).
+        attn_drop: dropout on the attention weights (training only).
+    """
+
+    def __init__(self, channels: int, num_heads: int = 8, sr_ratio: int = 1, qkv_bias: bool = True,
+                 apply_transform: bool = True, attn_drop: float = 0.0):
+        super().__init__()
+        self.channels = check_positive_int("channels", channels)
+        self.num_heads = check_positive_int("num_heads", num_heads)
+        check_divisible("channels", channels, "num_heads", num_heads)
+        self.sr_ratio = check_positive_int("sr_ratio", sr_ratio)
+        self.scale = (channels // num_heads) ** -0.5
+        self.q = nn.Linear(channels, channels, bias=qkv_bias)
+        self.kv = nn.Linear(channels, 2 * channels, bias=qkv_bias)
+        if sr_ratio > 1:
+            self.sr = nn.Conv2d(channels, channels, sr_ratio + 1, sr_ratio, sr_ratio // 2, groups=channels)
+            self.sr_norm = nn.LayerNorm(channels)
+        else:
+            self.sr, self.sr_norm = nn.Identity(), nn.Identity()
+        self.apply_transform = bool(apply_transform and num_heads > 1)
+        if self.apply_transform:
+            self.transform_conv = nn.Conv2d(num_heads, num_heads, 1)
+            self.transform_norm = nn.InstanceNorm2d(num_heads)
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.proj = nn.Linear(channels, channels)
+
+    def forward_tokens(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        """EMSA on tokens (B, N = H W, C) in row-major order -> (B, N, C)."""
+        B, N, C = x.shape
+        q = split_heads(self.q(x), self.num_heads)
+        if self.sr_ratio > 1:
+            r = self.sr(x.transpose(1, 2).reshape(B, C, H, W)).flatten(2).transpose(1, 2)
+            r = self.sr_norm(r)
+        else:
+            r = x
+        k, v = split_heads(self.kv(r), 2 * self.num_heads).chunk(2, dim=1)
+        if self.apply_transform:
+            attn = self.transform_conv((q * self.scale) @ k.transpose(-2, -1))
+            attn = self.attn_drop(self.transform_norm(attn.softmax(dim=-1)))
+            out = attn @ v
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop.p if self.training else 0.0)
+        return self.proj(merge_heads(out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.channels, type(self).__name__)
+        B, C, H, W = x.shape
+        y = self.forward_tokens(x.flatten(2).transpose(1, 2), H, W)
+        return y.transpose(1, 2).reshape(B, C, H, W)

@@ -1,0 +1,58 @@
+"""Global filter layer of GFNet (Rao et al., Global Filter Networks for Image Classification, NeurIPS 2021,
+arXiv 2107.00645, https://arxiv.org/abs/2107.00645).
+
+``X = F[x]`` (2-D real FFT over H, W, orthonormal), ``X~ = K * X`` (element-wise product with a learnable
+complex filter K, one per channel), ``y = F^-1[X~]``: a depthwise global circular convolution in O(N log N).
+K has the shape of the half spectrum, (h, w) = (H, W // 2 + 1) of the size it is built for (GFNet at 224 with
+16x16 patches: 14 x 8).  At another input size the filter is resized to that input's spectrum, (H, W // 2 + 1),
+by bicubic interpolation with ``align_corners=True`` of its real and imaginary parts, as GFNet does when it
+fine-tunes at a new resolution (raoyongming/GFNet, main_gfnet.py).  The FFT runs in float32 for half/bfloat16
+inputs (torch has no CPU half FFT; GFNet also casts to float32) and the result is cast back.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from visionblocks.layers import check_nchw, check_positive_int
+from visionblocks.registry import Example, register_block
+
+
+@register_block("global_filter", family="attention", layout="nchw",
+                paper="Rao et al., Global Filter Networks for Image Classification, NeurIPS 2021",
+                url="https://arxiv.org/abs/2107.00645",
+                example=Example(args=(64,), kwargs={"h": 14, "w": 8}, input_shape=(2, 64, 14, 14)))
+class GlobalFilter(nn.Module):
+    """Learnable global filter in the 2-D frequency domain, (B, C, H, W) -> (B, C, H, W).
+
+    Args:
+        channels: C.
+        h, w: size of the stored half-spectrum filter, (H, W // 2 + 1) of the reference input
+            (GFNet-224, patch 16: 14, 8); other sizes use the filter resized to their spectrum.
+    """
+
+    def __init__(self, channels: int, h: int = 14, w: int = 8):
+        super().__init__()
+        self.channels = check_positive_int("channels", channels)
+        self.h = check_positive_int("h", h)
+        self.w = check_positive_int("w", w)
+        self.complex_weight = nn.Parameter(torch.randn(h, w, channels, 2) * 0.02)
+
+    def filter_for(self, h: int, w: int, dtype: torch.dtype) -> torch.Tensor:
+        """The filter as real/imaginary pairs (C, h, w, 2) for a half spectrum of size (h, w)."""
+        weight = self.complex_weight.to(dtype)
+        if (h, w) == (self.h, self.w):
+            return weight.permute(2, 0, 1, 3)
+        grid = weight.permute(2, 3, 0, 1).reshape(1, 2 * self.channels, self.h, self.w)
+        grid = F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=True)
+        return grid.reshape(self.channels, 2, h, w).permute(0, 2, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.channels, type(self).__name__)
+        H, W = x.shape[-2:]
+        xf = x if x.dtype in (torch.float32, torch.float64) else x.float()
+        spec = torch.fft.rfft2(xf, dim=(2, 3), norm="ortho")
+        weight = torch.view_as_complex(self.filter_for(H, W // 2 + 1, xf.dtype).contiguous())
+        y = torch.fft.irfft2(spec * weight, s=(H, W), dim=(2, 3), norm="ortho")
+        return y.to(x.dtype)

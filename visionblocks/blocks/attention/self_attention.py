@@ -1,0 +1,63 @@
+"""Multi-head scaled dot-product self-attention (Vaswani et al., Attention Is All You Need, NeurIPS 2017,
+arXiv 1706.03762, https://arxiv.org/abs/1706.03762).
+
+``MultiHead(X) = Concat(head_1, ..., head_h) W^O`` with ``head_i = softmax(Q_i K_i^T / sqrt(d_k)) V_i`` and
+``Q_i = X W_i^Q, K_i = X W_i^K, V_i = X W_i^V``, ``d_k = d_v = d_model / h`` (paper: h = 8).  The paper's
+projections are plain matrices (no biases; ``qkv_bias``/``proj_bias`` add them).  The three input projections
+are computed by one fused ``Linear(dim, 3 dim)`` (the same parameters, one matrix multiplication), and the
+softmax attention is ``torch.nn.functional.scaled_dot_product_attention``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from visionblocks.layers import check_divisible, check_nlc, check_positive_int
+from visionblocks.registry import Example, register_block
+
+__all__ = ["SelfAttention", "split_heads", "merge_heads"]
+
+
+def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """(B, N, C) -> (B, h, N, C / h)."""
+    b, n, c = x.shape
+    return x.reshape(b, n, num_heads, c // num_heads).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, h, N, d) -> (B, N, h d)."""
+    b, h, n, d = x.shape
+    return x.transpose(1, 2).reshape(b, n, h * d)
+
+
+@register_block("self_attention", family="attention", layout="nlc",
+                paper="Vaswani et al., Attention Is All You Need, NeurIPS 2017",
+                url="https://arxiv.org/abs/1706.03762",
+                example=Example(args=(64,), kwargs={"num_heads": 8}, input_shape=(2, 49, 64)))
+class SelfAttention(nn.Module):
+    """Multi-head scaled dot-product self-attention over a token sequence (B, N, C) -> (B, N, C).
+
+    Args:
+        dim: token dimension d_model (= C).
+        num_heads: h; ``dim`` must be divisible by it (paper: 8).
+        qkv_bias: biases on the Q/K/V projections (paper: none).
+        proj_bias: bias on the output projection W^O (paper: none).
+        attn_drop: dropout on the attention weights (training only).
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = False, proj_bias: bool = False,
+                 attn_drop: float = 0.0):
+        super().__init__()
+        self.dim = check_positive_int("dim", dim)
+        self.num_heads = check_positive_int("num_heads", num_heads)
+        check_divisible("dim", dim, "num_heads", num_heads)
+        self.attn_drop = float(attn_drop)
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim, bias=proj_bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nlc(x, self.dim, type(self).__name__)
+        q, k, v = split_heads(self.qkv(x), 3 * self.num_heads).chunk(3, dim=1)
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
+        return self.proj(merge_heads(out))
