@@ -1,0 +1,32 @@
+"""SKNet-50 (Li et al., Selective Kernel Networks, CVPR 2019, arXiv 1903.06586).
+
+ResNeXt-50 (32x4d) whose every 3x3 grouped convolution is replaced by an SK convolution with M = 2 (3x3 and
+dilated 3x3 branches), G = 32, r = 16, L = 32 (Table 1).  The downsampling stride is on the SK convolution, as
+in ResNeXt: this is what gives the paper's 4.47 GFLOPs (4.00 G with the stride on the first 1x1).
+"""
+from __future__ import annotations
+
+from visionblocks.blocks.attention.sk import SelectiveKernel
+from visionblocks.registry import register_model
+
+from .resnet import Bottleneck, ResNet
+
+__all__ = ["sk_resnet50", "sk_mid_layer"]
+
+
+def sk_mid_layer(in_channels: int, out_channels: int, stride: int = 1, groups: int = 32) -> SelectiveKernel:
+    """The bottleneck's middle unit: an SK convolution with M=2, G=groups, r=16, L=32."""
+    return SelectiveKernel(in_channels, out_channels, stride=stride, groups=groups, reduction=16, min_dim=32,
+                           num_branches=2)
+
+
+@register_model("sk_resnet50", paper="Li et al., Selective Kernel Networks, CVPR 2019",
+                url="https://arxiv.org/abs/1903.06586", paper_params=27.5, paper_macs=4.47,
+                test_input_size=(64, 64), family="resnet")
+def sk_resnet50(**kwargs) -> ResNet:
+    """SKNet-50: 27.5 M params, 4.47 GFLOPs (multiply-adds) at 224x224 (Li et al. Table 1 / Table 2;
+    ours: 27.480 M, 4.463 G)."""
+    kwargs.setdefault("stride_3x3", True)
+    block_kwargs = dict(kwargs.pop("block_kwargs", None) or {})
+    block_kwargs.setdefault("mid_layer", sk_mid_layer)
+    return ResNet(Bottleneck, (3, 4, 6, 3), groups=32, width_per_group=4, block_kwargs=block_kwargs, **kwargs)
