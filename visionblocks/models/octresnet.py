@@ -1,0 +1,126 @@
+"""Oct-ResNet (Chen et al., "Drop an Octave: Reducing Spatial Redundancy in Convolutional Neural Networks with
+Octave Convolution", ICCV 2019, arXiv 1904.05049).
+
+Oct-ResNet-50 with ``alpha = 0.5``: every convolution of ResNet-50 after the 7x7 stem is an octave convolution
+(each followed by BatchNorm on the high and on the low part).  The first block's 1x1 convolutions split the stem's
+features (``alpha_in = 0 -> alpha_out = 0.5``); the first block of the last stage merges them back
+(``alpha_in = 0.5 -> alpha_out = 0``) and the last stage is single-frequency (``alpha = 0``), as in the paper's
+ImageNet models (and the PyTorch port d-li14/octconv.pytorch).  The stride is on the 3x3 convolution: a stride-2
+octave convolution average-pools its input first (Sec. 3.3); shortcuts that change shape are 1x1 octave
+convolutions + BN.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from visionblocks.blocks.conv.octave_conv import OctaveConv
+from visionblocks.layers import ConvNormAct, create_act, create_norm
+from visionblocks.registry import register_model
+
+from ._base import ClassifierHead, ModelBase
+
+__all__ = ["OctConvNormAct", "OctBottleneck", "OctResNet"]
+
+_PAPER = ("Chen et al., Drop an Octave: Reducing Spatial Redundancy in Convolutional Neural Networks with Octave "
+          "Convolution, ICCV 2019")
+_URL = "https://arxiv.org/abs/1904.05049"
+
+
+def _pair(x):
+    return x if isinstance(x, tuple) else (x, None)
+
+
+class OctConvNormAct(nn.Module):
+    """Octave convolution, then BN (and the activation) on the high and the low part; returns ``(y_h, y_l)``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1,
+                 alpha_in: float = 0.5, alpha_out: float = 0.5, groups: int = 1, act_layer="relu"):
+        super().__init__()
+        self.conv = OctaveConv(in_channels, out_channels, kernel_size, stride, alpha_in, alpha_out, groups)
+        self.bn_h = create_norm("batchnorm", self.conv.out_h)
+        self.bn_l = create_norm("batchnorm", self.conv.out_l) if self.conv.out_l else None
+        self.act = create_act(act_layer, inplace=True)
+
+    def forward(self, x):
+        y_h, y_l = self.conv(*_pair(x))
+        y_h = self.act(self.bn_h(y_h))
+        if self.bn_l is not None:
+            y_l = self.act(self.bn_l(y_l))
+        return y_h, y_l
+
+
+class OctBottleneck(nn.Module):
+    """ResNet bottleneck of octave convolutions; takes a tensor or a ``(high, low)`` pair, returns a pair."""
+
+    expansion = 4
+
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, alpha_in: float = 0.5,
+                 alpha_out: float = 0.5, groups: int = 1, base_width: int = 64, act_layer="relu"):
+        super().__init__()
+        width = int(planes * base_width / 64) * groups
+        out = planes * self.expansion
+        a = alpha_out  # inside the block every layer works at alpha_out
+        self.conv1 = OctConvNormAct(in_channels, width, 1, 1, alpha_in, a, act_layer=act_layer)
+        self.conv2 = OctConvNormAct(width, width, 3, stride, a, a, groups, act_layer=act_layer)
+        self.conv3 = OctConvNormAct(width, out, 1, 1, a, a, act_layer=None)
+        self.shortcut = None
+        if stride != 1 or in_channels != out or alpha_in != alpha_out:
+            self.shortcut = OctConvNormAct(in_channels, out, 1, stride, alpha_in, a, act_layer=None)
+        self.act = create_act(act_layer, inplace=True)
+
+    def forward(self, x):
+        y_h, y_l = self.conv3(self.conv2(self.conv1(x)))
+        s_h, s_l = self.shortcut(x) if self.shortcut is not None else _pair(x)
+        y_h = self.act(y_h + s_h)
+        y_l = self.act(y_l + s_l) if y_l is not None else None
+        return y_h, y_l
+
+
+class OctResNet(ModelBase):
+    """ResNet of :class:`OctBottleneck` with low-frequency ratio ``alpha`` in all stages but the last.
+
+    Args:
+        layers: blocks per stage.
+        alpha: the low-frequency fraction (paper's main setting: 0.5).
+        num_classes, in_chans, drop_rate: classifier size, input channels, dropout before the classifier.
+    """
+
+    def __init__(self, layers=(3, 4, 6, 3), alpha: float = 0.5, num_classes: int = 1000, in_chans: int = 3,
+                 groups: int = 1, width_per_group: int = 64, act_layer="relu", drop_rate: float = 0.0,
+                 channels=(64, 128, 256, 512)):
+        super().__init__()
+        self.in_chans = in_chans
+        self.stem = nn.Sequential(ConvNormAct(in_chans, 64, 7, 2, act_layer=act_layer), nn.MaxPool2d(3, 2, 1))
+        in_ch, a_prev, stages = 64, 0.0, []
+        n_stages = len(layers)
+        for s, (n, planes) in enumerate(zip(layers, channels)):
+            a_stage = alpha if s < n_stages - 1 else 0.0
+            blocks = []
+            for i in range(n):
+                blocks.append(OctBottleneck(in_ch, planes, 2 if (i == 0 and s > 0) else 1, a_prev, a_stage, groups,
+                                            width_per_group, act_layer))
+                in_ch, a_prev = planes * OctBottleneck.expansion, a_stage
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.num_features = in_ch
+        self.head = ClassifierHead(in_ch, num_classes, drop_rate)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        y_h, _ = self.stages(self.stem(x))
+        return y_h
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x, pre_logits=pre_logits)
+
+
+@register_model("octresnet50", paper=_PAPER, url=_URL, paper_params=25.6, paper_macs=2.4, test_input_size=(64, 64),
+                family="conv")
+def octresnet50(**kwargs) -> OctResNet:
+    """Oct-ResNet-50 (alpha = 0.5): 25.6 M params, 2.4 GFLOPs at 224x224 (Chen et al., Table 3)."""
+    kwargs.setdefault("alpha", 0.5)
+    return OctResNet((3, 4, 6, 3), **kwargs)
