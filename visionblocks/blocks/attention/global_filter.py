@@ -40,19 +40,27 @@ class GlobalFilter(nn.Module):
         self.complex_weight = nn.Parameter(torch.randn(h, w, channels, 2) * 0.02)
 
     def filter_for(self, h: int, w: int, dtype: torch.dtype) -> torch.Tensor:
-        """The filter as real/imaginary pairs (C, h, w, 2) for a half spectrum of size (h, w)."""
+        """The filter as real/imaginary pairs in GFNet's layout (h, w, C, 2) for a half spectrum of size (h, w)."""
         weight = self.complex_weight.to(dtype)
         if (h, w) == (self.h, self.w):
-            return weight.permute(2, 0, 1, 3)
+            return weight
         grid = weight.permute(2, 3, 0, 1).reshape(1, 2 * self.channels, self.h, self.w)
         grid = F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=True)
-        return grid.reshape(self.channels, 2, h, w).permute(0, 2, 3, 1)
+        return grid.reshape(self.channels, 2, h, w).permute(2, 3, 0, 1)
+
+    def _filter(self, x: torch.Tensor, dims: tuple[int, int], channels_last: bool) -> torch.Tensor:
+        H, W = x.shape[dims[0]], x.shape[dims[1]]
+        xf = x if x.dtype in (torch.float32, torch.float64) else x.float()
+        spec = torch.fft.rfft2(xf, dim=dims, norm="ortho")
+        weight = self.filter_for(H, W // 2 + 1, xf.dtype)
+        weight = weight if channels_last else weight.permute(2, 0, 1, 3)
+        spec = spec * torch.view_as_complex(weight.contiguous())
+        return torch.fft.irfft2(spec, s=(H, W), dim=dims, norm="ortho").to(x.dtype)
+
+    def forward_nhwc(self, x: torch.Tensor) -> torch.Tensor:
+        """The filter on a channels-last token grid (B, H, W, C) -> (B, H, W, C) (as GFNet's blocks use it)."""
+        return self._filter(x, (1, 2), channels_last=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
-        H, W = x.shape[-2:]
-        xf = x if x.dtype in (torch.float32, torch.float64) else x.float()
-        spec = torch.fft.rfft2(xf, dim=(2, 3), norm="ortho")
-        weight = torch.view_as_complex(self.filter_for(H, W // 2 + 1, xf.dtype).contiguous())
-        y = torch.fft.irfft2(spec * weight, s=(H, W), dim=(2, 3), norm="ortho")
-        return y.to(x.dtype)
+        return self._filter(x, (2, 3), channels_last=False)

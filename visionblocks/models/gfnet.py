@@ -1,0 +1,127 @@
+"""GFNet: Global Filter Networks for Image Classification (Rao et al., NeurIPS 2021, arXiv 2107.00645).
+
+The isotropic GFNet: 16x16 patch embedding, learned absolute position embedding, then ``depth`` blocks
+``x + MLP(LN(GlobalFilter(LN(x))))`` (one residual around filter and MLP, as in the authors' code
+raoyongming/GFNet; MLP ratio 4, GELU, LayerNorm eps 1e-6), a final LayerNorm, the mean over tokens and a
+linear classifier.  The global filters (``visionblocks.blocks.attention.global_filter``) and the position
+embedding are built for 224 / 16 = 14 x 14 tokens (filters 14 x 8); at other sizes both are resized to the
+token grid (filters: bicubic, align_corners=True; position embedding: bicubic), as GFNet does when it
+fine-tunes at another resolution.  Tokens are kept channels-last (B, H, W, C).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from visionblocks.blocks.attention.global_filter import GlobalFilter
+from visionblocks.layers import DropPath
+from visionblocks.registry import register_model
+
+from ._base import ClassifierHead, ModelBase
+
+__all__ = ["GFNet", "GFNetBlock"]
+
+_PAPER = "Rao et al., Global Filter Networks for Image Classification, NeurIPS 2021"
+_URL = "https://arxiv.org/abs/2107.00645"
+_FFT_NOTE = ("The paper's FLOPs include the FFTs of the global filters (its own O(HWD log HW) estimate, about "
+             "2-3 M per layer at 224), which torch.utils.flop_counter does not count; ours ({0} GMACs) is the rest "
+             "and lies that much below the paper's {1}, hence macs_rel_tol.")
+
+
+class GFNetBlock(nn.Module):
+    """``x + MLP(LN(GlobalFilter(LN(x))))`` on channels-last tokens (B, H, W, C)."""
+
+    def __init__(self, dim: int, mlp_ratio: float = 4.0, h: int = 14, w: int = 8, drop: float = 0.0,
+                 drop_path: float = 0.0):
+        super().__init__()
+        hidden = int(dim * mlp_ratio)
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.filter = GlobalFilter(dim, h=h, w=w)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(drop), nn.Linear(hidden, dim),
+                                 nn.Dropout(drop))
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.drop_path(self.mlp(self.norm2(self.filter.forward_nhwc(self.norm1(x)))))
+
+
+class GFNet(ModelBase):
+    """Isotropic GFNet.
+
+    Args:
+        embed_dim, depth, mlp_ratio: the configuration (Ti: 256/12, XS: 384/12, S: 384/19).
+        patch_size: 16.
+        grid_size: the token grid the filters and position embedding are built for (224 / 16 = 14).
+        drop_rate, drop_path_rate: dropout and (linearly increasing) stochastic depth.
+    """
+
+    def __init__(self, embed_dim: int = 384, depth: int = 12, mlp_ratio: float = 4.0, patch_size: int = 16,
+                 grid_size: int = 14, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0,
+                 drop_path_rate: float = 0.0):
+        super().__init__()
+        self.in_chans = in_chans
+        self.num_features = embed_dim
+        self.grid_size = grid_size
+        self.patch_embed = nn.Conv2d(in_chans, embed_dim, patch_size, patch_size)
+        self.pos_embed = nn.Parameter(torch.zeros(1, grid_size * grid_size, embed_dim))
+        self.pos_drop = nn.Dropout(drop_rate)
+        dpr = [drop_path_rate * i / max(1, depth - 1) for i in range(depth)]
+        self.blocks = nn.Sequential(*[GFNetBlock(embed_dim, mlp_ratio, grid_size, grid_size // 2 + 1, drop_rate, dpr[i])
+                                      for i in range(depth)])
+        self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.head = ClassifierHead(embed_dim, num_classes)
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+
+    def position_embedding(self, h: int, w: int, dtype: torch.dtype) -> torch.Tensor:
+        """The position embedding for an (h, w) token grid, (1, h, w, C) (bicubic resize when not 14 x 14)."""
+        g = self.grid_size
+        pos = self.pos_embed.to(dtype).reshape(1, g, g, -1)
+        if (h, w) == (g, g):
+            return pos
+        pos = F.interpolate(pos.permute(0, 3, 1, 2), size=(h, w), mode="bicubic", align_corners=False)
+        return pos.permute(0, 2, 3, 1)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, in_chans, H, W) -> normalized tokens (B, H / 16, W / 16, C)."""
+        self.check_input(x)
+        x = self.patch_embed(x).permute(0, 2, 3, 1)
+        x = self.pos_drop(x + self.position_embedding(x.shape[1], x.shape[2], x.dtype))
+        return self.norm(self.blocks(x))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x.mean(dim=(1, 2)), pre_logits=pre_logits)
+
+
+@register_model("gfnet_ti", paper=_PAPER, url=_URL, paper_params=7.51, paper_macs=1.3, test_input_size=(64, 64),
+                family="transformer",
+                paper_note="The paper's table gives 7 M params, a truncated figure: the architecture it specifies "
+                           "(embed 256, depth 12, 14x8 filters, 1000-class head), parameter for parameter the "
+                           "authors' code, has 7.51 M (7.25 M without the head), so paper_params holds 7.51. "
+                           "MACs: ours 1.27 G without the FFTs (not counted by torch's flop counter), the paper's "
+                           "1.3 G with them.")
+def gfnet_ti(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> GFNet:
+    """GFNet-Ti: embed 256, depth 12.  Paper: 7 M params (truncated; 7.51 M by
+    its architecture), 1.3 GFLOPs at 224 (ours: 7.51 M, 1.27 GMACs without the FFTs)."""
+    return GFNet(embed_dim=256, depth=12, num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+@register_model("gfnet_xs", paper=_PAPER, url=_URL, paper_params=16.0, paper_macs=2.9, test_input_size=(64, 64),
+                family="transformer", paper_note=_FFT_NOTE.format(2.833, 2.9), macs_rel_tol=0.025)
+def gfnet_xs(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> GFNet:
+    """GFNet-XS: embed 384, depth 12.  Paper: 16 M params, 2.9 GFLOPs at 224
+    (ours: 15.99 M, 2.83 GMACs without the FFTs)."""
+    return GFNet(embed_dim=384, depth=12, num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+@register_model("gfnet_s", paper=_PAPER, url=_URL, paper_params=25.0, paper_macs=4.5, test_input_size=(64, 64),
+                family="transformer", paper_note=_FFT_NOTE.format(4.451, 4.5), macs_rel_tol=0.015)
+def gfnet_s(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> GFNet:
+    """GFNet-S: embed 384, depth 19.  Paper: 25 M params, 4.5 GFLOPs at 224
+    (ours: 24.87 M, 4.45 GMACs without the FFTs)."""
+    return GFNet(embed_dim=384, depth=19, num_classes=num_classes, in_chans=in_chans, **kwargs)
