@@ -4,8 +4,8 @@ With X (C, h*w): ``A = phi(X)`` (c_m maps), ``B = softmax(theta(X))`` (n attenti
 the h*w positions) and ``V = softmax(rho(X))`` (n attention vectors, each normalised over the n maps at a
 position), all 1x1 convolutions.  Gather: ``G = A B^T`` (c_m x n global descriptors, Eq. 4); distribute:
 ``Z = G V`` (Eq. 5), i.e. ``z_i = sum_j v_ij g_j``.  A 1x1 convolution maps Z back to C channels and the block
-is residual: ``Y = X + conv(Z)``.  Defaults ``c_m = c_n = C / 4`` (the reduced dimensions of the A2-Net
-ResNet-50 experiments).
+is residual: ``Y = X + conv(Z)``.  The paper leaves c_m and c_n as hyper-parameters (both reduced below C to
+keep the block light); we default to ``c_m = c_n = C / 4``.
 """
 from __future__ import annotations
 
