@@ -1,0 +1,43 @@
+"""CoTNet (Li et al., Contextual Transformer Networks for Visual Recognition, TPAMI 2022, arXiv 2107.12292).
+
+CoTNet-50 is ResNet-50 with the 3x3 convolution of every bottleneck replaced by a CoT block (which already
+ends with its own normalisation, so no BN/ReLU follows it).  Downsampling bottlenecks put a 3x3 stride-2
+average pool in front of the CoT block, as in the authors' code (JDAI-CV/CoTNet).
+"""
+from __future__ import annotations
+
+import torch.nn as nn
+
+from visionblocks.blocks.attention.cot import ContextualTransformer
+from visionblocks.registry import register_model
+
+from .resnet import Bottleneck, ResNet
+
+__all__ = ["cot_mid_layer", "cotnet50"]
+
+
+def cot_mid_layer(in_channels: int, out_channels: int, stride: int = 1, groups: int = 1, **cot_kwargs) -> nn.Module:
+    """The bottleneck's middle unit: ``[AvgPool3x3/2 ->] CoT(width)``."""
+    if in_channels != out_channels:
+        raise ValueError(f"a CoT middle layer keeps the width: in_channels ({in_channels}) must equal "
+                         f"out_channels ({out_channels})")
+    if groups != 1:
+        raise ValueError(f"CoTNet uses groups=1 (CoTNeXt is not provided), got groups={groups}")
+    cot = ContextualTransformer(in_channels, **cot_kwargs)
+    if stride == 1:
+        return cot
+    return nn.Sequential(nn.AvgPool2d(3, stride, padding=1), cot)
+
+
+@register_model("cotnet50", paper="Li et al., Contextual Transformer Networks for Visual Recognition, TPAMI 2022",
+                url="https://arxiv.org/abs/2107.12292", paper_params=22.2, paper_macs=3.3,
+                paper_note="The paper's FLOPs come from the authors' ptflops-based counter (utils/flops_counter.py), "
+                "which also counts BatchNorm (2 per element), activations, pooling, convolution biases and the "
+                "local aggregation (k^2 C H W per CoT block): counted that way our model gives 3.287 G, printed "
+                "3.3; torch's flop counter counts convolutions and matmuls only: 3.231 G.",
+                macs_rel_tol=0.025, test_input_size=(64, 64), family="resnet")
+def cotnet50(**kwargs) -> ResNet:
+    """CoTNet-50: 22.2 M params, 3.3 G FLOPs (multiply-adds) at 224x224 (Li et al. Table 1)."""
+    kwargs.setdefault("block_kwargs", {"mid_layer": cot_mid_layer})
+    kwargs.setdefault("stride_3x3", True)
+    return ResNet(Bottleneck, (3, 4, 6, 3), **kwargs)

@@ -1,0 +1,104 @@
+"""MobileNetV2 (Sandler et al., MobileNetV2: Inverted Residuals and Linear Bottlenecks, CVPR 2018,
+arXiv 1801.04381) and its coordinate-attention variant (Hou et al., Coordinate Attention for Efficient
+Mobile Network Design, CVPR 2021, arXiv 2103.02907).
+
+Built from the library's ``mbconv`` block (ReLU6, no SE): a 3x3 stride-2 stem of 32 channels, the
+inverted-residual stages ``(t, c, n, s)`` of the paper's Table 2, a 1x1 convolution to 1280 channels,
+global average pooling and a linear classifier.  Coordinate attention is inserted, as in the authors'
+code, after the depthwise convolution of every block with an expansion (t = 6).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from visionblocks.blocks.conv.mbconv import MBConv
+from visionblocks.layers import ConvNormAct, make_divisible
+from visionblocks.registry import register_model
+
+from ._base import ClassifierHead, ModelBase, resolve_attn
+
+__all__ = ["MobileNetV2"]
+
+#: (expansion t, output channels c, repeats n, first stride s) -- Table 2 of Sandler et al.
+MBV2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+               (6, 320, 1, 1))
+
+
+class MobileNetV2(ModelBase):
+    """MobileNetV2 of width ``width_mult``.
+
+    Args:
+        num_classes, in_chans: classifier size (0 for none) and input channels.
+        width_mult: channel multiplier (1.0 in the paper's reference model).
+        attn, attn_kwargs: attention on the expanded features of each expanding block (a registered
+            ``nchw`` block name or a class taking ``channels``), e.g. ``"coord_attention"``.
+        drop_rate: dropout before the classifier (the paper's code: 0.2).
+        drop_path_rate: stochastic depth of the residual blocks (linear ramp).
+        act_layer: activation (ReLU6).
+    """
+
+    def __init__(self, num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0, attn=None,
+                 attn_kwargs: dict | None = None, drop_rate: float = 0.2, drop_path_rate: float = 0.0,
+                 act_layer="relu6"):
+        super().__init__()
+        self.in_chans = in_chans
+        attn_layer: Callable[[int], nn.Module] | None = resolve_attn(attn, attn_kwargs)
+        ch = make_divisible(32 * width_mult, 8)
+        self.stem = ConvNormAct(in_chans, ch, 3, 2, act_layer=act_layer)
+        total = sum(n for _, _, n, _ in MBV2_STAGES)
+        blocks, idx = [], 0
+        for t, c, n, s in MBV2_STAGES:
+            out = make_divisible(c * width_mult, 8)
+            for i in range(n):
+                blocks.append(MBConv(ch, out, 3, s if i == 0 else 1, expand_ratio=t, se_ratio=0.0,
+                                     act_layer=act_layer, attn_layer=attn_layer if t != 1 else None,
+                                     drop_path=drop_path_rate * idx / max(1, total - 1)))
+                ch, idx = out, idx + 1
+        self.blocks = nn.Sequential(*blocks)
+        self.num_features = make_divisible(1280 * width_mult, 8) if width_mult > 1.0 else 1280
+        self.conv_head = ConvNormAct(ch, self.num_features, 1, act_layer=act_layer)
+        self.head = ClassifierHead(self.num_features, num_classes, drop_rate)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return self.conv_head(self.blocks(self.stem(x)))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x, pre_logits=pre_logits)
+
+
+@register_model("mobilenetv2", paper="Sandler et al., MobileNetV2: Inverted Residuals and Linear Bottlenecks, "
+                "CVPR 2018", url="https://arxiv.org/abs/1801.04381", paper_params=3.50, paper_macs=0.300,
+                paper_note="The paper prints 3.4 M parameters: the TF-slim reference model counts 3.47 M, which is our "
+                "3,504,872 less the 34,112 BatchNorm scales and shifts (3,470,760); the table truncates it to 3.4. "
+                "With BatchNorm affine parameters counted (torchvision, Hou et al.'s CA paper), it is 3.50 M.", test_input_size=(64, 64), family="mobilenet")
+def mobilenetv2(**kwargs) -> MobileNetV2:
+    """MobileNetV2 1.0: 3.50 M params, 300 M multiply-adds at 224x224 (paper Table 4: 300 M MAdds, "3.4 M"
+    params; see ``paper_note``)."""
+    return MobileNetV2(**kwargs)
+
+
+@register_model("coord_mobilenetv2", paper="Hou et al., Coordinate Attention for Efficient Mobile Network "
+                "Design, CVPR 2021", url="https://arxiv.org/abs/2103.02907", paper_params=3.95, paper_macs=0.310,
+                test_input_size=(64, 64), family="mobilenet",
+                paper_note="We count 306.7 M multiply-adds of convolutions and matmuls; the paper's 310 M also counts "
+                "the two gate multiplications per element of every attended tensor (2 x 1.90 M), giving 310.5 M.")
+def coord_mobilenetv2(**kwargs) -> MobileNetV2:
+    """MobileNetV2 1.0 with coordinate attention (r = 32) in every expanding block: 3.95 M params,
+    310 M multiply-adds at 224x224 (Hou et al. Table 1)."""
+    kwargs.setdefault("attn", "coord_attention")
+    return MobileNetV2(**kwargs)
