@@ -22,7 +22,10 @@ class ChannelGate(nn.Module):
         self.mlp = nn.Sequential(nn.Conv2d(channels, rd, 1), create_act(act_layer, inplace=True), nn.Conv2d(rd, channels, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.mlp(x.mean((2, 3), keepdim=True)) + self.mlp(x.amax((2, 3), keepdim=True)))
+        # max with indices: its backward is a scatter, several times cheaper than amax's tie-splitting mask
+        pooled = torch.cat([x.mean((2, 3)), x.flatten(2).max(2).values], 0)[:, :, None, None]
+        avg, mx = self.mlp(pooled).chunk(2, 0)  # one pass of the shared MLP over both descriptors
+        return torch.sigmoid(avg + mx)
 
 
 class SpatialGate(nn.Module):
@@ -36,7 +39,7 @@ class SpatialGate(nn.Module):
         self.bn = nn.BatchNorm2d(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], dim=1)
+        s = torch.cat([x.mean(1, keepdim=True), x.max(1, keepdim=True).values], dim=1)
         return torch.sigmoid(self.bn(self.conv(s)))
 
 
