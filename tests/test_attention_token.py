@@ -281,7 +281,7 @@ def test_emsa_structure_and_validation():
 # ------------------------------------------------------------------------------------------ MUSE
 def test_muse_reference():
     C, h, N = 12, 3, 9
-    m = _block("muse", C, num_heads=h)
+    m = _block("muse", C, num_heads=h, kernel_sizes=(1, 3, 5))
     x = torch.randn(2, N, C, dtype=D)
     wq, wk, wv = m.qkv.weight.chunk(3, 0)
     bq, bk, bv = m.qkv.bias.chunk(3, 0)
@@ -307,6 +307,7 @@ def test_muse_reference():
 
 def test_muse_parameters_created_in_init():
     m = vb.create_block("muse", 16, num_heads=4)
+    assert [c.depthwise.kernel_size for c in m.convs] == [(3,), (15,)]
     before = {n: p for n, p in m.named_parameters()}
     m(torch.randn(2, 5, 16)).sum().backward()
     after = {n: p for n, p in m.named_parameters()}

@@ -4,9 +4,10 @@ Sequence Learning, 2019, arXiv 1911.09483, https://arxiv.org/abs/1911.09483).
 Self-attention and convolution run in parallel on a *shared* value projection (the paper's key point: both
 branches work in one semantic space): with ``V = X W_V``,
 ``MUSE(X) = Attention(Q, K, V) W^O + sum_i softmax(alpha)_i PointwiseConv_i(DepthwiseConv_i(V))``,
-where the depthwise-separable convolutions have kernel sizes (1, 3, 5) along the sequence ("same" padding;
-the depthwise part of the kernel-1 branch is the identity) and ``alpha`` are learned scalars whose softmax
-selects among the scales.  Every parameter (``alpha`` included) is created in ``__init__``.  The softmax
+where the depthwise-separable convolutions have odd kernel sizes along the sequence ("same" padding; the
+depthwise part of a kernel-1 branch is the identity) and ``alpha`` are learned scalars whose softmax
+selects among the scales ("dynamic gate").  Default kernel sizes (3, 15): the ``--attn_wide_kernels [3,15]
+--dynamic_gate 1`` of every MUSE training script of the authors (lancopku/Prime).  Every parameter (``alpha`` included) is created in ``__init__``.  The softmax
 attention is ``torch.nn.functional.scaled_dot_product_attention``.
 """
 from __future__ import annotations
@@ -45,12 +46,12 @@ class MUSEAttention(nn.Module):
     Args:
         dim: token dimension C.
         num_heads: h; ``dim`` must be divisible by it (default 8).
-        kernel_sizes: the odd kernel sizes of the convolution branches (default (1, 3, 5)).
+        kernel_sizes: the odd kernel sizes of the convolution branches (authors' scripts: (3, 15)).
         qkv_bias: biases on the Q/K/V projections.
         attn_drop: dropout on the attention weights (training only).
     """
 
-    def __init__(self, dim: int, num_heads: int = 8, kernel_sizes: tuple[int, ...] = (1, 3, 5),
+    def __init__(self, dim: int, num_heads: int = 8, kernel_sizes: tuple[int, ...] = (3, 15),
                  qkv_bias: bool = True, attn_drop: float = 0.0):
         super().__init__()
         self.dim = check_positive_int("dim", dim)
