@@ -1,0 +1,134 @@
+"""What the re-parameterizable convolution blocks share (RepVGG, arXiv 2101.03697; ACNet, arXiv 1908.03930;
+DBB, arXiv 2103.13425).
+
+Each block is ``act(se(body(x)))``.  In the training form ``body`` is a :class:`Branches` container whose
+branches all map (B, Cin, H, W) to (B, Cout, ceil(H/s), ceil(W/s)) and are summed; each branch can give the
+kxk kernel and bias of the single convolution it equals in eval mode (:func:`branch_kernel_bias`).
+Folding (``reparameterize()``) replaces ``body`` with one ``nn.Conv2d(Cin, Cout, k, s, k // 2, groups=g,
+bias=True)``, which is also what ``deploy=True`` builds directly, so the two forms share their state-dict keys
+(``body.weight``, ``body.bias``, and ``se.*``).  The fusion arithmetic is ``visionblocks.layers.fuse``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from visionblocks.blocks.attention.se import SqueezeExcite
+from visionblocks.layers import (
+    ConvNormAct, check_divisible, check_nchw, check_positive_int, create_act, fuse_conv_bn_weights, identity_kernel,
+    pad_kernel,
+)
+
+__all__ = ["Branches", "RepConvBase", "branch_kernel_bias", "conv_bn"]
+
+
+def conv_bn(in_channels: int, out_channels: int, kernel_size, stride: int, padding, groups: int) -> ConvNormAct:
+    """A bias-free convolution followed by BatchNorm (no activation): the unit every branch is made of."""
+    return ConvNormAct(in_channels, out_channels, kernel_size, stride, padding=padding, groups=groups,
+                       bias=False, act_layer=None)
+
+
+def branch_kernel_bias(branch: nn.Module, kernel_size: int, groups: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (Cout, Cin/g, k, k) kernel and (Cout,) bias of the one convolution a branch equals in eval mode.
+
+    A conv-BN unit is fused and its kernel centred in kxk; a bare BatchNorm is the identity branch
+    (RepVGG); any other branch provides ``kernel_bias(kernel_size)`` itself (DBB's composite branches).
+    """
+    k = (kernel_size, kernel_size)
+    if isinstance(branch, ConvNormAct):
+        w, b = fuse_conv_bn_weights(branch.conv.weight, branch.conv.bias, branch.bn)
+        return pad_kernel(w, k), b
+    if isinstance(branch, nn.BatchNorm2d):
+        w = identity_kernel(branch.num_features, groups, k, device=branch.running_mean.device,
+                            dtype=branch.running_mean.dtype)
+        return fuse_conv_bn_weights(w, None, branch)
+    return branch.kernel_bias(kernel_size)
+
+
+class Branches(nn.ModuleDict):
+    """Parallel branches whose outputs are summed (the training form of a re-parameterizable conv)."""
+
+    def __init__(self, branches: dict[str, nn.Module], kernel_size: int, groups: int):
+        super().__init__(branches)
+        self.kernel_size, self.groups = kernel_size, groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = None
+        for branch in self.values():
+            y = branch(x)
+            out = y if out is None else out + y
+        return out
+
+    def fused_kernel_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sum of the branches' kernels and biases (eval-mode BatchNorm statistics)."""
+        kernel, bias = 0, 0
+        for branch in self.values():
+            w, b = branch_kernel_bias(branch, self.kernel_size, self.groups)
+            kernel, bias = kernel + w, bias + b
+        return kernel, bias
+
+
+class RepConvBase(nn.Module):
+    """``act(se(body(x)))`` with a training form (``build_branches``) and a one-convolution inference form.
+
+    Subclasses implement ``build_branches() -> dict[str, nn.Module]``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                 groups: int = 1, use_se: bool = False, act_layer=None, deploy: bool = False):
+        super().__init__()
+        self.in_channels = check_positive_int("in_channels", in_channels)
+        self.out_channels = check_positive_int("out_channels", out_channels)
+        self.kernel_size = check_positive_int("kernel_size", kernel_size)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (the branches are centred in it), got {kernel_size}")
+        self.stride = check_positive_int("stride", stride)
+        self.groups = check_positive_int("groups", groups)
+        check_divisible("in_channels", in_channels, "groups", groups)
+        check_divisible("out_channels", out_channels, "groups", groups)
+        self.padding = kernel_size // 2
+        self.validate()
+        if deploy:
+            self.body = self._deploy_conv()
+        else:
+            self.body = Branches(self.build_branches(), kernel_size, groups)
+        # RepVGG's optional SE: C -> C/16 -> C with biases, ReLU, sigmoid, after the sum and before the activation.
+        self.se = SqueezeExcite(out_channels, reduction=16) if use_se else nn.Identity()
+        self.act = create_act(act_layer, inplace=True)
+
+    def validate(self) -> None:
+        """Checks of subclass hyper-parameters, run after the common ones and before any layer is built."""
+
+    def build_branches(self) -> dict[str, nn.Module]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _deploy_conv(self, device=None, dtype=None) -> nn.Conv2d:
+        return nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,
+                         groups=self.groups, bias=True, device=device, dtype=dtype)
+
+    @property
+    def is_reparameterized(self) -> bool:
+        return isinstance(self.body, nn.Conv2d)
+
+    def reparameterize(self) -> None:
+        """Fold every branch into one convolution (in place; eval mode only; idempotent)."""
+        if self.is_reparameterized:
+            return
+        if self.training:
+            raise RuntimeError(f"{type(self).__name__}.reparameterize() needs eval mode: it folds BatchNorm "
+                               "running statistics, which training mode does not use; call .eval() first")
+        with torch.no_grad():
+            kernel, bias = self.body.fused_kernel_bias()
+            conv = self._deploy_conv(device=kernel.device, dtype=kernel.dtype)
+            conv.weight.copy_(kernel)
+            conv.bias.copy_(bias)
+        conv.train(False)
+        self.body = conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.in_channels, type(self).__name__)
+        return self.act(self.se(self.body(x)))
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"groups={self.groups}, reparameterized={self.is_reparameterized}")
