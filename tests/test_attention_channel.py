@@ -157,8 +157,10 @@ def test_danet_module_composition_and_no_size_arguments():
     torch.testing.assert_close(m(x), ref, rtol=1e-10, atol=1e-10)
     assert m(torch.randn(1, 64, 3, 20, dtype=D)).shape == (1, 64, 3, 20)
     assert vb.create_block("danet", 64).pos_attn.alpha.item() == 0  # alpha, beta start at 0 (paper)
-    with pytest.raises(ValueError, match="divisible"):
-        vb.create_block("danet", 66)
+    for c in (66, 3):  # any channel count: C' = max(1, C // 4), B/C have max(1, C' // 8) channels
+        assert vb.create_block("danet", c).eval()(torch.randn(1, c, 5, 6)).shape == (1, c, 5, 6)
+    with pytest.raises(ValueError, match="reduction must be positive"):
+        vb.create_block("danet", 64, reduction=0)
 
 
 # --------------------------------------------------------------------------------------------- PSA

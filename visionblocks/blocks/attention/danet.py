@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import ConvNormAct, check_divisible, check_nchw, check_positive_int
+from visionblocks.layers import ConvNormAct, check_nchw, check_positive_int
 from visionblocks.registry import Example, register_block
 
 
@@ -65,9 +65,9 @@ class DualAttention(nn.Module):
     """Position and channel attention branches on reduced features, summed and projected back to C.
 
     Args:
-        channels: input (= output) channels C, divisible by ``reduction``.
-        reduction: C' = C / reduction channels inside the branches (paper / authors' code: 4).
-        qk_reduction: the position attention's B and C have C' / qk_reduction channels (paper: 8).
+        channels: input (= output) channels C (any).
+        reduction: C' = max(1, C // reduction) channels inside the branches (authors' code: 4).
+        qk_reduction: the position attention's B and C have max(1, C' // qk_reduction) channels (paper: 8).
         act_layer, norm_layer: of the 3x3 convolutions (paper: ReLU, BatchNorm).
     """
 
@@ -77,9 +77,7 @@ class DualAttention(nn.Module):
         self.channels = check_positive_int("channels", channels)
         check_positive_int("reduction", reduction)
         check_positive_int("qk_reduction", qk_reduction)
-        check_divisible("channels", channels, "reduction", reduction)
-        inter = channels // reduction
-        check_divisible("channels / reduction", inter, "qk_reduction", qk_reduction)
+        inter = max(1, channels // reduction)
         cna = dict(norm_layer=norm_layer, act_layer=act_layer)
         self.pos_reduce = ConvNormAct(channels, inter, 3, **cna)
         self.pos_attn = PositionAttention(inter, qk_reduction)
