@@ -27,16 +27,16 @@ class ExternalAttention(nn.Module):
     Args:
         dim: token dimension C.
         memory_units: S, the number of memory units (paper: 64).
-        qkv_bias: bias of the query linear layer (the memories themselves have no bias).
+        query_bias: bias of the query linear layer (the memories themselves have no bias).
         eps: added to the l1 normaliser (authors' code: 1e-9).
     """
 
-    def __init__(self, dim: int, memory_units: int = 64, qkv_bias: bool = True, eps: float = 1e-9):
+    def __init__(self, dim: int, memory_units: int = 64, query_bias: bool = True, eps: float = 1e-9):
         super().__init__()
         self.dim = check_positive_int("dim", dim)
         self.memory_units = check_positive_int("memory_units", memory_units)
         self.eps = float(eps)
-        self.query = nn.Linear(dim, dim, bias=qkv_bias)
+        self.query = nn.Linear(dim, dim, bias=query_bias)
         self.mk = nn.Linear(dim, memory_units, bias=False)
         self.mv = nn.Linear(memory_units, dim, bias=False)
 

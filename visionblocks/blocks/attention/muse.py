@@ -7,8 +7,9 @@ branches work in one semantic space): with ``V = X W_V``,
 where the depthwise-separable convolutions have odd kernel sizes along the sequence ("same" padding; the
 depthwise part of a kernel-1 branch is the identity) and ``alpha`` are learned scalars whose softmax
 selects among the scales ("dynamic gate").  Default kernel sizes (3, 15): the ``--attn_wide_kernels [3,15]
---dynamic_gate 1`` of every MUSE training script of the authors (lancopku/Prime).  Every parameter (``alpha`` included) is created in ``__init__``.  The softmax
-attention is ``torch.nn.functional.scaled_dot_product_attention``.
+--dynamic_gate 1`` of every MUSE training script of the authors (lancopku/Prime).  Every parameter
+(``alpha`` included) is created in ``__init__``.  The softmax attention is
+``torch.nn.functional.scaled_dot_product_attention``.
 """
 from __future__ import annotations
 
