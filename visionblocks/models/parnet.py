@@ -1,0 +1,160 @@
+"""ParNet (Goyal, Bochkovskiy, Deng & Koltun, Non-deep Networks, NeurIPS 2022, arXiv 2110.07641).
+
+A depth-12 network of three parallel streams.  Downsampling blocks (``ParNetDownsample``) reduce the input
+to 1/4, 1/8 and 1/16 resolution; each stream stacks RepVGG-SSE blocks (the library's ``parnet_attention``
+block) at one resolution; the streams are fused from the highest resolution down (a fusion block batch-
+normalises both inputs, interleaves their channels and applies a 2-group downsampling block), and a last
+downsampling block widens to the final channel count before average pooling and the classifier.
+
+A downsampling block computes ``SiLU((BN(conv3x3_s2(x)) + BN(conv1x1(avgpool2x2(x)))) * 2 sigmoid(W GAP(x)))``
+(``W`` a 1x1 convolution without bias), followed by a channel shuffle when it is grouped, as in the
+authors' code (imankgoyal/NonDeepNetworks, ``RepVGGBlock`` with ``avg_pool=True, se_block=True``).  The
+2x2 average pool uses ``ceil_mode`` so that odd input sizes give the same size as the strided 3x3 branch
+(identical to the paper at even sizes).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from visionblocks.blocks.attention.parnet_attention import ParNetAttention, RepConv3x3
+from visionblocks.layers import create_act
+from visionblocks.registry import register_model
+
+from ._base import ClassifierHead, ModelBase
+
+__all__ = ["ParNet", "ParNetDownsample", "ParNetFusion"]
+
+_PAPER = "Goyal et al., Non-deep Networks, NeurIPS 2022"
+_URL = "https://arxiv.org/abs/2110.07641"
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    b, c, h, w = x.shape
+    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+
+class ParNetDownsample(nn.Module):
+    """ParNet's downsampling block (``stride=2``) or its stride-1 channel-changing form (fusion head):
+    ``SiLU(RepConv3x3(x) * 2 sigmoid(W GAP(x)))``, channel-shuffled when grouped.
+
+    Args:
+        in_channels, out_channels: channels in and out (divisible by ``groups``).
+        stride: 2 (downsampling) or 1.
+        groups: groups of every convolution (2 in the fusion blocks); the output is channel-shuffled.
+        act_layer: final activation (SiLU).
+        deploy: build the inference form (convolution branches folded).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 2, groups: int = 1, act_layer="silu",
+                 deploy: bool = False):
+        super().__init__()
+        self.groups = groups
+        self.conv = RepConv3x3(in_channels, out_channels, stride, groups, deploy=deploy)
+        self.se_fc = nn.Conv2d(in_channels, out_channels, 1, groups=groups, bias=False)
+        self.act = create_act(act_layer, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = 2.0 * torch.sigmoid(self.se_fc(x.mean((2, 3), keepdim=True)))
+        y = self.act(self.conv(x) * gate)
+        return channel_shuffle(y, self.groups) if self.groups > 1 else y
+
+
+class ParNetFusion(nn.Module):
+    """Fusion of two streams: BN each, interleave their channels, then a 2-group downsampling block."""
+
+    def __init__(self, channels: int, out_channels: int, stride: int = 2, deploy: bool = False):
+        super().__init__()
+        self.bn_a = nn.BatchNorm2d(channels)
+        self.bn_b = nn.BatchNorm2d(channels)
+        self.block = ParNetDownsample(2 * channels, out_channels, stride, groups=2, deploy=deploy)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        x = torch.stack([self.bn_a(a), self.bn_b(b)], dim=2).flatten(1, 2)  # channels a0, b0, a1, b1, ...
+        return self.block(x)
+
+
+class ParNet(ModelBase):
+    """ParNet with stream widths ``widths = (w1, w2, w3)`` and final width ``out_features``.
+
+    Args:
+        widths: channels of the three streams (ParNet-S 96/192/384, M 128/256/512, L 160/320/640).
+        out_features: channels of the last downsampling block (1280, 2048, 2560).
+        depths: RepVGG-SSE blocks per stream (4, 5, 5: the paper's depth-12 network).
+        num_classes, in_chans: classifier size (0 for none) and input channels.
+        drop_rate: dropout before the classifier.
+        deploy: build the inference form (every 3x3/1x1 convolution pair folded, as the paper counts it).
+    """
+
+    def __init__(self, widths: tuple[int, int, int] = (96, 192, 384), out_features: int = 1280,
+                 depths: tuple[int, int, int] = (4, 5, 5), num_classes: int = 1000, in_chans: int = 3,
+                 drop_rate: float = 0.0, deploy: bool = False):
+        super().__init__()
+        if len(widths) != 3 or len(depths) != 3:
+            raise ValueError(f"ParNet has three streams: widths and depths need 3 entries, got {widths}, {depths}")
+        self.in_chans = in_chans
+        w1, w2, w3 = widths
+        stem = min(64, w1)
+        d = {"deploy": deploy}
+        self.down1 = nn.Sequential(ParNetDownsample(in_chans, stem, **d), ParNetDownsample(stem, w1, **d))  # 1/4
+        self.down2 = ParNetDownsample(w1, w2, **d)                                                          # 1/8
+        self.down3 = ParNetDownsample(w2, w3, **d)                                                          # 1/16
+        self.streams = nn.ModuleList(nn.Sequential(*[ParNetAttention(w, **d) for _ in range(n)])
+                                     for w, n in zip(widths, depths))
+        self.fuse12 = ParNetDownsample(w1, w2, **d)            # stream 1 at 1/4 -> 1/8
+        self.fuse2 = ParNetFusion(w2, w3, **d)                 # (stream 2, fused) -> 1/16
+        self.fuse3 = ParNetFusion(w3, w3, stride=1, **d)       # (stream 3, fused) at 1/16
+        self.final = ParNetDownsample(w3, out_features, **d)   # -> 1/32
+        self.num_features = out_features
+        self.head = ClassifierHead(out_features, num_classes, drop_rate)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        x1 = self.down1(x)
+        x2 = self.down2(x1)
+        x3 = self.down3(x2)
+        s1, s2, s3 = (stream(t) for stream, t in zip(self.streams, (x1, x2, x3)))
+        y = self.fuse12(s1)
+        y = self.fuse2(s2, y)
+        y = self.fuse3(s3, y)
+        return self.final(y)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x, pre_logits=pre_logits)
+
+
+_NOTE = ("Goyal et al. count the re-parameterized network (1x1 branches and BatchNorms folded into the 3x3 "
+         "convolutions) and report FLOPs as 2 x multiply-adds: {pp} M params, {pf} GFLOPs. Built with deploy=True "
+         "ours has {fp} M params and {fm} G multiply-adds (x2 = {ff} GFLOPs), checked in "
+         "tests/test_attention_spatial_parnet.py; the registered figures are the training form (what "
+         "create_model builds) in multiply-adds.")
+
+
+def _reg(name: str, params: float, macs: float, note: str):
+    return register_model(name, paper=_PAPER, url=_URL, paper_params=params, paper_macs=macs, paper_note=note,
+                          test_input_size=(64, 64), family="parnet")
+
+
+#: the paper's figures (Goyal et al. Table 1): (params in M, GFLOPs = 2 x G multiply-adds), re-parameterized
+PAPER_FIGURES = {"parnet_s": (19.2, 9.7), "parnet_m": (35.6, 17.2), "parnet_l": (54.9, 26.7)}
+
+
+@_reg("parnet_s", 20.98, 5.374, _NOTE.format(pp=19.2, pf=9.7, fp=19.18, fm=4.837, ff=9.67))
+def parnet_s(**kwargs) -> ParNet:
+    """ParNet-S: widths 64/96/192/384/1280; paper: 19.2 M params, 9.7 GFLOPs at 224x224 (folded form, FLOPs =
+    2 x multiply-adds); training form: 20.98 M params, 5.37 G multiply-adds."""
+    return ParNet((96, 192, 384), 1280, **kwargs)
+
+
+@_reg("parnet_m", 38.95, 9.535, _NOTE.format(pp=35.6, pf=17.2, fp=35.58, fm=8.582, ff=17.16))
+def parnet_m(**kwargs) -> ParNet:
+    """ParNet-M: widths 64/128/256/512/2048; paper: 35.6 M params, 17.2 GFLOPs at 224x224 (folded form, FLOPs =
+    2 x multiply-adds); training form: 38.95 M params, 9.53 G multiply-adds."""
+    return ParNet((128, 256, 512), 2048, **kwargs)
+
+
+@_reg("parnet_l", 60.18, 14.80, _NOTE.format(pp=54.9, pf=26.7, fp=54.91, fm=13.32, ff=26.65))
+def parnet_l(**kwargs) -> ParNet:
+    """ParNet-L: widths 64/160/320/640/2560; paper: 54.9 M params, 26.7 GFLOPs at 224x224 (folded form, FLOPs =
+    2 x multiply-adds); training form: 60.18 M params, 14.80 G multiply-adds."""
+    return ParNet((160, 320, 640), 2560, **kwargs)
