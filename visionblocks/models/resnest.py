@@ -30,7 +30,7 @@ def splat_layer(radix: int = 2, avd: bool = True):
     return make
 
 
-@register_model("resnest50", paper=_PAPER, url=_URL, paper_params=27.5, paper_macs=5.39, test_input_size=(64, 64),
+@register_model("resnest50", paper=_PAPER, url=_URL, paper_params=27.5, paper_macs=5.39, test_input_size=(32, 32),
                 family="conv")
 def resnest50(**kwargs) -> ResNet:
     """ResNeSt-50 (radix 2, 1s64x): 27.5 M params, 5.39 GFLOPs at 224x224 (Zhang et al., Table 3/5)."""

@@ -35,8 +35,8 @@ class HetConv(nn.Module):
         in_channels, out_channels: as ``nn.Conv2d``; both divisible by ``part``.
         kernel_size: K of the heterogeneous kernels (paper: 3), odd.
         stride: stride of both kernel kinds (output ``ceil(H / stride)``).
-        part: P, the fraction ``1/P`` of each filter's input channels that get a ``K x K`` kernel (paper: P=4
-            for its ResNet/VGG ImageNet models; P=1 is a plain convolution).
+        part: P, the fraction ``1/P`` of each filter's input channels that get a ``K x K`` kernel (the paper
+            sweeps P; our default P=4 is the setting of its ImageNet ResNets; P=1 is a plain convolution).
         bias: add a bias.
     """
 
