@@ -101,4 +101,5 @@ def coord_mobilenetv2(**kwargs) -> MobileNetV2:
     """MobileNetV2 1.0 with coordinate attention (r = 32) in every expanding block: 3.95 M params,
     310 M multiply-adds at 224x224 (Hou et al. Table 1)."""
     kwargs.setdefault("attn", "coord_attention")
+    kwargs.setdefault("drop_rate", 0.1)  # the authors' classifier dropout
     return MobileNetV2(**kwargs)
