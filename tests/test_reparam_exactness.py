@@ -45,7 +45,9 @@ IDS = [f"{k}:{n}" for k, n in ENTRIES]
 
 
 def _accepts_deploy(fn) -> bool:
-    return "deploy" in inspect.signature(fn).parameters
+    """Whether a model constructor takes ``deploy=`` (by name, or through ``**kwargs``)."""
+    params = inspect.signature(fn).parameters.values()
+    return any(p.name == "deploy" or p.kind is p.VAR_KEYWORD for p in params)
 
 
 def _make(kind: str, name: str, deploy: bool = False, seed: int = 0) -> torch.nn.Module:
@@ -59,8 +61,10 @@ def _make(kind: str, name: str, deploy: bool = False, seed: int = 0) -> torch.nn
         m = info.cls(*info.example.args, **kwargs)
     else:
         info = vb.model_info(name)
-        kw = {"deploy": deploy} if _accepts_deploy(info.fn) else {}
-        m = vb.create_model(name, num_classes=10, **kw)
+        if deploy or _accepts_deploy(info.fn):
+            m = vb.create_model(name, num_classes=10, deploy=deploy)  # the protocol's flag
+        else:
+            m = vb.create_model(name, num_classes=10)
     g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for p in m.parameters():

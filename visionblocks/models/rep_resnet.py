@@ -1,0 +1,72 @@
+"""ResNet-18 with every kxk convolution (the 7x7 stem and every 3x3 of the basic blocks) replaced by a
+re-parameterizable block: ACNet (Ding et al., ICCV 2019, arXiv 1908.03930) and Diverse Branch Block (Ding et
+al., CVPR 2021, arXiv 2103.13425).  Both papers evaluate exactly this: train with the blocks, fold them, and
+deploy the original ResNet-18 (He et al., arXiv 1512.03385), whose 11.69 M parameters and 1.8 G FLOPs their
+tables list.  The 1x1 projection shortcuts stay conv-BN (they are not kxk).
+
+The registry entry is that deployed network (``deploy=True``, the default here): each replaced conv-BN unit
+is one convolution with bias, so it has ResNet-18's parameters minus one BN vector per replaced unit
+(3,904 fewer numbers; exactly ResNet-18 with those BNs folded, see tests/test_reparam_models.py).
+``deploy=False`` builds the training-time form; ``visionblocks.reparameterize(model.eval())`` folds it.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch.nn as nn
+
+from visionblocks.blocks.reparam.acnet_block import ACBlock
+from visionblocks.blocks.reparam.diverse_branch_block import DiverseBranchBlock
+
+from .resnet import BasicBlock, ResNet
+from visionblocks.registry import register_model
+
+__all__ = ["RepBasicBlock", "rep_resnet"]
+
+
+class RepBasicBlock(BasicBlock):
+    """ResNet's basic block with both 3x3 conv-BN units replaced by ``conv_block(in, out, 3, stride, ...)``."""
+
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, *, conv_block: Callable[..., nn.Module],
+                 deploy: bool = False, act_layer="relu", **kwargs):
+        super().__init__(in_channels, planes, stride, act_layer=act_layer, **kwargs)
+        out = planes * self.expansion
+        self.conv1 = conv_block(in_channels, planes, 3, stride, act_layer=act_layer, deploy=deploy)
+        self.conv2 = conv_block(planes, out, 3, 1, act_layer=None, deploy=deploy)
+
+
+def rep_resnet(conv_block: type[nn.Module], layers=(2, 2, 2, 2), deploy: bool = False, **kwargs) -> ResNet:
+    """A ResNet of :class:`RepBasicBlock` whose 7x7 stem conv-BN-ReLU is also a ``conv_block``."""
+    block_kwargs = dict(kwargs.pop("block_kwargs", None) or {}, conv_block=conv_block, deploy=deploy)
+    model = ResNet(RepBasicBlock, layers, block_kwargs=block_kwargs, **kwargs)
+    stem = model.stem[0]
+    model.stem[0] = conv_block(stem.in_channels, stem.out_channels, 7, 2, act_layer=kwargs.get("act_layer", "relu"),
+                               deploy=deploy)
+    model.init_weights()
+    return model
+
+
+_NOTE = ("The paper's table lists ResNet-18's 11.69 M params and 1.8 G FLOPs, the deployed network, which is "
+         "what this entry builds (deploy=True): ours 11.686 M (ResNet-18's 11.690 M minus the BN vectors of the "
+         "17 folded conv-BN units, 3,904 numbers: a folded unit keeps one bias vector instead of BN's weight and "
+         "bias) and 1.82 G.  Training-time form (deploy=False): {train} M params.")
+
+
+@register_model("acnet_resnet18", paper="Ding et al., ACNet: Strengthening the Kernel Skeletons for Powerful CNN via "
+                "Asymmetric Convolution Blocks, ICCV 2019", url="https://arxiv.org/abs/1908.03930",
+                paper_params=11.69, paper_macs=1.8, paper_note=_NOTE.format(train="19.03"),
+                test_input_size=(64, 64), family="reparam")
+def acnet_resnet18(num_classes: int = 1000, in_chans: int = 3, deploy: bool = True, **kwargs) -> ResNet:
+    """ACNet ResNet-18 (every kxk conv-BN an asymmetric convolution block): deployed 11.69 M params,
+    1.8 GFLOPs at 224x224 (ResNet-18's, ACNet Table 3); ``deploy=False`` for the training-time form."""
+    return rep_resnet(ACBlock, deploy=deploy, num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+@register_model("dbb_resnet18", paper="Ding et al., Diverse Branch Block: Building a Convolution as an "
+                "Inception-like Unit, CVPR 2021", url="https://arxiv.org/abs/2103.13425",
+                paper_params=11.69, paper_macs=1.8, paper_note=_NOTE.format(train="26.30"),
+                test_input_size=(64, 64), family="reparam")
+def dbb_resnet18(num_classes: int = 1000, in_chans: int = 3, deploy: bool = True, **kwargs) -> ResNet:
+    """DBB ResNet-18 (every kxk conv-BN a diverse branch block): deployed 11.69 M params, 1.8 GFLOPs at
+    224x224 (ResNet-18's, DBB Table 2); ``deploy=False`` for the training-time form."""
+    return rep_resnet(DiverseBranchBlock, deploy=deploy, num_classes=num_classes, in_chans=in_chans, **kwargs)

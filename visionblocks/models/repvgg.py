@@ -1,0 +1,102 @@
+"""RepVGG (Ding et al., RepVGG: Making VGG-style ConvNets Great Again, CVPR 2021, arXiv 2101.03697).
+
+A plain stack of RepVGG blocks in five stages (paper Sec. 4.1, Table 2): stage 1 is one block of
+``min(64, 64a)`` channels, stages 2-5 have ``64a, 128a, 256a, 512b`` channels and (1+)``1, 2, 4, 14, 1``
+(RepVGG-A) or ``1, 4, 6, 16, 1`` (RepVGG-B) blocks; the first block of every stage has stride 2, so a
+224x224 input ends at 7x7; then global average pooling and a linear classifier.
+
+The registry entry is the network the paper's Table 4 counts, the *deployed* one (every block one 3x3
+convolution with bias, then ReLU): ``create_model("repvgg_a0")`` builds it, ready for folded
+checkpoints; ``create_model("repvgg_a0", deploy=False)`` builds the training-time form (3x3 + 1x1 +
+identity branches with BNs) to train, then ``visionblocks.reparameterize(model.eval())`` folds it into a
+network that loads and computes exactly like the deployed one.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from visionblocks.blocks.reparam.repvgg_block import RepVGGBlock
+from visionblocks.registry import register_model
+
+from ._base import ClassifierHead, ModelBase
+
+__all__ = ["RepVGG"]
+
+
+class RepVGG(ModelBase):
+    """RepVGG with width multipliers ``a`` (stages 1-4) and ``b`` (last stage).
+
+    Args:
+        layers: blocks in stages 2-5 (stage 1 is one block).
+        width_multiplier: (a, b).
+        num_classes, in_chans: classifier size (0 for none) and input channels.
+        groups: groups of the 3x3/1x1 convolutions of every block (RepVGG-g2/g4 group only some layers;
+            not provided here).
+        use_se: squeeze-and-excitation in every block (RepVGG-D2se style).
+        deploy: build every block in its folded inference form.
+        drop_rate: dropout before the classifier.
+    """
+
+    def __init__(self, layers: tuple[int, int, int, int], width_multiplier: tuple[float, float],
+                 num_classes: int = 1000, in_chans: int = 3, use_se: bool = False, deploy: bool = False,
+                 drop_rate: float = 0.0):
+        super().__init__()
+        self.in_chans = in_chans
+        a, b = width_multiplier
+        widths = (int(64 * a), int(128 * a), int(256 * a), int(512 * b))
+        in_ch = min(64, int(64 * a))
+        self.stem = RepVGGBlock(in_chans, in_ch, 3, 2, use_se=use_se, deploy=deploy)
+        stages = []
+        for n, width in zip(layers, widths):
+            blocks = []
+            for i in range(n):
+                blocks.append(RepVGGBlock(in_ch, width, 3, 2 if i == 0 else 1, use_se=use_se, deploy=deploy))
+                in_ch = width
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.num_features = in_ch
+        self.head = ClassifierHead(in_ch, num_classes, drop_rate)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return self.stages(self.stem(x))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x, pre_logits=pre_logits)
+
+
+_PAPER = "Ding et al., RepVGG: Making VGG-style ConvNets Great Again, CVPR 2021"
+_URL = "https://arxiv.org/abs/2101.03697"
+
+
+def _reg(name: str, params: float, macs: float, note: str):
+    return register_model(name, paper=_PAPER, url=_URL, paper_params=params, paper_macs=macs, paper_note=note,
+                          test_input_size=(64, 64), family="reparam")
+
+
+@_reg("repvgg_a0", 8.30, 1.4, "Paper Table 4 counts the deployed network (registered here, deploy=True): "
+      "8.30 M params, 1.4 G FLOPs (multiply-adds); ours deployed: 8.309 M, 1.362 G.  The paper gives no "
+      "training-time count; ours with deploy=False: 9.108 M params (3x3 + 1x1 + identity BN branches).")
+def repvgg_a0(num_classes: int = 1000, in_chans: int = 3, deploy: bool = True, **kwargs) -> RepVGG:
+    """RepVGG-A0 (a=0.75, b=2.5; 2-4-14-1 blocks): deployed 8.30 M params, 1.4 GFLOPs at 224x224 (Table 4);
+    training-time form (``deploy=False``) 9.11 M params."""
+    return RepVGG((2, 4, 14, 1), (0.75, 2.5), num_classes, in_chans, deploy=deploy, **kwargs)
+
+
+@_reg("repvgg_a1", 12.78, 2.4, "Paper Table 4 counts the deployed network (registered here, deploy=True): "
+      "12.78 M params, 2.4 G FLOPs; ours deployed: 12.786 M, 2.364 G.  The paper gives no training-time count; "
+      "ours with deploy=False: 14.090 M params.")
+def repvgg_a1(num_classes: int = 1000, in_chans: int = 3, deploy: bool = True, **kwargs) -> RepVGG:
+    """RepVGG-A1 (a=1, b=2.5; 2-4-14-1 blocks): deployed 12.78 M params, 2.4 GFLOPs at 224x224 (Table 4);
+    training-time form (``deploy=False``) 14.09 M params."""
+    return RepVGG((2, 4, 14, 1), (1.0, 2.5), num_classes, in_chans, deploy=deploy, **kwargs)
+
+
+@_reg("repvgg_b0", 14.33, 3.1, "Paper Table 4 counts the deployed network (registered here, deploy=True): "
+      "14.33 M params, 3.1 G FLOPs; ours deployed: 14.339 M, 3.058 G.  The paper gives no training-time count; "
+      "ours with deploy=False: 15.820 M params.")
+def repvgg_b0(num_classes: int = 1000, in_chans: int = 3, deploy: bool = True, **kwargs) -> RepVGG:
+    """RepVGG-B0 (a=1, b=2.5; 4-6-16-1 blocks): deployed 14.33 M params, 3.1 GFLOPs at 224x224 (Table 4);
+    training-time form (``deploy=False``) 15.82 M params."""
+    return RepVGG((4, 6, 16, 1), (1.0, 2.5), num_classes, in_chans, deploy=deploy, **kwargs)
