@@ -1,0 +1,89 @@
+"""Structure and block-level float64 references of the convolution-variant models (EfficientNet-B0,
+CondConv-EfficientNet-B0, GhostNet, RedNet, DY-ResNet-18)."""
+import torch
+import torch.nn.functional as F
+
+import visionblocks as vb
+from visionblocks.blocks.conv.dynamic_conv import DynamicConv, set_dynamic_conv_temperature
+from visionblocks.blocks.conv.involution import Involution
+from visionblocks.models.efficientnet import CondConvMBConv
+from visionblocks.models.ghostnet import GhostBottleneck
+from visionblocks.testing import randomize_bn_stats
+
+D = torch.float64
+
+
+def _bn(x, bn):
+    return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+
+
+def test_condconv_mbconv_shares_one_routing_and_matches_per_sample_equations():
+    m = randomize_bn_stats(CondConvMBConv(8, 8, 3, 1, expand_ratio=3, num_experts=4)).double().eval()
+    x = torch.randn(3, 8, 7, 6, dtype=D)
+    out = m(x)
+    for b in range(3):
+        xb = x[b:b + 1]
+        r = torch.sigmoid(xb.mean((2, 3)) @ m.routing.weight.T + m.routing.bias)[0]
+        mix = lambda cc: (r.view(-1, 1, 1, 1, 1) * cc.weight).sum(0)  # noqa: E731
+        h = F.silu(_bn(F.conv2d(xb, mix(m.conv_pw)), m.bn1))
+        h = F.silu(_bn(F.conv2d(h, mix(m.conv_dw), padding=1, groups=24), m.bn2))
+        se = m.attn
+        g = torch.sigmoid(F.conv2d(F.silu(F.conv2d(h.mean((2, 3), keepdim=True), se.fc1.weight, se.fc1.bias)),
+                                   se.fc2.weight, se.fc2.bias))
+        y = _bn(F.conv2d(h * g, mix(m.conv_pwl)), m.bn3)
+        torch.testing.assert_close(out[b:b + 1], xb + y, rtol=1e-10, atol=1e-10)
+    assert m.conv_pw.routing is None and m.conv_dw.routing is None and m.conv_pwl.routing is None
+
+
+def test_efficientnet_b0_and_condconv_structure():
+    m = vb.create_model("efficientnet_b0")
+    assert len(m.blocks) == 16 and [b.out_channels for b in m.blocks][-1] == 320
+    assert m.blocks[0].conv_pw.__class__.__name__ == "Identity"  # MBConv1: no expansion
+    c = vb.create_model("condconv_efficientnet_b0_8e")
+    kinds = [type(b).__name__ for b in c.blocks]
+    assert kinds == ["MBConv"] * 8 + ["CondConvMBConv"] * 8  # stages 112, 192, 320 are CondConv
+    assert all(b.routing.out_features == 8 for b in c.blocks[8:])
+    x = torch.randn(2, 3, 33, 47)
+    assert c.eval()(x).shape == (2, 1000)
+
+
+def test_ghost_bottleneck_matches_equations_with_se_and_stride():
+    m = randomize_bn_stats(GhostBottleneck(8, 24, 12, 5, 2, se_ratio=0.25)).double().eval()
+    x = torch.randn(2, 8, 9, 7, dtype=D)
+
+    def ghost(t, gm, relu):
+        a = lambda z: F.relu(z) if relu else z  # noqa: E731
+        p = a(_bn(F.conv2d(t, gm.primary.conv.weight), gm.primary.bn))
+        q = a(_bn(F.conv2d(p, gm.cheap.conv.weight, padding=1, groups=p.shape[1]), gm.cheap.bn))
+        return torch.cat([p, q], 1)[:, :gm.out_channels]
+
+    h = ghost(x, m.ghost1, True)
+    h = _bn(F.conv2d(h, m.conv_dw.conv.weight, stride=2, padding=2, groups=24), m.conv_dw.bn)
+    se = m.attn
+    s = F.relu(F.conv2d(h.mean((2, 3), keepdim=True), se.fc1.weight, se.fc1.bias))
+    h = h * F.hardsigmoid(F.conv2d(s, se.fc2.weight, se.fc2.bias))
+    y = ghost(h, m.ghost2, False)
+    sc = m.shortcut
+    short = _bn(F.conv2d(_bn(F.conv2d(x, sc[0].conv.weight, stride=2, padding=2, groups=8), sc[0].bn),
+                         sc[1].conv.weight), sc[1].bn)
+    torch.testing.assert_close(m(x), y + short, rtol=1e-10, atol=1e-10)
+    assert se.fc1.out_channels == 8  # make_divisible(24 / 4, 4)
+
+
+def test_rednet_uses_involution_with_stride_on_it():
+    m = vb.create_model("rednet26")
+    invs = [mod for mod in m.modules() if isinstance(mod, Involution)]
+    assert len(invs) == 1 + 8 and invs[0].kernel_size == 3 and all(i.kernel_size == 7 for i in invs[1:])
+    assert [i.stride for i in invs[1:]] == [1, 2, 1, 2, 1, 1, 1, 2]
+    assert not any(isinstance(mod, torch.nn.Conv2d) and mod.kernel_size == (3, 3) for mod in m.stages.modules())
+    with torch.no_grad():
+        assert m.eval()(torch.randn(1, 3, 45, 39)).shape == (1, 1000)
+
+
+def test_dy_resnet18_dynamic_convs_and_temperature():
+    m = vb.create_model("dy_resnet18")
+    dy = [mod for mod in m.modules() if isinstance(mod, DynamicConv)]
+    assert len(dy) == 16 and all(d.num_kernels == 4 and d.bias is None for d in dy)
+    assert not any(isinstance(mod, DynamicConv) for mod in m.stem.modules())  # the first layer stays static
+    set_dynamic_conv_temperature(m, 1.0)
+    assert all(float(d.temperature) == 1.0 for d in dy)

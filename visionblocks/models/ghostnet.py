@@ -1,0 +1,106 @@
+"""GhostNet (Han et al., GhostNet: More Features from Cheap Operations, CVPR 2020, arXiv 1911.11907).
+
+GhostNet 1.0x (Table 1): a 3x3 stride-2 stem (16), 16 Ghost bottlenecks ``(kernel, expansion, out, SE, stride)``,
+a 1x1 convolution to 960, global pooling, a 1x1 convolution to 1280 with ReLU (on the pooled features, no
+BN), dropout 0.2 and the classifier.  A Ghost bottleneck is ghost module (ReLU) -> [depthwise kxk stride 2 +
+BN when strided] -> [SE] -> ghost module (linear), plus a shortcut that is the identity, or depthwise kxk
+(stride s) + BN + 1x1 conv + BN when the shape changes.  SE follows the authors' code: reduction to
+``make_divisible(C / 4, 4)`` channels, ReLU, hard-sigmoid gate.  Channel counts are rounded to multiples of 4.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from visionblocks.blocks.attention.se import SqueezeExcite
+from visionblocks.blocks.conv.ghost_conv import GhostConv
+from visionblocks.layers import ConvNormAct, check_nchw, make_divisible
+from visionblocks.registry import register_model
+
+from ._base import ClassifierHead, ModelBase
+
+__all__ = ["GhostBottleneck", "GhostNet", "ghostnet_100"]
+
+# (kernel, expansion (mid channels), out channels, se_ratio, stride) per block, GhostNet Table 1
+GHOSTNET_CFG = (
+    (3, 16, 16, 0, 1),
+    (3, 48, 24, 0, 2), (3, 72, 24, 0, 1),
+    (5, 72, 40, 0.25, 2), (5, 120, 40, 0.25, 1),
+    (3, 240, 80, 0, 2), (3, 200, 80, 0, 1), (3, 184, 80, 0, 1), (3, 184, 80, 0, 1),
+    (3, 480, 112, 0.25, 1), (3, 672, 112, 0.25, 1),
+    (5, 672, 160, 0.25, 2), (5, 960, 160, 0, 1), (5, 960, 160, 0.25, 1), (5, 960, 160, 0, 1), (5, 960, 160, 0.25, 1),
+)
+
+
+class GhostBottleneck(nn.Module):
+    """Ghost bottleneck (GhostNet Fig. 3): expand with a ghost module, optional strided depthwise conv and SE,
+    project with a linear ghost module; identity or depthwise+pointwise shortcut."""
+
+    def __init__(self, in_channels: int, mid_channels: int, out_channels: int, kernel_size: int = 3,
+                 stride: int = 1, se_ratio: float = 0.0):
+        super().__init__()
+        if stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, got {stride}")
+        self.in_channels = in_channels
+        self.ghost1 = GhostConv(in_channels, mid_channels, act_layer="relu")
+        self.conv_dw = (ConvNormAct(mid_channels, mid_channels, kernel_size, stride, groups=mid_channels, act_layer=None)
+                        if stride > 1 else nn.Identity())
+        self.attn = (SqueezeExcite(mid_channels, rd_channels=make_divisible(mid_channels * se_ratio, 4),
+                                   act_layer="relu", gate_layer="hard_sigmoid") if se_ratio > 0 else nn.Identity())
+        self.ghost2 = GhostConv(mid_channels, out_channels, act_layer=None)
+        if stride == 1 and in_channels == out_channels:
+            self.shortcut = nn.Identity()
+        else:
+            self.shortcut = nn.Sequential(
+                ConvNormAct(in_channels, in_channels, kernel_size, stride, groups=in_channels, act_layer=None),
+                ConvNormAct(in_channels, out_channels, 1, act_layer=None))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.in_channels, type(self).__name__)
+        return self.ghost2(self.attn(self.conv_dw(self.ghost1(x)))) + self.shortcut(x)
+
+
+class GhostNet(ModelBase):
+    """GhostNet with width multiplier ``width``.
+
+    Args:
+        cfg: ``(kernel, mid, out, se_ratio, stride)`` per bottleneck.
+        num_classes, in_chans: classifier size (0 for none) and input channels.
+        width: channel multiplier (1.0 for GhostNet 1.0x).
+        drop_rate: dropout before the classifier (0.2).
+    """
+
+    def __init__(self, cfg=GHOSTNET_CFG, num_classes: int = 1000, in_chans: int = 3, width: float = 1.0,
+                 drop_rate: float = 0.2):
+        super().__init__()
+        self.in_chans = in_chans
+        stem = make_divisible(16 * width, 4)
+        self.stem = ConvNormAct(in_chans, stem, 3, 2)
+        blocks, in_ch = [], stem
+        for k, mid, out, se, s in cfg:
+            mid_c, out_c = make_divisible(mid * width, 4), make_divisible(out * width, 4)
+            blocks.append(GhostBottleneck(in_ch, mid_c, out_c, k, s, se))
+            in_ch = out_c
+        last = make_divisible(960 * width, 4)
+        blocks.append(ConvNormAct(in_ch, last, 1))
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.conv_head = nn.Conv2d(last, 1280, 1, bias=True)
+        self.act = nn.ReLU(inplace=True)
+        self.num_features = 1280
+        self.head = ClassifierHead(1280, num_classes, drop_rate)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return self.blocks(self.stem(x))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(self.act(self.conv_head(self.pool(x))), pre_logits=pre_logits)
+
+
+@register_model("ghostnet_100", paper="Han et al., GhostNet: More Features from Cheap Operations, CVPR 2020",
+                url="https://arxiv.org/abs/1911.11907", paper_params=5.2, paper_macs=0.141, test_input_size=(32, 32),
+                family="ghostnet")
+def ghostnet_100(**kwargs) -> GhostNet:
+    """GhostNet 1.0x: 5.2 M params, 141 M FLOPs (multiply-adds) at 224x224 (Han et al., Table 7)."""
+    return GhostNet(GHOSTNET_CFG, width=1.0, **kwargs)
