@@ -33,8 +33,7 @@ __all__ = ["SelfCalibratedConv"]
 
 @register_block("self_calibrated_conv", family="conv", layout="conv",
                 paper="Liu et al., Improving Convolutional Networks with Self-Calibrated Convolutions, CVPR 2020",
-                url="https://openaccess.thecvf.com/content_CVPR_2020/html/Liu_Improving_Convolutional_Networks_"
-                    "With_Self-Calibrated_Convolutions_CVPR_2020_paper.html",
+                url="https://mmcheng.net/scconv/",
                 example=Example(args=(64, 64, 3), kwargs={"pooling_r": 4}, input_shape=(2, 64, 16, 16)))
 class SelfCalibratedConv(nn.Module):
     """Self-calibrated convolution (the SCNet bottleneck's middle layer).
