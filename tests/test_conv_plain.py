@@ -108,6 +108,15 @@ def test_transposed_conv_is_adjoint_of_conv_and_upsamples_exactly(k, s, groups):
     torch.testing.assert_close(y, F.conv2d(zi, wt, groups=groups), rtol=1e-10, atol=1e-10)
 
 
+def test_transposed_conv_validation():
+    with pytest.raises(ValueError, match="output of exactly"):
+        vb.create_block("transposed_conv", 4, 4, 4, 1)
+    with pytest.raises(ValueError, match="divisible"):
+        vb.create_block("transposed_conv", 4, 6, groups=4)
+    m = vb.create_block("transposed_conv", 4, 4, 3, 1)  # odd kernel, stride 1: size kept
+    assert m(torch.randn(1, 4, 5, 6)).shape == (1, 4, 5, 6)
+
+
 def test_depthwise_separable_is_rank_structured_dense_conv():
     m = vb.create_block("depthwise_separable_conv", 4, 6, 3, 2, norm_layer=None, act_layer=None).double()
     m.conv_dw.conv.bias.data.zero_()

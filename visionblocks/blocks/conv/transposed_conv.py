@@ -57,6 +57,10 @@ class TransposedConv(nn.ConvTranspose2d):
                     raise ValueError(f"padding=None needs dilation*(kernel_size-1)+1 >= stride, got kernel_size="
                                      f"{kernel_size}, stride={stride}, dilation={dilation}")
                 p = (span - si + 1) // 2
+                if si - span + 2 * p >= max(si, di):  # torch needs output_padding < max(stride, dilation)
+                    raise ValueError(f"padding=None cannot give an output of exactly stride * H with kernel_size="
+                                     f"{kernel_size}, stride={stride}, dilation={dilation} (stride - kernel span "
+                                     "must be even when stride and dilation are 1); pass padding explicitly")
                 pad.append(p)
                 opad.append(si - span + 2 * p)
             padding, output_padding = tuple(pad), tuple(opad)
