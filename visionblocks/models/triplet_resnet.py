@@ -20,7 +20,7 @@ __all__ = ["triplet_resnet50"]
                 paper_note="The paper's FLOPs come from a ptflops-style counter that also counts BatchNorm (2 per element), "
                 "activations, pooling and convolution biases: counted that way our model gives 4.169 G, the paper's "
                 "figure (and 4.122 G for its ResNet-50 baseline); torch's flop counter counts convolutions and "
-                "matmuls only: 4.136 G.", test_input_size=(64, 64), family="resnet")
+                "matmuls only: 4.136 G.", test_input_size=(32, 32), family="resnet")
 def triplet_resnet50(**kwargs) -> ResNet:
     """ResNet-50 + triplet attention: 25.562 M params, 4.169 G FLOPs (multiply-adds) at 224x224
     (Misra et al. Table 1; stride on the 3x3 convolution, as in their 4.122 G ResNet-50 baseline)."""
