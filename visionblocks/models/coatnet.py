@@ -9,6 +9,9 @@ D = (64, 96, 192, 384, 768).
 The MBConv blocks are the library's ``mbconv`` (expansion 4, squeeze-excitation 0.25, GELU, stride on the
 depth-wise conv) used pre-norm as the paper writes them: ``x <- x + MBConv(BN(x))``, and in a stage's first
 block ``x <- Proj(Pool(x)) + MBConv(BN(x), stride 2)`` (Sec. 2.3; Pool = 3x3/2 max pooling, Proj = 1x1 conv).
+Eq. (5) writes the stride on the first 1x1 convolution; the library's MBConv carries it on the depth-wise
+convolution (as EfficientNet does), which gives 4.23 G multiply-adds against the paper's 4.2 G (with the stride
+on the 1x1 the count would drop to about 4.0 G).  The SE bottleneck is a quarter of the expanded width.
 The head is global average pooling and a linear classifier.
 """
 from __future__ import annotations

@@ -128,7 +128,9 @@ class MobileViTBlock(nn.Module):
         mask = None
         if (Hp, Wp) != (H, W):  # padded tokens may not be attended to (static shapes: no graph break)
             valid = F.pad(x.new_ones(1, 1, H, W, dtype=torch.bool), (0, Wp - W, 0, Hp - H))
-            mask = unfold_patches(valid, ph, pw).reshape(ph * pw, 1, 1, -1).repeat(B, 1, 1, 1)
+            mask = unfold_patches(valid, ph, pw).reshape(ph * pw, 1, 1, -1)
+            # a sequence made only of padding (H < p_h or W < p_w) attends to all of it: no NaN, and it is cropped
+            mask = (mask | ~mask.any(-1, keepdim=True)).repeat(B, 1, 1, 1)
         t = unfold_patches(y, ph, pw)
         for layer in self.layers:
             t = layer(t, mask)

@@ -60,7 +60,9 @@ class SeparableSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         i, k, v = self.qkv(x).split([1, self.dim, self.dim], dim=1)
         if mask is not None:
-            i = i.masked_fill(~mask, float("-inf"))
+            # the most negative finite value, not -inf: a sequence made only of padding (H < p_h or W < p_w)
+            # then gets uniform scores instead of NaN (it is cropped); elsewhere padded tokens get exactly 0
+            i = i.masked_fill(~mask, torch.finfo(i.dtype).min)
         scores = self.attn_drop(torch.softmax(i, dim=-1))          # (B, 1, P, N)
         context = (k * scores).sum(-1, keepdim=True)                 # (B, d, P, 1)
         return self.proj_drop(self.proj(F.relu(v) * context))
