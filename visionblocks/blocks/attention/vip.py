@@ -73,10 +73,13 @@ class WeightedPermuteMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
         check_size(x, self.size, type(self).__name__)
-        x = x.permute(0, 2, 3, 1)  # (B, H, W, C)
+        return self.forward_nhwc(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+    def forward_nhwc(self, x: torch.Tensor) -> torch.Tensor:
+        """The same on a channels-last (B, H, W, C) tensor (what ViP's stages carry), without checks."""
         xh, xw, xc = self._permute_mlp_h(x), self._permute_mlp_w(x), self.mlp_c(x)
         a = (xh + xw + xc).mean((1, 2))                               # (B, C)
         a = self.reweight(a).unflatten(-1, (self.channels, 3)).softmax(-1)  # (B, C, 3)
         a = a[:, None, None]                                          # (B, 1, 1, C, 3)
         y = xh * a[..., 0] + xw * a[..., 1] + xc * a[..., 2]
-        return self.proj(y).permute(0, 3, 1, 2)
+        return self.proj(y)

@@ -1,0 +1,77 @@
+"""Tests of the MLP models beyond the model contract: RepMLPNet's locality injection is exact, its block matches
+a reference written from the paper's equations, and the fixed-size models reject other sizes clearly."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import visionblocks as vb
+from visionblocks.models.repmlpnet import RepMLPNet, RepMLPNetBlock
+from visionblocks.testing import randomize_bn_stats
+
+
+def _perturb(m, scale=0.1, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn(p.shape, generator=g, dtype=p.dtype) * scale)
+    return m
+
+
+def _bn(x, bn):
+    shape = (-1,) + (1,) * (x.ndim - 2)
+    return (x - bn.running_mean.reshape(shape)) / torch.sqrt(bn.running_var.reshape(shape) + bn.eps) \
+        * bn.weight.reshape(shape) + bn.bias.reshape(shape)
+
+
+def test_repmlpnet_block_matches_equations():
+    torch.manual_seed(0)
+    m = randomize_bn_stats(_perturb(RepMLPNetBlock(8, (3, 2), num_sharesets=4)), seed=2).eval().double()
+    x = torch.randn(2, 8, 6, 4, dtype=torch.float64)
+    gv = torch.sigmoid(F.conv2d(torch.relu(F.conv2d(x.mean((2, 3), keepdim=True), m.gp_fc1.weight, m.gp_fc1.bias)),
+                                m.gp_fc2.weight, m.gp_fc2.bias))
+    out = torch.zeros_like(x)
+    wfc = m.fc3.weight[:, :, 0, 0].reshape(4, 6, 6)  # one (h*w x h*w) matrix per share-set
+    cps = 8 // 4
+    for i in range(2):
+        for j in range(2):
+            p = x[:, :, i * 3:(i + 1) * 3, j * 2:(j + 1) * 2]          # (B, C, 3, 2)
+            for c in range(8):
+                s = c % 4  # channel c of a partition belongs to share-set c mod S (C/S groups of S channels)
+                y = p[:, c].reshape(2, 6) @ wfc[s].T
+                bn = m.fc3_bn
+                y = (y - bn.running_mean[s]) / torch.sqrt(bn.running_var[s] + bn.eps) * bn.weight[s] + bn.bias[s]
+                y = y.reshape(2, 3, 2)
+                for br in m.local.values():
+                    z = F.conv2d(p[:, c:c + 1], br.conv.weight[s:s + 1], padding=br.conv.padding)[:, 0]
+                    b2 = br.bn
+                    y = y + (z - b2.running_mean[s]) / torch.sqrt(b2.running_var[s] + b2.eps) * b2.weight[s] + b2.bias[s]
+                out[:, c, i * 3:(i + 1) * 3, j * 2:(j + 1) * 2] = y
+    assert cps == 2
+    torch.testing.assert_close(m(x), out * gv, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
+def test_repmlpnet_locality_injection_is_exact(dtype, tol):
+    torch.manual_seed(0)
+    net = RepMLPNet(channels=(8, 16), blocks=(1, 1), partitions=(4, 2), sharesets=(2, 4), num_classes=5)
+    net = randomize_bn_stats(_perturb(net), seed=1).eval().to(dtype)
+    x = torch.randn(2, 3, 32, 32, dtype=dtype)
+    with torch.no_grad():
+        before = net(x)
+        vb.reparameterize(net)
+        after = net(x)
+    assert all(m.is_reparameterized and len(m.local) == 0 for m in net.modules() if isinstance(m, RepMLPNetBlock))
+    assert ((after - before).abs().max() / before.abs().max()) < tol
+    deployed = RepMLPNet(channels=(8, 16), blocks=(1, 1), partitions=(4, 2), sharesets=(2, 4), num_classes=5,
+                         deploy=True).eval().to(dtype)
+    deployed.load_state_dict(net.state_dict(), strict=True)
+    with torch.no_grad():
+        assert torch.equal(deployed(x), after)
+
+
+@pytest.mark.parametrize("name", ["mixer_s16", "resmlp_12", "gmlp_ti16", "vip_s7", "smlpnet_t", "repmlpnet_t224"])
+def test_fixed_size_models_reject_other_sizes(name):
+    with torch.device("meta"):
+        m = vb.create_model(name)
+    with pytest.raises(ValueError, match="size|tokens"):
+        m(torch.empty(1, 3, 192, 192, device="meta"))

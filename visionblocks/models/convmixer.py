@@ -1,0 +1,78 @@
+"""ConvMixer (Trockman & Kolter, Patches Are All You Need?, TMLR 2023, arXiv 2201.09792).
+
+Patch embedding ``BN(act(Conv_{p x p, stride p}))`` to h channels, then d layers of::
+
+    x = x + BN(act(DepthwiseConv_{k x k}(x)))      # spatial mixing, "same" padding
+    x = BN(act(PointwiseConv(x)))                  # channel mixing
+
+then global average pooling and a linear classifier.  ConvMixer-1536/20: k = 9, p = 7, GELU (51.6M params);
+ConvMixer-768/32: k = 7, p = 7, ReLU (21.1M params) (paper, Table 1).  Fully convolutional: any input size.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from visionblocks.layers import create_act
+from visionblocks.registry import register_model
+
+from ._base import ClassifierHead, ModelBase
+
+_PAPER = "Trockman & Kolter, Patches Are All You Need?, TMLR 2023"
+_URL = "https://arxiv.org/abs/2201.09792"
+
+
+class ConvMixerLayer(nn.Module):
+    """Residual depthwise conv -> act -> BN, then pointwise conv -> act -> BN."""
+
+    def __init__(self, dim: int, kernel_size: int, act_layer="gelu"):
+        super().__init__()
+        self.dw = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.act1 = create_act(act_layer)
+        self.bn1 = nn.BatchNorm2d(dim)
+        self.pw = nn.Conv2d(dim, dim, 1)
+        self.act2 = create_act(act_layer)
+        self.bn2 = nn.BatchNorm2d(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.bn1(self.act1(self.dw(x)))
+        return self.bn2(self.act2(self.pw(x)))
+
+
+class ConvMixer(ModelBase):
+    """ConvMixer-h/d with kernel size k and patch size p."""
+
+    def __init__(self, dim: int, depth: int, kernel_size: int = 9, patch_size: int = 7, act_layer="gelu",
+                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0):
+        super().__init__()
+        self.in_chans = in_chans
+        self.stem = nn.Sequential(nn.Conv2d(in_chans, dim, patch_size, patch_size), create_act(act_layer),
+                                  nn.BatchNorm2d(dim))
+        self.blocks = nn.Sequential(*[ConvMixerLayer(dim, kernel_size, act_layer) for _ in range(depth)])
+        self.head = ClassifierHead(dim, num_classes, drop_rate)
+        self.num_features = dim
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return self.blocks(self.stem(x))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x, pre_logits=pre_logits)
+
+
+_NOTE = ("the paper reports parameters and throughput but no FLOPs; MACs are checked against our own count of "
+         "its configuration")
+
+
+@register_model("convmixer_1536_20", paper=_PAPER, url=_URL, paper_params=51.6, paper_macs=None, paper_note=_NOTE,
+                test_input_size=(56, 56), family="mlp")
+def convmixer_1536_20(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ConvMixer:
+    """ConvMixer-1536/20 (k = 9, p = 7, GELU): 51.6M params (paper Table 1), 51.1 GMACs at 224 (our count)."""
+    return ConvMixer(1536, 20, 9, 7, "gelu", num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+@register_model("convmixer_768_32", paper=_PAPER, url=_URL, paper_params=21.1, paper_macs=None, paper_note=_NOTE,
+                test_input_size=(56, 56), family="mlp")
+def convmixer_768_32(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ConvMixer:
+    """ConvMixer-768/32 (k = 7, p = 7, ReLU): 21.1M params (paper Table 1), 20.7 GMACs at 224 (our count)."""
+    return ConvMixer(768, 32, 7, 7, "relu", num_classes=num_classes, in_chans=in_chans, **kwargs)

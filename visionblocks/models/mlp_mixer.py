@@ -1,0 +1,83 @@
+"""MLP-Mixer (Tolstikhin et al., MLP-Mixer: An all-MLP Architecture for Vision, NeurIPS 2021, arXiv 2105.01601),
+and :class:`IsotropicMLP`, the patch-embedding + N identical token-mixing blocks backbone that ResMLP and gMLP
+share.
+
+Mixer-S/16: 8 layers, C = 512, D_S = 256, D_C = 2048.  Mixer-B/16: 12 layers, C = 768, D_S = 384, D_C = 3072.
+Patch 16 at 224 x 224 (196 tokens); final LayerNorm, global average pooling over tokens, linear head.
+The token-mixing MLPs are tied to 196 tokens, so the models only run at 224 x 224.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from visionblocks.blocks.mlp.mixer_block import MixerBlock
+from visionblocks.layers import to_2tuple
+from visionblocks.registry import register_model
+
+from ._base import ClassifierHead, ModelBase
+
+__all__ = ["IsotropicMLP"]
+
+
+class IsotropicMLP(ModelBase):
+    """Non-overlapping patch embedding, ``depth`` blocks ``block_fn(dim, num_tokens, drop_path=...)`` on
+    (B, N, C) tokens, a final norm, average pooling over tokens and a linear classifier.
+
+    The blocks mix tokens with weights tied to N, so the model runs only at ``img_size``.
+    """
+
+    def __init__(self, block_fn: Callable[..., nn.Module], dim: int, depth: int, patch_size: int = 16,
+                 img_size=224, num_classes: int = 1000, in_chans: int = 3, norm_layer: Callable[[int], nn.Module] | None = None,
+                 drop_rate: float = 0.0, drop_path_rate: float = 0.0):
+        super().__init__()
+        self.in_chans = in_chans
+        self.img_size = to_2tuple(img_size)
+        if self.img_size[0] % patch_size or self.img_size[1] % patch_size:
+            raise ValueError(f"img_size {self.img_size} must be divisible by patch_size ({patch_size})")
+        num_tokens = (self.img_size[0] // patch_size) * (self.img_size[1] // patch_size)
+        self.stem = nn.Conv2d(in_chans, dim, patch_size, patch_size)
+        dpr = [drop_path_rate * i / max(1, depth - 1) for i in range(depth)]
+        self.blocks = nn.Sequential(*[block_fn(dim, num_tokens, drop_path=dpr[i]) for i in range(depth)])
+        self.norm = norm_layer(dim) if norm_layer is not None else nn.LayerNorm(dim, eps=1e-6)
+        self.head = ClassifierHead(dim, num_classes, drop_rate)
+        self.num_features = dim
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        if tuple(x.shape[-2:]) != self.img_size:
+            raise ValueError(f"{type(self).__name__} is built for input size {self.img_size} (its token-mixing "
+                             f"weights are tied to the token count); got input of shape {tuple(x.shape)}")
+        x = self.stem(x).flatten(2).transpose(1, 2)  # (B, N, C)
+        return self.norm(self.blocks(x))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x.mean(1), pre_logits=pre_logits)
+
+
+_PAPER = "Tolstikhin et al., MLP-Mixer: An all-MLP Architecture for Vision, NeurIPS 2021"
+_URL = "https://arxiv.org/abs/2105.01601"
+
+
+def _mixer(dim, depth, num_classes, in_chans, **kwargs):
+    return IsotropicMLP(lambda d, n, drop_path: MixerBlock(d, n, 0.5, 4.0, drop_path=drop_path), dim, depth, 16,
+                        num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+@register_model("mixer_s16", paper=_PAPER, url=_URL, paper_params=18.53, paper_macs=3.8, family="mlp",
+                paper_note="Table 1 gives 18M, rounded to whole millions; 18.53M is the exact count of its "
+                           "configuration (8 x 512, D_S 256, D_C 2048, patch 16). FLOPs 3.8G as reported for "
+                           "Mixer-S/16 in the follow-up MLP papers' tables.")
+def mixer_s16(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> IsotropicMLP:
+    """Mixer-S/16 at 224: 18.5M params (paper: 18M), 3.8 GMACs."""
+    return _mixer(512, 8, num_classes, in_chans, **kwargs)
+
+
+@register_model("mixer_b16", paper=_PAPER, url=_URL, paper_params=59.88, paper_macs=12.6, family="mlp",
+                paper_note="Table 1 gives 59M, rounded; 59.88M is the exact count of its configuration "
+                           "(12 x 768, D_S 384, D_C 3072, patch 16). 12.6 GFLOPs as in the ResMLP paper's table.")
+def mixer_b16(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> IsotropicMLP:
+    """Mixer-B/16 at 224: 59.9M params (paper: 59M), 12.6 GMACs."""
+    return _mixer(768, 12, num_classes, in_chans, **kwargs)

@@ -1,0 +1,96 @@
+"""Vision Permutator (Hou et al., Vision Permutator: A Permutable MLP-Like Architecture for Visual Recognition,
+TPAMI 2022, arXiv 2106.12368).
+
+ViP-S/7: 7x7 patch embedding to 192 channels (32 x 32 tokens at 224), 4 Permutator blocks, a 2x2 stride-2
+downsampling to 384 channels (16 x 16), then 3 + 8 + 3 blocks.  A Permutator block is
+``x + WeightedPermuteMLP(LN(x))`` then ``x + MLP(LN(x))`` (MLP ratio 3); final LayerNorm, average pooling,
+linear head.  Paper (Table 2): 25M params, 6.9 GFLOPs at 224.  The permute-MLPs are tied to the token grid,
+so the model runs only at 224 x 224.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from visionblocks.blocks.attention.vip import WeightedPermuteMLP
+from visionblocks.blocks.mlp.mixer_block import ChannelMLP
+from visionblocks.layers import DropPath
+from visionblocks.registry import register_model
+
+from ._base import ClassifierHead, ModelBase
+
+
+class PermutatorBlock(nn.Module):
+    """Pre-LN permute-MLP and channel MLP with skips, on channels-last (B, H, W, C) maps."""
+
+    def __init__(self, dim: int, size: int, mlp_ratio: float = 3.0, drop_path: float = 0.0):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = WeightedPermuteMLP(dim, size)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = ChannelMLP(dim, int(dim * mlp_ratio))
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(self.attn.forward_nhwc(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class VisionPermutator(ModelBase):
+    """Stages of Permutator blocks; ``downsample[i]`` puts a 2x2 stride-2 conv after stage i."""
+
+    def __init__(self, layers=(4, 3, 8, 3), dims=(192, 384, 384, 384), downsample=(True, False, False, False),
+                 patch_size: int = 7, img_size: int = 224, mlp_ratio: float = 3.0, num_classes: int = 1000,
+                 in_chans: int = 3, drop_rate: float = 0.0, drop_path_rate: float = 0.0):
+        super().__init__()
+        self.in_chans = in_chans
+        self.img_size = (img_size, img_size)
+        size = img_size // patch_size
+        self.stem = nn.Conv2d(in_chans, dims[0], patch_size, patch_size)
+        total, k = sum(layers), 0
+        stages = []
+        for i, n in enumerate(layers):
+            blocks = []
+            for _ in range(n):
+                blocks.append(PermutatorBlock(dims[i], size, mlp_ratio, drop_path_rate * k / max(1, total - 1)))
+                k += 1
+            stages.append(nn.Sequential(*blocks))
+            if i < len(layers) - 1 and (downsample[i] or dims[i] != dims[i + 1]):
+                stride = 2 if downsample[i] else 1
+                stages.append(_ChannelsLastConv(dims[i], dims[i + 1], stride))
+                size //= stride
+        self.stages = nn.Sequential(*stages)
+        self.norm = nn.LayerNorm(dims[-1])
+        self.head = ClassifierHead(dims[-1], num_classes, drop_rate)
+        self.num_features = dims[-1]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        if tuple(x.shape[-2:]) != self.img_size:
+            raise ValueError(f"{type(self).__name__} is built for input size {self.img_size} (its permute-MLPs "
+                             f"are tied to the token grid); got input of shape {tuple(x.shape)}")
+        x = self.stem(x).permute(0, 2, 3, 1)  # (B, H, W, C)
+        return self.norm(self.stages(x))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x.mean((1, 2)), pre_logits=pre_logits)
+
+
+class _ChannelsLastConv(nn.Module):
+    """A k x k stride-k convolution (patch merging) on a channels-last map."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.proj = nn.Conv2d(cin, cout, stride, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
+@register_model("vip_s7", paper="Hou et al., Vision Permutator: A Permutable MLP-Like Architecture for Visual "
+                                "Recognition, TPAMI 2022",
+                url="https://arxiv.org/abs/2106.12368", paper_params=25.0, paper_macs=6.9, family="mlp")
+def vip_s7(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VisionPermutator:
+    """ViP-Small/7 at 224: 25M params, 6.9 GFLOPs (paper Table 2)."""
+    return VisionPermutator((4, 3, 8, 3), (192, 384, 384, 384), (True, False, False, False), 7,
+                            num_classes=num_classes, in_chans=in_chans, **kwargs)
