@@ -69,12 +69,17 @@ class ContextualTransformer(nn.Module):
 
     def local_aggregate(self, v: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """``out[c, p] = sum_j a[c mod C/s, j, p] * v[c, p + offset_j]`` over the k x k offsets j (zero
-        padding); ``v`` (B, C, H, W), ``a`` (B, C/s * k^2, H, W)."""
+        padding); ``v`` (B, C, H, W), ``a`` (B, C/s * k^2, H, W).  Accumulated offset by offset (k^2 shifted
+        views of the padded values) rather than unfolding a k^2-times larger tensor."""
         b, c, h, w = v.shape
-        k = self.kernel_size
-        g = self.weight_groups
-        cols = F.unfold(v, k, padding=k // 2).view(b, c // g, g, k * k, h, w)
-        return (cols * a.view(b, 1, g, k * k, h, w)).sum(3).view(b, c, h, w)
+        k, g = self.kernel_size, self.weight_groups
+        vp = F.pad(v, (k // 2,) * 4).view(b, c // g, g, h + 2 * (k // 2), w + 2 * (k // 2))
+        a = a.view(b, 1, g, k * k, h, w)
+        out = vp[..., :h, :w] * a[:, :, :, 0]
+        for j in range(1, k * k):
+            di, dj = divmod(j, k)
+            out = out + vp[..., di:di + h, dj:dj + w] * a[:, :, :, j]
+        return out.reshape(b, c, h, w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
