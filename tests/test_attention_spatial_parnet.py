@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 import visionblocks as vb
 from visionblocks.blocks.attention.parnet_attention import RepConv3x3
-from visionblocks.models.parnet import PAPER_FIGURES, ParNetDownsample, ParNetFusion
+from visionblocks.models.parnet import PAPER_FIGURES, ParNet, ParNetDownsample, ParNetFusion
 from visionblocks.testing import count_macs, randomize_bn_stats
 
 
@@ -68,13 +68,15 @@ def test_repconv_folds_exactly(stride, groups, size):
 
 
 def test_parnet_reparameterize_keeps_output_and_loads_into_deploy_model():
-    m = _prep(vb.create_model("parnet_s", num_classes=10))
-    x = torch.randn(1, 3, 32, 48, dtype=torch.float64)
+    """A narrow ParNet (same topology as ParNet-S, small widths to keep the test fast), odd input size."""
+    m = _prep(ParNet((16, 32, 64), 96, num_classes=10))
+    x = torch.randn(2, 3, 35, 50, dtype=torch.float64)
     with torch.no_grad():
         ref = m(x)
         vb.reparameterize(m)
+        assert not any(isinstance(t, RepConv3x3) and not t.is_reparameterized for t in m.modules())
         torch.testing.assert_close(m(x), ref, rtol=1e-8, atol=1e-8)
-        fresh = vb.create_model("parnet_s", num_classes=10, deploy=True).double().eval()
+        fresh = ParNet((16, 32, 64), 96, num_classes=10, deploy=True).double().eval()
         fresh.load_state_dict(m.state_dict())
         torch.testing.assert_close(fresh(x), ref, rtol=1e-8, atol=1e-8)
 

@@ -34,7 +34,7 @@ class ContextualTransformer(nn.Module):
         key_groups: groups of the k x k key convolution (paper: 4).
         share_planes: s, channels sharing one attention kernel (paper: 8).
         factor: width reduction of the attention embedding, ``2C -> C / factor`` (paper: 2).
-        reduction: width reduction of the fusion MLP, ``C -> max(radix C / reduction, min_attn_channels)``.
+        reduction: width reduction of the fusion MLP, ``C -> max(2C / reduction, min_attn_channels)``.
         min_attn_channels: lower bound of the fusion MLP width (paper: 32).
         act_layer: activation of the dynamic context (paper: SiLU/swish).
     """
