@@ -75,3 +75,22 @@ def test_fixed_size_models_reject_other_sizes(name):
         m = vb.create_model(name)
     with pytest.raises(ValueError, match="size|tokens"):
         m(torch.empty(1, 3, 192, 192, device="meta"))
+
+
+def test_convmixer_layer_matches_paper_equations():
+    from visionblocks.models.convmixer import ConvMixerLayer
+    torch.manual_seed(0)
+    m = randomize_bn_stats(_perturb(ConvMixerLayer(6, 5, "gelu")), seed=3).eval().double()
+    x = torch.randn(2, 6, 9, 7, dtype=torch.float64)
+    # x = x + BN(GELU(DepthwiseConv(x)));  x = BN(GELU(PointwiseConv(x)))   (residual only around the depthwise)
+    y = x + _bn(F.gelu(F.conv2d(x, m.dw.weight, m.dw.bias, padding=2, groups=6)), m.bn1)
+    y = _bn(F.gelu(torch.einsum("oc,bchw->bohw", m.pw.weight[:, :, 0, 0], y) + m.pw.bias[:, None, None]), m.bn2)
+    torch.testing.assert_close(m(x), y, rtol=1e-12, atol=1e-12)
+
+
+def test_convmixer_configurations():
+    with torch.device("meta"):
+        a, b = vb.create_model("convmixer_1536_20"), vb.create_model("convmixer_768_32")
+    assert len(a.blocks) == 20 and a.blocks[0].dw.kernel_size == (9, 9) and isinstance(a.blocks[0].act1, torch.nn.GELU)
+    assert len(b.blocks) == 32 and b.blocks[0].dw.kernel_size == (7, 7) and isinstance(b.blocks[0].act1, torch.nn.ReLU)
+    assert a.stem[0].kernel_size == (7, 7) == a.stem[0].stride
