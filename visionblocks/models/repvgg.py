@@ -31,9 +31,8 @@ class RepVGG(ModelBase):
         layers: blocks in stages 2-5 (stage 1 is one block).
         width_multiplier: (a, b).
         num_classes, in_chans: classifier size (0 for none) and input channels.
-        groups: groups of the 3x3/1x1 convolutions of every block (RepVGG-g2/g4 group only some layers;
-            not provided here).
-        use_se: squeeze-and-excitation in every block (RepVGG-D2se style).
+        use_se: squeeze-and-excitation in every block (RepVGG-D2se style).  (The grouped RepVGG-g2/g4
+            variants, which group only some layers, are not provided.)
         deploy: build every block in its folded inference form.
         drop_rate: dropout before the classifier.
     """
