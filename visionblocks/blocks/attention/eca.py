@@ -9,6 +9,7 @@ import math
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from visionblocks.layers import check_nchw, check_positive_int
 from visionblocks.registry import Example, register_block
@@ -43,6 +44,9 @@ class EfficientChannelAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
-        s = x.mean((2, 3)).unsqueeze(1)                      # (B, 1, C)
-        g = torch.sigmoid(self.conv(s)).transpose(1, 2)      # (B, C, 1)
+        # the 1-D convolution over the C pooled values as a (B, C, k) x (k,) product of the zero-padded
+        # sliding windows: same result as self.conv, without a oneDNN convolution on a 1-channel signal
+        p = (self.kernel_size - 1) // 2
+        windows = F.pad(x.mean((2, 3)), (p, p)).unfold(-1, self.kernel_size, 1)    # (B, C, k)
+        g = torch.sigmoid(windows @ self.conv.weight.view(self.kernel_size, 1))     # (B, C, 1)
         return x * g.unsqueeze(-1)
