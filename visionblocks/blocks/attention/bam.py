@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from visionblocks.layers import ConvNormAct, check_nchw, check_positive_int, create_act, get_norm_layer
 from visionblocks.registry import Example, register_block
@@ -32,7 +33,11 @@ class BAMChannelGate(nn.Module):
         self.bn = get_norm_layer(norm_layer)(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.mlp(x.mean((2, 3), keepdim=True)))
+        # the MLP acts on the pooled (B, C) vector: matrix products on its 1x1 weights (no oneDNN
+        # convolution on 1x1 maps)
+        hidden, out = self.mlp[0], self.mlp[1]
+        h = hidden.act(F.linear(x.mean((2, 3)), hidden.conv.weight.flatten(1), hidden.conv.bias))
+        return self.bn(F.linear(h, out.weight.flatten(1), out.bias)[:, :, None, None])
 
 
 class BAMSpatialGate(nn.Module):
@@ -81,4 +86,4 @@ class BAM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
-        return x + x * torch.sigmoid(self.channel_gate(x) + self.spatial_gate(x))
+        return torch.addcmul(x, x, torch.sigmoid(self.channel_gate(x) + self.spatial_gate(x)))

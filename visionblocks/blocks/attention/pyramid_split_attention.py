@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from visionblocks.layers import check_divisible, check_nchw, check_positive_int, create_act
 from visionblocks.registry import Example, register_block
@@ -69,6 +70,9 @@ class PyramidSplitAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
         feats = torch.stack([conv(x) for conv in self.convs], dim=1)                  # (B, S, C/S, H, W)
-        z = self.se(feats.mean((3, 4), keepdim=True).flatten(0, 1))                   # shared SE on each branch
-        att = z.unflatten(0, (x.shape[0], self.num_branches)).softmax(dim=1)           # (B, S, C/S, 1, 1)
+        # the shared SEWeight acts on the pooled (B, S, C/S) vectors: matrix products on its 1x1 weights
+        fc1, act, fc2, gate = self.se
+        s = feats.mean((3, 4))
+        z = gate(F.linear(act(F.linear(s, fc1.weight.flatten(1), fc1.bias)), fc2.weight.flatten(1), fc2.bias))
+        att = z.softmax(dim=1)[..., None, None]                                        # (B, S, C/S, 1, 1)
         return (feats * att).flatten(1, 2)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from visionblocks.layers import ConvNormAct, check_divisible, check_nchw, check_positive_int, create_act
 from visionblocks.registry import Example, register_block
@@ -60,6 +61,10 @@ class SelectiveKernel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
         u = torch.stack([branch(x) for branch in self.branches], dim=1)            # (B, M, C, H, W)
-        z = self.fuse(u.sum(1).mean((2, 3), keepdim=True))                           # (B, d, 1, 1)
-        a = self.select(z).unflatten(1, (self.num_branches, self.out_channels))      # (B, M, C, 1, 1)
-        return (u * a.softmax(dim=1)).sum(1)
+        s = u.mean((3, 4)).sum(1)                                                     # avgpool(sum_m U_m): (B, C)
+        # the fuse and select layers act on vectors: matrix products on their 1x1 weights (no oneDNN
+        # convolution on 1x1 maps); the BN and activation are the fuse unit's own
+        z = F.linear(s, self.fuse.conv.weight.flatten(1), self.fuse.conv.bias)[:, :, None, None]
+        z = self.fuse.act(self.fuse.bn(z)).flatten(1)                                # (B, d)
+        a = F.linear(z, self.select.weight.flatten(1)).unflatten(1, (self.num_branches, self.out_channels))
+        return (u * a.softmax(dim=1)[..., None, None]).sum(1)                        # a: (B, M, C)
