@@ -102,7 +102,10 @@ def dbb_ref(m: DiverseBranchBlock, x):
 REFS = {"repvgg_block": repvgg_ref, "acnet_block": acnet_ref, "diverse_branch_block": dbb_ref}
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=[f"{c[0]}-{c[1]}-k{c[2]}s{c[3]}g{c[4]}{'se' if c[5] else ''}" for c in CONFIGS])
+CFG_IDS = [f"{c[0]}-{c[1]}-k{c[2]}s{c[3]}g{c[4]}{'se' if c[5] else ''}" for c in CONFIGS]
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=CFG_IDS)
 @pytest.mark.parametrize("name", list(REFS))
 def test_training_and_folded_forms_match_paper_reference(name, cfg):
     cin, cout, k, s, g, se = cfg

@@ -40,13 +40,13 @@ def rep_resnet(conv_block: type[nn.Module], layers=(2, 2, 2, 2), deploy: bool = 
     block_kwargs = dict(kwargs.pop("block_kwargs", None) or {}, conv_block=conv_block, deploy=deploy)
     model = ResNet(RepBasicBlock, layers, block_kwargs=block_kwargs, **kwargs)
     stem = model.stem[0]
-    model.stem[0] = conv_block(stem.in_channels, stem.out_channels, 7, 2, act_layer=kwargs.get("act_layer", "relu"),
-                               deploy=deploy)
+    act = kwargs.get("act_layer", "relu")
+    model.stem[0] = conv_block(stem.in_channels, stem.out_channels, 7, 2, act_layer=act, deploy=deploy)
     model.init_weights()
     return model
 
 
-_NOTE = ("The paper's table lists ResNet-18's 11.69 M params and 1.8 G FLOPs, the deployed network, which is "
+_NOTE = ("The paper's ImageNet table lists ResNet-18's 11.69 M params and 1.8 G FLOPs, the deployed network, which is "
          "what this entry builds (deploy=True): ours 11.686 M (ResNet-18's 11.690 M minus the BN vectors of the "
          "17 folded conv-BN units, 3,904 numbers: a folded unit keeps one bias vector instead of BN's weight and "
          "bias) and 1.82 G.  Training-time form (deploy=False): {train} M params.")
@@ -58,7 +58,8 @@ _NOTE = ("The paper's table lists ResNet-18's 11.69 M params and 1.8 G FLOPs, th
                 test_input_size=(64, 64), family="reparam")
 def acnet_resnet18(num_classes: int = 1000, in_chans: int = 3, deploy: bool = True, **kwargs) -> ResNet:
     """ACNet ResNet-18 (every kxk conv-BN an asymmetric convolution block): deployed 11.69 M params,
-    1.8 GFLOPs at 224x224 (ResNet-18's, ACNet Table 3); ``deploy=False`` for the training-time form."""
+    1.8 GFLOPs at 224x224 (ResNet-18's, the network ACNet's ImageNet table deploys); ``deploy=False`` for the
+    training-time form."""
     return rep_resnet(ACBlock, deploy=deploy, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
@@ -68,5 +69,5 @@ def acnet_resnet18(num_classes: int = 1000, in_chans: int = 3, deploy: bool = Tr
                 test_input_size=(64, 64), family="reparam")
 def dbb_resnet18(num_classes: int = 1000, in_chans: int = 3, deploy: bool = True, **kwargs) -> ResNet:
     """DBB ResNet-18 (every kxk conv-BN a diverse branch block): deployed 11.69 M params, 1.8 GFLOPs at
-    224x224 (ResNet-18's, DBB Table 2); ``deploy=False`` for the training-time form."""
+    224x224 (ResNet-18's, the network DBB's ImageNet table deploys); ``deploy=False`` for the training-time form."""
     return rep_resnet(DiverseBranchBlock, deploy=deploy, num_classes=num_classes, in_chans=in_chans, **kwargs)

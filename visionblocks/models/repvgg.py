@@ -76,7 +76,8 @@ def _reg(name: str, params: float, macs: float, note: str):
 
 @_reg("repvgg_a0", 8.30, 1.4, "Paper Table 4 counts the deployed network (registered here, deploy=True): "
       "8.30 M params, 1.4 G FLOPs (multiply-adds); ours deployed: 8.309 M, 1.362 G.  The paper gives no "
-      "training-time count; ours with deploy=False: 9.108 M params (3x3 + 1x1 + identity BN branches).")
+      "training-time count; ours with deploy=False: 9.108 M params (3x3 + 1x1 + identity BN branches).  "
+      "Table 4 truncates params to two decimals (8.309 -> 8.30) and rounds FLOPs to one (1.36 -> 1.4).")
 def repvgg_a0(num_classes: int = 1000, in_chans: int = 3, deploy: bool = True, **kwargs) -> RepVGG:
     """RepVGG-A0 (a=0.75, b=2.5; 2-4-14-1 blocks): deployed 8.30 M params, 1.4 GFLOPs at 224x224 (Table 4);
     training-time form (``deploy=False``) 9.11 M params."""
