@@ -45,7 +45,6 @@ class SpatialGroupEnhance(nn.Module):
         check_nchw(x, self.channels, type(self).__name__)
         xg = x.unflatten(1, (self.groups, -1))                                       # (B, G, C/G, H, W)
         c = (xg * xg.mean((3, 4), keepdim=True)).sum(2)                              # (B, G, H, W)
-        mu = c.mean((2, 3), keepdim=True)
-        sigma = (c - mu).square().mean((2, 3), keepdim=True).sqrt()
-        a = self.weight * (c - mu) / (sigma + self.eps) + self.bias
+        sigma, mu = torch.std_mean(c, dim=(2, 3), correction=0, keepdim=True)        # 1/m, the paper's sigma
+        a = torch.addcmul(self.bias, c - mu, self.weight / (sigma + self.eps))         # gamma c^ + beta
         return (xg * torch.sigmoid(a).unsqueeze(2)).flatten(1, 2)
