@@ -40,8 +40,9 @@ def repvgg_counts(layers, a, b, num_classes=1000):
 def test_repvgg_param_counts(name):
     layers, a, b, paper = REPVGG[name]
     train, deploy = repvgg_counts(layers, a, b)
-    assert count_params(_meta(name, deploy=False)) == train
-    assert count_params(_meta(name)) == deploy  # the registered default is the deployed network
+    assert count_params(_meta(name)) == train  # create_model builds the trainable form
+    assert count_params(_meta(name, deploy=True)) == deploy
+    assert vb.model_info(name).count_kwargs == {"deploy": True}  # the paper counts the deployed network
     assert abs(deploy / 1e6 - paper) <= 0.01 * paper
 
 
@@ -78,10 +79,10 @@ def test_deploys_to_exactly_resnet18(name):
     """Deployed, every replaced conv-BN is one convolution with bias: the network is ResNet-18 with those
     BNs folded (same convolutions in the same order, same parameter count)."""
     r18 = _fold_resnet(_meta("resnet18"))
-    dep = _meta(name)
+    dep = _meta(name, deploy=True)
     assert _conv_shapes(dep) == _conv_shapes(r18)
     assert count_params(dep) == count_params(r18) == count_params(_meta("resnet18")) - 3904
-    train = _meta(name, deploy=False)
+    train = _meta(name)
     assert count_params(train) > count_params(dep)
     kxk = [x for x in train.modules() if hasattr(x, "reparameterize")]
     assert len(kxk) == 17 and kxk[0].kernel_size == 7  # the 7x7 stem and the 16 3x3 convolutions

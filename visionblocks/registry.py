@@ -95,6 +95,7 @@ class ModelInfo:
     test_input_size: tuple[int, int] | None = None
     family: str = ""
     macs_rel_tol: float = 0.01
+    count_kwargs: dict = field(default_factory=dict)
 
 
 _BLOCKS: dict[str, BlockInfo] = {}
@@ -168,12 +169,15 @@ def create_block(name: str, *args: Any, **kwargs: Any) -> nn.Module:
 def register_model(name: str | None = None, *, paper: str, url: str, input_size: tuple[int, int, int] = (3, 224, 224),
                    paper_params: float | None = None, paper_macs: float | None = None, paper_note: str = "",
                    test_input_size: tuple[int, int] | None = None, family: str = "",
-                   macs_rel_tol: float = 0.01) -> Callable:
+                   macs_rel_tol: float = 0.01, count_kwargs: dict | None = None) -> Callable:
     """Function decorator registering a model constructor ``fn(num_classes=1000, in_chans=3, **kwargs)``.
 
     ``test_input_size`` is a small (H, W) the test-suite may use instead of ``input_size`` to keep CPU
     tests fast; leave it ``None`` when the model only works at its default size.  ``macs_rel_tol`` widens the
     1% MACs tolerance only where ``paper_note`` shows the paper's figure is rounded or wrong.
+    ``count_kwargs`` builds the form the paper counts (e.g. ``{"deploy": True}`` for re-parameterized
+    networks whose papers count the folded network) when comparing with ``paper_params``/``paper_macs``;
+    ``create_model`` itself always builds the trainable form.
     """
 
     def decorator(fn: Callable) -> Callable:
@@ -181,7 +185,8 @@ def register_model(name: str | None = None, *, paper: str, url: str, input_size:
         if key in _MODELS and _MODELS[key].fn is not fn:
             raise ValueError(f"model {key!r} is already registered")
         _MODELS[key] = ModelInfo(key, fn, paper, url, tuple(input_size), paper_params, paper_macs, paper_note,
-                                 test_input_size, family, macs_rel_tol)
+                                 test_input_size, family, macs_rel_tol,
+                                 dict(count_kwargs or {}))
         return fn
 
     return decorator

@@ -409,10 +409,12 @@ def count_params(model: nn.Module) -> int:
 
 def count_macs(name: str, size: tuple[int, int] | None = None, **kwargs) -> tuple[int, int]:
     """(params, MACs) of model ``name`` at ``size`` (default: its input size), counted on the meta device
-    with ``torch.utils.flop_counter`` (which counts 2 FLOPs per multiply-accumulate)."""
+    with ``torch.utils.flop_counter`` (which counts 2 FLOPs per multiply-accumulate).  With no ``kwargs``,
+    the form the paper counts is built (``ModelInfo.count_kwargs``)."""
     from torch.utils.flop_counter import FlopCounterMode
     from .registry import create_model
     info = model_info(name)
+    kwargs = kwargs or dict(info.count_kwargs)
     size = size or tuple(info.input_size[1:])
     with torch.device("meta"):
         m = create_model(name, **kwargs).eval()

@@ -4,10 +4,11 @@ al., CVPR 2021, arXiv 2103.13425).  Both papers evaluate exactly this: train wit
 deploy the original ResNet-18 (He et al., arXiv 1512.03385), whose 11.69 M parameters and 1.8 G FLOPs their
 tables list.  The 1x1 projection shortcuts stay conv-BN (they are not kxk).
 
-The registry entry is that deployed network (``deploy=True``, the default here): each replaced conv-BN unit
-is one convolution with bias, so it has ResNet-18's parameters minus one BN vector per replaced unit
-(3,904 fewer numbers; exactly ResNet-18 with those BNs folded, see tests/test_reparam_models.py).
-``deploy=False`` builds the training-time form; ``visionblocks.reparameterize(model.eval())`` folds it.
+``create_model`` builds the training-time form; ``visionblocks.reparameterize(model.eval())`` folds it into
+the deployed network, which ``deploy=True`` builds directly and which the registry compares with the papers'
+figures (``count_kwargs``): each replaced conv-BN unit is one convolution with bias, so it has ResNet-18's
+parameters minus one BN vector per replaced unit (3,904 fewer numbers; exactly ResNet-18 with those BNs
+folded, see tests/test_reparam_models.py).
 """
 from __future__ import annotations
 
@@ -47,16 +48,16 @@ def rep_resnet(conv_block: type[nn.Module], layers=(2, 2, 2, 2), deploy: bool = 
 
 
 _NOTE = ("The paper's ImageNet table lists ResNet-18's 11.69 M params and 1.8 G FLOPs, the deployed network, which is "
-         "what this entry builds (deploy=True): ours 11.686 M (ResNet-18's 11.690 M minus the BN vectors of the "
+         "what the registry compares (count_kwargs deploy=True): ours 11.686 M (ResNet-18's 11.690 M minus the BN vectors of the "
          "17 folded conv-BN units, 3,904 numbers: a folded unit keeps one bias vector instead of BN's weight and "
          "bias) and 1.82 G.  Training-time form (deploy=False): {train} M params.")
 
 
 @register_model("acnet_resnet18", paper="Ding et al., ACNet: Strengthening the Kernel Skeletons for Powerful CNN via "
                 "Asymmetric Convolution Blocks, ICCV 2019", url="https://arxiv.org/abs/1908.03930",
-                paper_params=11.69, paper_macs=1.8, paper_note=_NOTE.format(train="19.03"),
+                paper_params=11.69, paper_macs=1.8, paper_note=_NOTE.format(train="19.03"), count_kwargs={"deploy": True},
                 test_input_size=(64, 64), family="reparam")
-def acnet_resnet18(num_classes: int = 1000, in_chans: int = 3, deploy: bool = True, **kwargs) -> ResNet:
+def acnet_resnet18(num_classes: int = 1000, in_chans: int = 3, deploy: bool = False, **kwargs) -> ResNet:
     """ACNet ResNet-18 (every kxk conv-BN an asymmetric convolution block): deployed 11.69 M params,
     1.8 GFLOPs at 224x224 (ResNet-18's, the network ACNet's ImageNet table deploys); ``deploy=False`` for the
     training-time form."""
@@ -65,9 +66,9 @@ def acnet_resnet18(num_classes: int = 1000, in_chans: int = 3, deploy: bool = Tr
 
 @register_model("dbb_resnet18", paper="Ding et al., Diverse Branch Block: Building a Convolution as an "
                 "Inception-like Unit, CVPR 2021", url="https://arxiv.org/abs/2103.13425",
-                paper_params=11.69, paper_macs=1.8, paper_note=_NOTE.format(train="26.30"),
+                paper_params=11.69, paper_macs=1.8, paper_note=_NOTE.format(train="26.30"), count_kwargs={"deploy": True},
                 test_input_size=(64, 64), family="reparam")
-def dbb_resnet18(num_classes: int = 1000, in_chans: int = 3, deploy: bool = True, **kwargs) -> ResNet:
+def dbb_resnet18(num_classes: int = 1000, in_chans: int = 3, deploy: bool = False, **kwargs) -> ResNet:
     """DBB ResNet-18 (every kxk conv-BN a diverse branch block): deployed 11.69 M params, 1.8 GFLOPs at
     224x224 (ResNet-18's, the network DBB's ImageNet table deploys); ``deploy=False`` for the training-time form."""
     return rep_resnet(DiverseBranchBlock, deploy=deploy, num_classes=num_classes, in_chans=in_chans, **kwargs)

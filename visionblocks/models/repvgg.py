@@ -5,11 +5,11 @@ A plain stack of RepVGG blocks in five stages (paper Sec. 4.1, Table 2): stage 1
 (RepVGG-A) or ``1, 4, 6, 16, 1`` (RepVGG-B) blocks; the first block of every stage has stride 2, so a
 224x224 input ends at 7x7; then global average pooling and a linear classifier.
 
-The registry entry is the network the paper's Table 4 counts, the *deployed* one (every block one 3x3
-convolution with bias, then ReLU): ``create_model("repvgg_a0")`` builds it, ready for folded
-checkpoints; ``create_model("repvgg_a0", deploy=False)`` builds the training-time form (3x3 + 1x1 +
-identity branches with BNs) to train, then ``visionblocks.reparameterize(model.eval())`` folds it into a
-network that loads and computes exactly like the deployed one.
+``create_model("repvgg_a0")`` builds the training-time form (3x3 + 1x1 + identity branches with BNs);
+train it, then ``visionblocks.reparameterize(model.eval())`` folds it into the deployed network (every
+block one 3x3 convolution with bias, then ReLU), which ``create_model("repvgg_a0", deploy=True)`` builds
+directly for folded checkpoints.  The paper's Table 4 counts the deployed network, so the registry compares
+that form with it (``count_kwargs={"deploy": True}``).
 """
 from __future__ import annotations
 
@@ -71,32 +71,32 @@ _URL = "https://arxiv.org/abs/2101.03697"
 
 def _reg(name: str, params: float, macs: float, note: str):
     return register_model(name, paper=_PAPER, url=_URL, paper_params=params, paper_macs=macs, paper_note=note,
-                          test_input_size=(64, 64), family="reparam")
+                          test_input_size=(64, 64), family="reparam", count_kwargs={"deploy": True})
 
 
-@_reg("repvgg_a0", 8.30, 1.4, "Paper Table 4 counts the deployed network (registered here, deploy=True): "
+@_reg("repvgg_a0", 8.30, 1.4, "Paper Table 4 counts the deployed network (compared here: count_kwargs deploy=True): "
       "8.30 M params, 1.4 G FLOPs (multiply-adds); ours deployed: 8.309 M, 1.362 G.  The paper gives no "
       "training-time count; ours with deploy=False: 9.108 M params (3x3 + 1x1 + identity BN branches).  "
       "Table 4 truncates params to two decimals (8.309 -> 8.30) and rounds FLOPs to one (1.36 -> 1.4).")
-def repvgg_a0(num_classes: int = 1000, in_chans: int = 3, deploy: bool = True, **kwargs) -> RepVGG:
+def repvgg_a0(num_classes: int = 1000, in_chans: int = 3, deploy: bool = False, **kwargs) -> RepVGG:
     """RepVGG-A0 (a=0.75, b=2.5; 2-4-14-1 blocks): deployed 8.30 M params, 1.4 GFLOPs at 224x224 (Table 4);
     training-time form (``deploy=False``) 9.11 M params."""
     return RepVGG((2, 4, 14, 1), (0.75, 2.5), num_classes, in_chans, deploy=deploy, **kwargs)
 
 
-@_reg("repvgg_a1", 12.78, 2.4, "Paper Table 4 counts the deployed network (registered here, deploy=True): "
+@_reg("repvgg_a1", 12.78, 2.4, "Paper Table 4 counts the deployed network (compared here: count_kwargs deploy=True): "
       "12.78 M params, 2.4 G FLOPs; ours deployed: 12.786 M, 2.364 G.  The paper gives no training-time count; "
       "ours with deploy=False: 14.090 M params.")
-def repvgg_a1(num_classes: int = 1000, in_chans: int = 3, deploy: bool = True, **kwargs) -> RepVGG:
+def repvgg_a1(num_classes: int = 1000, in_chans: int = 3, deploy: bool = False, **kwargs) -> RepVGG:
     """RepVGG-A1 (a=1, b=2.5; 2-4-14-1 blocks): deployed 12.78 M params, 2.4 GFLOPs at 224x224 (Table 4);
     training-time form (``deploy=False``) 14.09 M params."""
     return RepVGG((2, 4, 14, 1), (1.0, 2.5), num_classes, in_chans, deploy=deploy, **kwargs)
 
 
-@_reg("repvgg_b0", 14.33, 3.1, "Paper Table 4 counts the deployed network (registered here, deploy=True): "
+@_reg("repvgg_b0", 14.33, 3.1, "Paper Table 4 counts the deployed network (compared here: count_kwargs deploy=True): "
       "14.33 M params, 3.1 G FLOPs; ours deployed: 14.339 M, 3.058 G.  The paper gives no training-time count; "
       "ours with deploy=False: 15.820 M params.")
-def repvgg_b0(num_classes: int = 1000, in_chans: int = 3, deploy: bool = True, **kwargs) -> RepVGG:
+def repvgg_b0(num_classes: int = 1000, in_chans: int = 3, deploy: bool = False, **kwargs) -> RepVGG:
     """RepVGG-B0 (a=1, b=2.5; 4-6-16-1 blocks): deployed 14.33 M params, 3.1 GFLOPs at 224x224 (Table 4);
     training-time form (``deploy=False``) 15.82 M params."""
     return RepVGG((4, 6, 16, 1), (1.0, 2.5), num_classes, in_chans, deploy=deploy, **kwargs)
