@@ -60,7 +60,10 @@ class SelectiveKernel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
-        u = torch.stack([branch(x) for branch in self.branches], dim=1)            # (B, M, C, H, W)
+        # the branches run on a channels-last copy: oneDNN's backward of a grouped *dilated* convolution in
+        # NCHW takes a slow path (over 10x slower at 256 channels, 28x28); torch.stack returns a contiguous u
+        xc = x.contiguous(memory_format=torch.channels_last)
+        u = torch.stack([branch(xc) for branch in self.branches], dim=1)           # (B, M, C, H, W)
         s = u.mean((3, 4)).sum(1)                                                     # avgpool(sum_m U_m): (B, C)
         # the fuse and select layers act on vectors: matrix products on their 1x1 weights (no oneDNN
         # convolution on 1x1 maps); the BN and activation are the fuse unit's own
