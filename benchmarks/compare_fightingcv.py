@@ -198,6 +198,11 @@ SPECS: list[Spec] = [
          (A + "AFT", "AFT_FULL", lambda: dict(d_model=C, n=14 * 14)),
          nlc(), "same parameters. Run at 14x14 tokens: the peer materialises (T, B, T, C) exponentials, 5 GB per "
          "tensor at 28x28; " + FIXED, sizes=[], hw=(14, 14)),
+    Spec("aft_simple", lambda: vb.create_block("aft_simple", C),
+         (A + "AFT", "AFT_FULL", lambda: dict(d_model=C, n=14 * 14, simple=True)),
+         nlc(), "same parameters; the peer's AFT-simple is AFT_FULL(simple=True): a zero (T x T) bias, so it is "
+         "still tied to T and materialises (T, B, T, C) exponentials (run at 14x14 tokens like aft_full); ours "
+         "is a softmax over the tokens, any length", hw=(14, 14)),
     Spec("outlook_attention", lambda: vb.create_block("outlook_attention", C, num_heads=8, kernel_size=3, stride=1),
          (A + "OutlookAttention", "OutlookAttention",
           lambda: dict(dim=C, num_heads=8, kernel_size=3, padding=1, stride=1, qkv_bias=False, attn_drop=0.0)),
@@ -206,7 +211,9 @@ SPECS: list[Spec] = [
          "works; same parameters; the peer takes NHWC", peer_in=nhwc),
     Spec("halo_attention", lambda: vb.create_block("halo_attention", C, block_size=8, halo_size=3, num_heads=8, dim_head=16),
          (A + "HaloAttention", "HaloAttention", lambda: dict(dim=C, block_size=8, halo_size=3, dim_head=16, heads=8)),
-         nchw(), "the peer adds an output linear (HaloNet has none: the bottleneck's 1x1 follows); run at 32x32 "
+         nchw(), "the peer's values are dim_head=16 wide per head followed by an output linear 128 -> 256 (HaloNet "
+         "has none: the bottleneck's 1x1 follows; ours: C/heads = 32 per head), and its relative tables have "
+         "2(b+2h)-1 rows (ours 2(b+h)-1, all offsets a block sees); run at 32x32 "
          "because the peer needs H, W divisible by the block size 8 (ours pads and masks)", hw=(32, 32)),
     Spec("mobilevit_attention",
          lambda: vb.create_block("mobilevit_attention", C, transformer_dim=C, ffn_dim=1024, num_layers=3,
@@ -222,7 +229,8 @@ SPECS: list[Spec] = [
          ours_in=lambda t: (t[0].flatten(2).unsqueeze(2),), peer_in=tokens),
     Spec("ufo_attention", lambda: vb.create_block("ufo_attention", C, num_heads=8),
          (A + "UFOAttention", "UFOAttention", lambda: dict(d_model=C, d_k=C // 8, d_v=C // 8, h=8, dropout=0.0)),
-         nlc(), peer_in=qkv),
+         nlc(), "ours has one gamma per head for each of the two XNorms (the paper's two normalisations), the peer "
+         "shares one (+8)", peer_in=qkv),
     Spec("global_filter", lambda: vb.create_block("global_filter", C, h=H, w=W // 2 + 1),
          (A + "gfnet", "GlobalFilter", lambda: dict(dim=C, h=H, w=W // 2 + 1)),
          nchw(), "same parameters; the peer takes square token maps of its fixed size (ours resizes the filter); its "
@@ -247,7 +255,8 @@ SPECS: list[Spec] = [
          nchw(), "MBConv6 k3 SE 0.25 in both; the peer's padding is computed for a fixed image size"),
     Spec("involution", lambda: vb.create_block("involution", C, C, 7, 1),
          (CV + "Involution", "Involution", lambda: dict(kernel_size=7, in_channel=C, stride=1, group=C // 16, ratio=4)),
-         nchw(), "RedNet setting in both (K=7, 16 channels per group, r=4)"),
+         nchw(), "RedNet setting in both (K=7, 16 channels per group, r=4); the peer's reduction conv has a bias "
+         "before its BN (+C/4)"),
     Spec("dynamic_conv", lambda: vb.create_block("dynamic_conv", C, C, 3, 1),
          (CV + "DynamicConv", "DynamicConv", lambda: dict(in_planes=C, out_planes=C, kernel_size=3, stride=1, padding=1,
                                                           K=4, temprature=30, ratio=4)),
@@ -272,7 +281,8 @@ SPECS: list[Spec] = [
                                                  fc1_fc2_reduction=1, fc3_groups=4),
          (M + "repmlp", "RepMLP", lambda: dict(C=C, O=C, H=H, W=W, h=7, w=7, fc1_fc2_reduction=1, fc3_groups=4,
                                                repconv_kernels=(1, 3, 5))),
-         nchw(), FIXED, sizes=[]),
+         nchw(), "the peer's global perceptron hidden layer is C/r = 256 wide; the authors' code (and ours) use "
+         "C (H/h) (W/w) / r = 4096: 2 x (4096^2 - 4096 x 256) + (4096 - 256) = 31.5M more; " + FIXED, sizes=[]),
     Spec("repvgg_block", lambda: vb.create_block("repvgg_block", C, C, kernel_size=3, stride=1),
          (R + "repvgg", "RepBlock", lambda: dict(input_channel=C, output_channel=C, kernel_size=3, stride=1)), nchw()),
     Spec("acnet_block", lambda: vb.create_block("acnet_block", C, C, kernel_size=3, stride=1),
