@@ -14,10 +14,13 @@ convolution and max-pool.  Queries and keys have the attention width (``dim_head
 
 H0: b = 8, h = 3, rv = 1.0, rb = 0.5, l3 = 7, no df, 256x256 input.
 
-Not registered: the paper's own parameter and FLOP figures for H0 could not be established from the sources
-available (the 5.5 M quoted by keras_cv_attention_models is that project's own count of this same guessed
-structure, not a figure from the paper), so there is nothing independent to check our count against; see
-``halonet_h0``.
+Not registered, and the widths are unconfirmed: the paper's own parameter and FLOP figures for H0 could not
+be established from the sources available (the 5.5 M quoted by keras_cv_attention_models is that project's
+own count of this same guessed structure -- its README calls the architecture "guessed from article" and its
+H-model parameter column changed with its implementation -- not a figure from the paper), and timm's
+``halonet_h1``, built with these same widths, carries the note "param count lower than paper --> something
+is wrong".  So the reading "block output = 64 * 2**i * rb" may not be the paper's; nothing independent checks
+our count.  See ``halonet_h0``.
 """
 from __future__ import annotations
 
