@@ -18,8 +18,8 @@ Not registered, and the widths are unconfirmed: the paper's own parameter and FL
 be established from the sources available (the 5.5 M quoted by keras_cv_attention_models is that project's
 own count of this same guessed structure -- its README calls the architecture "guessed from article" and its
 H-model parameter column changed with its implementation -- not a figure from the paper), and timm's
-``halonet_h1``, built with these same widths, carries the note "param count lower than paper --> something
-is wrong".  So the reading "block output = 64 * 2**i * rb" may not be the paper's; nothing independent checks
+``halonet_h1``, built with these same widths (ours: 8.09 M for H1), carries the note "param count lower than
+paper --> something is wrong" (its halo_attn.py: "my parameter counts are 2M less").  So the reading "block output = 64 * 2**i * rb" may not be the paper's; nothing independent checks
 our count.  See ``halonet_h0``.
 """
 from __future__ import annotations
