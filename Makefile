@@ -5,7 +5,7 @@ setup:
 	./scripts/setup.sh
 
 demo: setup
-	.venv/bin/visionblocks list
+	.venv/bin/visionblocks bench --family attention --shape 128,28,28 --repeats 5 --out bench_out --plot bench_out/bench.png
 
 test: setup
 	.venv/bin/python -m pytest -n 2 -q
