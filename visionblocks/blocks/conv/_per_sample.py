@@ -1,9 +1,14 @@
 """Per-sample kernels as one grouped convolution (the batch-as-groups trick of CondConv / dynamic
-convolution).  Not a block (not registered)."""
+convolution), and the bank of n kernels both mix.  Not a block (not registered)."""
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
+
+from visionblocks.layers import check_divisible, check_positive_int, same_padding, to_2tuple
 
 
 def per_sample_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride, padding,
@@ -16,3 +21,50 @@ def per_sample_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     y = F.conv2d(x.reshape(1, b * c, h, w), weight.reshape(b * o, *weight.shape[2:]),
                  None if bias is None else bias.reshape(b * o), stride, padding, dilation, b * groups)
     return y.reshape(b, o, y.shape[-2], y.shape[-1])
+
+
+class KernelBankConv(nn.Module):
+    """Base of the convolutions whose kernel is a per-sample mixture of n kernels (CondConv, dynamic
+    convolution): validates the convolution's geometry, holds the bank ``weight`` (n, O, C/groups, kh, kw)
+    and ``bias`` (n, O) or None, and runs ``conv(x, sum_k r_k W_k) + sum_k r_k b_k`` for mixing weights r.
+
+    Subclasses build their mixing-weight function, then call :meth:`reset_parameters`.
+    ``count_name`` names n in error messages (``num_experts``, ``num_kernels``).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride, padding, dilation, groups: int,
+                 bias: bool, count: int, count_name: str):
+        super().__init__()
+        self.in_channels = check_positive_int("in_channels", in_channels)
+        self.out_channels = check_positive_int("out_channels", out_channels)
+        self.groups = check_positive_int("groups", groups)
+        check_divisible("in_channels", in_channels, "groups", groups)
+        check_divisible("out_channels", out_channels, "groups", groups)
+        check_positive_int(count_name, count)
+        k, self.dilation = to_2tuple(kernel_size), to_2tuple(dilation)
+        self.stride = to_2tuple(stride)
+        if padding is None:
+            if k[0] % 2 == 0 or k[1] % 2 == 0:
+                raise ValueError(f"'same' padding (padding=None) needs an odd kernel_size, got {kernel_size}")
+            padding = (same_padding(k[0], self.dilation[0]), same_padding(k[1], self.dilation[1]))
+        self.padding = to_2tuple(padding)
+        self.weight = nn.Parameter(torch.empty(count, out_channels, in_channels // groups, *k))
+        self.bias = nn.Parameter(torch.empty(count, out_channels)) if bias else None
+
+    def reset_parameters(self) -> None:
+        """Each kernel initialised independently as ``nn.Conv2d`` does."""
+        fan_in = self.weight[0, 0].numel()
+        for i in range(self.weight.shape[0]):
+            nn.init.kaiming_uniform_(self.weight[i], a=math.sqrt(5))
+        if self.bias is not None:
+            nn.init.uniform_(self.bias, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
+
+    def mixed_conv(self, x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        """``conv(x[b], sum_k r[b, k] W_k) + sum_k r[b, k] b_k`` for every sample b; r: (B, n)."""
+        weight = torch.einsum("bk,koihw->boihw", r, self.weight)
+        bias = r @ self.bias if self.bias is not None else None
+        return per_sample_conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def _conv_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={tuple(self.weight.shape[-2:])}, "
+                f"stride={self.stride}")

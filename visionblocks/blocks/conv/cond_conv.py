@@ -9,15 +9,13 @@ EfficientNets share one routing between the convolutions of a block).
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_divisible, check_nchw, check_positive_int, to_2tuple
+from visionblocks.layers import check_nchw
 from visionblocks.registry import Example, register_block
 
-from ._per_sample import per_sample_conv2d
+from ._per_sample import KernelBankConv
 
 
 @register_block("cond_conv", family="conv", layout="conv",
@@ -25,7 +23,7 @@ from ._per_sample import per_sample_conv2d
                       "NeurIPS 2019",
                 url="https://arxiv.org/abs/1904.04971",
                 example=Example(args=(16, 32, 3, 2), input_shape=(2, 16, 14, 14)))
-class CondConv(nn.Module):
+class CondConv(KernelBankConv):
     """A convolution whose kernel is a sigmoid-routed mixture of ``num_experts`` kernels.
 
     Args:
@@ -40,32 +38,11 @@ class CondConv(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size=3, stride=1, padding=None, dilation=1,
                  groups: int = 1, bias: bool = False, num_experts: int = 8, routing: bool = True):
-        super().__init__()
-        self.in_channels = check_positive_int("in_channels", in_channels)
-        self.out_channels = check_positive_int("out_channels", out_channels)
-        self.groups = check_positive_int("groups", groups)
-        check_divisible("in_channels", in_channels, "groups", groups)
-        check_divisible("out_channels", out_channels, "groups", groups)
-        self.num_experts = check_positive_int("num_experts", num_experts)
-        k, self.dilation = to_2tuple(kernel_size), to_2tuple(dilation)
-        self.stride = to_2tuple(stride)
-        if padding is None:
-            if k[0] % 2 == 0 or k[1] % 2 == 0:
-                raise ValueError(f"'same' padding (padding=None) needs an odd kernel_size, got {kernel_size}")
-            padding = (self.dilation[0] * (k[0] - 1) // 2, self.dilation[1] * (k[1] - 1) // 2)
-        self.padding = to_2tuple(padding)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         num_experts, "num_experts")
+        self.num_experts = num_experts
         self.routing = nn.Linear(in_channels, num_experts) if routing else None
-        self.weight = nn.Parameter(torch.empty(num_experts, out_channels, in_channels // groups, *k))
-        self.bias = nn.Parameter(torch.empty(num_experts, out_channels)) if bias else None
         self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Each expert initialised independently as ``nn.Conv2d`` does."""
-        fan_in = self.weight[0, 0].numel()
-        for i in range(self.num_experts):
-            nn.init.kaiming_uniform_(self.weight[i], a=math.sqrt(5))
-        if self.bias is not None:
-            nn.init.uniform_(self.bias, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
 
     def route(self, x: torch.Tensor) -> torch.Tensor:
         """r(x) = sigmoid(GAP(x) R + c): (B, num_experts), each in (0, 1)."""
@@ -79,10 +56,7 @@ class CondConv(nn.Module):
         if r.shape != (x.shape[0], self.num_experts):
             raise ValueError(f"routing_weights must be (B, {self.num_experts}) = {(x.shape[0], self.num_experts)}, "
                              f"got {tuple(r.shape)}")
-        weight = torch.einsum("bk,koihw->boihw", r, self.weight)
-        bias = r @ self.bias if self.bias is not None else None
-        return per_sample_conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+        return self.mixed_conv(x, r)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={tuple(self.weight.shape[-2:])}, "
-                f"stride={self.stride}, groups={self.groups}, num_experts={self.num_experts}")
+        return f"{self._conv_repr()}, groups={self.groups}, num_experts={self.num_experts}"

@@ -10,15 +10,13 @@ training with.  The aggregated per-sample kernels run as one grouped convolution
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_divisible, check_nchw, check_positive_int, to_2tuple
+from visionblocks.layers import check_nchw, check_positive_int
 from visionblocks.registry import Example, register_block
 
-from ._per_sample import per_sample_conv2d
+from ._per_sample import KernelBankConv
 
 
 def dynamic_conv_temperature(epoch: float, anneal_epochs: float = 10, start: float = 30.0, end: float = 1.0) -> float:
@@ -42,7 +40,7 @@ def set_dynamic_conv_temperature(module: nn.Module, temperature: float) -> nn.Mo
                 paper="Chen et al., Dynamic Convolution: Attention over Convolution Kernels, CVPR 2020",
                 url="https://arxiv.org/abs/1912.03458",
                 example=Example(args=(16, 32, 3, 2), input_shape=(2, 16, 14, 14)))
-class DynamicConv(nn.Module):
+class DynamicConv(KernelBankConv):
     """K convolution kernels aggregated per sample by a softmax attention with temperature.
 
     Args:
@@ -57,21 +55,10 @@ class DynamicConv(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size=3, stride=1, padding=None, dilation=1,
                  groups: int = 1, bias: bool = True, num_kernels: int = 4, reduction: int = 4,
                  temperature: float = 30.0):
-        super().__init__()
-        self.in_channels = check_positive_int("in_channels", in_channels)
-        self.out_channels = check_positive_int("out_channels", out_channels)
-        self.groups = check_positive_int("groups", groups)
-        check_divisible("in_channels", in_channels, "groups", groups)
-        check_divisible("out_channels", out_channels, "groups", groups)
-        self.num_kernels = check_positive_int("num_kernels", num_kernels)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         num_kernels, "num_kernels")
+        self.num_kernels = num_kernels
         check_positive_int("reduction", reduction)
-        k, self.dilation = to_2tuple(kernel_size), to_2tuple(dilation)
-        self.stride = to_2tuple(stride)
-        if padding is None:
-            if k[0] % 2 == 0 or k[1] % 2 == 0:
-                raise ValueError(f"'same' padding (padding=None) needs an odd kernel_size, got {kernel_size}")
-            padding = (self.dilation[0] * (k[0] - 1) // 2, self.dilation[1] * (k[1] - 1) // 2)
-        self.padding = to_2tuple(padding)
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         hidden = max(1, in_channels // reduction)
@@ -79,17 +66,7 @@ class DynamicConv(nn.Module):
         self.act = nn.ReLU(inplace=True)
         self.fc2 = nn.Linear(hidden, num_kernels)
         self.register_buffer("temperature", torch.tensor(float(temperature)))
-        self.weight = nn.Parameter(torch.empty(num_kernels, out_channels, in_channels // groups, *k))
-        self.bias = nn.Parameter(torch.empty(num_kernels, out_channels)) if bias else None
         self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Each kernel initialised independently as ``nn.Conv2d`` does."""
-        fan_in = self.weight[0, 0].numel()
-        for i in range(self.num_kernels):
-            nn.init.kaiming_uniform_(self.weight[i], a=math.sqrt(5))
-        if self.bias is not None:
-            nn.init.uniform_(self.bias, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
 
     def set_temperature(self, temperature: float) -> None:
         if temperature <= 0:
@@ -104,10 +81,7 @@ class DynamicConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.in_channels, type(self).__name__)
         pi = self.attention(x)
-        weight = torch.einsum("bk,koihw->boihw", pi, self.weight)
-        bias = pi @ self.bias if self.bias is not None else None
-        return per_sample_conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+        return self.mixed_conv(x, pi)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={tuple(self.weight.shape[-2:])}, "
-                f"stride={self.stride}, num_kernels={self.num_kernels}, temperature={float(self.temperature):g}")
+        return f"{self._conv_repr()}, num_kernels={self.num_kernels}, temperature={float(self.temperature):g}"
