@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from visionblocks.layers import check_nchw, check_positive_int
 from visionblocks.registry import Example, register_block
@@ -41,9 +42,13 @@ class DoubleAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
-        a = self.phi(x).flatten(2)                                  # (B, c_m, N)
-        attn_maps = self.theta(x).flatten(2).softmax(dim=2)         # (B, n, N): each map sums to 1 over N
-        attn_vecs = self.rho(x).flatten(2).softmax(dim=1)           # (B, n, N): sums to 1 over n per position
+        # the three 1x1 convolutions phi, theta, rho read x once, as one convolution on their stacked weights
+        weight = torch.cat([self.phi.weight, self.theta.weight, self.rho.weight])
+        bias = torch.cat([self.phi.bias, self.theta.bias, self.rho.bias])
+        a, attn_maps, attn_vecs = F.conv2d(x, weight, bias).flatten(2).split([self.c_m, self.c_n, self.c_n], dim=1)
+        attn_maps = attn_maps.softmax(dim=2)                        # (B, n, N): each map sums to 1 over N
+        attn_vecs = attn_vecs.softmax(dim=1)                        # (B, n, N): sums to 1 over n per position
         g = torch.bmm(a, attn_maps.transpose(1, 2))                 # (B, c_m, n)  gather
         z = torch.bmm(g, attn_vecs)                                 # (B, c_m, N)  distribute
-        return x + self.proj(z.unflatten(2, x.shape[2:]))
+        # residual added in place into the projection's output (its backward does not need that output)
+        return self.proj(z.unflatten(2, x.shape[2:])).add_(x)
