@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from visionblocks.layers import DropPath, check_divisible, check_nlc, check_positive_int, create_act
 
@@ -33,7 +34,10 @@ class SpatialGatingUnit(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         u, v = z.chunk(2, dim=-1)
-        v = torch.matmul(self.proj.weight, self.norm(v)) + self.proj.bias.unsqueeze(-1)
+        # W LN(v) + b over the token axis of (B, N, c) as a 1-D convolution with N in-channels and a length-c
+        # signal: one GEMM per sample with the bias fused, and a weight gradient accumulated in place rather
+        # than a broadcast matmul's (B, N, N) gradient reduced afterwards (same weights, same result).
+        v = F.conv1d(self.norm(v), self.proj.weight[:, :, None], self.proj.bias)
         return u * v
 
 
