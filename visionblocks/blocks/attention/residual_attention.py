@@ -13,6 +13,7 @@ import math
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from visionblocks.layers import check_nchw, check_positive_int
 from visionblocks.registry import Example, register_block
@@ -30,16 +31,21 @@ class CSRAHead(nn.Module):
         self.temperature, self.lam = float(temperature), float(lam)
         self.classifier = nn.Conv2d(channels, num_classes, 1, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.classifier.weight.flatten(1)                                  # (K, C)
-        w = w / torch.linalg.vector_norm(w, dim=1, keepdim=True)
-        score = torch.einsum("kc,bcn->bkn", w, x.flatten(2))                   # (B, K, HW)
-        base = score.mean(-1)
+    def normalized_weight(self) -> torch.Tensor:
+        """The classifier weights divided by their l2 norms, (K, C, 1, 1)."""
+        w = self.classifier.weight
+        return w / torch.linalg.vector_norm(w, dim=1, keepdim=True)
+
+    def pool(self, score: torch.Tensor) -> torch.Tensor:
+        """(B, K, HW) class scores -> (B, K) logits: ``mean + lam * attention pooling``."""
         if math.isinf(self.temperature):
-            att = score.amax(-1)
-        else:
-            att = (score * torch.softmax(score * self.temperature, dim=-1)).sum(-1)
-        return base + self.lam * att
+            return score.mean(-1) + self.lam * score.max(-1)[0]    # max with indices: faster backward than amax
+        att = torch.softmax(score if self.temperature == 1.0 else score * self.temperature, dim=-1)
+        # mean_j s_j + lam * sum_j a_j s_j = sum_j s_j (lam * a_j + 1 / HW): one weighted sum over (B, K, HW)
+        return (score * (att * self.lam + 1.0 / score.shape[-1])).sum(-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(F.conv2d(x, self.normalized_weight()).flatten(2))   # scores (B, K, HW)
 
 
 @register_block("residual_attention", family="attention", layout="head",
@@ -73,7 +79,12 @@ class ResidualAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
-        out = self.heads[0](x)
-        for head in self.heads[1:]:
-            out = out + head(x)
+        if len(self.heads) == 1:
+            return self.heads[0](x)
+        # the heads' classifiers run as one 1x1 convolution on their stacked normalised weights
+        scores = F.conv2d(x, torch.cat([head.normalized_weight() for head in self.heads])).flatten(2)
+        out = None
+        for head, score in zip(self.heads, scores.split(self.num_classes, dim=1)):
+            logit = head.pool(score)
+            out = logit if out is None else out + logit
         return out
