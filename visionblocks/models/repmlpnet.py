@@ -20,7 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import ConvNormAct, DropPath, check_divisible, fuse_conv_bn_weights, pad_kernel
+from visionblocks.blocks.reparam._repmlp import conv_as_fc, fold_local_perceptron, local_perceptron
+from visionblocks.layers import ConvNormAct, DropPath, check_divisible, fuse_conv_bn_weights
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase
@@ -54,12 +55,7 @@ class RepMLPNetBlock(nn.Module):
         s = num_sharesets
         self.fc3 = nn.Conv2d(s * h * w, s * h * w, 1, groups=s, bias=deploy)
         self.fc3_bn = nn.Identity() if deploy else nn.BatchNorm2d(s)
-        self.local = nn.ModuleDict()
-        if not deploy:
-            for k in self.reparam_conv_k:
-                self.local[f"conv{k}"] = nn.Sequential()
-                self.local[f"conv{k}"].add_module("conv", nn.Conv2d(s, s, k, padding=k // 2, groups=s, bias=False))
-                self.local[f"conv{k}"].add_module("bn", nn.BatchNorm2d(s))
+        self.local = local_perceptron(s, s, () if deploy else self.reparam_conv_k, s)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, C, H, W = x.shape
@@ -84,18 +80,11 @@ class RepMLPNetBlock(nn.Module):
             raise RuntimeError(f"{type(self).__name__}.reparameterize() needs eval mode (call .eval() first)")
         (h, w), s = self.partition, self.sets
         bn = self.fc3_bn
-        t = (bn.weight / (bn.running_var + bn.eps).sqrt()).repeat_interleave(h * w)
-        weight = self.fc3.weight * t.reshape(-1, 1, 1, 1)
-        bias = (bn.bias - bn.running_mean * bn.weight / (bn.running_var + bn.eps).sqrt()).repeat_interleave(h * w)
+        weight, bias = fuse_conv_bn_weights(self.fc3.weight.reshape(s, -1), None, bn)   # one BN channel per set
+        weight, bias = weight.reshape(self.fc3.weight.shape), bias.repeat_interleave(h * w)
         if len(self.local):
-            kmax = max(self.reparam_conv_k)
-            kernel, kbias = 0, 0
-            for branch in self.local.values():
-                kw, kb = fuse_conv_bn_weights(branch.conv.weight, None, branch.bn)
-                kernel, kbias = kernel + pad_kernel(kw, (kmax, kmax)), kbias + kb
-            basis = torch.eye(h * w, dtype=kernel.dtype, device=kernel.device).reshape(h * w, 1, h, w).repeat(1, s, 1, 1)
-            resp = F.conv2d(basis, kernel, padding=kmax // 2, groups=s)      # (h*w, s, h, w)
-            weight = weight + resp.reshape(h * w, s * h * w).t().reshape(s * h * w, h * w, 1, 1)
+            kernel, kbias = fold_local_perceptron(self.local, max(self.reparam_conv_k))
+            weight = weight + conv_as_fc(kernel, s, (h, w))
             bias = bias + kbias.repeat_interleave(h * w)
         fc3 = nn.Conv2d(s * h * w, s * h * w, 1, groups=s, bias=True, device=weight.device, dtype=weight.dtype)
         fc3.weight.copy_(weight)

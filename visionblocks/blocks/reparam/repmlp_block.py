@@ -21,8 +21,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import (check_divisible, check_nchw, check_positive_int, check_size, fuse_conv_bn_weights,
-                                 pad_kernel, to_2tuple)
+                                 to_2tuple)
 from visionblocks.registry import Example, register_block
+
+from ._repmlp import conv_as_fc, fold_local_perceptron, local_perceptron
 
 
 @register_block("repmlp_block", family="reparam", layout="nchw", fixed_size=True,
@@ -79,12 +81,7 @@ class RepMLPBlock(nn.Module):
             self.fc2 = nn.Linear(hidden, n)
         self.fc3 = nn.Conv2d(C * h * w, O * h * w, 1, groups=fc3_groups, bias=deploy)
         self.fc3_bn = nn.Identity() if deploy else nn.BatchNorm1d(O * h * w)
-        self.local = nn.ModuleDict()
-        if not deploy:
-            for k in self.reparam_conv_k:
-                self.local[f"conv{k}"] = nn.Sequential()
-                self.local[f"conv{k}"].add_module("conv", nn.Conv2d(C, O, k, padding=k // 2, groups=fc3_groups, bias=False))
-                self.local[f"conv{k}"].add_module("bn", nn.BatchNorm2d(O))
+        self.local = local_perceptron(C, O, () if deploy else self.reparam_conv_k, fc3_groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
@@ -108,16 +105,6 @@ class RepMLPBlock(nn.Module):
         return out.reshape(B, O, hp * h, wp * w)
 
     # ------------------------------------------------------------------ structural re-parameterization
-    def _conv_as_fc(self, kernel: torch.Tensor) -> torch.Tensor:
-        """The grouped-FC3 weight (O*h*w, C/g*h*w, 1, 1) equal to the convolution ``kernel`` on one partition."""
-        h, w = self.partition
-        cg = self.channels // self.groups
-        n = cg * h * w
-        basis = torch.eye(n, dtype=kernel.dtype, device=kernel.device).reshape(n, cg, h, w).repeat(1, self.groups, 1, 1)
-        k = kernel.shape[-1]
-        resp = F.conv2d(basis, kernel, padding=k // 2, groups=self.groups)   # (n, O, h, w): one column per basis
-        return resp.reshape(n, -1).t().reshape(-1, n, 1, 1)
-
     @torch.no_grad()
     def reparameterize(self) -> None:
         """Fold the local perceptron and both BNs into FC3 / FC1 (eval mode only; idempotent)."""
@@ -127,18 +114,10 @@ class RepMLPBlock(nn.Module):
             raise RuntimeError(f"{type(self).__name__}.reparameterize() needs eval mode (call .eval() first)")
         h, w = self.partition
         bn = self.fc3_bn
-        std = (bn.running_var + bn.eps).sqrt()
-        t = bn.weight / std
-        weight = self.fc3.weight * t.reshape(-1, 1, 1, 1)
-        bias = bn.bias - bn.running_mean * t
+        weight, bias = fuse_conv_bn_weights(self.fc3.weight, None, bn)
         if len(self.local):
-            kmax = max(self.reparam_conv_k)
-            kernel, kbias = 0, 0
-            for branch in self.local.values():
-                kw, kb = fuse_conv_bn_weights(branch.conv.weight, None, branch.bn)
-                kernel = kernel + pad_kernel(kw, (kmax, kmax))
-                kbias = kbias + kb
-            weight = weight + self._conv_as_fc(kernel)
+            kernel, kbias = fold_local_perceptron(self.local, max(self.reparam_conv_k))
+            weight = weight + conv_as_fc(kernel, self.groups, self.partition)
             bias = bias + kbias.repeat_interleave(h * w)
         fc3 = nn.Conv2d(self.fc3.in_channels, self.fc3.out_channels, 1, groups=self.groups, bias=True,
                         device=weight.device, dtype=weight.dtype)
