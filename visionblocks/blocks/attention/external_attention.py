@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from visionblocks.layers import check_nlc, check_positive_int
 from visionblocks.registry import Example, register_block
@@ -42,6 +43,10 @@ class ExternalAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nlc(x, self.dim, type(self).__name__)
-        attn = self.mk(self.query(x)).softmax(dim=1)                # softmax over the N tokens
+        # M_k(W_q x + b_q) with the two linear maps composed first: the same logits (exact reassociation,
+        # same parameters and gradients) for C*S instead of C^2 + C*S multiply-adds per token
+        wk = self.mk.weight
+        bias = None if self.query.bias is None else wk @ self.query.bias
+        attn = F.linear(x, wk @ self.query.weight, bias).softmax(dim=1)    # softmax over the N tokens
         attn = attn / (attn.sum(dim=2, keepdim=True) + self.eps)    # l1 over the S memory units
         return self.mv(attn)
