@@ -9,6 +9,8 @@ from visionblocks.blocks.attention.parnet_attention import RepConv3x3
 from visionblocks.models.parnet import PAPER_FIGURES, ParNet, ParNetDownsample, ParNetFusion
 from visionblocks.testing import count_macs, randomize_bn_stats
 
+from _reference import bn_eval as _bn
+
 
 def _prep(m, seed=0):
     g = torch.Generator().manual_seed(seed)
@@ -17,12 +19,6 @@ def _prep(m, seed=0):
             p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.3)
     randomize_bn_stats(m, seed=seed + 1)
     return m.double().eval()
-
-
-def _bn(x, bn):
-    sh = (1, -1, 1, 1)
-    return (x - bn.running_mean.view(sh)) / torch.sqrt(bn.running_var.view(sh) + bn.eps) * bn.weight.view(sh) \
-        + bn.bias.view(sh)
 
 
 @pytest.mark.parametrize("size", [(8, 10), (7, 9)])

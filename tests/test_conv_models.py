@@ -10,11 +10,9 @@ from visionblocks.models.efficientnet import CondConvMBConv
 from visionblocks.models.ghostnet import GhostBottleneck
 from visionblocks.testing import randomize_bn_stats
 
+from _reference import bn_eval as _bn
+
 D = torch.float64
-
-
-def _bn(x, bn):
-    return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
 
 
 def test_condconv_mbconv_shares_one_routing_and_matches_per_sample_equations():
