@@ -8,7 +8,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_positive_int, same_padding, to_2tuple
+from visionblocks.layers import check_positive_int, to_2tuple
+
+from ._plain import conv_geometry
 
 
 def per_sample_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride, padding,
@@ -25,8 +27,9 @@ def per_sample_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
 
 class KernelBankConv(nn.Module):
     """Base of the convolutions whose kernel is a per-sample mixture of n kernels (CondConv, dynamic
-    convolution): validates the convolution's geometry, holds the bank ``weight`` (n, O, C/groups, kh, kw)
-    and ``bias`` (n, O) or None, and runs ``conv(x, sum_k r_k W_k) + sum_k r_k b_k`` for mixing weights r.
+    convolution): validates the convolution's geometry (:func:`conv_geometry`), holds the bank ``weight``
+    (n, O, C/groups, kh, kw) and ``bias`` (n, O) or None, and runs ``conv(x, sum_k r_k W_k) + sum_k r_k b_k``
+    for mixing weights r.
 
     Subclasses build their mixing-weight function, then call :meth:`reset_parameters`.
     ``count_name`` names n in error messages (``num_experts``, ``num_kernels``).
@@ -35,19 +38,11 @@ class KernelBankConv(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride, padding, dilation, groups: int,
                  bias: bool, count: int, count_name: str):
         super().__init__()
-        self.in_channels = check_positive_int("in_channels", in_channels)
-        self.out_channels = check_positive_int("out_channels", out_channels)
-        self.groups = check_positive_int("groups", groups)
-        check_divisible("in_channels", in_channels, "groups", groups)
-        check_divisible("out_channels", out_channels, "groups", groups)
-        check_positive_int(count_name, count)
-        k, self.dilation = to_2tuple(kernel_size), to_2tuple(dilation)
-        self.stride = to_2tuple(stride)
-        if padding is None:
-            if k[0] % 2 == 0 or k[1] % 2 == 0:
-                raise ValueError(f"'same' padding (padding=None) needs an odd kernel_size, got {kernel_size}")
-            padding = (same_padding(k[0], self.dilation[0]), same_padding(k[1], self.dilation[1]))
+        k, self.stride, padding, self.dilation = conv_geometry(in_channels, out_channels, kernel_size, stride, padding,
+                                                               dilation, groups)
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.padding = to_2tuple(padding)
+        check_positive_int(count_name, count)
         self.weight = nn.Parameter(torch.empty(count, out_channels, in_channels // groups, *k))
         self.bias = nn.Parameter(torch.empty(count, out_channels)) if bias else None
 

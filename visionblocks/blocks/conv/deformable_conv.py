@@ -21,6 +21,8 @@ import torch.nn as nn
 from visionblocks.layers import check_divisible, check_nchw, check_positive_int, to_2tuple
 from visionblocks.registry import Example, register_block
 
+from ._plain import conv_geometry
+
 
 def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
                   stride=1, padding=0, dilation=1, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -72,23 +74,12 @@ class _DeformConvBase(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size=3, stride=1, padding=None, dilation=1,
                  groups: int = 1, offset_groups: int = 1, bias: bool = True):
         super().__init__()
-        self.in_channels = check_positive_int("in_channels", in_channels)
-        self.out_channels = check_positive_int("out_channels", out_channels)
-        self.groups = check_positive_int("groups", groups)
-        self.offset_groups = check_positive_int("offset_groups", offset_groups)
-        check_divisible("in_channels", in_channels, "groups", groups)
-        check_divisible("out_channels", out_channels, "groups", groups)
-        check_divisible("in_channels", in_channels, "offset_groups", offset_groups)
-        k = to_2tuple(kernel_size)
-        self.stride, self.dilation = to_2tuple(stride), to_2tuple(dilation)
-        for name, v in (("kernel_size", k), ("stride", self.stride), ("dilation", self.dilation)):
-            for t in v:
-                check_positive_int(name, t)
-        if padding is None:
-            if k[0] % 2 == 0 or k[1] % 2 == 0:
-                raise ValueError(f"'same' padding (padding=None) needs an odd kernel_size, got {kernel_size}")
-            padding = (self.dilation[0] * (k[0] - 1) // 2, self.dilation[1] * (k[1] - 1) // 2)
+        k, self.stride, padding, self.dilation = conv_geometry(in_channels, out_channels, kernel_size, stride, padding,
+                                                               dilation, groups)
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.padding = to_2tuple(padding)
+        self.offset_groups = check_positive_int("offset_groups", offset_groups)
+        check_divisible("in_channels", in_channels, "offset_groups", offset_groups)
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *k))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         taps = k[0] * k[1]
