@@ -19,6 +19,7 @@ import torch.nn as nn
 
 from visionblocks.blocks.attention.parnet_attention import ParNetAttention, RepConv3x3
 from visionblocks.layers import create_act
+from visionblocks.layers.shuffle import channel_shuffle
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase
@@ -27,11 +28,6 @@ __all__ = ["ParNet", "ParNetDownsample", "ParNetFusion"]
 
 _PAPER = "Goyal et al., Non-deep Networks, NeurIPS 2022"
 _URL = "https://arxiv.org/abs/2110.07641"
-
-
-def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    b, c, h, w = x.shape
-    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
 
 
 class ParNetDownsample(nn.Module):

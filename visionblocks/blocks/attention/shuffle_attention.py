@@ -13,12 +13,8 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import check_divisible, check_nchw, check_positive_int
+from visionblocks.layers.shuffle import channel_shuffle
 from visionblocks.registry import Example, register_block
-
-
-def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """ShuffleNet's channel shuffle: (B, g*n, H, W) viewed as (B, g, n) channels, transposed to (B, n, g)."""
-    return x.unflatten(1, (groups, -1)).transpose(1, 2).flatten(1, 2)
 
 
 @register_block("shuffle_attention", family="attention", layout="nchw",
