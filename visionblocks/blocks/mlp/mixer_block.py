@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from visionblocks.layers import DropPath, check_nlc, check_positive_int, create_act
 from visionblocks.registry import Example, register_block
@@ -28,7 +29,10 @@ def check_tokens(x: torch.Tensor, num_tokens: int, name: str) -> None:
 
 class TokenMLP(nn.Module):
     """``W2 act(W1 X + b1) + b2`` along the token axis of (B, N, C), i.e. the MLP applied to every channel's
-    column of tokens (no transposes: the (D, N) weights left-multiply the (N, C) table)."""
+    column of tokens (no transposes: the (D, N) weights left-multiply the (N, C) table).  Each product runs as
+    a 1-D convolution (tokens as in-channels, C as the length) with the bias fused: one GEMM per sample and
+    the weight gradient accumulated in place, where a broadcast ``matmul`` builds and reduces a per-sample
+    weight gradient (same weights, same result)."""
 
     def __init__(self, num_tokens: int, hidden: int, act_layer="gelu"):
         super().__init__()
@@ -37,8 +41,8 @@ class TokenMLP(nn.Module):
         self.fc2 = nn.Linear(hidden, num_tokens)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.act(torch.matmul(self.fc1.weight, x) + self.fc1.bias.unsqueeze(-1))
-        return torch.matmul(self.fc2.weight, x) + self.fc2.bias.unsqueeze(-1)
+        x = self.act(F.conv1d(x, self.fc1.weight[:, :, None], self.fc1.bias))
+        return F.conv1d(x, self.fc2.weight[:, :, None], self.fc2.bias)
 
 
 class ChannelMLP(nn.Module):
