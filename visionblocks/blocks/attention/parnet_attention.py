@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import ConvNormAct, check_divisible, check_nchw, check_positive_int, create_act
-from visionblocks.layers import fuse_conv_bn_weights
+from visionblocks.layers import fuse_conv_bn_weights, pad_kernel
 from visionblocks.registry import Example, register_block
 
 
@@ -69,7 +69,7 @@ class RepConv3x3(nn.Module):
         if self.stride == 2:   # avg-pool 2x2 then 1x1 == a 2x2 kernel of w1 / 4 on the bottom-right of the 3x3
             w1 = F.pad(w1.expand(-1, -1, 2, 2) / 4, (1, 0, 1, 0))
         else:
-            w1 = F.pad(w1, (1, 1, 1, 1))
+            w1 = pad_kernel(w1, (3, 3))
         fused = nn.Conv2d(self.in_channels, self.out_channels, 3, self.stride, 1, groups=self.groups, bias=True,
                           device=w3.device, dtype=w3.dtype)
         fused.weight.copy_(w3 + w1)

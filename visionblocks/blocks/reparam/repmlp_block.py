@@ -126,9 +126,7 @@ class RepMLPBlock(nn.Module):
         self.fc3, self.fc3_bn, self.local = fc3, nn.Identity(), nn.ModuleDict()
         if self.has_global:
             g = self.gp_bn
-            std = (g.running_var + g.eps).sqrt()
-            scale = g.weight / std
-            shift = g.bias - g.running_mean * scale
+            scale, shift = fuse_conv_bn_weights(torch.ones_like(g.running_var), None, g)   # BN as x * scale + shift
             rep = self.parts[0] * self.parts[1]
             scale, shift = scale.repeat_interleave(rep), shift.repeat_interleave(rep)
             self.fc1.bias.add_(self.fc1.weight @ shift)
