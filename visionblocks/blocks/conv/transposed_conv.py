@@ -12,8 +12,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_divisible, check_nchw, check_positive_int, to_2tuple
+from visionblocks.layers import check_nchw, to_2tuple
 from visionblocks.registry import Example, register_block
+
+from ._plain import check_conv_channels
 
 
 def _upsampled_shape(out_channels: int, stride: int):
@@ -43,11 +45,7 @@ class TransposedConv(nn.ConvTranspose2d):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size=4, stride=2, padding=None,
                  output_padding=0, groups: int = 1, bias: bool = True, dilation=1):
-        check_positive_int("in_channels", in_channels)
-        check_positive_int("out_channels", out_channels)
-        check_positive_int("groups", groups)
-        check_divisible("in_channels", in_channels, "groups", groups)
-        check_divisible("out_channels", out_channels, "groups", groups)
+        check_conv_channels(in_channels, out_channels, groups)
         k, s, d = to_2tuple(kernel_size), to_2tuple(stride), to_2tuple(dilation)
         if padding is None:
             pad, opad = [], []
