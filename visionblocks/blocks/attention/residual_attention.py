@@ -13,7 +13,6 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from visionblocks.layers import check_nchw, check_positive_int
 from visionblocks.registry import Example, register_block
@@ -32,8 +31,8 @@ class CSRAHead(nn.Module):
         self.classifier = nn.Conv2d(channels, num_classes, 1, bias=False)
 
     def normalized_weight(self) -> torch.Tensor:
-        """The classifier weights divided by their l2 norms, (K, C, 1, 1)."""
-        w = self.classifier.weight
+        """The classifier weights divided by their l2 norms, (K, C)."""
+        w = self.classifier.weight.flatten(1)
         return w / torch.linalg.vector_norm(w, dim=1, keepdim=True)
 
     def pool(self, score: torch.Tensor) -> torch.Tensor:
@@ -45,7 +44,8 @@ class CSRAHead(nn.Module):
         return (score * (att * self.lam + 1.0 / score.shape[-1])).sum(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(F.conv2d(x, self.normalized_weight()).flatten(2))   # scores (B, K, HW)
+        # scores (B, K, HW) as one batched matrix product (under load faster forward+backward than oneDNN's 1x1 conv)
+        return self.pool(torch.einsum("kc,bcn->bkn", self.normalized_weight(), x.flatten(2)))
 
 
 @register_block("residual_attention", family="attention", layout="head",
@@ -81,8 +81,8 @@ class ResidualAttention(nn.Module):
         check_nchw(x, self.channels, type(self).__name__)
         if len(self.heads) == 1:
             return self.heads[0](x)
-        # the heads' classifiers run as one 1x1 convolution on their stacked normalised weights
-        scores = F.conv2d(x, torch.cat([head.normalized_weight() for head in self.heads])).flatten(2)
+        # the heads' classifiers run as one matrix product on their stacked normalised weights
+        scores = torch.einsum("kc,bcn->bkn", torch.cat([head.normalized_weight() for head in self.heads]), x.flatten(2))
         out = None
         for head, score in zip(self.heads, scores.split(self.num_classes, dim=1)):
             logit = head.pool(score)
