@@ -72,6 +72,17 @@ def unfold_patches(x: torch.Tensor, ph: int, pw: int) -> torch.Tensor:
     return x.reshape(B * ph * pw, nh * nw, d)
 
 
+def pad_to_patches(y: torch.Tensor, ph: int, pw: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Zero-pad (B, d, H, W) at the bottom/right to multiples of the patch size; also return the (1, 1, Hp, Wp)
+    boolean map of real (unpadded) pixels, or ``None`` when nothing was padded (static shapes: no graph break)."""
+    H, W = y.shape[-2:]
+    Hp, Wp = math.ceil(H / ph) * ph, math.ceil(W / pw) * pw
+    if (Hp, Wp) == (H, W):
+        return y, None
+    pad = (0, Wp - W, 0, Hp - H)
+    return F.pad(y, pad), F.pad(y.new_ones(1, 1, H, W, dtype=torch.bool), pad)
+
+
 def fold_patches(x: torch.Tensor, B: int, H: int, W: int, ph: int, pw: int) -> torch.Tensor:
     """Inverse of :func:`unfold_patches`."""
     d = x.shape[-1]
@@ -123,11 +134,10 @@ class MobileViTBlock(nn.Module):
         check_nchw(x, self.channels, type(self).__name__)
         B, _, H, W = x.shape
         ph, pw = self.patch_size
-        Hp, Wp = math.ceil(H / ph) * ph, math.ceil(W / pw) * pw
-        y = F.pad(self.conv_1x1_in(self.conv_kxk(x)), (0, Wp - W, 0, Hp - H))
+        y, valid = pad_to_patches(self.conv_1x1_in(self.conv_kxk(x)), ph, pw)
+        Hp, Wp = y.shape[-2:]
         mask = None
-        if (Hp, Wp) != (H, W):  # padded tokens may not be attended to (static shapes: no graph break)
-            valid = F.pad(x.new_ones(1, 1, H, W, dtype=torch.bool), (0, Wp - W, 0, Hp - H))
+        if valid is not None:  # padded tokens may not be attended to
             mask = unfold_patches(valid, ph, pw).reshape(ph * pw, 1, 1, -1)
             # a sequence made only of padding (H < p_h or W < p_w) attends to all of it: no NaN, and it is cropped
             mask = (mask | ~mask.any(-1, keepdim=True)).repeat(B, 1, 1, 1)

@@ -19,14 +19,14 @@ never see the padding.  (The official code resizes the map instead.)
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import ConvNormAct, DropPath, GroupNorm1, check_nchw, check_positive_int, create_act, to_2tuple
 from visionblocks.registry import Example, register_block
+
+from .mobilevit_attention import pad_to_patches
 
 
 class MaskedGroupNorm1(GroupNorm1):
@@ -139,11 +139,9 @@ class MobileViTv2Block(nn.Module):
         check_nchw(x, self.channels, type(self).__name__)
         _, _, H, W = x.shape
         ph, pw = self.patch_size
-        Hp, Wp = math.ceil(H / ph) * ph, math.ceil(W / pw) * pw
-        y = F.pad(self.conv_1x1_in(self.conv_kxk(x)), (0, Wp - W, 0, Hp - H))
-        mask = None
-        if (Hp, Wp) != (H, W):  # static shapes: no graph break
-            mask = unfold_patches(F.pad(x.new_ones(1, 1, H, W, dtype=torch.bool), (0, Wp - W, 0, Hp - H)), ph, pw)
+        y, valid = pad_to_patches(self.conv_1x1_in(self.conv_kxk(x)), ph, pw)
+        Hp, Wp = y.shape[-2:]
+        mask = None if valid is None else unfold_patches(valid, ph, pw)
         t = unfold_patches(y, ph, pw)
         for layer in self.layers:
             t = layer(t, mask)
