@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 import visionblocks as vb
 from visionblocks.testing import randomize_bn_stats
+from _reference import bn_eval as _bn
 
 D = torch.float64
 
@@ -22,12 +23,6 @@ def _randomize(m, seed=0, scale=0.3):
     randomize_bn_stats(m, seed=seed + 1)
     return m.eval()
 
-
-def _bn(x, bn):
-    """BatchNorm in eval mode, by its formula."""
-    shape = (1, -1) + (1,) * (x.ndim - 2)
-    return (x - bn.running_mean.view(shape)) / torch.sqrt(bn.running_var.view(shape) + bn.eps) \
-        * bn.weight.view(shape) + bn.bias.view(shape)
 
 
 def _cna(x, unit, stride=1, padding=None, dilation=1, groups=1, act=True):

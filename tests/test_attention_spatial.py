@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 import visionblocks as vb
 from visionblocks.testing import randomize_bn_stats
+from _reference import bn_eval as _bn
 
 
 def _rand_params(m, seed=0, scale=0.3):
@@ -19,12 +20,6 @@ def _rand_params(m, seed=0, scale=0.3):
             p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * scale)
     return m
 
-
-def _bn(x, bn):
-    """Eval-mode BatchNorm written out: gamma (x - mean) / sqrt(var + eps) + beta over dim 1."""
-    sh = (1, -1) + (1,) * (x.ndim - 2)
-    return (x - bn.running_mean.view(sh)) / torch.sqrt(bn.running_var.view(sh) + bn.eps) * bn.weight.view(sh) \
-        + bn.bias.view(sh)
 
 
 def _build(name, *args, **kwargs):

@@ -5,13 +5,10 @@ import torch.nn.functional as F
 
 from visionblocks.blocks.conv.split_attention_conv import SplitAttentionConv
 from visionblocks.testing import randomize_bn_stats
+from _reference import bn_eval as bn
 
 D = torch.float64
 
-
-def bn(x, m):
-    return (x - m.running_mean.view(1, -1, 1, 1)) / (m.running_var.view(1, -1, 1, 1) + m.eps).sqrt() \
-        * m.weight.view(1, -1, 1, 1) + m.bias.view(1, -1, 1, 1)
 
 
 def reference(m, x):

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 import visionblocks as vb
 from visionblocks.models.repmlpnet import RepMLPNet, RepMLPNetBlock
 from visionblocks.testing import randomize_bn_stats
+from _reference import bn_eval as _bn
 
 
 def _perturb(m, scale=0.1, seed=0):
@@ -16,11 +17,6 @@ def _perturb(m, scale=0.1, seed=0):
             p.add_(torch.randn(p.shape, generator=g, dtype=p.dtype) * scale)
     return m
 
-
-def _bn(x, bn):
-    shape = (-1,) + (1,) * (x.ndim - 2)
-    return (x - bn.running_mean.reshape(shape)) / torch.sqrt(bn.running_var.reshape(shape) + bn.eps) \
-        * bn.weight.reshape(shape) + bn.bias.reshape(shape)
 
 
 def test_repmlpnet_block_matches_equations():
