@@ -13,6 +13,7 @@ import math
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from visionblocks.layers import check_nchw, check_positive_int
 from visionblocks.registry import Example, register_block
@@ -20,6 +21,12 @@ from visionblocks.registry import Example, register_block
 #: the paper's temperature of each head, by number of heads (``inf``: max pooling)
 TEMPERATURES = {1: (1.0,), 2: (1.0, math.inf), 4: (1.0, 2.0, 4.0, math.inf), 6: (1.0, 2.0, 3.0, 4.0, 5.0, math.inf),
                 8: (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, math.inf)}
+
+
+def class_scores(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) features, (K, C) classifier -> (B, K, HW) class scores, as a 1x1 convolution (oneDNN's
+    1x1 convolution beats the equivalent batched matrix product in forward and backward on CPU)."""
+    return F.conv2d(x, weight[:, :, None, None]).flatten(2)
 
 
 class CSRAHead(nn.Module):
@@ -44,8 +51,7 @@ class CSRAHead(nn.Module):
         return (score * (att * self.lam + 1.0 / score.shape[-1])).sum(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # scores (B, K, HW) as one batched matrix product (under load faster forward+backward than oneDNN's 1x1 conv)
-        return self.pool(torch.einsum("kc,bcn->bkn", self.normalized_weight(), x.flatten(2)))
+        return self.pool(class_scores(x, self.normalized_weight()))
 
 
 @register_block("residual_attention", family="attention", layout="head",
@@ -82,7 +88,7 @@ class ResidualAttention(nn.Module):
         if len(self.heads) == 1:
             return self.heads[0](x)
         # the heads' classifiers run as one matrix product on their stacked normalised weights
-        scores = torch.einsum("kc,bcn->bkn", torch.cat([head.normalized_weight() for head in self.heads]), x.flatten(2))
+        scores = class_scores(x, torch.cat([head.normalized_weight() for head in self.heads]))
         out = None
         for head, score in zip(self.heads, scores.split(self.num_classes, dim=1)):
             logit = head.pool(score)
