@@ -173,10 +173,11 @@ SPECS: list[Spec] = [
     Spec("parnet_attention", lambda: vb.create_block("parnet_attention", C),
          (A + "ParNetAttention", "ParNetAttention", lambda: dict(channel=C)),
          nchw(), "the peer's SSE has no BN on the skip and its FC has a bias; its convs have biases"),
-    Spec("residual_attention", lambda: vb.create_block("residual_attention", C, 80, num_heads=1, lam=0.1),
+    Spec("residual_attention", lambda: vb.create_block("residual_attention", C, 80, temperatures=(math.inf,), lam=0.1),
          (A + "ResidualAttention", "ResidualAttention", lambda: dict(channel=C, num_class=80, la=0.1)),
-         nchw(), "same parameters; the peer only has T = inf (max pooling) and no classifier normalisation; ours "
-         "runs the paper's single head T = 1 (COCO: 80 classes)"),
+         nchw(), "same parameters; both at T = inf (max pooling), the only temperature the peer has (ours: any T, "
+         "1 to 8 heads; the paper's default single head is T = 1), 80 classes (COCO), lambda 0.1; ours also "
+         "l2-normalises each class's weights (authors' code), the peer does not"),
     Spec("external_attention", lambda: vb.create_block("external_attention", C, memory_units=64),
          (A + "ExternalAttention", "ExternalAttention", lambda: dict(d_model=C, S=64)),
          nlc(), "the peer has no query projection W_q (Algorithm 1 of the paper has it: +C^2 + C)"),
@@ -245,10 +246,13 @@ SPECS: list[Spec] = [
          (A + "S2Attention", "S2Attention", lambda: dict(channels=C)),
          nchw(), "the peer's split attention is hard-coded to 512 channels, so it is rebuilt with its own class at "
          "256", peer_post=_set(split_attention=("SplitAttention", dict(channel=C, k=3)))),
-    Spec("depthwise_separable_conv", lambda: vb.create_block("depthwise_separable_conv", C, C, 3, 1),
+    Spec("depthwise_separable_conv", lambda: vb.create_block("depthwise_separable_conv", C, C, 3, 1,
+                                                             norm_layer=None, act_layer=None),
          (CV + "DepthwiseSeparableConvolution", "DepthwiseSeparableConvolution",
           lambda: dict(in_ch=C, out_ch=C, kernel_size=3, stride=1, padding=1)),
-         nchw(), "the peer's convs have biases and no BN/ReLU (MobileNets has BN-ReLU after each)"),
+         nchw(), "same configuration and parameters: the peer's block is the two bare convolutions with biases, "
+         "so ours runs with norm_layer=None, act_layer=None (its default is MobileNets' BN-ReLU after each "
+         "convolution, which adds about 60% to forward+backward here)"),
     Spec("mbconv", lambda: vb.create_block("mbconv", C, C, kernel_size=3, stride=1, expand_ratio=6, se_ratio=0.25),
          (CV + "MBConv", "MBConvBlock",
           lambda: dict(ksize=3, input_filters=C, output_filters=C, expand_ratio=6, stride=1, image_size=H)),

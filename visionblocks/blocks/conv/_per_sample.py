@@ -56,7 +56,7 @@ class KernelBankConv(nn.Module):
 
     def mixed_conv(self, x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         """``conv(x[b], sum_k r[b, k] W_k) + sum_k r[b, k] b_k`` for every sample b; r: (B, n)."""
-        weight = torch.einsum("bk,koihw->boihw", r, self.weight)
+        weight = (r @ self.weight.flatten(1)).view(r.shape[0], *self.weight.shape[1:])   # one (B, n) x (n, -1) mm
         bias = r @ self.bias if self.bias is not None else None
         return per_sample_conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
 
