@@ -55,5 +55,11 @@ class ModelBase(nn.Module):
             raise ValueError(f"{type(self).__name__} expects input of shape (B, {self.in_chans}, H, W), "
                              f"got {tuple(x.shape)}")
 
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """The classifier on the features: ``self.head(x, pre_logits=pre_logits)`` (a :class:`ClassifierHead`
+        pools (B, C, H, W) features itself).  Models whose head needs more, e.g. pooling tokens first or a
+        convolution before the classifier, override it."""
+        return self.head(x, pre_logits=pre_logits)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

@@ -91,9 +91,6 @@ class CoAtNet(ModelBase):
         self.check_input(x)
         return self.stages(self.stem(x))
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x, pre_logits=pre_logits)
-
 
 @register_model("coatnet_0", paper="Dai et al., CoAtNet: Marrying Convolution and Attention for All Data Sizes, "
                 "NeurIPS 2021", url="https://arxiv.org/abs/2106.04803", input_size=(3, 224, 224), paper_params=25.0,

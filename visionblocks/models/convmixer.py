@@ -56,9 +56,6 @@ class ConvMixer(ModelBase):
         self.check_input(x)
         return self.blocks(self.stem(x))
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x, pre_logits=pre_logits)
-
 
 _NOTE = ("the paper reports parameters and throughput but no FLOPs; MACs are checked against our own count of "
          "its configuration")

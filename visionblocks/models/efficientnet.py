@@ -113,9 +113,6 @@ class EfficientNet(ModelBase):
         self.check_input(x)
         return self.conv_head(self.blocks(self.stem(x)))
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x, pre_logits=pre_logits)
-
 
 @register_model("efficientnet_b0", paper="Tan & Le, EfficientNet: Rethinking Model Scaling for Convolutional "
                 "Neural Networks, ICML 2019", url="https://arxiv.org/abs/1905.11946", paper_params=5.3,

@@ -77,9 +77,6 @@ class MobileNetV2(ModelBase):
         self.check_input(x)
         return self.conv_head(self.blocks(self.stem(x)))
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x, pre_logits=pre_logits)
-
 
 @register_model("mobilenetv2", paper="Sandler et al., MobileNetV2: Inverted Residuals and Linear Bottlenecks, "
                 "CVPR 2018", url="https://arxiv.org/abs/1801.04381", paper_params=3.50, paper_macs=0.300,

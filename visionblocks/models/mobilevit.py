@@ -81,9 +81,6 @@ class MobileViT(ModelBase):
         self.check_input(x)
         return self.final_conv(self.stages(self.stem(x)))
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x, pre_logits=pre_logits)
-
 
 def _reg(name, params, macs, paper=_PAPER, url=_URL, note="", macs_rel_tol=0.01):
     return register_model(name, paper=paper, url=url, input_size=(3, 256, 256), paper_params=params,

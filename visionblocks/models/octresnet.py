@@ -114,9 +114,6 @@ class OctResNet(ModelBase):
         y_h, _ = self.stages(self.stem(x))
         return y_h
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x, pre_logits=pre_logits)
-
 
 @register_model("octresnet50", paper=_PAPER, url=_URL, paper_params=25.6, paper_macs=2.4, test_input_size=(32, 32),
                 family="conv")

@@ -115,9 +115,6 @@ class ParNet(ModelBase):
         y = self.fuse3(s3, y)
         return self.final(y)
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x, pre_logits=pre_logits)
-
 
 _NOTE = ("Goyal et al. count the re-parameterized network (1x1 branches and BatchNorms folded into the 3x3 "
          "convolutions, compared here with count_kwargs deploy=True) and report FLOPs as 2 x multiply-adds: "

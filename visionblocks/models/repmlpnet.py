@@ -143,9 +143,6 @@ class RepMLPNet(ModelBase):
                              f"tied to the {self.partitions} partitions); got input of shape {tuple(x.shape)}")
         return self.norm(self.features(x))
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x, pre_logits=pre_logits)
-
 
 @register_model("repmlpnet_t224", paper=_PAPER, url=_URL, paper_params=38.3, paper_macs=2.8, family="mlp")
 def repmlpnet_t224(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> RepMLPNet:

@@ -61,9 +61,6 @@ class RepVGG(ModelBase):
         self.check_input(x)
         return self.stages(self.stem(x))
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x, pre_logits=pre_logits)
-
 
 _PAPER = "Ding et al., RepVGG: Making VGG-style ConvNets Great Again, CVPR 2021"
 _URL = "https://arxiv.org/abs/2101.03697"

@@ -165,9 +165,6 @@ class ResNet(ModelBase):
         self.check_input(x)
         return self.stages(self.stem(x))
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x, pre_logits=pre_logits)
-
 
 def _reg(name: str, params: float, macs: float, paper: str = _PAPER, url: str = _URL, note: str = "",
          macs_rel_tol: float = 0.01):

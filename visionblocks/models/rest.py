@@ -137,9 +137,6 @@ class ResT(ModelBase):
         x = self.norm(x)
         return x.transpose(1, 2).reshape(x.shape[0], -1, H, W)
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x, pre_logits=pre_logits)
-
 
 def _rest(num_classes: int, in_chans: int, **kwargs) -> ResT:
     return ResT(num_classes=num_classes, in_chans=in_chans, **kwargs)

@@ -79,9 +79,6 @@ class SMLPNet(ModelBase):
                              f"are tied to the stage sizes); got input of shape {tuple(x.shape)}")
         return self.norm(self.features(x))
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x, pre_logits=pre_logits)
-
 
 @register_model("smlpnet_t", paper=_PAPER, url=_URL, paper_params=24.1, paper_macs=5.0, family="mlp")
 def smlpnet_t(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> SMLPNet:
