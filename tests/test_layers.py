@@ -4,8 +4,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import (DropPath, LayerNorm2d, fuse_conv_bn, get_act_layer, get_norm_layer, identity_kernel,
-                                 make_divisible, pad_kernel)
+from visionblocks.layers import (DropPath, LayerNorm2d, check_odd, fuse_conv_bn, get_act_layer, get_norm_layer,
+                                 identity_kernel, make_divisible, pad_kernel)
 from visionblocks.testing import randomize_bn_stats
 
 
@@ -13,6 +13,15 @@ def test_make_divisible():
     assert make_divisible(32 * 0.75, 8) == 24
     assert make_divisible(10, 8) == 16  # 8 would lose more than 10%
     assert make_divisible(3, 8) == 8
+
+
+def test_check_odd_returns_odd_values_and_names_the_even_ones():
+    for v in (1, 3, 7, -1):
+        assert check_odd("kernel_size", v) == v
+    with pytest.raises(ValueError, match=r"^kernel_size must be odd, got 4$"):
+        check_odd("kernel_size", 4)
+    with pytest.raises(ValueError, match=r"^kernel_size must be odd \(same padding\), got 0$"):
+        check_odd("kernel_size", 0, "same padding")
 
 
 def test_fuse_conv_bn_is_exact_in_float64():

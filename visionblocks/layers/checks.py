@@ -2,6 +2,7 @@
 expected and the received shape, never an error from deep inside torch.
 
 The checks read only static sizes, so they cost nothing under ``torch.compile`` and ``torch.export``.
+``check_odd`` validates a constructor hyper-parameter (odd kernel sizes).
 """
 from __future__ import annotations
 
@@ -33,6 +34,17 @@ def check_size(x: torch.Tensor, size: tuple[int, int], name: str = "block") -> N
     if tuple(x.shape[-2:]) != tuple(size):
         raise ValueError(f"{name} is built for spatial size {tuple(size)} (fixed by design); "
                          f"got input of shape {tuple(x.shape)} with size {tuple(x.shape[-2:])}")
+
+
+def check_odd(name: str, value: int, why: str = "") -> int:
+    """A hyper-parameter that must be odd (a kernel centred on each location, "same" padding); return it.
+
+    Raises ``ValueError("{name} must be odd ({why}), got {value}")`` (without the parenthesis when ``why`` is
+    empty).
+    """
+    if value % 2 == 0:
+        raise ValueError(f"{name} must be odd{f' ({why})' if why else ''}, got {value}")
+    return value
 
 
 def block_name(module: torch.nn.Module) -> str:

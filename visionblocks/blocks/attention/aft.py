@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_nchw, check_nlc, check_positive_int
+from visionblocks.layers import check_divisible, check_nchw, check_nlc, check_odd, check_positive_int
 from visionblocks.registry import Example, register_block
 
 _PAPER = "Zhai et al., An Attention Free Transformer, 2021"
@@ -142,8 +142,7 @@ class AFTConv(nn.Module):
         self.num_heads = check_positive_int("num_heads", num_heads)
         check_divisible("channels", channels, "num_heads", num_heads)
         self.kernel_size = check_positive_int("kernel_size", kernel_size)
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        check_odd("kernel_size", kernel_size)
         self.qkv = nn.Conv2d(channels, 3 * channels, 1, bias=qkv_bias)
         self.pos_bias = nn.Parameter(torch.randn(num_heads, 1, kernel_size, kernel_size) * 0.02)
         self.gamma = nn.Parameter(torch.zeros(num_heads, 1, 1, 1))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_nchw, check_positive_int, create_act
+from visionblocks.layers import check_nchw, check_odd, check_positive_int, create_act
 from visionblocks.registry import Example, register_block
 
 
@@ -33,8 +33,7 @@ class SpatialGate(nn.Module):
 
     def __init__(self, kernel_size: int = 7):
         super().__init__()
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        check_odd("kernel_size", kernel_size)
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
         self.bn = nn.BatchNorm2d(1)
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import ConvNormAct, check_divisible, check_nchw, check_positive_int, create_act
+from visionblocks.layers import ConvNormAct, check_divisible, check_nchw, check_odd, check_positive_int, create_act
 from visionblocks.registry import Example, register_block
 
 
@@ -46,8 +46,7 @@ class ContextualTransformer(nn.Module):
         for n, v in (("kernel_size", kernel_size), ("key_groups", key_groups), ("share_planes", share_planes),
                      ("factor", factor), ("reduction", reduction), ("min_attn_channels", min_attn_channels)):
             check_positive_int(n, v)
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        check_odd("kernel_size", kernel_size)
         check_divisible("channels", channels, "key_groups", key_groups)
         check_divisible("channels", channels, "share_planes", share_planes)
         check_divisible("channels", channels, "factor", factor)

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_nlc, check_positive_int
+from visionblocks.layers import check_divisible, check_nlc, check_odd, check_positive_int
 from visionblocks.registry import Example, register_block
 
 from .self_attention import merge_heads, split_heads
@@ -59,8 +59,10 @@ class MUSEAttention(nn.Module):
         self.num_heads = check_positive_int("num_heads", num_heads)
         check_divisible("dim", dim, "num_heads", num_heads)
         kernel_sizes = tuple(kernel_sizes)
-        if not kernel_sizes or any(check_positive_int("kernel_size", k) % 2 == 0 for k in kernel_sizes):
+        if not kernel_sizes:
             raise ValueError(f"kernel_sizes must be a non-empty sequence of odd ints, got {kernel_sizes}")
+        for i, k in enumerate(kernel_sizes):
+            check_odd(f"kernel_sizes[{i}]", check_positive_int(f"kernel_sizes[{i}]", k))
         self.attn_drop = float(attn_drop)
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_nchw, check_positive_int
+from visionblocks.layers import check_divisible, check_nchw, check_odd, check_positive_int
 from visionblocks.registry import Example, register_block
 
 
@@ -46,8 +46,7 @@ class OutlookAttention(nn.Module):
         self.kernel_size = check_positive_int("kernel_size", kernel_size)
         self.stride = check_positive_int("stride", stride)
         check_divisible("channels", channels, "num_heads", num_heads)
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd (windows centred on a location), got {kernel_size}")
+        check_odd("kernel_size", kernel_size, "windows centred on a location")
         self.padding = kernel_size // 2
         self.head_dim = channels // num_heads
         self.scale = self.head_dim ** -0.5

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_nchw, check_positive_int, create_act
+from visionblocks.layers import check_divisible, check_nchw, check_odd, check_positive_int, create_act
 from visionblocks.registry import Example, register_block
 
 
@@ -50,9 +50,8 @@ class PyramidSplitAttention(nn.Module):
         kernel_sizes, groups = tuple(kernel_sizes), tuple(groups)
         if len(kernel_sizes) != len(groups) or not kernel_sizes:
             raise ValueError(f"kernel_sizes {kernel_sizes} and groups {groups} must be non-empty and of equal length")
-        for k in kernel_sizes:
-            if check_positive_int("kernel size", k) % 2 == 0:
-                raise ValueError(f"kernel sizes must be odd, got {kernel_sizes}")
+        for i, k in enumerate(kernel_sizes):
+            check_odd(f"kernel_sizes[{i}]", check_positive_int(f"kernel_sizes[{i}]", k))
         self.num_branches = s = len(kernel_sizes)
         check_divisible("out_channels", out_channels, "the number of branches", s)
         split = out_channels // s

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_nchw, check_positive_int
+from visionblocks.layers import check_nchw, check_odd, check_positive_int
 from visionblocks.registry import Example, register_block
 
 
@@ -54,9 +54,7 @@ class TripletAttention(nn.Module):
     def __init__(self, channels: int, kernel_size: int = 7, no_spatial: bool = False):
         super().__init__()
         self.channels = check_positive_int("channels", channels)
-        check_positive_int("kernel_size", kernel_size)
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        check_odd("kernel_size", check_positive_int("kernel_size", kernel_size))
         self.gate_cw = ZPoolGate(kernel_size)
         self.gate_hc = ZPoolGate(kernel_size)
         self.gate_hw = None if no_spatial else ZPoolGate(kernel_size)

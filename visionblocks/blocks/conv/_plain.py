@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_divisible, check_nchw, check_positive_int, same_padding, to_2tuple
+from visionblocks.layers import check_divisible, check_nchw, check_odd, check_positive_int, same_padding, to_2tuple
 
 
 def check_conv_channels(in_channels: int, out_channels: int, groups: int) -> None:
@@ -30,9 +30,8 @@ def conv_geometry(in_channels: int, out_channels: int, kernel_size, stride, padd
         for t in v:
             check_positive_int(name, t)
     if padding is None:
-        if k[0] % 2 == 0 or k[1] % 2 == 0:
-            raise ValueError(f"'same' padding (padding=None) needs an odd kernel_size, got {kernel_size}; "
-                             "pass padding explicitly")
+        for t in k:
+            check_odd("kernel_size", t, "'same' padding, padding=None; pass padding explicitly otherwise")
         padding = (same_padding(k[0], d[0]), same_padding(k[1], d[1]))
     return k, s, padding, d
 

@@ -18,7 +18,7 @@ from fractions import Fraction
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_nchw, check_positive_int, same_padding
+from visionblocks.layers import check_nchw, check_odd, check_positive_int, same_padding
 from visionblocks.registry import Example, register_block
 
 __all__ = ["CoConv", "coconv_splits"]
@@ -69,8 +69,7 @@ class CoConv(nn.Module):
         check_positive_int("stride", stride)
         check_positive_int("levels", levels)
         check_positive_int("groups", groups)
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd (same padding), got {kernel_size}")
+        check_odd("kernel_size", kernel_size, "same padding")
         dilations = list(range(1, levels + 1)) if dilations is None else list(dilations)
         splits = coconv_splits(out_channels, levels) if out_splits is None else list(out_splits)
         if len(dilations) != levels or len(splits) != levels:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import ConvNormAct, check_nchw, check_positive_int
+from visionblocks.layers import ConvNormAct, check_nchw, check_odd, check_positive_int
 from visionblocks.registry import Example, register_block
 
 
@@ -40,8 +40,7 @@ class DepthwiseSeparableConv(nn.Module):
         check_positive_int("kernel_size", kernel_size)
         check_positive_int("stride", stride)
         check_positive_int("depth_multiplier", depth_multiplier)
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        check_odd("kernel_size", kernel_size)
         mid = in_channels * depth_multiplier
         self.conv_dw = ConvNormAct(in_channels, mid, kernel_size, stride, groups=in_channels,
                                    norm_layer=norm_layer, act_layer=act_layer)

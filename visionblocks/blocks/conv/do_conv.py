@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_nchw, check_positive_int, same_padding, to_2tuple
+from visionblocks.layers import check_divisible, check_nchw, check_odd, check_positive_int, same_padding, to_2tuple
 from visionblocks.registry import Example, register_block
 
 __all__ = ["DOConv2d"]
@@ -49,8 +49,8 @@ class DOConv2d(nn.Module):
         check_divisible("out_channels", out_channels, "groups", groups)
         self.kernel_size = tuple(to_2tuple(kernel_size))
         kh, kw = self.kernel_size
-        if kh % 2 == 0 or kw % 2 == 0:
-            raise ValueError(f"kernel_size must be odd (same padding), got {kernel_size}")
+        check_odd("kernel_size", kh, "same padding")
+        check_odd("kernel_size", kw, "same padding")
         stride = tuple(to_2tuple(stride))
         self.stride, self.dilation, self.groups = stride, dilation, groups
         self.padding = (same_padding(kh, dilation), same_padding(kw, dilation))

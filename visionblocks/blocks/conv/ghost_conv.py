@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import ConvNormAct, check_nchw, check_positive_int
+from visionblocks.layers import ConvNormAct, check_nchw, check_odd, check_positive_int
 from visionblocks.registry import Example, register_block
 
 
@@ -44,8 +44,8 @@ class GhostConv(nn.Module):
         check_positive_int("dw_size", dw_size)
         if check_positive_int("ratio", ratio) < 2:
             raise ValueError(f"ratio must be >= 2 (one intrinsic map makes ratio-1 ghosts), got {ratio}")
-        if kernel_size % 2 == 0 or dw_size % 2 == 0:
-            raise ValueError(f"kernel_size and dw_size must be odd, got {kernel_size} and {dw_size}")
+        check_odd("kernel_size", kernel_size)
+        check_odd("dw_size", dw_size)
         init = math.ceil(out_channels / ratio)
         self.primary = ConvNormAct(in_channels, init, kernel_size, stride, norm_layer=norm_layer, act_layer=act_layer)
         self.cheap = ConvNormAct(init, init * (ratio - 1), dw_size, groups=init, norm_layer=norm_layer,

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_nchw, check_positive_int, same_padding
+from visionblocks.layers import check_divisible, check_nchw, check_odd, check_positive_int, same_padding
 from visionblocks.registry import Example, register_block
 
 __all__ = ["HetConv"]
@@ -48,8 +48,7 @@ class HetConv(nn.Module):
         check_positive_int("kernel_size", kernel_size)
         check_positive_int("stride", stride)
         self.part = check_positive_int("part", part)
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        check_odd("kernel_size", kernel_size)
         check_divisible("in_channels", in_channels, "part", part)
         check_divisible("out_channels", out_channels, "part", part)
         self.stride = stride

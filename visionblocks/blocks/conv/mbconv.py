@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.blocks.attention.se import SqueezeExcite
-from visionblocks.layers import ConvNormAct, DropPath, check_nchw, check_positive_int
+from visionblocks.layers import ConvNormAct, DropPath, check_nchw, check_odd, check_positive_int
 from visionblocks.registry import Example, register_block
 
 
@@ -46,8 +46,7 @@ class MBConv(nn.Module):
         super().__init__()
         self.in_channels = check_positive_int("in_channels", in_channels)
         self.out_channels = check_positive_int("out_channels", out_channels)
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        check_odd("kernel_size", kernel_size)
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride}")
         if expand_ratio < 1:

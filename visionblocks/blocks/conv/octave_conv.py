@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_nchw, check_positive_int, same_padding
+from visionblocks.layers import check_nchw, check_odd, check_positive_int, same_padding
 from visionblocks.registry import Example, register_block
 
 __all__ = ["OctaveConv", "octave_split"]
@@ -98,8 +98,7 @@ class OctaveConv(nn.Module):
         check_positive_int("out_channels", out_channels)
         check_positive_int("kernel_size", kernel_size)
         check_positive_int("groups", groups)
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd (same padding), got {kernel_size}")
+        check_odd("kernel_size", kernel_size, "same padding")
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride}")
         for name, a in (("alpha_in", alpha_in), ("alpha_out", alpha_out)):

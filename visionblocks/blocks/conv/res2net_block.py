@@ -20,7 +20,8 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import ConvNormAct, DropPath, check_nchw, check_positive_int, create_act, same_padding
+from visionblocks.layers import (ConvNormAct, DropPath, check_nchw, check_odd, check_positive_int, create_act,
+                                 same_padding)
 from visionblocks.registry import Example, register_block
 
 __all__ = ["Res2NetBlock"]
@@ -64,8 +65,7 @@ class Res2NetBlock(nn.Module):
         check_positive_int("scale", scale)
         if scale < 2:
             raise ValueError(f"scale must be >= 2 (scale=1 is a plain bottleneck), got {scale}")
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd (same padding), got {kernel_size}")
+        check_odd("kernel_size", kernel_size, "same padding")
         if out_channels % self.expansion:
             raise ValueError(f"out_channels ({out_channels}) must be divisible by the expansion ({self.expansion})")
         if stage_type is None:

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import ConvNormAct, check_divisible, check_nchw, check_positive_int, create_act
+from visionblocks.layers import ConvNormAct, check_divisible, check_nchw, check_odd, check_positive_int, create_act
 from visionblocks.registry import Example, register_block
 
 __all__ = ["SelfCalibratedConv"]
@@ -57,8 +57,7 @@ class SelfCalibratedConv(nn.Module):
         check_positive_int("stride", stride)
         self.pooling_r = check_positive_int("pooling_r", pooling_r)
         check_positive_int("groups", groups)
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd (same padding), got {kernel_size}")
+        check_odd("kernel_size", kernel_size, "same padding")
         check_divisible("in_channels", in_channels, "2 * groups", 2 * groups)
         check_divisible("out_channels", out_channels, "2 * groups", 2 * groups)
         ci, co = in_channels // 2, out_channels // 2

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import ConvNormAct, check_nchw, check_positive_int
+from visionblocks.layers import ConvNormAct, check_nchw, check_odd, check_positive_int
 from visionblocks.registry import Example, register_block
 
 
@@ -43,8 +43,7 @@ class SpatiallySeparableConv(nn.Module):
         self.out_channels = check_positive_int("out_channels", out_channels)
         check_positive_int("kernel_size", kernel_size)
         check_positive_int("stride", stride)
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        check_odd("kernel_size", kernel_size)
         mid = check_positive_int("mid_channels", mid_channels if mid_channels is not None else out_channels)
         linear = norm_layer is None and act_layer is None
         p = kernel_size // 2

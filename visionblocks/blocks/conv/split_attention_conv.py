@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_nchw, check_positive_int, create_act, create_norm, same_padding
+from visionblocks.layers import check_nchw, check_odd, check_positive_int, create_act, create_norm, same_padding
 from visionblocks.registry import Example, register_block
 
 __all__ = ["SplitAttentionConv"]
@@ -55,8 +55,7 @@ class SplitAttentionConv(nn.Module):
                         ("reduction_factor", reduction_factor), ("min_inter_channels", min_inter_channels),
                         ("dilation", dilation)):
             check_positive_int(name, v)
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd (same padding), got {kernel_size}")
+        check_odd("kernel_size", kernel_size, "same padding")
         if in_channels % (groups * radix):
             raise ValueError(f"in_channels ({in_channels}) must be divisible by groups * radix ({groups} * {radix})")
         if out_channels % groups:

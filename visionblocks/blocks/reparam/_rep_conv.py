@@ -15,8 +15,8 @@ import torch.nn as nn
 
 from visionblocks.blocks.attention.se import SqueezeExcite
 from visionblocks.layers import (
-    ConvNormAct, check_divisible, check_nchw, check_positive_int, create_act, fuse_conv_bn_weights, identity_kernel,
-    pad_kernel,
+    ConvNormAct, check_divisible, check_nchw, check_odd, check_positive_int, create_act, fuse_conv_bn_weights,
+    identity_kernel, pad_kernel,
 )
 
 __all__ = ["Branches", "RepConvBase", "branch_kernel_bias", "conv_bn"]
@@ -79,9 +79,8 @@ class RepConvBase(nn.Module):
         super().__init__()
         self.in_channels = check_positive_int("in_channels", in_channels)
         self.out_channels = check_positive_int("out_channels", out_channels)
-        self.kernel_size = check_positive_int("kernel_size", kernel_size)
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd (the branches are centred in it), got {kernel_size}")
+        self.kernel_size = check_odd("kernel_size", check_positive_int("kernel_size", kernel_size),
+                                     "the branches are centred in it")
         self.stride = check_positive_int("stride", stride)
         self.groups = check_positive_int("groups", groups)
         check_divisible("in_channels", in_channels, "groups", groups)

@@ -20,8 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import (check_divisible, check_nchw, check_positive_int, check_size, fuse_conv_bn_weights,
-                                 to_2tuple)
+from visionblocks.layers import (check_divisible, check_nchw, check_odd, check_positive_int, check_size,
+                                 fuse_conv_bn_weights, to_2tuple)
 from visionblocks.registry import Example, register_block
 
 from ._repmlp import conv_as_fc, fold_local_perceptron, local_perceptron
@@ -61,10 +61,8 @@ class RepMLPBlock(nn.Module):
         check_divisible("channels", channels, "fc3_groups", fc3_groups)
         check_divisible("out_channels", self.out_channels, "fc3_groups", fc3_groups)
         self.reparam_conv_k = tuple(reparam_conv_k or ())
-        for k in self.reparam_conv_k:
-            check_positive_int("reparam_conv_k", k)
-            if k % 2 == 0:
-                raise ValueError(f"reparam_conv_k must hold odd kernel sizes, got {k}")
+        for i, k in enumerate(self.reparam_conv_k):
+            check_odd(f"reparam_conv_k[{i}]", check_positive_int(f"reparam_conv_k[{i}]", k))
             if k > min(h, w) * 2 + 1:
                 raise ValueError(f"kernel {k} is larger than the partition {self.partition} can use")
         self.parts = (H // h, W // w)
