@@ -9,14 +9,15 @@ The temperature starts at 30 and is annealed to 1 over the first 10 epochs:
 """
 from __future__ import annotations
 
-import torch
+from functools import partial
+
 import torch.nn as nn
 
 from visionblocks.blocks.conv.dynamic_conv import DynamicConv
-from visionblocks.layers import DropPath, create_act
+from visionblocks.layers import create_act
 from visionblocks.registry import register_model
 
-from .resnet import ResNet, make_shortcut
+from .resnet import BasicBlock, ResNet
 
 __all__ = ["DyBasicBlock", "dy_resnet18"]
 
@@ -32,27 +33,13 @@ class DyConvBN(nn.Sequential):
         self.act = create_act(act_layer, inplace=True)
 
 
-class DyBasicBlock(nn.Module):
-    """ResNet basic block with two dynamic 3x3 convolutions (DY-ResNet)."""
+class DyBasicBlock(BasicBlock):
+    """ResNet basic block with two dynamic 3x3 convolutions (DY-ResNet): ``BasicBlock`` with ``DyConvBN`` units
+    of ``num_kernels`` kernels."""
 
-    expansion = 1
-
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, groups: int = 1, base_width: int = 64,
-                 attn_layer=None, act_layer="relu", drop_path: float = 0.0, avg_down: bool = False,
-                 num_kernels: int = 4, **_):
-        super().__init__()
-        if groups != 1 or base_width != 64:
-            raise ValueError("DyBasicBlock supports only groups=1 and base_width=64")
-        self.conv1 = DyConvBN(in_channels, planes, 3, stride, num_kernels, act_layer)
-        self.conv2 = DyConvBN(planes, planes, 3, 1, num_kernels, None)
-        self.attn = attn_layer(planes) if attn_layer else nn.Identity()
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.shortcut = make_shortcut(in_channels, planes, stride, avg_down)
-        self.act = create_act(act_layer, inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.attn(self.conv2(self.conv1(x)))
-        return self.act(self.drop_path(y) + self.shortcut(x))
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, num_kernels: int = 4, **kwargs):
+        super().__init__(in_channels, planes, stride,
+                         conv_layer=partial(DyConvBN, kernel_size=3, num_kernels=num_kernels), **kwargs)
 
 
 @register_model("dy_resnet18", paper="Chen et al., Dynamic Convolution: Attention over Convolution Kernels, CVPR 2020",

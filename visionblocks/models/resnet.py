@@ -4,8 +4,9 @@ Every ResNet/ResNeXt takes ``attn=`` (a registered ``nchw`` attention name or a 
 inserted where SENet inserts SE: on the residual branch after its last BatchNorm, before the addition.
 
 The blocks are built to be reused: ``mid_layer`` replaces a bottleneck's 3x3 conv-BN-ReLU (SKNet, EPSANet,
-CoTNet...), ``stage_attn`` adds a module after every stage but the last (BAM), and the stem and shortcut have
-the variants of later papers (deep stem, average-pool shortcut).
+CoTNet...), ``conv_layer`` a basic block's two 3x3 conv-BN units (DY-ResNet), ``stage_attn`` adds a module
+after every stage but the last (BAM), and the stem and shortcut have the variants of later papers (deep stem,
+average-pool shortcut).
 
 Downsampling: He et al.'s ResNet puts a bottleneck's stride on its first 1x1 convolution (``stride_3x3=False``,
 3.8 GFLOPs for ResNet-50, the baseline of SENet/CBAM/ECA); ResNeXt and "ResNet v1.5" put it on the 3x3
@@ -41,19 +42,24 @@ def make_shortcut(in_channels: int, out_channels: int, stride: int, avg_down: bo
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 convolutions (ResNet-18/34)."""
+    """Two 3x3 convolutions (ResNet-18/34).
+
+    ``conv_layer(in_channels, out_channels, stride=..., act_layer=...)`` builds each 3x3 conv-norm-act unit
+    (default: 3x3 conv-BN-act; DY-ResNet passes its dynamic-convolution unit).
+    """
 
     expansion = 1
 
     def __init__(self, in_channels: int, planes: int, stride: int = 1, groups: int = 1, base_width: int = 64,
                  attn_layer: Callable[[int], nn.Module] | None = None, act_layer="relu", drop_path: float = 0.0,
-                 avg_down: bool = False, **_):
+                 avg_down: bool = False, conv_layer: Callable[..., nn.Module] | None = None, **_):
         super().__init__()
         if groups != 1 or base_width != 64:
-            raise ValueError("BasicBlock supports only groups=1 and base_width=64")
+            raise ValueError(f"{type(self).__name__} supports only groups=1 and base_width=64")
         out = planes * self.expansion
-        self.conv1 = ConvNormAct(in_channels, planes, 3, stride, act_layer=act_layer)
-        self.conv2 = ConvNormAct(planes, out, 3, act_layer=None)
+        conv_layer = conv_layer or partial(ConvNormAct, kernel_size=3)
+        self.conv1 = conv_layer(in_channels, planes, stride=stride, act_layer=act_layer)
+        self.conv2 = conv_layer(planes, out, stride=1, act_layer=None)
         self.attn = attn_layer(out) if attn_layer else nn.Identity()
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.shortcut = make_shortcut(in_channels, out, stride, avg_down)
@@ -109,7 +115,7 @@ class ResNet(ModelBase):
         stem_width: output channels of the stem (64).
         avg_down: average-pool shortcut (ResNet-D).
         stride_3x3: bottleneck stride on the 3x3 (True) or on the first 1x1 (False, He et al.).
-        block_kwargs: passed to every block (e.g. ``mid_layer``).
+        block_kwargs: passed to every block (e.g. ``mid_layer``, ``conv_layer``).
         drop_rate, drop_path_rate: dropout before the classifier, stochastic depth (linear ramp).
     """
 
