@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_nchw, check_positive_int
+from visionblocks.layers import check_nchw, check_odd, check_positive_int
 from visionblocks.registry import Example, register_block
 
 
@@ -37,9 +37,7 @@ class EfficientChannelAttention(nn.Module):
         super().__init__()
         self.channels = check_positive_int("channels", channels)
         k = eca_kernel_size(channels, gamma, b) if kernel_size is None else check_positive_int("kernel_size", kernel_size)
-        if k % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {k}")
-        self.kernel_size = k
+        self.kernel_size = check_odd("kernel_size", k)
         self.conv = nn.Conv1d(1, 1, k, padding=(k - 1) // 2, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

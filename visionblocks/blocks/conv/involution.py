@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import ConvNormAct, check_divisible, check_nchw, check_positive_int
+from visionblocks.layers import ConvNormAct, check_divisible, check_nchw, check_odd, check_positive_int
 from visionblocks.registry import Example, register_block
 
 
@@ -44,9 +44,7 @@ class Involution(nn.Module):
         if out_channels != in_channels:
             raise ValueError(f"involution keeps the channel count: out_channels ({out_channels}) must equal "
                              f"in_channels ({in_channels})")
-        self.kernel_size = check_positive_int("kernel_size", kernel_size)
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        self.kernel_size = check_odd("kernel_size", check_positive_int("kernel_size", kernel_size))
         self.stride = check_positive_int("stride", stride)
         check_positive_int("group_channels", group_channels)
         check_positive_int("reduction", reduction)
