@@ -248,8 +248,8 @@ def test_cot_keeps_shape_and_validates():
 def test_parnet_attention_matches_equations():
     m = _build("parnet_attention", 8)
     x = torch.randn(2, 8, 5, 7, dtype=torch.float64)
-    b3 = _bn(F.conv2d(x, m.conv.conv3x3.conv.weight, padding=1), m.conv.conv3x3.bn)
-    b1 = _bn(F.conv2d(x, m.conv.conv1x1.conv.weight), m.conv.conv1x1.bn)
+    b3 = _bn(F.conv2d(x, m.conv.body.conv3x3.conv.weight, padding=1), m.conv.body.conv3x3.bn)
+    b1 = _bn(F.conv2d(x, m.conv.body.conv1x1.conv.weight), m.conv.body.conv1x1.bn)
     s = _bn(x, m.skip_bn)
     gate = torch.sigmoid(torch.einsum("oc,bc->bo", m.sse_fc.weight[:, :, 0, 0], s.mean((2, 3))))
     ref = b3 + b1 + s * gate[:, :, None, None]
@@ -262,7 +262,7 @@ def test_parnet_attention_reparameterize_keeps_output():
     x = torch.randn(2, 8, 5, 7, dtype=torch.float64)
     ref = m(x)
     vb.reparameterize(m)
-    assert m.is_reparameterized and not hasattr(m.conv, "conv1x1")
+    assert m.is_reparameterized and not hasattr(m.conv.body, "conv1x1")
     torch.testing.assert_close(m(x), ref, rtol=1e-10, atol=1e-10)
     fresh = vb.create_block("parnet_attention", 8, deploy=True).double().eval()
     fresh.load_state_dict(m.state_dict())

@@ -26,7 +26,7 @@ def test_downsample_block_matches_equations(size):
     """SiLU((BN(conv3x3_s2 x) + BN(conv1x1(avgpool2x2 x))) * 2 sigmoid(W GAP(x))), then channel shuffle."""
     m = _prep(ParNetDownsample(8, 12, stride=2, groups=2))
     x = torch.randn(2, 8, *size, dtype=torch.float64)
-    c3, c1 = m.conv.conv3x3, m.conv.conv1x1
+    c3, c1 = m.conv.body.conv3x3, m.conv.body.conv1x1
     b3 = _bn(F.conv2d(x, c3.conv.weight, stride=2, padding=1, groups=2), c3.bn)
     H, W = size
     xp = torch.zeros(2, 8, H + H % 2, W + W % 2, dtype=torch.float64)   # zero-padded to even size

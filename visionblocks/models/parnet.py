@@ -8,9 +8,10 @@ downsampling block widens to the final channel count before average pooling and 
 
 A downsampling block computes ``SiLU((BN(conv3x3_s2(x)) + BN(conv1x1(avgpool2x2(x)))) * 2 sigmoid(W GAP(x)))``
 (``W`` a 1x1 convolution without bias), followed by a channel shuffle when it is grouped, as in the
-authors' code (imankgoyal/NonDeepNetworks, ``RepVGGBlock`` with ``avg_pool=True, se_block=True``).  The
-2x2 average pool uses ``ceil_mode`` so that odd input sizes give the same size as the strided 3x3 branch
-(identical to the paper at even sizes).
+authors' code (imankgoyal/NonDeepNetworks, ``RepVGGBlock`` with ``avg_pool=True, se_block=True``).  At odd
+input sizes the 2x2 average pool sees the input zero-padded at the bottom/right (always dividing by 4), so that
+it gives the size of the strided 3x3 branch and stays the 2x2 corner of its window (identical to the paper at
+even sizes; the two branches still fold into one 3x3 convolution).
 """
 from __future__ import annotations
 

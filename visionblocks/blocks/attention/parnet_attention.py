@@ -15,8 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import ConvNormAct, check_divisible, check_nchw, check_positive_int, create_act
-from visionblocks.layers import fuse_conv_bn_weights, pad_kernel
+from visionblocks.blocks.reparam._rep_conv import RepConvBase, conv_bn
+from visionblocks.layers import check_nchw, check_positive_int, create_act, fuse_conv_bn_weights
 from visionblocks.registry import Example, register_block
 
 
@@ -26,11 +26,37 @@ def _avg_pool_2x2(x: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2)), 2)
 
 
-class RepConv3x3(nn.Module):
+class PooledConvBN(nn.Module):
+    """``BN(conv1x1(avgpool2x2(x)))``: ParNet's 1x1 branch at stride 2 (the pool does the downsampling).
+
+    In eval mode it equals a stride-2 kxk convolution whose kernel is ``w / 4`` on the 2x2 corner at offset
+    ``(k // 2, k // 2)`` -- the taps a padding-``k // 2`` window shares with the pooled 2x2 block
+    (:meth:`kernel_bias`, which :func:`~visionblocks.blocks.reparam._rep_conv.branch_kernel_bias` calls).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, groups: int = 1):
+        super().__init__()
+        self.groups = groups
+        self.conv = nn.Conv2d(in_channels, out_channels, 1, groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(_avg_pool_2x2(x)))
+
+    def kernel_bias(self, kernel_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if kernel_size < 3 or kernel_size % 2 == 0:
+            raise ValueError(f"a pooled 1x1 branch folds into an odd kernel_size >= 3, got {kernel_size}")
+        w, b = fuse_conv_bn_weights(self.conv.weight, None, self.bn)
+        c = kernel_size // 2
+        return F.pad(w.expand(-1, -1, 2, 2) / 4, (c, kernel_size - c - 2, c, kernel_size - c - 2)), b
+
+
+class RepConv3x3(RepConvBase):
     """``BN(conv3x3_s(x)) + BN(conv1x1(pool_s(x)))`` -- ParNet's re-parameterizable convolution pair.
 
-    At stride 2 the 1x1 branch sees a 2x2 average pool (ParNet's downsampling block).  ``reparameterize()``
-    folds both branches and their BatchNorms into one 3x3 convolution with bias.
+    At stride 2 the 1x1 branch sees a 2x2 average pool (ParNet's downsampling block, :class:`PooledConvBN`).
+    ``reparameterize()`` folds both branches and their BatchNorms into one 3x3 convolution with bias
+    (:class:`~visionblocks.blocks.reparam._rep_conv.RepConvBase`; no SE, no activation).
 
     Args:
         in_channels, out_channels: channels in and out (divisible by ``groups``).
@@ -40,43 +66,17 @@ class RepConv3x3(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, groups: int = 1, deploy: bool = False):
-        super().__init__()
-        if stride not in (1, 2):
-            raise ValueError(f"stride must be 1 or 2, got {stride}")
-        check_divisible("in_channels", in_channels, "groups", groups)
-        check_divisible("out_channels", out_channels, "groups", groups)
-        self.in_channels, self.out_channels, self.stride, self.groups = in_channels, out_channels, stride, groups
-        self.is_reparameterized = bool(deploy)
-        if deploy:
-            self.fused = nn.Conv2d(in_channels, out_channels, 3, stride, 1, groups=groups, bias=True)
-        else:
-            self.conv3x3 = ConvNormAct(in_channels, out_channels, 3, stride, groups=groups, act_layer=None)
-            self.conv1x1 = ConvNormAct(in_channels, out_channels, 1, groups=groups, act_layer=None)
+        super().__init__(in_channels, out_channels, 3, stride, groups, deploy=deploy)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.is_reparameterized:
-            return self.fused(x)
-        return self.conv3x3(x) + self.conv1x1(_avg_pool_2x2(x) if self.stride == 2 else x)
+    def validate(self) -> None:
+        if self.stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, got {self.stride}")
 
-    @torch.no_grad()
-    def reparameterize(self) -> None:
-        if self.is_reparameterized:
-            return
-        if self.training:
-            raise RuntimeError("RepConv3x3.reparameterize() needs eval mode (BatchNorm running statistics)")
-        w3, b3 = fuse_conv_bn_weights(self.conv3x3.conv.weight, None, self.conv3x3.bn)
-        w1, b1 = fuse_conv_bn_weights(self.conv1x1.conv.weight, None, self.conv1x1.bn)
-        if self.stride == 2:   # avg-pool 2x2 then 1x1 == a 2x2 kernel of w1 / 4 on the bottom-right of the 3x3
-            w1 = F.pad(w1.expand(-1, -1, 2, 2) / 4, (1, 0, 1, 0))
-        else:
-            w1 = pad_kernel(w1, (3, 3))
-        fused = nn.Conv2d(self.in_channels, self.out_channels, 3, self.stride, 1, groups=self.groups, bias=True,
-                          device=w3.device, dtype=w3.dtype)
-        fused.weight.copy_(w3 + w1)
-        fused.bias.copy_(b3 + b1)
-        del self.conv3x3, self.conv1x1
-        self.fused = fused
-        self.is_reparameterized = True
+    def build_branches(self) -> dict[str, nn.Module]:
+        cin, cout, g = self.in_channels, self.out_channels, self.groups
+        conv3x3 = conv_bn(cin, cout, 3, self.stride, 1, g)
+        conv1x1 = PooledConvBN(cin, cout, g) if self.stride == 2 else conv_bn(cin, cout, 1, 1, 0, g)
+        return {"conv3x3": conv3x3, "conv1x1": conv1x1}
 
 
 @register_block("parnet_attention", family="attention", layout="nchw",
