@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.blocks.reparam._rep_conv import RepConvBase, conv_bn
-from visionblocks.layers import check_nchw, check_positive_int, create_act, fuse_conv_bn_weights
+from visionblocks.layers import check_nchw, check_odd, check_positive_int, create_act, fuse_conv_bn_weights
 from visionblocks.registry import Example, register_block
 
 
@@ -44,10 +44,10 @@ class PooledConvBN(nn.Module):
         return self.bn(self.conv(_avg_pool_2x2(x)))
 
     def kernel_bias(self, kernel_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if kernel_size < 3 or kernel_size % 2 == 0:
-            raise ValueError(f"a pooled 1x1 branch folds into an odd kernel_size >= 3, got {kernel_size}")
+        if kernel_size < 3:
+            raise ValueError(f"a pooled 1x1 branch folds into a kernel_size >= 3, got {kernel_size}")
+        c = check_odd("kernel_size", kernel_size, "the window is centred") // 2
         w, b = fuse_conv_bn_weights(self.conv.weight, None, self.bn)
-        c = kernel_size // 2
         return F.pad(w.expand(-1, -1, 2, 2) / 4, (c, kernel_size - c - 2, c, kernel_size - c - 2)), b
 
 
