@@ -60,14 +60,20 @@ class SelectiveKernel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
-        # the branches run on a channels-last copy: oneDNN's backward of a grouped *dilated* convolution in
-        # NCHW takes a slow path (over 10x slower at 256 channels, 28x28); torch.stack returns a contiguous u
+        # the dilated branches (m >= 1) run on a channels-last copy: oneDNN's grouped *dilated* convolution in
+        # NCHW takes a slow path whose backward is up to 10x slower, and collapses under CPU contention (seconds
+        # per call at 256 channels, 28x28); the undilated first branch is fastest on the input as it is
         xc = x.contiguous(memory_format=torch.channels_last)
-        u = torch.stack([branch(xc) for branch in self.branches], dim=1)           # (B, M, C, H, W)
-        s = u.mean((3, 4)).sum(1)                                                     # avgpool(sum_m U_m): (B, C)
+        u = [branch(x if m == 0 else xc) for m, branch in enumerate(self.branches)]      # M x (B, C, H, W)
+        s = sum(um.mean((2, 3)) for um in u)                                            # avgpool(sum_m U_m): (B, C)
         # the fuse and select layers act on vectors: matrix products on their 1x1 weights (no oneDNN
         # convolution on 1x1 maps); the BN and activation are the fuse unit's own
         z = F.linear(s, self.fuse.conv.weight.flatten(1), self.fuse.conv.bias)[:, :, None, None]
         z = self.fuse.act(self.fuse.bn(z)).flatten(1)                                # (B, d)
         a = F.linear(z, self.select.weight.flatten(1)).unflatten(1, (self.num_branches, self.out_channels))
-        return (u * a.softmax(dim=1)[..., None, None]).sum(1)                        # a: (B, M, C)
+        a = a.softmax(dim=1)[..., None, None]                                          # (B, M, C, 1, 1)
+        # V = sum_m a_m * U_m as fused multiply-adds (no stacked (B, M, C, H, W) copy of the branches)
+        out = u[0] * a[:, 0]
+        for m in range(1, self.num_branches):
+            out = torch.addcmul(out, u[m], a[:, m])
+        return out
