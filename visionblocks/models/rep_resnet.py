@@ -12,6 +12,7 @@ folded, see tests/test_reparam_models.py).
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable
 
 import torch.nn as nn
@@ -29,11 +30,9 @@ class RepBasicBlock(BasicBlock):
     """ResNet's basic block with both 3x3 conv-BN units replaced by ``conv_block(in, out, 3, stride, ...)``."""
 
     def __init__(self, in_channels: int, planes: int, stride: int = 1, *, conv_block: Callable[..., nn.Module],
-                 deploy: bool = False, act_layer="relu", **kwargs):
-        super().__init__(in_channels, planes, stride, act_layer=act_layer, **kwargs)
-        out = planes * self.expansion
-        self.conv1 = conv_block(in_channels, planes, 3, stride, act_layer=act_layer, deploy=deploy)
-        self.conv2 = conv_block(planes, out, 3, 1, act_layer=None, deploy=deploy)
+                 deploy: bool = False, **kwargs):
+        super().__init__(in_channels, planes, stride, conv_layer=partial(conv_block, kernel_size=3, deploy=deploy),
+                         **kwargs)
 
 
 def rep_resnet(conv_block: type[nn.Module], layers=(2, 2, 2, 2), deploy: bool = False, **kwargs) -> ResNet:
