@@ -27,9 +27,17 @@ def get_act_layer(act: str | type[nn.Module] | Callable[..., nn.Module] | None) 
     raise TypeError(f"act_layer must be a name, an nn.Module class or None, got {type(act).__name__}")
 
 
+# Activations whose backward needs only their output: in place, they save a full-size allocation.  The others
+# (ReLU6/hardtanh, SiLU, Hardswish, Hardsigmoid, Mish) differentiate through their *input*, so autograd clones
+# the input before an in-place call: in training, in place costs a full-size copy more than out of place.
+_INPLACE_SAFE = (nn.ReLU, nn.LeakyReLU, nn.ELU)
+
+
 def create_act(act: str | type[nn.Module] | None, inplace: bool = False) -> nn.Module:
-    """Instantiate an activation; ``inplace`` is passed only to activations that accept it."""
+    """Instantiate an activation.  ``inplace`` is honoured only by activations whose backward reads their output
+    (ReLU, LeakyReLU, ELU), where it saves memory at no cost; for the others it would add a copy under autograd,
+    so they are built out of place."""
     cls = get_act_layer(act)
-    if inplace and cls in (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.LeakyReLU, nn.ELU, nn.Mish):
+    if inplace and cls in _INPLACE_SAFE:
         return cls(inplace=True)
     return cls()
