@@ -5,7 +5,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import (DropPath, LayerNorm2d, check_odd, fuse_conv_bn, get_act_layer, get_norm_layer,
-                                 identity_kernel, make_divisible, pad_kernel)
+                                 identity_kernel, make_divisible, pad_kernel, spatial_mean)
 from visionblocks.testing import randomize_bn_stats
 
 
@@ -66,3 +66,22 @@ def test_drop_path_keeps_expectation_and_is_identity_in_eval():
     assert torch.equal(dp.eval()(x), x)
     with pytest.raises(ValueError):
         DropPath(1.0)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (2, 4, 3, 1, 6)])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_spatial_mean_equals_mean_over_the_last_two_dims_with_the_same_gradient(shape, keepdim):
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    ref = x.detach().clone().requires_grad_()
+    out, expected = spatial_mean(x, keepdim=keepdim), ref.mean((-2, -1), keepdim=keepdim)
+    assert out.shape == expected.shape
+    torch.testing.assert_close(out, expected)
+    g = torch.randn_like(expected)
+    out.backward(g)
+    expected.backward(g)
+    torch.testing.assert_close(x.grad, ref.grad)
+
+
+def test_spatial_mean_float16_does_not_overflow():
+    x = torch.full((1, 1, 64, 64), 1000.0, dtype=torch.float16)   # the float16 sum, 4.1e6, would be inf
+    assert spatial_mean(x).item() == 1000.0

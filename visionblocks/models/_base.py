@@ -6,6 +6,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
+from visionblocks.layers import spatial_mean
 from visionblocks.registry import block_info
 
 
@@ -38,7 +39,7 @@ class ClassifierHead(nn.Module):
         self.fc = nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = x.mean((2, 3)) if x.ndim == 4 else x
+        x = spatial_mean(x) if x.ndim == 4 else x
         x = self.drop(x)
         return x if pre_logits else self.fc(x)
 

@@ -23,7 +23,7 @@ import torch.nn as nn
 from visionblocks.blocks.attention.se import SqueezeExcite
 from visionblocks.blocks.conv.cond_conv import CondConv
 from visionblocks.blocks.conv.mbconv import MBConv
-from visionblocks.layers import ConvNormAct, DropPath, check_nchw, create_act
+from visionblocks.layers import ConvNormAct, DropPath, check_nchw, create_act, spatial_mean
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase
@@ -65,7 +65,7 @@ class CondConvMBConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.in_channels, type(self).__name__)
-        r = torch.sigmoid(self.routing(x.mean((2, 3))))
+        r = torch.sigmoid(self.routing(spatial_mean(x)))
         y = self.act1(self.bn1(self.conv_pw(x, r)))
         y = self.act2(self.bn2(self.conv_dw(y, r)))
         y = self.bn3(self.conv_pwl(self.attn(y), r))

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.blocks.attention.parnet_attention import ParNetAttention, RepConv3x3
-from visionblocks.layers import create_act
+from visionblocks.layers import create_act, spatial_mean
 from visionblocks.layers.shuffle import channel_shuffle
 from visionblocks.registry import register_model
 
@@ -52,7 +52,7 @@ class ParNetDownsample(nn.Module):
         self.act = create_act(act_layer, inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = 2.0 * torch.sigmoid(self.se_fc(x.mean((2, 3), keepdim=True)))
+        gate = 2.0 * torch.sigmoid(self.se_fc(spatial_mean(x, keepdim=True)))
         y = self.act(self.conv(x) * gate)
         return channel_shuffle(y, self.groups) if self.groups > 1 else y
 

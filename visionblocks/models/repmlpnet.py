@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.blocks.reparam._repmlp import conv_as_fc, fold_local_perceptron, local_perceptron
-from visionblocks.layers import ConvNormAct, DropPath, check_divisible, fuse_conv_bn_weights
+from visionblocks.layers import ConvNormAct, DropPath, check_divisible, fuse_conv_bn_weights, spatial_mean
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase
@@ -61,7 +61,7 @@ class RepMLPNetBlock(nn.Module):
         B, C, H, W = x.shape
         (h, w), s = self.partition, self.sets
         hp, wp = H // h, W // w
-        g = torch.sigmoid(self.gp_fc2(F.relu(self.gp_fc1(x.mean((2, 3), keepdim=True)))))
+        g = torch.sigmoid(self.gp_fc2(F.relu(self.gp_fc1(spatial_mean(x, keepdim=True)))))
         parts = x.reshape(B, C, hp, h, wp, w).permute(0, 2, 4, 1, 3, 5)       # (B, hp, wp, C, h, w)
         out = self.fc3_bn(self.fc3(parts.reshape(-1, s * h * w, 1, 1)).reshape(-1, s, h, w))
         if len(self.local):

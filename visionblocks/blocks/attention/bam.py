@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import ConvNormAct, check_nchw, check_positive_int, create_act, get_norm_layer
+from visionblocks.layers import ConvNormAct, check_nchw, check_positive_int, create_act, get_norm_layer, spatial_mean
 from visionblocks.registry import Example, register_block
 
 
@@ -36,7 +36,7 @@ class BAMChannelGate(nn.Module):
         # the MLP acts on the pooled (B, C) vector: matrix products on its 1x1 weights (no oneDNN
         # convolution on 1x1 maps)
         hidden, out = self.mlp[0], self.mlp[1]
-        h = hidden.act(F.linear(x.mean((2, 3)), hidden.conv.weight.flatten(1), hidden.conv.bias))
+        h = hidden.act(F.linear(spatial_mean(x), hidden.conv.weight.flatten(1), hidden.conv.bias))
         return self.bn(F.linear(h, out.weight.flatten(1), out.bias)[:, :, None, None])
 
 

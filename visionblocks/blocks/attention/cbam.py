@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_nchw, check_odd, check_positive_int, create_act
+from visionblocks.layers import check_nchw, check_odd, check_positive_int, create_act, spatial_mean
 from visionblocks.registry import Example, register_block
 
 
@@ -23,7 +23,7 @@ class ChannelGate(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # max with indices: its backward is a scatter, several times cheaper than amax's tie-splitting mask
-        pooled = torch.cat([x.mean((2, 3)), x.flatten(2).max(2).values], 0)[:, :, None, None]
+        pooled = torch.cat([spatial_mean(x), x.flatten(2).max(2).values], 0)[:, :, None, None]
         avg, mx = self.mlp(pooled).chunk(2, 0)  # one pass of the shared MLP over both descriptors
         return torch.sigmoid(avg + mx)
 

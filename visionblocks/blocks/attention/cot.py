@@ -17,7 +17,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import ConvNormAct, check_divisible, check_nchw, check_odd, check_positive_int, create_act
+from visionblocks.layers import (
+    ConvNormAct, check_divisible, check_nchw, check_odd, check_positive_int, create_act, spatial_mean,
+)
 from visionblocks.registry import Example, register_block
 
 
@@ -86,6 +88,6 @@ class ContextualTransformer(nn.Module):
         k1 = self.key_embed(x)
         a = self.attn_embed(torch.cat([x, k1], dim=1))
         k2 = self.act(self.bn(self.local_aggregate(self.value_embed(x), a)))
-        s = self.fuse((k1 + k2).mean((2, 3), keepdim=True)).view(b, c, self.radix)
+        s = self.fuse(spatial_mean(k1 + k2, keepdim=True)).view(b, c, self.radix)
         s = torch.softmax(s, dim=2)
         return k2 * s[:, :, 0, None, None] + k1 * s[:, :, 1, None, None]

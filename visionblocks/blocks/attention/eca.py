@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_nchw, check_odd, check_positive_int
+from visionblocks.layers import check_nchw, check_odd, check_positive_int, spatial_mean
 from visionblocks.registry import Example, register_block
 
 
@@ -45,6 +45,6 @@ class EfficientChannelAttention(nn.Module):
         # the 1-D convolution over the C pooled values as a (B, C, k) x (k,) product of the zero-padded
         # sliding windows: same result as self.conv, without a oneDNN convolution on a 1-channel signal
         p = (self.kernel_size - 1) // 2
-        windows = F.pad(x.mean((2, 3)), (p, p)).unfold(-1, self.kernel_size, 1)    # (B, C, k)
+        windows = F.pad(spatial_mean(x), (p, p)).unfold(-1, self.kernel_size, 1)    # (B, C, k)
         g = torch.sigmoid(windows @ self.conv.weight.view(self.kernel_size, 1))     # (B, C, 1)
         return x * g.unsqueeze(-1)

@@ -16,7 +16,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.blocks.reparam._rep_conv import RepConvBase, conv_bn
-from visionblocks.layers import check_nchw, check_odd, check_positive_int, create_act, fuse_conv_bn_weights
+from visionblocks.layers import (
+    check_nchw, check_odd, check_positive_int, create_act, fuse_conv_bn_weights, spatial_mean,
+)
 from visionblocks.registry import Example, register_block
 
 
@@ -110,5 +112,5 @@ class ParNetAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
         s = self.skip_bn(x)
-        sse = s * torch.sigmoid(self.sse_fc(s.mean((2, 3), keepdim=True)))
+        sse = s * torch.sigmoid(self.sse_fc(spatial_mean(s, keepdim=True)))
         return self.act(self.conv(x) + sse)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_divisible, check_nchw, check_positive_int
+from visionblocks.layers import check_divisible, check_nchw, check_positive_int, spatial_mean
 from visionblocks.registry import Example, register_block
 
 _PAPER = "Liu et al., Polarized Self-Attention: Towards High-quality Pixel-wise Regression, arXiv 2021"
@@ -52,7 +52,7 @@ class PolarizedSpatialGate(nn.Module):
         self.wq = nn.Conv2d(channels, inner, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q = torch.softmax(self.wq(x).mean((2, 3)), dim=-1)     # (B, C/2)
+        q = torch.softmax(spatial_mean(self.wq(x)), dim=-1)     # (B, C/2)
         v = self.wv(x)                                         # (B, C/2, H, W)
         return torch.sigmoid(torch.einsum("bc,bchw->bhw", q, v)).unsqueeze(1)
 

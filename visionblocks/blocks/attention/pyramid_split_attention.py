@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_nchw, check_odd, check_positive_int, create_act
+from visionblocks.layers import check_divisible, check_nchw, check_odd, check_positive_int, create_act, spatial_mean
 from visionblocks.registry import Example, register_block
 
 
@@ -71,7 +71,7 @@ class PyramidSplitAttention(nn.Module):
         feats = torch.stack([conv(x) for conv in self.convs], dim=1)                  # (B, S, C/S, H, W)
         # the shared SEWeight acts on the pooled (B, S, C/S) vectors: matrix products on its 1x1 weights
         fc1, act, fc2, gate = self.se
-        s = feats.mean((3, 4))
+        s = spatial_mean(feats)
         z = gate(F.linear(act(F.linear(s, fc1.weight.flatten(1), fc1.bias)), fc2.weight.flatten(1), fc2.bias))
         att = z.softmax(dim=1)[..., None, None]                                        # (B, S, C/S, 1, 1)
         return (feats * att).flatten(1, 2)

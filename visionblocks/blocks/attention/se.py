@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_nchw, check_positive_int, create_act
+from visionblocks.layers import check_nchw, check_positive_int, create_act, spatial_mean
 from visionblocks.registry import Example, register_block
 
 
@@ -40,7 +40,7 @@ class SqueezeExcite(nn.Module):
         check_nchw(x, self.channels, type(self).__name__)
         # the two 1x1 convolutions act on a (B, C) vector: run them as matrix products on their (out, in)
         # weight views (same parameters); a oneDNN convolution on a 1x1 map costs several times more
-        s = x.mean((2, 3))
+        s = spatial_mean(x)
         z = F.linear(self.act(F.linear(s, self.fc1.weight.flatten(1), self.fc1.bias)),
                      self.fc2.weight.flatten(1), self.fc2.bias)
         return x * self.gate(z)[:, :, None, None]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_divisible, check_nchw, check_positive_int
+from visionblocks.layers import check_divisible, check_nchw, check_positive_int, spatial_mean
 from visionblocks.registry import Example, register_block
 
 
@@ -46,7 +46,7 @@ class SpatialGroupEnhance(nn.Module):
         xg = x.unflatten(1, (self.groups, -1))                                       # (B, G, C/G, H, W)
         # c_i = g . x_i, the dot product of each position with the group mean g, as one batched matrix
         # product (no full-size product tensor in forward or backward)
-        g = xg.mean((3, 4)).unsqueeze(-2)                                            # (B, G, 1, C/G)
+        g = spatial_mean(xg).unsqueeze(-2)                                            # (B, G, 1, C/G)
         c = torch.matmul(g, xg.flatten(3)).unflatten(-1, x.shape[-2:]).squeeze(2)    # (B, G, H, W)
         sigma, mu = torch.std_mean(c, dim=(2, 3), correction=0, keepdim=True)        # 1/m, the paper's sigma
         a = torch.addcmul(self.bias, c - mu, self.weight / (sigma + self.eps))         # gamma c^ + beta

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_divisible, check_nchw, check_positive_int
+from visionblocks.layers import check_divisible, check_nchw, check_positive_int, spatial_mean
 from visionblocks.layers.shuffle import channel_shuffle
 from visionblocks.registry import Example, register_block
 
@@ -48,7 +48,7 @@ class ShuffleAttention(nn.Module):
         b, c, h, w = x.shape
         xg = x.reshape(b * self.groups, c // self.groups, h, w)
         x_c, x_s = xg.chunk(2, dim=1)
-        y_c = x_c * torch.sigmoid(self.cweight * x_c.mean((2, 3), keepdim=True) + self.cbias)
+        y_c = x_c * torch.sigmoid(self.cweight * spatial_mean(x_c, keepdim=True) + self.cbias)
         y_s = x_s * torch.sigmoid(self.sweight * self.gn(x_s) + self.sbias)
         y = torch.cat([y_c, y_s], dim=1).reshape(b, c, h, w)
         return channel_shuffle(y, 2)

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import ConvNormAct, check_divisible, check_nchw, check_positive_int, create_act
+from visionblocks.layers import ConvNormAct, check_divisible, check_nchw, check_positive_int, create_act, spatial_mean
 from visionblocks.registry import Example, register_block
 
 
@@ -65,7 +65,7 @@ class SelectiveKernel(nn.Module):
         # per call at 256 channels, 28x28); the undilated first branch is fastest on the input as it is
         xc = x.contiguous(memory_format=torch.channels_last)
         u = [branch(x if m == 0 else xc) for m, branch in enumerate(self.branches)]      # M x (B, C, H, W)
-        s = sum(um.mean((2, 3)) for um in u)                                            # avgpool(sum_m U_m): (B, C)
+        s = sum(spatial_mean(um) for um in u)                                          # avgpool(sum_m U_m): (B, C)
         # the fuse and select layers act on vectors: matrix products on their 1x1 weights (no oneDNN
         # convolution on 1x1 maps); the BN and activation are the fuse unit's own
         z = F.linear(s, self.fuse.conv.weight.flatten(1), self.fuse.conv.bias)[:, :, None, None]

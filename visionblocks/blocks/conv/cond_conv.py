@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_nchw
+from visionblocks.layers import check_nchw, spatial_mean
 from visionblocks.registry import Example, register_block
 
 from ._per_sample import KernelBankConv
@@ -48,7 +48,7 @@ class CondConv(KernelBankConv):
         """r(x) = sigmoid(GAP(x) R + c): (B, num_experts), each in (0, 1)."""
         if self.routing is None:
             raise ValueError("this CondConv was built with routing=False: pass routing_weights to forward")
-        return torch.sigmoid(self.routing(x.mean((2, 3))))
+        return torch.sigmoid(self.routing(spatial_mean(x)))
 
     def forward(self, x: torch.Tensor, routing_weights: torch.Tensor | None = None) -> torch.Tensor:
         check_nchw(x, self.in_channels, type(self).__name__)

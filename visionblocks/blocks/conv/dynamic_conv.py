@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_nchw, check_positive_int
+from visionblocks.layers import check_nchw, check_positive_int, spatial_mean
 from visionblocks.registry import Example, register_block
 
 from ._per_sample import KernelBankConv
@@ -75,7 +75,7 @@ class DynamicConv(KernelBankConv):
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """pi(x): (B, K), rows summing to 1."""
-        z = self.fc2(self.act(self.fc1(x.mean((2, 3)))))
+        z = self.fc2(self.act(self.fc1(spatial_mean(x))))
         return torch.softmax(z / self.temperature, dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

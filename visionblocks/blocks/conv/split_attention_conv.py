@@ -21,7 +21,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_nchw, check_odd, check_positive_int, create_act, create_norm, same_padding
+from visionblocks.layers import (
+    check_nchw, check_odd, check_positive_int, create_act, create_norm, same_padding, spatial_mean,
+)
 from visionblocks.registry import Example, register_block
 
 __all__ = ["SplitAttentionConv"]
@@ -78,7 +80,7 @@ class SplitAttentionConv(nn.Module):
         u = self.act0(self.bn0(self.conv(x)))
         b, c, r = u.shape[0], self.out_channels, self.radix
         splits = u.unflatten(1, (r, c))                                     # (B, R, C, H, W)
-        s = splits.sum(1).mean((2, 3), keepdim=True)                        # (B, C, 1, 1)
+        s = spatial_mean(splits.sum(1), keepdim=True)                        # (B, C, 1, 1)
         a = self.fc2(self.act1(self.bn1(self.fc1(s))))                      # (B, K*R*C/K, 1, 1)
         if r > 1:
             a = a.reshape(b, self.groups, r, c // self.groups).softmax(2).transpose(1, 2)
