@@ -5,7 +5,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import (DropPath, LayerNorm2d, check_odd, fuse_conv_bn, get_act_layer, get_norm_layer,
-                                 identity_kernel, make_divisible, pad_kernel, spatial_mean)
+                                 identity_kernel, make_divisible, local_aggregate, pad_kernel, spatial_mean)
 from visionblocks.testing import randomize_bn_stats
 
 
@@ -85,3 +85,13 @@ def test_spatial_mean_equals_mean_over_the_last_two_dims_with_the_same_gradient(
 def test_spatial_mean_float16_does_not_overflow():
     x = torch.full((1, 1, 64, 64), 1000.0, dtype=torch.float16)   # the float16 sum, 4.1e6, would be inf
     assert spatial_mean(x).item() == 1000.0
+
+
+@pytest.mark.parametrize("k,stride,size", [(3, 1, (5, 7)), (5, 2, (9, 6)), (7, 1, (4, 3)), (3, 3, (7, 8))])
+def test_local_aggregate_equals_unfold_weighted_sum(k, stride, size):
+    b, g, cg = 2, 3, 4
+    x = torch.randn(b, g, cg, *size, dtype=torch.float64)
+    ho, wo = -(-size[0] // stride), -(-size[1] // stride)
+    w = torch.randn(b, g, 1, k * k, ho, wo, dtype=torch.float64)
+    patches = F.unfold(x.view(b, g * cg, *size), k, padding=k // 2, stride=stride).view(b, g, cg, k * k, ho, wo)
+    torch.testing.assert_close(local_aggregate(x, w, k, stride), (patches * w).sum(3))

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from visionblocks.layers import (
-    ConvNormAct, check_divisible, check_nchw, check_odd, check_positive_int, create_act, spatial_mean,
+    ConvNormAct, check_divisible, check_nchw, check_odd, check_positive_int, create_act, local_aggregate,
+    spatial_mean,
 )
 from visionblocks.registry import Example, register_block
 
@@ -70,16 +70,11 @@ class ContextualTransformer(nn.Module):
 
     def local_aggregate(self, v: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """``out[c, p] = sum_j a[c mod C/s, j, p] * v[c, p + offset_j]`` over the k x k offsets j (zero
-        padding); ``v`` (B, C, H, W), ``a`` (B, C/s * k^2, H, W).  Accumulated offset by offset (k^2 shifted
-        views of the padded values) rather than unfolding a k^2-times larger tensor."""
+        padding); ``v`` (B, C, H, W), ``a`` (B, C/s * k^2, H, W): the channels ``c`` with the same ``c mod C/s``
+        share one kernel (the "share planes" grouping of the authors' code)."""
         b, c, h, w = v.shape
         k, g = self.kernel_size, self.weight_groups
-        vp = F.pad(v, (k // 2,) * 4).view(b, c // g, g, h + 2 * (k // 2), w + 2 * (k // 2))
-        a = a.view(b, 1, g, k * k, h, w)
-        out = vp[..., :h, :w] * a[:, :, :, 0]
-        for j in range(1, k * k):
-            di, dj = divmod(j, k)
-            out = out + vp[..., di:di + h, dj:dj + w] * a[:, :, :, j]
+        out = local_aggregate(v.view(b, c // g, g, h, w), a.view(b, 1, g, k * k, h, w), k)
         return out.reshape(b, c, h, w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
