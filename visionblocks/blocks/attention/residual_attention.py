@@ -24,9 +24,9 @@ TEMPERATURES = {1: (1.0,), 2: (1.0, math.inf), 4: (1.0, 2.0, 4.0, math.inf), 6: 
 
 
 def class_scores(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) features, (K, C) classifier -> (B, K, HW) class scores, as a 1x1 convolution (oneDNN's
+    """(B, C, H, W) features, (K, C, 1, 1) classifier -> (B, K, HW) class scores, as a 1x1 convolution (oneDNN's
     1x1 convolution beats the equivalent batched matrix product in forward and backward on CPU)."""
-    return F.conv2d(x, weight[:, :, None, None]).flatten(2)
+    return F.conv2d(x, weight).flatten(2)
 
 
 class CSRAHead(nn.Module):
@@ -37,21 +37,25 @@ class CSRAHead(nn.Module):
         self.temperature, self.lam = float(temperature), float(lam)
         self.classifier = nn.Conv2d(channels, num_classes, 1, bias=False)
 
-    def normalized_weight(self) -> torch.Tensor:
-        """The classifier weights divided by their l2 norms, (K, C)."""
-        w = self.classifier.weight.flatten(1)
-        return w / torch.linalg.vector_norm(w, dim=1, keepdim=True)
+    def inverse_norm(self) -> torch.Tensor:
+        """``1 / ||w_k||`` for each class k, (K,).  The paper scores with l2-normalised class weights,
+        ``s_k = x . w_k / ||w_k||``; :meth:`pool` applies the scale to the pooled (B, K) logits instead of the
+        weights or the (B, K, HW) scores (mean and max commute with a positive scale, the softmax takes it in
+        its temperature): the same logits for fewer full-size operations."""
+        return torch.linalg.vector_norm(self.classifier.weight.flatten(1), dim=1).reciprocal()
 
-    def pool(self, score: torch.Tensor) -> torch.Tensor:
-        """(B, K, HW) class scores -> (B, K) logits: ``mean + lam * attention pooling``."""
-        if math.isinf(self.temperature):
-            return score.mean(-1) + self.lam * score.max(-1)[0]    # max with indices: faster backward than amax
-        att = torch.softmax(score if self.temperature == 1.0 else score * self.temperature, dim=-1)
-        # mean_j s_j + lam * sum_j a_j s_j = sum_j s_j (lam * a_j + 1 / HW): one weighted sum over (B, K, HW)
-        return (score * (att * self.lam + 1.0 / score.shape[-1])).sum(-1)
+    def pool(self, score: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """(B, K, HW) raw class scores and the (K,) per-class scale -> (B, K) logits of the scaled scores
+        ``s = score * scale``: ``mean_j s_j + lam * attention pooling of s``."""
+        n = score.shape[-1]
+        if math.isinf(self.temperature):   # max with indices: faster backward than amax
+            return (score.sum(-1) / n + self.lam * score.max(-1)[0]) * scale
+        att = torch.softmax(score * (self.temperature * scale)[:, None], dim=-1)
+        # mean_j s_j + lam * sum_j a_j s_j = scale * sum_j score_j (lam * a_j + 1 / HW): one weighted sum
+        return (score * (att * self.lam + 1.0 / n)).sum(-1) * scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(class_scores(x, self.normalized_weight()))
+        return self.pool(class_scores(x, self.classifier.weight), self.inverse_norm())
 
 
 @register_block("residual_attention", family="attention", layout="head",
@@ -87,10 +91,10 @@ class ResidualAttention(nn.Module):
         check_nchw(x, self.channels, type(self).__name__)
         if len(self.heads) == 1:
             return self.heads[0](x)
-        # the heads' classifiers run as one matrix product on their stacked normalised weights
-        scores = class_scores(x, torch.cat([head.normalized_weight() for head in self.heads]))
+        # the heads' classifiers run as one convolution on their stacked weights; each head scales its own logits
+        scores = class_scores(x, torch.cat([head.classifier.weight for head in self.heads]))
         out = None
         for head, score in zip(self.heads, scores.split(self.num_classes, dim=1)):
-            logit = head.pool(score)
+            logit = head.pool(score, head.inverse_norm())
             out = logit if out is None else out + logit
         return out
