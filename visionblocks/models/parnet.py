@@ -19,8 +19,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.blocks.attention.parnet_attention import ParNetAttention, RepConv3x3
-from visionblocks.layers import create_act, spatial_mean
-from visionblocks.layers.shuffle import channel_shuffle
+from visionblocks.layers import channel_shuffle, create_act, spatial_mean
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase

@@ -12,8 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_divisible, check_nchw, check_positive_int, spatial_mean
-from visionblocks.layers.shuffle import channel_shuffle
+from visionblocks.layers import channel_shuffle, check_divisible, check_nchw, check_positive_int, spatial_mean
 from visionblocks.registry import Example, register_block
 
 
