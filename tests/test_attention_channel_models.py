@@ -7,7 +7,7 @@ from visionblocks.blocks.attention.bam import BAM
 from visionblocks.blocks.attention.pyramid_split_attention import PyramidSplitAttention
 from visionblocks.blocks.attention.sge import SpatialGroupEnhance
 from visionblocks.blocks.attention.shuffle_attention import ShuffleAttention
-from visionblocks.blocks.attention.sk import SelectiveKernel
+from visionblocks.blocks.conv.selective_kernel_conv import SelectiveKernelConv
 from visionblocks.models.resnet import Bottleneck
 
 
@@ -26,7 +26,7 @@ def test_sk_resnet50_is_resnext50_with_sk_units():
     widths = []
     for b in blocks:
         sk = b.conv2
-        assert isinstance(sk, SelectiveKernel) and len(sk.branches) == 2
+        assert isinstance(sk, SelectiveKernelConv) and len(sk.branches) == 2
         assert [br.conv.dilation for br in sk.branches] == [(1, 1), (2, 2)]
         assert all(br.conv.groups == 32 for br in sk.branches)
         assert sk.fuse.conv.out_channels == max(sk.out_channels // 16, 32)

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 import visionblocks as vb
-from visionblocks.blocks.attention.parnet_attention import PooledConvBN, RepConv3x3
+from visionblocks.blocks.reparam.repvgg_sse_block import PooledConvBN, RepConv3x3
 from visionblocks.models.parnet import PAPER_FIGURES, ParNet, ParNetDownsample, ParNetFusion
 from visionblocks.testing import count_macs, randomize_bn_stats
 

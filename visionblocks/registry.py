@@ -66,6 +66,7 @@ class BlockInfo:
     example: Example
     onnx_unsupported: str | None = None
     notes: str = ""
+    aliases: tuple[str, ...] = ()
 
     def build_example(self) -> nn.Module:
         """The block at its example configuration."""
@@ -100,10 +101,11 @@ class ModelInfo:
 
 _BLOCKS: dict[str, BlockInfo] = {}
 _MODELS: dict[str, ModelInfo] = {}
+_BLOCK_ALIASES: dict[str, str] = {}  # old (renamed) name -> canonical name
 
 
 def _unknown(kind: str, name: str, known: dict) -> ValueError:
-    close = difflib.get_close_matches(str(name), list(known), n=5, cutoff=0.5)
+    close = difflib.get_close_matches(str(name).lower(), list(known), n=5, cutoff=0.5)
     if not close:  # fall back to names sharing a prefix or substring
         close = [k for k in sorted(known) if str(name).lower() in k or k.startswith(str(name)[:3].lower())][:5]
     hint = f"; did you mean: {', '.join(close)}?" if close else ""
@@ -111,13 +113,15 @@ def _unknown(kind: str, name: str, known: dict) -> ValueError:
 
 
 def register_block(name: str, *, family: str, layout: str, paper: str, url: str, fixed_size: bool = False,
-                   example: Example, onnx_unsupported: str | None = None, notes: str = "") -> Callable[[type], type]:
+                   example: Example, onnx_unsupported: str | None = None, notes: str = "",
+                   aliases: tuple[str, ...] = ()) -> Callable[[type], type]:
     """Class decorator registering an ``nn.Module`` subclass as block ``name``.
 
     ``family`` is one of :data:`FAMILIES`, ``layout`` one of :data:`LAYOUTS`.  ``fixed_size=True`` marks
     blocks whose weights are tied to a spatial size / token count by design (they must reject other sizes
     with a ``ValueError``).  ``onnx_unsupported`` is the reason a block cannot be exported to ONNX, when it
-    truly cannot.
+    truly cannot.  ``aliases`` are former names of a renamed block: ``create_block``/``block_info`` still
+    resolve them, ``list_blocks`` shows only the canonical name.
     """
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
@@ -135,8 +139,12 @@ def register_block(name: str, *, family: str, layout: str, paper: str, url: str,
             raise TypeError(f"register_block expects an nn.Module subclass, got {cls!r}")
         if name in _BLOCKS and _BLOCKS[name].cls is not cls:
             raise ValueError(f"block {name!r} is already registered to {_BLOCKS[name].cls.__qualname__}")
+        for alias in aliases:
+            if alias in _BLOCKS or _BLOCK_ALIASES.get(alias, name) != name:
+                raise ValueError(f"alias {alias!r} of block {name!r} is already taken")
         _BLOCKS[name] = BlockInfo(name, cls, family, layout, paper, url, fixed_size, example,
-                                  onnx_unsupported, notes)
+                                  onnx_unsupported, notes, tuple(aliases))
+        _BLOCK_ALIASES.update({alias: name for alias in aliases})
         return cls
 
     return decorator
@@ -144,7 +152,9 @@ def register_block(name: str, *, family: str, layout: str, paper: str, url: str,
 
 def unregister_block(name: str) -> None:
     """Remove a block (used by tests that register throw-away blocks)."""
-    _BLOCKS.pop(name, None)
+    info = _BLOCKS.pop(name, None)
+    for alias in info.aliases if info else ():
+        _BLOCK_ALIASES.pop(alias, None)
 
 
 def list_blocks(family: str | None = None) -> list[str]:
@@ -154,11 +164,19 @@ def list_blocks(family: str | None = None) -> list[str]:
     return sorted(n for n, i in _BLOCKS.items() if family is None or i.family == family)
 
 
+def _lookup(name: str, known: dict, aliases: dict, kind: str):
+    if not isinstance(name, str):
+        raise TypeError(f"{kind} name must be a str, got {type(name).__name__} ({name!r})")
+    for key in (name, name.lower()):
+        key = aliases.get(key, key)
+        if key in known:
+            return known[key]
+    raise _unknown(kind, name, known)
+
+
 def block_info(name: str) -> BlockInfo:
-    try:
-        return _BLOCKS[name]
-    except KeyError:
-        raise _unknown("block", name, _BLOCKS) from None
+    """The registry entry of block ``name`` (case-insensitive; former names of renamed blocks resolve too)."""
+    return _lookup(name, _BLOCKS, _BLOCK_ALIASES, "block")
 
 
 def create_block(name: str, *args: Any, **kwargs: Any) -> nn.Module:
@@ -199,10 +217,8 @@ def list_models(pattern: str | None = None) -> list[str]:
 
 
 def model_info(name: str) -> ModelInfo:
-    try:
-        return _MODELS[name]
-    except KeyError:
-        raise _unknown("model", name, _MODELS) from None
+    """The registry entry of model ``name`` (case-insensitive)."""
+    return _lookup(name, _MODELS, {}, "model")
 
 
 def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> nn.Module:

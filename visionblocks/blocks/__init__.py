@@ -1,4 +1,5 @@
-"""Blocks, one file each, in family folders: attention, conv, reparam, mlp."""
-from visionblocks._imports import import_submodules
+"""Blocks, one file each, in family folders: attention, conv, reparam, mlp.  Importing a family registers its
+blocks."""
+from . import attention, conv, mlp, reparam
 
-import_submodules(__name__, __path__)
+__all__ = ["attention", "conv", "mlp", "reparam"]

@@ -5,6 +5,8 @@ from typing import Callable
 
 import torch.nn as nn
 
+__all__ = ["get_act_layer", "create_act"]
+
 _ACTS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU, "relu6": nn.ReLU6, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU, "silu": nn.SiLU,
     "swish": nn.SiLU, "hard_swish": nn.Hardswish, "hardswish": nn.Hardswish, "sigmoid": nn.Sigmoid,

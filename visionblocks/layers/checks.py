@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+__all__ = ["check_nchw", "check_nlc", "check_size", "check_tokens", "check_odd"]
+
 
 def _fail(name: str, expected: str, x: torch.Tensor) -> ValueError:
     return ValueError(f"{name} expects input of shape {expected}, got {tuple(x.shape)}")
@@ -21,12 +23,19 @@ def check_nchw(x: torch.Tensor, channels: int | None, name: str = "block") -> No
         raise _fail(name, f"(B, {channels if channels is not None else 'C'}, H, W)", x)
 
 
-def check_nlc(x: torch.Tensor, dim: int | None, name: str = "block", tokens: int | None = None) -> None:
-    """``x`` must be (B, N, dim), with N == ``tokens`` when given."""
+def check_nlc(x: torch.Tensor, dim: int | None, name: str = "block") -> None:
+    """``x`` must be (B, N, dim)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} expects a torch.Tensor, got {type(x).__name__}")
-    if x.ndim != 3 or (dim is not None and x.shape[2] != dim) or (tokens is not None and x.shape[1] != tokens):
-        raise _fail(name, f"(B, {tokens if tokens is not None else 'N'}, {dim if dim is not None else 'C'})", x)
+    if x.ndim != 3 or (dim is not None and x.shape[2] != dim):
+        raise _fail(name, f"(B, N, {dim if dim is not None else 'C'})", x)
+
+
+def check_tokens(x: torch.Tensor, num_tokens: int, name: str = "block") -> None:
+    """For token-mixing blocks tied to a token count by design: N of the (B, N, C) ``x`` must be ``num_tokens``."""
+    if x.shape[1] != num_tokens:
+        raise ValueError(f"{name} is built for {num_tokens} tokens (token mixing is tied to the token count "
+                         f"by design); got input of shape {tuple(x.shape)} with {x.shape[1]} tokens")
 
 
 def check_size(x: torch.Tensor, size: tuple[int, int], name: str = "block") -> None:
@@ -46,6 +55,3 @@ def check_odd(name: str, value: int, why: str = "") -> int:
         raise ValueError(f"{name} must be odd{f' ({why})' if why else ''}, got {value}")
     return value
 
-
-def block_name(module: torch.nn.Module) -> str:
-    return type(module).__name__

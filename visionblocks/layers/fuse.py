@@ -6,6 +6,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+__all__ = ["fuse_conv_bn_weights", "fuse_conv_bn", "pad_kernel", "identity_kernel"]
+
 
 def fuse_conv_bn_weights(weight: torch.Tensor, bias: torch.Tensor | None,
                          bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,8 +1,14 @@
-"""Small helpers shared by every block: channel rounding and tuple normalisation."""
+"""Small helpers shared by every block: channel rounding, bottleneck widths, tuple normalisation, argument
+checks, and keyword renames with a deprecation period."""
 from __future__ import annotations
 
 import collections.abc
-from typing import Any
+import functools
+import warnings
+from typing import Any, Callable
+
+__all__ = ["make_divisible", "reduced_channels", "to_2tuple", "check_positive_int", "check_divisible",
+           "deprecated_kwargs"]
 
 
 def make_divisible(v: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:
@@ -15,6 +21,48 @@ def make_divisible(v: float, divisor: int = 8, min_value: int | None = None, rou
     if new_v < round_limit * v:
         new_v += divisor
     return new_v
+
+
+def reduced_channels(channels: int, reduction: float, rd_channels: int | None = None, min_channels: int = 1,
+                     divisor: int | None = None) -> int:
+    """The width of a bottleneck that squeezes ``channels`` by ``reduction``: the library's one vocabulary.
+
+    ``rd_channels`` (an explicit width) wins when given; otherwise ``max(min_channels, channels // reduction)``,
+    or, with ``divisor``, :func:`make_divisible` of ``channels / reduction`` (MobileNet/EfficientNet rounding).
+    """
+    if rd_channels is not None:
+        return check_positive_int("rd_channels", rd_channels)
+    if isinstance(reduction, bool) or not isinstance(reduction, (int, float)) or not reduction > 0:
+        raise ValueError(f"reduction must be a positive number, got {reduction!r}")
+    if divisor is not None:
+        return make_divisible(channels / reduction, divisor, min_value=min_channels)
+    return max(min_channels, int(channels // reduction))
+
+
+def deprecated_kwargs(**renames: str) -> Callable:
+    """Decorator for ``__init__``/functions whose keyword arguments were renamed: ``old=value`` keeps working,
+    mapped to the new name with a ``DeprecationWarning``; passing both names is a ``TypeError``.
+
+    >>> @deprecated_kwargs(reduction_factor="reduction")
+    ... def __init__(self, channels, reduction=16): ...
+    """
+
+    def decorator(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            for old, new in renames.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError(f"{fn.__qualname__}: got both {old!r} (deprecated) and {new!r}; pass {new!r}")
+                    warnings.warn(f"{fn.__qualname__}: {old!r} is deprecated, use {new!r}", DeprecationWarning,
+                                  stacklevel=2)
+                    kwargs[new] = kwargs.pop(old)
+            return fn(*args, **kwargs)
+
+        wrapper.__deprecated_kwargs__ = dict(renames)
+        return wrapper
+
+    return decorator
 
 
 def to_2tuple(x: Any) -> tuple:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+__all__ = ["local_aggregate"]
+
 
 def local_aggregate(x: torch.Tensor, weight: torch.Tensor, kernel_size: int, stride: int = 1) -> torch.Tensor:
     """``out[..., p] = sum_j weight[..., j, p] * x[..., s * p + offset_j]`` over the k x k offsets j of a

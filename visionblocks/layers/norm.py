@@ -7,6 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+__all__ = ["LayerNorm2d", "GroupNorm1", "get_norm_layer", "create_norm"]
+
 
 class LayerNorm2d(nn.LayerNorm):
     """LayerNorm over the channel dimension of an NCHW tensor (as in ConvNeXt)."""

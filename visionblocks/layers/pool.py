@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+__all__ = ["spatial_mean"]
+
 
 def spatial_mean(x: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
     """Mean over the last two (spatial) dimensions: the value of ``x.mean((-2, -1))``.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+__all__ = ["channel_shuffle"]
+
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     """(B, g*n, H, W) channels viewed as (B, g, n), transposed to (B, n, g) and flattened back."""

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.blocks.attention.coatnet_attention import CoAtNetTransformerBlock
-from visionblocks.blocks.attention.se import SqueezeExcite
+from visionblocks.layers import SqueezeExcite
 from visionblocks.blocks.conv.mbconv import MBConv
 from visionblocks.layers import ConvNormAct, DropPath
 from visionblocks.registry import register_model

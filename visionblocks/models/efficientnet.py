@@ -20,7 +20,7 @@ from functools import partial
 import torch
 import torch.nn as nn
 
-from visionblocks.blocks.attention.se import SqueezeExcite
+from visionblocks.layers import SqueezeExcite
 from visionblocks.blocks.conv.cond_conv import CondConv
 from visionblocks.blocks.conv.mbconv import MBConv
 from visionblocks.layers import ConvNormAct, DropPath, check_nchw, create_act, spatial_mean

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.blocks.attention.se import SqueezeExcite
+from visionblocks.layers import SqueezeExcite
 from visionblocks.blocks.conv.ghost_conv import GhostConv
 from visionblocks.layers import ConvNormAct, check_nchw, make_divisible
 from visionblocks.registry import register_model

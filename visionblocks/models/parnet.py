@@ -1,7 +1,7 @@
 """ParNet (Goyal, Bochkovskiy, Deng & Koltun, Non-deep Networks, NeurIPS 2022, arXiv 2110.07641).
 
 A depth-12 network of three parallel streams.  Downsampling blocks (``ParNetDownsample``) reduce the input
-to 1/4, 1/8 and 1/16 resolution; each stream stacks RepVGG-SSE blocks (the library's ``parnet_attention``
+to 1/4, 1/8 and 1/16 resolution; each stream stacks RepVGG-SSE blocks (the library's ``repvgg_sse_block``
 block) at one resolution; the streams are fused from the highest resolution down (a fusion block batch-
 normalises both inputs, interleaves their channels and applies a 2-group downsampling block), and a last
 downsampling block widens to the final channel count before average pooling and the classifier.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.blocks.attention.parnet_attention import ParNetAttention, RepConv3x3
+from visionblocks.blocks.reparam.repvgg_sse_block import RepConv3x3, RepVGGSSEBlock
 from visionblocks.layers import channel_shuffle, create_act, spatial_mean
 from visionblocks.registry import register_model
 
@@ -95,7 +95,7 @@ class ParNet(ModelBase):
         self.down1 = nn.Sequential(ParNetDownsample(in_chans, stem, **d), ParNetDownsample(stem, w1, **d))  # 1/4
         self.down2 = ParNetDownsample(w1, w2, **d)                                                          # 1/8
         self.down3 = ParNetDownsample(w2, w3, **d)                                                          # 1/16
-        self.streams = nn.ModuleList(nn.Sequential(*[ParNetAttention(w, **d) for _ in range(n)])
+        self.streams = nn.ModuleList(nn.Sequential(*[RepVGGSSEBlock(w, **d) for _ in range(n)])
                                      for w, n in zip(widths, depths))
         self.fuse12 = ParNetDownsample(w1, w2, **d)            # stream 1 at 1/4 -> 1/8
         self.fuse2 = ParNetFusion(w2, w3, **d)                 # (stream 2, fused) -> 1/16

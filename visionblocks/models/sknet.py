@@ -6,7 +6,7 @@ in ResNeXt: this is what gives the paper's 4.47 GFLOPs (4.00 G with the stride o
 """
 from __future__ import annotations
 
-from visionblocks.blocks.attention.sk import SelectiveKernel
+from visionblocks.blocks.conv.selective_kernel_conv import SelectiveKernelConv
 from visionblocks.registry import register_model
 
 from .resnet import Bottleneck, ResNet
@@ -14,9 +14,9 @@ from .resnet import Bottleneck, ResNet
 __all__ = ["sk_resnet50", "sk_mid_layer"]
 
 
-def sk_mid_layer(in_channels: int, out_channels: int, stride: int = 1, groups: int = 32) -> SelectiveKernel:
+def sk_mid_layer(in_channels: int, out_channels: int, stride: int = 1, groups: int = 32) -> SelectiveKernelConv:
     """The bottleneck's middle unit: an SK convolution with M=2, G=groups, r=16, L=32."""
-    return SelectiveKernel(in_channels, out_channels, stride=stride, groups=groups, reduction=16, min_dim=32,
+    return SelectiveKernelConv(in_channels, out_channels, stride=stride, groups=groups, reduction=16, min_dim=32,
                            num_branches=2)
 
 

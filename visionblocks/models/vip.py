@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.blocks.attention.vip import WeightedPermuteMLP
+from visionblocks.blocks.mlp.weighted_permute_mlp import WeightedPermuteMLP
 from visionblocks.blocks.mlp.mixer_block import ChannelMLP
 from visionblocks.layers import DropPath
 from visionblocks.registry import register_model

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from visionblocks.layers import check_divisible, check_nchw, check_positive_int
 from visionblocks.registry import Example, register_block
 
-from .self_attention import merge_heads, split_heads
+from visionblocks.layers import merge_heads, split_heads
 
 
 @register_block("emsa", family="attention", layout="nchw",

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from visionblocks.layers import check_divisible, check_nlc, check_odd, check_positive_int
 from visionblocks.registry import Example, register_block
 
-from .self_attention import merge_heads, split_heads
+from visionblocks.layers import merge_heads, split_heads
 
 
 class DepthwiseSeparableConv1d(nn.Module):

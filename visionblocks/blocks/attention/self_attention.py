@@ -13,22 +13,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_nlc, check_positive_int
+from visionblocks.layers import check_divisible, check_nlc, check_positive_int, merge_heads, split_heads
 from visionblocks.registry import Example, register_block
 
-__all__ = ["SelfAttention", "split_heads", "merge_heads"]
-
-
-def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
-    """(B, N, C) -> (B, h, N, C / h)."""
-    b, n, c = x.shape
-    return x.reshape(b, n, num_heads, c // num_heads).transpose(1, 2)
-
-
-def merge_heads(x: torch.Tensor) -> torch.Tensor:
-    """(B, h, N, d) -> (B, N, h d)."""
-    b, h, n, d = x.shape
-    return x.transpose(1, 2).reshape(b, n, h * d)
+__all__ = ["SelfAttention"]
 
 
 @register_block("self_attention", family="attention", layout="nlc",

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from visionblocks.layers import check_divisible, check_nlc, check_positive_int
 from visionblocks.registry import Example, register_block
 
-from .self_attention import merge_heads, split_heads
+from visionblocks.layers import merge_heads, split_heads
 
 
 @register_block("simplified_self_attention", family="attention", layout="nlc",

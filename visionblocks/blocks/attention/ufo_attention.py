@@ -16,7 +16,7 @@ import torch.nn as nn
 from visionblocks.layers import check_divisible, check_nlc, check_positive_int
 from visionblocks.registry import Example, register_block
 
-from .self_attention import merge_heads, split_heads
+from visionblocks.layers import merge_heads, split_heads
 
 
 def xnorm(a: torch.Tensor, gamma: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:

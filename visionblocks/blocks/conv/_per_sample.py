@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from visionblocks.layers import check_positive_int, to_2tuple
 
-from ._plain import conv_geometry
+from visionblocks.layers import conv_geometry
 
 
 def per_sample_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride, padding,

@@ -21,7 +21,7 @@ import torch.nn as nn
 from visionblocks.layers import check_divisible, check_nchw, check_positive_int, to_2tuple
 from visionblocks.registry import Example, register_block
 
-from ._plain import conv_geometry
+from visionblocks.layers import conv_geometry
 
 
 def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,

@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from visionblocks.blocks.attention.se import SqueezeExcite
+from visionblocks.layers import SqueezeExcite
 from visionblocks.layers import ConvNormAct, DropPath, check_nchw, check_odd, check_positive_int
 from visionblocks.registry import Example, register_block
 

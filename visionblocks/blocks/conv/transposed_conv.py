@@ -15,7 +15,7 @@ import torch.nn as nn
 from visionblocks.layers import check_nchw, to_2tuple
 from visionblocks.registry import Example, register_block
 
-from ._plain import check_conv_channels
+from visionblocks.layers import check_conv_channels
 
 
 def _upsampled_shape(out_channels: int, stride: int):

@@ -1,4 +1,12 @@
-"""Every module in this folder is imported so that its entries register themselves."""
-from visionblocks._imports import import_submodules
+"""MLP blocks: token- and channel-mixing MLPs, one file each.
 
-import_submodules(__name__, __path__)
+Importing a module registers its blocks; each is re-exported here."""
+from .gmlp_block import GMLPBlock
+from .mixer_block import MixerBlock
+from .resmlp_block import ResMLPBlock
+from .smlp_block import SparseMLPBlock
+from .weighted_permute_mlp import WeightedPermuteMLP
+
+__all__ = [
+    "GMLPBlock", "MixerBlock", "ResMLPBlock", "SparseMLPBlock", "WeightedPermuteMLP",
+]

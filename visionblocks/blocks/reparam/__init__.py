@@ -1,4 +1,12 @@
-"""Every module in this folder is imported so that its entries register themselves."""
-from visionblocks._imports import import_submodules
+"""Structural re-parameterization blocks (training form -> one convolution), one file each.
 
-import_submodules(__name__, __path__)
+Importing a module registers its blocks; each is re-exported here."""
+from .acnet_block import ACBlock
+from .diverse_branch_block import DiverseBranchBlock
+from .repmlp_block import RepMLPBlock
+from .repvgg_block import RepVGGBlock
+from .repvgg_sse_block import RepVGGSSEBlock
+
+__all__ = [
+    "ACBlock", "DiverseBranchBlock", "RepMLPBlock", "RepVGGBlock", "RepVGGSSEBlock",
+]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.blocks.attention.se import SqueezeExcite
+from visionblocks.layers import SqueezeExcite
 from visionblocks.layers import (
     ConvNormAct, check_divisible, check_nchw, check_odd, check_positive_int, create_act, fuse_conv_bn_weights,
     identity_kernel, pad_kernel,

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.blocks.reparam._rep_conv import RepConvBase, conv_bn
+from ._rep_conv import RepConvBase, conv_bn
 from visionblocks.layers import (
     check_nchw, check_odd, check_positive_int, create_act, fuse_conv_bn_weights, spatial_mean,
 )
@@ -81,10 +81,10 @@ class RepConv3x3(RepConvBase):
         return {"conv3x3": conv3x3, "conv1x1": conv1x1}
 
 
-@register_block("parnet_attention", family="attention", layout="nchw",
+@register_block("repvgg_sse_block", family="reparam", layout="nchw", aliases=("parnet_attention",),
                 paper="Goyal et al., Non-deep Networks, NeurIPS 2022", url="https://arxiv.org/abs/2110.07641",
                 example=Example(args=(64,), input_shape=(2, 64, 14, 14)))
-class ParNetAttention(nn.Module):
+class RepVGGSSEBlock(nn.Module):
     """RepVGG-SSE block: 3x3 conv-BN + 1x1 conv-BN + skip-squeeze-excitation, then SiLU.
 
     Args:

@@ -58,11 +58,11 @@ class CSRAHead(nn.Module):
         return self.pool(class_scores(x, self.classifier.weight), self.inverse_norm())
 
 
-@register_block("residual_attention", family="attention", layout="head",
+@register_block("csra", family="attention", layout="head", aliases=("residual_attention",),
                 paper="Zhu & Wu, Residual Attention: A Simple but Effective Method for Multi-Label Recognition, "
                       "ICCV 2021", url="https://arxiv.org/abs/2108.02456",
                 example=Example(args=(64, 20), kwargs={"num_heads": 1, "lam": 0.1}, input_shape=(2, 64, 7, 7)))
-class ResidualAttention(nn.Module):
+class CSRA(nn.Module):
     """CSRA classification head: (B, C, H, W) features -> (B, num_classes) logits.
 
     Args:

@@ -18,10 +18,10 @@ from visionblocks.layers import ConvNormAct, check_divisible, check_nchw, check_
 from visionblocks.registry import Example, register_block
 
 
-@register_block("sk", family="attention", layout="nchw",
+@register_block("selective_kernel_conv", family="conv", layout="nchw", aliases=("sk",),
                 paper="Li et al., Selective Kernel Networks, CVPR 2019", url="https://arxiv.org/abs/1903.06586",
                 example=Example(args=(64,), kwargs={}, input_shape=(2, 64, 14, 14)))
-class SelectiveKernel(nn.Module):
+class SelectiveKernelConv(nn.Module):
     """SK convolution: multi-kernel grouped branches mixed by a channel-wise softmax attention.
 
     Args:

@@ -22,7 +22,7 @@ from visionblocks.layers import check_divisible, check_nchw, check_positive_int,
 from visionblocks.registry import Example, register_block
 
 
-@register_block("vip", family="attention", layout="nchw", fixed_size=True,
+@register_block("weighted_permute_mlp", family="mlp", layout="nchw", fixed_size=True, aliases=("vip",),
                 paper="Hou et al., Vision Permutator: A Permutable MLP-Like Architecture for Visual Recognition, "
                       "TPAMI 2022",
                 url="https://arxiv.org/abs/2106.12368",

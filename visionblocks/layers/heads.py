@@ -1,0 +1,19 @@
+"""Splitting channels into attention heads and merging them back: the (B, N, C) <-> (B, h, N, C / h) reshapes
+of multi-head attention (Vaswani et al., Attention Is All You Need, NeurIPS 2017, arXiv 1706.03762)."""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["split_heads", "merge_heads"]
+
+
+def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """(B, N, C) -> (B, h, N, C / h), a view where the strides allow."""
+    b, n, c = x.shape
+    return x.reshape(b, n, num_heads, c // num_heads).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, h, N, d) -> (B, N, h d)."""
+    b, h, n, d = x.shape
+    return x.transpose(1, 2).reshape(b, n, h * d)
