@@ -16,6 +16,7 @@ from .norm import GroupNorm1, LayerNorm2d, create_norm, get_norm_layer
 from .pool import spatial_mean
 from .shuffle import channel_shuffle
 from .squeeze_excite import SqueezeExcite
+from .weight_init import init_weights
 
 __all__ = [
     "create_act", "get_act_layer", "check_nchw", "check_nlc", "check_odd", "check_size", "check_tokens",
@@ -23,5 +24,5 @@ __all__ = [
     "fuse_conv_bn", "fuse_conv_bn_weights", "identity_kernel", "pad_kernel", "merge_heads", "split_heads",
     "check_divisible", "check_positive_int", "deprecated_kwargs", "make_divisible", "reduced_channels",
     "to_2tuple", "LayerType", "local_aggregate", "Mlp", "GroupNorm1", "LayerNorm2d", "create_norm",
-    "get_norm_layer", "spatial_mean", "channel_shuffle", "SqueezeExcite",
+    "get_norm_layer", "spatial_mean", "channel_shuffle", "SqueezeExcite", "init_weights",
 ]
