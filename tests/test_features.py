@@ -1,0 +1,33 @@
+"""The feature-index rule and FeatureInfo (the model-level checks run in the model contract)."""
+import pytest
+
+from visionblocks.features import FeatureInfo, feature_take_indices
+
+
+def test_take_indices_rules():
+    assert feature_take_indices(5, None) == ([0, 1, 2, 3, 4], 4)
+    assert feature_take_indices(5, 2) == ([3, 4], 4)
+    assert feature_take_indices(5, (1, -1)) == ([1, 4], 4)
+    assert feature_take_indices(5, [0]) == ([0], 0)
+
+
+@pytest.mark.parametrize("bad", [(5,), (-6,), 0, 6, (), (1, 1)])
+def test_take_indices_out_of_range_names_what_is_offered(bad):
+    with pytest.raises(ValueError, match="offers 5 features|distinct|empty"):
+        feature_take_indices(5, bad, "Net")
+
+
+@pytest.mark.parametrize("bad", ["1", 1.0, (1.0,), True])
+def test_take_indices_wrong_type(bad):
+    with pytest.raises(TypeError):
+        feature_take_indices(5, bad)
+
+
+def test_feature_info_helpers():
+    fi = FeatureInfo([dict(num_chs=64, reduction=2, module="stem"), dict(num_chs=256, reduction=4, module="s.0"),
+                      dict(num_chs=512, reduction=8, module="s.1")])
+    assert fi.channels() == [64, 256, 512] and fi.reduction() == [2, 4, 8]
+    sub = fi.from_other((1, 2))
+    assert sub.channels() == [256, 512] and sub.reduction(0) == 2 and sub.module_name() == ["s.0", "s.1"]
+    with pytest.raises(ValueError, match="lacks 'module'"):
+        FeatureInfo([dict(num_chs=1, reduction=1)])

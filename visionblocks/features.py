@@ -1,0 +1,257 @@
+"""Multi-scale feature extraction: the backbone API that detection and segmentation code expects (names and
+semantics as in timm, so code written for timm works unchanged).
+
+- :class:`FeatureInfo`: for each feature a model can return, its channels (``num_chs``), its ``reduction``
+  (input size / feature size) and the ``module`` it is taken from; ``.channels()``, ``.reduction()``.
+- :func:`feature_take_indices`: the ``indices`` rule of ``forward_intermediates`` (``None``: all; an int
+  ``n``: the last ``n``; a sequence: those, negative values counting from the end).
+- :class:`FeatureListNet`: what ``create_model(name, features_only=True, out_indices=...)`` returns, a module
+  whose forward gives the list of the chosen feature maps (B, C_i, H / r_i, W / r_i).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch.utils.checkpoint import checkpoint
+
+__all__ = ["FeatureInfo", "FeatureListNet", "BackboneMixin", "feature_take_indices", "tokens_to_nchw", "OUTPUT_FORMATS"]
+
+OUTPUT_FORMATS = ("NCHW", "NHWC")
+
+
+class FeatureInfo:
+    """The features a model offers, in order: a list of ``{"num_chs", "reduction", "module", "index"}``."""
+
+    def __init__(self, entries: Sequence[dict[str, Any]], out_indices: Sequence[int] | None = None):
+        self.info = [dict(e, index=i) for i, e in enumerate(entries)]
+        for e in self.info:
+            for key in ("num_chs", "reduction", "module"):
+                if key not in e:
+                    raise ValueError(f"feature_info entry {e} lacks {key!r}")
+        self.out_indices = tuple(range(len(self.info)) if out_indices is None else out_indices)
+
+    def from_other(self, out_indices: Sequence[int]) -> "FeatureInfo":
+        return FeatureInfo([{k: v for k, v in e.items() if k != "index"} for e in self.info], out_indices)
+
+    def _get(self, key: str, idx: int | Sequence[int] | None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, Sequence):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def channels(self, idx: int | Sequence[int] | None = None):
+        """Channels of the selected features (all of ``out_indices`` by default)."""
+        return self._get("num_chs", idx)
+
+    def reduction(self, idx: int | Sequence[int] | None = None):
+        """Reductions (stride relative to the input) of the selected features."""
+        return self._get("reduction", idx)
+
+    def module_name(self, idx: int | Sequence[int] | None = None):
+        return self._get("module", idx)
+
+    def get_dicts(self, keys: Sequence[str] | None = None, idx: Sequence[int] | None = None) -> list[dict]:
+        sel = self.out_indices if idx is None else idx
+        return [{k: self.info[i][k] for k in (keys or self.info[i])} for i in sel]
+
+    def __getitem__(self, item: int) -> dict[str, Any]:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
+
+    def __iter__(self):
+        return iter(self.info)
+
+    def __repr__(self) -> str:
+        rows = ", ".join(f"({e['index']}: {e['num_chs']} ch, /{e['reduction']}, {e['module']})" for e in self.info)
+        return f"FeatureInfo([{rows}], out_indices={self.out_indices})"
+
+
+def feature_take_indices(num_features: int, indices: int | Sequence[int] | None = None,
+                         owner: str = "model") -> tuple[list[int], int]:
+    """Resolve ``indices`` against ``num_features`` features: ``(sorted indices to take, the largest one)``.
+
+    ``None`` takes all; an int ``n`` the last ``n``; a sequence those indices (negative ones count from the end).
+    Anything outside ``0 .. num_features - 1`` is a ``ValueError`` naming what the model offers.
+    """
+    if indices is None:
+        take = list(range(num_features))
+    elif isinstance(indices, bool) or not isinstance(indices, (int, Sequence)) or isinstance(indices, str):
+        raise TypeError(f"indices must be None, an int or a sequence of ints, got {indices!r}")
+    elif isinstance(indices, int):
+        if not 0 < indices <= num_features:
+            raise ValueError(f"{owner} offers {num_features} features (indices 0..{num_features - 1}); "
+                             f"cannot take the last {indices}")
+        take = list(range(num_features - indices, num_features))
+    else:
+        take = []
+        for i in indices:
+            if isinstance(i, bool) or not isinstance(i, int):
+                raise TypeError(f"feature indices must be ints, got {i!r} in {indices!r}")
+            j = i + num_features if i < 0 else i
+            if not 0 <= j < num_features:
+                raise ValueError(f"{owner} offers {num_features} features (indices 0..{num_features - 1}, or "
+                                 f"-{num_features}..-1); got index {i} in {tuple(indices)}")
+            take.append(j)
+        if not take:
+            raise ValueError(f"indices must not be empty ({owner} offers {num_features} features)")
+        if len(set(take)) != len(take):
+            raise ValueError(f"feature indices must be distinct, got {tuple(indices)}")
+    return sorted(take), max(take)
+
+
+def tokens_to_nchw(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(B, H W, C) tokens -> (B, C, H, W) map."""
+    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], height, width)
+
+
+def check_output_fmt(output_fmt: str) -> None:
+    if output_fmt not in OUTPUT_FORMATS:
+        raise ValueError(f"output_fmt must be one of {OUTPUT_FORMATS}, got {output_fmt!r}")
+
+
+class BackboneMixin:
+    """The backbone API of every visionblocks model, from one declaration per model.
+
+    A model sets, in its constructor, ``self.feature_info = FeatureInfo([...])`` and ``self.feature_plan``: for
+    each feature, the steps that lead from the previous feature (or the input) to it — module paths (``"stem.0"``,
+    ``"stages.1"``) or names of the model's own methods (``"to_tokens"``).  The feature's ``module`` in
+    ``feature_info`` is the last module path of its steps.  A model whose features are not (B, C, H, W) maps
+    between steps (tokens) overrides :meth:`feature_to_nchw`; one with a final norm or convolution after the
+    last stage overrides :meth:`forward_final`.  Then ``forward_features``, ``forward_intermediates``,
+    ``prune_intermediate_layers`` and gradient checkpointing all follow from the plan.
+    """
+
+    feature_info: FeatureInfo
+    feature_plan: list[list[str]]
+    grad_checkpointing: bool = False
+    _num_stages_kept: int | None = None
+
+    # --- hooks a model may override -------------------------------------------------------------------------
+    def feature_to_nchw(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """Feature ``index`` as a (B, C, H, W) map (default: it already is one)."""
+        return x
+
+    def forward_final(self, x: torch.Tensor) -> torch.Tensor:
+        """What follows the last stage in ``forward_features`` (a final norm, a head convolution...)."""
+        return x
+
+    def final_norm_to_map(self, x: torch.Tensor) -> torch.Tensor:
+        """``forward_final`` applied to the last feature for ``forward_intermediates(norm=True)``."""
+        return self.forward_final(x)
+
+    # --- the generic machinery ------------------------------------------------------------------------------
+    def _step(self, step: str):
+        fn = getattr(type(self), step, None)
+        if callable(fn) and not isinstance(fn, nn.Module):
+            return getattr(self, step)
+        return self.get_submodule(step)
+
+    def _run_stage(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        steps = [self._step(s) for s in self.feature_plan[index]]
+        if self.grad_checkpointing and self.training and not torch.jit.is_scripting():
+            def run(t, _steps=steps):
+                for f in _steps:
+                    t = f(t)
+                return t
+            return checkpoint(run, x, use_reentrant=False)
+        for f in steps:
+            x = f(x)
+        return x
+
+    def _num_stages(self) -> int:
+        return len(self.feature_plan) if self._num_stages_kept is None else self._num_stages_kept
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        for i in range(self._num_stages()):
+            x = self._run_stage(i, x)
+        return self.forward_final(x)
+
+    def forward_intermediates(self, x: torch.Tensor, indices: int | Sequence[int] | None = None, norm: bool = False,
+                              stop_early: bool = False, output_fmt: str = "NCHW", intermediates_only: bool = False):
+        """Features at ``indices`` (see :func:`feature_take_indices`), as (B, C, H, W) maps (``"NHWC"``: (B, H, W,
+        C)).  Returns the list when ``intermediates_only``, else ``(forward_features(x), list)``.  ``norm`` applies
+        the model's final norm to the last feature when it is taken; ``stop_early`` skips the stages after the last
+        index (the final features are then not computed: use it with ``intermediates_only``)."""
+        self.check_input(x)
+        check_output_fmt(output_fmt)
+        take, max_index = feature_take_indices(len(self.feature_info), indices, type(self).__name__)
+        n = self._num_stages()
+        if max_index >= n:
+            raise ValueError(f"{type(self).__name__} was pruned to features 0..{n - 1}; index {max_index} is gone")
+        last = max_index if (stop_early or intermediates_only) else n - 1
+        feats = []
+        for i in range(last + 1):
+            x = self._run_stage(i, x)
+            if i in take:
+                y = self.final_norm_to_map(x) if norm and i == len(self.feature_info) - 1 else x
+                y = self.feature_to_nchw(i, y)
+                feats.append(y.permute(0, 2, 3, 1) if output_fmt == "NHWC" else y)
+        if intermediates_only:
+            return feats
+        return self.forward_final(x), feats
+
+    def prune_intermediate_layers(self, indices: int | Sequence[int] | None = 1, prune_norm: bool = False,
+                                  prune_head: bool = True) -> list[int]:
+        """Drop the stages after the last of ``indices`` (and the head, and the final norm when asked); return
+        the indices kept.  In place."""
+        take, max_index = feature_take_indices(len(self.feature_info), indices, type(self).__name__)
+        keep = {s for plan in self.feature_plan[:max_index + 1] for s in plan}
+        for plan in self.feature_plan[max_index + 1:]:
+            for step in plan:
+                if step not in keep and not callable(getattr(type(self), step, None)):
+                    _set_submodule(self, step, nn.Identity())
+        self._num_stages_kept = max_index + 1
+        if prune_head:
+            self.reset_classifier(0)
+        if prune_norm:
+            self.prune_final()
+        return take
+
+    def prune_final(self) -> None:
+        """Remove what ``forward_final`` applies (override where it holds modules)."""
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each stage in the backward pass instead of storing its activations (training only)."""
+        self.grad_checkpointing = bool(enable)
+
+
+def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
+    parent, _, name = path.rpartition(".")
+    owner = root.get_submodule(parent) if parent else root
+    if isinstance(owner, (nn.Sequential, nn.ModuleList)) and name.isdigit():
+        owner[int(name)] = module
+    else:
+        setattr(owner, name, module)
+
+
+class FeatureListNet(nn.Module):
+    """A model's feature extractor: ``forward(x)`` returns the list of feature maps at ``out_indices``.
+
+    The wrapped model is pruned of the stages after the last index and of its head, so no work is spent on
+    them; ``feature_info`` lists the kept features (``.channels()``, ``.reduction()``).
+    """
+
+    def __init__(self, model: nn.Module, out_indices: int | Sequence[int] | None = None, output_fmt: str = "NCHW",
+                 norm: bool = False):
+        super().__init__()
+        if not hasattr(model, "forward_intermediates") or not hasattr(model, "feature_info"):
+            raise TypeError(f"{type(model).__name__} has no forward_intermediates/feature_info: not a backbone")
+        check_output_fmt(output_fmt)
+        take, _ = feature_take_indices(len(model.feature_info), out_indices, type(model).__name__)
+        model.prune_intermediate_layers(take, prune_norm=not norm, prune_head=True)
+        self.model = model
+        self.out_indices = tuple(take)
+        self.output_fmt = output_fmt
+        self.norm = norm
+        self.feature_info = model.feature_info.from_other(take)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.model.forward_intermediates(x, indices=list(self.out_indices), norm=self.norm,
+                                                output_fmt=self.output_fmt, intermediates_only=True)
