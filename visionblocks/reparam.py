@@ -1,7 +1,7 @@
 """The one structural re-parameterization protocol of visionblocks.
 
 A module that has a *training form* (several branches, BatchNorms, over-parameterized kernels) and an
-equivalent *inference form* (usually one convolution) implements::
+equivalent *inference form* implements::
 
     def reparameterize(self) -> None:
         '''Switch this module, in place, to its inference form.'''
@@ -12,9 +12,12 @@ The method must
 * be idempotent: calling it on an already folded module does nothing;
 * refuse to fold a module in training mode (BatchNorm statistics are only fixed in eval mode) by raising
   ``RuntimeError`` — :func:`reparameterize` checks this before calling it;
-* expose ``is_reparameterized`` (a bool attribute or property), and accept a constructor flag
-  (``deploy=True``, the name RepVGG uses) that builds the
-  inference form directly, so a checkpoint saved after folding loads into a freshly built block.
+* expose ``is_reparameterized``, and accept a constructor flag (``deploy=True``, the name RepVGG uses) that
+  builds the inference form directly, so a checkpoint saved after folding loads into a freshly built module.
+
+:class:`ReparamModule` implements all of this once: a block whose inference form is one layer (a convolution,
+an FC) derives from it and supplies only that layer and what its weight and bias equal.  Any other module that
+implements the method is folded as well.
 
 :func:`reparameterize` walks a whole module tree top-down: a parent folds first (it may fold its children
 itself), then the walk continues into whatever children it has afterwards.  Any module anywhere in a
@@ -22,14 +25,76 @@ user's network is covered, so ``visionblocks.reparameterize(model.eval())`` is a
 """
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 
-__all__ = ["reparameterize", "is_reparameterizable"]
+__all__ = ["ReparamModule", "reparameterize", "is_reparameterizable", "require_eval"]
 
 
-def is_reparameterizable(module: nn.Module) -> bool:
-    """Whether ``module`` itself implements the protocol."""
-    return callable(getattr(module, "reparameterize", None))
+def is_reparameterizable(obj: nn.Module | type[nn.Module]) -> bool:
+    """Whether ``obj`` (a module, or a module class) implements the protocol itself."""
+    return callable(getattr(obj, "reparameterize", None))
+
+
+def require_eval(module: nn.Module) -> None:
+    """Raise ``RuntimeError`` when ``module`` is in training mode: folding uses BatchNorm running statistics,
+    which only eval mode uses."""
+    if module.training:
+        raise RuntimeError(
+            f"{type(module).__name__} is in training mode: re-parameterization folds BatchNorm running "
+            "statistics, which are only used in eval mode; call .eval() first")
+
+
+class ReparamModule(nn.Module):
+    """Base of a module whose inference form is one layer (usually an ``nn.Conv2d`` with bias).
+
+    The base class owns the protocol: :meth:`reparameterize` does nothing on a folded module, refuses training
+    mode, computes the layer without autograd and records the state in ``is_reparameterized``, which
+    ``__init__(deploy=True)`` sets for a module built directly in its inference form.  A subclass supplies:
+
+    * ``deployed_name``: the attribute that holds the inference layer (``"body"``, ``"conv"``, ``"fc3"``);
+    * :meth:`build_deployed`: that layer, freshly constructed (also what the subclass's ``__init__`` stores
+      under ``deployed_name`` when ``deploy=True``);
+    * :meth:`equivalent_kernel_bias`: its weight and bias, computed from the training form;
+    * optionally :meth:`drop_training_parts`: remove (or fold into layers that stay) whatever else only the
+      training form has, so that the folded module has the state-dict keys of one built with ``deploy=True``.
+    """
+
+    deployed_name: str = ""
+
+    def __init__(self, deploy: bool = False):
+        super().__init__()
+        self.is_reparameterized = bool(deploy)
+
+    def build_deployed(self, device=None, dtype=None) -> nn.Module:  # pragma: no cover - abstract
+        """The inference layer, with fresh parameters (it needs ``weight``, and ``bias`` unless the equivalent
+        bias is ``None``)."""
+        raise NotImplementedError
+
+    def equivalent_kernel_bias(self) -> tuple[torch.Tensor, torch.Tensor | None]:  # pragma: no cover - abstract
+        """Weight and bias (``None`` for none) of the inference layer equal to the training form in eval mode.
+
+        Differentiable (RepVGG's ``get_equivalent_kernel_bias``: usable for penalties during training)."""
+        raise NotImplementedError
+
+    def drop_training_parts(self) -> None:
+        """Called after the inference layer is installed: drop the rest of the training form (default: none)."""
+
+    def reparameterize(self) -> None:
+        """Switch to the inference form, in place (eval mode only; idempotent)."""
+        if self.is_reparameterized:
+            return
+        require_eval(self)
+        with torch.no_grad():
+            weight, bias = self.equivalent_kernel_bias()
+            layer = self.build_deployed(device=weight.device, dtype=weight.dtype)
+            layer.weight.copy_(weight)
+            if bias is not None:
+                layer.bias.copy_(bias)
+            layer.train(False)
+            setattr(self, self.deployed_name, layer)
+            self.drop_training_parts()
+        self.is_reparameterized = True
 
 
 def reparameterize(module: nn.Module) -> nn.Module:
@@ -46,10 +111,8 @@ def reparameterize(module: nn.Module) -> nn.Module:
 
 def _walk(module: nn.Module) -> None:
     if is_reparameterizable(module):
-        if module.training and not getattr(module, "is_reparameterized", False):
-            raise RuntimeError(
-                f"{type(module).__name__} is in training mode: re-parameterization folds BatchNorm running "
-                "statistics, which are only used in eval mode; call .eval() first")
+        if not getattr(module, "is_reparameterized", False):
+            require_eval(module)  # also for modules that implement the method without the base class
         module.reparameterize()
     for child in list(module.children()):
         _walk(child)

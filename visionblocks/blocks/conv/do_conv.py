@@ -7,8 +7,8 @@ composition")::
     W'[o, i, m] = sum_s (D + I)[c(o, i), m, s] * W[o, i, s]        (c: absolute input channel, I: identity)
 
 ``D`` starts at zero (``D + I = I``: the layer starts as an ordinary convolution).  ``W'`` is a plain
-(C_out, C_in/g, M, N) kernel, so :meth:`reparameterize` folds the layer into one ``nn.Conv2d`` with identical
-output (``deploy=True`` builds that form directly).  For a 1x1 kernel there is nothing to over-parameterize
+(C_out, C_in/g, M, N) kernel, so ``reparameterize()`` (:class:`visionblocks.reparam.ReparamModule`) folds the
+layer into one ``nn.Conv2d`` named ``conv`` with identical output (``deploy=True`` builds that form directly).  For a 1x1 kernel there is nothing to over-parameterize
 (``D`` is absent), as in the official code.
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from visionblocks.layers import check_divisible, check_nchw, check_odd, check_positive_int, same_padding, to_2tuple
 from visionblocks.registry import Example, register_block
+from visionblocks.reparam import ReparamModule
 
 __all__ = ["DOConv2d"]
 
@@ -27,7 +28,7 @@ __all__ = ["DOConv2d"]
                 paper="Cao et al., DO-Conv: Depthwise Over-parameterized Convolutional Layer, IEEE TIP 2022",
                 url="https://arxiv.org/abs/2006.12030",
                 example=Example(args=(32, 64, 3), input_shape=(2, 32, 14, 14)))
-class DOConv2d(nn.Module):
+class DOConv2d(ReparamModule):
     """Depthwise over-parameterized convolution, foldable into a plain ``nn.Conv2d``.
 
     Args:
@@ -38,9 +39,11 @@ class DOConv2d(nn.Module):
         deploy: build the folded inference form (one ``nn.Conv2d`` named ``conv``).
     """
 
+    deployed_name = "conv"
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size=3, stride: int = 1, dilation: int = 1,
                  groups: int = 1, bias: bool = True, D_mul: int | None = None, deploy: bool = False):
-        super().__init__()
+        super().__init__(deploy)
         self.in_channels = check_positive_int("in_channels", in_channels)
         self.out_channels = check_positive_int("out_channels", out_channels)
         check_positive_int("groups", groups)
@@ -52,14 +55,14 @@ class DOConv2d(nn.Module):
         check_odd("kernel_size", kh, "same padding")
         check_odd("kernel_size", kw, "same padding")
         stride = tuple(to_2tuple(stride))
-        self.stride, self.dilation, self.groups = stride, dilation, groups
+        self.stride, self.dilation, self.groups, self.use_bias = stride, dilation, groups, bias
         self.padding = (same_padding(kh, dilation), same_padding(kw, dilation))
         mn = kh * kw
         self.D_mul = mn if D_mul is None else check_positive_int("D_mul", D_mul)
         if self.D_mul < mn:
             raise ValueError(f"D_mul must be >= kernel height * width ({mn}), got {self.D_mul}")
         if deploy:
-            self._build_conv(bias)
+            self.conv = self.build_deployed()
             self.W = self.D = self.bias = None
             return
         self.conv = None
@@ -77,13 +80,9 @@ class DOConv2d(nn.Module):
             bound = 1 / (in_channels // groups * mn) ** 0.5
             nn.init.uniform_(self.bias, -bound, bound)
 
-    def _build_conv(self, bias: bool, device=None, dtype=None) -> None:
-        self.conv = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,
-                              self.dilation, self.groups, bias=bias, device=device, dtype=dtype)
-
-    @property
-    def is_reparameterized(self) -> bool:
-        return self.conv is not None
+    def build_deployed(self, device=None, dtype=None) -> nn.Conv2d:
+        return nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,
+                         self.dilation, self.groups, bias=self.use_bias, device=device, dtype=dtype)
 
     def composed_weight(self) -> torch.Tensor:
         """The (C_out, C_in/g, M, N) kernel ``W'`` of the training form."""
@@ -98,24 +97,16 @@ class DOConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.in_channels, type(self).__name__)
-        if self.conv is not None:
+        if self.is_reparameterized:
             return self.conv(x)
         return F.conv2d(x, self.composed_weight(), self.bias, self.stride, self.padding, self.dilation, self.groups)
 
-    @torch.no_grad()
-    def reparameterize(self) -> None:
-        """Fold ``D`` into ``W`` (one ``nn.Conv2d``); idempotent; refuses training mode."""
-        if self.conv is not None:
-            return
-        if self.training:
-            raise RuntimeError("DOConv2d.reparameterize() needs eval mode (call .eval() first)")
-        w, b = self.composed_weight(), self.bias
-        self._build_conv(b is not None, device=w.device, dtype=w.dtype)
-        self.conv.weight.copy_(w)
-        if b is not None:
-            self.conv.bias.copy_(b)
+    def equivalent_kernel_bias(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.composed_weight(), self.bias
+
+    def drop_training_parts(self) -> None:
+        """``W``, ``D`` and ``bias`` now live in ``conv``: the attributes stay, as ``None``, as in the deploy form."""
         del self.W, self.D, self.bias
         if hasattr(self, "d_diag"):
             del self.d_diag
         self.W = self.D = self.bias = None
-        self.conv.train(self.training)

@@ -4,20 +4,21 @@ DBB, arXiv 2103.13425).
 Each block is ``act(se(body(x)))``.  In the training form ``body`` is a :class:`Branches` container whose
 branches all map (B, Cin, H, W) to (B, Cout, ceil(H/s), ceil(W/s)) and are summed; each branch can give the
 kxk kernel and bias of the single convolution it equals in eval mode (:func:`branch_kernel_bias`).
-Folding (``reparameterize()``) replaces ``body`` with one ``nn.Conv2d(Cin, Cout, k, s, k // 2, groups=g,
-bias=True)``, which is also what ``deploy=True`` builds directly, so the two forms share their state-dict keys
-(``body.weight``, ``body.bias``, and ``se.*``).  The fusion arithmetic is ``visionblocks.layers.fuse``.
+Folding (``reparameterize()``, the protocol of :class:`visionblocks.reparam.ReparamModule`) replaces ``body``
+with one ``nn.Conv2d(Cin, Cout, k, s, k // 2, groups=g, bias=True)``, which is also what ``deploy=True`` builds
+directly, so the two forms share their state-dict keys (``body.weight``, ``body.bias``, and ``se.*``).  The
+fusion arithmetic is ``visionblocks.layers.fuse``.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import SqueezeExcite
 from visionblocks.layers import (
-    ConvNormAct, check_divisible, check_nchw, check_odd, check_positive_int, create_act, fuse_conv_bn_weights,
-    identity_kernel, pad_kernel,
+    ConvNormAct, LayerType, SqueezeExcite, check_divisible, check_nchw, check_odd, check_positive_int, create_act,
+    fuse_conv_bn_weights, identity_kernel, pad_kernel,
 )
+from visionblocks.reparam import ReparamModule
 
 __all__ = ["Branches", "RepConvBase", "branch_kernel_bias", "conv_bn"]
 
@@ -68,15 +69,18 @@ class Branches(nn.ModuleDict):
         return kernel, bias
 
 
-class RepConvBase(nn.Module):
+class RepConvBase(ReparamModule):
     """``act(se(body(x)))`` with a training form (``build_branches``) and a one-convolution inference form.
 
-    Subclasses implement ``build_branches() -> dict[str, nn.Module]``.
+    Subclasses implement ``build_branches() -> dict[str, nn.Module]`` (and optionally ``validate()``); folding
+    is :class:`~visionblocks.reparam.ReparamModule`'s, with the branches' summed kernels.
     """
 
+    deployed_name = "body"
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 groups: int = 1, use_se: bool = False, act_layer=None, deploy: bool = False):
-        super().__init__()
+                 groups: int = 1, use_se: bool = False, act_layer: LayerType = None, deploy: bool = False):
+        super().__init__(deploy)
         self.in_channels = check_positive_int("in_channels", in_channels)
         self.out_channels = check_positive_int("out_channels", out_channels)
         self.kernel_size = check_odd("kernel_size", check_positive_int("kernel_size", kernel_size),
@@ -87,10 +91,7 @@ class RepConvBase(nn.Module):
         check_divisible("out_channels", out_channels, "groups", groups)
         self.padding = kernel_size // 2
         self.validate()
-        if deploy:
-            self.body = self._deploy_conv()
-        else:
-            self.body = Branches(self.build_branches(), kernel_size, groups)
+        self.body = self.build_deployed() if deploy else Branches(self.build_branches(), kernel_size, groups)
         # RepVGG's optional SE: C -> C/16 -> C with biases, ReLU, sigmoid, after the sum and before the activation.
         self.se = SqueezeExcite(out_channels, reduction=16) if use_se else nn.Identity()
         self.act = create_act(act_layer, inplace=True)
@@ -101,28 +102,12 @@ class RepConvBase(nn.Module):
     def build_branches(self) -> dict[str, nn.Module]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _deploy_conv(self, device=None, dtype=None) -> nn.Conv2d:
+    def build_deployed(self, device=None, dtype=None) -> nn.Conv2d:
         return nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,
                          groups=self.groups, bias=True, device=device, dtype=dtype)
 
-    @property
-    def is_reparameterized(self) -> bool:
-        return isinstance(self.body, nn.Conv2d)
-
-    def reparameterize(self) -> None:
-        """Fold every branch into one convolution (in place; eval mode only; idempotent)."""
-        if self.is_reparameterized:
-            return
-        if self.training:
-            raise RuntimeError(f"{type(self).__name__}.reparameterize() needs eval mode: it folds BatchNorm "
-                               "running statistics, which training mode does not use; call .eval() first")
-        with torch.no_grad():
-            kernel, bias = self.body.fused_kernel_bias()
-            conv = self._deploy_conv(device=kernel.device, dtype=kernel.dtype)
-            conv.weight.copy_(kernel)
-            conv.bias.copy_(bias)
-        conv.train(False)
-        self.body = conv
+    def equivalent_kernel_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.body.fused_kernel_bias()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.in_channels, type(self).__name__)

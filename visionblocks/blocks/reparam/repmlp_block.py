@@ -10,9 +10,10 @@ The (C, H, W) map is cut into (H/h) x (W/w) partitions of size (h, w) (paper, Se
     output = P + L, re-assembled to (O, H, W)
 
 Every conv + BN branch of the local perceptron is equivalent to an FC on the flattened partition (its
-weight is the conv applied to the identity basis), so :meth:`reparameterize` folds the BNs, merges the
-convolutions into FC3 and the BN after the pooling into FC1 ("structural re-parameterization").  FC1 and
-FC3 are tied to the spatial size and the partition size by design.
+weight is the conv applied to the identity basis), so ``reparameterize()`` folds the BNs, merges the
+convolutions into FC3 (:class:`~visionblocks.blocks.reparam._repmlp.PartitionPerceptron`, shared with
+RepMLPNet) and the BN after the pooling into FC1 ("structural re-parameterization").  FC1 and FC3 are tied to
+the spatial size and the partition size by design.
 """
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ from visionblocks.layers import (check_divisible, check_nchw, check_odd, check_p
                                  fuse_conv_bn_weights, to_2tuple)
 from visionblocks.registry import Example, register_block
 
-from ._repmlp import conv_as_fc, fold_local_perceptron, local_perceptron
+from ._repmlp import PartitionPerceptron
+
+__all__ = ["RepMLPBlock"]
 
 
 @register_block("repmlp_block", family="reparam", layout="nchw", fixed_size=True,
@@ -32,7 +35,7 @@ from ._repmlp import conv_as_fc, fold_local_perceptron, local_perceptron
                       "Recognition, arXiv 2021",
                 url="https://arxiv.org/abs/2105.01883",
                 example=Example(args=(16, (14, 14)), kwargs={"partition": (7, 7)}, input_shape=(2, 16, 14, 14)))
-class RepMLPBlock(nn.Module):
+class RepMLPBlock(PartitionPerceptron):
     """Global, partition and local perceptrons; the local (conv) perceptron folds into the partition FC.
 
     Args:
@@ -48,7 +51,7 @@ class RepMLPBlock(nn.Module):
 
     def __init__(self, channels: int, size=(14, 14), partition=(7, 7), out_channels: int | None = None,
                  reparam_conv_k=(1, 3, 5), fc1_fc2_reduction: int = 1, fc3_groups: int = 4, deploy: bool = False):
-        super().__init__()
+        super().__init__(deploy)
         self.channels = check_positive_int("channels", channels)
         self.out_channels = check_positive_int("out_channels", out_channels if out_channels is not None else channels)
         self.size = tuple(check_positive_int("size", s) for s in to_2tuple(size))
@@ -67,7 +70,6 @@ class RepMLPBlock(nn.Module):
                 raise ValueError(f"kernel {k} is larger than the partition {self.partition} can use")
         self.parts = (H // h, W // w)
         self.has_global = self.parts != (1, 1)
-        self.is_reparameterized = bool(deploy)
         C, O = self.channels, self.out_channels
         if self.has_global:
             n = C * self.parts[0] * self.parts[1]
@@ -77,9 +79,7 @@ class RepMLPBlock(nn.Module):
             self.gp_bn = nn.Identity() if deploy else nn.BatchNorm2d(C)
             self.fc1 = nn.Linear(n, hidden)
             self.fc2 = nn.Linear(hidden, n)
-        self.fc3 = nn.Conv2d(C * h * w, O * h * w, 1, groups=fc3_groups, bias=deploy)
-        self.fc3_bn = nn.Identity() if deploy else nn.BatchNorm1d(O * h * w)
-        self.local = local_perceptron(C, O, () if deploy else self.reparam_conv_k, fc3_groups)
+        self.build_perceptrons(C, O, fc3_groups, bn_per_position=True, deploy=deploy)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
@@ -92,36 +92,13 @@ class RepMLPBlock(nn.Module):
             v = self.gp_bn(F.avg_pool2d(x.reshape(B, C, hp * h, wp * w), (h, w))).reshape(B, -1)
             v = self.fc2(F.relu(self.fc1(v)))
             x = x + v.reshape(B, C, hp, 1, wp, 1)
-        parts = x.permute(0, 2, 4, 1, 3, 5)                                   # (B, hp, wp, C, h, w)
-        out = self.fc3_bn(self.fc3(parts.reshape(-1, C * h * w, 1, 1)).reshape(-1, O * h * w))
-        out = out.reshape(-1, O, h, w)
-        if len(self.local):
-            conv_in = parts.reshape(-1, C, h, w)
-            for branch in self.local.values():
-                out = out + branch(conv_in)
+        out = self.partition_perceptron(x.permute(0, 2, 4, 1, 3, 5))        # partitions (B, hp, wp, C, h, w)
         out = out.reshape(B, hp, wp, O, h, w).permute(0, 3, 1, 4, 2, 5)      # (B, O, hp, h, wp, w)
         return out.reshape(B, O, hp * h, wp * w)
 
-    # ------------------------------------------------------------------ structural re-parameterization
-    @torch.no_grad()
-    def reparameterize(self) -> None:
-        """Fold the local perceptron and both BNs into FC3 / FC1 (eval mode only; idempotent)."""
-        if self.is_reparameterized:
-            return
-        if self.training:
-            raise RuntimeError(f"{type(self).__name__}.reparameterize() needs eval mode (call .eval() first)")
-        h, w = self.partition
-        bn = self.fc3_bn
-        weight, bias = fuse_conv_bn_weights(self.fc3.weight, None, bn)
-        if len(self.local):
-            kernel, kbias = fold_local_perceptron(self.local, max(self.reparam_conv_k))
-            weight = weight + conv_as_fc(kernel, self.groups, self.partition)
-            bias = bias + kbias.repeat_interleave(h * w)
-        fc3 = nn.Conv2d(self.fc3.in_channels, self.fc3.out_channels, 1, groups=self.groups, bias=True,
-                        device=weight.device, dtype=weight.dtype)
-        fc3.weight.copy_(weight)
-        fc3.bias.copy_(bias)
-        self.fc3, self.fc3_bn, self.local = fc3, nn.Identity(), nn.ModuleDict()
+    def drop_training_parts(self) -> None:
+        """Besides FC3's fold: the BN after the global perceptron's pooling folds into FC1."""
+        super().drop_training_parts()
         if self.has_global:
             g = self.gp_bn
             scale, shift = fuse_conv_bn_weights(torch.ones_like(g.running_var), None, g)   # BN as x * scale + shift
@@ -130,4 +107,3 @@ class RepMLPBlock(nn.Module):
             self.fc1.bias.add_(self.fc1.weight @ shift)
             self.fc1.weight.mul_(scale)
             self.gp_bn = nn.Identity()
-        self.is_reparameterized = True
