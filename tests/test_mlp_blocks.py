@@ -144,7 +144,7 @@ def _vip_reference(m, x):
         xw[..., g * n:(g + 1) * n] = (seg @ m.mlp_w.weight.T).reshape(B, H, W, n)
     xc = x @ m.mlp_c.weight.T
     a = (xh + xw + xc).mean((1, 2))
-    r1, r2 = m.reweight[0], m.reweight[2]
+    r1, r2 = m.reweight.fc1, m.reweight.fc2
     a = (_gelu(a @ r1.weight.T + r1.bias) @ r2.weight.T + r2.bias).reshape(B, C, 3)
     a = torch.exp(a) / torch.exp(a).sum(-1, keepdim=True)
     y = xh * a[:, None, None, :, 0] + xw * a[:, None, None, :, 1] + xc * a[:, None, None, :, 2]

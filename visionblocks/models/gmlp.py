@@ -6,10 +6,12 @@ gMLP-B: 512), final LayerNorm, average pooling over tokens, linear head.  Paper 
 """
 from __future__ import annotations
 
-from visionblocks.blocks.mlp.gmlp_block import GMLPBlock
+from visionblocks.blocks.mlp import GMLPBlock
 from visionblocks.registry import register_model
 
 from .mlp_mixer import IsotropicMLP
+
+__all__ = ["gmlp_ti16", "gmlp_s16", "gmlp_b16"]
 
 _PAPER = "Liu et al., Pay Attention to MLPs, NeurIPS 2021"
 _URL = "https://arxiv.org/abs/2105.08050"

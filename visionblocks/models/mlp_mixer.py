@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from visionblocks.blocks.mlp.mixer_block import MixerBlock
+from visionblocks.blocks.mlp import MixerBlock
 from visionblocks.layers import to_2tuple
 from visionblocks.registry import register_model
 

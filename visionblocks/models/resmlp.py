@@ -8,10 +8,13 @@ ResMLP-24 30M 6.0 GFLOPs, ResMLP-36 45M 8.9 GFLOPs.
 """
 from __future__ import annotations
 
-from visionblocks.blocks.mlp.resmlp_block import Affine, ResMLPBlock
+from visionblocks.blocks.mlp import ResMLPBlock
+from visionblocks.layers.affine import Affine
 from visionblocks.registry import register_model
 
 from .mlp_mixer import IsotropicMLP
+
+__all__ = ["resmlp_12", "resmlp_24", "resmlp_36"]
 
 _PAPER = ("Touvron et al., ResMLP: Feedforward networks for image classification with data-efficient training, "
           "TPAMI 2022")

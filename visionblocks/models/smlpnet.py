@@ -17,12 +17,13 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.blocks.mlp.mixer_block import ChannelMLP
-from visionblocks.blocks.mlp.smlp_block import SparseMLPBlock
-from visionblocks.layers import DropPath
+from visionblocks.blocks.mlp import SparseMLPBlock
+from visionblocks.layers import DropPath, Mlp
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase
+
+__all__ = ["SMLPNet", "SMLPNetBlock", "smlpnet_t", "smlpnet_s", "smlpnet_b"]
 
 _PAPER = "Tang et al., Sparse MLP for Image Recognition: Is Self-Attention Really Necessary?, AAAI 2022"
 _URL = "https://arxiv.org/abs/2109.05422"
@@ -38,7 +39,7 @@ class SMLPNetBlock(nn.Module):
         self.dw = nn.Conv2d(dim, dim, 3, padding=1, groups=dim, bias=False)
         self.smlp = SparseMLPBlock(dim, (size, size))
         self.norm = nn.LayerNorm(dim)
-        self.mlp = ChannelMLP(dim, int(dim * mlp_ratio))
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

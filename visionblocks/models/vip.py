@@ -12,12 +12,13 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.blocks.mlp.weighted_permute_mlp import WeightedPermuteMLP
-from visionblocks.blocks.mlp.mixer_block import ChannelMLP
-from visionblocks.layers import DropPath
+from visionblocks.blocks.mlp import WeightedPermuteMLP
+from visionblocks.layers import DropPath, Mlp
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase
+
+__all__ = ["VisionPermutator", "PermutatorBlock", "vip_s7"]
 
 
 class PermutatorBlock(nn.Module):
@@ -28,7 +29,7 @@ class PermutatorBlock(nn.Module):
         self.norm1 = nn.LayerNorm(dim)
         self.attn = WeightedPermuteMLP(dim, size)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = ChannelMLP(dim, int(dim * mlp_ratio))
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from visionblocks.layers import DropPath, check_divisible, check_nlc, check_positive_int, create_act
-
-from visionblocks.blocks.mlp.mixer_block import check_tokens
+from visionblocks.layers import (
+    DropPath, LayerType, check_divisible, check_nlc, check_positive_int, check_tokens, create_act,
+)
+from visionblocks.layers.token_linear import token_linear
 from visionblocks.registry import Example, register_block
+
+__all__ = ["GMLPBlock", "SpatialGatingUnit"]
 
 
 class SpatialGatingUnit(nn.Module):
@@ -34,11 +36,7 @@ class SpatialGatingUnit(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         u, v = z.chunk(2, dim=-1)
-        # W LN(v) + b over the token axis of (B, N, c) as a 1-D convolution with N in-channels and a length-c
-        # signal: one GEMM per sample with the bias fused, and a weight gradient accumulated in place rather
-        # than a broadcast matmul's (B, N, N) gradient reduced afterwards (same weights, same result).
-        v = F.conv1d(self.norm(v), self.proj.weight[:, :, None], self.proj.bias)
-        return u * v
+        return u * token_linear(self.norm(v), self.proj)   # W LN(v) + b mixes the N tokens
 
 
 @register_block("gmlp_block", family="mlp", layout="nlc", fixed_size=True,
@@ -57,7 +55,7 @@ class GMLPBlock(nn.Module):
         eps: LayerNorm epsilon.
     """
 
-    def __init__(self, dim: int, num_tokens: int, ffn_ratio: float = 6.0, act_layer="gelu",
+    def __init__(self, dim: int, num_tokens: int, ffn_ratio: float = 6.0, act_layer: LayerType = "gelu",
                  drop_path: float = 0.0, init_std: float = 1e-6, eps: float = 1e-6):
         super().__init__()
         self.dim = check_positive_int("dim", dim)

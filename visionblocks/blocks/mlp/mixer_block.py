@@ -14,48 +14,25 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from visionblocks.layers import DropPath, check_nlc, check_positive_int, create_act
+from visionblocks.layers import DropPath, LayerType, Mlp, check_nlc, check_positive_int, check_tokens
+from visionblocks.layers.token_linear import token_linear
 from visionblocks.registry import Example, register_block
 
-
-def check_tokens(x: torch.Tensor, num_tokens: int, name: str) -> None:
-    """Token-mixing blocks are tied to a token count by design: reject another one with a clear message."""
-    if x.shape[1] != num_tokens:
-        raise ValueError(f"{name} is built for {num_tokens} tokens (token mixing is tied to the token count "
-                         f"by design); got input of shape {tuple(x.shape)} with {x.shape[1]} tokens")
+__all__ = ["MixerBlock", "TokenMLP"]
 
 
-class TokenMLP(nn.Module):
-    """``W2 act(W1 X + b1) + b2`` along the token axis of (B, N, C), i.e. the MLP applied to every channel's
-    column of tokens (no transposes: the (D, N) weights left-multiply the (N, C) table).  Each product runs as
-    a 1-D convolution (tokens as in-channels, C as the length) with the bias fused: one GEMM per sample and
-    the weight gradient accumulated in place, where a broadcast ``matmul`` builds and reduces a per-sample
-    weight gradient (same weights, same result)."""
+class TokenMLP(Mlp):
+    """The MLP along the token axis of (B, N, C): ``W2 act(W1 X + b1) + b2`` on every channel's column of N
+    tokens (``fc1: N -> D_S``, ``fc2: D_S -> N``), with :func:`~visionblocks.layers.token_linear` (no
+    transposes)."""
 
-    def __init__(self, num_tokens: int, hidden: int, act_layer="gelu"):
-        super().__init__()
-        self.fc1 = nn.Linear(num_tokens, hidden)
-        self.act = create_act(act_layer)
-        self.fc2 = nn.Linear(hidden, num_tokens)
+    def __init__(self, num_tokens: int, hidden: int, act_layer: LayerType = "gelu"):
+        super().__init__(num_tokens, hidden, act_layer=act_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.act(F.conv1d(x, self.fc1.weight[:, :, None], self.fc1.bias))
-        return F.conv1d(x, self.fc2.weight[:, :, None], self.fc2.bias)
-
-
-class ChannelMLP(nn.Module):
-    """``fc2(act(fc1(x)))`` along the last (channel) axis: the Transformer feed-forward."""
-
-    def __init__(self, dim: int, hidden: int, act_layer="gelu", out_dim: int | None = None):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = create_act(act_layer)
-        self.fc2 = nn.Linear(hidden, out_dim or dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        x = self.drop1(self.act(token_linear(x, self.fc1)))
+        return self.drop2(token_linear(x, self.fc2))
 
 
 @register_block("mixer_block", family="mlp", layout="nlc", fixed_size=True,
@@ -76,7 +53,7 @@ class MixerBlock(nn.Module):
     """
 
     def __init__(self, dim: int, num_tokens: int, token_mlp_ratio: float = 0.5, channel_mlp_ratio: float = 4.0,
-                 act_layer="gelu", drop_path: float = 0.0, eps: float = 1e-6):
+                 act_layer: LayerType = "gelu", drop_path: float = 0.0, eps: float = 1e-6):
         super().__init__()
         self.dim = check_positive_int("dim", dim)
         self.num_tokens = check_positive_int("num_tokens", num_tokens)
@@ -86,7 +63,7 @@ class MixerBlock(nn.Module):
         self.norm1 = nn.LayerNorm(dim, eps=eps)
         self.token_mlp = TokenMLP(num_tokens, tokens_hidden, act_layer)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
-        self.channel_mlp = ChannelMLP(dim, channels_hidden, act_layer)
+        self.channel_mlp = Mlp(dim, channels_hidden, act_layer=act_layer)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -15,22 +15,12 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import DropPath, check_nlc, check_positive_int
-
-from visionblocks.blocks.mlp.mixer_block import ChannelMLP, check_tokens
+from visionblocks.layers import DropPath, LayerType, Mlp, check_nlc, check_positive_int, check_tokens
+from visionblocks.layers.affine import Affine
+from visionblocks.layers.token_linear import token_linear
 from visionblocks.registry import Example, register_block
 
-
-class Affine(nn.Module):
-    """``alpha * x + beta`` per channel (last axis); alpha starts at 1, beta at 0 (ResMLP's Aff)."""
-
-    def __init__(self, dim: int):
-        super().__init__()
-        self.alpha = nn.Parameter(torch.ones(dim))
-        self.beta = nn.Parameter(torch.zeros(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addcmul(self.beta, self.alpha, x)
+__all__ = ["ResMLPBlock"]
 
 
 @register_block("resmlp_block", family="mlp", layout="nlc", fixed_size=True,
@@ -51,7 +41,7 @@ class ResMLPBlock(nn.Module):
     """
 
     def __init__(self, dim: int, num_tokens: int, mlp_ratio: float = 4.0, init_values: float = 1e-4,
-                 act_layer="gelu", drop_path: float = 0.0):
+                 act_layer: LayerType = "gelu", drop_path: float = 0.0):
         super().__init__()
         self.dim = check_positive_int("dim", dim)
         self.num_tokens = check_positive_int("num_tokens", num_tokens)
@@ -59,13 +49,12 @@ class ResMLPBlock(nn.Module):
         self.token_fc = nn.Linear(num_tokens, num_tokens)
         self.ls1 = nn.Parameter(torch.full((dim,), float(init_values)))
         self.norm2 = Affine(dim)
-        self.mlp = ChannelMLP(dim, int(dim * mlp_ratio), act_layer)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=act_layer)
         self.ls2 = nn.Parameter(torch.full((dim,), float(init_values)))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nlc(x, self.dim, type(self).__name__)
         check_tokens(x, self.num_tokens, type(self).__name__)
-        t = torch.matmul(self.token_fc.weight, self.norm1(x)) + self.token_fc.bias.unsqueeze(-1)
-        x = x + self.drop_path(self.ls1 * t)
+        x = x + self.drop_path(self.ls1 * token_linear(self.norm1(x), self.token_fc))
         return x + self.drop_path(self.ls2 * self.mlp(self.norm2(x)))

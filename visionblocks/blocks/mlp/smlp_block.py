@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from visionblocks.layers import check_nchw, check_positive_int, check_size, create_act, create_norm, to_2tuple
+from visionblocks.layers import (
+    LayerType, check_nchw, check_positive_int, check_size, create_act, create_norm, to_2tuple,
+)
 from visionblocks.registry import Example, register_block
+
+__all__ = ["SparseMLPBlock"]
 
 
 @register_block("smlp_block", family="mlp", layout="nchw", fixed_size=True,
@@ -35,7 +38,8 @@ class SparseMLPBlock(nn.Module):
         norm_layer: pre-normalisation (paper code: BatchNorm).
     """
 
-    def __init__(self, channels: int, size=(14, 14), act_layer="gelu", norm_layer="batchnorm"):
+    def __init__(self, channels: int, size: int | tuple[int, int] = (14, 14), act_layer: LayerType = "gelu",
+                 norm_layer: LayerType = "batchnorm"):
         super().__init__()
         self.channels = check_positive_int("channels", channels)
         self.size = tuple(check_positive_int("size", s) for s in to_2tuple(size))
@@ -50,6 +54,6 @@ class SparseMLPBlock(nn.Module):
         check_nchw(x, self.channels, type(self).__name__)
         check_size(x, self.size, type(self).__name__)
         x = self.act(self.norm(x))
-        x_h = torch.matmul(self.proj_h.weight, x) + self.proj_h.bias.unsqueeze(-1)   # mixes along H
-        x_w = F.linear(x, self.proj_w.weight, self.proj_w.bias)                      # mixes along W
+        x_h = torch.matmul(self.proj_h.weight, x) + self.proj_h.bias[:, None]   # proj_h along H (dim -2)
+        x_w = self.proj_w(x)                                                    # proj_w along W (last dim)
         return self.fuse(torch.cat([x, x_h, x_w], dim=1))

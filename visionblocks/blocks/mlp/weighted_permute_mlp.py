@@ -18,8 +18,12 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_divisible, check_nchw, check_positive_int, check_size, create_act, to_2tuple
+from visionblocks.layers import (
+    LayerType, Mlp, check_divisible, check_nchw, check_positive_int, check_size, reduced_channels, to_2tuple,
+)
 from visionblocks.registry import Example, register_block
+
+__all__ = ["WeightedPermuteMLP"]
 
 
 @register_block("weighted_permute_mlp", family="mlp", layout="nchw", fixed_size=True, aliases=("vip",),
@@ -34,25 +38,24 @@ class WeightedPermuteMLP(nn.Module):
         channels: C; must be divisible by H and by W (the segment counts).
         size: (H, W) the permutations are built for (fixed by design; ViP-S/7: 32 then 16).
         qkv_bias: bias of the three branch projections (paper code: False).
-        reduction: hidden width C / reduction of the re-weighting MLP (paper: 4).
+        reduction: the re-weighting MLP is ``C // reduction`` wide (at least 1; paper: 4).
+        rd_channels: explicit width of the re-weighting MLP (overrides ``reduction``).
         act_layer: activation of the re-weighting MLP (paper: GELU).
     """
 
-    def __init__(self, channels: int, size=(8, 8), qkv_bias: bool = False, reduction: int = 4, act_layer="gelu"):
+    def __init__(self, channels: int, size: int | tuple[int, int] = (8, 8), qkv_bias: bool = False,
+                 reduction: int = 4, rd_channels: int | None = None, act_layer: LayerType = "gelu"):
         super().__init__()
         self.channels = check_positive_int("channels", channels)
         self.size = tuple(check_positive_int("size", s) for s in to_2tuple(size))
-        check_positive_int("reduction", reduction)
         h, w = self.size
         check_divisible("channels", channels, "the height H (number of height segments)", h)
         check_divisible("channels", channels, "the width W (number of width segments)", w)
-        hidden = channels // reduction
-        if hidden < 1:
-            raise ValueError(f"channels ({channels}) // reduction ({reduction}) must be at least 1")
         self.mlp_h = nn.Linear(channels, channels, bias=qkv_bias)
         self.mlp_w = nn.Linear(channels, channels, bias=qkv_bias)
         self.mlp_c = nn.Linear(channels, channels, bias=qkv_bias)
-        self.reweight = nn.Sequential(nn.Linear(channels, hidden), create_act(act_layer), nn.Linear(hidden, 3 * channels))
+        self.reweight = Mlp(channels, reduced_channels(channels, reduction, rd_channels), 3 * channels,
+                            act_layer=act_layer)
         self.proj = nn.Linear(channels, channels)
 
     def _permute_mlp_h(self, x: torch.Tensor) -> torch.Tensor:
