@@ -41,7 +41,7 @@ def test_cbam_channel_then_spatial_gate():
     m = randomize_bn_stats(vb.create_block("cbam", 32)).double().eval()
     x = torch.randn(2, 32, 9, 7, dtype=torch.float64)
     mlp = m.channel_gate.mlp
-    W1, b1, W2, b2 = mlp[0].weight[:, :, 0, 0], mlp[0].bias, mlp[2].weight[:, :, 0, 0], mlp[2].bias
+    W1, b1, W2, b2 = mlp.fc1.weight[:, :, 0, 0], mlp.fc1.bias, mlp.fc2.weight[:, :, 0, 0], mlp.fc2.bias
     f = lambda v: torch.relu(v @ W1.T + b1) @ W2.T + b2  # noqa: E731
     mc = torch.sigmoid(f(x.mean((2, 3))) + f(x.flatten(2).max(2).values))
     x1 = x * mc[:, :, None, None]

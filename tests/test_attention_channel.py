@@ -94,8 +94,8 @@ def test_bam_matches_paper_equations():
     x = torch.randn(2, 64, 13, 10, dtype=D)
     cg, sg = m.channel_gate, m.spatial_gate
     s = x.mean((2, 3))                                                             # (B, C)
-    w0, b0 = cg.mlp[0].conv.weight[:, :, 0, 0], cg.mlp[0].conv.bias
-    w1, b1 = cg.mlp[1].weight[:, :, 0, 0], cg.mlp[1].bias
+    w0, b0 = cg.mlp.fc1.weight[:, :, 0, 0], cg.mlp.fc1.bias
+    w1, b1 = cg.mlp.fc2.weight[:, :, 0, 0], cg.mlp.fc2.bias
     mc = _bn(torch.relu(s @ w0.T + b0) @ w1.T + b1, cg.bn)[:, :, None, None]     # Eq. 2
     f = _cna(x, sg.body[0])
     for unit in sg.body[1:3]:
@@ -154,8 +154,10 @@ def test_danet_module_composition_and_no_size_arguments():
     assert vb.create_block("danet", 64).pos_attn.alpha.item() == 0  # alpha, beta start at 0 (paper)
     for c in (66, 3):  # any channel count: C' = max(1, C // 4), B/C have max(1, C' // 8) channels
         assert vb.create_block("danet", c).eval()(torch.randn(1, c, 5, 6)).shape == (1, c, 5, 6)
-    with pytest.raises(ValueError, match="reduction must be positive"):
+    with pytest.raises(ValueError, match="reduction must be a positive number"):
         vb.create_block("danet", 64, reduction=0)
+    with pytest.raises(ValueError, match="reduction must be a positive number"):
+        vb.create_block("danet", 64, qk_reduction=-1)
 
 
 # --------------------------------------------------------------------------------------------- PSA
@@ -167,8 +169,8 @@ def test_psa_matches_paper_equations(stride):
     for conv, k, g in zip(m.convs, (3, 5, 7, 9), (1, 4, 8, 16)):
         assert conv.weight.shape == (16, 64 // g, k, k) and conv.groups == g
         feats.append(F.conv2d(x, conv.weight, None, stride, k // 2, 1, g))        # F_i = Conv(k_i, G_i)(X)
-    w0, b0 = m.se[0].weight[:, :, 0, 0], m.se[0].bias
-    w1, b1 = m.se[2].weight[:, :, 0, 0], m.se[2].bias
+    w0, b0 = m.se.fc1.weight[:, :, 0, 0], m.se.fc1.bias
+    w1, b1 = m.se.fc2.weight[:, :, 0, 0], m.se.fc2.bias
     zs = [torch.sigmoid(torch.relu(f.mean((2, 3)) @ w0.T + b0) @ w1.T + b1) for f in feats]  # Z_i (B, C/S)
     denom = sum(torch.exp(z) for z in zs)
     ref = torch.cat([f * (torch.exp(z) / denom)[:, :, None, None] for f, z in zip(feats, zs)], dim=1)

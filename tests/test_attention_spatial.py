@@ -103,10 +103,10 @@ def test_coord_attention_matches_equations():
 
     def hswish(t):
         return t * torch.clamp(t + 3, 0, 6) / 6
-    w1, b1 = m.conv1.weight[:, :, 0, 0], m.conv1.bias
+    w1, b1 = m.conv1.conv.weight[:, :, 0, 0], m.conv1.conv.bias
     zh, zw = x.mean(3), x.mean(2)                                  # (B, C, H), (B, C, W)
-    fh = hswish(_bn(torch.einsum("mc,bch->bmh", w1, zh) + b1[:, None], m.bn))
-    fw = hswish(_bn(torch.einsum("mc,bcw->bmw", w1, zw) + b1[:, None], m.bn))
+    fh = hswish(_bn(torch.einsum("mc,bch->bmh", w1, zh) + b1[:, None], m.conv1.bn))
+    fw = hswish(_bn(torch.einsum("mc,bcw->bmw", w1, zw) + b1[:, None], m.conv1.bn))
     gh = torch.sigmoid(torch.einsum("cm,bmh->bch", m.conv_h.weight[:, :, 0, 0], fh) + m.conv_h.bias[:, None])
     gw = torch.sigmoid(torch.einsum("cm,bmw->bcw", m.conv_w.weight[:, :, 0, 0], fw) + m.conv_w.bias[:, None])
     ref = x * gh[:, :, :, None] * gw[:, :, None, :]
@@ -182,9 +182,10 @@ def _cot_reference(x, m):
     # values V = BN(W_v x)
     v = _bn(torch.einsum("oc,bchw->bohw", m.value_embed.conv.weight[:, :, 0, 0], x), m.value_embed.bn)
     # attention A = GN(W_delta ReLU(BN(W_theta [x; K1])))
-    e0, e1, gn = m.attn_embed
+    e0, e1 = m.attn_embed
+    gn = e1.bn
     t = torch.relu(_bn(torch.einsum("oc,bchw->bohw", e0.conv.weight[:, :, 0, 0], torch.cat([x, k1], 1)), e0.bn))
-    a = torch.einsum("oc,bchw->bohw", e1.weight[:, :, 0, 0], t) + e1.bias[:, None, None]
+    a = torch.einsum("oc,bchw->bohw", e1.conv.weight[:, :, 0, 0], t) + e1.conv.bias[:, None, None]
     a = a.view(B, g, -1, H, W)
     mu = a.mean((2, 3, 4), keepdim=True)
     var = a.var((2, 3, 4), unbiased=False, keepdim=True)
@@ -218,7 +219,7 @@ def test_cot_dynamic_kernel_is_a_shift_at_chosen_weights(offset):
     """With the GroupNorm's scale at 0 and its bias a one-hot kernel at offset (di, dj), every value
     channel is aggregated with that kernel: K2 = SiLU(BN(V shifted by (di - 1, dj - 1), zero padded))."""
     m = _build("cot", 16)
-    gn = m.attn_embed[2]
+    gn = m.attn_embed[1].bn
     di, dj = offset
     with torch.no_grad():
         gn.weight.zero_()

@@ -149,7 +149,7 @@ def _coatnet_reference(m, x):
     """Explicit softmax with w_{i-j} read from the table at (dy + a - 1, dx + b - 1), pre-norm residuals."""
     B, C, H, W = x.shape
     at = m.attn
-    nh, d = at.num_heads, at.dim_head
+    nh, d = at.num_heads, at.head_dim
     a, b = (at.rel_table.shape[1] + 1) // 2, (at.rel_table.shape[2] + 1) // 2
     t = x.flatten(2).transpose(1, 2)
     pos = [(i, j) for i in range(H) for j in range(W)]
@@ -239,7 +239,7 @@ def _mobilevit_reference(m, x, nh):
             n1 = F.layer_norm(t, t.shape[-1:], layer.norm1.weight, layer.norm1.bias, layer.norm1.eps)
             t = t + _mha(layer.attn, n1, nh)
             n2 = F.layer_norm(t, t.shape[-1:], layer.norm2.weight, layer.norm2.bias, layer.norm2.eps)
-            f1, f2 = layer.ffn[0], layer.ffn[3]
+            f1, f2 = layer.ffn.fc1, layer.ffn.fc2
             t = t + F.silu(n2 @ f1.weight.T + f1.bias) @ f2.weight.T + f2.bias
         t = F.layer_norm(t, t.shape[-1:], m.norm.weight, m.norm.bias, m.norm.eps)
         for n, (r, c) in enumerate(group):
@@ -285,7 +285,7 @@ def _mobilevitv2_reference(m, x):
             context = (k[:, :, rows, cols] * scores[:, None]).sum(-1)           # B, d    (context vector)
             att[:, :, rows, cols] = F.relu(v[:, :, rows, cols]) * context[:, :, None]
         y = y + conv1x1(att, layer.attn.proj)
-        f1, f2 = layer.ffn[0], layer.ffn[3]
+        f1, f2 = layer.ffn.fc1, layer.ffn.fc2
         y = y + conv1x1(F.silu(conv1x1(gn(y, layer.norm2), f1)), f2)
     return m.conv_proj(gn(y, m.norm))
 

@@ -25,17 +25,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_nchw, check_nlc, check_odd, check_positive_int
+from visionblocks.layers import check_divisible, check_nchw, check_nlc, check_odd, check_positive_int, check_tokens
 from visionblocks.registry import Example, register_block
+
+__all__ = ["AFTFull", "AFTLocal", "AFTSimple", "AFTConv", "aft_weighted_average"]
 
 _PAPER = "Zhai et al., An Attention Free Transformer, 2021"
 _URL = "https://arxiv.org/abs/2105.14103"
-
-
-def _check_tokens(x: torch.Tensor, seq_len: int, name: str) -> None:
-    if x.shape[1] != seq_len:
-        raise ValueError(f"{name} is built for {seq_len} tokens (its position biases are {seq_len}x{seq_len}, "
-                         f"fixed size by design); got input of shape {tuple(x.shape)} with {x.shape[1]} tokens")
 
 
 def aft_weighted_average(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -46,7 +42,10 @@ def aft_weighted_average(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: t
 
 
 class _AFTBase(nn.Module):
-    def _init_qkv(self, dim: int, qkv_bias: bool) -> None:
+    """The fused Q/K/V projection of the AFT variants on token sequences."""
+
+    def __init__(self, dim: int, qkv_bias: bool):
+        super().__init__()
         self.dim = check_positive_int("dim", dim)
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
 
@@ -63,21 +62,24 @@ class AFTFull(_AFTBase):
     """
 
     def __init__(self, dim: int, seq_len: int, qkv_bias: bool = True):
-        super().__init__()
-        self._init_qkv(dim, qkv_bias)
+        super().__init__(dim, qkv_bias)
         self.seq_len = check_positive_int("seq_len", seq_len)
         self.pos_bias = nn.Parameter(torch.zeros(seq_len, seq_len))
 
+    def position_bias(self) -> torch.Tensor:
+        """The (T, T) pair-wise position biases ``w``."""
+        return self.pos_bias
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nlc(x, self.dim, type(self).__name__)
-        _check_tokens(x, self.seq_len, type(self).__name__)
+        check_tokens(x, self.seq_len, type(self).__name__)
         q, k, v = self.qkv(x).chunk(3, dim=-1)
-        return aft_weighted_average(q, k, v, self.pos_bias)
+        return aft_weighted_average(q, k, v, self.position_bias())
 
 
 @register_block("aft_local", family="attention", layout="nlc", paper=_PAPER, url=_URL, fixed_size=True,
                 example=Example(args=(64, 49), kwargs={"window_size": 32}, input_shape=(2, 49, 64)))
-class AFTLocal(_AFTBase):
+class AFTLocal(AFTFull):
     """AFT-local: AFT-full with the position biases zeroed outside a band, (B, T, C) -> (B, T, C).
 
     Args:
@@ -88,19 +90,14 @@ class AFTLocal(_AFTBase):
     """
 
     def __init__(self, dim: int, seq_len: int, window_size: int = 32, qkv_bias: bool = True):
-        super().__init__()
-        self._init_qkv(dim, qkv_bias)
-        self.seq_len = check_positive_int("seq_len", seq_len)
+        super().__init__(dim, seq_len, qkv_bias)
         self.window_size = check_positive_int("window_size", window_size)
-        self.pos_bias = nn.Parameter(torch.zeros(seq_len, seq_len))
         t = torch.arange(seq_len)
         self.register_buffer("band", (t[:, None] - t[None, :]).abs() < window_size, persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_nlc(x, self.dim, type(self).__name__)
-        _check_tokens(x, self.seq_len, type(self).__name__)
-        q, k, v = self.qkv(x).chunk(3, dim=-1)
-        return aft_weighted_average(q, k, v, self.pos_bias * self.band)
+    def position_bias(self) -> torch.Tensor:
+        """``w`` inside the band ``|t - t'| < s``, 0 outside."""
+        return self.pos_bias * self.band
 
 
 @register_block("aft_simple", family="attention", layout="nlc", paper=_PAPER, url=_URL,
@@ -114,8 +111,7 @@ class AFTSimple(_AFTBase):
     """
 
     def __init__(self, dim: int, qkv_bias: bool = True):
-        super().__init__()
-        self._init_qkv(dim, qkv_bias)
+        super().__init__(dim, qkv_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nlc(x, self.dim, type(self).__name__)
@@ -141,8 +137,7 @@ class AFTConv(nn.Module):
         self.channels = check_positive_int("channels", channels)
         self.num_heads = check_positive_int("num_heads", num_heads)
         check_divisible("channels", channels, "num_heads", num_heads)
-        self.kernel_size = check_positive_int("kernel_size", kernel_size)
-        check_odd("kernel_size", kernel_size)
+        self.kernel_size = check_odd("kernel_size", check_positive_int("kernel_size", kernel_size))
         self.qkv = nn.Conv2d(channels, 3 * channels, 1, bias=qkv_bias)
         self.pos_bias = nn.Parameter(torch.randn(num_heads, 1, kernel_size, kernel_size) * 0.02)
         self.gamma = nn.Parameter(torch.zeros(num_heads, 1, 1, 1))

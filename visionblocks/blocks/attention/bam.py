@@ -17,41 +17,42 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from visionblocks.layers import ConvNormAct, check_nchw, check_positive_int, create_act, get_norm_layer, spatial_mean
+from visionblocks.layers import (
+    ConvNormAct, LayerType, check_nchw, check_positive_int, create_norm, reduced_channels,
+    spatial_mean,
+)
+from visionblocks.layers.conv_mlp import ConvMlp
 from visionblocks.registry import Example, register_block
+
+__all__ = ["BAM", "BAMChannelGate", "BAMSpatialGate"]
 
 
 class BAMChannelGate(nn.Module):
     """``Mc(F) = BN(MLP(avgpool(F)))``, shape (B, C, 1, 1)."""
 
-    def __init__(self, channels: int, rd_channels: int, act_layer="relu", norm_layer="batchnorm"):
+    def __init__(self, channels: int, rd_channels: int, act_layer: LayerType = "relu",
+                 norm_layer: LayerType = "batchnorm"):
         super().__init__()
-        self.mlp = nn.Sequential(ConvNormAct(channels, rd_channels, 1, norm_layer=None, act_layer=act_layer),
-                                 nn.Conv2d(rd_channels, channels, 1))
-        self.bn = get_norm_layer(norm_layer)(channels)
+        self.mlp = ConvMlp(channels, rd_channels, act_layer=act_layer)
+        self.bn = create_norm(norm_layer, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # the MLP acts on the pooled (B, C) vector: matrix products on its 1x1 weights (no oneDNN
-        # convolution on 1x1 maps)
-        hidden, out = self.mlp[0], self.mlp[1]
-        h = hidden.act(F.linear(spatial_mean(x), hidden.conv.weight.flatten(1), hidden.conv.bias))
-        return self.bn(F.linear(h, out.weight.flatten(1), out.bias)[:, :, None, None])
+        return self.bn(self.mlp.forward_vector(spatial_mean(x))[:, :, None, None])
 
 
 class BAMSpatialGate(nn.Module):
     """``Ms(F) = BN(conv1x1(conv3x3_d(conv3x3_d(conv1x1(F)))))``, shape (B, 1, H, W)."""
 
-    def __init__(self, channels: int, rd_channels: int, dilation: int = 4, num_dilated: int = 2, act_layer="relu",
-                 norm_layer="batchnorm"):
+    def __init__(self, channels: int, rd_channels: int, dilation: int = 4, num_dilated: int = 2,
+                 act_layer: LayerType = "relu", norm_layer: LayerType = "batchnorm"):
         super().__init__()
         layers = [ConvNormAct(channels, rd_channels, 1, norm_layer=norm_layer, act_layer=act_layer)]
         layers += [ConvNormAct(rd_channels, rd_channels, 3, padding=dilation, dilation=dilation, norm_layer=norm_layer,
                                act_layer=act_layer) for _ in range(num_dilated)]
         layers += [nn.Conv2d(rd_channels, 1, 1)]
         self.body = nn.Sequential(*layers)
-        self.bn = get_norm_layer(norm_layer)(1)
+        self.bn = create_norm(norm_layer, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(self.body(x))
@@ -70,17 +71,17 @@ class BAM(nn.Module):
         num_dilated: number of dilated 3x3 convolutions (paper: 2).
         act_layer: activation (paper: ReLU).
         norm_layer: normalisation (paper: BatchNorm).
+        rd_channels: explicit width of both branches (overrides ``reduction``; keyword only).
     """
 
     def __init__(self, channels: int, reduction: int = 16, dilation: int = 4, num_dilated: int = 2,
-                 act_layer="relu", norm_layer="batchnorm"):
+                 act_layer: LayerType = "relu", norm_layer: LayerType = "batchnorm", *, rd_channels: int | None = None):
         super().__init__()
         self.channels = check_positive_int("channels", channels)
-        check_positive_int("reduction", reduction)
         check_positive_int("dilation", dilation)
         if isinstance(num_dilated, bool) or not isinstance(num_dilated, int) or num_dilated < 0:
             raise ValueError(f"num_dilated must be a non-negative int, got {num_dilated!r}")
-        rd = max(1, channels // reduction)
+        rd = reduced_channels(channels, reduction, rd_channels)
         self.channel_gate = BAMChannelGate(channels, rd, act_layer, norm_layer)
         self.spatial_gate = BAMSpatialGate(channels, rd, dilation, num_dilated, act_layer, norm_layer)
 

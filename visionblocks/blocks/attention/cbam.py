@@ -9,23 +9,25 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_nchw, check_odd, check_positive_int, create_act, spatial_mean
+from visionblocks.layers import LayerType, check_nchw, check_odd, check_positive_int, reduced_channels, spatial_mean
+from visionblocks.layers.conv_mlp import ConvMlp
 from visionblocks.registry import Example, register_block
+
+__all__ = ["CBAM", "ChannelGate", "SpatialGate"]
 
 
 class ChannelGate(nn.Module):
     """CBAM's channel attention map ``Mc`` (B, C, 1, 1)."""
 
-    def __init__(self, channels: int, reduction: int = 16, act_layer="relu"):
+    def __init__(self, channels: int, rd_channels: int, act_layer: LayerType = "relu"):
         super().__init__()
-        rd = max(1, channels // reduction)
-        self.mlp = nn.Sequential(nn.Conv2d(channels, rd, 1), create_act(act_layer, inplace=True), nn.Conv2d(rd, channels, 1))
+        self.mlp = ConvMlp(channels, rd_channels, act_layer=act_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # max with indices: its backward is a scatter, several times cheaper than amax's tie-splitting mask
-        pooled = torch.cat([spatial_mean(x), x.flatten(2).max(2).values], 0)[:, :, None, None]
-        avg, mx = self.mlp(pooled).chunk(2, 0)  # one pass of the shared MLP over both descriptors
-        return torch.sigmoid(avg + mx)
+        pooled = torch.cat([spatial_mean(x), x.flatten(2).max(2).values])
+        avg, mx = self.mlp.forward_vector(pooled).chunk(2)  # one pass of the shared MLP over both descriptors
+        return torch.sigmoid(avg + mx)[:, :, None, None]
 
 
 class SpatialGate(nn.Module):
@@ -50,16 +52,17 @@ class CBAM(nn.Module):
 
     Args:
         channels: input (= output) channels C.
-        reduction: r of the shared channel MLP (paper: 16).
+        reduction: r, the shared channel MLP is ``max(1, C // r)`` wide (paper: 16).
         kernel_size: spatial attention kernel (paper: 7).
         act_layer: MLP activation (paper: ReLU).
+        rd_channels: explicit width of the channel MLP (overrides ``reduction``; keyword only).
     """
 
-    def __init__(self, channels: int, reduction: int = 16, kernel_size: int = 7, act_layer="relu"):
+    def __init__(self, channels: int, reduction: int = 16, kernel_size: int = 7, act_layer: LayerType = "relu", *,
+                 rd_channels: int | None = None):
         super().__init__()
         self.channels = check_positive_int("channels", channels)
-        check_positive_int("reduction", reduction)
-        self.channel_gate = ChannelGate(channels, reduction, act_layer)
+        self.channel_gate = ChannelGate(channels, reduced_channels(channels, reduction, rd_channels), act_layer)
         self.spatial_gate = SpatialGate(kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -25,8 +25,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import DropPath, check_divisible, check_nchw, check_positive_int, create_act, to_2tuple
+from visionblocks.layers import (
+    DropPath, LayerType, Mlp, check_divisible, check_nchw, check_positive_int, to_2tuple,
+)
+from visionblocks.layers.attention import MultiHeadAttention
 from visionblocks.registry import Example, register_block
+
+__all__ = ["CoAtNetTransformerBlock", "RelativeAttention", "relative_position_bias"]
 
 
 def relative_position_bias(table: torch.Tensor, H: int, W: int) -> torch.Tensor:
@@ -49,44 +54,21 @@ def relative_position_bias(table: torch.Tensor, H: int, W: int) -> torch.Tensor:
     return table.reshape(nh, -1)[:, idx]
 
 
-class RelativeAttention(nn.Module):
-    """Multi-head self-attention over (B, N, C) tokens of an H x W map with CoAtNet's relative bias."""
+class RelativeAttention(MultiHeadAttention):
+    """Multi-head self-attention over the (B, N, C) tokens of an H x W map with CoAtNet's relative bias added to
+    the logits (the bias is the attention's additive mask)."""
 
     def __init__(self, dim: int, out_dim: int, dim_head: int = 32, rel_size=(14, 14), qkv_bias: bool = True,
                  attn_drop: float = 0.0, proj_drop: float = 0.0):
-        super().__init__()
         check_divisible("out_channels", out_dim, "dim_head", dim_head)
-        self.num_heads, self.dim_head = out_dim // dim_head, dim_head
-        self.attn_drop = attn_drop
+        super().__init__(dim, out_dim // dim_head, out_dim, qkv_bias=qkv_bias, attn_drop=attn_drop,
+                         proj_drop=proj_drop)
         a, b = rel_size
-        self.qkv = nn.Linear(dim, 3 * out_dim, bias=qkv_bias)
         self.rel_table = nn.Parameter(torch.randn(self.num_heads, 2 * a - 1, 2 * b - 1) * 0.02)
-        self.proj = nn.Linear(out_dim, out_dim)
-        self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
-        B, N, _ = x.shape
-        q, k, v = self.qkv(x).reshape(B, N, 3, self.num_heads, self.dim_head).permute(2, 0, 3, 1, 4)
-        bias = relative_position_bias(self.rel_table, H, W).to(q.dtype)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None],
-                                           dropout_p=self.attn_drop if self.training else 0.0)
-        # merge heads inside the projection: sum_h y_h W_h (no (B, N, h, d) reshape of the attention output)
-        w = self.proj.weight.reshape(-1, self.num_heads, self.dim_head)
-        return self.proj_drop(torch.einsum("bhnd,ohd->bno", y, w) + self.proj.bias)
-
-
-class Mlp(nn.Module):
-    """Linear -> act -> Linear (the transformer FFN)."""
-
-    def __init__(self, dim: int, hidden: int, act_layer="gelu", drop: float = 0.0):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = create_act(act_layer)
-        self.fc2 = nn.Linear(hidden, dim)
-        self.drop = nn.Dropout(drop)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+        bias = relative_position_bias(self.rel_table, H, W).to(x.dtype)
+        return super().forward(x, attn_mask=bias[None])
 
 
 @register_block("coatnet_attention", family="attention", layout="nchw",
@@ -110,7 +92,7 @@ class CoAtNetTransformerBlock(nn.Module):
     """
 
     def __init__(self, channels: int, out_channels: int | None = None, dim_head: int = 32, mlp_ratio: float = 4.0,
-                 rel_size=14, stride: int = 1, act_layer="gelu", drop_path: float = 0.0, attn_drop: float = 0.0,
+                 rel_size=14, stride: int = 1, act_layer: LayerType = "gelu", drop_path: float = 0.0, attn_drop: float = 0.0,
                  proj_drop: float = 0.0):
         super().__init__()
         self.channels = check_positive_int("channels", channels)
@@ -133,7 +115,7 @@ class CoAtNetTransformerBlock(nn.Module):
         self.norm1 = nn.LayerNorm(channels)
         self.attn = RelativeAttention(channels, out, dim_head, rel_size, attn_drop=attn_drop, proj_drop=proj_drop)
         self.norm2 = nn.LayerNorm(out)
-        self.mlp = Mlp(out, int(out * mlp_ratio), act_layer, proj_drop)
+        self.mlp = Mlp(out, int(out * mlp_ratio), act_layer=act_layer, drop=proj_drop)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_nchw, check_positive_int, create_act, create_norm
+from visionblocks.layers import ConvNormAct, LayerType, check_nchw, check_positive_int, reduced_channels
 from visionblocks.registry import Example, register_block
+
+__all__ = ["CoordAttention"]
 
 
 @register_block("coord_attention", family="attention", layout="nchw",
@@ -29,18 +31,17 @@ class CoordAttention(nn.Module):
         min_channels: lower bound of the bottleneck width (authors' code: 8).
         act_layer: the non-linearity delta (paper: h-swish).
         norm_layer: normalisation after the shared 1x1 convolution (paper: BatchNorm).
+        rd_channels: explicit bottleneck width (overrides ``reduction`` and ``min_channels``; keyword only).
     """
 
-    def __init__(self, channels: int, reduction: int = 32, min_channels: int = 8, act_layer="hard_swish",
-                 norm_layer="batchnorm"):
+    def __init__(self, channels: int, reduction: int = 32, min_channels: int = 8, act_layer: LayerType = "hard_swish",
+                 norm_layer: LayerType = "batchnorm", *, rd_channels: int | None = None):
         super().__init__()
         self.channels = check_positive_int("channels", channels)
-        check_positive_int("reduction", reduction)
         check_positive_int("min_channels", min_channels)
-        mid = max(min_channels, channels // reduction)
-        self.conv1 = nn.Conv2d(channels, mid, 1)
-        self.bn = create_norm(norm_layer, mid)
-        self.act = create_act(act_layer, inplace=True)
+        mid = reduced_channels(channels, reduction, rd_channels, min_channels=min_channels)
+        # F1, shared by the H and W descriptors: 1x1 convolution (with bias, as the authors') -> BN -> delta
+        self.conv1 = ConvNormAct(channels, mid, 1, bias=True, norm_layer=norm_layer, act_layer=act_layer)
         self.conv_h = nn.Conv2d(mid, channels, 1)
         self.conv_w = nn.Conv2d(mid, channels, 1)
 
@@ -49,8 +50,7 @@ class CoordAttention(nn.Module):
         h, w = x.shape[-2:]
         z_h = x.mean(3, keepdim=True)                      # (B, C, H, 1)
         z_w = x.mean(2, keepdim=True).transpose(2, 3)      # (B, C, W, 1)
-        f = self.act(self.bn(self.conv1(torch.cat([z_h, z_w], dim=2))))
-        f_h, f_w = torch.split(f, [h, w], dim=2)
+        f_h, f_w = torch.split(self.conv1(torch.cat([z_h, z_w], dim=2)), [h, w], dim=2)
         g_h = torch.sigmoid(self.conv_h(f_h))                  # (B, C, H, 1)
         g_w = torch.sigmoid(self.conv_w(f_w)).transpose(2, 3)  # (B, C, 1, W)
         return x * g_h * g_w

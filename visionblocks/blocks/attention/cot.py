@@ -13,14 +13,18 @@ downsamples with a 3x3 average pool before the block (see ``visionblocks.models.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
-    ConvNormAct, check_divisible, check_nchw, check_odd, check_positive_int, create_act, local_aggregate,
-    spatial_mean,
+    ConvNormAct, LayerType, check_divisible, check_nchw, check_odd, check_positive_int, create_act,
+    deprecated_kwargs, local_aggregate, reduced_channels, spatial_mean,
 )
 from visionblocks.registry import Example, register_block
+
+__all__ = ["ContextualTransformer"]
 
 
 @register_block("cot", family="attention", layout="nchw",
@@ -30,41 +34,50 @@ from visionblocks.registry import Example, register_block
 class ContextualTransformer(nn.Module):
     """CoT block: static (convolutional) plus dynamic (attention-weighted local) context.
 
+    Two bottlenecks, each with its own width: the attention embedding ``W_theta`` (``embed_reduction``) and the
+    split-attention fusion MLP (``reduction``, ``min_channels``, ``rd_channels``).
+
     Args:
-        channels: input (= output) channels C; divisible by ``key_groups`` and ``share_planes``.
+        channels: input (= output) channels C; divisible by ``key_groups``, ``share_planes`` and
+            ``embed_reduction``.
         kernel_size: k, the odd neighbourhood of keys and of the local aggregation (paper: 3).
         key_groups: groups of the k x k key convolution (paper: 4).
         share_planes: s, channels sharing one attention kernel (paper: 8).
-        factor: width reduction of the attention embedding, ``2C -> C / factor`` (paper: 2).
-        reduction: width reduction of the fusion MLP, ``C -> max(2C / reduction, min_attn_channels)``.
-        min_attn_channels: lower bound of the fusion MLP width (paper: 32).
+        embed_reduction: the attention embedding is ``2C -> C / embed_reduction`` (paper: 2; formerly ``factor``).
+        reduction: the fusion MLP is ``max(2C // reduction, min_channels)`` wide (2C: the radix-2 split; paper: 4).
+        min_channels: lower bound of the fusion MLP width (paper: 32; formerly ``min_attn_channels``).
         act_layer: activation of the dynamic context (paper: SiLU/swish).
+        rd_channels: explicit width of the fusion MLP (overrides ``reduction`` and ``min_channels``; keyword only).
     """
 
+    @deprecated_kwargs(factor="embed_reduction", min_attn_channels="min_channels")
     def __init__(self, channels: int, kernel_size: int = 3, key_groups: int = 4, share_planes: int = 8,
-                 factor: int = 2, reduction: int = 4, min_attn_channels: int = 32, act_layer="silu"):
+                 embed_reduction: int = 2, reduction: int = 4, min_channels: int = 32, act_layer: LayerType = "silu",
+                 *, rd_channels: int | None = None):
         super().__init__()
         self.channels = check_positive_int("channels", channels)
         for n, v in (("kernel_size", kernel_size), ("key_groups", key_groups), ("share_planes", share_planes),
-                     ("factor", factor), ("reduction", reduction), ("min_attn_channels", min_attn_channels)):
+                     ("embed_reduction", embed_reduction), ("min_channels", min_channels)):
             check_positive_int(n, v)
         check_odd("kernel_size", kernel_size)
         check_divisible("channels", channels, "key_groups", key_groups)
         check_divisible("channels", channels, "share_planes", share_planes)
-        check_divisible("channels", channels, "factor", factor)
+        check_divisible("channels", channels, "embed_reduction", embed_reduction)
         self.kernel_size, self.share_planes = kernel_size, share_planes
         self.weight_groups = channels // share_planes
         k2 = kernel_size * kernel_size
+        embed = channels // embed_reduction
         self.key_embed = ConvNormAct(channels, channels, kernel_size, groups=key_groups)
         self.value_embed = ConvNormAct(channels, channels, 1, act_layer=None)
+        # A = GN(W_delta ReLU(BN(W_theta [x; K1]))): k^2 weights per position for each of the C/s kernel groups
         self.attn_embed = nn.Sequential(
-            ConvNormAct(2 * channels, channels // factor, 1),
-            nn.Conv2d(channels // factor, k2 * self.weight_groups, 1),
-            nn.GroupNorm(self.weight_groups, k2 * self.weight_groups))
+            ConvNormAct(2 * channels, embed, 1),
+            ConvNormAct(embed, k2 * self.weight_groups, 1, bias=True,
+                        norm_layer=partial(nn.GroupNorm, self.weight_groups), act_layer=None))
         self.bn = nn.BatchNorm2d(channels)
         self.act = create_act(act_layer, inplace=True)
         self.radix = 2
-        attn_chs = max(channels * self.radix // reduction, min_attn_channels)
+        attn_chs = reduced_channels(channels * self.radix, reduction, rd_channels, min_channels=min_channels)
         self.fuse = nn.Sequential(ConvNormAct(channels, attn_chs, 1, bias=True),
                                   nn.Conv2d(attn_chs, self.radix * channels, 1))
 

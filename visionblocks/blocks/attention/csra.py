@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from visionblocks.layers import check_nchw, check_positive_int
 from visionblocks.registry import Example, register_block
 
+__all__ = ["CSRA", "CSRAHead", "TEMPERATURES", "class_scores"]
+
 #: the paper's temperature of each head, by number of heads (``inf``: max pooling)
 TEMPERATURES = {1: (1.0,), 2: (1.0, math.inf), 4: (1.0, 2.0, 4.0, math.inf), 6: (1.0, 2.0, 3.0, 4.0, 5.0, math.inf),
                 8: (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, math.inf)}

@@ -20,8 +20,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import ConvNormAct, check_nchw, check_positive_int
+from visionblocks.layers import ConvNormAct, LayerType, check_nchw, check_positive_int, reduced_channels
 from visionblocks.registry import Example, register_block
+
+__all__ = ["DualAttention", "PositionAttention", "ChannelAttention"]
 
 
 class PositionAttention(nn.Module):
@@ -29,7 +31,7 @@ class PositionAttention(nn.Module):
 
     def __init__(self, channels: int, qk_reduction: int = 8):
         super().__init__()
-        qk = max(1, channels // qk_reduction)
+        qk = reduced_channels(channels, qk_reduction)
         self.conv_b = nn.Conv2d(channels, qk, 1)
         self.conv_c = nn.Conv2d(channels, qk, 1)
         self.conv_d = nn.Conv2d(channels, channels, 1)
@@ -64,6 +66,9 @@ class ChannelAttention(nn.Module):
 class DualAttention(nn.Module):
     """Position and channel attention branches on reduced features, summed and projected back to C.
 
+    Two widths: the branches work on C' = C // ``reduction`` channels, and inside the position attention the
+    queries and keys (B and C of the paper) have C' // ``qk_reduction`` channels while the values keep C'.
+
     Args:
         channels: input (= output) channels C (any).
         reduction: C' = max(1, C // reduction) channels inside the branches (authors' code: 4).
@@ -71,13 +76,11 @@ class DualAttention(nn.Module):
         act_layer, norm_layer: of the 3x3 convolutions (paper: ReLU, BatchNorm).
     """
 
-    def __init__(self, channels: int, reduction: int = 4, qk_reduction: int = 8, act_layer="relu",
-                 norm_layer="batchnorm"):
+    def __init__(self, channels: int, reduction: int = 4, qk_reduction: int = 8, act_layer: LayerType = "relu",
+                 norm_layer: LayerType = "batchnorm"):
         super().__init__()
         self.channels = check_positive_int("channels", channels)
-        check_positive_int("reduction", reduction)
-        check_positive_int("qk_reduction", qk_reduction)
-        inter = max(1, channels // reduction)
+        inter = reduced_channels(channels, reduction)
         cna = dict(norm_layer=norm_layer, act_layer=act_layer)
         self.pos_reduce = ConvNormAct(channels, inter, 3, **cna)
         self.pos_attn = PositionAttention(inter, qk_reduction)

@@ -13,8 +13,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_nchw, check_positive_int
+from visionblocks.layers import check_nchw, check_positive_int, reduced_channels
 from visionblocks.registry import Example, register_block
+
+__all__ = ["DoubleAttention"]
 
 
 @register_block("double_attention", family="attention", layout="nchw",
@@ -33,8 +35,8 @@ class DoubleAttention(nn.Module):
     def __init__(self, channels: int, c_m: int | None = None, c_n: int | None = None):
         super().__init__()
         self.channels = check_positive_int("channels", channels)
-        self.c_m = check_positive_int("c_m", c_m) if c_m is not None else max(1, channels // 4)
-        self.c_n = check_positive_int("c_n", c_n) if c_n is not None else max(1, channels // 4)
+        self.c_m = check_positive_int("c_m", c_m) if c_m is not None else reduced_channels(channels, 4)
+        self.c_n = check_positive_int("c_n", c_n) if c_n is not None else reduced_channels(channels, 4)
         self.phi = nn.Conv2d(channels, self.c_m, 1)      # A: features to gather
         self.theta = nn.Conv2d(channels, self.c_n, 1)    # B: gathering attention maps
         self.rho = nn.Conv2d(channels, self.c_n, 1)      # V: distribution attention vectors

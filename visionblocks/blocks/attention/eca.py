@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from visionblocks.layers import check_nchw, check_odd, check_positive_int, spatial_mean
 from visionblocks.registry import Example, register_block
 
+__all__ = ["EfficientChannelAttention", "eca_kernel_size"]
+
 
 def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
     """The paper's adaptive kernel size: the odd number nearest to ``(log2(C) + b) / gamma`` (rounded up)."""
@@ -40,11 +42,14 @@ class EfficientChannelAttention(nn.Module):
         self.kernel_size = check_odd("kernel_size", k)
         self.conv = nn.Conv1d(1, 1, k, padding=(k - 1) // 2, bias=False)
 
+    def channel_conv(self, s: torch.Tensor) -> torch.Tensor:
+        """``self.conv`` (the k-tap 1-D convolution, "same" zero padding) across the C values of (B, C) ``s`` ->
+        (B, C, 1), as a (B, C, k) x (k, 1) product of the padded sliding windows: the same values without a
+        oneDNN convolution on a 1-channel signal."""
+        p = (self.kernel_size - 1) // 2
+        windows = F.pad(s, (p, p)).unfold(-1, self.kernel_size, 1)                  # (B, C, k)
+        return windows @ self.conv.weight.view(self.kernel_size, 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
-        # the 1-D convolution over the C pooled values as a (B, C, k) x (k,) product of the zero-padded
-        # sliding windows: same result as self.conv, without a oneDNN convolution on a 1-channel signal
-        p = (self.kernel_size - 1) // 2
-        windows = F.pad(spatial_mean(x), (p, p)).unfold(-1, self.kernel_size, 1)    # (B, C, k)
-        g = torch.sigmoid(windows @ self.conv.weight.view(self.kernel_size, 1))     # (B, C, 1)
-        return x * g.unsqueeze(-1)
+        return x * torch.sigmoid(self.channel_conv(spatial_mean(x))).unsqueeze(-1)

@@ -15,10 +15,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_nchw, check_positive_int
+from visionblocks.layers import check_divisible, check_nchw, check_positive_int, merge_heads, split_heads
 from visionblocks.registry import Example, register_block
 
-from visionblocks.layers import merge_heads, split_heads
+__all__ = ["EMSA"]
 
 
 @register_block("emsa", family="attention", layout="nchw",
@@ -61,27 +61,30 @@ class EMSA(nn.Module):
         self.attn_drop = nn.Dropout(attn_drop)
         self.proj = nn.Linear(channels, channels)
 
+    def transformed_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """``IN(softmax(Conv1x1(Q K^T / sqrt(d_k)))) V`` for (B, h, N, d) q and (B, h, N', d) k, v -> (B, h, N, d).
+
+        Computed heads-first, (h, B, N, N'): ``q k^T`` lands there contiguous, so ``transform_conv`` (the 1x1
+        convolution across the h maps) is one matrix product on (h, B N N') with its bias fused (oneDNN's 1x1
+        convolution on the h-channel (B, h, N, N') map was ~5x slower forward+backward); the softmax and the
+        instance norm (``transform_norm``: no affine, no running statistics) act per map.
+        """
+        attn = (q * self.scale).transpose(0, 1) @ k.permute(1, 0, 3, 2)                  # (h, B, N, N')
+        mixed = torch.addmm(self.transform_conv.bias[:, None], self.transform_conv.weight.flatten(1),
+                            attn.reshape(self.num_heads, -1)).view(attn.shape)
+        attn = F.instance_norm(mixed.softmax(dim=-1), eps=self.transform_norm.eps)
+        return (self.attn_drop(attn) @ v.transpose(0, 1)).transpose(0, 1)
+
     def forward_tokens(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         """EMSA on tokens (B, N = H W, C) in row-major order -> (B, N, C)."""
         B, N, C = x.shape
         q = split_heads(self.q(x), self.num_heads)
-        if self.sr_ratio > 1:
-            r = self.sr(x.transpose(1, 2).reshape(B, C, H, W)).flatten(2).transpose(1, 2)
-            r = self.sr_norm(r)
-        else:
-            r = x
+        r = x
+        if self.sr_ratio > 1:   # keys and values from the spatially reduced map LN(DWConv(X))
+            r = self.sr_norm(self.sr(x.transpose(1, 2).reshape(B, C, H, W)).flatten(2).transpose(1, 2))
         k, v = split_heads(self.kv(r), 2 * self.num_heads).chunk(2, dim=1)
         if self.apply_transform:
-            # heads-first layout (h, B, N, N'): q k^T lands there contiguous, so the 1x1 convolution across heads
-            # is one matrix product on (h, B N N') with its bias fused (oneDNN's 1x1 convolution on the 4-channel
-            # (B, h, N, N') map was ~5x slower forward+backward); softmax and the instance norm act per map
-            h = self.num_heads
-            attn = (q * self.scale).transpose(0, 1) @ k.permute(1, 0, 3, 2)             # (h, B, N, N')
-            mixed = torch.addmm(self.transform_conv.bias[:, None], self.transform_conv.weight.flatten(1),
-                                attn.reshape(h, -1)).view(attn.shape)
-            norm = self.transform_norm
-            attn = F.instance_norm(mixed.softmax(dim=-1), eps=norm.eps)   # no affine, no running stats
-            out = (self.attn_drop(attn) @ v.transpose(0, 1)).transpose(0, 1)       # (B, h, N, d)
+            out = self.transformed_attention(q, k, v)
         else:
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop.p if self.training else 0.0)
         return self.proj(merge_heads(out))

@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from visionblocks.layers import check_nlc, check_positive_int
 from visionblocks.registry import Example, register_block
 
+__all__ = ["ExternalAttention"]
+
 
 @register_block("external_attention", family="attention", layout="nlc",
                 paper="Guo et al., Beyond Self-attention: External Attention using Two Linear Layers for Visual "

@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from visionblocks.layers import check_nchw, check_positive_int
 from visionblocks.registry import Example, register_block
 
+__all__ = ["GlobalFilter"]
+
 
 @register_block("global_filter", family="attention", layout="nchw",
                 paper="Rao et al., Global Filter Networks for Image Classification, NeurIPS 2021",

@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from visionblocks.layers import check_divisible, check_nchw, check_positive_int
 from visionblocks.registry import Example, register_block
 
+__all__ = ["HaloAttention"]
+
 
 def _rel_index(block: int, halo: int, stride: int, device=None) -> torch.Tensor:
     """idx[a, r] = table row of the offset between key row r of the window and query row a of the block."""

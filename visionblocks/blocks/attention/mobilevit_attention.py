@@ -15,79 +15,35 @@ after folding, so the real pixels never see the padding.  (The official code res
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from visionblocks.layers import ConvNormAct, DropPath, check_divisible, check_nchw, check_positive_int, create_act, to_2tuple
+from visionblocks.layers import (
+    ConvNormAct, DropPath, LayerType, Mlp, check_divisible, check_nchw, check_positive_int, to_2tuple,
+)
+from visionblocks.layers.attention import MultiHeadAttention
+from visionblocks.layers.patches import fold_patches, pad_to_patches, unfold_patches
 from visionblocks.registry import Example, register_block
 
-
-class MHSA(nn.Module):
-    """Multi-head self-attention on (B, N, d) with an optional boolean key mask (True = attend)."""
-
-    def __init__(self, dim: int, num_heads: int, attn_drop: float = 0.0, proj_drop: float = 0.0):
-        super().__init__()
-        check_divisible("transformer_dim", dim, "num_heads", num_heads)
-        self.num_heads, self.head_dim = num_heads, dim // num_heads
-        self.attn_drop = attn_drop
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        B, N, _ = x.shape
-        q, k, v = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.attn_drop if self.training else 0.0)
-        # heads are merged inside the projection (sum_h y_h W_h): no reshape of the attention output
-        w = self.proj.weight.reshape(-1, self.num_heads, self.head_dim)
-        return self.proj_drop(torch.einsum("bhnd,ohd->bno", y, w) + self.proj.bias)
+__all__ = ["MobileViTBlock", "TransformerLayer"]
 
 
 class TransformerLayer(nn.Module):
-    """Pre-norm transformer encoder layer with a SiLU FFN (MobileViT's)."""
+    """Pre-norm transformer encoder layer with a SiLU FFN (MobileViT's), on (B, N, d) with an optional boolean
+    key mask (True = attend)."""
 
-    def __init__(self, dim: int, ffn_dim: int, num_heads: int, act_layer="silu", drop: float = 0.0,
+    def __init__(self, dim: int, ffn_dim: int, num_heads: int, act_layer: LayerType = "silu", drop: float = 0.0,
                  attn_drop: float = 0.0, drop_path: float = 0.0):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = MHSA(dim, num_heads, attn_drop, drop)
+        self.attn = MultiHeadAttention(dim, num_heads, attn_drop=attn_drop, proj_drop=drop)
         self.norm2 = nn.LayerNorm(dim)
-        self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), create_act(act_layer), nn.Dropout(drop),
-                                 nn.Linear(ffn_dim, dim), nn.Dropout(drop))
+        self.ffn = Mlp(dim, ffn_dim, act_layer=act_layer, drop=drop)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x), mask))
         return x + self.drop_path(self.ffn(self.norm2(x)))
-
-
-def unfold_patches(x: torch.Tensor, ph: int, pw: int) -> torch.Tensor:
-    """(B, d, H, W) -> (B * P, N, d): token n of sequence p is pixel p of patch n."""
-    B, d, H, W = x.shape
-    nh, nw = H // ph, W // pw
-    x = x.reshape(B, d, nh, ph, nw, pw).permute(0, 3, 5, 2, 4, 1)
-    return x.reshape(B * ph * pw, nh * nw, d)
-
-
-def pad_to_patches(y: torch.Tensor, ph: int, pw: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Zero-pad (B, d, H, W) at the bottom/right to multiples of the patch size; also return the (1, 1, Hp, Wp)
-    boolean map of real (unpadded) pixels, or ``None`` when nothing was padded (static shapes: no graph break)."""
-    H, W = y.shape[-2:]
-    Hp, Wp = math.ceil(H / ph) * ph, math.ceil(W / pw) * pw
-    if (Hp, Wp) == (H, W):
-        return y, None
-    pad = (0, Wp - W, 0, Hp - H)
-    return F.pad(y, pad), F.pad(y.new_ones(1, 1, H, W, dtype=torch.bool), pad)
-
-
-def fold_patches(x: torch.Tensor, B: int, H: int, W: int, ph: int, pw: int) -> torch.Tensor:
-    """Inverse of :func:`unfold_patches`."""
-    d = x.shape[-1]
-    x = x.reshape(B, ph, pw, H // ph, W // pw, d).permute(0, 5, 3, 1, 4, 2)
-    return x.reshape(B, d, H, W)
 
 
 @register_block("mobilevit_attention", family="attention", layout="nchw",
@@ -112,8 +68,8 @@ class MobileViTBlock(nn.Module):
     """
 
     def __init__(self, channels: int, transformer_dim: int | None = None, ffn_dim: int | None = None,
-                 num_layers: int = 2, num_heads: int = 4, patch_size=2, kernel_size: int = 3, act_layer="silu",
-                 drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0):
+                 num_layers: int = 2, num_heads: int = 4, patch_size=2, kernel_size: int = 3,
+                 act_layer: LayerType = "silu", drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0):
         super().__init__()
         self.channels = check_positive_int("channels", channels)
         d = check_positive_int("transformer_dim", transformer_dim if transformer_dim is not None else channels)
@@ -138,11 +94,11 @@ class MobileViTBlock(nn.Module):
         Hp, Wp = y.shape[-2:]
         mask = None
         if valid is not None:  # padded tokens may not be attended to
-            mask = unfold_patches(valid, ph, pw).reshape(ph * pw, 1, 1, -1)
+            mask = unfold_patches(valid, ph, pw, channels_last=True).reshape(ph * pw, 1, 1, -1)
             # a sequence made only of padding (H < p_h or W < p_w) attends to all of it: no NaN, and it is cropped
             mask = (mask | ~mask.any(-1, keepdim=True)).repeat(B, 1, 1, 1)
-        t = unfold_patches(y, ph, pw)
+        t = unfold_patches(y, ph, pw, channels_last=True)     # (B P, N, d): P sequences over the N patches
         for layer in self.layers:
             t = layer(t, mask)
-        y = fold_patches(self.norm(t), B, Hp, Wp, ph, pw)[:, :, :H, :W]
+        y = fold_patches(self.norm(t), Hp, Wp, ph, pw, channels_last=True)[:, :, :H, :W]
         return self.conv_fusion(torch.cat([x, self.conv_proj(y)], dim=1))

@@ -23,10 +23,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import ConvNormAct, DropPath, GroupNorm1, check_nchw, check_positive_int, create_act, to_2tuple
+from visionblocks.layers import ConvNormAct, DropPath, GroupNorm1, LayerType, check_nchw, check_positive_int, to_2tuple
+from visionblocks.layers.conv_mlp import ConvMlp
+from visionblocks.layers.patches import fold_patches, pad_to_patches, unfold_patches
 from visionblocks.registry import Example, register_block
 
-from .mobilevit_attention import pad_to_patches
+__all__ = ["MobileViTv2Block", "SeparableSelfAttention", "LinearTransformerLayer", "MaskedGroupNorm1"]
 
 
 class MaskedGroupNorm1(GroupNorm1):
@@ -71,33 +73,18 @@ class SeparableSelfAttention(nn.Module):
 class LinearTransformerLayer(nn.Module):
     """``x + SepAttn(GN(x))`` then ``x + FFN(GN(x))`` on (B, d, P, N)."""
 
-    def __init__(self, dim: int, ffn_dim: int, act_layer="silu", drop: float = 0.0, attn_drop: float = 0.0,
-                 drop_path: float = 0.0):
+    def __init__(self, dim: int, ffn_dim: int, act_layer: LayerType = "silu", drop: float = 0.0,
+                 attn_drop: float = 0.0, drop_path: float = 0.0):
         super().__init__()
         self.norm1 = MaskedGroupNorm1(dim)
         self.attn = SeparableSelfAttention(dim, attn_drop, drop)
         self.norm2 = MaskedGroupNorm1(dim)
-        self.ffn = nn.Sequential(nn.Conv2d(dim, ffn_dim, 1), create_act(act_layer), nn.Dropout(drop),
-                                 nn.Conv2d(ffn_dim, dim, 1), nn.Dropout(drop))
+        self.ffn = ConvMlp(dim, ffn_dim, act_layer=act_layer, drop=drop)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x, mask), mask))
         return x + self.drop_path(self.ffn(self.norm2(x, mask)))
-
-
-def unfold_patches(x: torch.Tensor, ph: int, pw: int) -> torch.Tensor:
-    """(B, d, H, W) -> (B, d, P, N): pixel p of patch n."""
-    B, d, H, W = x.shape
-    x = x.reshape(B, d, H // ph, ph, W // pw, pw).permute(0, 1, 3, 5, 2, 4)
-    return x.reshape(B, d, ph * pw, (H // ph) * (W // pw))
-
-
-def fold_patches(x: torch.Tensor, H: int, W: int, ph: int, pw: int) -> torch.Tensor:
-    """Inverse of :func:`unfold_patches`."""
-    B, d = x.shape[:2]
-    x = x.reshape(B, d, ph, pw, H // ph, W // pw).permute(0, 1, 4, 2, 5, 3)
-    return x.reshape(B, d, H, W)
 
 
 @register_block("mobilevitv2_attention", family="attention", layout="nchw",
@@ -120,8 +107,8 @@ class MobileViTv2Block(nn.Module):
     """
 
     def __init__(self, channels: int, transformer_dim: int | None = None, ffn_dim: int | None = None,
-                 num_layers: int = 2, patch_size=2, kernel_size: int = 3, act_layer="silu", drop: float = 0.0,
-                 attn_drop: float = 0.0, drop_path: float = 0.0):
+                 num_layers: int = 2, patch_size=2, kernel_size: int = 3, act_layer: LayerType = "silu",
+                 drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0):
         super().__init__()
         self.channels = check_positive_int("channels", channels)
         d = check_positive_int("transformer_dim", transformer_dim if transformer_dim is not None else max(1, channels // 2))
@@ -142,7 +129,7 @@ class MobileViTv2Block(nn.Module):
         y, valid = pad_to_patches(self.conv_1x1_in(self.conv_kxk(x)), ph, pw)
         Hp, Wp = y.shape[-2:]
         mask = None if valid is None else unfold_patches(valid, ph, pw)
-        t = unfold_patches(y, ph, pw)
+        t = unfold_patches(y, ph, pw)     # (B, d, P, N): attention over the N patches for each of the P positions
         for layer in self.layers:
             t = layer(t, mask)
         y = fold_patches(self.norm(t, mask), Hp, Wp, ph, pw)[:, :, :H, :W]

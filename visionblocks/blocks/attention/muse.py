@@ -17,10 +17,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_nlc, check_odd, check_positive_int
+from visionblocks.layers import check_divisible, check_nlc, check_odd, check_positive_int, merge_heads, split_heads
 from visionblocks.registry import Example, register_block
 
-from visionblocks.layers import merge_heads, split_heads
+__all__ = ["MUSEAttention", "DepthwiseSeparableConv1d"]
 
 
 class DepthwiseSeparableConv1d(nn.Module):

@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from visionblocks.layers import check_divisible, check_nchw, check_odd, check_positive_int
 from visionblocks.registry import Example, register_block
 
+__all__ = ["OutlookAttention"]
+
 
 @register_block("outlook_attention", family="attention", layout="nchw",
                 paper="Yuan et al., VOLO: Vision Outlooker for Visual Recognition, TPAMI 2022 (arXiv 2021)",

@@ -19,7 +19,11 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import check_divisible, check_nchw, check_positive_int, spatial_mean
+from visionblocks.layers.pooled_linear import pointwise_linear
 from visionblocks.registry import Example, register_block
+
+__all__ = ["PolarizedSelfAttentionParallel", "PolarizedSelfAttentionSequential", "PolarizedChannelGate",
+           "PolarizedSpatialGate"]
 
 _PAPER = "Liu et al., Polarized Self-Attention: Towards High-quality Pixel-wise Regression, arXiv 2021"
 _URL = "https://arxiv.org/abs/2107.00782"
@@ -38,8 +42,8 @@ class PolarizedChannelGate(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         v = self.wv(x).flatten(2)                              # (B, C/2, HW)
         q = torch.softmax(self.wq(x).flatten(2), dim=-1)       # (B, 1, HW)
-        z = torch.matmul(v, q.transpose(1, 2)).unsqueeze(-1)   # (B, C/2, 1, 1)
-        z = self.ln(self.wz(z).flatten(1))                     # (B, C)
+        z = torch.matmul(v, q.transpose(1, 2)).squeeze(-1)     # (B, C/2)
+        z = self.ln(pointwise_linear(z, self.wz))              # (B, C)
         return torch.sigmoid(z)[:, :, None, None]
 
 
@@ -58,6 +62,8 @@ class PolarizedSpatialGate(nn.Module):
 
 
 class _PolarizedBase(nn.Module):
+    """The two gates both layouts share."""
+
     def __init__(self, channels: int, reduction: int = 2):
         super().__init__()
         self.channels = check_positive_int("channels", channels)

@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_nchw, check_odd, check_positive_int, create_act, spatial_mean
+from visionblocks.layers import (
+    LayerType, check_divisible, check_nchw, check_odd, check_positive_int, reduced_channels, spatial_mean,
+)
+from visionblocks.layers.conv_mlp import ConvMlp
 from visionblocks.registry import Example, register_block
+
+__all__ = ["PyramidSplitAttention"]
 
 
 @register_block("pyramid_split_attention", family="attention", layout="nchw",
@@ -37,16 +41,16 @@ class PyramidSplitAttention(nn.Module):
         groups: G_i of the branches (paper, EPSANet(Small): 1, 4, 8, 16).
         reduction: r of the shared SEWeight module (paper: 16).
         act_layer: SEWeight activation (paper: ReLU).
+        rd_channels: explicit width of the SEWeight MLP (overrides ``reduction``; keyword only).
     """
 
     def __init__(self, channels: int, out_channels: int | None = None, stride: int = 1,
                  kernel_sizes: tuple[int, ...] = (3, 5, 7, 9), groups: tuple[int, ...] = (1, 4, 8, 16),
-                 reduction: int = 16, act_layer="relu"):
+                 reduction: int = 16, act_layer: LayerType = "relu", *, rd_channels: int | None = None):
         super().__init__()
         self.channels = check_positive_int("channels", channels)
         out_channels = channels if out_channels is None else check_positive_int("out_channels", out_channels)
         check_positive_int("stride", stride)
-        check_positive_int("reduction", reduction)
         kernel_sizes, groups = tuple(kernel_sizes), tuple(groups)
         if len(kernel_sizes) != len(groups) or not kernel_sizes:
             raise ValueError(f"kernel_sizes {kernel_sizes} and groups {groups} must be non-empty and of equal length")
@@ -62,16 +66,12 @@ class PyramidSplitAttention(nn.Module):
         self.out_channels, self.split = out_channels, split
         self.convs = nn.ModuleList(nn.Conv2d(channels, split, k, stride, k // 2, groups=g, bias=False)
                                    for k, g in zip(kernel_sizes, groups))
-        rd = max(1, split // reduction)
-        self.se = nn.Sequential(nn.Conv2d(split, rd, 1), create_act(act_layer, inplace=True), nn.Conv2d(rd, split, 1),
-                                nn.Sigmoid())
+        # the SEWeight module shared by the branches: C/S -> C/(S r) -> C/S on each branch's pooled vector
+        self.se = ConvMlp(split, reduced_channels(split, reduction, rd_channels), act_layer=act_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
         feats = torch.stack([conv(x) for conv in self.convs], dim=1)                  # (B, S, C/S, H, W)
-        # the shared SEWeight acts on the pooled (B, S, C/S) vectors: matrix products on its 1x1 weights
-        fc1, act, fc2, gate = self.se
-        s = spatial_mean(feats)
-        z = gate(F.linear(act(F.linear(s, fc1.weight.flatten(1), fc1.bias)), fc2.weight.flatten(1), fc2.bias))
+        z = torch.sigmoid(self.se.forward_vector(spatial_mean(feats)))                 # (B, S, C/S)
         att = z.softmax(dim=1)[..., None, None]                                        # (B, S, C/S, 1, 1)
         return (feats * att).flatten(1, 2)

@@ -18,8 +18,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_divisible, check_nchw, check_positive_int, create_act
+from visionblocks.layers import LayerType, check_divisible, check_nchw, check_positive_int, create_act
 from visionblocks.registry import Example, register_block
+
+__all__ = ["S2Attention", "SplitAttention", "spatial_shift"]
 
 
 def _shift(x: torch.Tensor, dim: int, forward: bool) -> torch.Tensor:
@@ -45,7 +47,7 @@ def spatial_shift(x: torch.Tensor, first_axis: int) -> torch.Tensor:
 class SplitAttention(nn.Module):
     """Fuse K same-shape (B, H, W, C) branches with softmax-over-branches channel weights (no biases)."""
 
-    def __init__(self, channels: int, k: int = 3, act_layer="gelu"):
+    def __init__(self, channels: int, k: int = 3, act_layer: LayerType = "gelu"):
         super().__init__()
         self.k = k
         self.mlp1 = nn.Linear(channels, channels, bias=False)
@@ -73,7 +75,7 @@ class S2Attention(nn.Module):
         act_layer: activation inside the split attention (paper: GELU).
     """
 
-    def __init__(self, channels: int, act_layer="gelu"):
+    def __init__(self, channels: int, act_layer: LayerType = "gelu"):
         super().__init__()
         self.channels = check_positive_int("channels", channels)
         check_divisible("channels", channels, "the 4 shift directions", 4)

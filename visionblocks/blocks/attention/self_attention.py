@@ -10,10 +10,9 @@ softmax attention is ``torch.nn.functional.scaled_dot_product_attention``.
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_nlc, check_positive_int, merge_heads, split_heads
+from visionblocks.layers import check_nlc
+from visionblocks.layers.attention import MultiHeadAttention
 from visionblocks.registry import Example, register_block
 
 __all__ = ["SelfAttention"]
@@ -23,8 +22,9 @@ __all__ = ["SelfAttention"]
                 paper="Vaswani et al., Attention Is All You Need, NeurIPS 2017",
                 url="https://arxiv.org/abs/1706.03762",
                 example=Example(args=(64,), kwargs={"num_heads": 8}, input_shape=(2, 49, 64)))
-class SelfAttention(nn.Module):
-    """Multi-head scaled dot-product self-attention over a token sequence (B, N, C) -> (B, N, C).
+class SelfAttention(MultiHeadAttention):
+    """Multi-head scaled dot-product self-attention over a token sequence (B, N, C) -> (B, N, C): the shared
+    :class:`~visionblocks.layers.attention.MultiHeadAttention` with the paper's bias-free projections, as a block.
 
     Args:
         dim: token dimension d_model (= C).
@@ -36,16 +36,8 @@ class SelfAttention(nn.Module):
 
     def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = False, proj_bias: bool = False,
                  attn_drop: float = 0.0):
-        super().__init__()
-        self.dim = check_positive_int("dim", dim)
-        self.num_heads = check_positive_int("num_heads", num_heads)
-        check_divisible("dim", dim, "num_heads", num_heads)
-        self.attn_drop = float(attn_drop)
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim, bias=proj_bias)
+        super().__init__(dim, num_heads, qkv_bias=qkv_bias, proj_bias=proj_bias, attn_drop=attn_drop)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         check_nlc(x, self.dim, type(self).__name__)
-        q, k, v = split_heads(self.qkv(x), 3 * self.num_heads).chunk(3, dim=1)
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
-        return self.proj(merge_heads(out))
+        return super().forward(x, attn_mask)

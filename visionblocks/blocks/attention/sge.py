@@ -17,6 +17,8 @@ import torch.nn as nn
 from visionblocks.layers import check_divisible, check_nchw, check_positive_int, spatial_mean
 from visionblocks.registry import Example, register_block
 
+__all__ = ["SpatialGroupEnhance"]
+
 
 @register_block("sge", family="attention", layout="nchw",
                 paper="Li et al., Spatial Group-wise Enhance: Improving Semantic Feature Learning in "

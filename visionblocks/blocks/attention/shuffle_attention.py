@@ -15,6 +15,8 @@ import torch.nn as nn
 from visionblocks.layers import channel_shuffle, check_divisible, check_nchw, check_positive_int, spatial_mean
 from visionblocks.registry import Example, register_block
 
+__all__ = ["ShuffleAttention"]
+
 
 @register_block("shuffle_attention", family="attention", layout="nchw",
                 paper="Zhang & Yang, SA-Net: Shuffle Attention for Deep Convolutional Neural Networks, ICASSP 2021",

@@ -13,10 +13,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_nlc, check_positive_int
+from visionblocks.layers import check_divisible, check_nlc, check_positive_int, merge_heads, split_heads
 from visionblocks.registry import Example, register_block
 
-from visionblocks.layers import merge_heads, split_heads
+__all__ = ["SimplifiedSelfAttention"]
 
 
 @register_block("simplified_self_attention", family="attention", layout="nlc",

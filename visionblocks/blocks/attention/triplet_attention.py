@@ -20,6 +20,8 @@ import torch.nn as nn
 from visionblocks.layers import check_nchw, check_odd, check_positive_int
 from visionblocks.registry import Example, register_block
 
+__all__ = ["TripletAttention", "ZPoolGate"]
+
 
 class ZPoolGate(nn.Module):
     """``sigmoid(BN(conv_k(Z)))`` for a Z-pooled (B, 2, P, Q) plane -> (B, 1, P, Q)."""

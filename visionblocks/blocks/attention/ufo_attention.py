@@ -13,10 +13,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_divisible, check_nlc, check_positive_int
+from visionblocks.layers import check_divisible, check_nlc, check_positive_int, merge_heads, split_heads
 from visionblocks.registry import Example, register_block
 
-from visionblocks.layers import merge_heads, split_heads
+__all__ = ["UFOAttention", "xnorm"]
 
 
 def xnorm(a: torch.Tensor, gamma: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
