@@ -83,3 +83,16 @@ def test_validation():
         DOConv2d(4, 4, 3, D_mul=8)
     with pytest.raises(ValueError, match="groups"):
         DOConv2d(6, 4, 3, groups=4)
+
+
+@pytest.mark.parametrize("kernel_size,bias", [(1, True), (3, False)])
+def test_fold_without_depthwise_part_or_bias(kernel_size, bias):
+    """A 1x1 DO-Conv (no D) and a bias-free one fold too; the folded form has the deploy form's keys."""
+    torch.manual_seed(0)
+    m = DOConv2d(4, 6, kernel_size, bias=bias).to(D).eval()
+    x = torch.randn(2, 4, 5, 7, dtype=D)
+    ref = m(x)
+    vb.reparameterize(m)
+    assert m.is_reparameterized and (m.conv.bias is not None) == bias and not hasattr(m, "d_diag")
+    torch.testing.assert_close(m(x), ref, rtol=1e-12, atol=1e-12)
+    assert list(m.state_dict()) == list(DOConv2d(4, 6, kernel_size, bias=bias, deploy=True).state_dict())

@@ -10,13 +10,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import visionblocks as vb
-from visionblocks.blocks.attention.se import SqueezeExcite
-from visionblocks.blocks.reparam.acnet_block import ACBlock
-from visionblocks.blocks.reparam.diverse_branch_block import DiverseBranchBlock
-from visionblocks.blocks.reparam.repvgg_block import RepVGGBlock
+from visionblocks.blocks.reparam import ACBlock, DiverseBranchBlock, RepVGGBlock
+from visionblocks.layers import SqueezeExcite
 from visionblocks.testing import randomize_bn_stats
 
-CONFIGS = [  # (in, out, k, stride, groups, use_se)
+CONFIGS = [  # (in, out, k, stride, groups, RepVGG's SE after the sum)
     (8, 8, 3, 1, 1, False),
     (8, 12, 3, 2, 2, True),
     (8, 8, 5, 1, 4, False),
@@ -110,7 +108,7 @@ CFG_IDS = [f"{c[0]}-{c[1]}-k{c[2]}s{c[3]}g{c[4]}{'se' if c[5] else ''}" for c in
 def test_training_and_folded_forms_match_paper_reference(name, cfg):
     cin, cout, k, s, g, se = cfg
     torch.manual_seed(0)
-    m = _random(vb.create_block(name, cin, cout, k, s, groups=g, use_se=se).double())
+    m = _random(vb.create_block(name, cin, cout, k, s, groups=g, attn_layer="se" if se else None).double())
     m.use_se_ref = se
     x = torch.randn(2, cin, 11, 14, dtype=torch.float64)
     with torch.no_grad():
@@ -163,9 +161,28 @@ def test_repvgg_closed_form():
 
 
 def test_se_is_the_library_se_with_reduction_16():
-    m = RepVGGBlock(64, 64, use_se=True)
+    m = RepVGGBlock(64, 64, attn_layer="se")
     assert isinstance(m.se, SqueezeExcite) and m.se.fc1.out_channels == 4 and m.se.fc1.bias is not None
     assert isinstance(RepVGGBlock(64, 64).se, nn.Identity)
+
+
+@pytest.mark.parametrize("cls", [RepVGGBlock, ACBlock, DiverseBranchBlock])
+def test_attn_layer_and_the_deprecated_use_se(cls):
+    """``use_se=True`` (RepVGG's flag) still builds the same SE, with a DeprecationWarning; any attention fits."""
+    torch.manual_seed(0)
+    new = cls(32, 32, attn_layer="se")
+    torch.manual_seed(0)
+    with pytest.warns(DeprecationWarning, match="use_se"):
+        old = cls(32, 32, use_se=True)
+    assert list(old.state_dict()) == list(new.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(old.state_dict().values(), new.state_dict().values()))
+    with pytest.warns(DeprecationWarning):
+        assert isinstance(cls(32, 32, use_se=False).se, nn.Identity)
+    with pytest.raises(TypeError, match="use_se"):
+        cls(32, 32, use_se=True, attn_layer="eca")
+    assert isinstance(cls(32, 32, attn_layer="eca").se, vb.block_info("eca").cls)
+    m = cls(32, 32, attn_layer=SqueezeExcite, attn_kwargs={"reduction": 4})
+    assert m.se.fc1.out_channels == 8
 
 
 def test_dbb_identity_based_1x1_starts_as_identity():

@@ -22,7 +22,7 @@ from visionblocks.reparam import is_reparameterizable
 
 
 def _rep_blocks() -> list[str]:
-    return [n for n in vb.list_blocks() if vb.block_info(n).reparameterizable]
+    return [n for n in vb.list_blocks() if is_reparameterizable(vb.block_info(n).cls)]
 
 
 def _rep_models() -> list[str]:

@@ -1,10 +1,12 @@
-"""The one re-parameterization protocol: top-down walk, idempotence, eval-mode requirement."""
+"""The one re-parameterization protocol: top-down walk, idempotence, eval-mode requirement, and the base class
+(:class:`visionblocks.reparam.ReparamModule`) that implements it for the library's blocks."""
 import pytest
 import torch
 import torch.nn as nn
 
 import visionblocks as vb
-from visionblocks.layers import fuse_conv_bn
+from visionblocks.layers import fuse_conv_bn, fuse_conv_bn_weights
+from visionblocks.reparam import ReparamModule, is_reparameterizable
 from visionblocks.testing import randomize_bn_stats
 
 
@@ -69,3 +71,66 @@ def test_parent_folds_before_children():
 
     vb.reparameterize(Parent().eval())
     assert order == ["parent", "child"]
+
+
+class ToyRep(ReparamModule):
+    """A ReparamModule in a few lines: conv-BN whose inference form is one conv named ``conv``."""
+
+    deployed_name = "conv"
+
+    def __init__(self, c, deploy=False):
+        super().__init__(deploy)
+        self.c = c
+        self.conv = self.build_deployed() if deploy else nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn = nn.Identity() if deploy else nn.BatchNorm2d(c)
+
+    def build_deployed(self, device=None, dtype=None):
+        return nn.Conv2d(self.c, self.c, 3, padding=1, device=device, dtype=dtype)
+
+    def equivalent_kernel_bias(self):
+        return fuse_conv_bn_weights(self.conv.weight, None, self.bn)
+
+    def drop_training_parts(self):
+        self.bn = nn.Identity()
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
+def test_reparam_module_owns_the_protocol():
+    """The base class gives a subclass idempotence, the eval-mode guard, the deploy state and no autograd."""
+    m = randomize_bn_stats(ToyRep(4)).double()
+    assert not m.is_reparameterized and is_reparameterizable(m) and is_reparameterizable(ToyRep)
+    with pytest.raises(RuntimeError, match=r"training mode.*\.eval\(\)"):
+        m.reparameterize()
+    assert not m.is_reparameterized and isinstance(m.bn, nn.BatchNorm2d)
+    x = torch.randn(2, 4, 7, 6, dtype=torch.float64)
+    m.eval()
+    ref = m(x)
+    m.reparameterize()
+    assert m.is_reparameterized and isinstance(m.bn, nn.Identity) and not m.conv.training
+    assert m.conv.weight.dtype == torch.float64 and m.conv.weight.grad_fn is None and m.conv.weight.requires_grad
+    torch.testing.assert_close(m(x), ref, rtol=1e-12, atol=1e-12)
+    conv = m.conv
+    m.train().reparameterize()  # folded: nothing to do, even in training mode
+    assert m.conv is conv
+    fresh = ToyRep(4, deploy=True).double()
+    assert fresh.is_reparameterized
+    fresh.load_state_dict(m.state_dict())
+    torch.testing.assert_close(fresh(x), ref, rtol=1e-12, atol=1e-12)
+
+
+def test_library_folds_use_the_base_class():
+    from visionblocks.blocks.conv import DOConv2d
+    from visionblocks.blocks.reparam import RepMLPBlock, RepVGGBlock
+    from visionblocks.blocks.reparam._repmlpnet_block import RepMLPNetBlock
+    from visionblocks.blocks.reparam.repvgg_sse_block import RepConv3x3
+
+    for cls in (DOConv2d, RepMLPBlock, RepVGGBlock, RepMLPNetBlock, RepConv3x3):
+        assert issubclass(cls, ReparamModule)
+        assert cls.reparameterize is ReparamModule.reparameterize, f"{cls.__name__} re-implements the protocol"
+
+
+def test_blockinfo_reparameterizable_is_is_reparameterizable():
+    assert [n for n in vb.list_blocks() if is_reparameterizable(vb.block_info(n).cls)] == \
+        [n for n in vb.list_blocks() if vb.block_info(n).reparameterizable]

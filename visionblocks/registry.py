@@ -74,7 +74,9 @@ class BlockInfo:
 
     @property
     def reparameterizable(self) -> bool:
-        return callable(getattr(self.cls, "reparameterize", None))
+        """Deprecated, to be removed: use ``visionblocks.reparam.is_reparameterizable(info.cls)``."""
+        from .reparam import is_reparameterizable
+        return is_reparameterizable(self.cls)
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.blocks.reparam.repvgg_sse_block import RepConv3x3, RepVGGSSEBlock
-from visionblocks.layers import channel_shuffle, create_act, spatial_mean
+from visionblocks.blocks.reparam import RepVGGSSEBlock
+from visionblocks.blocks.reparam.repvgg_sse_block import RepConv3x3
+from visionblocks.layers import LayerType, channel_shuffle, create_act, init_weights, spatial_mean
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase
@@ -42,8 +43,8 @@ class ParNetDownsample(nn.Module):
         deploy: build the inference form (convolution branches folded).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 2, groups: int = 1, act_layer="silu",
-                 deploy: bool = False):
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 2, groups: int = 1,
+                 act_layer: LayerType = "silu", deploy: bool = False):
         super().__init__()
         self.groups = groups
         self.conv = RepConv3x3(in_channels, out_channels, stride, groups, deploy=deploy)
@@ -80,6 +81,9 @@ class ParNet(ModelBase):
         num_classes, in_chans: classifier size (0 for none) and input channels.
         drop_rate: dropout before the classifier.
         deploy: build the inference form (every 3x3/1x1 convolution pair folded, as the paper counts it).
+
+    Weights keep torch's default initialisation, as in the authors' code (imankgoyal/NonDeepNetworks has no
+    init routine).
     """
 
     def __init__(self, widths: tuple[int, int, int] = (96, 192, 384), out_features: int = 1280,
@@ -103,6 +107,7 @@ class ParNet(ModelBase):
         self.final = ParNetDownsample(w3, out_features, **d)   # -> 1/32
         self.num_features = out_features
         self.head = ClassifierHead(out_features, num_classes, drop_rate)
+        init_weights(self, conv=None, linear=None)  # torch's defaults: the authors' scheme
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.blocks.reparam.repvgg_block import RepVGGBlock
+from visionblocks.blocks.reparam import RepVGGBlock
+from visionblocks.layers import LayerType, init_weights
+from visionblocks.layers.deprecated_flag import deprecated_flag
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase
@@ -31,31 +33,37 @@ class RepVGG(ModelBase):
         layers: blocks in stages 2-5 (stage 1 is one block).
         width_multiplier: (a, b).
         num_classes, in_chans: classifier size (0 for none) and input channels.
-        use_se: squeeze-and-excitation in every block (RepVGG-D2se style).  (The grouped RepVGG-g2/g4
-            variants, which group only some layers, are not provided.)
+        attn_layer, attn_kwargs: attention in every block, after the branch sum (``"se"``: RepVGG-D2se style;
+            the deprecated ``use_se=True`` means ``attn_layer="se"``).  (The grouped RepVGG-g2/g4 variants,
+            which group only some layers, are not provided.)
         deploy: build every block in its folded inference form.
         drop_rate: dropout before the classifier.
+
+    Weights keep torch's default initialisation, as in the authors' code (DingXiaoH/RepVGG has no init routine).
     """
 
+    @deprecated_flag("use_se", "attn_layer", "se")
     def __init__(self, layers: tuple[int, int, int, int], width_multiplier: tuple[float, float],
-                 num_classes: int = 1000, in_chans: int = 3, use_se: bool = False, deploy: bool = False,
-                 drop_rate: float = 0.0):
+                 num_classes: int = 1000, in_chans: int = 3, attn_layer: LayerType = None,
+                 attn_kwargs: dict | None = None, deploy: bool = False, drop_rate: float = 0.0):
         super().__init__()
         self.in_chans = in_chans
         a, b = width_multiplier
         widths = (int(64 * a), int(128 * a), int(256 * a), int(512 * b))
         in_ch = min(64, int(64 * a))
-        self.stem = RepVGGBlock(in_chans, in_ch, 3, 2, use_se=use_se, deploy=deploy)
+        block_kwargs = {"attn_layer": attn_layer, "attn_kwargs": attn_kwargs, "deploy": deploy}
+        self.stem = RepVGGBlock(in_chans, in_ch, 3, 2, **block_kwargs)
         stages = []
         for n, width in zip(layers, widths):
             blocks = []
             for i in range(n):
-                blocks.append(RepVGGBlock(in_ch, width, 3, 2 if i == 0 else 1, use_se=use_se, deploy=deploy))
+                blocks.append(RepVGGBlock(in_ch, width, 3, 2 if i == 0 else 1, **block_kwargs))
                 in_ch = width
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
         self.num_features = in_ch
         self.head = ClassifierHead(in_ch, num_classes, drop_rate)
+        init_weights(self, conv=None, linear=None)  # torch's defaults: the authors' scheme
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

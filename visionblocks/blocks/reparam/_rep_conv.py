@@ -1,11 +1,13 @@
 """What the re-parameterizable convolution blocks share (RepVGG, arXiv 2101.03697; ACNet, arXiv 1908.03930;
 DBB, arXiv 2103.13425).
 
-Each block is ``act(se(body(x)))``.  In the training form ``body`` is a :class:`Branches` container whose
-branches all map (B, Cin, H, W) to (B, Cout, ceil(H/s), ceil(W/s)) and are summed; each branch can give the
-kxk kernel and bias of the single convolution it equals in eval mode (:func:`branch_kernel_bias`).
-Folding (``reparameterize()``, the protocol of :class:`visionblocks.reparam.ReparamModule`) replaces ``body``
-with one ``nn.Conv2d(Cin, Cout, k, s, k // 2, groups=g, bias=True)``, which is also what ``deploy=True`` builds
+Each block is ``act(se(body(x)))``, ``se`` the optional attention after the branch sum (``attn_layer``;
+RepVGG's SE is ``attn_layer="se"``, which the blocks' deprecated ``use_se=True`` still means).  In the training
+form ``body`` is a :class:`Branches` container whose branches all map (B, Cin, H, W) to
+(B, Cout, ceil(H/s), ceil(W/s)) and are summed; each branch can give the kxk kernel and bias of the single
+convolution it equals in eval mode (:func:`branch_kernel_bias`).  Folding (``reparameterize()``, the protocol
+of :class:`visionblocks.reparam.ReparamModule`) replaces ``body`` with one
+``nn.Conv2d(Cin, Cout, k, s, k // 2, groups=g, bias=True)``, which is also what ``deploy=True`` builds
 directly, so the two forms share their state-dict keys (``body.weight``, ``body.bias``, and ``se.*``).  The
 fusion arithmetic is ``visionblocks.layers.fuse``.
 """
@@ -15,12 +17,20 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
-    ConvNormAct, LayerType, SqueezeExcite, check_divisible, check_nchw, check_odd, check_positive_int, create_act,
+    ConvNormAct, LayerType, check_divisible, check_nchw, check_odd, check_positive_int, create_act,
     fuse_conv_bn_weights, identity_kernel, pad_kernel,
 )
+from visionblocks.layers.create_attn import create_attn
+from visionblocks.registry import Example
 from visionblocks.reparam import ReparamModule
 
-__all__ = ["Branches", "RepConvBase", "branch_kernel_bias", "conv_bn"]
+__all__ = ["Branches", "RepConvBase", "branch_kernel_bias", "conv_bn", "conv_example"]
+
+
+def conv_example(in_channels: int = 32, out_channels: int = 32) -> Example:
+    """The registry example of a re-parameterizable convolution: the papers' k = 3 at stride 1, on 16x16."""
+    return Example(args=(in_channels, out_channels), kwargs={"kernel_size": 3, "stride": 1},
+                   input_shape=(2, in_channels, 16, 16))
 
 
 def conv_bn(in_channels: int, out_channels: int, kernel_size, stride: int, padding, groups: int) -> ConvNormAct:
@@ -79,7 +89,8 @@ class RepConvBase(ReparamModule):
     deployed_name = "body"
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 groups: int = 1, use_se: bool = False, act_layer: LayerType = None, deploy: bool = False):
+                 groups: int = 1, attn_layer: LayerType = None, attn_kwargs: dict | None = None,
+                 act_layer: LayerType = None, deploy: bool = False):
         super().__init__(deploy)
         self.in_channels = check_positive_int("in_channels", in_channels)
         self.out_channels = check_positive_int("out_channels", out_channels)
@@ -92,8 +103,8 @@ class RepConvBase(ReparamModule):
         self.padding = kernel_size // 2
         self.validate()
         self.body = self.build_deployed() if deploy else Branches(self.build_branches(), kernel_size, groups)
-        # RepVGG's optional SE: C -> C/16 -> C with biases, ReLU, sigmoid, after the sum and before the activation.
-        self.se = SqueezeExcite(out_channels, reduction=16) if use_se else nn.Identity()
+        # the attention after the sum and before the activation: RepVGG's optional SE (attn_layer="se")
+        self.se = create_attn(attn_layer, out_channels, **(attn_kwargs or {}))
         self.act = create_act(act_layer, inplace=True)
 
     def validate(self) -> None:

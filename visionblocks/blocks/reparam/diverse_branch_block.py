@@ -20,10 +20,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_positive_int, fuse_conv_bn_weights, identity_kernel
-from visionblocks.registry import Example, register_block
+from visionblocks.layers import (
+    LayerType, check_divisible, check_positive_int, fuse_conv_bn_weights, identity_kernel,
+)
+from visionblocks.layers.deprecated_flag import deprecated_flag
+from visionblocks.registry import register_block
 
-from ._rep_conv import RepConvBase, conv_bn
+from ._rep_conv import RepConvBase, conv_bn, conv_example
 
 __all__ = ["DiverseBranchBlock"]
 
@@ -141,8 +144,7 @@ class OneByOneKxKBranch(nn.Module):
 @register_block("diverse_branch_block", family="reparam", layout="conv",
                 paper="Ding et al., Diverse Branch Block: Building a Convolution as an Inception-like Unit, CVPR 2021",
                 url="https://arxiv.org/abs/2103.13425",
-                example=Example(args=(32, 32), kwargs={"kernel_size": 3, "stride": 1},
-                                input_shape=(2, 32, 16, 16)))
+                example=conv_example())
 class DiverseBranchBlock(RepConvBase):
     """kxk, 1x1, 1x1-avg and 1x1-kxk branches (each with BNs) summed; folds to one kxk convolution.
 
@@ -153,16 +155,20 @@ class DiverseBranchBlock(RepConvBase):
         groups: groups of every convolution; must divide both channel counts.
         internal_channels: width of the 1x1-kxk branch's middle (default: ``in_channels``, identity-based
             1x1; ``2 * in_channels`` for a depthwise block); must be divisible by ``groups``.
-        use_se: RepVGG's optional squeeze-and-excitation (reduction 16) after the sum.
+        attn_layer: attention after the sum, before the activation: a registered ``nchw`` block name, a class
+            taking ``channels``, or None (RepVGG's optional SE: ``"se"``, C -> C/16 -> C).
+        attn_kwargs: further keyword arguments of ``attn_layer``.
         act_layer: activation after the sum (paper: none, DBB replaces conv-BN).
         deploy: build the folded inference form (one kxk convolution with bias) directly.
     """
 
+    @deprecated_flag("use_se", "attn_layer", "se")  # RepVGG's flag
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 groups: int = 1, internal_channels: int | None = None, use_se: bool = False, act_layer=None,
-                 deploy: bool = False):
+                 groups: int = 1, internal_channels: int | None = None, attn_layer: LayerType = None,
+                 attn_kwargs: dict | None = None, act_layer: LayerType = None, deploy: bool = False):
         self.internal_channels = internal_channels
-        super().__init__(in_channels, out_channels, kernel_size, stride, groups, use_se, act_layer, deploy)
+        super().__init__(in_channels, out_channels, kernel_size, stride, groups, attn_layer, attn_kwargs, act_layer,
+                         deploy)
 
     def validate(self) -> None:
         self.depthwise = self.groups == self.in_channels == self.out_channels

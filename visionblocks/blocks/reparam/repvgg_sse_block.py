@@ -15,11 +15,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._rep_conv import RepConvBase, conv_bn
 from visionblocks.layers import (
-    check_nchw, check_odd, check_positive_int, create_act, fuse_conv_bn_weights, spatial_mean,
+    LayerType, check_nchw, check_odd, check_positive_int, create_act, fuse_conv_bn_weights, spatial_mean,
 )
 from visionblocks.registry import Example, register_block
+
+from ._rep_conv import RepConvBase, conv_bn
+
+__all__ = ["PooledConvBN", "RepConv3x3", "RepVGGSSEBlock"]
 
 
 def _avg_pool_2x2(x: torch.Tensor) -> torch.Tensor:
@@ -93,7 +96,7 @@ class RepVGGSSEBlock(nn.Module):
         deploy: build the inference form (the two convolutions folded into one 3x3 with bias).
     """
 
-    def __init__(self, channels: int, act_layer="silu", deploy: bool = False):
+    def __init__(self, channels: int, act_layer: LayerType = "silu", deploy: bool = False):
         super().__init__()
         self.channels = check_positive_int("channels", channels)
         self.conv = RepConv3x3(channels, channels, 1, deploy=deploy)
