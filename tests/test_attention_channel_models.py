@@ -49,11 +49,11 @@ def test_bam_resnet50_places_bam_between_stages():
 def test_epsanet50_small_uses_psa_with_paper_groups():
     blocks = _bottlenecks(_meta("epsanet50_small"))
     for b in blocks:
-        psa = b.conv2.psa
+        psa = b.conv2.op
         assert isinstance(psa, PyramidSplitAttention)
         assert [(c.kernel_size[0], c.groups) for c in psa.convs] == [(3, 1), (5, 4), (7, 8), (9, 16)]
         assert isinstance(b.conv2.bn, torch.nn.BatchNorm2d)
-    assert sum(b.conv2.psa.convs[0].stride[0] == 2 for b in blocks) == 3
+    assert sum(b.conv2.op.convs[0].stride[0] == 2 for b in blocks) == 3
 
 
 @pytest.mark.parametrize("name,cls", [("sa_resnet50", ShuffleAttention), ("sge_resnet50", SpatialGroupEnhance)])

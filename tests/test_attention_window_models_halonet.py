@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from visionblocks.blocks.attention.halo_attention import HaloAttention
-from visionblocks.models.halonet import HaloBottleneck, HaloUnit, halonet, halonet_h0
+from visionblocks.layers.norm_act import NormAct
+from visionblocks.models.halonet import HaloBottleneck, halo_mid_layer, halonet, halonet_h0
 
 
 def _meta(**kw):
@@ -22,8 +23,8 @@ def test_h0_structure():
     assert len(blocks) == 3 + 3 + 7 + 3  # l3 = 7
     outs, widths, strides = [], [], []
     for b in blocks:
-        assert isinstance(b.conv2, HaloUnit)
-        a = b.conv2.attn
+        assert isinstance(b.conv2, NormAct) and isinstance(b.conv2.bn, torch.nn.BatchNorm2d)
+        a = b.conv2.op
         assert isinstance(a, HaloAttention)
         assert (a.block_size, a.halo_size, a.num_heads) == (8, 3, 8)
         assert a.dim_head * a.num_heads == a.channels == a.out_channels  # rv = 1: q, k, v all of the width
@@ -95,6 +96,6 @@ def test_halonet_validates_hyper_parameters():
     with pytest.raises(ValueError, match="rv"):
         halonet(8, 3, 0.5, 7, rv=2.0)
     with pytest.raises(ValueError, match="groups"):
-        HaloUnit(64, 64, groups=2)
+        halo_mid_layer(64, 64, groups=2)
     with pytest.raises(ValueError, match="num_heads"):
-        HaloUnit(60, 60, num_heads=8)
+        halo_mid_layer(60, 60, num_heads=8)

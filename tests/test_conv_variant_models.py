@@ -44,14 +44,13 @@ def test_coconv_resnet50_levels_and_end_of_stage_bn():
     assert count_params(m) == RESNET50_PARAMS           # CoConv keeps the 3x3's parameters
     for stage, levels in zip(m.stages, (4, 3, 2, 1)):
         for i, blk in enumerate(stage):
-            assert isinstance(blk.conv2[0], CoConv) and len(blk.conv2[0].levels) == levels
+            assert isinstance(blk.conv2.conv, CoConv) and len(blk.conv2.conv.levels) == levels
             assert blk.bn_after_add == (i == len(stage) - 1)
 
 
 def test_coconv_bottleneck_bn_after_addition():
     torch.manual_seed(0)
-    blk = CoBottleneck(64, 16, stride=2, stride_3x3=True).double()
-    blk.bn_after_add = True
+    blk = CoBottleneck(64, 16, stride=2, stride_3x3=True, bn_after_add=True).double()
     randomize_bn_stats(blk, seed=5)
     blk.eval()
     x = torch.randn(2, 64, 9, 9, dtype=torch.float64)
@@ -62,13 +61,22 @@ def test_coconv_bottleneck_bn_after_addition():
     torch.testing.assert_close(blk(x), ref, rtol=1e-10, atol=1e-10)
 
 
+def test_coconv_resnet50_block_kwargs_merge_with_the_variants():
+    every = _meta("coconv_resnet50", block_kwargs={"bn_after_add": True})  # the user's entries add to the variant's
+    assert all(blk.bn_after_add for stage in every.stages for blk in stage)
+    none = _meta("coconv_resnet50", last_block_kwargs={"bn_after_add": False})  # and win over them
+    assert not any(blk.bn_after_add for stage in none.stages for blk in stage)
+    assert all(isinstance(blk.conv2.conv, CoConv) for stage in none.stages for blk in stage)
+
+
 def test_resnest50_layout():
     m = _meta("resnest50")
     assert [blk.conv.out_channels for blk in m.stem[:3]] == [32, 32, 64]        # deep stem 32-32-64
     for s, stage in enumerate(m.stages):
         for i, blk in enumerate(stage):
             if i == 0 and s > 0:   # avd: split attention at stride 1, then a 3x3 average pooling with the stride
-                assert isinstance(blk.conv2[0], SplitAttentionConv) and blk.conv2[0].conv.stride == (1, 1)
+                splat_conv = next(c for c in blk.conv2[0].modules() if isinstance(c, nn.Conv2d))
+                assert isinstance(blk.conv2[0], SplitAttentionConv) and splat_conv.stride == (1, 1)
                 assert isinstance(blk.conv2[1], nn.AvgPool2d) and blk.conv2[1].stride == 2
                 assert isinstance(blk.shortcut[0], nn.AvgPool2d)                   # avg_down shortcut
             else:

@@ -4,7 +4,8 @@ import torch
 import torch.nn as nn
 
 import visionblocks as vb
-from visionblocks.models.resnet import BasicBlock, Bottleneck
+from visionblocks.layers import ConvNormAct
+from visionblocks.models.resnet import BasicBlock, Bottleneck, build_resnet
 
 
 class Recorder(nn.Module):
@@ -75,3 +76,110 @@ def test_stage_attn_deep_stem_avg_down_and_drop_path():
     assert m(torch.randn(2, 3, 64, 64)).shape == (2, 1000)
     with pytest.raises(ValueError, match="stem_type"):
         vb.create_model("resnet50", stem_type="wide")
+
+
+def test_stem_layer_factory_and_stem_type_conflict():
+    calls = []
+
+    def stem(in_chans, out_channels, act_layer="relu"):
+        calls.append((in_chans, out_channels, act_layer))
+        return nn.Sequential(nn.Conv2d(in_chans, out_channels, 4, 4))
+
+    m = vb.create_model("resnet18", in_chans=2, stem_layer=stem, stem_width=32, act_layer="silu")
+    assert calls == [(2, 32, "silu")] and m.stem[0].out_channels == 32
+    assert m.stages[0][0].conv1.conv.in_channels == 32
+    with torch.no_grad():
+        assert m.eval()(torch.randn(1, 2, 32, 32)).shape == (1, 1000)
+    with pytest.raises(ValueError, match="not both"):
+        vb.create_model("resnet18", stem_layer=stem, stem_type="deep")
+
+
+@pytest.mark.parametrize("name,units_per_block", [("resnet18", 2), ("resnet50", 1)])
+def test_mid_layer_hook_receives_the_stage(name, units_per_block):
+    seen = []
+
+    def hook(in_channels, out_channels, stride=1, groups=1, act_layer="relu", stage=0):
+        seen.append((stage, out_channels, stride, act_layer))
+        return ConvNormAct(in_channels, out_channels, 3, stride, groups=groups, act_layer=act_layer)
+
+    with torch.device("meta"):
+        ref = vb.create_model(name)
+        m = vb.create_model(name, mid_layer=hook)
+    assert [p.shape for p in m.parameters()] == [p.shape for p in ref.parameters()]  # the default unit, rebuilt
+    depths = (2, 2, 2, 2) if name == "resnet18" else (3, 4, 6, 3)
+    assert [s for s, *_ in seen] == [s for s, d in enumerate(depths) for _ in range(d * units_per_block)]
+    if name == "resnet18":  # a basic block's second unit ends without activation (it follows the addition)
+        assert [a for *_, a in seen[:2]] == ["relu", None]
+
+
+def test_old_hook_names_warn_and_keep_working():
+    old = lambda cin, cout, stride=1, groups=1: ConvNormAct(cin, cout, 3, stride, groups=groups)  # noqa: E731
+    with pytest.warns(DeprecationWarning, match="mid_layer"), torch.device("meta"):
+        m = vb.create_model("resnext50_32x4d", block_kwargs={"mid_layer": old})
+    assert m.stages[1][0].conv2.conv.groups == 32 and m.stages[1][0].conv2.conv.stride == (2, 2)
+    old_basic = lambda cin, cout, stride=1, act_layer="relu": ConvNormAct(cin, cout, 3, stride, act_layer=act_layer)  # noqa: E731
+    with pytest.warns(DeprecationWarning, match="conv_layer"):
+        b = BasicBlock(8, 8, conv_layer=old_basic)
+    assert isinstance(b.conv2.act, nn.Identity) and isinstance(b.conv1.act, nn.ReLU)
+    with pytest.raises(TypeError, match="both"):
+        vb.create_model("resnet50", block_kwargs={"mid_layer": old}, mid_layer=old)
+
+
+def test_blocks_reject_unknown_kwargs():
+    with pytest.raises(TypeError):
+        BasicBlock(8, 8, width_factor=2)
+    with pytest.raises(TypeError):
+        vb.create_model("resnet18", block_kwargs={"stride_3x3": True})  # a bottleneck option
+
+
+def test_build_resnet_merges_block_kwargs_and_user_values_win():
+    class Tagged(Bottleneck):
+        def __init__(self, *args, tag="", other="", **kwargs):
+            super().__init__(*args, **kwargs)
+            self.tag, self.other = tag, other
+
+    with torch.device("meta"):
+        m = build_resnet(Tagged, (1, 2), {"block_kwargs": {"other": "user"}, "stride_3x3": False},
+                         block_kwargs={"tag": "variant"}, last_block_kwargs={"tag": "last"}, stride_3x3=True,
+                         channels=(8, 16))
+    blocks = [b for b in m.modules() if isinstance(b, Tagged)]
+    assert [(b.tag, b.other) for b in blocks] == [("last", "user"), ("variant", "user"), ("last", "user")]
+    assert blocks[1].conv1.conv.stride == (2, 2)  # the user's stride_3x3=False replaced the variant's
+
+
+def test_variant_hooks_survive_user_block_kwargs():
+    """cotnet50(block_kwargs=...) used to replace the variant's block kwargs, silently dropping the CoT layer."""
+    with torch.device("meta"):
+        m = vb.create_model("cotnet50", block_kwargs={"stride_3x3": False})
+    b = m.stages[1][0]
+    assert type(b.conv2).__name__ == "ContextualTransformer" and b.conv1.conv.stride == (2, 2)
+
+
+def test_zero_init_last():
+    m = vb.create_model("resnet18", zero_init_last=True)
+    assert all(float(b.conv2.bn.weight.abs().sum()) == 0 for b in m.modules() if isinstance(b, BasicBlock))
+    assert all(float(b.conv1.bn.weight.abs().sum()) > 0 for b in m.modules() if isinstance(b, BasicBlock))
+    r = vb.create_model("rednet26")  # RedNet's authors start every residual branch at zero
+    assert all(float(b.conv3.bn.weight.abs().sum()) == 0 for b in r.modules() if isinstance(b, Bottleneck))
+
+
+def test_attention_resnets_are_registered_one_way():
+    import visionblocks.models.attention_resnets as ar
+    expected = {"se_resnet50": ("se", None, False), "cbam_resnet50": ("cbam", None, False),
+                "eca_resnet50": ("eca", None, False), "bam_resnet50": (None, "bam", False),
+                "sa_resnet50": ("shuffle_attention", None, True), "triplet_resnet50": ("triplet_attention", None, True),
+                "sge_resnet50": ("sge", None, True)}
+    with torch.device("meta"):
+        plain = [p.shape for p in vb.create_model("resnet50").parameters()]
+    for name, (attn, stage_attn, stride_3x3) in expected.items():
+        fn = vb.model_info(name).fn
+        assert fn is getattr(ar, name) and fn.__name__ == name and fn.__doc__
+        with torch.device("meta"):
+            m = fn()
+            bare = fn(attn=None, stage_attn=None)  # the user's values replace the variant's
+        assert [p.shape for p in bare.parameters()] == plain
+        assert (m.stages[1][0].conv2.conv.stride == (2, 2)) == stride_3x3
+        if attn:
+            assert all(type(b.attn) is vb.block_info(attn).cls for b in m.modules() if isinstance(b, Bottleneck))
+        else:
+            assert [type(s[-1]) for s in m.stages][:3] == [vb.block_info(stage_attn).cls] * 3

@@ -9,6 +9,8 @@ import torch.nn as nn
 from visionblocks.layers import spatial_mean
 from visionblocks.registry import block_info
 
+__all__ = ["ClassifierHead", "ModelBase", "resolve_attn"]
+
 
 def resolve_attn(attn: str | Callable[..., nn.Module] | None, attn_kwargs: dict | None = None) -> Callable[[int], nn.Module] | None:
     """Turn ``attn`` (a registered ``nchw`` block name, a module class taking ``channels``, or ``None``) into a

@@ -10,24 +10,25 @@ parameter and no multiply-add.
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 
-from visionblocks.blocks.conv.coconv import CoConv
-from visionblocks.layers import create_act, create_norm
+from visionblocks.blocks.conv import CoConv
+from visionblocks.layers import ConvNormAct, LayerType, same_padding
 from visionblocks.registry import register_model
 
-from .resnet import Bottleneck, ResNet
+from .resnet import Bottleneck, ResNet, build_resnet
 
-__all__ = ["CoBottleneck", "coconv_mid_layer"]
+__all__ = ["CoBottleneck", "coconv_mid_layer", "coconv_resnet50"]
 
 _PAPER = "Duta et al., Contextual Convolutional Neural Networks, ICCV Workshops 2021"
 _URL = "https://arxiv.org/abs/2108.07387"
 
 
 class CoBottleneck(Bottleneck):
-    """ResNet bottleneck whose last BatchNorm can move after the residual addition (``bn_after_add``)."""
+    """ResNet bottleneck whose last BatchNorm can follow the residual addition (``bn_after_add``)."""
 
-    bn_after_add = False
+    def __init__(self, *args, bn_after_add: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.bn_after_add = bn_after_add
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.bn_after_add:
@@ -36,19 +37,22 @@ class CoBottleneck(Bottleneck):
         return self.act(self.conv3.bn(self.drop_path(y) + self.shortcut(x)))
 
 
-def coconv_mid_layer(levels_per_stage=(4, 3, 2, 1)):
-    """``mid_layer`` factory: CoConv-BN-ReLU whose level count follows the stage (stages are told apart by their
-    width, which the ResNet builds in increasing order)."""
-    widths: list[int] = []
+def _coconv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int | None = None,
+            dilation: int = 1, groups: int = 1, bias: bool = False, **kwargs) -> CoConv:
+    # ConvNormAct's conv_layer call: every level pads for its own dilation, so only "same" padding is possible
+    if padding not in (None, same_padding(kernel_size)) or dilation != 1:
+        raise ValueError(f"CoConv sets each level's padding and dilation; got padding={padding}, dilation={dilation}")
+    return CoConv(in_channels, out_channels, kernel_size, stride, groups=groups, bias=bias, **kwargs)
 
-    def make(in_ch: int, out_ch: int, stride: int = 1, groups: int = 1) -> nn.Module:
-        if out_ch not in widths:
-            widths.append(out_ch)
-        levels = levels_per_stage[min(widths.index(out_ch), len(levels_per_stage) - 1)]
-        return nn.Sequential(CoConv(in_ch, out_ch, 3, stride, levels=levels, groups=groups),
-                             create_norm("batchnorm", out_ch), create_act("relu", inplace=True))
 
-    return make
+def coconv_mid_layer(in_channels: int, out_channels: int, stride: int = 1, groups: int = 1,
+                     act_layer: LayerType = "relu", stage: int = 0,
+                     levels_per_stage: tuple[int, ...] = (4, 3, 2, 1)) -> ConvNormAct:
+    """CoResNet's middle-layer hook: a 3x3 CoConv -> BN -> activation with ``levels_per_stage[stage]`` levels
+    (the last entry for any later stage)."""
+    levels = levels_per_stage[min(stage, len(levels_per_stage) - 1)]
+    return ConvNormAct(in_channels, out_channels, 3, stride, groups=groups, act_layer=act_layer, conv_layer=_coconv,
+                       levels=levels)
 
 
 _NOTE = ("CoConv keeps the kernel count and the multiply-adds of the 3x3 convolution it replaces (dilation adds "
@@ -61,11 +65,5 @@ _NOTE = ("CoConv keeps the kernel count and the multiply-adds of the 3x3 convolu
                 test_input_size=(32, 32), family="conv")
 def coconv_resnet50(**kwargs) -> ResNet:
     """CoResNet-50: 25.56 M params, 4.09 GFLOPs (multiply-adds) at 224x224, as ResNet-50 (stride on the 3x3)."""
-    bk = dict(kwargs.pop("block_kwargs", None) or {})
-    bk.setdefault("mid_layer", coconv_mid_layer())
-    kwargs.setdefault("stride_3x3", True)
-    model = ResNet(CoBottleneck, (3, 4, 6, 3), block_kwargs=bk, **kwargs)
-    for stage in model.stages:
-        blocks = [b for b in stage if isinstance(b, CoBottleneck)]
-        blocks[-1].bn_after_add = True
-    return model
+    return build_resnet(CoBottleneck, (3, 4, 6, 3), kwargs, mid_layer=coconv_mid_layer, stride_3x3=True,
+                        last_block_kwargs={"bn_after_add": True})

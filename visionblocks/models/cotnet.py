@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from visionblocks.blocks.attention.cot import ContextualTransformer
+from visionblocks.blocks.attention import ContextualTransformer
+from visionblocks.layers import LayerType
 from visionblocks.registry import register_model
 
-from .resnet import Bottleneck, ResNet
+from .resnet import Bottleneck, ResNet, build_resnet
 
 __all__ = ["cot_mid_layer", "cotnet50"]
 
 
-def cot_mid_layer(in_channels: int, out_channels: int, stride: int = 1, groups: int = 1, **cot_kwargs) -> nn.Module:
-    """The bottleneck's middle unit: ``[AvgPool3x3/2 ->] CoT(width)``."""
+def cot_mid_layer(in_channels: int, out_channels: int, stride: int = 1, groups: int = 1,
+                  act_layer: LayerType = "relu", stage: int = 0, **cot_kwargs) -> nn.Module:
+    """CoTNet's middle-layer hook: ``[AvgPool3x3/2 ->] CoT(width)``.  The CoT block ends with its own
+    normalisation and keeps its own activation (SiLU), so ``act_layer`` and ``stage`` are not used."""
     if in_channels != out_channels:
         raise ValueError(f"a CoT middle layer keeps the width: in_channels ({in_channels}) must equal "
                          f"out_channels ({out_channels})")
@@ -38,6 +41,4 @@ def cot_mid_layer(in_channels: int, out_channels: int, stride: int = 1, groups: 
                 macs_rel_tol=0.025, test_input_size=(32, 32), family="resnet")
 def cotnet50(**kwargs) -> ResNet:
     """CoTNet-50: 22.2 M params, 3.3 G FLOPs (multiply-adds) at 224x224 (Li et al. Table 1)."""
-    kwargs.setdefault("block_kwargs", {"mid_layer": cot_mid_layer})
-    kwargs.setdefault("stride_3x3", True)
-    return ResNet(Bottleneck, (3, 4, 6, 3), **kwargs)
+    return build_resnet(Bottleneck, (3, 4, 6, 3), kwargs, mid_layer=cot_mid_layer, stride_3x3=True)

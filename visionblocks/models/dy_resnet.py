@@ -11,35 +11,12 @@ from __future__ import annotations
 
 from functools import partial
 
-import torch.nn as nn
-
-from visionblocks.blocks.conv.dynamic_conv import DynamicConv
-from visionblocks.layers import create_act
+from visionblocks.blocks.conv import DynamicConv
 from visionblocks.registry import register_model
 
-from .resnet import BasicBlock, ResNet
+from .resnet import BasicBlock, ResNet, build_resnet, conv_mid_layer
 
-__all__ = ["DyBasicBlock", "dy_resnet18"]
-
-
-class DyConvBN(nn.Sequential):
-    """DynamicConv (no bias) -> BatchNorm -> activation."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 num_kernels: int = 4, act_layer="relu"):
-        super().__init__()
-        self.conv = DynamicConv(in_channels, out_channels, kernel_size, stride, bias=False, num_kernels=num_kernels)
-        self.bn = nn.BatchNorm2d(out_channels)
-        self.act = create_act(act_layer, inplace=True)
-
-
-class DyBasicBlock(BasicBlock):
-    """ResNet basic block with two dynamic 3x3 convolutions (DY-ResNet): ``BasicBlock`` with ``DyConvBN`` units
-    of ``num_kernels`` kernels."""
-
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, num_kernels: int = 4, **kwargs):
-        super().__init__(in_channels, planes, stride,
-                         conv_layer=partial(DyConvBN, kernel_size=3, num_kernels=num_kernels), **kwargs)
+__all__ = ["dy_resnet18"]
 
 
 @register_model("dy_resnet18", paper="Chen et al., Dynamic Convolution: Attention over Convolution Kernels, CVPR 2020",
@@ -51,7 +28,9 @@ class DyBasicBlock(BasicBlock):
                 "at K=4: the sixteen 3x3 kernels of ResNet-18 alone hold 10.985e6 weights, 43.94e6 when each is "
                 "replaced by 4 kernels. Multiply-adds are decimal (ResNet-18: 1.81 G, DY-ResNet-18: 1.85 G; ours "
                 "1.858 G).")
-def dy_resnet18(**kwargs) -> ResNet:
+def dy_resnet18(num_kernels: int = 4, **kwargs) -> ResNet:
     """DY-ResNet-18 (K=4): 42.7 "M" params (= 44.77e6, the paper counts in units of 2^20), 1.85 G multiply-adds
-    at 224x224 (Chen et al.)."""
-    return ResNet(DyBasicBlock, (2, 2, 2, 2), **kwargs)
+    at 224x224 (Chen et al.).  Every basic-block unit is a 3x3 DynamicConv of ``num_kernels`` kernels -> BN ->
+    activation."""
+    dy_conv = partial(conv_mid_layer, conv_layer=DynamicConv, num_kernels=num_kernels)
+    return build_resnet(BasicBlock, (2, 2, 2, 2), kwargs, mid_layer=dy_conv)

@@ -7,30 +7,26 @@ BN-ReLU), with the downsampling stride on the PSA module as in the authors' code
 """
 from __future__ import annotations
 
-import torch.nn as nn
-
-from visionblocks.blocks.attention.pyramid_split_attention import PyramidSplitAttention
-from visionblocks.layers import create_act
+from visionblocks.blocks.attention import PyramidSplitAttention
+from visionblocks.layers import LayerType
+from visionblocks.layers.norm_act import NormAct
 from visionblocks.registry import register_model
 
-from .resnet import Bottleneck, ResNet
+from .resnet import Bottleneck, ResNet, build_resnet
 
-__all__ = ["epsanet50_small", "PSAUnit"]
+__all__ = ["epsanet50_small", "psa_mid_layer"]
 
 
-class PSAUnit(nn.Sequential):
-    """PSA module -> BN -> ReLU: the middle unit of an EPSA bottleneck."""
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, groups: int = 1,
-                 kernel_sizes=(3, 5, 7, 9), conv_groups=(1, 4, 8, 16)):
-        if groups != 1:
-            raise ValueError(f"EPSA bottlenecks take no ResNeXt groups (got groups={groups}); set the PSA "
-                             f"branch groups with conv_groups")
-        super().__init__()
-        self.psa = PyramidSplitAttention(in_channels, out_channels, stride=stride, kernel_sizes=kernel_sizes,
-                                         groups=conv_groups)
-        self.bn = nn.BatchNorm2d(out_channels)
-        self.act = create_act("relu", inplace=True)
+def psa_mid_layer(in_channels: int, out_channels: int, stride: int = 1, groups: int = 1,
+                  act_layer: LayerType = "relu", stage: int = 0, kernel_sizes: tuple[int, ...] = (3, 5, 7, 9),
+                  conv_groups: tuple[int, ...] = (1, 4, 8, 16)) -> NormAct:
+    """EPSANet's middle-layer hook: PSA module -> BN -> activation (the stage is not used)."""
+    if groups != 1:
+        raise ValueError(f"EPSA bottlenecks take no ResNeXt groups (got groups={groups}); set the PSA "
+                         f"branch groups with conv_groups")
+    psa = PyramidSplitAttention(in_channels, out_channels, stride=stride, kernel_sizes=kernel_sizes,
+                                groups=conv_groups)
+    return NormAct(psa, out_channels, act_layer=act_layer)
 
 
 @register_model("epsanet50_small", paper="Zhang et al., EPSANet: An Efficient Pyramid Squeeze Attention Block on "
@@ -41,7 +37,4 @@ class PSAUnit(nn.Sequential):
 def epsanet50_small(**kwargs) -> ResNet:
     """EPSANet-50 (Small): 22.56 M params, 3.62 GFLOPs (multiply-adds) at 224x224 (Zhang et al. Table;
     ours: 22.562 M, 3.598 G)."""
-    kwargs.setdefault("stride_3x3", True)
-    block_kwargs = dict(kwargs.pop("block_kwargs", None) or {})
-    block_kwargs.setdefault("mid_layer", PSAUnit)
-    return ResNet(Bottleneck, (3, 4, 6, 3), block_kwargs=block_kwargs, **kwargs)
+    return build_resnet(Bottleneck, (3, 4, 6, 3), kwargs, mid_layer=psa_mid_layer, stride_3x3=True)

@@ -26,39 +26,35 @@ from __future__ import annotations
 
 from functools import partial
 
-import torch.nn as nn
+from visionblocks.blocks.attention import HaloAttention
+from visionblocks.layers import LayerType, check_divisible, check_positive_int
+from visionblocks.layers.norm_act import NormAct
 
-from visionblocks.blocks.attention.halo_attention import HaloAttention
-from visionblocks.layers import check_divisible, check_positive_int, create_act
+from .resnet import Bottleneck, ResNet, build_resnet
 
-from .resnet import Bottleneck, ResNet
-
-__all__ = ["HaloUnit", "HaloBottleneck", "halonet", "halonet_h0"]
+__all__ = ["HaloBottleneck", "halo_mid_layer", "halonet", "halonet_h0"]
 
 
-class HaloUnit(nn.Sequential):
-    """Halo attention -> BN -> activation: the middle unit of a HaloNet bottleneck.
+def halo_mid_layer(in_channels: int, out_channels: int, stride: int = 1, groups: int = 1,
+                   act_layer: LayerType = "relu", stage: int = 0, block_size: int = 8, halo_size: int = 3,
+                   num_heads: int = 8) -> NormAct:
+    """HaloNet's middle-layer hook: halo attention -> BN -> activation (the stage is not used).
 
     Args:
         in_channels: attention input channels (the bottleneck width).
         out_channels: attention output (value) channels.
         stride: query subsampling of the strided attention (1 or 2).
         groups: must be 1 (HaloNet has no grouped bottleneck).
-        block_size, halo_size, num_heads: b, h and the heads of the attention (paper: 8, 3, 8).
         act_layer: activation after the BN.
+        block_size, halo_size, num_heads: b, h and the heads of the attention (paper: 8, 3, 8).
     """
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, groups: int = 1, block_size: int = 8,
-                 halo_size: int = 3, num_heads: int = 8, act_layer="relu"):
-        if groups != 1:
-            raise ValueError(f"HaloNet bottlenecks take no ResNeXt groups, got groups={groups}")
-        check_positive_int("in_channels", in_channels)
-        check_divisible("in_channels", in_channels, "num_heads", num_heads)
-        super().__init__()
-        self.attn = HaloAttention(in_channels, out_channels, block_size=block_size, halo_size=halo_size,
-                                  num_heads=num_heads, dim_head=in_channels // num_heads, stride=stride)
-        self.bn = nn.BatchNorm2d(out_channels)
-        self.act = create_act(act_layer, inplace=True)
+    if groups != 1:
+        raise ValueError(f"HaloNet bottlenecks take no ResNeXt groups, got groups={groups}")
+    check_positive_int("in_channels", in_channels)
+    check_divisible("in_channels", in_channels, "num_heads", num_heads)
+    attn = HaloAttention(in_channels, out_channels, block_size=block_size, halo_size=halo_size, num_heads=num_heads,
+                         dim_head=in_channels // num_heads, stride=stride)
+    return NormAct(attn, out_channels, act_layer=act_layer)
 
 
 class HaloBottleneck(Bottleneck):
@@ -68,7 +64,7 @@ class HaloBottleneck(Bottleneck):
 
 
 def halonet(block_size: int, halo_size: int, rb: float, l3: int, rv: float = 1.0, num_heads: int = 8,
-            act_layer="relu", **kwargs) -> ResNet:
+            **kwargs) -> ResNet:
     """A HaloNet of the paper's family (only ``rv = 1`` and no final ``df`` layer, as H0-H2)."""
     if rv != 1.0:
         raise ValueError(f"only rv=1.0 is supported (attention width = bottleneck width), got rv={rv}")
@@ -78,12 +74,10 @@ def halonet(block_size: int, halo_size: int, rb: float, l3: int, rv: float = 1.0
     base_width = 64 * 64 / chans[0]  # width = planes * base_width / 64 = 64 * 2**i
     if any(int(c * (base_width / 64.0)) != w for c, w in zip(chans, widths)):
         raise ValueError(f"rb={rb} gives block outputs {chans} that do not scale the widths {widths} exactly")
-    block_kwargs = dict(kwargs.pop("block_kwargs", None) or {})
-    block_kwargs.setdefault("mid_layer", partial(HaloUnit, block_size=block_size, halo_size=halo_size,
-                                                 num_heads=num_heads, act_layer=act_layer))
-    kwargs.setdefault("stride_3x3", True)  # the stride is the strided attention's
-    return ResNet(HaloBottleneck, (3, 3, l3, 3), channels=chans, width_per_group=base_width,
-                  block_kwargs=block_kwargs, act_layer=act_layer, **kwargs)
+    halo = partial(halo_mid_layer, block_size=block_size, halo_size=halo_size, num_heads=num_heads)
+    # the stride is the strided attention's (stride_3x3)
+    return build_resnet(HaloBottleneck, (3, 3, l3, 3), kwargs, channels=chans, width_per_group=base_width,
+                        mid_layer=halo, stride_3x3=True)
 
 
 def halonet_h0(**kwargs) -> ResNet:

@@ -14,13 +14,14 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.blocks.conv.octave_conv import OctaveConv
-from visionblocks.layers import ConvNormAct, create_act, create_norm
+from visionblocks.blocks.conv import OctaveConv
+from visionblocks.layers import LayerType, create_act, create_norm, init_weights
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase
+from .resnet import resnet_stem
 
-__all__ = ["OctConvNormAct", "OctBottleneck", "OctResNet"]
+__all__ = ["OctConvNormAct", "OctBottleneck", "OctResNet", "octresnet50"]
 
 _PAPER = ("Chen et al., Drop an Octave: Reducing Spatial Redundancy in Convolutional Neural Networks with Octave "
           "Convolution, ICCV 2019")
@@ -32,10 +33,14 @@ def _pair(x):
 
 
 class OctConvNormAct(nn.Module):
-    """Octave convolution, then BN (and the activation) on the high and the low part; returns ``(y_h, y_l)``."""
+    """Octave convolution, then BN (and the activation) on the high and the low part; returns ``(y_h, y_l)``.
+
+    Not a :class:`~visionblocks.layers.ConvNormAct`: the convolution returns a (high, low) pair of tensors of
+    different widths and sizes, and each part has its own BatchNorm.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1,
-                 alpha_in: float = 0.5, alpha_out: float = 0.5, groups: int = 1, act_layer="relu"):
+                 alpha_in: float = 0.5, alpha_out: float = 0.5, groups: int = 1, act_layer: LayerType = "relu"):
         super().__init__()
         self.conv = OctaveConv(in_channels, out_channels, kernel_size, stride, alpha_in, alpha_out, groups)
         self.bn_h = create_norm("batchnorm", self.conv.out_h)
@@ -56,7 +61,7 @@ class OctBottleneck(nn.Module):
     expansion = 4
 
     def __init__(self, in_channels: int, planes: int, stride: int = 1, alpha_in: float = 0.5,
-                 alpha_out: float = 0.5, groups: int = 1, base_width: int = 64, act_layer="relu"):
+                 alpha_out: float = 0.5, groups: int = 1, base_width: int = 64, act_layer: LayerType = "relu"):
         super().__init__()
         width = int(planes * base_width / 64) * groups
         out = planes * self.expansion
@@ -87,11 +92,11 @@ class OctResNet(ModelBase):
     """
 
     def __init__(self, layers=(3, 4, 6, 3), alpha: float = 0.5, num_classes: int = 1000, in_chans: int = 3,
-                 groups: int = 1, width_per_group: int = 64, act_layer="relu", drop_rate: float = 0.0,
+                 groups: int = 1, width_per_group: int = 64, act_layer: LayerType = "relu", drop_rate: float = 0.0,
                  channels=(64, 128, 256, 512)):
         super().__init__()
         self.in_chans = in_chans
-        self.stem = nn.Sequential(ConvNormAct(in_chans, 64, 7, 2, act_layer=act_layer), nn.MaxPool2d(3, 2, 1))
+        self.stem = resnet_stem(in_chans, 64, act_layer=act_layer)
         in_ch, a_prev, stages = 64, 0.0, []
         n_stages = len(layers)
         for s, (n, planes) in enumerate(zip(layers, channels)):
@@ -105,9 +110,7 @@ class OctResNet(ModelBase):
         self.stages = nn.Sequential(*stages)
         self.num_features = in_ch
         self.head = ClassifierHead(in_ch, num_classes, drop_rate)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        init_weights(self, conv="kaiming", conv_bias=False)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

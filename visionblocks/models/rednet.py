@@ -9,50 +9,37 @@ ReLU, then the 3x3 stride-2 max-pool, as in the authors' code.  Depths: RedNet-2
 """
 from __future__ import annotations
 
-import torch.nn as nn
+from functools import partial
 
-from visionblocks.blocks.conv.involution import Involution
-from visionblocks.layers import ConvNormAct
-
-from ._base import ModelBase  # noqa: F401  (RedNet is a ResNet, itself a ModelBase)
-from .resnet import Bottleneck, ResNet
+from visionblocks.blocks.conv import Involution
+from visionblocks.layers import same_padding
 from visionblocks.registry import register_model
 
-__all__ = ["InvolutionNormAct", "rednet26", "rednet38", "rednet50"]
+from .resnet import Bottleneck, ResNet, build_resnet, conv_mid_layer, deep_stem
+
+__all__ = ["involution_conv", "rednet26", "rednet38", "rednet50"]
 
 _PAPER = "Li et al., Involution: Inverting the Inherence of Convolution for Visual Recognition, CVPR 2021"
 _URL = "https://arxiv.org/abs/2103.06255"
 
 
-class InvolutionNormAct(nn.Sequential):
-    """``ReLU(BN(involution(x)))``: RedNet's replacement of a bottleneck's 3x3 conv-BN-ReLU."""
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, groups: int = 1, kernel_size: int = 7):
-        if groups != 1:
-            raise ValueError(f"RedNet bottlenecks have groups=1, got {groups}")
-        super().__init__()
-        self.inv = Involution(in_channels, out_channels, kernel_size, stride)
-        self.bn = nn.BatchNorm2d(out_channels)
-        self.act = nn.ReLU(inplace=True)
+def involution_conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int | None = None,
+                    dilation: int = 1, groups: int = 1, bias: bool = False, **kwargs) -> Involution:
+    """An involution called with a convolution's signature (``ConvNormAct``'s ``conv_layer``): "same" padding,
+    no dilation, grouping (its own groups are ``in_channels / group_channels``) or bias."""
+    if padding not in (None, same_padding(kernel_size)) or dilation != 1 or groups != 1 or bias:
+        raise ValueError(f"an involution has 'same' padding, no dilation, groups or bias; got padding={padding}, "
+                         f"dilation={dilation}, groups={groups}, bias={bias}")
+    return Involution(in_channels, out_channels, kernel_size, stride, **kwargs)
 
 
-def _rednet(layers, in_chans: int = 3, **kwargs) -> ResNet:
-    block_kwargs = dict(kwargs.pop("block_kwargs", None) or {})
-    block_kwargs.setdefault("mid_layer", InvolutionNormAct)
-    kwargs.setdefault("stride_3x3", True)
-    model = ResNet(Bottleneck, layers, in_chans=in_chans, block_kwargs=block_kwargs, **kwargs)
-    model.stem = nn.Sequential(
-        ConvNormAct(in_chans, 32, 3, 2),
-        InvolutionNormAct(32, 32, kernel_size=3),
-        ConvNormAct(32, 64, 3),
-        nn.MaxPool2d(3, 2, 1))
-    for m in model.stem.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-    for m in model.stages.modules():  # zero-init the last BN of every residual branch, as the authors' code does
-        if isinstance(m, Bottleneck):  # (otherwise the generated kernels make eval-mode activations overflow)
-            nn.init.zeros_(m.conv3.bn.weight)
-    return model
+def _rednet(layers, kwargs) -> ResNet:
+    """RedNet: stem and middle layers as the module docstring says; the last BN of every residual branch
+    starts at zero, as the authors' code does (otherwise the generated kernels make eval-mode activations
+    overflow)."""
+    return build_resnet(Bottleneck, layers, kwargs, stride_3x3=True, zero_init_last=True,
+                        stem_layer=partial(deep_stem, mid_conv_layer=involution_conv),
+                        mid_layer=partial(conv_mid_layer, kernel_size=7, conv_layer=involution_conv))
 
 
 _NOTE = ("torch's FLOP counter sees the convolutions (kernel generation included) but not the involution's own "
@@ -70,16 +57,16 @@ def _reg(name: str, params: float, macs: float):
 @_reg("rednet26", 9.2, 1.7)
 def rednet26(**kwargs) -> ResNet:
     """RedNet-26: 9.2 M params, 1.7 GFLOPs (multiply-adds) at 224x224 (Li et al., Table 2)."""
-    return _rednet((1, 2, 4, 1), **kwargs)
+    return _rednet((1, 2, 4, 1), kwargs)
 
 
 @_reg("rednet38", 12.4, 2.2)
 def rednet38(**kwargs) -> ResNet:
     """RedNet-38: 12.4 M params, 2.2 GFLOPs at 224x224 (Li et al., Table 2)."""
-    return _rednet((2, 3, 5, 2), **kwargs)
+    return _rednet((2, 3, 5, 2), kwargs)
 
 
 @_reg("rednet50", 15.5, 2.7)
 def rednet50(**kwargs) -> ResNet:
     """RedNet-50: 15.5 M params, 2.7 GFLOPs at 224x224 (Li et al., Table 2)."""
-    return _rednet((3, 4, 6, 3), **kwargs)
+    return _rednet((3, 4, 6, 3), kwargs)

@@ -13,37 +13,23 @@ folded, see tests/test_reparam_models.py).
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable
 
 import torch.nn as nn
 
-from visionblocks.blocks.reparam.acnet_block import ACBlock
-from visionblocks.blocks.reparam.diverse_branch_block import DiverseBranchBlock
-
-from .resnet import BasicBlock, ResNet
+from visionblocks.blocks.reparam import ACBlock, DiverseBranchBlock
 from visionblocks.registry import register_model
 
-__all__ = ["RepBasicBlock", "rep_resnet"]
+from .resnet import BasicBlock, ResNet, build_resnet, conv_mid_layer, resnet_stem
 
-
-class RepBasicBlock(BasicBlock):
-    """ResNet's basic block with both 3x3 conv-BN units replaced by ``conv_block(in, out, 3, stride, ...)``."""
-
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, *, conv_block: Callable[..., nn.Module],
-                 deploy: bool = False, **kwargs):
-        super().__init__(in_channels, planes, stride, conv_layer=partial(conv_block, kernel_size=3, deploy=deploy),
-                         **kwargs)
+__all__ = ["rep_resnet", "acnet_resnet18", "dbb_resnet18"]
 
 
 def rep_resnet(conv_block: type[nn.Module], layers=(2, 2, 2, 2), deploy: bool = False, **kwargs) -> ResNet:
-    """A ResNet of :class:`RepBasicBlock` whose 7x7 stem conv-BN-ReLU is also a ``conv_block``."""
-    block_kwargs = dict(kwargs.pop("block_kwargs", None) or {}, conv_block=conv_block, deploy=deploy)
-    model = ResNet(RepBasicBlock, layers, block_kwargs=block_kwargs, **kwargs)
-    stem = model.stem[0]
-    act = kwargs.get("act_layer", "relu")
-    model.stem[0] = conv_block(stem.in_channels, stem.out_channels, 7, 2, act_layer=act, deploy=deploy)
-    model.init_weights()
-    return model
+    """A ResNet of basic blocks whose every kxk conv-BN(-act) unit, the 7x7 stem's included, is a
+    ``conv_block(in_channels, out_channels, kernel_size, stride, groups=, act_layer=, deploy=)``."""
+    unit = partial(conv_block, deploy=deploy)
+    return build_resnet(BasicBlock, layers, kwargs, mid_layer=partial(conv_mid_layer, unit_layer=unit),
+                        stem_layer=partial(resnet_stem, unit_layer=unit))
 
 
 _NOTE = ("The paper's ImageNet table lists ResNet-18's 11.69 M params and 1.8 G FLOPs, the deployed network, which is "

@@ -10,12 +10,13 @@ from typing import Callable
 
 import torch.nn as nn
 
-from visionblocks.blocks.conv.res2net_block import Res2NetBlock
+from visionblocks.blocks.conv import Res2NetBlock
+from visionblocks.layers import LayerType
 from visionblocks.registry import register_model
 
-from .resnet import ResNet
+from .resnet import ResNet, build_resnet
 
-__all__ = ["Res2NetBottleneck"]
+__all__ = ["Res2NetBottleneck", "res2net50_26w_4s"]
 
 _PAPER = "Gao et al., Res2Net: A New Multi-scale Backbone Architecture, TPAMI 2021"
 _URL = "https://arxiv.org/abs/1904.01169"
@@ -31,8 +32,8 @@ class Res2NetBottleneck(Res2NetBlock):
     scale = 4
 
     def __init__(self, in_channels: int, planes: int, stride: int = 1, groups: int = 1, base_width: int = 26,
-                 attn_layer: Callable[[int], nn.Module] | None = None, act_layer="relu", drop_path: float = 0.0,
-                 avg_down: bool = False, **_):
+                 attn_layer: Callable[[int], nn.Module] | None = None, act_layer: LayerType = "relu",
+                 drop_path: float = 0.0, avg_down: bool = False):
         super().__init__(in_channels, planes * self.expansion, 3, stride, base_width=base_width, scale=type(self).scale,
                          groups=groups, attn_layer=attn_layer, act_layer=act_layer, drop_path=drop_path,
                          avg_down=avg_down)
@@ -47,5 +48,4 @@ _NOTE = ("Gao et al. print 4.2 G for 4.26 G multiply-adds: the authors' Bottle2n
                 macs_rel_tol=0.02, test_input_size=(32, 32), family="conv")
 def res2net50_26w_4s(**kwargs) -> ResNet:
     """Res2Net-50 (26w x 4s): 25.7 M params, 4.2 GFLOPs (4.26 G counted) at 224x224 (Gao et al., Table 2)."""
-    kwargs.setdefault("width_per_group", 26)
-    return ResNet(Res2NetBottleneck, (3, 4, 6, 3), **kwargs)
+    return build_resnet(Res2NetBottleneck, (3, 4, 6, 3), kwargs, width_per_group=26)

@@ -1,12 +1,22 @@
 """ResNet (He et al., CVPR 2016, arXiv 1512.03385) and ResNeXt (Xie et al., CVPR 2017, arXiv 1611.05431).
 
-Every ResNet/ResNeXt takes ``attn=`` (a registered ``nchw`` attention name or a class taking ``channels``)
-inserted where SENet inserts SE: on the residual branch after its last BatchNorm, before the addition.
+Every ResNet variant of the library is a configuration of :class:`ResNet`, built through its hooks:
 
-The blocks are built to be reused: ``mid_layer`` replaces a bottleneck's 3x3 conv-BN-ReLU (SKNet, EPSANet,
-CoTNet...), ``conv_layer`` a basic block's two 3x3 conv-BN units (DY-ResNet), ``stage_attn`` adds a module
-after every stage but the last (BAM), and the stem and shortcut have the variants of later papers (deep stem,
-average-pool shortcut).
+- ``mid_layer(in_channels, out_channels, stride=, groups=, act_layer=, stage=)`` builds a block's spatial unit:
+  the 3x3 conv-norm-act of a bottleneck (SKNet, EPSANet, CoTNet, HaloNet, RedNet, ResNeSt, SCNet, CoResNet
+  replace it) or each of a basic block's two (DY-ResNet, ACNet/DBB ResNet-18); ``stage`` is the 0-based stage
+  index, ``act_layer`` the activation the unit ends with (``None`` for a basic block's second unit, whose
+  activation follows the addition).  Default: :func:`conv_mid_layer`, a 3x3 conv-BN-act.
+- ``stem_layer(in_chans, out_channels, act_layer=)`` builds the stem (default :func:`resnet_stem`; ``stem_type=
+  "deep"`` is :func:`deep_stem`).
+- ``attn`` goes in every block where SENet inserts SE (on the residual branch after its last BatchNorm, before
+  the addition), ``stage_attn`` after every stage but the last (BAM).
+- ``block_kwargs`` go to every block, ``last_block_kwargs`` also to the last block of every stage.
+- ``zero_init_last`` starts every residual branch at zero (its last BatchNorm's weight), as RedNet does.
+
+:func:`build_resnet` builds a variant's configuration with the user's keyword arguments on top (a user value
+replaces the variant's; ``block_kwargs`` and ``last_block_kwargs`` merge).  The stem and the shortcut have the
+variants of later papers (deep stem, average-pool shortcut).
 
 Downsampling: He et al.'s ResNet puts a bottleneck's stride on its first 1x1 convolution (``stride_3x3=False``,
 3.8 GFLOPs for ResNet-50, the baseline of SENet/CBAM/ECA); ResNeXt and "ResNet v1.5" put it on the 3x3
@@ -14,21 +24,62 @@ Downsampling: He et al.'s ResNet puts a bottleneck's stride on its first 1x1 con
 """
 from __future__ import annotations
 
+import warnings
 from functools import partial
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import ConvNormAct, DropPath, create_act
+from visionblocks.layers import ConvNormAct, DropPath, LayerType, create_act, init_weights
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase, resolve_attn
 
-__all__ = ["BasicBlock", "Bottleneck", "ResNet", "make_shortcut"]
+__all__ = ["BasicBlock", "Bottleneck", "ResNet", "build_resnet", "conv_mid_layer", "deep_stem", "make_shortcut",
+           "resnet_stem"]
 
 _PAPER = "He et al., Deep Residual Learning for Image Recognition, CVPR 2016"
 _URL = "https://arxiv.org/abs/1512.03385"
+
+
+def conv_mid_layer(in_channels: int, out_channels: int, stride: int = 1, groups: int = 1,
+                   act_layer: LayerType = "relu", stage: int = 0, *, kernel_size: int = 3,
+                   unit_layer: Callable[..., nn.Module] = ConvNormAct, **unit_kwargs) -> nn.Module:
+    """The default middle-layer hook: ``unit_layer(in_channels, out_channels, kernel_size, stride, groups=...,
+    act_layer=..., **unit_kwargs)``, a kxk conv-norm-act (the stage is not used).
+
+    ``partial(conv_mid_layer, conv_layer=DynamicConv)`` puts another convolution in the unit (through
+    :class:`ConvNormAct`); ``partial(conv_mid_layer, unit_layer=ACBlock)`` makes the whole unit another block.
+    """
+    return unit_layer(in_channels, out_channels, kernel_size, stride, groups=groups, act_layer=act_layer,
+                      **unit_kwargs)
+
+
+def resnet_stem(in_chans: int, out_channels: int = 64, act_layer: LayerType = "relu",
+                unit_layer: Callable[..., nn.Module] = ConvNormAct) -> nn.Sequential:
+    """He et al.'s stem: a 7x7 stride-2 conv-BN-act, then a 3x3 stride-2 max-pool (output stride 4).
+
+    ``unit_layer(in_chans, out_channels, 7, 2, act_layer=...)`` builds the conv-BN-act (ACNet/DBB ResNet-18
+    pass their re-parameterizable unit).
+    """
+    return nn.Sequential(unit_layer(in_chans, out_channels, 7, 2, act_layer=act_layer), nn.MaxPool2d(3, 2, 1))
+
+
+def deep_stem(in_chans: int, out_channels: int = 64, act_layer: LayerType = "relu",
+              mid_conv_layer: Callable[..., nn.Module] | None = None) -> nn.Sequential:
+    """The deep stem (ResNet-C, ResNeSt): 3x3 conv-BN-acts of ``out/2`` (stride 2), ``out/2`` and ``out``
+    channels, then a 3x3 stride-2 max-pool.  ``mid_conv_layer`` replaces the middle convolution (RedNet: an
+    involution), called as :class:`ConvNormAct`'s ``conv_layer``."""
+    mid = out_channels // 2
+    return nn.Sequential(
+        ConvNormAct(in_chans, mid, 3, 2, act_layer=act_layer),
+        ConvNormAct(mid, mid, 3, act_layer=act_layer, conv_layer=mid_conv_layer),
+        ConvNormAct(mid, out_channels, 3, act_layer=act_layer),
+        nn.MaxPool2d(3, 2, 1))
+
+
+_STEMS = {"": resnet_stem, "deep": deep_stem}
 
 
 def make_shortcut(in_channels: int, out_channels: int, stride: int, avg_down: bool = False) -> nn.Module:
@@ -41,29 +92,57 @@ def make_shortcut(in_channels: int, out_channels: int, stride: int, avg_down: bo
     return ConvNormAct(in_channels, out_channels, 1, stride, act_layer=None)
 
 
-class BasicBlock(nn.Module):
-    """Two 3x3 convolutions (ResNet-18/34).
+def _legacy_hook(hook: Callable[..., nn.Module], *names: str) -> Callable[..., nn.Module]:
+    """A hook of the old signatures (``mid_layer(in, out, stride=, groups=)`` of a bottleneck, ``conv_layer(in,
+    out, stride=, act_layer=)`` of a basic block) called as a middle-layer hook: only ``names`` reach it."""
 
-    ``conv_layer(in_channels, out_channels, stride=..., act_layer=...)`` builds each 3x3 conv-norm-act unit
-    (default: 3x3 conv-BN-act; DY-ResNet passes its dynamic-convolution unit).
+    def mid_layer(in_channels: int, out_channels: int, stride: int = 1, groups: int = 1,
+                  act_layer: LayerType = "relu", stage: int = 0) -> nn.Module:
+        given = {"stride": stride, "groups": groups, "act_layer": act_layer}
+        return hook(in_channels, out_channels, **{n: given[n] for n in names})
+
+    return mid_layer
+
+
+def _warn_legacy(old: str) -> None:
+    warnings.warn(f"{old} is deprecated: pass mid_layer= to ResNet, a hook called as mid_layer(in_channels, "
+                  f"out_channels, stride=, groups=, act_layer=, stage=)", DeprecationWarning, stacklevel=3)
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 units (ResNet-18/34).
+
+    ``mid_layer(in_channels, out_channels, stride=..., groups=1, act_layer=...)`` builds each unit (default:
+    3x3 conv-BN-act; the second has ``act_layer=None``).  ``conv_layer`` is its deprecated name, a hook of
+    ``(in_channels, out_channels, stride=, act_layer=)``.
     """
 
     expansion = 1
 
     def __init__(self, in_channels: int, planes: int, stride: int = 1, groups: int = 1, base_width: int = 64,
-                 attn_layer: Callable[[int], nn.Module] | None = None, act_layer="relu", drop_path: float = 0.0,
-                 avg_down: bool = False, conv_layer: Callable[..., nn.Module] | None = None, **_):
+                 attn_layer: Callable[[int], nn.Module] | None = None, act_layer: LayerType = "relu",
+                 drop_path: float = 0.0, avg_down: bool = False, mid_layer: Callable[..., nn.Module] | None = None,
+                 conv_layer: Callable[..., nn.Module] | None = None):
         super().__init__()
         if groups != 1 or base_width != 64:
             raise ValueError(f"{type(self).__name__} supports only groups=1 and base_width=64")
+        if conv_layer is not None:
+            if mid_layer is not None:
+                raise TypeError("BasicBlock: got both conv_layer (deprecated) and mid_layer; pass mid_layer")
+            _warn_legacy("BasicBlock(conv_layer=...)")
+            mid_layer = _legacy_hook(conv_layer, "stride", "act_layer")
+        mid_layer = mid_layer or conv_mid_layer
         out = planes * self.expansion
-        conv_layer = conv_layer or partial(ConvNormAct, kernel_size=3)
-        self.conv1 = conv_layer(in_channels, planes, stride=stride, act_layer=act_layer)
-        self.conv2 = conv_layer(planes, out, stride=1, act_layer=None)
+        self.conv1 = mid_layer(in_channels, planes, stride=stride, groups=1, act_layer=act_layer)
+        self.conv2 = mid_layer(planes, out, stride=1, groups=1, act_layer=None)
         self.attn = attn_layer(out) if attn_layer else nn.Identity()
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.shortcut = make_shortcut(in_channels, out, stride, avg_down)
         self.act = create_act(act_layer, inplace=True)
+
+    def zero_init_last(self) -> None:
+        """Zero the weight of the residual branch's last norm: the block starts as its shortcut."""
+        nn.init.zeros_(self.conv2.bn.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.attn(self.conv2(self.conv1(x)))
@@ -73,28 +152,31 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     """1x1 reduce, 3x3 (grouped for ResNeXt), 1x1 expand (x4).
 
-    ``mid_layer(width, width, stride=..., groups=...)`` builds the middle unit (default: 3x3 conv-BN-act).
+    ``mid_layer(width, width, stride=..., groups=..., act_layer=...)`` builds the middle unit (default: 3x3
+    conv-BN-act).
     """
 
     expansion = 4
 
     def __init__(self, in_channels: int, planes: int, stride: int = 1, groups: int = 1, base_width: int = 64,
-                 attn_layer: Callable[[int], nn.Module] | None = None, act_layer="relu", drop_path: float = 0.0,
-                 avg_down: bool = False, stride_3x3: bool = True, mid_layer: Callable[..., nn.Module] | None = None):
+                 attn_layer: Callable[[int], nn.Module] | None = None, act_layer: LayerType = "relu",
+                 drop_path: float = 0.0, avg_down: bool = False, stride_3x3: bool = True,
+                 mid_layer: Callable[..., nn.Module] | None = None):
         super().__init__()
         width = int(planes * (base_width / 64.0)) * groups
         out = planes * self.expansion
         s1, s2 = (1, stride) if stride_3x3 else (stride, 1)
         self.conv1 = ConvNormAct(in_channels, width, 1, s1, act_layer=act_layer)
-        if mid_layer is None:
-            self.conv2 = ConvNormAct(width, width, 3, s2, groups=groups, act_layer=act_layer)
-        else:
-            self.conv2 = mid_layer(width, width, stride=s2, groups=groups)
+        self.conv2 = (mid_layer or conv_mid_layer)(width, width, stride=s2, groups=groups, act_layer=act_layer)
         self.conv3 = ConvNormAct(width, out, 1, act_layer=None)
         self.attn = attn_layer(out) if attn_layer else nn.Identity()
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.shortcut = make_shortcut(in_channels, out, stride, avg_down)
         self.act = create_act(act_layer, inplace=True)
+
+    def zero_init_last(self) -> None:
+        """Zero the weight of the residual branch's last norm: the block starts as its shortcut."""
+        nn.init.zeros_(self.conv3.bn.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.attn(self.conv3(self.conv2(self.conv1(x))))
@@ -111,47 +193,59 @@ class ResNet(ModelBase):
         groups, width_per_group: ResNeXt cardinality and bottleneck width (32 and 4 for 32x4d).
         attn, attn_kwargs: attention inserted in every block before the addition (SENet position).
         stage_attn, stage_attn_kwargs: attention inserted after every stage but the last (BAM position).
-        stem_type: ``""`` (7x7 conv) or ``"deep"`` (three 3x3 convs, ResNet-C / ResNeSt).
+        stem_type: ``""`` (7x7 conv, :func:`resnet_stem`) or ``"deep"`` (three 3x3 convs, :func:`deep_stem`).
+        stem_layer: ``stem_layer(in_chans, stem_width, act_layer=...)`` builds the stem instead.
         stem_width: output channels of the stem (64).
         avg_down: average-pool shortcut (ResNet-D).
         stride_3x3: bottleneck stride on the 3x3 (True) or on the first 1x1 (False, He et al.).
-        block_kwargs: passed to every block (e.g. ``mid_layer``, ``conv_layer``).
+        mid_layer: the middle-layer hook ``mid_layer(in_channels, out_channels, stride=, groups=, act_layer=,
+            stage=)`` (see the module docstring); ``None`` keeps the block's 3x3 conv-BN-act.
+        block_kwargs: passed to every block; last_block_kwargs: also to the last block of every stage.
+        act_layer: the activation of the blocks and the stem.
         drop_rate, drop_path_rate: dropout before the classifier, stochastic depth (linear ramp).
+        channels: ``planes`` of each stage.
+        zero_init_last: initialise the last norm of every residual branch to zero.
     """
 
     def __init__(self, block: type[nn.Module], layers: tuple[int, ...], num_classes: int = 1000, in_chans: int = 3,
                  groups: int = 1, width_per_group: int = 64, attn=None, attn_kwargs: dict | None = None,
-                 stage_attn=None, stage_attn_kwargs: dict | None = None, stem_type: str = "", stem_width: int = 64,
-                 avg_down: bool = False, stride_3x3: bool = True, block_kwargs: dict | None = None,
-                 act_layer="relu", drop_rate: float = 0.0, drop_path_rate: float = 0.0,
-                 channels: tuple[int, ...] = (64, 128, 256, 512)):
+                 stage_attn=None, stage_attn_kwargs: dict | None = None, stem_type: str = "",
+                 stem_layer: Callable[..., nn.Module] | None = None, stem_width: int = 64, avg_down: bool = False,
+                 stride_3x3: bool = True, mid_layer: Callable[..., nn.Module] | None = None,
+                 block_kwargs: dict | None = None, last_block_kwargs: dict | None = None,
+                 act_layer: LayerType = "relu", drop_rate: float = 0.0, drop_path_rate: float = 0.0,
+                 channels: tuple[int, ...] = (64, 128, 256, 512), zero_init_last: bool = False):
         super().__init__()
         self.in_chans = in_chans
-        if stem_type == "deep":
-            self.stem = nn.Sequential(
-                ConvNormAct(in_chans, stem_width // 2, 3, 2, act_layer=act_layer),
-                ConvNormAct(stem_width // 2, stem_width // 2, 3, act_layer=act_layer),
-                ConvNormAct(stem_width // 2, stem_width, 3, act_layer=act_layer),
-                nn.MaxPool2d(3, 2, 1))
-        elif stem_type == "":
-            self.stem = nn.Sequential(ConvNormAct(in_chans, stem_width, 7, 2, act_layer=act_layer), nn.MaxPool2d(3, 2, 1))
-        else:
+        if stem_type not in _STEMS:
             raise ValueError(f"stem_type must be '' or 'deep', got {stem_type!r}")
+        if stem_layer is not None and stem_type:
+            raise ValueError(f"pass stem_type ({stem_type!r}) or stem_layer, not both")
+        self.stem = (stem_layer or _STEMS[stem_type])(in_chans, stem_width, act_layer=act_layer)
         attn_layer = resolve_attn(attn, attn_kwargs)
         stage_attn_layer = resolve_attn(stage_attn, stage_attn_kwargs)
-        extra = dict(block_kwargs or {})
-        if block is Bottleneck or issubclass(block, Bottleneck):
-            extra.setdefault("stride_3x3", stride_3x3)
+        block_kwargs = dict(block_kwargs or {})
+        for old, names in (("mid_layer", ("stride", "groups")), ("conv_layer", ("stride", "act_layer"))):
+            if old in block_kwargs:  # the hooks' names before ResNet took mid_layer itself
+                if mid_layer is not None:
+                    raise TypeError(f"got both block_kwargs[{old!r}] (deprecated) and mid_layer; pass mid_layer")
+                _warn_legacy(f"block_kwargs={{{old!r}: ...}}")
+                mid_layer = _legacy_hook(block_kwargs.pop(old), *names)
+        if issubclass(block, Bottleneck):
+            block_kwargs.setdefault("stride_3x3", stride_3x3)
         total = sum(layers)
         dpr = [drop_path_rate * i / max(1, total - 1) for i in range(total)]
         in_ch, idx, stages = stem_width, 0, []
         for s, (n, planes) in enumerate(zip(layers, channels)):
+            stage_kwargs = dict(block_kwargs)
+            if mid_layer is not None:
+                stage_kwargs["mid_layer"] = partial(mid_layer, stage=s)
             blocks = []
             for i in range(n):
-                stride = 2 if (i == 0 and s > 0) else 1
-                blocks.append(block(in_ch, planes, stride=stride, groups=groups, base_width=width_per_group,
-                                    attn_layer=attn_layer, act_layer=act_layer, drop_path=dpr[idx],
-                                    avg_down=avg_down, **extra))
+                kwargs = {**stage_kwargs, **(last_block_kwargs or {})} if i == n - 1 else stage_kwargs
+                blocks.append(block(in_ch, planes, stride=2 if (i == 0 and s > 0) else 1, groups=groups,
+                                    base_width=width_per_group, attn_layer=attn_layer, act_layer=act_layer,
+                                    drop_path=dpr[idx], avg_down=avg_down, **kwargs))
                 in_ch = planes * block.expansion
                 idx += 1
             if stage_attn_layer is not None and s < len(layers) - 1:
@@ -160,16 +254,34 @@ class ResNet(ModelBase):
         self.stages = nn.Sequential(*stages)
         self.num_features = in_ch
         self.head = ClassifierHead(in_ch, num_classes, drop_rate)
-        self.init_weights()
+        self.init_weights(zero_init_last)
 
-    def init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    def init_weights(self, zero_init_last: bool = False) -> None:
+        """Kaiming (fan-out) convolution weights, biases as built; with ``zero_init_last`` every block's
+        ``zero_init_last()``."""
+        init_weights(self, conv="kaiming", conv_bias=False)
+        if zero_init_last:
+            for m in self.stages.modules():
+                if callable(getattr(m, "zero_init_last", None)):
+                    m.zero_init_last()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         return self.stages(self.stem(x))
+
+
+_MERGED_KWARGS = ("block_kwargs", "last_block_kwargs")
+
+
+def build_resnet(block: type[nn.Module], layers: tuple[int, ...], user_kwargs: dict[str, Any], **config) -> ResNet:
+    """``ResNet(block, layers, **config)`` with ``user_kwargs`` on top: a user value replaces the variant's,
+    except ``block_kwargs`` and ``last_block_kwargs``, which merge (the user's entries win).  Every registered
+    ResNet variant is built this way."""
+    for key, value in user_kwargs.items():
+        if key in _MERGED_KWARGS and config.get(key) and value:
+            value = {**config[key], **value}
+        config[key] = value
+    return ResNet(block, layers, **config)
 
 
 def _reg(name: str, params: float, macs: float, paper: str = _PAPER, url: str = _URL, note: str = "",
@@ -181,36 +293,33 @@ def _reg(name: str, params: float, macs: float, paper: str = _PAPER, url: str = 
 @_reg("resnet18", 11.69, 1.8)
 def resnet18(**kwargs) -> ResNet:
     """ResNet-18: 11.69 M params, 1.8 GFLOPs (multiply-adds) at 224x224 (He et al. Table 1)."""
-    return ResNet(BasicBlock, (2, 2, 2, 2), **kwargs)
+    return build_resnet(BasicBlock, (2, 2, 2, 2), kwargs)
 
 
 @_reg("resnet34", 21.80, 3.6, note="He et al. print 3.6 for 3.66 G multiply-adds (torchvision's ResNet-34 also "
      "counts 3.66 G); the table's figures are truncated to two digits.", macs_rel_tol=0.02)
 def resnet34(**kwargs) -> ResNet:
     """ResNet-34: 21.80 M params, 3.6 GFLOPs at 224x224."""
-    return ResNet(BasicBlock, (3, 4, 6, 3), **kwargs)
+    return build_resnet(BasicBlock, (3, 4, 6, 3), kwargs)
 
 
 @_reg("resnet50", 25.56, 3.8, note="He et al. print 3.8 for 3.86 G multiply-adds: SENet, CBAM and ECA-Net all "
      "report 3.86 G for this same network; the table's figures are truncated to two digits.", macs_rel_tol=0.02)
 def resnet50(**kwargs) -> ResNet:
     """ResNet-50: 25.56 M params, 3.8 GFLOPs at 224x224 (stride on the first 1x1, as in the paper)."""
-    kwargs.setdefault("stride_3x3", False)
-    return ResNet(Bottleneck, (3, 4, 6, 3), **kwargs)
+    return build_resnet(Bottleneck, (3, 4, 6, 3), kwargs, stride_3x3=False)
 
 
 @_reg("resnet101", 44.55, 7.6)
 def resnet101(**kwargs) -> ResNet:
     """ResNet-101: 44.55 M params, 7.6 GFLOPs at 224x224."""
-    kwargs.setdefault("stride_3x3", False)
-    return ResNet(Bottleneck, (3, 4, 23, 3), **kwargs)
+    return build_resnet(Bottleneck, (3, 4, 23, 3), kwargs, stride_3x3=False)
 
 
 @_reg("resnet152", 60.19, 11.3)
 def resnet152(**kwargs) -> ResNet:
     """ResNet-152: 60.19 M params, 11.3 GFLOPs at 224x224."""
-    kwargs.setdefault("stride_3x3", False)
-    return ResNet(Bottleneck, (3, 8, 36, 3), **kwargs)
+    return build_resnet(Bottleneck, (3, 8, 36, 3), kwargs, stride_3x3=False)
 
 
 _XPAPER = "Xie et al., Aggregated Residual Transformations for Deep Neural Networks, CVPR 2017"
@@ -220,33 +329,10 @@ _XURL = "https://arxiv.org/abs/1611.05431"
 @_reg("resnext50_32x4d", 25.0, 4.2, _XPAPER, _XURL)
 def resnext50_32x4d(**kwargs) -> ResNet:
     """ResNeXt-50 (32x4d): 25.0 M params, 4.2 GFLOPs at 224x224 (Xie et al. Table 1)."""
-    return ResNet(Bottleneck, (3, 4, 6, 3), groups=32, width_per_group=4, **kwargs)
+    return build_resnet(Bottleneck, (3, 4, 6, 3), kwargs, groups=32, width_per_group=4)
 
 
 @_reg("resnext101_32x8d", 88.79, 16.5, _XPAPER, _XURL)
 def resnext101_32x8d(**kwargs) -> ResNet:
     """ResNeXt-101 (32x8d): 88.79 M params, 16.5 GFLOPs at 224x224 (Xie et al. Table 5 lists 32x8d at 16.5G)."""
-    return ResNet(Bottleneck, (3, 4, 23, 3), groups=32, width_per_group=8, **kwargs)
-
-
-_ATTN_MODELS = {
-    "se_resnet50": ("se", 28.09, 3.87, "Hu et al., Squeeze-and-Excitation Networks, CVPR 2018",
-                    "https://arxiv.org/abs/1709.01507"),
-    "cbam_resnet50": ("cbam", 28.09, 3.864, "Woo et al., CBAM: Convolutional Block Attention Module, ECCV 2018",
-                      "https://arxiv.org/abs/1807.06521"),
-    "eca_resnet50": ("eca", 25.56, 3.86, "Wang et al., ECA-Net, CVPR 2020", "https://arxiv.org/abs/1910.03151"),
-}
-
-
-def _attn_resnet50(attn: str, **kwargs) -> ResNet:
-    kwargs.setdefault("attn", attn)
-    return resnet50(**kwargs)
-
-
-for _name, (_attn, _p, _m, _paper, _url) in _ATTN_MODELS.items():
-    _fn = partial(_attn_resnet50, _attn)
-    _fn.__doc__ = f"ResNet-50 with {_attn!r} in every bottleneck: {_p} M params, {_m} GFLOPs at 224x224 ({_paper})."
-    _reg(_name, _p, _m, _paper, _url,
-         note="ECA-Net's Table 2 lists 24.37 M for both ResNet-50 and ECA-Net50, which no ResNet-50 has "
-              "(torchvision's and ours: 25.557 M; ECA adds 80 weights); we compare with 25.56 M."
-         if _attn == "eca" else "")(_fn)
+    return build_resnet(Bottleneck, (3, 4, 23, 3), kwargs, groups=32, width_per_group=8)

@@ -7,17 +7,23 @@ convolutions of ``planes/2`` are one 1x1 split in halves), the middle layer is :
 """
 from __future__ import annotations
 
-from visionblocks.blocks.conv.self_calibrated_conv import SelfCalibratedConv
+from visionblocks.blocks.conv import SelfCalibratedConv
+from visionblocks.layers import LayerType
 from visionblocks.registry import register_model
 
-from .resnet import Bottleneck, ResNet
+from .resnet import Bottleneck, ResNet, build_resnet
+
+__all__ = ["sc_mid_layer", "scnet50"]
 
 _PAPER = "Liu et al., Improving Convolutional Networks with Self-Calibrated Convolutions, CVPR 2020"
 _URL = "https://mmcheng.net/scconv/"
 
 
-def _sc_layer(in_ch: int, out_ch: int, stride: int = 1, groups: int = 1) -> SelfCalibratedConv:
-    return SelfCalibratedConv(in_ch, out_ch, 3, stride, pooling_r=4, groups=groups)
+def sc_mid_layer(in_channels: int, out_channels: int, stride: int = 1, groups: int = 1,
+                 act_layer: LayerType = "relu", stage: int = 0) -> SelfCalibratedConv:
+    """SCNet's middle-layer hook: a 3x3 self-calibrated convolution, pooling rate 4, ending with the network's
+    activation (the stage is not used)."""
+    return SelfCalibratedConv(in_channels, out_channels, 3, stride, pooling_r=4, groups=groups, act_layer=act_layer)
 
 
 _NOTE = ("The authors list SCNet-50 at 4.0 G multiply-adds (README of MCG-NKU/SCNet; 25.56 M params, which we "
@@ -34,7 +40,4 @@ _NOTE = ("The authors list SCNet-50 at 4.0 G multiply-adds (README of MCG-NKU/SC
 def scnet50(**kwargs) -> ResNet:
     """SCNet-50: 25.56 M params, 4.0 GFLOPs (multiply-adds, authors' count; 3.94 G counting convolutions only) at
     224x224 (Liu et al., MCG-NKU/SCNet)."""
-    kwargs.setdefault("stride_3x3", True)
-    bk = dict(kwargs.pop("block_kwargs", None) or {})
-    bk.setdefault("mid_layer", _sc_layer)
-    return ResNet(Bottleneck, (3, 4, 6, 3), block_kwargs=bk, **kwargs)
+    return build_resnet(Bottleneck, (3, 4, 6, 3), kwargs, mid_layer=sc_mid_layer, stride_3x3=True)

@@ -6,18 +6,20 @@ in ResNeXt: this is what gives the paper's 4.47 GFLOPs (4.00 G with the stride o
 """
 from __future__ import annotations
 
-from visionblocks.blocks.conv.selective_kernel_conv import SelectiveKernelConv
+from visionblocks.blocks.conv import SelectiveKernelConv
+from visionblocks.layers import LayerType
 from visionblocks.registry import register_model
 
-from .resnet import Bottleneck, ResNet
+from .resnet import Bottleneck, ResNet, build_resnet
 
-__all__ = ["sk_resnet50", "sk_mid_layer"]
+__all__ = ["sk_mid_layer", "sk_resnet50"]
 
 
-def sk_mid_layer(in_channels: int, out_channels: int, stride: int = 1, groups: int = 32) -> SelectiveKernelConv:
-    """The bottleneck's middle unit: an SK convolution with M=2, G=groups, r=16, L=32."""
-    return SelectiveKernelConv(in_channels, out_channels, stride=stride, groups=groups, reduction=16, min_dim=32,
-                           num_branches=2)
+def sk_mid_layer(in_channels: int, out_channels: int, stride: int = 1, groups: int = 32,
+                 act_layer: LayerType = "relu", stage: int = 0) -> SelectiveKernelConv:
+    """SKNet's middle-layer hook: an SK convolution with the paper's M = 2, G = ``groups``, r = 16, L = 32 (the
+    block's defaults) and the network's activation (the stage is not used)."""
+    return SelectiveKernelConv(in_channels, out_channels, stride=stride, groups=groups, act_layer=act_layer)
 
 
 @register_model("sk_resnet50", paper="Li et al., Selective Kernel Networks, CVPR 2019",
@@ -26,7 +28,5 @@ def sk_mid_layer(in_channels: int, out_channels: int, stride: int = 1, groups: i
 def sk_resnet50(**kwargs) -> ResNet:
     """SKNet-50: 27.5 M params, 4.47 GFLOPs (multiply-adds) at 224x224 (Li et al. Table 1 / Table 2;
     ours: 27.480 M, 4.463 G)."""
-    kwargs.setdefault("stride_3x3", True)
-    block_kwargs = dict(kwargs.pop("block_kwargs", None) or {})
-    block_kwargs.setdefault("mid_layer", sk_mid_layer)
-    return ResNet(Bottleneck, (3, 4, 6, 3), groups=32, width_per_group=4, block_kwargs=block_kwargs, **kwargs)
+    return build_resnet(Bottleneck, (3, 4, 6, 3), kwargs, groups=32, width_per_group=4, mid_layer=sk_mid_layer,
+                        stride_3x3=True)
