@@ -1,0 +1,126 @@
+"""``lazy``: a block whose channel count is taken from its first input, with the semantics of torch's lazy modules
+(``torch.nn.modules.lazy.LazyModuleMixin``): materialised once, on the first call, after which it *is* the block --
+its class, parameters and state-dict keys are those of ``block(channels, ...)`` built directly, so ``state_dict``,
+``load_state_dict``, ``deepcopy``, pickling and ``torch.compile`` see an ordinary module.
+
+This is what networks configured by width (a YAML line that does not know the channel count of the layer before it,
+a model scaled from n to x) need.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch.nn.modules.lazy import LazyModuleMixin
+
+from ._core import BlockSpec, SurgeryError, become, resolve_block
+
+__all__ = ["LazyBlock", "lazy"]
+
+
+class LazyBlock(LazyModuleMixin, nn.Module):
+    """``block(C, *args, **kwargs)`` built on the first call, C the channel count (dim 1) of the first input.
+
+    A ``conv``-layout block gets ``out_channels=C`` unless given, a fixed-size block ``size=(H, W)`` of that input.
+    The block is built on the device the lazy module was moved to (else the input's) with its floating dtype (else
+    the default dtype), then this module turns into it (like ``LazyConv2d`` into ``Conv2d``).  Attributes set on the
+    lazy module by a framework (ultralytics' ``i``/``f``/``type``) and its hooks are kept.  Create optimizers after
+    the first call (as for any lazy module).
+    """
+
+    cls_to_become = None
+
+    def __init__(self, block: Any, *args: Any, **kwargs: Any):
+        super().__init__()
+        spec = resolve_block(block)
+        if spec.info is not None and spec.info.layout not in ("nchw", "conv"):
+            raise SurgeryError(f"lazy blocks take their channel count from a (B, C, H, W) input: {spec.name!r} has "
+                               f"layout {spec.info.layout!r}")
+        _check_arguments(spec, args, kwargs)
+        self.__dict__["spec"] = spec
+        self.block_args, self.block_kwargs = tuple(args), dict(kwargs)
+        self._lazy_device: torch.device | None = None
+        self._lazy_dtype: torch.dtype | None = None
+        self.__dict__["_lazy_own"] = frozenset(self.__dict__) | {"_lazy_own", "_initialize_hook", "_load_hook"}
+
+    # -- materialisation ---------------------------------------------------------------------------------------
+
+    def materialize(self, channels: int, size: tuple[int, int] | None = None,
+                    device: torch.device | None = None) -> nn.Module:
+        """Build the block for ``channels`` (and ``size``) now and turn into it; returns this module (now the
+        block).  Called by the first forward."""
+        spec: BlockSpec = self.spec
+        kwargs = spec.kwargs_for(channels, size, self.block_kwargs)
+        block = spec.build(channels, *self.block_args, where=f"a lazy block's first input ({channels} channels)",
+                           **kwargs)
+        dtype = self._lazy_dtype or torch.get_default_dtype()
+        block = block.to(device=self._lazy_device or device or "cpu", dtype=dtype).train(self.training)
+        for handle in ("_initialize_hook", "_load_hook"):
+            if handle in self.__dict__:
+                self.__dict__.pop(handle).remove()
+        carry = [k for k in self.__dict__ if k not in self._lazy_own]
+        return become(self, block, carry=carry)
+
+    def initialize_parameters(self, *args: Any, **kwargs: Any) -> None:  # LazyModuleMixin's hook: see below
+        x = args[0] if args else None
+        if not isinstance(x, torch.Tensor) or x.ndim != 4:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise SurgeryError(f"lazy {self.spec.name!r} takes its channel count from a (B, C, H, W) input, got {shape}")
+        self.materialize(x.shape[1], tuple(x.shape[2:]), device=x.device)
+
+    def _infer_parameters(self, module: nn.Module, args: tuple, kwargs: dict | None = None) -> None:
+        # LazyModuleMixin's forward pre-hook (torch.compile calls it too): initialize_parameters removes the hooks and
+        # turns the module into the block itself, so there is nothing left for the mixin's version to do.
+        module.initialize_parameters(*args, **(kwargs or {}))
+
+    def _lazy_load_hook(self, state_dict, prefix, *args) -> None:
+        if any(k.startswith(prefix) for k in state_dict):
+            raise RuntimeError(f"lazy block {self.spec.name!r} at {prefix.rstrip('.') or 'the root'!r} is not built yet, "
+                               "so it cannot load a state dict: run one forward first (or call .materialize(channels))")
+
+    def _apply(self, fn, recurse: bool = True):
+        # remember .to()/.cuda()/.double() calls made before the first input, for the block built then
+        ref = torch.empty(0, device=self._lazy_device or "cpu", dtype=self._lazy_dtype or torch.get_default_dtype())
+        moved = fn(ref)
+        if isinstance(moved, torch.Tensor):
+            self._lazy_device, self._lazy_dtype = moved.device, moved.dtype
+        return super()._apply(fn, recurse)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        # The first call's pre-hook turned this module into the block, but the call already bound this method.
+        if isinstance(self, LazyBlock):
+            raise RuntimeError(f"lazy block {self.spec.name!r} was called without its initialisation hook")
+        return type(self).forward(self, *args, **kwargs)
+
+    def extra_repr(self) -> str:
+        shown = [repr(a) for a in self.block_args] + [f"{k}={v!r}" for k, v in self.block_kwargs.items()]
+        return f"{self.spec.name}(<channels from the first input>{''.join(', ' + s for s in shown)})"
+
+
+def _check_arguments(spec: BlockSpec, args: tuple, kwargs: dict) -> None:
+    """Refuse now (not at the first forward) arguments the block's constructor does not take."""
+    if not spec.params:
+        return
+    names = list(spec.params)[1:]  # after the channel count
+    positional = [n for n in names if spec.params[n].kind in (spec.params[n].POSITIONAL_ONLY,
+                                                              spec.params[n].POSITIONAL_OR_KEYWORD)]
+    if len(args) > len(positional):
+        raise SurgeryError(f"block {spec.name!r} takes at most {len(positional)} arguments after the channel count "
+                           f"({', '.join(positional)}), got {len(args)}: {list(args)} (its constructor: "
+                           f"{spec.name}{spec.signature_text()})")
+    unknown = [k for k in kwargs if k not in spec.params] if not spec.var_kwargs else []
+    twice = [n for n in positional[:len(args)] if n in kwargs]
+    if unknown or twice:
+        what = f"unknown arguments {unknown}" if unknown else f"arguments given twice {twice}"
+        raise SurgeryError(f"block {spec.name!r}: {what} (its constructor: {spec.name}{spec.signature_text()})")
+
+
+def lazy(block: Any, /, *args: Any, **kwargs: Any) -> LazyBlock:
+    """A :class:`LazyBlock`: ``block`` (a registry name, a class or a factory) built with the channel count of its
+    first input, then ``*args``/``**kwargs``.
+
+    >>> gate = lazy("cbam", reduction=8)
+    >>> y = gate(torch.randn(2, 48, 14, 14))   # now a CBAM(48, reduction=8)
+    """
+    return LazyBlock(block, *args, **kwargs)
