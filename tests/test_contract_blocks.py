@@ -22,6 +22,10 @@ def test_block_onnx(name):
     T.check_onnx(name)
 
 
+def test_every_block_check_is_run():
+    assert set(T.BLOCK_CHECKS) == set(FAST) | {"onnx"}
+
+
 @pytest.mark.parametrize("name", BLOCKS)
 def test_block_registry_entry(name):
     info = vb.block_info(name)

@@ -4,20 +4,31 @@
 >>> gate = vb.create_block("se", 256)                # a block, by registry name
 >>> net = vb.create_model("resnet50", attn="cbam")   # a model with a block inserted SENet-style
 >>> vb.reparameterize(net.eval())                    # fold every training-form branch
+
+The public API: the registry functions and records below, :func:`reparameterize`, and the sub-packages
+``layers`` (shared pieces), ``blocks`` (by family: ``blocks.attention``, ``blocks.conv``, ``blocks.reparam``,
+``blocks.mlp``), ``models``, ``testing`` (the block and model contract as checks: ``testing.check_block``,
+``testing.check_model``) and ``measure`` (parameters, MACs, timing, machine description, tables).
 """
 from .registry import (
     FAMILIES, LAYOUTS, BlockInfo, Example, ModelInfo, block_info, create_block, create_model, list_blocks,
     list_models, model_info, register_block, register_model,
 )
 from .reparam import reparameterize
-from . import layers  # noqa: F401  (shared layers)
-from . import blocks  # noqa: F401  (registers the blocks)
-from . import models  # noqa: F401  (registers the models)
+from . import layers  # shared layers
+from . import blocks  # registers the blocks
+from . import models  # registers the models
+from . import measure, registry, reparam, testing
 
 __version__ = "0.1.0"
 
 __all__ = [
+    # registry
     "FAMILIES", "LAYOUTS", "BlockInfo", "Example", "ModelInfo", "block_info", "create_block", "create_model",
-    "list_blocks", "list_models", "model_info", "register_block", "register_model", "reparameterize",
+    "list_blocks", "list_models", "model_info", "register_block", "register_model",
+    # re-parameterization
+    "reparameterize",
+    # sub-packages and modules
+    "layers", "blocks", "models", "testing", "measure", "registry", "reparam",
     "__version__",
 ]

@@ -4,35 +4,35 @@ For every registered block (or a family, or named blocks) at a realistic shape �
 stage (256 channels at 56x56) for ``nchw``, ``conv`` and ``head`` blocks, the example configuration with
 batch 8 otherwise — it measures parameters, FLOPs and MACs (``torch.utils.flop_counter``: matmuls,
 convolutions and attention; element-wise ops are not counted), forward and forward+backward latency
-(median and interquartile range of repeated runs after warm-up) and peak memory (on CUDA the allocator's
-peak during forward+backward; on CPU an estimate: the bytes of the output plus the activations autograd
-saves for backward, unique storages counted once).  A block that fails is reported with its error and
-the run goes on.
+(median and interquartile range, timed side by side in paired rounds after warm-up by
+:func:`visionblocks.measure.time_callables`) and peak memory (on CUDA the allocator's peak during
+forward+backward; on CPU an estimate: the bytes of the output plus the activations autograd saves for
+backward, unique storages counted once).  A block that fails is reported with its error and the run goes on.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import json
-import math
 import os
-import platform
-import statistics
 import sys
-import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn as nn
 
-from . import registry, testing
+from . import measure, registry, testing
+
+__all__ = ["BenchResult", "BenchConfig", "build_for_bench", "bench_block", "bench_description", "format_results",
+           "write_outputs", "plot", "add_bench_parser", "cmd_bench"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass
 class BenchResult:
+    """One row of the benchmark: a block's counts and timings at the benchmark's shape, or its error."""
+
     name: str
     family: str
     layout: str
@@ -50,6 +50,8 @@ class BenchResult:
 
 @dataclass
 class BenchConfig:
+    """What ``visionblocks bench`` measures at: shape, device, dtype, and the timing's rounds."""
+
     batch: int = 8
     shape: tuple[int, ...] | None = None  # (C, H, W) override for nchw/conv/head blocks
     channels: int = 256
@@ -58,9 +60,9 @@ class BenchConfig:
     dtype: str = "float32"
     warmup: int = 2
     repeats: int = 10
+    min_time: float = 0.0  # seconds of timed rounds per block at least (more rounds than repeats if needed)
     backward: bool = True
     compile: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 def build_for_bench(info: registry.BlockInfo, cfg: BenchConfig) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
@@ -91,44 +93,9 @@ def build_for_bench(info: registry.BlockInfo, cfg: BenchConfig) -> tuple[nn.Modu
     return m, testing.make_inputs(info, batch=cfg.batch)
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def _time(fn, warmup: int, repeats: int, device: str) -> tuple[float, float]:
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append((time.perf_counter() - t0) * 1e3)
-    q = statistics.quantiles(times, n=4) if len(times) >= 2 else [times[0]] * 3
-    return statistics.median(times), q[2] - q[0]
-
-
-def _saved_bytes(m: nn.Module, inputs: tuple) -> int:
-    """CPU memory estimate: output bytes plus activations saved for backward (unique storages)."""
-    seen: dict[int, int] = {}
-
-    def pack(t: torch.Tensor):
-        try:
-            st = t.untyped_storage()
-            seen[st.data_ptr()] = st.nbytes()
-        except Exception:
-            pass
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = testing.flatten_outputs(m(*inputs))
-    out_bytes = sum(o.numel() * o.element_size() for o in out)
-    return sum(seen.values()) + out_bytes
-
-
 def bench_block(name: str, cfg: BenchConfig) -> BenchResult:
+    """Measure block ``name`` at ``cfg``: forward and (with ``cfg.backward``) forward+backward timed side by
+    side; an exception is recorded in ``error``, not raised."""
     info = registry.block_info(name)
     res = BenchResult(name, info.family, info.layout)
     try:
@@ -138,47 +105,41 @@ def bench_block(name: str, cfg: BenchConfig) -> BenchResult:
         inputs = tuple(t.to(device=cfg.device, dtype=dtype) if t.is_floating_point() else t.to(cfg.device)
                        for t in inputs)
         res.input_shape = " ".join("x".join(map(str, t.shape)) for t in inputs)
-        res.params = sum(p.numel() for p in m.parameters())
-        from torch.utils.flop_counter import FlopCounterMode
-        with FlopCounterMode(display=False) as fc, torch.no_grad():
-            m(*inputs)
-        res.gflops = fc.get_total_flops() / 1e9
+        res.params = measure.count_params(m)
+        res.gflops = measure.count_flops(m, inputs) / 1e9
         res.gmacs = res.gflops / 2
-        fwd_mod = torch.compile(m) if cfg.compile else m
+        run = torch.compile(m) if cfg.compile else m
 
         def fwd():
             with torch.no_grad():
-                fwd_mod(*inputs)
+                run(*inputs)
 
-        res.fwd_ms, res.fwd_iqr_ms = _time(fwd, cfg.warmup, cfg.repeats, cfg.device)
+        fns, reset = {"fwd": fwd}, {}
         if cfg.backward and any(p.requires_grad for p in m.parameters()):
-            leaf = tuple(t.detach().requires_grad_(t.is_floating_point()) for t in inputs)
-
-            def fwd_bwd():
-                outs = testing.flatten_outputs(fwd_mod(*leaf))
-                sum(o.float().sum() for o in outs).backward()
-                m.zero_grad(set_to_none=True)
-
-            if cfg.device.startswith("cuda"):
-                torch.cuda.reset_peak_memory_stats()
-                base = torch.cuda.memory_allocated()
-            res.fwd_bwd_ms, res.fwd_bwd_iqr_ms = _time(fwd_bwd, cfg.warmup, cfg.repeats, cfg.device)
+            leaves = tuple(t.detach().requires_grad_(t.is_floating_point()) for t in inputs)
+            fns["fwd_bwd"] = step = measure.TrainStep(run, leaves, params_of=m)
+            reset["fwd_bwd"] = step.reset
+        if cfg.device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+        t = measure.time_callables(fns, warmup=cfg.warmup, rounds=cfg.repeats, min_time=cfg.min_time, reset=reset,
+                                   device=cfg.device)
+        res.fwd_ms, res.fwd_iqr_ms = t.median("fwd"), t.iqr("fwd")
+        if "fwd_bwd" in fns:
+            res.fwd_bwd_ms, res.fwd_bwd_iqr_ms = t.median("fwd_bwd"), t.iqr("fwd_bwd")
             if cfg.device.startswith("cuda"):
                 res.peak_mem_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
             else:
-                res.peak_mem_mb = _saved_bytes(m, leaf) / 2**20
+                res.peak_mem_mb = measure.activation_bytes(m, leaves) / 2**20
     except Exception as e:  # reported in the table; the run goes on
         res.error = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
     return res
 
 
-def machine_description(cfg: BenchConfig) -> str:
-    malloc = {k: os.environ[k] for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_") if k in os.environ}
-    dev = torch.cuda.get_device_name() if cfg.device.startswith("cuda") else (platform.processor() or platform.machine())
-    return (f"torch {torch.__version__}, device {cfg.device} ({dev}), {torch.get_num_threads()} threads, "
-            f"{os.cpu_count()} CPUs, dtype {cfg.dtype}, batch {cfg.batch}, warm-up {cfg.warmup}, repeats "
-            f"{cfg.repeats}, compile {cfg.compile}; glibc MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ "
-            + (f"raised: {malloc}" if malloc else "not raised"))
+def bench_description(cfg: BenchConfig) -> str:
+    """The machine and the benchmark's settings, one line."""
+    return (f"{measure.machine_description(cfg.device)}; device {cfg.device}, dtype {cfg.dtype}, batch {cfg.batch}, "
+            f"warm-up {cfg.warmup}, repeats {cfg.repeats}, min time {cfg.min_time:g} s, compile {cfg.compile}")
 
 
 _COLUMNS = [("name", "name"), ("family", "family"), ("input_shape", "input"), ("params", "params"),
@@ -186,39 +147,25 @@ _COLUMNS = [("name", "name"), ("family", "family"), ("input_shape", "input"), ("
             ("fwd_bwd_ms", "fwd+bwd ms"), ("fwd_bwd_iqr_ms", "±IQR"), ("peak_mem_mb", "mem MB"), ("error", "error")]
 
 
-def _cell(v: Any) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.0f}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return str(v)
-
-
-def format_table(results: list[BenchResult], markdown: bool = False) -> str:
-    rows = [[_cell(getattr(r, k)) for k, _ in _COLUMNS] for r in results]
-    header = [h for _, h in _COLUMNS]
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        return "\n".join(lines + ["| " + " | ".join(c.replace("|", "/") for c in r) + " |" for r in rows])
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
-    return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
+def format_results(results: list[BenchResult], markdown: bool = False) -> str:
+    """The results as an aligned text table (or Markdown)."""
+    return measure.format_table([[getattr(r, k) for k, _ in _COLUMNS] for r in results], [h for _, h in _COLUMNS],
+                                markdown=markdown)
 
 
 def write_outputs(results: list[BenchResult], out_dir: str, description: str) -> list[str]:
+    """Write ``bench.csv``, ``bench.json`` and ``bench.md`` under ``out_dir``; returns their paths."""
     os.makedirs(out_dir, exist_ok=True)
     paths = [os.path.join(out_dir, f"bench.{ext}") for ext in ("csv", "json", "md")]
     with open(paths[0], "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(asdict(results[0]).keys()) if results else ["name"])
+        w = csv.DictWriter(f, fieldnames=[fd.name for fd in fields(BenchResult)])
         w.writeheader()
         for r in results:
             w.writerow(asdict(r))
     with open(paths[1], "w") as f:
         json.dump({"machine": description, "results": [asdict(r) for r in results]}, f, indent=1)
     with open(paths[2], "w") as f:
-        f.write(f"Machine: {description}\n\n{format_table(results, markdown=True)}\n")
+        f.write(f"Machine: {description}\n\n{format_results(results, markdown=True)}\n")
     return paths
 
 
@@ -275,6 +222,16 @@ def _positive(s: str) -> int:
     return v
 
 
+def _non_negative(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {s!r}") from None
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {s!r}")
+    return v
+
+
 def add_bench_parser(sub) -> None:
     p = sub.add_parser("bench", help="measure params, FLOPs, latency and memory of blocks side by side")
     p.add_argument("--family", choices=registry.FAMILIES, help="only this family")
@@ -285,7 +242,9 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--dtype", choices=list(_DTYPES), default="float32")
     p.add_argument("--threads", type=_positive, help="torch.set_num_threads (CPU)")
     p.add_argument("--warmup", type=_positive, default=2)
-    p.add_argument("--repeats", type=_positive, default=10)
+    p.add_argument("--repeats", type=_positive, default=10, help="timed rounds per block at least")
+    p.add_argument("--min-time", type=_non_negative, default=0.0,
+                   help="seconds of timed rounds per block at least (fast blocks get more than --repeats rounds)")
     p.add_argument("--no-backward", action="store_true", help="forward only")
     p.add_argument("--compile", action="store_true", help="time torch.compile'd blocks")
     p.add_argument("--out", help="directory for bench.csv, bench.json and bench.md")
@@ -322,8 +281,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if shape is not None and len(shape) == 4:
         batch, shape = shape[0], shape[1:]
     cfg = BenchConfig(batch=batch, shape=shape, device=args.device, dtype=args.dtype, warmup=args.warmup,
-                      repeats=args.repeats, backward=not args.no_backward, compile=args.compile)
-    description = machine_description(cfg)
+                      repeats=args.repeats, min_time=args.min_time, backward=not args.no_backward,
+                      compile=args.compile)
+    description = bench_description(cfg)
     results = []
     for i, n in enumerate(names):
         if not args.quiet:
@@ -332,7 +292,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not args.quiet:
         _progress(len(names), len(names), "done")
     print(f"Machine: {description}")
-    print(format_table(results))
+    print(format_results(results))
     if args.out:
         for p in write_outputs(results, args.out, description):
             print(f"wrote {p}")

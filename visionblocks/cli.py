@@ -9,7 +9,10 @@ import sys
 from typing import Sequence
 
 from . import registry
+from .measure import format_table
 from .registry import FAMILIES
+
+__all__ = ["build_parser", "main", "cmd_list", "cmd_info"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -19,22 +22,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
-    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     if args.models:
         rows = [[n, registry.model_info(n).paper] for n in registry.list_models(args.pattern)]
-        print(_table(rows, ["model", "paper"]))
+        print(format_table(rows, ["model", "paper"]))
         return 0
     rows = []
     for n in registry.list_blocks(args.family):
         i = registry.block_info(n)
         rows.append([n, i.family, i.layout + (" (fixed size)" if i.fixed_size else ""), i.paper])
-    print(_table(rows, ["name", "family", "layout", "paper"]))
+    print(format_table(rows, ["name", "family", "layout", "paper"]))
     print(f"\n{len(rows)} blocks, {len(registry.list_models())} models (visionblocks list --models)")
     return 0
 
@@ -48,12 +45,13 @@ def _fmt_shape(shape) -> str:
 def cmd_info(args: argparse.Namespace) -> int:
     import torch
 
-    from . import testing
+    from . import measure, testing
+    from .reparam import is_reparameterizable
 
     name = args.name
     if name in registry.list_models():
         mi = registry.model_info(name)
-        params, macs = testing.count_macs(name)
+        params, macs = measure.count_macs(name)
         print(f"{name}  (model)\n  paper: {mi.paper}\n  link:  {mi.url}\n  input: {mi.input_size}\n"
               f"  params: {params / 1e6:.3f} M (paper: {mi.paper_params} M)\n"
               f"  MACs:   {macs / 1e9:.3f} G (paper: {mi.paper_macs} G)")
@@ -78,9 +76,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     call = ", ".join([repr(a) for a in ex.args] + [f"{k}={v!r}" for k, v in ex.kwargs.items()])
     print(f"  example: {info.cls.__name__}({call})")
     print(f"  input:  {_fmt_shape([tuple(t.shape) for t in inputs]) if len(inputs) > 1 else tuple(inputs[0].shape)}")
-    print(f"  output: {testing._shapes(out)}")
-    print(f"  params: {sum(p.numel() for p in m.parameters()):,}")
-    if info.reparameterizable:
+    print(f"  output: {testing.shapes_of(out)}")
+    print(f"  params: {measure.count_params(m):,}")
+    if is_reparameterizable(info.cls):
         print("  re-parameterizable: yes (visionblocks.reparameterize)")
     if info.onnx_unsupported:
         print(f"  ONNX: not exportable: {info.onnx_unsupported}")

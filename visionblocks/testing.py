@@ -2,12 +2,14 @@
 
 Each ``check_*`` function builds an entry from the registry and raises ``AssertionError`` with a clear
 message when the entry breaks one rule of the plug-and-play contract.  The test-suite parametrizes them
-over ``list_blocks()`` and ``list_models()``; users can run them on their own registered blocks::
+over ``list_blocks()`` and ``list_models()``; users can run them on their own registered blocks and models::
 
     from visionblocks import testing
-    testing.check_block("my_gate")          # every rule, or call single checks
+    testing.check_block("my_gate")          # every rule (BLOCK_CHECKS), or call single checks
+    testing.check_model("my_net")           # every rule (MODEL_CHECKS), the slow compile/export included
 
-Only torch is needed, except :func:`check_onnx` (``onnx``, ``onnxscript`` and ``onnxruntime``).
+Only torch is needed, except :func:`check_onnx` (``onnx``, ``onnxscript`` and ``onnxruntime``).  Counting
+parameters and MACs, timing and tables live in :mod:`visionblocks.measure`.
 """
 from __future__ import annotations
 
@@ -21,13 +23,16 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
+from .measure import count_macs, count_params, flatten_outputs  # noqa: F401  (count_params: former home)
 from .registry import BlockInfo, ModelInfo, block_info, model_info
 
 __all__ = [
-    "make_inputs", "expected_output_shapes", "flatten_outputs", "build",
+    "make_inputs", "expected_output_shapes", "shapes_of", "build", "randomize_params", "randomize_bn_stats",
     "check_forward", "check_other_sizes", "check_backward", "check_dtypes", "check_channels_last",
-    "check_compile", "check_export", "check_bad_input", "check_state_dict", "check_onnx", "check_block",
-    "BLOCK_CHECKS", "randomize_bn_stats",
+    "check_compile", "check_export", "check_bad_input", "check_state_dict", "check_onnx", "check_onnx_reason",
+    "check_block", "BLOCK_CHECKS",
+    "model_test_size", "check_model_forward_backward", "check_model_inputs", "check_model_paper_counts",
+    "check_model_compile_export", "check_model", "MODEL_CHECKS",
 ]
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -92,23 +97,31 @@ def expected_output_shapes(info: BlockInfo, inputs: tuple[torch.Tensor, ...]) ->
     raise AssertionError(f"{info.name}: a 'special' block must give example.output_shapes")
 
 
-def flatten_outputs(out: Any) -> list[torch.Tensor]:
-    if isinstance(out, torch.Tensor):
-        return [out]
-    if isinstance(out, (tuple, list)):
-        return [t for o in out for t in flatten_outputs(o)]
-    raise AssertionError(f"a block must return tensors (or tuples of them), got {type(out).__name__}")
-
-
-def _shapes(out: Any) -> Any:
+def shapes_of(out: Any) -> Any:
+    """The shape of a tensor, or the nested tuple of shapes of a tuple of them."""
     if isinstance(out, torch.Tensor):
         return tuple(out.shape)
-    return tuple(_shapes(o) for o in out)
+    return tuple(shapes_of(o) for o in out)
 
 
 def build(info: BlockInfo, seed: int = 0) -> nn.Module:
+    """The block at its example configuration, initialised from ``seed``."""
     torch.manual_seed(seed)
     return info.build_example()
+
+
+def randomize_params(module: nn.Module, scale: float = 0.3, seed: int = 0, add: bool = False) -> nn.Module:
+    """Set every parameter to ``scale`` * N(0, 1) (zero-initialised gates included), or with ``add=True`` add
+    that noise to it; deterministic in ``seed`` (for exactness tests against a reference formula)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            noise = torch.randn(p.shape, generator=g, dtype=p.dtype) * scale
+            if add:
+                p.add_(noise)
+            else:
+                p.copy_(noise)
+    return module
 
 
 def randomize_bn_stats(module: nn.Module, seed: int = 0) -> nn.Module:
@@ -137,17 +150,34 @@ def _close(a: list[torch.Tensor], b: list[torch.Tensor], what: str, rtol: float 
 
 
 def _call(m: nn.Module, inputs: tuple, what: str) -> Any:
-    """``m(*inputs)``; a crash becomes an AssertionError saying what was being checked."""
+    """``m(*inputs)``; a crash, or an output that is not tensors, becomes an AssertionError saying what was
+    being checked."""
     try:
-        return m(*inputs)
+        out = m(*inputs)
+        flatten_outputs(out)
+        return out
     except AssertionError:
         raise
     except Exception as e:
-        raise AssertionError(f"{what}: crashed on input {_shapes(inputs)}: {type(e).__name__}: {str(e)[:300]}") from e
+        raise AssertionError(f"{what}: crashed on input {shapes_of(inputs)}: {type(e).__name__}: {str(e)[:300]}") from e
 
 
 def _run(m: nn.Module, inputs: tuple, what: str = "forward") -> list[torch.Tensor]:
     return flatten_outputs(_call(m, inputs, what))
+
+
+def _expect_rejection(m: nn.Module, inputs: tuple, errors: tuple[type[Exception], ...], what: str) -> Exception:
+    """The exception of type ``errors`` that ``m(*inputs)`` raises; an AssertionError when it raises another
+    type or accepts the input.  ``what`` describes the input ("<entry>: input ... with a wrong ...")."""
+    expected = "/".join(e.__name__ for e in errors)
+    try:
+        with torch.no_grad():
+            m(*inputs)
+    except errors as e:
+        return e
+    except Exception as e:
+        raise AssertionError(f"{what} raised {type(e).__name__} (from torch?), not {expected}: {str(e)[:200]}") from e
+    raise AssertionError(f"{what} was accepted (expected a {expected})")
 
 
 # --------------------------------------------------------------------------------------------- checks
@@ -160,7 +190,7 @@ def check_forward(entry: str | BlockInfo) -> None:
     for mode in (True, False):
         m.train(mode)
         out = _call(m, inputs, f"{info.name}: forward")
-        got = _shapes(out)
+        got = shapes_of(out)
         assert got == expected, f"{info.name}: output shape {got}, the {info.layout!r} layout promises {expected}"
         for t in flatten_outputs(out):
             assert torch.isfinite(t).all(), f"{info.name}: non-finite output ({'train' if mode else 'eval'} mode)"
@@ -181,21 +211,15 @@ def check_other_sizes(entry: str | BlockInfo) -> None:
     for size in _other_sizes(info):
         inputs = make_inputs(info, size=size)
         if info.fixed_size:
-            try:
-                m(*inputs)
-            except ValueError as e:
-                assert "size" in str(e).lower() or "token" in str(e).lower(), \
-                    f"{info.name}: the ValueError for a wrong size should say so: {e}"
-                continue
-            except Exception as e:
-                raise AssertionError(f"{info.name} is fixed_size but a wrong size raised {type(e).__name__}, "
-                                     f"not a ValueError: {str(e)[:200]}") from e
-            raise AssertionError(f"{info.name} is fixed_size but accepted input of shape {_shapes(inputs)}")
+            e = _expect_rejection(m, inputs, (ValueError,), f"{info.name} is fixed_size but input {shapes_of(inputs)}")
+            assert "size" in str(e).lower() or "token" in str(e).lower(), \
+                f"{info.name}: the ValueError for a wrong size should say so: {e}"
+            continue
         for mode in (True, False):
             m.train(mode)
             out = _call(m, inputs, f"{info.name}: other input size (decided at call time)")
-            assert _shapes(out) == expected_output_shapes(info, inputs), \
-                f"{info.name}: at input {_shapes(inputs)} got {_shapes(out)}, expected {expected_output_shapes(info, inputs)}"
+            assert shapes_of(out) == expected_output_shapes(info, inputs), \
+                f"{info.name}: at input {shapes_of(inputs)} got {shapes_of(out)}, expected {expected_output_shapes(info, inputs)}"
             assert all(torch.isfinite(t).all() for t in flatten_outputs(out)), f"{info.name}: non-finite output at {size}"
     m.eval()
     inputs = make_inputs(info, batch=1)
@@ -203,7 +227,7 @@ def check_other_sizes(entry: str | BlockInfo) -> None:
         single = _call(m, inputs, f"{info.name}: batch 1 in eval mode")
         full = _run(m, make_inputs(info, batch=2))
     exp = expected_output_shapes(info, inputs)
-    assert _shapes(single) == exp, f"{info.name}: batch 1 gives {_shapes(single)}, expected {exp}"
+    assert shapes_of(single) == exp, f"{info.name}: batch 1 gives {shapes_of(single)}, expected {exp}"
     # batch independence in eval mode: the first sample's output does not depend on the others
     first = _run(m, tuple(t[:1] for t in make_inputs(info, batch=2)))
     _close(first, [t[:1] for t in full], f"{info.name}: eval output of sample 0 depends on the rest of the batch")
@@ -305,30 +329,20 @@ def check_bad_input(entry: str | BlockInfo) -> None:
     m = build(info).eval()
     for bad in ("channels", "rank"):
         inputs = make_inputs(info, bad=bad)
-        try:
-            with torch.no_grad():
-                m(*inputs)
-        except (ValueError, TypeError) as e:
-            assert not _raised_in_torch(e.__traceback__), \
-                f"{info.name}: the error for a wrong {bad} comes from inside torch, not from the block: {e}"
-            msg = str(e)
-            received = [str(tuple(t.shape)) for t in inputs]
-            assert any(r in msg for r in received), \
-                f"{info.name}: the error for a wrong {bad} should name the received shape {received}: {msg!r}"
-            continue
-        except Exception as e:
-            raise AssertionError(f"{info.name}: a wrong {bad} raised {type(e).__name__} (from torch?), not "
-                                 f"ValueError/TypeError: {str(e)[:200]}") from e
-        raise AssertionError(f"{info.name}: input with wrong {bad} {_shapes(inputs)} was accepted")
+        e = _expect_rejection(m, inputs, (ValueError, TypeError), f"{info.name}: input {shapes_of(inputs)} with "
+                                                                  f"a wrong {bad}")
+        assert not _raised_in_torch(e.__traceback__), \
+            f"{info.name}: the error for a wrong {bad} comes from inside torch, not from the block: {e}"
+        received = [str(tuple(t.shape)) for t in inputs]
+        assert any(r in str(e) for r in received), \
+            f"{info.name}: the error for a wrong {bad} should name the received shape {received}: {str(e)!r}"
 
 
 def check_state_dict(entry: str | BlockInfo) -> None:
     """A state_dict saved and loaded with ``weights_only=True`` into a fresh instance reproduces the output."""
     info = _info(entry)
     m = build(info, seed=0).eval()
-    for p in m.parameters():  # make sure nothing is left at a constant initialisation
-        with torch.no_grad():
-            p.add_(torch.randn_like(p) * 0.01)
+    randomize_params(m, scale=0.01, seed=2, add=True)  # nothing is left at a constant initialisation
     randomize_bn_stats(m, seed=3)
     buf = io.BytesIO()
     torch.save(m.state_dict(), buf)
@@ -379,6 +393,7 @@ def check_onnx(entry: str | BlockInfo) -> None:
 
 
 def check_onnx_reason(entry: str | BlockInfo) -> None:
+    """A block registered with ``onnx_unsupported`` explains why in a sentence."""
     info = _info(entry)
     if info.onnx_unsupported is not None:
         assert len(info.onnx_unsupported.strip()) >= 20, f"{info.name}: onnx_unsupported must explain why"
@@ -399,26 +414,95 @@ def check_block(entry: str | BlockInfo, skip: tuple[str, ...] = ()) -> None:
 
 
 # --------------------------------------------------------------------------------------------- models
+def _model_info(entry: str | ModelInfo) -> ModelInfo:
+    return model_info(entry) if isinstance(entry, str) else entry
+
+
 def model_test_size(info: ModelInfo) -> tuple[int, int]:
+    """The (H, W) the checks use: ``test_input_size`` (small, fast) or the model's input size."""
     return info.test_input_size or tuple(info.input_size[1:])
 
 
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+def _build_model(info: ModelInfo, seed: int = 0, **kwargs: Any) -> nn.Module:
+    torch.manual_seed(seed)
+    return info.fn(**{"num_classes": 1000, "in_chans": 3, **kwargs})  # as registry.create_model
 
 
-def count_macs(name: str, size: tuple[int, int] | None = None, **kwargs) -> tuple[int, int]:
-    """(params, MACs) of model ``name`` at ``size`` (default: its input size), counted on the meta device
-    with ``torch.utils.flop_counter`` (which counts 2 FLOPs per multiply-accumulate).  With no ``kwargs``,
-    the form the paper counts is built (``ModelInfo.count_kwargs``)."""
-    from torch.utils.flop_counter import FlopCounterMode
-    from .registry import create_model
-    info = model_info(name)
-    kwargs = kwargs or dict(info.count_kwargs)
-    size = size or tuple(info.input_size[1:])
-    with torch.device("meta"):
-        m = create_model(name, **kwargs).eval()
-        x = torch.empty(1, info.input_size[0], *size)
-    with FlopCounterMode(display=False) as fc, torch.no_grad():
-        m(x)
-    return count_params(m), fc.get_total_flops() // 2
+def _model_input(info: ModelInfo, batch: int = 2, size: tuple[int, int] | None = None,
+                 in_chans: int | None = None) -> torch.Tensor:
+    return torch.randn(batch, in_chans or info.input_size[0], *(size or model_test_size(info)))
+
+
+def check_model_forward_backward(entry: str | ModelInfo) -> None:
+    """``forward_head(forward_features(x))`` gives finite (B, num_classes) logits with ``num_classes`` and
+    ``in_chans`` honoured; every parameter gets a finite gradient; ``forward`` is that composition."""
+    info = _model_info(entry)
+    m = _build_model(info, num_classes=10, in_chans=1).train()
+    x = _model_input(info, in_chans=1)
+    out = m.forward_head(m.forward_features(x))
+    assert out.shape == (2, 10), f"{info.name}: logits of shape {tuple(out.shape)} for num_classes=10, batch 2"
+    assert torch.isfinite(out).all(), f"{info.name}: non-finite logits"
+    out.square().mean().backward()
+    for n, p in m.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), f"{info.name}: {n} has no finite gradient"
+    m.eval()
+    with torch.no_grad():
+        assert torch.allclose(m(x), m.forward_head(m.forward_features(x)), atol=1e-5), \
+            f"{info.name}: forward(x) is not forward_head(forward_features(x))"
+
+
+def check_model_inputs(entry: str | ModelInfo) -> None:
+    """A model that declares a ``test_input_size`` also runs 32 pixels larger (one that does not, at its
+    input size); a wrong channel count raises ValueError/TypeError naming the received shape."""
+    info = _model_info(entry)
+    m = _build_model(info, num_classes=7).eval()
+    h, w = model_test_size(info)
+    if info.test_input_size is not None:  # the model works at sizes other than its default
+        h, w = h + 32, w + 32
+    with torch.no_grad():
+        out = m(torch.randn(1, 3, h, w))
+    assert out.shape == (1, 7), f"{info.name}: at {h}x{w} the logits have shape {tuple(out.shape)}, not (1, 7)"
+    e = _expect_rejection(m, (torch.randn(1, 4, h, w),), (ValueError, TypeError),
+                          f"{info.name}: input (1, 4, {h}, {w}) with 4 channels")
+    assert "(1, 4, " in str(e), f"{info.name}: the error for 4 channels should name the received shape: {e}"
+
+
+def check_model_paper_counts(entry: str | ModelInfo) -> None:
+    """Parameters within 1% of the paper's count; MACs within ``macs_rel_tol`` (1%) or the paper's rounding."""
+    info = _model_info(entry)
+    params, macs = count_macs(info)
+    if info.paper_params is not None:
+        assert abs(params / 1e6 - info.paper_params) <= 0.01 * info.paper_params, \
+            f"{info.name}: {params / 1e6:.3f} M params, paper {info.paper_params} M"
+    if info.paper_macs is not None:
+        decimals = len(repr(float(info.paper_macs)).split(".")[1])
+        tol = max(info.macs_rel_tol * info.paper_macs, 0.5 * 10 ** -decimals)
+        assert abs(macs / 1e9 - info.paper_macs) <= tol, f"{info.name}: {macs / 1e9:.3f} GMACs, paper {info.paper_macs}"
+
+
+def check_model_compile_export(entry: str | ModelInfo) -> None:
+    """``torch.compile(fullgraph=True)`` and ``torch.export`` give the eager logits (atol/rtol 1e-4).  Slow."""
+    import torch._dynamo
+    info = _model_info(entry)
+    m = _build_model(info, num_classes=10).eval()
+    x = _model_input(info, batch=1)
+    with torch.no_grad():
+        ref = m(x)
+        torch._dynamo.reset()
+        got = torch.compile(m, fullgraph=True, backend="eager")(x)
+        assert torch.allclose(got, ref, atol=1e-4, rtol=1e-4), f"{info.name}: compiled vs eager logits differ"
+        ep = torch.export.export(m, (x,))
+        assert torch.allclose(ep.module()(x), ref, atol=1e-4, rtol=1e-4), f"{info.name}: exported vs eager logits differ"
+
+
+MODEL_CHECKS: dict[str, Callable[[Any], None]] = {
+    "forward_backward": check_model_forward_backward, "inputs": check_model_inputs,
+    "paper_counts": check_model_paper_counts, "compile_export": check_model_compile_export,
+}
+
+
+def check_model(entry: str | ModelInfo, skip: tuple[str, ...] = ()) -> None:
+    """Run every model contract check (except those in ``skip``, e.g. the slow ``"compile_export"``)."""
+    for name, fn in MODEL_CHECKS.items():
+        if name not in skip:
+            fn(entry)

@@ -1,0 +1,246 @@
+"""Measuring blocks and models: parameters, FLOPs/MACs, latency, memory, the machine, and tables of results.
+
+The one place for every number ``visionblocks bench``, ``visionblocks info``, ``docs_models`` and the scripts in
+``benchmarks/`` report::
+
+    from visionblocks import measure
+    measure.count_macs("resnet50")                        # (params, MACs) at the paper's input size
+    step = measure.TrainStep(block, (x,))                 # forward + backward with a fixed output gradient
+    t = measure.time_callables({"ours": step, "peer": peer_step}, reset={"ours": step.reset, ...},
+                               rounds=15, min_time=3.0)
+    t.median("ours"), t.iqr("ours"), t.ratio("peer", "ours")
+
+**Timing** (:func:`time_callables`) runs every callable once per round, in a rotating order (with two, the
+order flips every round), after a few warm-up rounds; the run lasts at least ``rounds`` rounds and at least
+``min_time`` seconds of timed calls (the round's cost is estimated from the warm-up), since the ratio of a
+1 ms block swings by tens of percent between runs of a few dozen rounds.  The calls of one round are
+adjacent in time, so the *paired* ratio (the median over the rounds of the per-round ratio,
+:meth:`Timings.ratio`) sees the same machine load on both sides, which the ratio of two medians does not on a
+shared machine whose load changes within a measurement.
+
+**FLOPs** come from ``torch.utils.flop_counter`` (matmuls, convolutions and attention; element-wise ops are
+not counted), which counts 2 FLOPs per multiply-accumulate: MACs = FLOPs / 2.
+"""
+from __future__ import annotations
+
+import math
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+import torch.nn as nn
+
+from .registry import ModelInfo, model_info
+
+__all__ = [
+    "count_params", "count_flops", "count_macs", "flatten_outputs", "activation_bytes", "TrainStep",
+    "Timings", "time_callables", "machine_description", "format_cell", "format_table",
+]
+
+
+# ------------------------------------------------------------------------------------ parameters and FLOPs
+def count_params(module: nn.Module) -> int:
+    """Number of parameters (shared ones once, as ``module.parameters()`` yields them)."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def count_flops(module: nn.Module, inputs: tuple) -> int:
+    """FLOPs of one forward of ``module(*inputs)`` (no grad), as ``torch.utils.flop_counter`` counts them."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        module(*inputs)
+    return fc.get_total_flops()
+
+
+def count_macs(entry: str | ModelInfo, size: tuple[int, int] | None = None, **kwargs: Any) -> tuple[int, int]:
+    """(params, MACs) of model ``entry`` (a name or a ``ModelInfo``) at ``size`` (default: its input size),
+    counted on the meta device, so nothing is allocated.  With no ``kwargs``, the form the paper counts is
+    built (``ModelInfo.count_kwargs``)."""
+    info = model_info(entry) if isinstance(entry, str) else entry
+    kwargs = kwargs or dict(info.count_kwargs)
+    size = size or tuple(info.input_size[1:])
+    with torch.device("meta"):
+        m = info.fn(**{"num_classes": 1000, "in_chans": 3, **kwargs}).eval()  # as create_model builds it
+        x = torch.empty(1, info.input_size[0], *size)
+    return count_params(m), count_flops(m, (x,)) // 2
+
+
+# ------------------------------------------------------------------------------------ outputs and memory
+def flatten_outputs(out: Any) -> list[torch.Tensor]:
+    """A module's output (a tensor, or nested tuples/lists of them) as a flat list of tensors."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, (tuple, list)):
+        return [t for o in out for t in flatten_outputs(o)]
+    raise TypeError(f"a block must return tensors (or tuples of them), got {type(out).__name__}")
+
+
+def activation_bytes(module: nn.Module, inputs: tuple) -> int:
+    """CPU memory estimate of a training step: the bytes of the output plus the activations autograd saves
+    for backward (unique storages counted once).  On CUDA, read the allocator's peak instead."""
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        try:
+            st = t.untyped_storage()
+            seen[st.data_ptr()] = st.nbytes()
+        except Exception:  # tensors without a storage (e.g. some tensor subclasses) are not counted
+            pass
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = flatten_outputs(module(*inputs))
+    return sum(seen.values()) + sum(o.numel() * o.element_size() for o in out)
+
+
+# ------------------------------------------------------------------------------------ timing
+class TrainStep:
+    """One forward + backward of ``module(*inputs)``, the step a block costs inside a network in training.
+
+    Backward uses a dense random output gradient, drawn at the first call and kept, not
+    ``out.sum().backward()``: the gradient of a sum is an expanded scalar (all strides 0), which no real
+    network feeds back, and which sends some kernels down slow paths (e.g. the batched matmuls of an
+    attention's backward run one matrix at a time on it).  Inputs that require grad (leaves) receive theirs,
+    as a block's input does inside a network.  :meth:`reset` clears the gradients of ``params_of`` (default
+    ``module``) and of the inputs; pass it to :func:`time_callables` so that it runs outside the timed call.
+    """
+
+    def __init__(self, module: nn.Module, inputs: tuple, params_of: nn.Module | None = None):
+        self.module, self.inputs = module, tuple(inputs)
+        self.params_of = params_of if params_of is not None else module
+        self.grads: tuple[torch.Tensor, ...] | None = None
+
+    def __call__(self) -> None:
+        outs = [o for o in flatten_outputs(self.module(*self.inputs)) if o.requires_grad]
+        if self.grads is None:
+            self.grads = tuple(torch.randn_like(o) for o in outs)
+        torch.autograd.backward(outs, self.grads)
+
+    def reset(self) -> None:
+        self.params_of.zero_grad(set_to_none=True)
+        for t in self.inputs:
+            t.grad = None
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Per-call times in milliseconds of each timed callable, ``ms[name][i]`` taken in round ``i``."""
+
+    ms: dict[str, list[float]]
+
+    @property
+    def rounds(self) -> int:
+        return len(next(iter(self.ms.values())))
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.ms[name])
+
+    def iqr(self, name: str) -> float:
+        """Interquartile range (0 with a single round)."""
+        t = self.ms[name]
+        if len(t) < 2:
+            return 0.0
+        q = statistics.quantiles(t, n=4)
+        return q[2] - q[0]
+
+    def ratio(self, num: str, den: str) -> float:
+        """Median over the rounds of ``num``'s time / ``den``'s time in the same round (> 1: ``den`` is faster)."""
+        return statistics.median(a / b for a, b in zip(self.ms[num], self.ms[den]))
+
+
+def time_callables(fns: Mapping[str, Callable[[], Any]], *, warmup: int = 2, rounds: int = 10,
+                   min_time: float = 0.0, max_rounds: int = 2000,
+                   reset: Mapping[str, Callable[[], Any]] | None = None,
+                   device: str | torch.device = "cpu") -> Timings:
+    """Time the callables ``fns`` side by side in paired rounds (see the module docstring).
+
+    ``warmup`` untimed rounds first; then at least ``rounds`` rounds and, when ``min_time`` > 0, as many as
+    ``min_time`` seconds of timed calls need (estimated from the fastest warm-up round, at most
+    ``max_rounds``).  ``reset[name]`` runs before each call of ``fns[name]``, outside the timed region (e.g.
+    :meth:`TrainStep.reset`).  On a CUDA ``device`` the timer synchronizes around each call.
+    """
+    if not fns:
+        raise ValueError("time_callables needs at least one callable")
+    if rounds < 1 or warmup < 0:
+        raise ValueError(f"rounds must be >= 1 and warmup >= 0, got rounds={rounds}, warmup={warmup}")
+    if min_time > 0 and warmup < 1:
+        raise ValueError("min_time estimates the cost of a round from the warm-up: warmup must be >= 1")
+    names, reset = list(fns), dict(reset or {})
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+
+    def call(name: str) -> float:
+        if name in reset:
+            reset[name]()
+        sync()
+        t0 = time.perf_counter()
+        fns[name]()
+        sync()
+        return time.perf_counter() - t0
+
+    per_round = math.inf
+    for _ in range(warmup):
+        per_round = min(per_round, sum(call(n) for n in names))
+    n_rounds = max(rounds, min(max_rounds, math.ceil(min_time / max(per_round, 1e-6))))
+    ms: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(n_rounds):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:  # rotate who goes first
+            ms[name].append(call(name) * 1e3)
+    return Timings(ms)
+
+
+# ------------------------------------------------------------------------------------ the machine
+_MALLOC_VARS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_description(device: str | torch.device = "cpu") -> str:
+    """One line saying where numbers were measured: CPU (and GPU), torch, threads, load, glibc malloc."""
+    dev = torch.device(device)
+    gpu = f", GPU {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else ""
+    load = f"; load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""
+    malloc = [f"{k}={os.environ[k]}" for k in _MALLOC_VARS if k in os.environ]
+    return (f"{_cpu_model()} ({platform.machine()}, {os.cpu_count()} CPUs visible){gpu}; torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads, Python {platform.python_version()}{load}; glibc "
+            f"{'/'.join(_MALLOC_VARS)} " + (f"raised: {', '.join(malloc)}" if malloc else "not raised (glibc defaults)"))
+
+
+# ------------------------------------------------------------------------------------ tables
+def format_cell(v: Any) -> str:
+    """A table cell: '—' for a missing value, 4 significant digits for floats, thousands separators for ints."""
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.0f}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    return str(v)
+
+
+def format_table(rows: Sequence[Sequence[Any]], header: Sequence[str], markdown: bool = False) -> str:
+    """Rows under ``header``, as aligned plain text or as a Markdown table (a '|' in a cell becomes '/')."""
+    cells = [[format_cell(v) for v in r] for r in rows]
+    header = [str(h) for h in header]
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return "\n".join(lines + ["| " + " | ".join(c.replace("|", "/") for c in r) + " |" for r in cells])
+    widths = [max(len(r[i]) for r in cells + [header]) for i in range(len(header))]
+
+    def line(r: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in cells])
