@@ -45,7 +45,7 @@ def test_gfnet_configuration(name, dim, depth):
         m = vb.create_model(name)
     assert len(m.blocks) == depth and m.pos_embed.shape == (1, 196, dim)
     assert m.blocks[0].filter.complex_weight.shape == (14, 8, dim, 2)
-    assert m.blocks[0].mlp[0].out_features == 4 * dim and m.norm.eps == 1e-6
+    assert m.blocks[0].mlp.fc1.out_features == 4 * dim and m.norm.eps == 1e-6
 
 
 @pytest.mark.parametrize("size", [(224, 224), (64, 48)])
@@ -75,9 +75,9 @@ def test_gfnet_reference_forward(size):
         K = torch.view_as_complex(w.contiguous()).permute(2, 0, 1)
         u = _global_filter_reference(u, K).permute(0, 2, 3, 1)
         u = _layer_norm(u, blk.norm2.weight, blk.norm2.bias, 1e-6)
-        hid = u @ blk.mlp[0].weight.T + blk.mlp[0].bias
+        hid = u @ blk.mlp.fc1.weight.T + blk.mlp.fc1.bias
         hid = 0.5 * hid * (1 + torch.erf(hid / math.sqrt(2)))
-        t = t + hid @ blk.mlp[3].weight.T + blk.mlp[3].bias
+        t = t + hid @ blk.mlp.fc2.weight.T + blk.mlp.fc2.bias
     t = _layer_norm(t, m.norm.weight, m.norm.bias, 1e-6)
     ref = t.mean((1, 2)) @ m.head.fc.weight.T + m.head.fc.bias
     with torch.no_grad():

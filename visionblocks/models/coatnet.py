@@ -19,15 +19,14 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.blocks.attention.coatnet_attention import CoAtNetTransformerBlock
-from visionblocks.layers import SqueezeExcite
-from visionblocks.blocks.conv.mbconv import MBConv
-from visionblocks.layers import ConvNormAct, DropPath
+from visionblocks.blocks.attention import CoAtNetTransformerBlock
+from visionblocks.blocks.conv import MBConv
+from visionblocks.layers import ConvNormAct, DropPath, SqueezeExcite
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase
 
-__all__ = ["CoAtNet", "PreNormMBConv"]
+__all__ = ["CoAtNet", "PreNormMBConv", "coatnet_0"]
 
 
 class PreNormMBConv(nn.Module):

@@ -18,6 +18,8 @@ from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase
 
+__all__ = ["ConvMixer", "ConvMixerLayer", "convmixer_1536_20", "convmixer_768_32"]
+
 _PAPER = "Trockman & Kolter, Patches Are All You Need?, TMLR 2023"
 _URL = "https://arxiv.org/abs/2201.09792"
 

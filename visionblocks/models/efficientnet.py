@@ -20,10 +20,10 @@ from functools import partial
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import SqueezeExcite
-from visionblocks.blocks.conv.cond_conv import CondConv
-from visionblocks.blocks.conv.mbconv import MBConv
-from visionblocks.layers import ConvNormAct, DropPath, check_nchw, create_act, spatial_mean
+from visionblocks.blocks.conv import CondConv, MBConv
+from visionblocks.layers import (
+    ConvNormAct, DropPath, SqueezeExcite, check_nchw, create_act, init_weights, spatial_mean,
+)
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase
@@ -105,9 +105,7 @@ class EfficientNet(ModelBase):
         self.conv_head = ConvNormAct(in_ch, head_width, 1, norm_layer=norm_layer, act_layer=act_layer)
         self.num_features = head_width
         self.head = ClassifierHead(head_width, num_classes, drop_rate)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        init_weights(self, conv="kaiming", conv_bias=False)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

@@ -14,13 +14,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.blocks.attention.global_filter import GlobalFilter
-from visionblocks.layers import DropPath
+from visionblocks.blocks.attention import GlobalFilter
+from visionblocks.layers import DropPath, Mlp, init_weights
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase
 
-__all__ = ["GFNet", "GFNetBlock"]
+__all__ = ["GFNet", "GFNetBlock", "gfnet_ti", "gfnet_xs", "gfnet_s"]
 
 _PAPER = "Rao et al., Global Filter Networks for Image Classification, NeurIPS 2021"
 _URL = "https://arxiv.org/abs/2107.00645"
@@ -39,8 +39,7 @@ class GFNetBlock(nn.Module):
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.filter = GlobalFilter(dim, h=h, w=w)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(drop), nn.Linear(hidden, dim),
-                                 nn.Dropout(drop))
+        self.mlp = Mlp(dim, hidden, act_layer="gelu", drop=drop)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -73,10 +72,7 @@ class GFNet(ModelBase):
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
         self.head = ClassifierHead(embed_dim, num_classes)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                nn.init.zeros_(m.bias)
+        init_weights(self, conv=None, linear="trunc_normal", std=0.02)
 
     def position_embedding(self, h: int, w: int, dtype: torch.dtype) -> torch.Tensor:
         """The position embedding for an (h, w) token grid, (1, h, w, C) (bicubic resize when not 14 x 14)."""

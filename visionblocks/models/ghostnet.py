@@ -12,9 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import SqueezeExcite
-from visionblocks.blocks.conv.ghost_conv import GhostConv
-from visionblocks.layers import ConvNormAct, check_nchw, make_divisible
+from visionblocks.blocks.conv import GhostConv
+from visionblocks.layers import ConvNormAct, SqueezeExcite, check_nchw, make_divisible
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase

@@ -14,13 +14,13 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from visionblocks.blocks.conv.mbconv import MBConv
-from visionblocks.layers import ConvNormAct, make_divisible
+from visionblocks.blocks.conv import MBConv
+from visionblocks.layers import ConvNormAct, init_weights, make_divisible
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase, resolve_attn
 
-__all__ = ["MobileNetV2"]
+__all__ = ["MobileNetV2", "mobilenetv2", "coord_mobilenetv2"]
 
 #: (expansion t, output channels c, repeats n, first stride s) -- Table 2 of Sandler et al.
 MBV2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
@@ -61,17 +61,7 @@ class MobileNetV2(ModelBase):
         self.num_features = make_divisible(1280 * width_mult, 8) if width_mult > 1.0 else 1280
         self.conv_head = ConvNormAct(ch, self.num_features, 1, act_layer=act_layer)
         self.head = ClassifierHead(self.num_features, num_classes, drop_rate)
-        self.init_weights()
-
-    def init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_weights(self, conv="kaiming", linear="normal", std=0.01)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

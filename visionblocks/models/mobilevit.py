@@ -19,15 +19,15 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.blocks.attention.mobilevit_attention import MobileViTBlock
-from visionblocks.blocks.attention.mobilevitv2_attention import MobileViTv2Block
-from visionblocks.blocks.conv.mbconv import MBConv
+from visionblocks.blocks.attention import MobileViTBlock, MobileViTv2Block
+from visionblocks.blocks.conv import MBConv
 from visionblocks.layers import ConvNormAct, make_divisible
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase
 
-__all__ = ["MobileViT"]
+__all__ = ["MobileViT", "mobilevit_xxs", "mobilevit_xs", "mobilevit_s", "mobilevitv2_050", "mobilevitv2_100",
+           "mobilevitv2_200"]
 
 _PAPER = "Mehta & Rastegari, MobileViT: Light-weight, General-purpose, and Mobile-friendly Vision Transformer, ICLR 2022"
 _URL = "https://arxiv.org/abs/2110.02178"

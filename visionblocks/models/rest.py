@@ -18,13 +18,14 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.blocks.attention.emsa import EMSA
-from visionblocks.layers import ConvNormAct, DropPath
+from visionblocks.blocks.attention import EMSA
+from visionblocks.layers import ConvNormAct, init_weights
+from visionblocks.layers.metaformer import MetaFormerBlock
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase
 
-__all__ = ["ResT", "ResTBlock", "PixelAttention"]
+__all__ = ["ResT", "ResTBlock", "PixelAttention", "rest_lite", "rest_small", "rest_base"]
 
 _PAPER = "Zhang & Yang, ResT: An Efficient Transformer for Visual Recognition, NeurIPS 2021"
 _URL = "https://arxiv.org/abs/2105.13677"
@@ -46,26 +47,16 @@ class PixelAttention(nn.Module):
         return x * torch.sigmoid(self.conv(x))
 
 
-class Mlp(nn.Sequential):
-    def __init__(self, dim: int, hidden: int, drop: float = 0.0):
-        super().__init__(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(drop), nn.Linear(hidden, dim), nn.Dropout(drop))
-
-
-class ResTBlock(nn.Module):
-    """``x + EMSA(LN(x))``, ``x + MLP(LN(x))`` on tokens (B, H W, C)."""
+class ResTBlock(MetaFormerBlock):
+    """``x + EMSA(LN(x))``, ``x + MLP(LN(x))`` on tokens (B, H W, C); ``forward(x, H, W)``."""
 
     def __init__(self, dim: int, num_heads: int, sr_ratio: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
                  drop_path: float = 0.0, apply_transform: bool = True):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = EMSA(dim, num_heads, sr_ratio, qkv_bias=qkv_bias, apply_transform=apply_transform)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        super().__init__(dim, EMSA(dim, num_heads, sr_ratio, qkv_bias=qkv_bias, apply_transform=apply_transform),
+                         mlp_ratio, drop_path=drop_path)
 
-    def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
-        x = x + self.drop_path(self.attn.forward_tokens(self.norm1(x), H, W))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+    def mix_tokens(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        return self.attn.forward_tokens(x, H, W)
 
 
 class ResTStage(nn.Module):
@@ -120,14 +111,7 @@ class ResT(ModelBase):
         self.stages = nn.ModuleList(stages)
         self.norm = nn.LayerNorm(embed_dims[-1])
         self.head = ClassifierHead(embed_dims[-1], num_classes, drop_rate)
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.trunc_normal_(m.weight, std=0.02)
-            if isinstance(m, nn.Linear) and m.bias is not None:
-                nn.init.zeros_(m.bias)
+        init_weights(self, conv="trunc_normal", linear="trunc_normal", std=0.02, conv_bias=False)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.blocks.mlp import WeightedPermuteMLP
-from visionblocks.layers import DropPath, Mlp
+from visionblocks.layers.metaformer import MetaFormerBlock
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase
@@ -21,20 +21,14 @@ from ._base import ClassifierHead, ModelBase
 __all__ = ["VisionPermutator", "PermutatorBlock", "vip_s7"]
 
 
-class PermutatorBlock(nn.Module):
-    """Pre-LN permute-MLP and channel MLP with skips, on channels-last (B, H, W, C) maps."""
+class PermutatorBlock(MetaFormerBlock):
+    """Pre-LN weighted permute-MLP and channel MLP with skips, on channels-last (B, H, W, C) maps."""
 
     def __init__(self, dim: int, size: int, mlp_ratio: float = 3.0, drop_path: float = 0.0):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = WeightedPermuteMLP(dim, size)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        super().__init__(dim, WeightedPermuteMLP(dim, size), mlp_ratio, drop_path=drop_path)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.attn.forward_nhwc(self.norm1(x)))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+    def mix_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn.forward_nhwc(x)
 
 
 class VisionPermutator(ModelBase):

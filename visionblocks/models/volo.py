@@ -15,49 +15,36 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.blocks.attention.coatnet_attention import Mlp
-from visionblocks.blocks.attention.outlook_attention import OutlookAttention
-from visionblocks.blocks.attention.self_attention import SelfAttention
-from visionblocks.layers import ConvNormAct, DropPath
+from visionblocks.blocks.attention import OutlookAttention, SelfAttention
+from visionblocks.layers import ConvNormAct, merge_heads, split_heads
+from visionblocks.layers.metaformer import MetaFormerBlock
 from visionblocks.registry import register_model
 
 from ._base import ModelBase
 
-__all__ = ["VOLO"]
+__all__ = ["VOLO", "volo_d1"]
 
 
-class Outlooker(nn.Module):
-    """``x + OutlookAttention(LN(x))`` then ``x + MLP(LN(x))`` on (B, C, H, W)."""
-
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 3.0, drop_path: float = 0.0):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = OutlookAttention(dim, num_heads, kernel_size=3, stride=2)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)))
-        x = x.permute(0, 2, 3, 1)
-        x = x + self.drop_path(self.mlp(self.norm2(x)))
-        return x.permute(0, 3, 1, 2)
-
-
-class TransformerBlock(nn.Module):
-    """Pre-norm transformer block on (B, N, C)."""
+class Outlooker(MetaFormerBlock):
+    """``x + OutlookAttention(LN(x))`` then ``x + MLP(LN(x))`` on (B, C, H, W) (normalised channels-last)."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 3.0, drop_path: float = 0.0):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = SelfAttention(dim, num_heads, qkv_bias=False, proj_bias=True)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        super().__init__(dim, OutlookAttention(dim, num_heads, kernel_size=3, stride=2), mlp_ratio,
+                         drop_path=drop_path)
+
+    def mix_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x)))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class TransformerBlock(MetaFormerBlock):
+    """Pre-norm transformer block on (B, N, C): multi-head self-attention without qkv bias, then the MLP."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 3.0, drop_path: float = 0.0):
+        super().__init__(dim, SelfAttention(dim, num_heads, qkv_bias=False, proj_bias=True), mlp_ratio,
+                         drop_path=drop_path)
 
 
 class ClassAttention(nn.Module):
@@ -65,29 +52,22 @@ class ClassAttention(nn.Module):
 
     def __init__(self, dim: int, num_heads: int):
         super().__init__()
-        self.num_heads, self.head_dim = num_heads, dim // num_heads
+        self.num_heads = num_heads
         self.kv = nn.Linear(dim, 2 * dim, bias=False)
         self.q = nn.Linear(dim, dim, bias=False)
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, N, C = x.shape
-        k, v = self.kv(x).reshape(B, N, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q = self.q(x[:, :1]).reshape(B, 1, self.num_heads, self.head_dim).transpose(1, 2)
-        y = F.scaled_dot_product_attention(q, k, v)                       # (B, heads, 1, d)
-        return self.proj(y.reshape(B, C)[:, None])
+        k, v = split_heads(self.kv(x), 2 * self.num_heads).chunk(2, dim=1)   # (B, heads, N, d) each
+        q = split_heads(self.q(x[:, :1]), self.num_heads)                     # (B, heads, 1, d)
+        return self.proj(merge_heads(F.scaled_dot_product_attention(q, k, v)))
 
 
-class ClassBlock(nn.Module):
+class ClassBlock(MetaFormerBlock):
     """Updates the class token only: ``cls + CA(LN(x))``, then ``cls + MLP(LN(cls))``."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 3.0, drop_path: float = 0.0):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = ClassAttention(dim, num_heads)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        super().__init__(dim, ClassAttention(dim, num_heads), mlp_ratio, drop_path=drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cls = x[:, :1] + self.drop_path(self.attn(self.norm1(x)))
