@@ -254,3 +254,28 @@ def test_double_attention_by_einsums():
     ref = X + torch.einsum("cm,bmn->bcn", m.proj.weight[:, :, 0, 0], Z) + m.proj.bias[None, :, None]
     torch.testing.assert_close(m(x).flatten(2), ref, rtol=1e-10, atol=1e-10)
     assert (m.c_m, m.c_n) == (8, 8)
+
+
+# ------------------------------------------------------------------------------- bottleneck widths, ConvMlp
+def test_rd_channels_overrides_reduction_in_every_gate():
+    """One vocabulary: ``reduction`` (C // r), ``rd_channels`` (explicit width, keyword only)."""
+    assert vb.create_block("bam", 64).channel_gate.mlp.fc1.out_channels == 4
+    bam = vb.create_block("bam", 64, rd_channels=10)
+    assert bam.channel_gate.mlp.fc1.out_channels == bam.spatial_gate.body[0].conv.out_channels == 10
+    assert vb.create_block("cbam", 64, rd_channels=6).channel_gate.mlp.fc1.out_channels == 6
+    assert vb.create_block("pyramid_split_attention", 128).se.fc1.out_channels == 2     # 32 // 16
+    assert vb.create_block("pyramid_split_attention", 128, rd_channels=5).se.fc1.out_channels == 5
+    assert vb.create_block("coord_attention", 64, rd_channels=5).conv1.out_channels == 5
+    assert vb.create_block("danet", 64, reduction=2).pos_attn.conv_b.out_channels == 4   # (64 // 2) // 8
+    with pytest.raises(ValueError, match="reduction must be a positive number"):
+        vb.create_block("cbam", 64, reduction=0)
+
+
+def test_conv_mlp_on_vectors_equals_on_1x1_maps():
+    from visionblocks.layers.conv_mlp import ConvMlp
+    from visionblocks.layers.pooled_linear import pointwise_linear
+    m = _randomize(ConvMlp(6, 3, 5, act_layer="relu")).double()
+    s = torch.randn(4, 2, 6, dtype=D)                     # any leading dimensions
+    torch.testing.assert_close(m.forward_vector(s), m(s.reshape(8, 6, 1, 1)).reshape(4, 2, 5), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="1x1 convolution without groups"):
+        pointwise_linear(s, torch.nn.Conv2d(6, 6, 3))

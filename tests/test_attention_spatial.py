@@ -236,6 +236,19 @@ def test_cot_dynamic_kernel_is_a_shift_at_chosen_weights(offset):
     torch.testing.assert_close(seen["agg"], ref, rtol=1e-12, atol=1e-12)
 
 
+def test_cot_bottleneck_widths_and_deprecated_names():
+    m = vb.create_block("cot", 64)
+    assert m.attn_embed[0].conv.out_channels == 32           # 2C -> C / embed_reduction (paper: 2)
+    assert m.fuse[0].conv.out_channels == 32                 # max(2C // reduction, min_channels) = max(32, 32)
+    assert vb.create_block("cot", 128).fuse[0].conv.out_channels == 64
+    assert vb.create_block("cot", 64, rd_channels=8).fuse[0].conv.out_channels == 8
+    with pytest.warns(DeprecationWarning, match="'factor' is deprecated, use 'embed_reduction'"):
+        old = vb.create_block("cot", 32, factor=4, min_attn_channels=24)
+    assert old.attn_embed[0].conv.out_channels == 8 and old.fuse[0].conv.out_channels == 24
+    with pytest.raises(TypeError, match="both"):
+        vb.create_block("cot", 64, factor=4, embed_reduction=4)
+
+
 def test_cot_keeps_shape_and_validates():
     m = vb.create_block("cot", 32).eval()
     assert m(torch.randn(1, 32, 7, 10)).shape == (1, 32, 7, 10)

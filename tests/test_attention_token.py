@@ -366,3 +366,22 @@ def test_global_filter_resized_filter():
     K = torch.view_as_complex(resized.contiguous()).permute(2, 0, 1)
     with torch.no_grad():
         torch.testing.assert_close(m(x), _global_filter_reference(x, K), rtol=1e-10, atol=1e-10)
+
+
+# ------------------------------------------------------------------------------- layers.MultiHeadAttention
+def test_multi_head_attention_layer_with_key_mask_and_out_dim():
+    """The shared attention layer (SelfAttention, MobileViT, CoAtNet): masked keys get no weight; in -> out dim."""
+    from visionblocks.layers.attention import MultiHeadAttention
+    torch.manual_seed(0)
+    m = MultiHeadAttention(12, num_heads=2, out_dim=8).double().eval()
+    x = torch.randn(2, 5, 12, dtype=D)
+    keep = torch.tensor([True, False, True, True, False])
+    wq, wk, wv = m.qkv.weight.chunk(3, 0)
+    bq, bk, bv = m.qkv.bias.chunk(3, 0)
+    # reference on the kept keys only: a masked key is the same as an absent one
+    q, k, v = x @ wq.T + bq, x[:, keep] @ wk.T + bk, x[:, keep] @ wv.T + bv
+    ref = torch.cat([_softmax_rows(q[..., s] @ k[..., s].transpose(1, 2) / 2.0) @ v[..., s]
+                     for s in (slice(0, 4), slice(4, 8))], -1) @ m.proj.weight.T + m.proj.bias
+    torch.testing.assert_close(m(x, keep[None]), ref, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match=r"out_dim \(9\) must be divisible by num_heads \(2\)"):
+        MultiHeadAttention(12, num_heads=2, out_dim=9)

@@ -327,3 +327,20 @@ def test_mobilevit_blocks_smaller_than_a_patch(name, size):
     y.square().sum().backward()
     assert torch.isfinite(x.grad).all()
     assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
+
+
+# ------------------------------------------------------------------------------------------ layers.patches
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_patch_unfold_fold_layout_and_round_trip(channels_last):
+    from visionblocks.layers.patches import fold_patches, pad_to_patches, unfold_patches
+    x = torch.randn(2, 3, 4, 6)
+    t = unfold_patches(x, 2, 3, channels_last=channels_last)
+    for b, c, p, n in [(0, 0, 0, 0), (1, 2, 4, 3), (1, 1, 5, 1), (0, 2, 3, 2)]:
+        (pi, pj), (ni, nj) = divmod(p, 3), divmod(n, 2)      # pixel p of patch n
+        got = t[b * 6 + p, n, c] if channels_last else t[b, c, p, n]
+        assert got == x[b, c, ni * 2 + pi, nj * 3 + pj]
+    assert torch.equal(fold_patches(t, 4, 6, 2, 3, channels_last=channels_last), x)
+    y, valid = pad_to_patches(x[..., :3, :5], 2, 3)
+    assert y.shape == (2, 3, 4, 6) and valid.shape == (1, 1, 4, 6) and valid.sum() == 15
+    assert torch.equal(y[..., :3, :5], x[..., :3, :5]) and y[..., 3:, :].abs().sum() == 0
+    assert pad_to_patches(x, 2, 3) == (x, None)

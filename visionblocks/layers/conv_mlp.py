@@ -15,16 +15,10 @@ __all__ = ["ConvMlp"]
 
 
 class ConvMlp(nn.Module):
-    """1x1 conv -> act -> dropout -> 1x1 conv -> dropout on (B, C, *spatial) maps, or on (..., C) vectors with
-    :meth:`forward_vector`.
-
-    Args:
-        in_features: input channels C.
-        hidden_features: hidden width (default C).
-        out_features: output channels (default C).
-        act_layer: activation (default GELU).
-        drop: dropout after the activation and after ``fc2`` (``nn.Identity`` when 0).
-        bias: biases of both convolutions.
+    """1x1 conv -> act -> dropout -> 1x1 conv -> dropout on (B, C, H, W) maps, or on (..., C) vectors with
+    :meth:`forward_vector`.  The arguments are :class:`~visionblocks.layers.Mlp`'s (``in_features`` = C; the
+    hidden and output widths default to C, ``drop`` is ``nn.Identity`` when 0); ``fc1``/``fc2`` are 1x1
+    ``nn.Conv2d`` layers, whose (out, in, 1, 1) weights load from the papers' convolutional code.
     """
 
     def __init__(self, in_features: int, hidden_features: int | None = None, out_features: int | None = None,

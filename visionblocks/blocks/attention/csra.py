@@ -32,7 +32,9 @@ def class_scores(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 
 class CSRAHead(nn.Module):
-    """One CSRA head of temperature ``T`` and residual weight ``lam``."""
+    """One attention head of CSRA (the paper's multi-head attention, MHA): a class-specific residual attention
+    of temperature ``T`` and residual weight ``lam``, (B, C, H, W) -> (B, K) logits; :class:`CSRA` sums its
+    heads' logits."""
 
     def __init__(self, channels: int, num_classes: int, temperature: float = 1.0, lam: float = 0.1):
         super().__init__()
