@@ -6,8 +6,9 @@ Installs nothing: it needs the optional ``compare`` extra (``pip install 'vision
 ``fightingcv-attention`` and ``einops``).  For each block both libraries provide, it builds theirs and
 ours at the same configuration, compares parameter counts (or says why they differ), records where each
 fails (at another input size, in backward, at batch 1 in eval mode), and times forward+backward for both
-in one process, alternating, reporting the median of each, the median of the per-round ratios (peer / ours:
-> 1 means we are faster) and the geometric mean of the ratios.
+in one process with :func:`visionblocks.measure.time_callables` (paired rounds, alternating order, at least
+``--repeats`` rounds and ``--min-time`` seconds), reporting the median of each, the median of the per-round
+ratios (peer / ours: > 1 means we are faster) and the geometric mean of the ratios.
 
 A spec's ``inputs`` makes the canonical input (an NCHW map, or tokens for ``nlc`` blocks); ``ours_in`` and
 ``peer_in`` adapt it to each side's calling convention once, before timing (e.g. the peer's NHWC modules, or
@@ -22,10 +23,7 @@ import argparse
 import importlib
 import math
 import os
-import platform
-import statistics
 import sys
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -33,6 +31,9 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import visionblocks as vb  # noqa: E402
+from visionblocks import measure  # noqa: E402
+
+__all__ = ["Spec", "SPECS", "run", "markdown", "main"]
 
 B, C, H, W = 8, 256, 28, 28
 NOTES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "benchmarks_notes.md")
@@ -295,19 +296,6 @@ SPECS: list[Spec] = [
 ]
 
 
-def _fwd_bwd(m, inputs, grads=None):
-    """Forward, then backward with a dense output gradient (fixed per module when given).
-
-    Not ``out.sum().backward()``: its gradient is an expanded scalar (all strides 0), which no real network
-    feeds back, and which sends some kernels down slow paths (e.g. the batched matmuls of an attention's
-    backward run one matrix at a time on it).  Returns the gradients used."""
-    out = m(*inputs)
-    outs = tuple(out) if isinstance(out, (tuple, list)) else (out,)
-    grads = grads if grads is not None else tuple(torch.randn_like(o) for o in outs)
-    torch.autograd.backward(outs, grads)
-    return grads
-
-
 def _adapt(adapter, inputs, requires_grad: bool = False):
     """Apply a layout adapter once, outside the timed region (contiguous, like a real caller's tensors); with
     ``requires_grad`` the results are leaves that receive a gradient, like a block's input inside a network."""
@@ -327,7 +315,7 @@ def _robustness(make, spec: Spec, adapter) -> list[str]:
         except Exception as e:
             fails.append(f"{h}x{w}: {type(e).__name__}")
     try:
-        _fwd_bwd(m.train(), tuple(t.detach().requires_grad_() for t in _adapt(adapter, spec.inputs(2, h0, w0))))
+        measure.TrainStep(m.train(), _adapt(adapter, spec.inputs(2, h0, w0), requires_grad=True))()
     except Exception as e:
         fails.append(f"backward: {type(e).__name__}")
     try:
@@ -336,38 +324,6 @@ def _robustness(make, spec: Spec, adapter) -> list[str]:
     except Exception as e:
         fails.append(f"batch 1: {type(e).__name__}")
     return fails
-
-
-def _time_pair(a, b, inputs_a, inputs_b, repeats: int, warmup: int = 2,
-               min_time: float = 0.0) -> tuple[float, float, float]:
-    """Median ms of ``a`` and of ``b`` over alternating rounds (the order flips every round), and the median
-    over the rounds of the per-round ratio b / a: the two runs of a round are adjacent in time, so the ratio
-    of a round sees the same machine load on both sides, which the ratio of the two medians does not on a
-    shared machine whose load changes within a measurement.  ``repeats`` rounds at least, more for fast
-    blocks: enough for ``min_time`` seconds of timed calls (estimated from the warm-up), since the ratio of a
-    1 ms block swings by tens of percent between runs of a few dozen rounds."""
-    ta, tb = [], []
-    ga = gb = None
-    per_round = float("inf")
-    for _ in range(warmup):
-        t0 = time.perf_counter()
-        ga = _fwd_bwd(a, inputs_a, ga)
-        gb = _fwd_bwd(b, inputs_b, gb)
-        per_round = min(per_round, time.perf_counter() - t0)
-    repeats = max(repeats, min(2000, math.ceil(min_time / max(per_round, 1e-6))))
-    for i in range(repeats):
-        for m, x, g, acc in ((a, inputs_a, ga, ta), (b, inputs_b, gb, tb)) if i % 2 == 0 else ((b, inputs_b, gb, tb), (a, inputs_a, ga, ta)):
-            m.zero_grad(set_to_none=True)
-            for t in x:
-                t.grad = None
-            t0 = time.perf_counter()
-            _fwd_bwd(m, x, g)
-            acc.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(ta), statistics.median(tb), statistics.median(y / x for x, y in zip(ta, tb))
-
-
-def params(m) -> int:
-    return sum(p.numel() for p in m.parameters())
 
 
 def run(specs: list[Spec], repeats: int, input_grad: bool = True, min_time: float = 0.0) -> list[dict]:
@@ -400,16 +356,18 @@ def run(specs: list[Spec], repeats: int, input_grad: bool = True, min_time: floa
             row["error"] = f"construction: {type(e).__name__}: {str(e)[:120]}"
             rows.append(row)
             continue
-        row["ours_params"], row["peer_params"] = params(ours), params(peer)
+        row["ours_params"], row["peer_params"] = measure.count_params(ours), measure.count_params(peer)
         row["ours_fails"] = _robustness(s.ours, s, s.ours_in)
         row["peer_fails"] = _robustness(make_peer, s, s.peer_in)
         h, w = s.hw or (H, W)
         row["size"] = f"{h}x{w}"
         inputs = s.inputs(B, h, w)
         try:
-            t_ours, t_peer, ratio = _time_pair(ours.train(), peer.train(), _adapt(s.ours_in, inputs, input_grad),
-                                               _adapt(s.peer_in, inputs, input_grad), repeats, min_time=min_time)
-            row.update(ours_ms=t_ours, peer_ms=t_peer, ratio=ratio)
+            steps = {"ours": measure.TrainStep(ours.train(), _adapt(s.ours_in, inputs, input_grad)),
+                     "peer": measure.TrainStep(peer.train(), _adapt(s.peer_in, inputs, input_grad))}
+            t = measure.time_callables(steps, rounds=repeats, min_time=min_time,
+                                       reset={k: step.reset for k, step in steps.items()})
+            row.update(ours_ms=t.median("ours"), peer_ms=t.median("peer"), ratio=t.ratio("peer", "ours"))
         except Exception as e:
             row["error"] = f"timing: {type(e).__name__}: {str(e)[:120]}"
         rows.append(row)
@@ -417,6 +375,10 @@ def run(specs: list[Spec], repeats: int, input_grad: bool = True, min_time: floa
         print(f"{s.name:<28} {row.get('ours_ms', float('nan')):9.2f} ms  {row.get('peer_ms', float('nan')):9.2f} ms  "
               f"x{row.get('ratio', float('nan')):.2f}", file=sys.stderr)
     return rows
+
+
+_HEADER = ["block", "peer class", "size", "params ours", "params peer", "fwd+bwd ms ours", "fwd+bwd ms peer", "ratio",
+           "peer fails", "we fail", "notes (why params differ, configuration)"]
 
 
 def markdown(rows: list[dict], description: str, command: str, input_grad: bool = True) -> str:
@@ -433,34 +395,21 @@ def markdown(rows: list[dict], description: str, command: str, input_grad: bool 
            f"Command: `{command}`", "",
            f"Machine: {description}", "",
            f"Input: batch {B}, {C} channels at {H}x{W} (tokens: {H * W} x {C}) unless the size column says "
-           f"otherwise. Geometric mean of the ratios: **x{gm:.2f}** over {len(ratios)} blocks.", "",
-           "| block | peer class | size | params ours | params peer | fwd+bwd ms ours | fwd+bwd ms peer | ratio | peer fails | we fail | notes (why params differ, configuration) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           f"otherwise. Geometric mean of the ratios: **x{gm:.2f}** over {len(ratios)} blocks.", ""]
+    table = []
     for r in rows:
         f = lambda k, fmt: fmt.format(r[k]) if k in r else "—"  # noqa: E731
         note = r["note"]
         if r.get("error"):
             note = f"**{r['error']}**" + (f"; {note}" if note else "")
-        out.append(f"| {r['name']} | {r['peer']} | {r.get('size', '—')} | {f('ours_params', '{:,}')} | "
-                   f"{f('peer_params', '{:,}')} | {f('ours_ms', '{:.2f}')} | {f('peer_ms', '{:.2f}')} | "
-                   f"{f('ratio', 'x{:.2f}')} | {'; '.join(r.get('peer_fails', [])) or 'none'} | "
-                   f"{'; '.join(r.get('ours_fails', [])) or 'none'} | {note} |")
-    text = "\n".join(out) + "\n"
+        table.append([r["name"], r["peer"], r.get("size", "—"), f("ours_params", "{:,}"), f("peer_params", "{:,}"),
+                      f("ours_ms", "{:.2f}"), f("peer_ms", "{:.2f}"), f("ratio", "x{:.2f}"),
+                      "; ".join(r.get("peer_fails", [])) or "none", "; ".join(r.get("ours_fails", [])) or "none", note])
+    text = "\n".join(out) + "\n" + measure.format_table(table, _HEADER, markdown=True) + "\n"
     if os.path.exists(NOTES):
         with open(NOTES) as fh:
             text += "\n" + fh.read()
     return text
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv=None) -> int:
@@ -483,10 +432,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     specs = [s for s in SPECS if not args.names or s.name in args.names.split(",")]
     rows = run(specs, args.repeats, input_grad=not args.no_input_grad, min_time=args.min_time)
-    malloc = [f"{k}={os.environ[k]}" for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_") if k in os.environ]
-    description = (f"{_cpu_model()} ({platform.machine()}, {os.cpu_count()} CPUs visible, shared with other jobs), "
-                   f"torch {torch.__version__}, {args.threads} threads, float32, CPU; glibc malloc thresholds "
-                   f"{'raised: ' + ', '.join(malloc) if malloc else 'not raised (glibc defaults)'}")
+    description = f"{measure.machine_description()}; float32, CPU"
     command = "python benchmarks/compare_fightingcv.py " + " ".join(argv if argv is not None else sys.argv[1:])
     text = markdown(rows, description, command.strip(), input_grad=not args.no_input_grad)
     print(text)

@@ -6,9 +6,10 @@ Not a test: run it by hand, e.g.::
         .venv/bin/python benchmarks/reparam_latency.py --threads 2
 
 For every block at ResNet-stage shapes (batch 8, 64 channels at 56x56 and 128 channels at 28x28, 3x3,
-stride 1, in = out), the three modules run in one process, interleaved (one forward of each, in a rotating
-order, per round) so that machine load drifts hit them alike; the median times are printed, and the ratios
-are medians of the per-round ratios (paired measurements).  The folded
+stride 1, in = out), the three modules run in one process, interleaved by
+:func:`visionblocks.measure.time_callables` (one forward of each, in a rotating order, per round) so that
+machine load drifts hit them alike; the median times are printed, and the ratios are medians of the
+per-round ratios (paired measurements).  The folded
 form must be within 3% of the bare convolution (the exit status is 1 otherwise): folding is only worth it if
 it leaves nothing but the convolution.  RepVGG's folded form also applies its ReLU (in place), so for it the
 criterion compares with the bare convolution followed by the same ReLU ("same ops"); folded/conv is printed too.
@@ -18,65 +19,33 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import platform
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 import visionblocks as vb  # noqa: E402
+from visionblocks import measure  # noqa: E402
 from visionblocks.testing import randomize_bn_stats  # noqa: E402
+
+__all__ = ["BLOCKS", "SHAPES", "main"]
 
 BLOCKS = ("repvgg_block", "acnet_block", "diverse_branch_block")
 SHAPES = ((8, 64, 56, 56), (8, 128, 28, 28))
-MALLOC_VARS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return (f"{cpu}; {os.cpu_count()} logical CPUs visible; torch {torch.__version__}, "
-            f"{torch.get_num_threads()} intra-op threads; Python {platform.python_version()}")
-
-
-def bench(modules: dict[str, nn.Module], x: torch.Tensor, rounds: int, warmup: int) -> dict[str, list[float]]:
-    names = list(modules)
-    times = {n: [] for n in names}
-    with torch.inference_mode():
-        for _ in range(warmup):
-            for n in names:
-                modules[n](x)
-        for r in range(rounds):
-            order = names[r % len(names):] + names[:r % len(names)]  # rotate who goes first
-            for n in order:
-                t0 = time.perf_counter()
-                modules[n](x)
-                times[n].append(time.perf_counter() - t0)
-    return times
-
-
-def main() -> int:
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=60)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--tolerance", type=float, default=0.03, help="allowed folded/bare slowdown (0.03 = 3%%)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"machine: {machine()}")
+    print(f"machine: {measure.machine_description()}")
     print(f"command: {' '.join([os.path.basename(sys.executable)] + sys.argv)}")
-    print("load average (1, 5, 15 min) at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
-    for v in MALLOC_VARS:
-        val = os.environ.get(v)
-        print(f"glibc {v}: {'raised to ' + val if val else 'not set (glibc default: dynamic mmap threshold)'}")
     print(f"{'block':22s} {'input':>16s} {'train ms':>9s} {'folded ms':>9s} {'conv ms':>9s} {'conv+act':>9s} "
           f"{'train/folded':>12s} {'folded/conv':>11s} {'folded/same-ops':>15s}")
     ok = True
@@ -93,14 +62,15 @@ def main() -> int:
             has_act = not isinstance(folded.act, nn.Identity)
             if has_act:  # the same conv followed by the block's activation: the ops the folded block runs
                 modules["conv_act"] = nn.Sequential(bare, copy.deepcopy(folded.act))
-            t = bench(modules, x, args.rounds, args.warmup)
-            med = {k: statistics.median(v) * 1e3 for k, v in t.items()}
+            with torch.inference_mode():
+                t = measure.time_callables({k: (lambda m=m: m(x)) for k, m in modules.items()},
+                                           warmup=args.warmup, rounds=args.rounds)
+            med = {k: t.median(k) for k in modules}
             # ratio: median over rounds of the per-round folded/conv ratio (the two ran back to back, so a
             # load change hits both); the medians of the times are printed alongside
-            ratio = statistics.median(f / c for f, c in zip(t["folded"], t["conv"]))
-            train_ratio = statistics.median(a / f for a, f in zip(t["train"], t["folded"]))
-            base = "conv_act" if has_act else "conv"
-            ratio_same = statistics.median(f / c for f, c in zip(t["folded"], t[base]))
+            ratio = t.ratio("folded", "conv")
+            train_ratio = t.ratio("train", "folded")
+            ratio_same = t.ratio("folded", "conv_act" if has_act else "conv")
             good = ratio_same <= 1 + args.tolerance
             ok &= good
             conv_act = f"{med['conv_act']:9.2f}" if has_act else f"{'-':>9s}"

@@ -1,14 +1,17 @@
 """The side-by-side comparison script (benchmarks/compare_fightingcv.py): what it can do without its optional
-``compare`` extra, and its timing logic on modules of known cost."""
+``compare`` extra, and a whole run against a stand-in peer (its timing is visionblocks.measure's, tested in
+tests/test_measure.py)."""
 import importlib
 import importlib.util
 import pathlib
 import sys
-import time
+import types
 
 import pytest
 import torch
 import torch.nn as nn
+
+import visionblocks as vb
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "compare_fightingcv.py"
 
@@ -25,18 +28,15 @@ def compare():
         sys.modules.pop(spec.name, None)
 
 
-class Sleepy(nn.Module):
-    """x * w, sleeping ``ms`` in forward: a module whose forward+backward costs a known time."""
+class StandInSE(nn.Module):
+    """A stand-in for the peer's SEAttention: x * sigmoid(fc(mean(x)))."""
 
-    def __init__(self, ms: float):
+    def __init__(self, channel):
         super().__init__()
-        self.ms, self.calls = ms, 0
-        self.w = nn.Parameter(torch.ones(()))
+        self.fc = nn.Linear(channel, channel)
 
     def forward(self, x):
-        self.calls += 1
-        time.sleep(self.ms / 1e3)
-        return x * self.w
+        return x * torch.sigmoid(self.fc(x.mean((2, 3))))[:, :, None, None]
 
 
 def test_without_the_compare_extra_it_exits_2_and_says_what_to_install(compare, monkeypatch, capsys):
@@ -52,20 +52,21 @@ def test_without_the_compare_extra_it_exits_2_and_says_what_to_install(compare, 
     assert "pip install 'visionblocks[compare]'" in capsys.readouterr().err
 
 
-def test_time_pair_reports_both_medians_and_the_median_paired_ratio(compare):
-    fast, slow = Sleepy(5), Sleepy(20)
-    x = (torch.randn(4, 3),)
-    t_fast, t_slow, ratio = compare._time_pair(fast, slow, x, x, repeats=7)
-    assert 5 <= t_fast < t_slow
-    assert 1.2 < ratio < 6                    # slow / fast = 4 up to the overheads of a call (not 1/4)
-    assert fast.calls == slow.calls == 2 + 7  # warm-up, then the rounds, alternating
-
-
-def test_time_pair_runs_more_rounds_for_fast_blocks_to_reach_min_time(compare):
-    a, b = Sleepy(2), Sleepy(2)
-    x = (torch.randn(4, 3),)
-    compare._time_pair(a, b, x, x, repeats=3, min_time=0.2)
-    assert a.calls - 2 > 3                     # more than --repeats rounds: about 0.2 s / 4 ms = 50
+def test_a_run_against_a_stand_in_peer_gives_counts_timings_and_a_markdown_row(compare, monkeypatch):
+    peer = types.ModuleType("fightingcv_attention.attention.SEAttention")
+    peer.SEAttention = StandInSE
+    monkeypatch.setitem(sys.modules, peer.__name__, peer)
+    spec = next(s for s in compare.SPECS if s.name == "se")
+    rows = compare.run([spec], repeats=2)
+    row = rows[0]
+    assert "error" not in row, row
+    assert row["ours_params"] == sum(p.numel() for p in vb.create_block("se", compare.C).parameters())
+    assert row["peer_params"] == compare.C * compare.C + compare.C
+    assert row["ours_ms"] > 0 and row["peer_ms"] > 0 and row["ratio"] > 0
+    assert row["ours_fails"] == row["peer_fails"] == []
+    md = compare.markdown(rows, "a machine", "python benchmarks/compare_fightingcv.py --names se")
+    assert "Machine: a machine" in md and "over 1 blocks" in md
+    assert any(line.startswith("| se | SEAttention.SEAttention | 28x28 | ") for line in md.splitlines())
 
 
 def test_adapt_makes_leaves_that_receive_gradients(compare):
