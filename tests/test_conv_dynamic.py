@@ -55,7 +55,7 @@ def test_involution_rednet_defaults_and_validation():
 
 # ------------------------------------------------------------------------------------------- dynamic / cond
 def _dy_attention(m, x):
-    z = F.relu(x.mean((2, 3)) @ m.fc1.weight.T + m.fc1.bias) @ m.fc2.weight.T + m.fc2.bias
+    z = F.relu(x.mean((2, 3)) @ m.mlp.fc1.weight.T + m.mlp.fc1.bias) @ m.mlp.fc2.weight.T + m.mlp.fc2.bias
     return torch.softmax(z / float(m.temperature), dim=1)
 
 

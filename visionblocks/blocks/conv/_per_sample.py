@@ -8,9 +8,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_positive_int, to_2tuple
+from visionblocks.layers import check_positive_int
 
-from visionblocks.layers import conv_geometry
+from ._conv_base import ConvBase
+
+__all__ = ["per_sample_conv2d", "KernelBankConv"]
 
 
 def per_sample_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride, padding,
@@ -25,9 +27,9 @@ def per_sample_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     return y.reshape(b, o, y.shape[-2], y.shape[-1])
 
 
-class KernelBankConv(nn.Module):
+class KernelBankConv(ConvBase):
     """Base of the convolutions whose kernel is a per-sample mixture of n kernels (CondConv, dynamic
-    convolution): validates the convolution's geometry (:func:`conv_geometry`), holds the bank ``weight``
+    convolution): the convolution's geometry (:class:`ConvBase`), the bank ``weight``
     (n, O, C/groups, kh, kw) and ``bias`` (n, O) or None, and runs ``conv(x, sum_k r_k W_k) + sum_k r_k b_k``
     for mixing weights r.
 
@@ -37,13 +39,9 @@ class KernelBankConv(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride, padding, dilation, groups: int,
                  bias: bool, count: int, count_name: str):
-        super().__init__()
-        k, self.stride, padding, self.dilation = conv_geometry(in_channels, out_channels, kernel_size, stride, padding,
-                                                               dilation, groups)
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.padding = to_2tuple(padding)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups)
         check_positive_int(count_name, count)
-        self.weight = nn.Parameter(torch.empty(count, out_channels, in_channels // groups, *k))
+        self.weight = nn.Parameter(torch.empty(count, out_channels, in_channels // groups, *self.kernel_size))
         self.bias = nn.Parameter(torch.empty(count, out_channels)) if bias else None
 
     def reset_parameters(self) -> None:
@@ -59,7 +57,3 @@ class KernelBankConv(nn.Module):
         weight = (r @ self.weight.flatten(1)).view(r.shape[0], *self.weight.shape[1:])   # one (B, n) x (n, -1) mm
         bias = r @ self.bias if self.bias is not None else None
         return per_sample_conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
-
-    def _conv_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={tuple(self.weight.shape[-2:])}, "
-                f"stride={self.stride}")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_conv_channels, check_nchw, conv_geometry
+from visionblocks.layers import check_nchw, conv_geometry
+
+__all__ = ["CheckedConv2d"]
 
 
 class CheckedConv2d(nn.Conv2d):

@@ -12,6 +12,8 @@ from visionblocks.registry import Example, register_block
 
 from ._plain import CheckedConv2d
 
+__all__ = ["AtrousConv"]
+
 
 @register_block("atrous_conv", family="conv", layout="conv",
                 paper="Yu & Koltun, Multi-Scale Context Aggregation by Dilated Convolutions, ICLR 2016",

@@ -18,8 +18,10 @@ from fractions import Fraction
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_nchw, check_odd, check_positive_int, same_padding
+from visionblocks.layers import check_nchw, check_positive_int, same_padding
 from visionblocks.registry import Example, register_block
+
+from ._conv_base import check_fixed_conv_args, square_conv_geometry
 
 __all__ = ["CoConv", "coconv_splits"]
 
@@ -57,32 +59,39 @@ class CoConv(nn.Module):
         out_splits: output channels of each level (default: the paper's shares, see the module docstring).
         groups: groups of every level's convolution (paper: 1).
         bias: add a bias (paper: no; a BatchNorm follows).
+
+    :meth:`from_conv_args` builds it from ``nn.Conv2d``'s arguments, for ``ConvNormAct(conv_layer=...)``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, levels: int = 4,
                  dilations: list[int] | None = None, out_splits: list[int] | None = None, groups: int = 1,
                  bias: bool = False):
         super().__init__()
-        self.in_channels = check_positive_int("in_channels", in_channels)
-        self.out_channels = check_positive_int("out_channels", out_channels)
-        check_positive_int("kernel_size", kernel_size)
-        check_positive_int("stride", stride)
+        kernel_size, stride, _ = square_conv_geometry(in_channels, out_channels, kernel_size, stride, groups)
+        self.in_channels, self.out_channels = in_channels, out_channels
         check_positive_int("levels", levels)
-        check_positive_int("groups", groups)
-        check_odd("kernel_size", kernel_size, "same padding")
         dilations = list(range(1, levels + 1)) if dilations is None else list(dilations)
         splits = coconv_splits(out_channels, levels) if out_splits is None else list(out_splits)
         if len(dilations) != levels or len(splits) != levels:
             raise ValueError(f"dilations ({dilations}) and out_splits ({splits}) need one entry per level ({levels})")
         if sum(splits) != out_channels:
             raise ValueError(f"out_splits {splits} must sum to out_channels ({out_channels})")
-        if in_channels % groups or any(c % groups or c <= 0 for c in splits):
-            raise ValueError(f"in_channels ({in_channels}) and every level's channels {splits} must be positive "
-                             f"multiples of groups ({groups})")
+        if any(c % groups or c <= 0 for c in splits):
+            raise ValueError(f"every level's channels {splits} must be positive multiples of groups ({groups})")
         self.dilations, self.out_splits = dilations, splits
         self.levels = nn.ModuleList(
             nn.Conv2d(in_channels, c, kernel_size, stride, same_padding(kernel_size, d), d, groups, bias=bias)
             for c, d in zip(splits, dilations))
+
+    @classmethod
+    def from_conv_args(cls, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                       padding=None, dilation: int = 1, groups: int = 1, bias: bool = False, **kwargs) -> "CoConv":
+        """A CoConv from ``nn.Conv2d``'s arguments (``ConvNormAct(conv_layer=CoConv.from_conv_args, levels=L)``,
+        CoResNet's CoConv -> BN -> ReLU): each level sets its own dilation and "same" padding, so only
+        ``padding=None`` (or ``kernel_size // 2``) and ``dilation=1`` are accepted; ``kwargs`` (``levels``,
+        ``dilations``, ``out_splits``) go to the constructor."""
+        check_fixed_conv_args(cls.__name__, kernel_size, padding, dilation)
+        return cls(in_channels, out_channels, kernel_size, stride, groups=groups, bias=bias, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.in_channels, type(self).__name__)

@@ -17,6 +17,8 @@ from visionblocks.registry import Example, register_block
 
 from ._per_sample import KernelBankConv
 
+__all__ = ["CondConv"]
+
 
 @register_block("cond_conv", family="conv", layout="conv",
                 paper="Yang et al., CondConv: Conditionally Parameterized Convolutions for Efficient Inference, "
@@ -59,4 +61,4 @@ class CondConv(KernelBankConv):
         return self.mixed_conv(x, r)
 
     def extra_repr(self) -> str:
-        return f"{self._conv_repr()}, groups={self.groups}, num_experts={self.num_experts}"
+        return f"{super().extra_repr()}, num_experts={self.num_experts}"

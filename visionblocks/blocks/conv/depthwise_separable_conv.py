@@ -11,8 +11,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import ConvNormAct, check_nchw, check_odd, check_positive_int
+from visionblocks.layers import ConvNormAct, LayerType, check_nchw, check_positive_int, conv_geometry
 from visionblocks.registry import Example, register_block
+
+__all__ = ["DepthwiseSeparableConv"]
 
 
 @register_block("depthwise_separable_conv", family="conv", layout="conv",
@@ -33,16 +35,12 @@ class DepthwiseSeparableConv(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 depth_multiplier: int = 1, act_layer="relu", norm_layer="batchnorm"):
+                 depth_multiplier: int = 1, act_layer: LayerType = "relu", norm_layer: LayerType = "batchnorm"):
         super().__init__()
-        self.in_channels = check_positive_int("in_channels", in_channels)
-        self.out_channels = check_positive_int("out_channels", out_channels)
-        check_positive_int("kernel_size", kernel_size)
-        check_positive_int("stride", stride)
-        check_positive_int("depth_multiplier", depth_multiplier)
-        check_odd("kernel_size", kernel_size)
-        mid = in_channels * depth_multiplier
-        self.conv_dw = ConvNormAct(in_channels, mid, kernel_size, stride, groups=in_channels,
+        mid = in_channels * check_positive_int("depth_multiplier", depth_multiplier)
+        k, stride, padding, _ = conv_geometry(in_channels, mid, kernel_size, stride, None, 1, in_channels)
+        self.in_channels, self.out_channels = in_channels, check_positive_int("out_channels", out_channels)
+        self.conv_dw = ConvNormAct(in_channels, mid, k, stride, padding, groups=in_channels,
                                    norm_layer=norm_layer, act_layer=act_layer)
         self.conv_pw = ConvNormAct(mid, out_channels, 1, norm_layer=norm_layer, act_layer=act_layer)
 

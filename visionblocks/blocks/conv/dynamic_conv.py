@@ -13,10 +13,12 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_nchw, check_positive_int, spatial_mean
+from visionblocks.layers import Mlp, check_nchw, reduced_channels, spatial_mean
 from visionblocks.registry import Example, register_block
 
 from ._per_sample import KernelBankConv
+
+__all__ = ["DynamicConv", "dynamic_conv_temperature", "set_dynamic_conv_temperature"]
 
 
 def dynamic_conv_temperature(epoch: float, anneal_epochs: float = 10, start: float = 30.0, end: float = 1.0) -> float:
@@ -48,7 +50,7 @@ class DynamicConv(KernelBankConv):
         kernel_size, stride, padding (``None``: "same"), dilation, groups: of the convolution.
         bias: K biases aggregated with the kernels (the paper's ``b~ = sum pi_k b~_k``).
         num_kernels: K (paper: 4).
-        reduction: r of the attention's hidden layer ``C_in / r`` (paper: 4).
+        reduction: r of the attention's hidden layer ``max(1, C_in // r)`` (paper: 4).
         temperature: initial tau (paper: 30 at the start of training, annealed to 1).
     """
 
@@ -58,14 +60,10 @@ class DynamicConv(KernelBankConv):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                          num_kernels, "num_kernels")
         self.num_kernels = num_kernels
-        check_positive_int("reduction", reduction)
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        hidden = max(1, in_channels // reduction)
-        self.fc1 = nn.Linear(in_channels, hidden)
-        self.act = nn.ReLU(inplace=True)
-        self.fc2 = nn.Linear(hidden, num_kernels)
-        self.register_buffer("temperature", torch.tensor(float(temperature)))
+        # the kernel attention's squeeze-and-excitation MLP: GAP(x) -> C_in / r -> ReLU -> K logits
+        self.mlp = Mlp(in_channels, reduced_channels(in_channels, reduction), num_kernels, act_layer="relu")
+        self.register_buffer("temperature", torch.empty(()))
+        self.set_temperature(temperature)
         self.reset_parameters()
 
     def set_temperature(self, temperature: float) -> None:
@@ -75,13 +73,11 @@ class DynamicConv(KernelBankConv):
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """pi(x): (B, K), rows summing to 1."""
-        z = self.fc2(self.act(self.fc1(spatial_mean(x))))
-        return torch.softmax(z / self.temperature, dim=1)
+        return torch.softmax(self.mlp(spatial_mean(x)) / self.temperature, dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.in_channels, type(self).__name__)
-        pi = self.attention(x)
-        return self.mixed_conv(x, pi)
+        return self.mixed_conv(x, self.attention(x))
 
     def extra_repr(self) -> str:
-        return f"{self._conv_repr()}, num_kernels={self.num_kernels}, temperature={float(self.temperature):g}"
+        return f"{super().extra_repr()}, num_kernels={self.num_kernels}, temperature={float(self.temperature):g}"

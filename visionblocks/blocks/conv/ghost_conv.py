@@ -12,8 +12,10 @@ import math
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import ConvNormAct, check_nchw, check_odd, check_positive_int
+from visionblocks.layers import ConvNormAct, LayerType, check_nchw, check_odd, check_positive_int, conv_geometry
 from visionblocks.registry import Example, register_block
+
+__all__ = ["GhostConv"]
 
 
 @register_block("ghost_conv", family="conv", layout="conv",
@@ -35,19 +37,15 @@ class GhostConv(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1, ratio: int = 2,
-                 dw_size: int = 3, act_layer="relu", norm_layer="batchnorm"):
+                 dw_size: int = 3, act_layer: LayerType = "relu", norm_layer: LayerType = "batchnorm"):
         super().__init__()
-        self.in_channels = check_positive_int("in_channels", in_channels)
-        self.out_channels = check_positive_int("out_channels", out_channels)
-        check_positive_int("kernel_size", kernel_size)
-        check_positive_int("stride", stride)
-        check_positive_int("dw_size", dw_size)
+        k, stride, padding, _ = conv_geometry(in_channels, out_channels, kernel_size, stride, None, 1, 1)
+        self.in_channels, self.out_channels = in_channels, out_channels
         if check_positive_int("ratio", ratio) < 2:
             raise ValueError(f"ratio must be >= 2 (one intrinsic map makes ratio-1 ghosts), got {ratio}")
-        check_odd("kernel_size", kernel_size)
-        check_odd("dw_size", dw_size)
+        check_odd("dw_size", check_positive_int("dw_size", dw_size))
         init = math.ceil(out_channels / ratio)
-        self.primary = ConvNormAct(in_channels, init, kernel_size, stride, norm_layer=norm_layer, act_layer=act_layer)
+        self.primary = ConvNormAct(in_channels, init, k, stride, padding, norm_layer=norm_layer, act_layer=act_layer)
         self.cheap = ConvNormAct(init, init * (ratio - 1), dw_size, groups=init, norm_layer=norm_layer,
                                  act_layer=act_layer)
 

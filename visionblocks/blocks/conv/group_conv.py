@@ -12,6 +12,8 @@ from visionblocks.registry import Example, register_block
 
 from ._plain import CheckedConv2d
 
+__all__ = ["GroupConv"]
+
 
 @register_block("group_conv", family="conv", layout="conv",
                 paper="Krizhevsky et al., ImageNet Classification with Deep Convolutional Neural Networks, NeurIPS 2012; "

@@ -18,8 +18,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_nchw, check_odd, check_positive_int, same_padding
+from visionblocks.layers import check_divisible, check_nchw, check_positive_int
 from visionblocks.registry import Example, register_block
+
+from ._conv_base import check_fixed_conv_args, square_conv_geometry
 
 __all__ = ["HetConv"]
 
@@ -38,22 +40,19 @@ class HetConv(nn.Module):
         part: P, the fraction ``1/P`` of each filter's input channels that get a ``K x K`` kernel (the paper
             sweeps P; our default P=4 is the setting of its ImageNet ResNets; P=1 is a plain convolution).
         bias: add a bias.
+
+    :meth:`from_conv_args` builds it from ``nn.Conv2d``'s arguments, for ``ConvNormAct(conv_layer=...)``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, part: int = 4,
                  bias: bool = False):
         super().__init__()
-        self.in_channels = check_positive_int("in_channels", in_channels)
-        self.out_channels = check_positive_int("out_channels", out_channels)
-        check_positive_int("kernel_size", kernel_size)
-        check_positive_int("stride", stride)
+        kernel_size, self.stride, padding = square_conv_geometry(in_channels, out_channels, kernel_size, stride)
+        self.in_channels, self.out_channels = in_channels, out_channels
         self.part = check_positive_int("part", part)
-        check_odd("kernel_size", kernel_size)
         check_divisible("in_channels", in_channels, "part", part)
         check_divisible("out_channels", out_channels, "part", part)
-        self.stride = stride
-        self.gwc = nn.Conv2d(in_channels, out_channels, kernel_size, stride, same_padding(kernel_size), groups=part,
-                             bias=bias)
+        self.gwc = nn.Conv2d(in_channels, out_channels, kernel_size, self.stride, padding, groups=part, bias=bias)
         n_pw = in_channels - in_channels // part
         self.pwc_weight = nn.Parameter(torch.empty(out_channels, n_pw)) if n_pw else None
         if n_pw:
@@ -63,6 +62,15 @@ class HetConv(nn.Module):
         chans = torch.arange(in_channels)
         idx = torch.stack([chans[(chans // blk_in) != (o // blk_out)] for o in range(out_channels)])
         self.register_buffer("pwc_index", idx, persistent=False)
+
+    @classmethod
+    def from_conv_args(cls, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                       padding=None, dilation: int = 1, groups: int = 1, bias: bool = False, **kwargs) -> "HetConv":
+        """A HetConv from ``nn.Conv2d``'s arguments (``ConvNormAct(conv_layer=HetConv.from_conv_args, part=P)``):
+        it has "same" padding, no dilation and no convolution groups (its ``part`` plays that role), so only
+        those values are accepted; ``kwargs`` (``part``) go to the constructor."""
+        check_fixed_conv_args(cls.__name__, kernel_size, padding, dilation, groups)
+        return cls(in_channels, out_channels, kernel_size, stride, bias=bias, **kwargs)
 
     def pointwise_weight(self) -> torch.Tensor:
         """The dense (C_out, C_in) 1x1 kernel: zero where a filter has its K x K kernel."""

@@ -16,9 +16,13 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
-    ConvNormAct, check_divisible, check_nchw, check_odd, check_positive_int, local_aggregate,
+    ConvNormAct, LayerType, check_divisible, check_nchw, check_positive_int, local_aggregate, reduced_channels,
 )
 from visionblocks.registry import Example, register_block
+
+from ._conv_base import check_fixed_conv_args, square_conv_geometry
+
+__all__ = ["Involution"]
 
 
 @register_block("involution", family="conv", layout="conv",
@@ -33,29 +37,39 @@ class Involution(nn.Module):
         kernel_size: K (odd; RedNet: 7 in the bottlenecks, 3 in the stem).
         stride: s; the kernel generator works on the s x s average-pooled input.
         group_channels: channels sharing one kernel (paper: 16, so G = C / 16 groups).
-        reduction: r of the kernel generator's bottleneck ``C -> C / r`` (paper: 4).
+        reduction: r of the kernel generator's bottleneck ``C -> max(1, C // r)`` (paper: 4).
         act_layer, norm_layer: of the bottleneck (paper: ReLU, BatchNorm).
+
+    :meth:`from_conv_args` builds it from ``nn.Conv2d``'s arguments, for ``ConvNormAct(conv_layer=...)``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 7, stride: int = 1,
-                 group_channels: int = 16, reduction: int = 4, act_layer="relu", norm_layer="batchnorm"):
+                 group_channels: int = 16, reduction: int = 4, act_layer: LayerType = "relu",
+                 norm_layer: LayerType = "batchnorm"):
         super().__init__()
-        self.in_channels = check_positive_int("in_channels", in_channels)
-        self.out_channels = check_positive_int("out_channels", out_channels)
+        self.kernel_size, self.stride, _ = square_conv_geometry(in_channels, out_channels, kernel_size, stride)
         if out_channels != in_channels:
             raise ValueError(f"involution keeps the channel count: out_channels ({out_channels}) must equal "
                              f"in_channels ({in_channels})")
-        self.kernel_size = check_odd("kernel_size", check_positive_int("kernel_size", kernel_size))
-        self.stride = check_positive_int("stride", stride)
         check_positive_int("group_channels", group_channels)
-        check_positive_int("reduction", reduction)
         check_divisible("in_channels", in_channels, "group_channels", group_channels)
+        self.in_channels, self.out_channels = in_channels, out_channels
         self.group_channels = group_channels
         self.groups = in_channels // group_channels
-        self.pool = nn.AvgPool2d(stride, stride, ceil_mode=True) if stride > 1 else nn.Identity()
-        self.reduce = ConvNormAct(in_channels, max(1, in_channels // reduction), 1, norm_layer=norm_layer,
-                                  act_layer=act_layer)
-        self.span = nn.Conv2d(max(1, in_channels // reduction), kernel_size * kernel_size * self.groups, 1)
+        k, rd = self.kernel_size, reduced_channels(in_channels, reduction)
+        self.pool = nn.AvgPool2d(self.stride, self.stride, ceil_mode=True) if self.stride > 1 else nn.Identity()
+        self.reduce = ConvNormAct(in_channels, rd, 1, norm_layer=norm_layer, act_layer=act_layer)
+        self.span = nn.Conv2d(rd, k * k * self.groups, 1)
+
+    @classmethod
+    def from_conv_args(cls, in_channels: int, out_channels: int, kernel_size: int = 7, stride: int = 1,
+                       padding=None, dilation: int = 1, groups: int = 1, bias: bool = False, **kwargs) -> "Involution":
+        """An involution from ``nn.Conv2d``'s arguments (``ConvNormAct(conv_layer=Involution.from_conv_args)``,
+        RedNet's involution -> BN -> ReLU): it has "same" padding, no dilation, no convolution groups (its own
+        groups are ``in_channels / group_channels``) and no bias, so only those values are accepted; ``kwargs``
+        go to the constructor."""
+        check_fixed_conv_args(cls.__name__, kernel_size, padding, dilation, groups, bias)
+        return cls(in_channels, out_channels, kernel_size, stride, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.in_channels, type(self).__name__)

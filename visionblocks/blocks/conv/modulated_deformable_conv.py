@@ -9,20 +9,21 @@ logits.
 """
 from __future__ import annotations
 
-import torch
-
-from visionblocks.layers import check_nchw
 from visionblocks.registry import Example, register_block
 
-from .deformable_conv import _DeformConvBase, deform_conv2d
+from ._deform import DeformConvBase
+
+__all__ = ["ModulatedDeformableConv"]
 
 
 @register_block("modulated_deformable_conv", family="conv", layout="conv",
                 paper="Zhu et al., Deformable ConvNets v2: More Deformable, Better Results, CVPR 2019",
                 url="https://arxiv.org/abs/1811.11168",
                 example=Example(args=(16, 32, 3, 2), input_shape=(2, 16, 14, 14)))
-class ModulatedDeformableConv(_DeformConvBase):
-    """Modulated deformable convolution (DCN v2) with its offset-and-mask predictor.
+class ModulatedDeformableConv(DeformConvBase):
+    """Modulated deformable convolution (DCN v2) with its offset-and-mask predictor ``conv_offset``.
+
+    Accepts ``nn.Conv2d``'s arguments, so it serves as ``ConvNormAct(conv_layer=ModulatedDeformableConv)``.
 
     Args:
         in_channels, out_channels: channels in and out.
@@ -30,11 +31,4 @@ class ModulatedDeformableConv(_DeformConvBase):
         offset_groups: channel groups sharing one offset field and mask (paper: 1).
     """
 
-    _mask_channels = 1
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_nchw(x, self.in_channels, type(self).__name__)
-        om = self.conv_offset(x)
-        n = 2 * self.offset_groups * self.weight.shape[-2] * self.weight.shape[-1]
-        return deform_conv2d(x, om[:, :n], self.weight, self.bias, self.stride, self.padding, self.dilation,
-                             mask=torch.sigmoid(om[:, n:]))
+    modulated = True

@@ -28,8 +28,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_nchw, check_odd, check_positive_int, same_padding
+from visionblocks.layers import check_nchw
 from visionblocks.registry import Example, register_block
+
+from ._conv_base import square_conv_geometry
 
 __all__ = ["OctaveConv", "octave_split"]
 
@@ -94,11 +96,7 @@ class OctaveConv(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
                  alpha_in: float = 0.5, alpha_out: float = 0.5, groups: int = 1, bias: bool = False):
         super().__init__()
-        check_positive_int("in_channels", in_channels)
-        check_positive_int("out_channels", out_channels)
-        check_positive_int("kernel_size", kernel_size)
-        check_positive_int("groups", groups)
-        check_odd("kernel_size", kernel_size, "same padding")
+        kernel_size, stride, pad = square_conv_geometry(in_channels, out_channels, kernel_size, stride, groups)
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride}")
         for name, a in (("alpha_in", alpha_in), ("alpha_out", alpha_out)):
@@ -114,7 +112,6 @@ class OctaveConv(nn.Module):
         for name, c in (("in_h", self.in_h), ("in_l", self.in_l), ("out_h", self.out_h), ("out_l", self.out_l)):
             if c and c % groups:
                 raise ValueError(f"{name} ({c}) must be divisible by groups ({groups})")
-        pad = same_padding(kernel_size)
 
         def conv(cin: int, cout: int) -> nn.Module | None:
             return nn.Conv2d(cin, cout, kernel_size, 1, pad, groups=groups, bias=False) if cin and cout else None

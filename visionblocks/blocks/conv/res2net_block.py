@@ -15,14 +15,14 @@ are the same layer up to a permutation of the splits, which the 1x1 convolutions
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import (ConvNormAct, DropPath, check_nchw, check_odd, check_positive_int, create_act,
-                                 same_padding)
+from visionblocks.layers import ConvNormAct, DropPath, LayerType, check_nchw, check_positive_int, create_act
+from visionblocks.layers.create_attn import create_attn
 from visionblocks.registry import Example, register_block
+
+from ._conv_base import square_conv_geometry
 
 __all__ = ["Res2NetBlock"]
 
@@ -44,7 +44,9 @@ class Res2NetBlock(nn.Module):
         groups: cardinality of the split convolutions (Res2NeXt; Res2Net: 1).
         stage_type: ``"stage"`` (no cascade, pooled first split) or ``"normal"``; default: ``"stage"`` exactly
             when ``stride > 1`` or ``in_channels != out_channels``, as in the paper's networks.
-        attn_layer: optional factory ``channels -> module`` inserted before the addition (SENet position).
+        attn_layer: attention inserted before the addition (SENet position): a registered ``nchw`` block name
+            (``"se"``...), a class or factory taking ``channels``, or ``None`` (paper: none).
+        attn_kwargs: further keyword arguments of the attention.
         act_layer: activation (paper: ReLU).
         drop_path: stochastic depth rate of the residual branch.
         avg_down: average-pool shortcut (ResNet-D, Res2Net v1b) instead of a strided 1x1 convolution.
@@ -54,18 +56,15 @@ class Res2NetBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
                  base_width: int = 26, scale: int = 4, groups: int = 1, stage_type: str | None = None,
-                 attn_layer: Callable[[int], nn.Module] | None = None, act_layer="relu", drop_path: float = 0.0,
-                 avg_down: bool = False):
+                 attn_layer: LayerType = None, attn_kwargs: dict | None = None, act_layer: LayerType = "relu",
+                 drop_path: float = 0.0, avg_down: bool = False):
         super().__init__()
-        self.in_channels = check_positive_int("in_channels", in_channels)
-        self.out_channels = check_positive_int("out_channels", out_channels)
-        for name, v in (("kernel_size", kernel_size), ("stride", stride), ("base_width", base_width),
-                        ("groups", groups)):
-            check_positive_int(name, v)
-        check_positive_int("scale", scale)
-        if scale < 2:
+        kernel_size, stride, padding = square_conv_geometry(in_channels, out_channels, kernel_size, stride)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        check_positive_int("base_width", base_width)
+        check_positive_int("groups", groups)
+        if check_positive_int("scale", scale) < 2:
             raise ValueError(f"scale must be >= 2 (scale=1 is a plain bottleneck), got {scale}")
-        check_odd("kernel_size", kernel_size, "same padding")
         if out_channels % self.expansion:
             raise ValueError(f"out_channels ({out_channels}) must be divisible by the expansion ({self.expansion})")
         if stage_type is None:
@@ -79,12 +78,11 @@ class Res2NetBlock(nn.Module):
             raise ValueError(f"the split width ({width}) must be a positive multiple of groups ({groups})")
         self.scale, self.width, self.stage_type = scale, width, stage_type
         self.conv1 = ConvNormAct(in_channels, width * scale, 1, act_layer=act_layer)
-        self.convs = nn.ModuleList(ConvNormAct(width, width, kernel_size, stride, groups=groups, act_layer=act_layer)
-                                   for _ in range(scale - 1))
-        self.pool = nn.AvgPool2d(kernel_size, stride, same_padding(kernel_size)) if stage_type == "stage" \
-            else nn.Identity()
+        self.convs = nn.ModuleList(ConvNormAct(width, width, kernel_size, stride, padding, groups=groups,
+                                               act_layer=act_layer) for _ in range(scale - 1))
+        self.pool = nn.AvgPool2d(kernel_size, stride, padding) if stage_type == "stage" else nn.Identity()
         self.conv3 = ConvNormAct(width * scale, out_channels, 1, act_layer=None)
-        self.attn = attn_layer(out_channels) if attn_layer else nn.Identity()
+        self.attn = create_attn(attn_layer, out_channels, **(attn_kwargs or {}))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         if stride == 1 and in_channels == out_channels:
             self.shortcut = nn.Identity()

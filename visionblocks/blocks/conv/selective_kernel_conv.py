@@ -2,7 +2,7 @@
 
 Split: ``M`` branches ``U_m = ReLU(BN(GConv_{3x3, dilation m}(X)))`` (grouped, ``G`` groups; the paper's 5x5
 branch is the 3x3 with dilation 2).  Fuse: ``U = sum_m U_m``, ``s = avgpool(U)``, ``z = ReLU(BN(W s))`` with
-``W: C -> d``, ``d = max(C / r, L)``.  Select: ``a_m = softmax_m(A_m z)`` (softmax across the branches, per
+``W: C -> d``, ``d = max(C // r, L)``.  Select: ``a_m = softmax_m(A_m z)`` (softmax across the branches, per
 channel) and ``V = sum_m a_m * U_m``.  As in the paper's equations, ``W`` and the ``A_m`` have no bias.
 
 The unit keeps the shape by default (``nchw`` block); ``out_channels``/``stride`` let it replace the 3x3
@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from visionblocks.layers import ConvNormAct, check_divisible, check_nchw, check_positive_int, create_act, spatial_mean
+from visionblocks.layers import (
+    ConvNormAct, LayerType, check_nchw, check_positive_int, conv_geometry, deprecated_kwargs, reduced_channels,
+    spatial_mean,
+)
+from visionblocks.layers.pointwise_forward import pointwise_forward
 from visionblocks.registry import Example, register_block
+
+__all__ = ["SelectiveKernelConv"]
 
 
 @register_block("selective_kernel_conv", family="conv", layout="nchw", aliases=("sk",),
@@ -29,31 +34,28 @@ class SelectiveKernelConv(nn.Module):
         out_channels: output channels (default: ``channels``).
         stride: stride of every branch (1 keeps the size; 2 for a downsampling bottleneck).
         groups: G, groups of each branch convolution (paper: 32).
-        reduction: r, the fuse layer is ``max(out_channels // r, min_dim)`` wide (paper: 16).
-        min_dim: L, the smallest fuse width (paper: 32).
+        reduction: r, the fuse layer is ``max(out_channels // r, min_channels)`` wide (paper: 16).
+        min_channels: L, the smallest fuse width (paper: 32; formerly ``min_dim``, still accepted with a
+            ``DeprecationWarning``).
         num_branches: M, branch ``m`` is a 3x3 convolution with dilation ``m + 1`` (paper: 2).
         act_layer: activation of the branches and the fuse layer (paper: ReLU).
         norm_layer: normalisation of the branches and the fuse layer (paper: BatchNorm).
     """
 
+    @deprecated_kwargs(min_dim="min_channels")
     def __init__(self, channels: int, out_channels: int | None = None, stride: int = 1, groups: int = 32,
-                 reduction: int = 16, min_dim: int = 32, num_branches: int = 2, act_layer="relu",
-                 norm_layer="batchnorm"):
+                 reduction: int = 16, min_channels: int = 32, num_branches: int = 2, act_layer: LayerType = "relu",
+                 norm_layer: LayerType = "batchnorm"):
         super().__init__()
-        self.channels = check_positive_int("channels", channels)
-        out_channels = channels if out_channels is None else check_positive_int("out_channels", out_channels)
-        self.out_channels = out_channels
-        for name, v in (("stride", stride), ("groups", groups), ("reduction", reduction), ("min_dim", min_dim),
-                        ("num_branches", num_branches)):
-            check_positive_int(name, v)
-        check_divisible("channels", channels, "groups", groups)
-        check_divisible("out_channels", out_channels, "groups", groups)
-        self.num_branches = num_branches
+        out_channels = channels if out_channels is None else out_channels
+        conv_geometry(channels, out_channels, 3, stride, None, 1, groups)
+        self.channels, self.out_channels = channels, out_channels
+        self.num_branches = check_positive_int("num_branches", num_branches)
         self.branches = nn.ModuleList(
             ConvNormAct(channels, out_channels, 3, stride, dilation=m + 1, groups=groups, norm_layer=norm_layer,
                         act_layer=act_layer, inplace=False)
             for m in range(num_branches))
-        d = max(out_channels // reduction, min_dim)
+        d = reduced_channels(out_channels, reduction, min_channels=check_positive_int("min_channels", min_channels))
         self.fuse = ConvNormAct(out_channels, d, 1, norm_layer=norm_layer, act_layer=act_layer)
         # the M matrices A_m (C x d) stacked into one 1x1 convolution: d -> M * C
         self.select = nn.Conv2d(d, num_branches * out_channels, 1, bias=False)
@@ -66,11 +68,9 @@ class SelectiveKernelConv(nn.Module):
         xc = x.contiguous(memory_format=torch.channels_last)
         u = [branch(x if m == 0 else xc) for m, branch in enumerate(self.branches)]      # M x (B, C, H, W)
         s = sum(spatial_mean(um) for um in u)                                          # avgpool(sum_m U_m): (B, C)
-        # the fuse and select layers act on vectors: matrix products on their 1x1 weights (no oneDNN
-        # convolution on 1x1 maps); the BN and activation are the fuse unit's own
-        z = F.linear(s, self.fuse.conv.weight.flatten(1), self.fuse.conv.bias)[:, :, None, None]
-        z = self.fuse.act(self.fuse.bn(z)).flatten(1)                                # (B, d)
-        a = F.linear(z, self.select.weight.flatten(1)).unflatten(1, (self.num_branches, self.out_channels))
+        # fuse (1x1 conv-BN-act) and select on the pooled vectors, their 1x1 convolutions as matrix products
+        z = pointwise_forward(s, self.fuse)                                            # (B, d)
+        a = pointwise_forward(z, self.select).unflatten(1, (self.num_branches, self.out_channels))
         a = a.softmax(dim=1)[..., None, None]                                          # (B, M, C, 1, 1)
         # V = sum_m a_m * U_m as fused multiply-adds (no stacked (B, M, C, H, W) copy of the branches)
         out = u[0] * a[:, 0]

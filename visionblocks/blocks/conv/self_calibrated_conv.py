@@ -25,8 +25,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import ConvNormAct, check_divisible, check_nchw, check_odd, check_positive_int, create_act
+from visionblocks.layers import ConvNormAct, LayerType, check_divisible, check_nchw, check_positive_int, create_act
 from visionblocks.registry import Example, register_block
+
+from ._conv_base import square_conv_geometry
 
 __all__ = ["SelfCalibratedConv"]
 
@@ -49,15 +51,12 @@ class SelfCalibratedConv(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 pooling_r: int = 4, groups: int = 1, norm_layer="batchnorm", act_layer="relu"):
+                 pooling_r: int = 4, groups: int = 1, norm_layer: LayerType = "batchnorm",
+                 act_layer: LayerType = "relu"):
         super().__init__()
-        self.in_channels = check_positive_int("in_channels", in_channels)
-        self.out_channels = check_positive_int("out_channels", out_channels)
-        check_positive_int("kernel_size", kernel_size)
-        check_positive_int("stride", stride)
+        kernel_size, stride, _ = square_conv_geometry(in_channels, out_channels, kernel_size, stride, groups)
+        self.in_channels, self.out_channels = in_channels, out_channels
         self.pooling_r = check_positive_int("pooling_r", pooling_r)
-        check_positive_int("groups", groups)
-        check_odd("kernel_size", kernel_size, "same padding")
         check_divisible("in_channels", in_channels, "2 * groups", 2 * groups)
         check_divisible("out_channels", out_channels, "2 * groups", 2 * groups)
         ci, co = in_channels // 2, out_channels // 2

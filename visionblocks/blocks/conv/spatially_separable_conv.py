@@ -13,8 +13,12 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import ConvNormAct, check_nchw, check_odd, check_positive_int
+from visionblocks.layers import ConvNormAct, LayerType, check_nchw, check_positive_int
 from visionblocks.registry import Example, register_block
+
+from ._conv_base import square_conv_geometry
+
+__all__ = ["SpatiallySeparableConv"]
 
 
 @register_block("spatially_separable_conv", family="conv", layout="conv",
@@ -37,19 +41,16 @@ class SpatiallySeparableConv(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 mid_channels: int | None = None, bias: bool = True, norm_layer=None, act_layer=None):
+                 mid_channels: int | None = None, bias: bool = True, norm_layer: LayerType = None,
+                 act_layer: LayerType = None):
         super().__init__()
-        self.in_channels = check_positive_int("in_channels", in_channels)
-        self.out_channels = check_positive_int("out_channels", out_channels)
-        check_positive_int("kernel_size", kernel_size)
-        check_positive_int("stride", stride)
-        check_odd("kernel_size", kernel_size)
+        k, s, p = square_conv_geometry(in_channels, out_channels, kernel_size, stride)
+        self.in_channels, self.out_channels = in_channels, out_channels
         mid = check_positive_int("mid_channels", mid_channels if mid_channels is not None else out_channels)
         linear = norm_layer is None and act_layer is None
-        p = kernel_size // 2
-        self.conv_v = ConvNormAct(in_channels, mid, (kernel_size, 1), (stride, 1), padding=(p, 0),
+        self.conv_v = ConvNormAct(in_channels, mid, (k, 1), (s, 1), padding=(p, 0),
                                   bias=False if linear else None, norm_layer=norm_layer, act_layer=act_layer)
-        self.conv_h = ConvNormAct(mid, out_channels, (1, kernel_size), (1, stride), padding=(0, p),
+        self.conv_h = ConvNormAct(mid, out_channels, (1, k), (1, s), padding=(0, p),
                                   bias=bias if norm_layer is None else False, norm_layer=norm_layer, act_layer=act_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ ReLU gives ``R`` splits ``U_1..U_R`` of ``C`` channels each (radix-major: split 
 (paper Sec. 3.1-3.2, Eq. 1-4)::
 
     s_k = GAP(sum_r U_{r,k})                    (C/K values)
-    z_k = ReLU(BN(W1_k s_k))                    (inter/K values; inter = max(C_in R / reduction_factor, 32))
+    z_k = ReLU(BN(W1_k s_k))                    (inter/K values; inter = max(C_in R // reduction, 32))
     a_{r,k} = softmax_r(W2_k z_k)               (r-softmax over the radix; sigmoid when R = 1)
     V_k = sum_r a_{r,k} * U_{r,k}
 
@@ -22,8 +22,10 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
-    check_nchw, check_odd, check_positive_int, create_act, create_norm, same_padding, spatial_mean,
+    ConvNormAct, LayerType, check_divisible, check_nchw, check_positive_int, conv_geometry, deprecated_kwargs,
+    reduced_channels, spatial_mean,
 )
+from visionblocks.layers.pointwise_forward import pointwise_forward
 from visionblocks.registry import Example, register_block
 
 __all__ = ["SplitAttentionConv"]
@@ -40,48 +42,43 @@ class SplitAttentionConv(nn.Module):
         in_channels, out_channels, kernel_size, stride, dilation: of the grouped convolution ("same" padding).
         groups: cardinality K (ResNeSt-50: 1).
         radix: R splits per cardinal group (paper: 2).
-        reduction_factor: the attention bottleneck is ``max(in_channels * R // reduction_factor,
-            min_inter_channels)`` wide (paper: 4 and 32).
-        min_inter_channels: lower bound of that width (paper: 32).
+        reduction: the attention bottleneck is ``max(in_channels * R // reduction, min_channels)`` wide
+            (paper: 4; formerly ``reduction_factor``).
+        min_channels: lower bound of that width (paper: 32; formerly ``min_inter_channels``).
         bias: bias of the grouped convolution (paper: no, BN follows).
         norm_layer, act_layer: after the grouped convolution and in the attention MLP (paper: BN, ReLU).
+
+    The former keyword names still work, with a ``DeprecationWarning``.
     """
 
+    @deprecated_kwargs(reduction_factor="reduction", min_inter_channels="min_channels")
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, groups: int = 1,
-                 radix: int = 2, reduction_factor: int = 4, min_inter_channels: int = 32, dilation: int = 1,
-                 bias: bool = False, norm_layer="batchnorm", act_layer="relu"):
+                 radix: int = 2, reduction: int = 4, min_channels: int = 32, dilation: int = 1,
+                 bias: bool = False, norm_layer: LayerType = "batchnorm", act_layer: LayerType = "relu"):
         super().__init__()
-        self.in_channels = check_positive_int("in_channels", in_channels)
-        self.out_channels = check_positive_int("out_channels", out_channels)
-        for name, v in (("kernel_size", kernel_size), ("stride", stride), ("groups", groups), ("radix", radix),
-                        ("reduction_factor", reduction_factor), ("min_inter_channels", min_inter_channels),
-                        ("dilation", dilation)):
-            check_positive_int(name, v)
-        check_odd("kernel_size", kernel_size, "same padding")
-        if in_channels % (groups * radix):
-            raise ValueError(f"in_channels ({in_channels}) must be divisible by groups * radix ({groups} * {radix})")
-        if out_channels % groups:
-            raise ValueError(f"out_channels ({out_channels}) must be divisible by groups ({groups})")
-        inter = max(in_channels * radix // reduction_factor, min_inter_channels)
+        k, s, p, d = conv_geometry(in_channels, out_channels, kernel_size, stride, None, dilation, groups)
+        check_divisible("in_channels", in_channels, "groups * radix", groups * check_positive_int("radix", radix))
+        self.in_channels, self.out_channels = in_channels, out_channels
+        inter = reduced_channels(in_channels * radix, reduction,
+                                 min_channels=check_positive_int("min_channels", min_channels))
         if inter % groups:
             raise ValueError(f"the attention width ({inter}) must be divisible by groups ({groups})")
         self.radix, self.groups, self.inter_channels = radix, groups, inter
-        self.conv = nn.Conv2d(in_channels, out_channels * radix, kernel_size, stride,
-                              same_padding(kernel_size, dilation), dilation, groups * radix, bias=bias)
-        self.bn0 = create_norm(norm_layer, out_channels * radix)
-        self.act0 = create_act(act_layer, inplace=True)
-        self.fc1 = nn.Conv2d(out_channels, inter, 1, groups=groups)
-        self.bn1 = create_norm(norm_layer, inter)
-        self.act1 = create_act(act_layer, inplace=True)
+        # one grouped conv-BN-act gives the R splits; fc1 (conv-BN-act) and fc2 are the grouped attention MLP
+        self.conv = ConvNormAct(in_channels, out_channels * radix, k, s, p, d, groups * radix, bias=bias,
+                                norm_layer=norm_layer, act_layer=act_layer)
+        self.fc1 = ConvNormAct(out_channels, inter, 1, groups=groups, bias=True, norm_layer=norm_layer,
+                               act_layer=act_layer)
         self.fc2 = nn.Conv2d(inter, out_channels * radix, 1, groups=groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.in_channels, type(self).__name__)
-        u = self.act0(self.bn0(self.conv(x)))
+        u = self.conv(x)
         b, c, r = u.shape[0], self.out_channels, self.radix
         splits = u.unflatten(1, (r, c))                                     # (B, R, C, H, W)
-        s = spatial_mean(splits.sum(1), keepdim=True)                        # (B, C, 1, 1)
-        a = self.fc2(self.act1(self.bn1(self.fc1(s))))                      # (B, K*R*C/K, 1, 1)
+        s = spatial_mean(splits.sum(1))                                     # (B, C)
+        # the attention MLP on the pooled vector (1x1 convolutions without groups run as matrix products)
+        a = pointwise_forward(pointwise_forward(s, self.fc1), self.fc2)     # (B, K*R*C/K)
         if r > 1:
             a = a.reshape(b, self.groups, r, c // self.groups).softmax(2).transpose(1, 2)
         else:

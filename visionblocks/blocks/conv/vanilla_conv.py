@@ -11,6 +11,8 @@ from visionblocks.registry import Example, register_block
 
 from ._plain import CheckedConv2d
 
+__all__ = ["VanillaConv"]
+
 
 @register_block("vanilla_conv", family="conv", layout="conv",
                 paper="LeCun et al., Gradient-Based Learning Applied to Document Recognition, Proc. IEEE 1998",
