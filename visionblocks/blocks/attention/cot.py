@@ -22,6 +22,7 @@ from visionblocks.layers import (
     ConvNormAct, LayerType, check_divisible, check_nchw, check_odd, check_positive_int, create_act,
     deprecated_kwargs, local_aggregate, reduced_channels, spatial_mean,
 )
+from visionblocks.layers.pointwise_forward import pointwise_forward
 from visionblocks.registry import Example, register_block
 
 __all__ = ["ContextualTransformer"]
@@ -96,6 +97,7 @@ class ContextualTransformer(nn.Module):
         k1 = self.key_embed(x)
         a = self.attn_embed(torch.cat([x, k1], dim=1))
         k2 = self.act(self.bn(self.local_aggregate(self.value_embed(x), a)))
-        s = self.fuse(spatial_mean(k1 + k2, keepdim=True)).view(b, c, self.radix)
-        s = torch.softmax(s, dim=2)
+        # split attention over the two contexts: the fusion MLP on their pooled sum, its 1x1 convolutions as
+        # matrix products on the (B, C) vector
+        s = torch.softmax(pointwise_forward(spatial_mean(k1 + k2), self.fuse).view(b, c, self.radix), dim=2)
         return k2 * s[:, :, 0, None, None] + k1 * s[:, :, 1, None, None]
