@@ -1,11 +1,14 @@
 """Structure and block-level float64 references of the convolution-variant models (EfficientNet-B0,
 CondConv-EfficientNet-B0, GhostNet, RedNet, DY-ResNet-18)."""
+import pytest
 import torch
 import torch.nn.functional as F
 
 import visionblocks as vb
 from visionblocks.blocks.conv.dynamic_conv import DynamicConv, set_dynamic_conv_temperature
 from visionblocks.blocks.conv.involution import Involution
+from visionblocks.layers import SqueezeExcite
+from visionblocks.models.coatnet import PreNormMBConv
 from visionblocks.models.efficientnet import CondConvMBConv
 from visionblocks.models.ghostnet import GhostBottleneck
 from visionblocks.testing import randomize_bn_stats
@@ -46,7 +49,7 @@ def test_efficientnet_b0_and_condconv_structure():
 
 
 def test_ghost_bottleneck_matches_equations_with_se_and_stride():
-    m = randomize_bn_stats(GhostBottleneck(8, 24, 12, 5, 2, se_ratio=0.25)).double().eval()
+    m = randomize_bn_stats(GhostBottleneck(8, 24, 12, 5, 2, attn_layer="se")).double().eval()
     x = torch.randn(2, 8, 9, 7, dtype=D)
 
     def ghost(t, gm, relu):
@@ -66,6 +69,33 @@ def test_ghost_bottleneck_matches_equations_with_se_and_stride():
                          sc[1].conv.weight), sc[1].bn)
     torch.testing.assert_close(m(x), y + short, rtol=1e-10, atol=1e-10)
     assert se.fc1.out_channels == 8  # make_divisible(24 / 4, 4)
+
+
+@pytest.mark.parametrize("build, ratio, width", [
+    (lambda **kw: GhostBottleneck(8, 40, 12, **kw), 0.25, 12),       # make_divisible(40 * 0.25, 4)
+    (lambda **kw: CondConvMBConv(10, 10, num_experts=2, **kw), 0.25, 2),  # max(1, int(10 * 0.25))
+    (lambda **kw: PreNormMBConv(10, 10, **kw), 0.25, 10),            # a quarter of the expanded 40
+    (lambda **kw: PreNormMBConv(10, 10, **kw), 0.5, 20),
+])
+def test_deprecated_se_ratio_keeps_the_papers_se_width(build, ratio, width):
+    with pytest.warns(DeprecationWarning, match="se_ratio"):
+        m = build(se_ratio=ratio)
+    se = m.mbconv.attn if hasattr(m, "mbconv") else m.attn
+    assert isinstance(se, SqueezeExcite) and se.fc1.out_channels == width
+    with pytest.warns(DeprecationWarning):
+        m0 = build(se_ratio=0.0)
+    assert isinstance(m0.mbconv.attn if hasattr(m0, "mbconv") else m0.attn, torch.nn.Identity)
+    with pytest.raises(TypeError, match="se_ratio"), pytest.warns(DeprecationWarning):
+        build(se_ratio=ratio, attn_layer="se")
+
+
+def test_model_blocks_take_attn_layer():
+    assert GhostBottleneck(8, 24, 12).attn.__class__ is torch.nn.Identity   # GhostNet: SE only where listed
+    assert isinstance(GhostBottleneck(8, 24, 12, attn_layer="eca").attn, vb.block_info("eca").cls)
+    m = CondConvMBConv(16, 16, num_experts=2)          # EfficientNet's SE by default: in_channels // 4 wide
+    assert isinstance(m.attn, SqueezeExcite) and m.attn.fc1.out_channels == 4
+    assert isinstance(CondConvMBConv(16, 16, num_experts=2, attn_layer=None).attn, torch.nn.Identity)
+    assert PreNormMBConv(16, 16).mbconv.attn.fc1.out_channels == 16      # a quarter of the expanded 64
 
 
 def test_rednet_uses_involution_with_stride_on_it():

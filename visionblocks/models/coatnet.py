@@ -21,7 +21,8 @@ import torch.nn as nn
 
 from visionblocks.blocks.attention import CoAtNetTransformerBlock
 from visionblocks.blocks.conv import MBConv
-from visionblocks.layers import ConvNormAct, DropPath, SqueezeExcite
+from visionblocks.layers import ConvNormAct, DropPath, LayerType, reduced_channels
+from visionblocks.layers.se_options import deprecated_se_ratio, se_kwargs
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase
@@ -30,16 +31,23 @@ __all__ = ["CoAtNet", "PreNormMBConv", "coatnet_0"]
 
 
 class PreNormMBConv(nn.Module):
-    """``shortcut(x) + MBConv(BN(x))`` with CoAtNet's pooled/projected shortcut when downsampling."""
+    """``shortcut(x) + MBConv(BN(x))`` with CoAtNet's pooled/projected shortcut when downsampling.
 
+    ``attn_layer`` is the attention on the expanded features (default ``"se"``: CoAtNet's SE, a quarter of the
+    expanded width, with the block's activation); ``se_ratio=r`` (deprecated) is that SE ``r`` of the expanded
+    width, or none for 0.
+    """
+
+    @deprecated_se_ratio(lambda a, r: max(1, int(int(round(a["in_channels"] * a["expand_ratio"])) * r)))
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expand_ratio: float = 4.0,
-                 se_ratio: float = 0.25, act_layer="gelu", drop_path: float = 0.0):
+                 attn_layer: LayerType = "se", attn_kwargs: dict | None = None, act_layer: LayerType = "gelu",
+                 drop_path: float = 0.0):
         super().__init__()
         self.norm = nn.BatchNorm2d(in_channels)
         hidden = int(round(in_channels * expand_ratio))
-        se = lambda ch: SqueezeExcite(ch, rd_channels=max(1, int(hidden * se_ratio)), act_layer=act_layer)  # noqa: E731
-        self.mbconv = MBConv(in_channels, out_channels, 3, stride, expand_ratio=expand_ratio, act_layer=act_layer,
-                             attn_layer=se)
+        attn_kwargs = se_kwargs(attn_layer, attn_kwargs, reduced_channels(hidden, 4), act_layer=act_layer)
+        self.mbconv = MBConv(in_channels, out_channels, 3, stride, expand_ratio=expand_ratio, attn_layer=attn_layer,
+                             attn_kwargs=attn_kwargs, act_layer=act_layer)
         self.mbconv.has_skip = False  # the residual is added here, around the pre-norm
         if stride == 1 and in_channels == out_channels:
             self.shortcut = nn.Identity()

@@ -22,8 +22,11 @@ import torch.nn as nn
 
 from visionblocks.blocks.conv import CondConv, MBConv
 from visionblocks.layers import (
-    ConvNormAct, DropPath, SqueezeExcite, check_nchw, create_act, init_weights, spatial_mean,
+    ConvNormAct, DropPath, LayerType, check_nchw, create_act, create_norm, init_weights, reduced_channels,
+    spatial_mean,
 )
+from visionblocks.layers.create_attn import create_attn
+from visionblocks.layers.se_options import deprecated_se_ratio, se_kwargs
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase
@@ -41,11 +44,16 @@ class CondConvMBConv(nn.Module):
 
     ``r = sigmoid(FC(GAP(x)))``; ``y = BN(P_r * SE(act(BN(D_r * act(BN(E_r * x))))))`` (+ x when the shapes
     allow), where ``E_r``, ``D_r``, ``P_r`` are the expansion, depthwise and projection kernels mixed with r.
+    ``attn_layer`` is the attention on the expanded features as in :class:`~visionblocks.blocks.conv.MBConv`
+    (default ``"se"``: EfficientNet's SE, ``in_channels // 4`` wide, the block's activation); ``se_ratio=r``
+    (deprecated) is ``attn_layer="se"`` ``max(1, int(in_channels * r))`` wide, or none for 0.
     """
 
+    @deprecated_se_ratio(lambda a, r: max(1, int(a["in_channels"] * r)))
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 expand_ratio: float = 6.0, se_ratio: float = 0.25, num_experts: int = 8, act_layer="silu",
-                 drop_path: float = 0.0, norm_layer=TF_BN):
+                 expand_ratio: float = 6.0, attn_layer: LayerType = "se", attn_kwargs: dict | None = None,
+                 num_experts: int = 8, act_layer: LayerType = "silu", drop_path: float = 0.0,
+                 norm_layer: LayerType = TF_BN):
         super().__init__()
         if expand_ratio <= 1:
             raise ValueError(f"CondConvMBConv needs expand_ratio > 1, got {expand_ratio}")
@@ -54,12 +62,13 @@ class CondConvMBConv(nn.Module):
         self.routing = nn.Linear(in_channels, num_experts)
         cc = partial(CondConv, num_experts=num_experts, routing=False)
         self.conv_pw = cc(in_channels, hidden, 1)
-        self.bn1, self.act1 = norm_layer(hidden), create_act(act_layer, inplace=True)
+        self.bn1, self.act1 = create_norm(norm_layer, hidden), create_act(act_layer, inplace=True)
         self.conv_dw = cc(hidden, hidden, kernel_size, stride, groups=hidden)
-        self.bn2, self.act2 = norm_layer(hidden), create_act(act_layer, inplace=True)
-        self.attn = SqueezeExcite(hidden, rd_channels=max(1, int(in_channels * se_ratio)), act_layer=act_layer)
+        self.bn2, self.act2 = create_norm(norm_layer, hidden), create_act(act_layer, inplace=True)
+        self.attn = create_attn(attn_layer, hidden, **se_kwargs(attn_layer, attn_kwargs,
+                                                                reduced_channels(in_channels, 4), act_layer=act_layer))
         self.conv_pwl = cc(hidden, out_channels, 1)
-        self.bn3 = norm_layer(out_channels)
+        self.bn3 = create_norm(norm_layer, out_channels)
         self.has_skip = stride == 1 and in_channels == out_channels
         self.drop_path = DropPath(drop_path) if (drop_path > 0 and self.has_skip) else nn.Identity()
 
@@ -86,7 +95,8 @@ class EfficientNet(ModelBase):
 
     def __init__(self, stages=B0_STAGES, num_classes: int = 1000, in_chans: int = 3, stem_width: int = 32,
                  head_width: int = 1280, condconv_stages: tuple[int, ...] = (), num_experts: int = 8,
-                 drop_rate: float = 0.2, drop_path_rate: float = 0.2, act_layer="silu", norm_layer=TF_BN):
+                 drop_rate: float = 0.2, drop_path_rate: float = 0.2, act_layer: LayerType = "silu",
+                 norm_layer: LayerType = TF_BN):
         super().__init__()
         self.in_chans = in_chans
         self.stem = ConvNormAct(in_chans, stem_width, 3, 2, norm_layer=norm_layer, act_layer=act_layer)
@@ -94,12 +104,12 @@ class EfficientNet(ModelBase):
         blocks, in_ch, idx = [], stem_width, 0
         for si, (e, k, s, c, n) in enumerate(stages):
             for i in range(n):
-                kw = dict(kernel_size=k, stride=s if i == 0 else 1, expand_ratio=e, act_layer=act_layer,
-                          drop_path=drop_path_rate * idx / total, norm_layer=norm_layer)
+                kw = dict(kernel_size=k, stride=s if i == 0 else 1, expand_ratio=e, attn_layer="se",
+                          act_layer=act_layer, drop_path=drop_path_rate * idx / total, norm_layer=norm_layer)
                 if si in condconv_stages:
                     blocks.append(CondConvMBConv(in_ch, c, num_experts=num_experts, **kw))
                 else:
-                    blocks.append(MBConv(in_ch, c, se_ratio=0.25, **kw))
+                    blocks.append(MBConv(in_ch, c, **kw))
                 in_ch, idx = c, idx + 1
         self.blocks = nn.Sequential(*blocks)
         self.conv_head = ConvNormAct(in_ch, head_width, 1, norm_layer=norm_layer, act_layer=act_layer)

@@ -13,7 +13,9 @@ import torch
 import torch.nn as nn
 
 from visionblocks.blocks.conv import GhostConv
-from visionblocks.layers import ConvNormAct, SqueezeExcite, check_nchw, make_divisible
+from visionblocks.layers import ConvNormAct, LayerType, check_nchw, make_divisible
+from visionblocks.layers.create_attn import create_attn
+from visionblocks.layers.se_options import deprecated_se_ratio, se_kwargs
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase
@@ -32,11 +34,23 @@ GHOSTNET_CFG = (
 
 
 class GhostBottleneck(nn.Module):
-    """Ghost bottleneck (GhostNet Fig. 3): expand with a ghost module, optional strided depthwise conv and SE,
-    project with a linear ghost module; identity or depthwise+pointwise shortcut."""
+    """Ghost bottleneck (GhostNet Fig. 3): expand with a ghost module, optional strided depthwise conv and
+    attention, project with a linear ghost module; identity or depthwise+pointwise shortcut.
 
+    Args:
+        in_channels, mid_channels, out_channels: input, expanded and output channels.
+        kernel_size, stride: the depthwise convolution (stride 1 or 2).
+        attn_layer: attention on the expanded features (a registered ``nchw`` block name, a class or factory
+            taking ``channels``, or ``None``).  ``"se"`` is GhostNet's SE: ``make_divisible(mid / 4, 4)`` wide,
+            ReLU, hard-sigmoid gate (``attn_kwargs`` override these).
+        attn_kwargs: further keyword arguments of the attention.
+
+    ``se_ratio=r`` (deprecated) is ``attn_layer="se"`` ``make_divisible(mid * r, 4)`` wide, or none for 0.
+    """
+
+    @deprecated_se_ratio(lambda a, r: make_divisible(a["mid_channels"] * r, 4))
     def __init__(self, in_channels: int, mid_channels: int, out_channels: int, kernel_size: int = 3,
-                 stride: int = 1, se_ratio: float = 0.0):
+                 stride: int = 1, attn_layer: LayerType = None, attn_kwargs: dict | None = None):
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride}")
@@ -44,8 +58,8 @@ class GhostBottleneck(nn.Module):
         self.ghost1 = GhostConv(in_channels, mid_channels, act_layer="relu")
         self.conv_dw = (ConvNormAct(mid_channels, mid_channels, kernel_size, stride, groups=mid_channels, act_layer=None)
                         if stride > 1 else nn.Identity())
-        self.attn = (SqueezeExcite(mid_channels, rd_channels=make_divisible(mid_channels * se_ratio, 4),
-                                   act_layer="relu", gate_layer="hard_sigmoid") if se_ratio > 0 else nn.Identity())
+        self.attn = create_attn(attn_layer, mid_channels, **se_kwargs(
+            attn_layer, attn_kwargs, make_divisible(mid_channels / 4, 4), act_layer="relu", gate_layer="hard_sigmoid"))
         self.ghost2 = GhostConv(mid_channels, out_channels, act_layer=None)
         if stride == 1 and in_channels == out_channels:
             self.shortcut = nn.Identity()
@@ -78,7 +92,8 @@ class GhostNet(ModelBase):
         blocks, in_ch = [], stem
         for k, mid, out, se, s in cfg:
             mid_c, out_c = make_divisible(mid * width, 4), make_divisible(out * width, 4)
-            blocks.append(GhostBottleneck(in_ch, mid_c, out_c, k, s, se))
+            se_width = {"rd_channels": make_divisible(mid_c * se, 4)} if se > 0 else None
+            blocks.append(GhostBottleneck(in_ch, mid_c, out_c, k, s, "se" if se > 0 else None, se_width))
             in_ch = out_c
         last = make_divisible(960 * width, 4)
         blocks.append(ConvNormAct(in_ch, last, 1))

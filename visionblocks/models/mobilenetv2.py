@@ -53,8 +53,8 @@ class MobileNetV2(ModelBase):
         for t, c, n, s in MBV2_STAGES:
             out = make_divisible(c * width_mult, 8)
             for i in range(n):
-                blocks.append(MBConv(ch, out, 3, s if i == 0 else 1, expand_ratio=t, se_ratio=0.0,
-                                     act_layer=act_layer, attn_layer=attn_layer if t != 1 else None,
+                blocks.append(MBConv(ch, out, 3, s if i == 0 else 1, expand_ratio=t,
+                                     attn_layer=attn_layer if t != 1 else None, act_layer=act_layer,
                                      drop_path=drop_path_rate * idx / max(1, total - 1)))
                 ch, idx = out, idx + 1
         self.blocks = nn.Sequential(*blocks)

@@ -57,7 +57,7 @@ class MobileViT(ModelBase):
         self.stem = ConvNormAct(in_chans, widths[0], 3, 2, act_layer="silu")
 
         def mv2(cin, cout, stride):
-            return MBConv(cin, cout, 3, stride, expand_ratio=expand_ratio, se_ratio=0.0, act_layer="silu")
+            return MBConv(cin, cout, 3, stride, expand_ratio=expand_ratio, attn_layer=None, act_layer="silu")
 
         stage2 = [mv2(widths[1], widths[2], 2)] + [mv2(widths[2], widths[2], 1) for _ in range(stage2_blocks - 1)]
         stages = [nn.Sequential(mv2(widths[0], widths[1], 1)), nn.Sequential(*stage2)]
