@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import create_act
+from visionblocks.layers import LayerType, create_act
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase
@@ -27,7 +27,7 @@ _URL = "https://arxiv.org/abs/2201.09792"
 class ConvMixerLayer(nn.Module):
     """Residual depthwise conv -> act -> BN, then pointwise conv -> act -> BN."""
 
-    def __init__(self, dim: int, kernel_size: int, act_layer="gelu"):
+    def __init__(self, dim: int, kernel_size: int, act_layer: LayerType = "gelu"):
         super().__init__()
         self.dw = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
         self.act1 = create_act(act_layer)
@@ -44,7 +44,7 @@ class ConvMixerLayer(nn.Module):
 class ConvMixer(ModelBase):
     """ConvMixer-h/d with kernel size k and patch size p."""
 
-    def __init__(self, dim: int, depth: int, kernel_size: int = 9, patch_size: int = 7, act_layer="gelu",
+    def __init__(self, dim: int, depth: int, kernel_size: int = 9, patch_size: int = 7, act_layer: LayerType = "gelu",
                  num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0):
         super().__init__()
         self.in_chans = in_chans

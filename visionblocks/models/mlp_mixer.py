@@ -30,8 +30,9 @@ class IsotropicMLP(ModelBase):
     """
 
     def __init__(self, block_fn: Callable[..., nn.Module], dim: int, depth: int, patch_size: int = 16,
-                 img_size=224, num_classes: int = 1000, in_chans: int = 3, norm_layer: Callable[[int], nn.Module] | None = None,
-                 drop_rate: float = 0.0, drop_path_rate: float = 0.0):
+                 img_size: int | tuple[int, int] = 224, num_classes: int = 1000, in_chans: int = 3,
+                 norm_layer: Callable[[int], nn.Module] | None = None, drop_rate: float = 0.0,
+                 drop_path_rate: float = 0.0):
         super().__init__()
         self.in_chans = in_chans
         self.img_size = to_2tuple(img_size)

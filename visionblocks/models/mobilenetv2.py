@@ -9,13 +9,11 @@ code, after the depthwise convolution of every block with an expansion (t = 6).
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 import torch.nn as nn
 
 from visionblocks.blocks.conv import MBConv
-from visionblocks.layers import ConvNormAct, init_weights, make_divisible
+from visionblocks.layers import ConvNormAct, LayerType, init_weights, make_divisible
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase, resolve_attn
@@ -40,12 +38,12 @@ class MobileNetV2(ModelBase):
         act_layer: activation (ReLU6).
     """
 
-    def __init__(self, num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0, attn=None,
+    def __init__(self, num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0, attn: LayerType = None,
                  attn_kwargs: dict | None = None, drop_rate: float = 0.2, drop_path_rate: float = 0.0,
-                 act_layer="relu6"):
+                 act_layer: LayerType = "relu6"):
         super().__init__()
         self.in_chans = in_chans
-        attn_layer: Callable[[int], nn.Module] | None = resolve_attn(attn, attn_kwargs)
+        attn_layer = resolve_attn(attn, attn_kwargs)
         ch = make_divisible(32 * width_mult, 8)
         self.stem = ConvNormAct(in_chans, ch, 3, 2, act_layer=act_layer)
         total = sum(n for _, _, n, _ in MBV2_STAGES)
