@@ -1,4 +1,7 @@
-"""MBConv against the paper's equations written with torch.nn.functional in float64."""
+"""MBConv against the paper's equations written with torch.nn.functional in float64; its attention argument."""
+import warnings
+
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -29,8 +32,10 @@ def test_mbconv_matches_equations_with_and_without_skip():
 
 
 def test_mbconv_se_width_follows_input_channels_and_params():
-    m = vb.create_block("mbconv", 40, 80, kernel_size=3, stride=2, expand_ratio=6, se_ratio=0.25)
-    assert m.attn.fc1.out_channels == 10  # EfficientNet: int(in_channels * se_ratio)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default is EfficientNet's block, asked for without a deprecated name
+        m = vb.create_block("mbconv", 40, 80, kernel_size=3, stride=2, expand_ratio=6)
+    assert m.attn.fc1.out_channels == 10  # EfficientNet: int(in_channels * 0.25), of the block *input*
     hidden = 240
     expected = (40 * hidden + 2 * hidden) + (hidden * 9 + 2 * hidden) + (hidden * 10 + 10 + 10 * hidden + hidden) \
         + (hidden * 80 + 2 * 80)
@@ -38,7 +43,43 @@ def test_mbconv_se_width_follows_input_channels_and_params():
 
 
 def test_mbconv_expand_ratio_one_has_no_expansion_and_attn_factory():
-    m = vb.create_block("mbconv", 32, 16, expand_ratio=1, se_ratio=0.0, act_layer="relu6",
+    m = vb.create_block("mbconv", 32, 16, expand_ratio=1, act_layer="relu6",
                         attn_layer=lambda c: vb.create_block("eca", c))
     assert isinstance(m.conv_pw, torch.nn.Identity)
     assert type(m.attn).__name__ == "EfficientChannelAttention" and m.attn.channels == 32
+
+
+def test_mbconv_attn_layer_forms():
+    assert isinstance(vb.create_block("mbconv", 16, 16, attn_layer=None).attn, torch.nn.Identity)  # MobileNetV2
+    m = vb.create_block("mbconv", 16, 24, expand_ratio=4, attn_layer="eca")
+    assert type(m.attn).__name__ == "EfficientChannelAttention" and m.attn.channels == 64
+    se = vb.create_block("mbconv", 16, 24, attn_layer="SE", attn_kwargs={"rd_channels": 7}).attn
+    assert se.fc1.out_channels == 7 and isinstance(se.act, torch.nn.SiLU)       # the block's activation
+    se = vb.create_block("mbconv", 16, 24, attn_layer="se", attn_kwargs={"reduction": 8, "act_layer": "relu"}).attn
+    assert se.fc1.out_channels == 96 // 8 and isinstance(se.act, torch.nn.ReLU)  # SE's own rule, of its channels
+    with pytest.raises(ValueError, match="nchw"):
+        vb.create_block("mbconv", 16, 16, attn_layer="graph_conv")
+    with pytest.raises(TypeError, match="attn_layer"):
+        vb.create_block("mbconv", 16, 16, attn_layer=0.25)
+
+
+@pytest.mark.parametrize("se_ratio", [0.25, 0.5, 0.0])
+def test_mbconv_deprecated_se_ratio_keeps_its_widths(se_ratio):
+    torch.manual_seed(0)
+    with pytest.warns(DeprecationWarning, match="se_ratio"):
+        old = vb.create_block("mbconv", 22, 24, 5, 2, se_ratio=se_ratio)
+    torch.manual_seed(0)
+    new = vb.create_block("mbconv", 22, 24, 5, 2, attn_layer="se" if se_ratio else None,
+                          attn_kwargs={"rd_channels": max(1, int(22 * se_ratio))})
+    assert [(k, v.shape) for k, v in old.state_dict().items()] == [(k, v.shape) for k, v in new.state_dict().items()]
+    x = torch.randn(2, 22, 9, 9)
+    torch.testing.assert_close(old.eval()(x), new.eval()(x), rtol=0, atol=0)
+
+
+def test_mbconv_deprecated_se_ratio_yields_to_an_attention_factory():
+    eca = lambda c: vb.create_block("eca", c)  # noqa: E731
+    with pytest.warns(DeprecationWarning):  # MobileNetV2 with coordinate attention called it so
+        m = vb.create_block("mbconv", 16, 16, se_ratio=0.0, attn_layer=eca)
+    assert type(m.attn).__name__ == "EfficientChannelAttention"
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="se_ratio"):
+        vb.create_block("mbconv", 16, 16, se_ratio=1.5)

@@ -186,3 +186,54 @@ def test_inception_3a_defaults_and_validation():
     assert weights == 192 * 64 + 192 * 96 + 96 * 128 * 9 + 192 * 16 + 16 * 32 * 25 + 192 * 32
     with pytest.raises(ValueError, match="must equal"):
         vb.create_block("inception_block", 192, 255)
+
+
+# ----------------------------------------------------------------- conv blocks as ConvNormAct(conv_layer=...)
+def _conv_layers():
+    from visionblocks.blocks.conv import (
+        AtrousConv, CoConv, CondConv, DeformableConv, DynamicConv, GroupConv, HetConv, Involution,
+        ModulatedDeformableConv, PointwiseConv, VanillaConv,
+    )
+    return [  # (conv_layer, kernel_size, stride, extra ConvNormAct kwargs)
+        (VanillaConv, 3, 2, {"groups": 2}), (GroupConv, 3, 1, {}), (AtrousConv, 3, 1, {"dilation": 2}),
+        (PointwiseConv, 1, 2, {}), (DynamicConv, 3, 2, {"num_kernels": 3}), (CondConv, 3, 1, {"num_experts": 2}),
+        (DeformableConv, 3, 2, {}), (ModulatedDeformableConv, 3, 1, {"dilation": 2}),
+        (CoConv.from_conv_args, 3, 2, {"levels": 2}), (Involution.from_conv_args, 3, 2, {"group_channels": 4}),
+        (HetConv.from_conv_args, 3, 1, {"part": 2}),
+    ]
+
+
+@pytest.mark.parametrize("case", range(11))
+def test_conv_blocks_serve_as_conv_norm_act_conv_layer(case):
+    conv_layer, k, s, kw = _conv_layers()[case]
+    torch.manual_seed(0)
+    unit = randomize_bn_stats(vb.layers.ConvNormAct(8, 8, k, s, conv_layer=conv_layer, **kw)).to(D).eval()
+    x = torch.randn(2, 8, 9, 7, dtype=D)
+    assert not isinstance(unit.conv, torch.nn.Identity)
+    torch.testing.assert_close(unit(x), F.relu(_bn(unit.conv(x), unit.bn)), rtol=1e-12, atol=1e-12)
+    assert unit(x).shape == (2, 8, -(-9 // s), -(-7 // s))
+
+
+def test_conv_args_adapters_reject_what_the_block_cannot_do():
+    from visionblocks.blocks.conv import CoConv, HetConv, Involution
+    with pytest.raises(ValueError, match="dilation"):
+        CoConv.from_conv_args(8, 8, 3, dilation=2)
+    with pytest.raises(ValueError, match="padding"):
+        HetConv.from_conv_args(8, 8, 3, padding=0)
+    with pytest.raises(ValueError, match="groups"):
+        Involution.from_conv_args(8, 8, 3, groups=2, group_channels=4)
+    with pytest.raises(ValueError, match="bias"):
+        Involution.from_conv_args(8, 8, 3, bias=True, group_channels=4)
+    assert CoConv.from_conv_args(8, 16, 3, 2, padding=1, groups=2, bias=True, levels=2).levels[1].dilation == (2, 2)
+    with pytest.raises(ValueError, match="no padding"):
+        vb.create_block("pointwise_conv", 8, 8, padding=1)
+
+
+def test_square_kernel_blocks_take_equal_pairs_and_reject_others():
+    assert vb.create_block("het_conv", 8, 16, (3, 3), (2, 2), part=2).gwc.stride == (2, 2)
+    with pytest.raises(ValueError, match="square"):
+        vb.create_block("het_conv", 8, 16, (3, 5), part=2)
+    with pytest.raises(ValueError, match="odd"):
+        vb.create_block("involution", 16, 16, 4, group_channels=4)
+    with pytest.raises(TypeError, match="kernel_size"):
+        vb.create_block("coconv", 16, 16, 3.0, levels=2)

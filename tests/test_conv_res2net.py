@@ -74,3 +74,11 @@ def test_width_and_validation():
         Res2NetBlock(64, 66)
     with pytest.raises(ValueError, match="normal"):
         Res2NetBlock(64, 64, stride=2, stage_type="normal")
+
+
+def test_attention_by_name_class_or_none():
+    from visionblocks.layers import SqueezeExcite
+    m = Res2NetBlock(64, 64, attn_layer="se", attn_kwargs={"reduction": 8})
+    assert isinstance(m.attn, SqueezeExcite) and m.attn.fc1.out_channels == 8
+    assert isinstance(Res2NetBlock(64, 64, attn_layer=SqueezeExcite).attn, SqueezeExcite)
+    assert isinstance(Res2NetBlock(64, 64).attn, torch.nn.Identity)

@@ -78,3 +78,23 @@ def test_former_keyword_names_still_work():
     assert m.inter_channels == SplitAttentionConv(64, 64, reduction=2, min_channels=16).inter_channels == 64
     with pytest.raises(TypeError, match="both"):
         SplitAttentionConv(64, 64, reduction_factor=2, reduction=2)
+
+
+def test_pointwise_forward_equals_the_unit_on_a_1x1_map():
+    from visionblocks.layers import ConvNormAct
+    from visionblocks.layers.pointwise_forward import pointwise_forward
+    s = torch.randn(4, 12, dtype=D)
+    for unit in (ConvNormAct(12, 6, 1), ConvNormAct(12, 6, 1, groups=2, bias=True), torch.nn.Conv2d(12, 6, 1)):
+        unit = randomize_bn_stats(unit.to(D), seed=2)
+        for train in (True, False):
+            unit.train(train)
+            torch.testing.assert_close(pointwise_forward(s, unit), unit(s[:, :, None, None]).flatten(1),
+                                       rtol=1e-12, atol=1e-12)
+
+
+def test_selective_kernel_min_channels_and_former_min_dim():
+    import visionblocks as vb
+    assert vb.create_block("selective_kernel_conv", 64, groups=8, min_channels=16).fuse.conv.out_channels == 16
+    with pytest.warns(DeprecationWarning, match="min_dim"):
+        m = vb.create_block("sk", 64, groups=8, reduction=2, min_dim=40)
+    assert m.fuse.conv.out_channels == 40  # max(64 // 2, 40)

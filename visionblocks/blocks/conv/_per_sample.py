@@ -1,5 +1,6 @@
-"""Per-sample kernels as one grouped convolution (the batch-as-groups trick of CondConv / dynamic
-convolution), and the bank of n kernels both mix.  Not a block (not registered)."""
+"""Per-sample kernels as one grouped convolution (the batch-as-groups trick of CondConv, Yang et al., NeurIPS 2019,
+arXiv 1904.04971, and dynamic convolution, Chen et al., CVPR 2020, arXiv 1912.03458), and the bank of n kernels
+both mix.  Not a block (not registered)."""
 from __future__ import annotations
 
 import math

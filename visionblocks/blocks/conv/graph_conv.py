@@ -16,8 +16,10 @@ import math
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_nlc, check_positive_int, create_act
+from visionblocks.layers import LayerType, check_nlc, check_positive_int, create_act
 from visionblocks.registry import Example, register_block
+
+__all__ = ["GraphConv", "normalize_adjacency"]
 
 
 def normalize_adjacency(adj: torch.Tensor, add_self_loops: bool = True) -> torch.Tensor:
@@ -77,7 +79,7 @@ class GraphConv(nn.Module):
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, add_self_loops: bool = True,
-                 normalize: bool = True, act_layer=None):
+                 normalize: bool = True, act_layer: LayerType = None):
         super().__init__()
         self.in_features = check_positive_int("in_features", in_features)
         self.out_features = check_positive_int("out_features", out_features)

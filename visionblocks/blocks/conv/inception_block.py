@@ -12,8 +12,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import ConvNormAct, check_nchw, check_positive_int
+from visionblocks.layers import ConvNormAct, LayerType, check_nchw, check_positive_int
 from visionblocks.registry import Example, register_block
+
+__all__ = ["InceptionBlock"]
 
 
 @register_block("inception_block", family="conv", layout="conv",
@@ -34,8 +36,8 @@ class InceptionBlock(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, ch1x1: int = 64, ch3x3red: int = 96, ch3x3: int = 128,
-                 ch5x5red: int = 16, ch5x5: int = 32, pool_proj: int = 32, stride: int = 1, act_layer="relu",
-                 norm_layer=None):
+                 ch5x5red: int = 16, ch5x5: int = 32, pool_proj: int = 32, stride: int = 1,
+                 act_layer: LayerType = "relu", norm_layer: LayerType = None):
         super().__init__()
         self.in_channels = check_positive_int("in_channels", in_channels)
         self.out_channels = check_positive_int("out_channels", out_channels)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_nchw, to_2tuple
+from visionblocks.layers import check_conv_channels, check_nchw, to_2tuple
 from visionblocks.registry import Example, register_block
 
-from visionblocks.layers import check_conv_channels
+__all__ = ["TransposedConv"]
 
 
 def _upsampled_shape(out_channels: int, stride: int):
