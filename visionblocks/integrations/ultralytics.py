@@ -1,0 +1,85 @@
+"""ultralytics (YOLO) integration: every ``nchw`` block usable by name in a YOLO model YAML.
+
+Importing this module (or calling :func:`register`) makes each registered ``nchw`` block that works at any input
+size known to ultralytics' model parser under its registry name (and former names), e.g. a CBAM after a C2f::
+
+    backbone:
+      - [-1, 1, Conv, [64, 3, 2]]
+      ...
+      - [-1, 3, C2f, [128, True]]
+      - [-1, 1, cbam, []]            # or [-1, 1, cbam, [8]], [-1, 1, cbam, [{reduction: 8}]]
+
+The YAML's arguments are the block's constructor arguments after the channel count (a trailing mapping is passed
+as keywords); the channel count is never written: the block is a :class:`~visionblocks.surgery.LazyBlock`, built
+from the channels of the layer before it when the model first runs (ultralytics runs the model once while building
+it), so the same YAML works at every width scale (n/s/m/l/x).  A line whose arguments the block does not take fails
+while the model is parsed, naming the block and its constructor.  Tested with ultralytics 8.4.190.
+
+The names are added to the globals of ``ultralytics.nn.tasks`` (where its parser looks layer names up); names the
+parser already knows are never replaced.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from visionblocks.registry import block_info, list_blocks
+from visionblocks.surgery._core import SurgeryError
+from visionblocks.surgery.lazy import LazyBlock
+
+__all__ = ["YOLO_BLOCKS", "YoloBlock", "register"]
+
+#: YAML name -> the class ultralytics' parser builds for it.
+YOLO_BLOCKS: dict[str, type] = {}
+
+
+class YoloBlock(LazyBlock):
+    """A lazy block built from a YOLO YAML line: ``[from, n, <name>, [*args, {**kwargs}]]``."""
+
+    block_name: str = ""
+
+    def __init__(self, *args: Any):
+        kwargs: dict[str, Any] = {}
+        if args and isinstance(args[-1], dict):
+            args, kwargs = args[:-1], dict(args[-1])
+        try:
+            super().__init__(self.block_name, *args, **kwargs)
+        except SurgeryError as e:
+            raise SurgeryError(f"YOLO YAML layer {self.block_name!r} with arguments {list(args) + ([kwargs] if kwargs else [])}: "
+                               f"{e}") from e
+
+
+def _yolo_class(name: str) -> type:
+    cls = type(name, (YoloBlock,), {"block_name": name, "__module__": __name__,
+                                   "__doc__": f"The visionblocks block {name!r} in a YOLO YAML (see {__name__})."})
+    cls.__qualname__ = f"YOLO_BLOCKS[{name!r}]"
+    return cls
+
+
+def yolo_block_names() -> list[str]:
+    """The registry names of the blocks a YOLO YAML can use: ``nchw`` blocks that work at any input size."""
+    return [n for n in list_blocks() if block_info(n).layout == "nchw" and not block_info(n).fixed_size]
+
+
+def register() -> list[str]:
+    """Make every usable block known to ultralytics' YAML parser (idempotent; call it again after registering blocks
+    of your own).  Returns the YAML names added."""
+    from ultralytics.nn import tasks
+
+    added = []
+    for name in yolo_block_names():
+        for yaml_name in (name, *block_info(name).aliases):
+            cls = YOLO_BLOCKS.get(yaml_name) or _yolo_class(name)
+            existing = vars(tasks).get(yaml_name)
+            if existing is not None and existing is not cls:
+                warnings.warn(f"ultralytics already knows a layer named {yaml_name!r}; the visionblocks block keeps "
+                              "its place only under its other names", stacklevel=2)
+                continue
+            YOLO_BLOCKS[yaml_name] = cls
+            if existing is None:
+                setattr(tasks, yaml_name, cls)
+                added.append(yaml_name)
+    return added
+
+
+register()
