@@ -30,6 +30,20 @@ def test_bench_writes_parseable_csv_json_md(tmp_path, capsys):
     assert md.startswith("Machine: ") and "| se | attention |" in md
 
 
+def test_min_time_is_used_and_reported(capsys, monkeypatch):
+    seen = {}
+    real = bench.measure.time_callables
+
+    def spy(fns, **kw):
+        seen.update(kw, names=list(fns))
+        return real(fns, **kw)
+
+    monkeypatch.setattr(bench.measure, "time_callables", spy)
+    assert main(["bench", "--names", "se", *TINY, "--min-time", "0.05"]) == 0
+    assert "min time 0.05 s" in capsys.readouterr().out
+    assert seen["min_time"] == 0.05 and seen["rounds"] == 2 and seen["names"] == ["fwd", "fwd_bwd"]
+
+
 def test_flops_and_macs_are_labelled_and_consistent():
     r = bench.bench_block("mbconv", bench.BenchConfig(batch=1, shape=(16, 8, 8), repeats=1, warmup=1))
     assert r.error == ""
@@ -63,6 +77,7 @@ def test_failing_block_is_reported_and_run_goes_on(capsys):
     (["bench", "--repeats", "0"], "positive integer"),
     (["bench", "--dtype", "int8"], "invalid choice"),
     (["bench", "--device", "tpu"], "--device"),
+    (["bench", "--min-time", "-1"], "non-negative"),
 ])
 def test_bad_options_exit_2_with_one_line(argv, msg):
     proc = subprocess.run([sys.executable, "-m", "visionblocks", *argv], capture_output=True, text=True)

@@ -149,3 +149,68 @@ def test_correct_toy_block_passes_every_check():
         T.check_block(name)
     finally:
         unregister_block(name)
+
+
+# ---------------------------------------------------------------------------------------------- models
+class ToyNet(nn.Module):
+    """A correct toy classifier: conv stem, global pooling, linear head; validates its input."""
+
+    def __init__(self, num_classes=1000, in_chans=3):
+        super().__init__()
+        self.in_chans = in_chans
+        self.stem = nn.Conv2d(in_chans, 8, 3, 2, 1)
+        self.fc = nn.Linear(8, num_classes)
+
+    def forward_features(self, x):
+        if x.ndim != 4 or x.shape[1] != self.in_chans:
+            raise ValueError(f"ToyNet expects (B, {self.in_chans}, H, W), got {tuple(x.shape)}")
+        return torch.relu(self.stem(x))
+
+    def forward_head(self, x):
+        return self.fc(x.mean((2, 3)))
+
+    def forward(self, x):
+        return self.forward_head(self.forward_features(x))
+
+
+class ToyNetNoValidation(ToyNet):
+    def forward_features(self, x):  # 4 channels fail deep inside torch
+        return torch.relu(self.stem(x))
+
+
+class ToyNetIgnoresInChans(ToyNet):
+    def __init__(self, num_classes=1000, in_chans=3):
+        super().__init__(num_classes, 3)
+
+
+class ToyNetUnusedParameter(ToyNet):
+    def __init__(self, num_classes=1000, in_chans=3):
+        super().__init__(num_classes, in_chans)
+        self.unused = nn.Linear(8, 8)
+
+
+class ToyNetForwardIsNotTheComposition(ToyNet):
+    def forward(self, x):
+        return 2 * super().forward(x)
+
+
+def _toy_model(cls, **kw):
+    kw = {"paper": "toy", "url": "https://example.org", "input_size": (3, 32, 32), "paper_params": 0.009224, **kw}
+    return vb.ModelInfo(f"toy_{cls.__name__.lower()}", cls, **kw)
+
+
+MODEL_CASES = [
+    (ToyNetNoValidation, "inputs", {}), (ToyNetIgnoresInChans, "forward_backward", {}),
+    (ToyNetUnusedParameter, "forward_backward", {}), (ToyNetForwardIsNotTheComposition, "forward_backward", {}),
+    (ToyNet, "paper_counts", {"paper_params": 1.0}), (ToyNet, "paper_counts", {"paper_macs": 1.0}),
+]
+
+
+@pytest.mark.parametrize("cls,check,kw", MODEL_CASES, ids=[f"{c.__name__}-{k}-{len(kw)}" for c, k, kw in MODEL_CASES])
+def test_model_contract_catches(cls, check, kw):
+    with pytest.raises(AssertionError):
+        T.MODEL_CHECKS[check](_toy_model(cls, **kw))
+
+
+def test_correct_toy_model_passes_every_check():
+    T.check_model(_toy_model(ToyNet))

@@ -212,24 +212,21 @@ def _parse_shape(s: str) -> tuple[int, ...]:
     return v
 
 
-def _positive(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}")
-    return v
+def _number(convert, ok, what: str):
+    """An argparse ``type``: ``convert(s)`` that must satisfy ``ok``, else the message 'expected <what>'."""
+    def parse(s: str):
+        try:
+            v = convert(s)
+        except ValueError:
+            v = None
+        if v is None or not ok(v):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {s!r}")
+        return v
+    return parse
 
 
-def _non_negative(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {s!r}") from None
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {s!r}")
-    return v
+_positive = _number(int, lambda v: v > 0, "a positive integer")
+_non_negative = _number(float, lambda v: 0 <= v < float("inf"), "a non-negative number of seconds")
 
 
 def add_bench_parser(sub) -> None:

@@ -213,10 +213,11 @@ def machine_description(device: str | torch.device = "cpu") -> str:
     dev = torch.device(device)
     gpu = f", GPU {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else ""
     load = f"; load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""
-    malloc = [f"{k}={os.environ[k]}" for k in _MALLOC_VARS if k in os.environ]
+    raised = [f"{k}={os.environ[k]}" for k in _MALLOC_VARS if k in os.environ]
+    malloc = f"raised: {', '.join(raised)}" if raised else "not raised (glibc defaults)"
     return (f"{_cpu_model()} ({platform.machine()}, {os.cpu_count()} CPUs visible){gpu}; torch {torch.__version__}, "
             f"{torch.get_num_threads()} threads, Python {platform.python_version()}{load}; glibc "
-            f"{'/'.join(_MALLOC_VARS)} " + (f"raised: {', '.join(malloc)}" if malloc else "not raised (glibc defaults)"))
+            f"{'/'.join(_MALLOC_VARS)} {malloc}")
 
 
 # ------------------------------------------------------------------------------------ tables

@@ -149,7 +149,7 @@ def _close(a: list[torch.Tensor], b: list[torch.Tensor], what: str, rtol: float 
         assert err <= atol * scale + rtol * scale, f"{what}: output {i} differs by {err:.3g} (scale {scale:.3g})"
 
 
-def _call(m: nn.Module, inputs: tuple, what: str) -> Any:
+def _call(m: Callable[..., Any], inputs: tuple, what: str) -> Any:
     """``m(*inputs)``; a crash, or an output that is not tensors, becomes an AssertionError saying what was
     being checked."""
     try:
@@ -439,7 +439,8 @@ def check_model_forward_backward(entry: str | ModelInfo) -> None:
     info = _model_info(entry)
     m = _build_model(info, num_classes=10, in_chans=1).train()
     x = _model_input(info, in_chans=1)
-    out = m.forward_head(m.forward_features(x))
+    feats = _call(m.forward_features, (x,), f"{info.name}: forward_features with in_chans=1")
+    out = _call(m.forward_head, (feats,), f"{info.name}: forward_head with num_classes=10")
     assert out.shape == (2, 10), f"{info.name}: logits of shape {tuple(out.shape)} for num_classes=10, batch 2"
     assert torch.isfinite(out).all(), f"{info.name}: non-finite logits"
     out.square().mean().backward()
@@ -460,7 +461,7 @@ def check_model_inputs(entry: str | ModelInfo) -> None:
     if info.test_input_size is not None:  # the model works at sizes other than its default
         h, w = h + 32, w + 32
     with torch.no_grad():
-        out = m(torch.randn(1, 3, h, w))
+        out = _call(m, (torch.randn(1, 3, h, w),), f"{info.name}: forward at {h}x{w}")
     assert out.shape == (1, 7), f"{info.name}: at {h}x{w} the logits have shape {tuple(out.shape)}, not (1, 7)"
     e = _expect_rejection(m, (torch.randn(1, 4, h, w),), (ValueError, TypeError),
                           f"{info.name}: input (1, 4, {h}, {w}) with 4 channels")
@@ -489,10 +490,15 @@ def check_model_compile_export(entry: str | ModelInfo) -> None:
     with torch.no_grad():
         ref = m(x)
         torch._dynamo.reset()
-        got = torch.compile(m, fullgraph=True, backend="eager")(x)
+        compiled = torch.compile(m, fullgraph=True, backend="eager")
+        got = _call(compiled, (x,), f"{info.name}: torch.compile(fullgraph=True)")
         assert torch.allclose(got, ref, atol=1e-4, rtol=1e-4), f"{info.name}: compiled vs eager logits differ"
-        ep = torch.export.export(m, (x,))
-        assert torch.allclose(ep.module()(x), ref, atol=1e-4, rtol=1e-4), f"{info.name}: exported vs eager logits differ"
+        try:
+            ep = torch.export.export(m, (x,))
+        except Exception as e:
+            raise AssertionError(f"{info.name}: torch.export failed: {type(e).__name__}: {str(e)[:300]}") from e
+        assert torch.allclose(ep.module()(x), ref, atol=1e-4, rtol=1e-4), \
+            f"{info.name}: exported vs eager logits differ"
 
 
 MODEL_CHECKS: dict[str, Callable[[Any], None]] = {
