@@ -1,0 +1,164 @@
+"""Reading checkpoints: files, file:// URLs through torch.hub's cache, sha256, wrappers, prefixes, safetensors."""
+from __future__ import annotations
+
+import hashlib
+import pickle
+
+import pytest
+import torch
+import torch.nn as nn
+
+from visionblocks.weights import (
+    CheckpointError, ChecksumError, load_checkpoint, read_checkpoint, sha256_of, unwrap_state_dict,
+)
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4, 5)
+
+    def forward(self, x):
+        return self.fc(self.bn(self.conv(x)).mean((2, 3)))
+
+
+def _sd(seed=1):
+    torch.manual_seed(seed)
+    return Tiny().state_dict()
+
+
+def _same(model, sd):
+    return all(torch.equal(model.state_dict()[k], v) for k, v in sd.items())
+
+
+@pytest.fixture
+def hub_dir(tmp_path, monkeypatch):
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "hub"))
+    yield tmp_path / "hub"
+    torch.hub.set_dir(old)
+
+
+@pytest.mark.parametrize("wrap", [
+    lambda sd: sd,
+    lambda sd: {"state_dict": sd, "epoch": 3},
+    lambda sd: {"model": sd, "optimizer": {"lr": 0.1}},
+    lambda sd: {"model_ema": sd},
+    lambda sd: {f"module.{k}": v for k, v in sd.items()},
+    lambda sd: {"state_dict": {f"module._orig_mod.{k}": v for k, v in sd.items()}},
+], ids=["plain", "state_dict", "model", "model_ema", "ddp", "ddp+compile"])
+def test_wrappers_and_prefixes(tmp_path, wrap):
+    sd = _sd()
+    path = tmp_path / "ck.pth"
+    torch.save(wrap(sd), path)
+    m = Tiny()
+    res = load_checkpoint(m, path)
+    assert res.layout == "visionblocks" and not res.missing_keys and not res.unexpected_keys
+    assert _same(m, sd)
+
+
+def test_use_ema_picks_the_ema_weights():
+    plain, ema = _sd(1), _sd(2)
+    got = unwrap_state_dict({"state_dict": plain, "state_dict_ema": ema}, use_ema=True)
+    assert all(torch.equal(got[k], ema[k]) for k in ema)
+    got = unwrap_state_dict({"state_dict": plain, "state_dict_ema": ema})
+    assert all(torch.equal(got[k], plain[k]) for k in plain)
+    with pytest.raises(CheckpointError, match="no EMA"):
+        unwrap_state_dict({"state_dict": plain}, use_ema=True)
+
+
+def test_no_state_dict_inside_is_a_clear_error(tmp_path):
+    torch.save({"epoch": 3, "acc": 71.2}, tmp_path / "x.pth")
+    with pytest.raises(CheckpointError, match="no state dict found"):
+        read_checkpoint(tmp_path / "x.pth")
+    with pytest.raises(FileNotFoundError):
+        read_checkpoint(tmp_path / "absent.pth")
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_weights_only_refuses_arbitrary_objects(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": _sd(), "payload": _Evil()}, path, pickle_protocol=pickle.DEFAULT_PROTOCOL)
+    with pytest.raises(CheckpointError, match="weights_only=True"):
+        read_checkpoint(path)
+
+
+def test_argparse_namespace_of_training_checkpoints_is_accepted(tmp_path):
+    import argparse
+    torch.save({"state_dict": _sd(), "args": argparse.Namespace(lr=0.1, model="tiny")}, tmp_path / "ck.pth")
+    assert set(read_checkpoint(tmp_path / "ck.pth")) == set(_sd())
+
+
+def test_file_url_goes_through_the_hub_cache(tmp_path, hub_dir):
+    sd = _sd()
+    path = tmp_path / "tiny-abc.pth"
+    torch.save(sd, path)
+    url = path.as_uri()
+    m = Tiny()
+    load_checkpoint(m, url, progress=False)
+    assert _same(m, sd)
+    cached = hub_dir / "checkpoints" / "tiny-abc.pth"
+    assert cached.is_file()
+    path.unlink()  # a second load reads the cached copy
+    m2 = Tiny()
+    load_checkpoint(m2, url, progress=False)
+    assert _same(m2, sd)
+
+
+def test_sha256_checked_before_loading(tmp_path, hub_dir):
+    sd = _sd()
+    path = tmp_path / "tiny.pth"
+    torch.save(sd, path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert sha256_of(path) == digest
+    m = Tiny()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    bad = "0" * 64 if not digest.startswith("0") else "f" * 64
+    with pytest.raises(ChecksumError, match="sha256"):
+        load_checkpoint(m, path, sha256=bad)
+    with pytest.raises(ChecksumError, match="sha256"):  # a fresh download is refused too
+        load_checkpoint(m, path.as_uri(), sha256=bad, progress=False)
+    assert not (hub_dir / "checkpoints" / "tiny.pth").exists()  # the bad download is not kept
+    assert _same(m, before)  # nothing was loaded
+    load_checkpoint(m, path, sha256=digest)
+    load_checkpoint(m, path.as_uri(), sha256=digest[:8].upper(), progress=False)  # a prefix, as torchvision's names
+    assert _same(m, sd)
+    with pytest.raises(ChecksumError):  # the cached copy is checked as well
+        load_checkpoint(m, path.as_uri(), sha256=bad, progress=False)
+
+
+def test_safetensors_round_trip(tmp_path, hub_dir):
+    st = pytest.importorskip("safetensors.torch")
+    sd = {k: v.contiguous() for k, v in _sd().items()}
+    for name in ("w.safetensors", "w.bin"):  # recognised by its extension or by its header
+        st.save_file(sd, str(tmp_path / name))
+        m = Tiny()
+        load_checkpoint(m, tmp_path / name)
+        assert _same(m, sd)
+    m = Tiny()
+    load_checkpoint(m, (tmp_path / "w.safetensors").as_uri(), progress=False)
+    assert _same(m, sd)
+
+
+def test_safetensors_without_the_package_names_the_extra(tmp_path, monkeypatch):
+    import builtins
+    import json
+    import struct
+    header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
+    (tmp_path / "w.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + b"\0\0\0\0")
+    real_import = builtins.__import__
+
+    def fake_import(name, *a, **k):
+        if name.startswith("safetensors"):
+            raise ImportError("no safetensors")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(CheckpointError, match="safetensors"):
+        read_checkpoint(tmp_path / "w.safetensors")

@@ -1,0 +1,173 @@
+"""Prove each checkpoint converter against the source implementation itself, and write its layout manifest.
+
+Run it where the sources are installed (timm and torchvision; nothing of theirs is copied here)::
+
+    pip install timm torchvision && pip install -e . --no-deps
+    python tools/weights_harness.py                 # every case: compare, print the table
+    python tools/weights_harness.py --write         # ... and (re)write visionblocks/weights/manifests/*.json
+    python tools/weights_harness.py --only resnet   # cases whose id contains "resnet"
+
+For every case: build the source network with random weights (BatchNorm statistics, affine parameters and
+zero-initialised tensors randomised too, so that a swapped or dropped tensor shows), take its state dict in
+float64, convert and load it into our model with ``strict=True``, and compare both networks' outputs on the same
+random input in float64.  A case passes when ``max|ours - source| / max|source| <= 1e-6``.  ``--write`` stores,
+per case, the source's key names and shapes with the source, its version and the measured difference: the
+default test-suite converts that manifest (no source needed) and the weights table (``python -m
+visionblocks.weights.docs``) reports it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+MANIFESTS = ROOT / "visionblocks" / "weights" / "manifests"
+TOL = 1e-6
+
+
+@dataclass
+class Case:
+    """``source`` ("torchvision" or "timm") model ``source_model(**source_kwargs)`` -> our ``model(**kwargs)``
+    through converter ``converter``, compared at ``size`` x ``size``."""
+
+    converter: str
+    source: str
+    source_model: str
+    model: str
+    kwargs: dict = field(default_factory=dict)
+    source_kwargs: dict = field(default_factory=dict)
+    size: int = 64
+
+    @property
+    def id(self) -> str:
+        return f"{self.converter}--{self.source_model}"
+
+
+def _tv(name, ours, size=64, **kw):
+    return Case("torchvision." + ("resnet" if "res" in name else name.split("_")[0].replace("mobilenet", "mobilenetv2")),
+                "torchvision", name, ours, kw, size=size)
+
+
+CASES: list[Case] = [
+    _tv("resnet18", "resnet18"),
+    _tv("resnet34", "resnet34"),
+    _tv("resnet50", "resnet50", stride_3x3=True),
+    _tv("resnet101", "resnet101", stride_3x3=True),
+    _tv("resnet152", "resnet152", stride_3x3=True),
+    _tv("resnext50_32x4d", "resnext50_32x4d"),
+    _tv("resnext101_32x8d", "resnext101_32x8d"),
+    _tv("mobilenet_v2", "mobilenetv2"),
+    _tv("efficientnet_b0", "efficientnet_b0", norm_layer="batchnorm"),
+]
+
+
+def _source_versions() -> dict[str, str]:
+    out = {}
+    for name in ("torchvision", "timm"):
+        try:
+            out[name] = __import__(name).__version__.split("+")[0]
+        except ImportError:
+            pass
+    return out
+
+
+def build_source(case: Case) -> torch.nn.Module:
+    if case.source == "torchvision":
+        import torchvision
+        return torchvision.models.get_model(case.source_model, weights=None, **case.source_kwargs)
+    if case.source == "timm":
+        import timm
+        return timm.create_model(case.source_model, pretrained=False, **case.source_kwargs)
+    raise ValueError(f"unknown source {case.source!r}")
+
+
+def randomise(model: torch.nn.Module, seed: int = 0) -> None:
+    """Move every tensor away from its structured initialisation (identity BN, zero-initialised scales), keeping
+    the network's activations at a sane scale."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if not t.is_floating_point():
+                continue
+            if name.endswith("running_var"):
+                t.copy_(torch.rand(t.shape, generator=g, dtype=t.dtype) + 0.5)
+            elif name.endswith("running_mean"):
+                t.copy_(torch.randn(t.shape, generator=g, dtype=t.dtype) * 0.1)
+            elif t.ndim <= 1:
+                t.add_(torch.randn(t.shape, generator=g, dtype=t.dtype) * 0.1)
+            elif float(t.std()) == 0.0:
+                t.copy_(torch.randn(t.shape, generator=g, dtype=t.dtype) * 0.02)
+
+
+def run_case(case: Case, write: bool, versions: dict[str, str]) -> dict:
+    import visionblocks as vb
+    from visionblocks.weights import load_checkpoint
+
+    torch.manual_seed(0)
+    src = build_source(case).eval()
+    randomise(src)
+    src = src.double()
+    sd = src.state_dict()
+    ours = vb.create_model(case.model, **case.kwargs).double().eval()
+    x = torch.randn(2, 3, case.size, case.size, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    with torch.no_grad():
+        a, before = src(x), ours(x)
+    res = load_checkpoint(ours, sd, strict=True)
+    if res.layout != case.converter:
+        raise AssertionError(f"{case.id}: recognised as {res.layout}, expected {case.converter}")
+    with torch.no_grad():
+        b = ours(x)
+    diff = float((a - b).abs().max() / a.abs().max())
+    # the same comparison before loading: shows the check can fail (a converter that loaded nothing would not pass)
+    control = float((a - before).abs().max() / a.abs().max())
+    if control <= 1e3 * TOL:
+        raise AssertionError(f"{case.id}: our freshly initialised model already matches the source ({control:.1e})")
+    rec = {"converter": case.converter, "source": case.source, "source_version": versions.get(case.source, "?"),
+           "source_model": case.source_model, "source_kwargs": case.source_kwargs, "model": case.model,
+           "kwargs": case.kwargs, "input": [2, 3, case.size, case.size], "dtype": "float64",
+           "max_rel_diff": diff, "control_rel_diff": control, "passed": diff <= TOL}
+    if write:
+        MANIFESTS.mkdir(parents=True, exist_ok=True)
+        keys = [[k, list(v.shape)] for k, v in sd.items()]
+        text = "{\n" + "".join(f" {json.dumps(k)}: {json.dumps(v)},\n" for k, v in rec.items())
+        text += ' "keys": [\n' + ",\n".join(f"  {json.dumps(kv)}" for kv in keys) + "\n ]\n}\n"
+        (MANIFESTS / f"{case.id}.json").write_text(text)
+    return rec
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", nargs="*", default=None, help="run the cases whose id contains one of these")
+    p.add_argument("--write", action="store_true", help="write the manifests")
+    p.add_argument("--list", action="store_true", help="list the cases")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cases = [c for c in CASES if not args.only or any(s in c.id for s in args.only)]
+    if args.list:
+        print("\n".join(c.id for c in cases))
+        return 0
+    versions = _source_versions()
+    failed = 0
+    for case in cases:
+        t0 = time.time()
+        try:
+            rec = run_case(case, args.write, versions)
+            status = "ok  " if rec["passed"] else "FAIL"
+            failed += not rec["passed"]
+            print(f"{status} {case.id:60s} max rel diff {rec['max_rel_diff']:.2e}  ({time.time() - t0:.1f}s)", flush=True)
+        except Exception as e:  # noqa: BLE001 - report every case
+            failed += 1
+            print(f"ERR  {case.id:60s} {type(e).__name__}: {str(e)[:600]}", flush=True)
+    print(f"{len(cases) - failed}/{len(cases)} passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""Reading a checkpoint: a path, an http(s)/file URL or an in-memory mapping, to a flat state dict.
+
+URLs go through torch's own hub cache (``torch.hub.get_dir()/checkpoints``, the directory
+``torch.hub.load_state_dict_from_url`` uses): a file downloaded once is reused.  ``sha256=`` verifies the file
+(a full hex digest, or a prefix of one, as torchvision's file names carry) *before* anything is unpickled or
+loaded.  Torch files are always read with ``weights_only=True``; safetensors files need the ``safetensors``
+package.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import torch
+
+from .errors import CheckpointError, ChecksumError
+
+__all__ = ["read_checkpoint", "unwrap_state_dict", "is_url", "sha256_of"]
+
+_WRAPPER_KEYS = ("state_dict", "model", "module", "net", "params")
+_EMA_KEYS = ("model_ema", "state_dict_ema", "ema")
+_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel / DataParallel, torch.compile
+
+
+def is_url(source: Any) -> bool:
+    return isinstance(source, str) and urlparse(source).scheme in ("http", "https", "file")
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_sha256(path: str, sha256: str | None, what: str) -> None:
+    if sha256 is None:
+        return
+    expected = sha256.lower()
+    digest = sha256_of(path)
+    if not digest.startswith(expected):
+        raise ChecksumError(f"sha256 of {what} is {digest}, expected {expected}: refusing to load it "
+                            f"(nothing was loaded; delete {path!r} if it is a damaged copy)")
+
+
+def _cached_url(url: str, sha256: str | None, progress: bool, model_dir: str | None, file_name: str | None) -> str:
+    """The local copy of ``url`` in torch's hub cache, downloading it (sha256-checked) when absent."""
+    model_dir = model_dir or os.path.join(torch.hub.get_dir(), "checkpoints")
+    os.makedirs(model_dir, exist_ok=True)
+    cached = os.path.join(model_dir, file_name or os.path.basename(urlparse(url).path))
+    if not os.path.exists(cached):
+        try:
+            torch.hub.download_url_to_file(url, cached, hash_prefix=sha256.lower() if sha256 else None,
+                                           progress=progress)
+        except RuntimeError as e:
+            if "invalid hash value" in str(e):
+                raise ChecksumError(f"sha256 of {url} does not match {sha256}: {e} (nothing was loaded)") from e
+            raise
+    else:
+        _check_sha256(cached, sha256, f"{url} (cached at {cached})")
+    return cached
+
+
+def _is_safetensors(path: str) -> bool:
+    if path.endswith(".safetensors"):
+        return True
+    with open(path, "rb") as f:
+        head = f.read(9)
+    # a safetensors file starts with a little-endian u64 header length, then a JSON object
+    return len(head) == 9 and not head.startswith(b"PK") and head[8:9] == b"{"
+
+
+def _load_safetensors(path: str) -> dict[str, torch.Tensor]:
+    try:
+        from safetensors.torch import load_file
+    except ImportError as e:
+        raise CheckpointError(f"{path} is a safetensors file: install the 'safetensors' package "
+                              f"(pip install 'visionblocks[safetensors]') to read it") from e
+    return load_file(path, device="cpu")
+
+
+def _torch_load(path: str) -> Any:
+    # training checkpoints (timm, DeiT, many authors' scripts) carry their argparse arguments next to the weights
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - re-raised with the reason weights_only gives
+            raise CheckpointError(f"cannot read {path} with torch.load(weights_only=True): {e}") from e
+
+
+def unwrap_state_dict(obj: Any, use_ema: bool = False) -> dict[str, torch.Tensor]:
+    """The flat ``{name: tensor}`` state dict inside ``obj``.
+
+    ``obj`` may be a state dict, or a training checkpoint holding one under ``state_dict``, ``model``,
+    ``module``, ``net`` or ``params`` (``use_ema=True``: under ``model_ema``/``state_dict_ema``/``ema``, which
+    are also the fallback when nothing else is there).  A ``module.`` (DataParallel/DDP) or ``_orig_mod.``
+    (``torch.compile``) prefix shared by every key is removed.
+    """
+    seen = 0
+    while True:
+        if not isinstance(obj, Mapping):
+            raise CheckpointError(f"a checkpoint must be a mapping of names to tensors, got {type(obj).__name__}")
+        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            break
+        order = (_EMA_KEYS + _WRAPPER_KEYS) if use_ema else (_WRAPPER_KEYS + _EMA_KEYS)
+        inner = next((k for k in order if isinstance(obj.get(k), Mapping)), None)
+        if use_ema and seen == 0 and not any(isinstance(obj.get(k), Mapping) for k in _EMA_KEYS):
+            raise CheckpointError(f"use_ema=True but the checkpoint has no EMA weights (keys: {sorted(map(str, obj))[:10]})")
+        if inner is None or seen > 3:
+            keys = sorted(map(str, obj))[:10]
+            raise CheckpointError(f"no state dict found in the checkpoint: it is not a mapping of names to tensors "
+                                  f"and holds none under {', '.join(order)} (its keys: {keys})")
+        obj, seen = obj[inner], seen + 1
+    sd = dict(obj)
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in _PREFIXES:
+            if all(k.startswith(prefix) for k in sd):
+                sd = {k[len(prefix):]: v for k, v in sd.items()}
+                stripped = True
+    return sd
+
+
+def read_checkpoint(source: str | os.PathLike | Mapping, *, sha256: str | None = None, use_ema: bool = False,
+                    progress: bool = True, model_dir: str | None = None,
+                    file_name: str | None = None) -> dict[str, torch.Tensor]:
+    """The flat state dict of ``source``: a path, an http(s) or ``file://`` URL, or an already loaded mapping.
+
+    ``sha256`` (hex digest or prefix) is checked before the file is read; on a mismatch a
+    :class:`ChecksumError` is raised.  ``model_dir``/``file_name`` place the cached download as in
+    ``torch.hub.load_state_dict_from_url``.
+    """
+    if isinstance(source, Mapping):
+        if sha256 is not None:
+            raise CheckpointError("sha256= checks a file: pass a path or URL, not a loaded state dict")
+        return unwrap_state_dict(source, use_ema)
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"checkpoint must be a path, a URL or a state dict, got {type(source).__name__}")
+    if is_url(str(source)):
+        url = str(source)
+        path = _cached_url(url, sha256, progress, model_dir, file_name)
+        if _is_safetensors(path):
+            obj = _load_safetensors(path)
+        else:
+            with torch.serialization.safe_globals([argparse.Namespace]):
+                try:
+                    obj = torch.hub.load_state_dict_from_url(url, model_dir=os.path.dirname(path), map_location="cpu",
+                                                             progress=progress, file_name=os.path.basename(path),
+                                                             weights_only=True)
+                except Exception as e:  # noqa: BLE001
+                    raise CheckpointError(f"cannot read {url} with torch.load(weights_only=True): {e}") from e
+        return unwrap_state_dict(obj, use_ema)
+    path = str(Path(source).expanduser())
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no checkpoint file at {path!r}")
+    _check_sha256(path, sha256, path)
+    obj = _load_safetensors(path) if _is_safetensors(path) else _torch_load(path)
+    return unwrap_state_dict(obj, use_ema)

@@ -1,0 +1,227 @@
+"""Loading a (converted) state dict into a model: validated in full first, then copied, or nothing is.
+
+What may legitimately differ between a checkpoint and the model, and how each case is reported:
+
+* **blocks the model adds** to the checkpoint's network (``create_model("resnet50", attn="cbam")`` loading a
+  plain ResNet-50): every key of such a block is absent from the checkpoint.  Those blocks keep their
+  initialisation and their keys are listed in ``LoadResult.missing_keys`` and ``LoadResult.added_keys``.  Which
+  modules count as added is computed from the model (:func:`added_modules`) and can be overridden with
+  ``allow_missing=``;
+* **the classifier**, when the model's ``num_classes`` differs from the checkpoint's: the checkpoint's
+  classifier tensors are dropped (``dropped_keys``, and a warning), the model's stays at its initialisation;
+* **the first convolution**, when the model's ``in_chans`` is not the checkpoint's 3: summed over the input
+  channels for 1, repeated and scaled by ``3 / in_chans`` otherwise (``adapted_keys``);
+* BatchNorm's ``num_batches_tracked`` counters, which old checkpoints lack (not weights; left as they are).
+
+Anything else missing or unexpected is an error under ``strict=True`` (naming every key; nothing loaded) and is
+returned under ``strict=False``.  A tensor of the wrong shape is always an error naming the key and both
+shapes.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+from .convert import OURS, Converter, find_converter
+from .errors import StateDictMismatchError
+
+__all__ = ["LoadResult", "load_state_dict", "added_modules", "classifier_names", "first_conv_name",
+           "adapt_input_conv", "register_added_modules"]
+
+_OPTIONAL_SUFFIXES = ("num_batches_tracked",)
+_ADDED_RULES: list[tuple[type, object]] = []
+_MAX_NAMED = 20
+
+
+@dataclass
+class LoadResult:
+    """What a load did.  ``missing_keys`` are the model's keys the checkpoint did not provide (under
+    ``strict=True`` only the expected ones: ``added_keys`` and a replaced classifier); ``unexpected_keys`` the
+    checkpoint's keys the model has no place for (empty under ``strict=True``)."""
+
+    layout: str
+    missing_keys: list[str] = field(default_factory=list)
+    unexpected_keys: list[str] = field(default_factory=list)
+    added_keys: list[str] = field(default_factory=list)
+    dropped_keys: list[str] = field(default_factory=list)
+    adapted_keys: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        parts = [f"layout {self.layout}", f"{len(self.missing_keys)} missing", f"{len(self.unexpected_keys)} unexpected"]
+        return "LoadResult(" + ", ".join(parts) + (": " + "; ".join(self.messages) if self.messages else "") + ")"
+
+
+def register_added_modules(model_type: type, fn) -> None:
+    """Teach :func:`added_modules` which modules of ``model_type`` are added to its backbone:
+    ``fn(model) -> list of module names``."""
+    _ADDED_RULES.append((model_type, fn))
+
+
+def _cfg(model: nn.Module) -> Mapping:
+    cfg = getattr(model, "pretrained_cfg", None)
+    return cfg if isinstance(cfg, Mapping) else {}
+
+
+def added_modules(model: nn.Module) -> list[str]:
+    """Names of the modules ``model`` adds to the network a backbone checkpoint describes: its plug-in
+    attention (submodules stored as ``attn`` that are not ``nn.Identity``) and whatever the model class
+    registers (:func:`register_added_modules`, e.g. ResNet's stage attention); ``pretrained_cfg["added_modules"]``
+    overrides all of it."""
+    cfg = _cfg(model)
+    if "added_modules" in cfg:
+        return list(cfg["added_modules"])
+    names: list[str] = []
+    for name, m in model.named_modules():
+        for slot in ("attn",):
+            child = getattr(m, slot, None)
+            if isinstance(child, nn.Module) and not isinstance(child, nn.Identity) and \
+                    any(True for _ in child.state_dict()):
+                names.append(f"{name}.{slot}" if name else slot)
+    for model_type, fn in _ADDED_RULES:
+        if isinstance(model, model_type):
+            names.extend(fn(model))
+    return sorted(set(names))
+
+
+def classifier_names(model: nn.Module, converter: Converter | None = None) -> list[str]:
+    """Module names of the classifier(s): ``pretrained_cfg["classifier"]``, the converter's, else ``head.fc``/
+    ``head``/``fc``/``classifier`` (a Linear, or the Identity of ``num_classes=0``), else the last Linear."""
+    cfg = _cfg(model)
+    if cfg.get("classifier"):
+        c = cfg["classifier"]
+        return [c] if isinstance(c, str) else list(c)
+    if converter is not None and converter.classifier:
+        return list(converter.classifier)
+    mods = dict(model.named_modules())
+    for name in ("head.fc", "head", "fc", "classifier", "head.classifier"):
+        if isinstance(mods.get(name), (nn.Linear, nn.Identity)):
+            return [name]
+    linears = [n for n, m in mods.items() if isinstance(m, nn.Linear)]
+    return linears[-1:]
+
+
+def first_conv_name(model: nn.Module, converter: Converter | None = None) -> str | None:
+    """Module name of the convolution that reads the image: ``pretrained_cfg["first_conv"]``, the converter's,
+    else the first ``nn.Conv2d`` with ``in_channels == model.in_chans``."""
+    cfg = _cfg(model)
+    if cfg.get("first_conv"):
+        return cfg["first_conv"]
+    if converter is not None and converter.first_conv:
+        return converter.first_conv
+    in_chans = getattr(model, "in_chans", 3)
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d) and m.in_channels == in_chans:
+            return name
+    return None
+
+
+def adapt_input_conv(in_chans: int, weight: torch.Tensor) -> torch.Tensor:
+    """A 3-channel first-convolution kernel for ``in_chans`` inputs: summed over the colour channels for one,
+    repeated (and scaled by ``3 / in_chans`` to keep the activation scale) for more."""
+    if weight.shape[1] != 3:
+        raise ValueError(f"can only adapt a 3-channel first convolution, got {tuple(weight.shape)}")
+    if in_chans == 1:
+        return weight.sum(dim=1, keepdim=True)
+    reps = math.ceil(in_chans / 3)
+    return weight.repeat(1, reps, 1, 1)[:, :in_chans] * (3 / in_chans)
+
+
+def _prefix_keys(keys: Sequence[str], prefix: str) -> list[str]:
+    return [k for k in keys if k.startswith(prefix + ".")]
+
+
+def _named(keys: Sequence[str]) -> str:
+    keys = list(keys)
+    more = f" ... and {len(keys) - _MAX_NAMED} more" if len(keys) > _MAX_NAMED else ""
+    return ", ".join(keys[:_MAX_NAMED]) + more
+
+
+def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, strict: bool = True,
+                    layout: str | None = None, allow_missing: str | Sequence[str] | None = "added",
+                    converter: Converter | None = None) -> LoadResult:
+    """Convert ``state_dict`` from its layout (recognised from its keys, or ``layout=``) and load it.
+
+    ``allow_missing``: module names whose keys may all be absent (kept at their initialisation and reported);
+    ``"added"`` (default) is :func:`added_modules` of the model, ``None`` or ``()`` allows none.
+    Raises :class:`StateDictMismatchError` (nothing loaded) on a shape mismatch, or under ``strict=True`` on
+    keys missing or unexpected beyond the cases the module docstring lists.
+    """
+    sd = dict(state_dict)
+    if converter is None:
+        converter = find_converter(model, sd, layout)
+    if converter is not None:
+        if converter.check is not None:
+            converter.check(model)
+        sd = dict(converter.convert(sd, model))
+    result = LoadResult(layout=converter.name if converter else OURS)
+    own = model.state_dict()
+
+    # the classifier, when the model's class count differs from the checkpoint's
+    expected_missing: set[str] = set()
+    for cls in classifier_names(model, converter):
+        ck = _prefix_keys(sd, cls)
+        mine = _prefix_keys(own, cls)
+        if ck and (sorted(ck) != sorted(mine) or any(tuple(sd[k].shape) != tuple(own[k].shape) for k in ck)):
+            n_ck = sd[f"{cls}.weight"].shape[0] if f"{cls}.weight" in sd else "?"
+            n_own = own[f"{cls}.weight"].shape[0] if f"{cls}.weight" in own else 0
+            for k in ck:
+                del sd[k]
+            result.dropped_keys += ck
+            expected_missing.update(mine)
+            result.messages.append(f"dropped the checkpoint's {n_ck}-class classifier ({', '.join(ck)}): the model "
+                                   f"has {n_own} classes; {cls} keeps its initialisation")
+
+    # the first convolution, when the model reads other than 3 channels
+    conv = first_conv_name(model, converter)
+    wk = f"{conv}.weight" if conv else None
+    if wk in sd and wk in own and sd[wk].ndim == 4 and sd[wk].shape[1] == 3 and own[wk].shape[1] != 3 \
+            and sd[wk].shape[0] == own[wk].shape[0]:
+        sd[wk] = adapt_input_conv(own[wk].shape[1], sd[wk])
+        result.adapted_keys.append(wk)
+        result.messages.append(f"adapted {wk} from 3 input channels to {own[wk].shape[1]}")
+
+    missing = [k for k in own if k not in sd and not k.endswith(_OPTIONAL_SUFFIXES)]
+    unexpected = [k for k in sd if k not in own]
+    mismatched = [(k, tuple(sd[k].shape), tuple(own[k].shape)) for k in sd
+                  if k in own and tuple(sd[k].shape) != tuple(own[k].shape)]
+
+    prefixes = added_modules(model) if allow_missing == "added" else list(allow_missing or ())
+    missing_set = set(missing)
+    for p in prefixes:
+        keys = [k for k in _prefix_keys(own, p) if not k.endswith(_OPTIONAL_SUFFIXES)]
+        if keys and all(k in missing_set for k in keys):
+            result.added_keys += keys
+    expected_missing.update(result.added_keys)
+    unexplained = [k for k in missing if k not in expected_missing]
+
+    errors = []
+    if mismatched:
+        errors.append("wrong shapes: " + "; ".join(f"{k}: checkpoint {a}, model {b}" for k, a, b in mismatched[:_MAX_NAMED]))
+    if strict and unexplained:
+        errors.append(f"missing from the checkpoint ({len(unexplained)}): {_named(unexplained)}")
+    if strict and unexpected:
+        errors.append(f"unexpected in the checkpoint ({len(unexpected)}): {_named(unexpected)}")
+    if errors:
+        raise StateDictMismatchError(
+            f"cannot load the {result.layout} checkpoint into {type(model).__name__} (nothing was loaded): "
+            + " | ".join(errors), missing=unexplained, unexpected=unexpected, mismatched=mismatched)
+
+    full = {k: sd.get(k, v) for k, v in own.items()}
+    model.load_state_dict(full, strict=True)
+    result.missing_keys = missing
+    result.unexpected_keys = unexpected
+    if result.added_keys:
+        mods = sorted({p for p in prefixes if any(k.startswith(p + ".") for k in result.added_keys)})
+        result.messages.append(f"{len(mods)} added module(s) keep their initialisation ({_named(mods)})")
+    if result.dropped_keys or (not strict and (unexplained or unexpected)):
+        msg = "; ".join(result.messages[:1] if result.dropped_keys else [])
+        if not strict and (unexplained or unexpected):
+            msg = (msg + "; " if msg else "") + f"{len(unexplained)} keys missing, {len(unexpected)} unexpected"
+        warnings.warn(f"{type(model).__name__}: {msg}", stacklevel=3)
+    return result

@@ -1,0 +1,152 @@
+"""Published checkpoints by name: where each one is, which layout it is in, and how our model must be built.
+
+Asking for weights by name (``create_pretrained("resnet50", "tv_in1k")`` or ``"resnet50.tv_in1k"``) builds the
+model in the checkpoint's configuration (e.g. ``stride_3x3=True`` for torchvision's "ResNet v1.5") before
+loading; a path or URL loads into the model as configured by the caller, and a configuration mismatch is refused
+naming the option to set.  ``top1`` is the source's reported ImageNet-1k top-1 accuracy as the source states it
+(``top1_note`` says where and at which resolution); it was not re-measured here.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch.nn as nn
+
+from .errors import ArchitectureMismatchError, CheckpointError
+
+__all__ = ["PretrainedWeights", "register_weights", "list_weights", "get_weights", "create_pretrained"]
+
+
+@dataclass(frozen=True)
+class PretrainedWeights:
+    """One published checkpoint of one of our models.
+
+    ``model`` is our registry name, ``tag`` the weights' name (``"<model>.<tag>"`` names them), ``url`` where the
+    file is, ``layout`` the converter that reads it, ``kwargs`` the configuration our model needs for it,
+    ``sha256`` the file's digest (or the prefix the source publishes), ``source``/``source_name`` the publisher
+    and its name for the network.
+    """
+
+    model: str
+    tag: str
+    url: str
+    layout: str
+    source: str
+    source_name: str
+    kwargs: Mapping = field(default_factory=dict)
+    sha256: str | None = None
+    file_name: str | None = None
+    top1: float | None = None
+    top1_note: str = ""
+    num_classes: int = 1000
+    default: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}.{self.tag}"
+
+
+_WEIGHTS: dict[str, PretrainedWeights] = {}
+
+
+def register_weights(w: PretrainedWeights) -> PretrainedWeights:
+    if w.name in _WEIGHTS and _WEIGHTS[w.name] != w:
+        raise ValueError(f"weights {w.name!r} are already registered")
+    _WEIGHTS[w.name] = w
+    return w
+
+
+def list_weights(model: str | None = None) -> list[str]:
+    """Names (``"<model>.<tag>"``) of the registered checkpoints, of one model when given."""
+    return [n for n, w in _WEIGHTS.items() if model is None or w.model == model]
+
+
+def get_weights(model: str, tag: str | None = None) -> PretrainedWeights:
+    """The checkpoint ``tag`` of ``model`` (its default one when ``tag`` is None)."""
+    entries = [w for w in _WEIGHTS.values() if w.model == model]
+    if not entries:
+        raise CheckpointError(f"no published weights are registered for {model!r} (see visionblocks.weights."
+                              f"list_weights()); pass a path or URL instead")
+    if tag is None:
+        return next((w for w in entries if w.default), entries[0])
+    for w in entries:
+        if w.tag == tag:
+            return w
+    raise CheckpointError(f"unknown weights {tag!r} for {model!r}; known: {', '.join(w.tag for w in entries)}")
+
+
+def _is_location(x) -> bool:
+    return isinstance(x, (os.PathLike, Mapping)) or (isinstance(x, str) and ("/" in x or os.sep in x or
+                                                                              os.path.exists(x) or "." in x))
+
+
+def create_pretrained(name: str, pretrained=True, *, strict: bool = True, sha256: str | None = None,
+                      return_result: bool = False, **kwargs) -> nn.Module:
+    """``create_model(name, **kwargs)`` with weights loaded.
+
+    ``pretrained``: ``True`` (the model's default published weights), a weights tag (``"tv_in1k"``; or give it
+    in the name, ``"resnet50.tv_in1k"``), or a path/URL/state dict (loaded into the model as ``kwargs`` build
+    it).  ``return_result=True`` returns ``(model, LoadResult)``.
+    """
+    from visionblocks.registry import create_model, model_info
+
+    from . import load_checkpoint
+
+    model_name, _, tag = name.partition(".")
+    model_name = model_info(model_name).name
+    by_name = bool(tag) or pretrained is True or (isinstance(pretrained, str) and not _is_location(pretrained))
+    if by_name:
+        if tag and pretrained not in (True, None, tag):
+            raise ValueError(f"weights given twice: {name!r} and pretrained={pretrained!r}")
+        w = get_weights(model_name, tag or (pretrained if isinstance(pretrained, str) else None))
+        conflicts = {k: v for k, v in kwargs.items() if k in w.kwargs and v != w.kwargs[k]}
+        if conflicts:
+            raise ArchitectureMismatchError(f"the {w.name} weights are for {model_name}({', '.join(f'{k}={v!r}' for k, v in w.kwargs.items())}); "
+                                            f"got {conflicts}", options=dict(w.kwargs))
+        model = create_model(model_name, **{**w.kwargs, **kwargs})
+        result = load_checkpoint(model, w.url, strict=strict, sha256=sha256 or w.sha256, layout=w.layout,
+                                 file_name=w.file_name)
+    elif pretrained is None or pretrained is False:
+        model, result = create_model(model_name, **kwargs), None
+    else:
+        model = create_model(model_name, **kwargs)
+        result = load_checkpoint(model, pretrained, strict=strict, sha256=sha256)
+    return (model, result) if return_result else model
+
+
+# ------------------------------------------------------------------------------------------ the checkpoints
+_TV = "https://download.pytorch.org/models/"
+_TV_NOTE = "torchvision's reported acc@1, 224 crop (resize {})"
+
+
+def _tv(model: str, tag: str, source_name: str, fname: str, top1: float, resize: int, default: bool = False,
+        **kwargs) -> None:
+    # torchvision's file names carry the first hex digits of the file's sha256
+    register_weights(PretrainedWeights(
+        model=model, tag=tag, url=_TV + fname, layout=_TV_LAYOUT[source_name.split()[0].split("_")[0]], source="torchvision",
+        source_name=source_name, kwargs=kwargs, sha256=fname.rsplit("-", 1)[1].split(".")[0], top1=top1,
+        top1_note=_TV_NOTE.format(resize), default=default))
+
+
+_TV_LAYOUT = {"resnet18": "torchvision.resnet", "resnet34": "torchvision.resnet", "resnet50": "torchvision.resnet",
+              "resnet101": "torchvision.resnet", "resnet152": "torchvision.resnet", "resnext50": "torchvision.resnet",
+              "resnext101": "torchvision.resnet", "mobilenet": "torchvision.mobilenetv2",
+              "efficientnet": "torchvision.efficientnet"}
+
+_tv("resnet18", "tv_in1k", "resnet18 IMAGENET1K_V1", "resnet18-f37072fd.pth", 69.758, 256, True)
+_tv("resnet34", "tv_in1k", "resnet34 IMAGENET1K_V1", "resnet34-b627a593.pth", 73.314, 256, True)
+for _m, _v1, _a1, _v2, _a2 in (("resnet50", "0676ba61", 76.130, "11ad3fa6", 80.858),
+                               ("resnet101", "63fe2227", 77.374, "cd907fc2", 81.886),
+                               ("resnet152", "394f9c45", 78.312, "f82ba261", 82.284)):
+    _tv(_m, "tv_in1k", f"{_m} IMAGENET1K_V1", f"{_m}-{_v1}.pth", _a1, 256, True, stride_3x3=True)
+    _tv(_m, "tv2_in1k", f"{_m} IMAGENET1K_V2", f"{_m}-{_v2}.pth", _a2, 232, stride_3x3=True)
+for _m, _v1, _a1, _v2, _a2 in (("resnext50_32x4d", "7cdf4587", 77.618, "1a0047aa", 81.198),
+                               ("resnext101_32x8d", "8ba56ff5", 79.312, "110c445d", 82.834)):
+    _tv(_m, "tv_in1k", f"{_m} IMAGENET1K_V1", f"{_m}-{_v1}.pth", _a1, 256, True, stride_3x3=True)
+    _tv(_m, "tv2_in1k", f"{_m} IMAGENET1K_V2", f"{_m}-{_v2}.pth", _a2, 232, stride_3x3=True)
+_tv("mobilenetv2", "tv_in1k", "mobilenet_v2 IMAGENET1K_V1", "mobilenet_v2-b0353104.pth", 71.878, 256, True)
+_tv("mobilenetv2", "tv2_in1k", "mobilenet_v2 IMAGENET1K_V2", "mobilenet_v2-7ebf99e0.pth", 72.154, 232)
+_tv("efficientnet_b0", "tv_in1k", "efficientnet_b0 IMAGENET1K_V1", "efficientnet_b0_rwightman-7f5810bc.pth", 77.692,
+    256, True, norm_layer="batchnorm")
