@@ -1,0 +1,85 @@
+"""visionblocks.lazy: blocks that take their channel count from their first input (LazyModuleMixin semantics)."""
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+from torch.nn.modules.lazy import LazyModuleMixin
+
+import visionblocks as vb
+from visionblocks.surgery import LazyBlock, SurgeryError, lazy
+
+X = torch.randn(2, 48, 14, 14)
+
+
+def test_lazy_block_becomes_the_block():
+    gate = lazy("cbam", reduction=8)
+    assert isinstance(gate, LazyModuleMixin) and not list(gate.parameters())
+    assert "cbam(<channels from the first input>, reduction=8)" in repr(gate)
+    y = gate(X)
+    ref = vb.create_block("cbam", 48, reduction=8)
+    assert type(gate) is type(ref) and not isinstance(gate, LazyBlock)
+    assert list(gate.state_dict()) == list(ref.state_dict())
+    ref.load_state_dict(gate.state_dict())
+    assert torch.equal(ref(X), y) and torch.equal(gate(X), y)
+
+
+def test_lazy_blocks_in_a_network_follow_its_width():
+    def net(width):
+        return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), lazy("se", reduction=4), lazy("acnet_block"),
+                             nn.ReLU())
+    for width in (8, 24):
+        model = net(width)
+        assert model(torch.randn(1, 3, 16, 16)).shape == (1, width, 16, 16)
+        assert model[1].fc1.in_channels == width and model[2].out_channels == width
+        assert "1.fc1.weight" in model.state_dict() and "2.body.square.conv.weight" in model.state_dict()
+        model.load_state_dict(copy.deepcopy(model).state_dict())
+
+
+def test_moves_and_dtype_before_the_first_call_are_kept():
+    gate = lazy("se").double()
+    gate(X.double())
+    assert all(p.dtype == torch.float64 for p in gate.parameters())
+    gate = lazy("se")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        gate(X.bfloat16())
+    assert all(p.dtype == torch.float32 for p in gate.parameters())  # autocast inputs do not decide the dtype
+
+
+def test_training_mode_hooks_and_framework_attributes_survive():
+    gate = lazy("eca").eval()
+    gate.i, gate.f = 9, -1  # what ultralytics' parser sets on a layer
+    seen = []
+    gate.register_forward_hook(lambda m, a, out: seen.append(out.shape))
+    gate(X)
+    assert not gate.training and (gate.i, gate.f) == (9, -1)
+    gate(X)
+    assert seen == [X.shape, X.shape]
+
+
+def test_wrong_arguments_fail_at_construction():
+    with pytest.raises(SurgeryError, match=r"'cbam': unknown arguments \['squeeze'\]"):
+        lazy("cbam", squeeze=4)
+    with pytest.raises(SurgeryError, match=r"'se' takes at most 4 arguments after the channel count"):
+        lazy("se", 16, None, "relu", "sigmoid", 5)
+    with pytest.raises(SurgeryError, match="layout 'nlc'"):
+        lazy("self_attention")
+    with pytest.raises(SurgeryError, match=r"from a \(B, C, H, W\) input, got \(2, 49, 64\)"):
+        lazy("se")(torch.randn(2, 49, 64))
+
+
+def test_state_dict_before_the_first_call_is_refused_clearly():
+    gate = lazy("se")
+    with pytest.raises(RuntimeError, match="not built yet"):
+        gate.load_state_dict(vb.create_block("se", 48).state_dict())
+    gate.materialize(48)
+    gate.load_state_dict(vb.create_block("se", 48).state_dict())
+
+
+@pytest.mark.slow
+def test_torch_compile_after_the_first_call():
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), lazy("cbam", reduction=4))
+    x = torch.randn(2, 3, 12, 12)
+    eager = model(x)
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x), eager)
