@@ -71,3 +71,23 @@ def test_register_block_validates_its_arguments():
         vb.register_block("se", family="attention", layout="nchw", paper="p", url="u", example=ex)(type("Other", (nn.Module,), {}))
     with pytest.raises(TypeError, match="nn.Module"):
         vb.register_block("x", family="conv", layout="nchw", paper="p", url="u", example=ex)(int)
+
+
+def test_public_api_and_every_module_declares_all():
+    import importlib
+    import pkgutil
+
+    assert {"testing", "measure", "layers", "blocks", "models", "create_block", "reparameterize"} <= set(vb.__all__)
+    for name in vb.__all__:
+        assert hasattr(vb, name), f"visionblocks.__all__ lists {name!r}, which does not exist"
+    for m in pkgutil.walk_packages(vb.__path__, "visionblocks."):
+        if m.name.endswith("__main__"):
+            continue
+        try:
+            mod = importlib.import_module(m.name)
+        except ImportError as e:  # an optional integration whose package is not installed
+            assert e.name and not e.name.startswith("visionblocks"), f"{m.name}: {e}"
+            continue
+        assert isinstance(getattr(mod, "__all__", None), (list, tuple)), f"{m.name} has no __all__"
+        missing = [n for n in mod.__all__ if not hasattr(mod, n)]
+        assert not missing, f"{m.name}.__all__ lists names it does not define: {missing}"
