@@ -130,7 +130,3 @@ def test_library_folds_use_the_base_class():
         assert issubclass(cls, ReparamModule)
         assert cls.reparameterize is ReparamModule.reparameterize, f"{cls.__name__} re-implements the protocol"
 
-
-def test_blockinfo_reparameterizable_is_is_reparameterizable():
-    assert [n for n in vb.list_blocks() if is_reparameterizable(vb.block_info(n).cls)] == \
-        [n for n in vb.list_blocks() if vb.block_info(n).reparameterizable]

@@ -72,12 +72,6 @@ class BlockInfo:
         """The block at its example configuration."""
         return self.cls(*self.example.args, **self.example.kwargs)
 
-    @property
-    def reparameterizable(self) -> bool:
-        """Deprecated, to be removed: use ``visionblocks.reparam.is_reparameterizable(info.cls)``."""
-        from .reparam import is_reparameterizable
-        return is_reparameterizable(self.cls)
-
 
 @dataclass(frozen=True)
 class ModelInfo:
