@@ -260,7 +260,7 @@ def test_cot_keeps_shape_and_validates():
 
 # ------------------------------------------------------------------------------------------- ParNet
 def test_parnet_attention_matches_equations():
-    m = _build("parnet_attention", 8)
+    m = _build("repvgg_sse_block", 8)
     x = torch.randn(2, 8, 5, 7, dtype=torch.float64)
     b3 = _bn(F.conv2d(x, m.conv.body.conv3x3.conv.weight, padding=1), m.conv.body.conv3x3.bn)
     b1 = _bn(F.conv2d(x, m.conv.body.conv1x1.conv.weight), m.conv.body.conv1x1.bn)
@@ -272,13 +272,13 @@ def test_parnet_attention_matches_equations():
 
 
 def test_parnet_attention_reparameterize_keeps_output():
-    m = _build("parnet_attention", 8)
+    m = _build("repvgg_sse_block", 8)
     x = torch.randn(2, 8, 5, 7, dtype=torch.float64)
     ref = m(x)
     vb.reparameterize(m)
     assert m.is_reparameterized and not hasattr(m.conv.body, "conv1x1")
     torch.testing.assert_close(m(x), ref, rtol=1e-10, atol=1e-10)
-    fresh = vb.create_block("parnet_attention", 8, deploy=True).double().eval()
+    fresh = vb.create_block("parnet_attention", 8, deploy=True).double().eval()  # the former name resolves too
     fresh.load_state_dict(m.state_dict())
     torch.testing.assert_close(fresh(x), ref, rtol=1e-10, atol=1e-10)
 
