@@ -43,7 +43,7 @@ def test_attn_by_name_with_kwargs_and_rejects_non_nchw():
     assert len(ses) == 16 and ses[0].fc1.out_channels == 256 // 4
     with pytest.raises(ValueError, match="'nchw'"):
         vb.create_model("resnet50", attn="mbconv")
-    with pytest.raises(TypeError, match="attn must be"):
+    with pytest.raises(TypeError, match="must be a block name"):
         vb.create_model("resnet50", attn=3)
 
 

@@ -1,34 +1,24 @@
 """What every model shares: resolving an ``attn=`` argument and the classifier head."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable
 
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import spatial_mean
-from visionblocks.registry import block_info
+from visionblocks.layers import LayerType, spatial_mean
+from visionblocks.layers.create_attn import get_attn_layer
 
 __all__ = ["ClassifierHead", "ModelBase", "resolve_attn"]
 
 
-def resolve_attn(attn: str | Callable[..., nn.Module] | None, attn_kwargs: dict | None = None) -> Callable[[int], nn.Module] | None:
-    """Turn ``attn`` (a registered ``nchw`` block name, a module class taking ``channels``, or ``None``) into a
-    factory ``channels -> nn.Module`` (or ``None`` for no attention)."""
-    if attn is None:
-        return None
-    kwargs = dict(attn_kwargs or {})
-    if isinstance(attn, str):
-        info = block_info(attn)
-        if info.layout != "nchw":
-            raise ValueError(f"attn must name an 'nchw' block (input and output (B, C, H, W)); "
-                             f"{attn!r} has layout {info.layout!r}")
-        cls = info.cls
-    elif callable(attn):
-        cls = attn
-    else:
-        raise TypeError(f"attn must be a block name, a module class or None, got {type(attn).__name__}")
-    return lambda channels: cls(channels, **kwargs)
+def resolve_attn(attn: LayerType, attn_kwargs: dict | None = None) -> Callable[[int], nn.Module] | None:
+    """A model's ``attn=``/``attn_kwargs=`` as the factory ``channels -> nn.Module`` its blocks call (``None`` for
+    no attention); ``attn`` is resolved by :func:`~visionblocks.layers.create_attn.get_attn_layer` (a registered
+    ``nchw`` block name, a module class or factory taking ``channels``, or ``None``)."""
+    cls = get_attn_layer(attn)
+    return None if cls is None else partial(cls, **(attn_kwargs or {}))
 
 
 class ClassifierHead(nn.Module):

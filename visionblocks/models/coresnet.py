@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from visionblocks.blocks.conv import CoConv
-from visionblocks.layers import ConvNormAct, LayerType, same_padding
+from visionblocks.layers import ConvNormAct, LayerType
 from visionblocks.registry import register_model
 
 from .resnet import Bottleneck, ResNet, build_resnet
@@ -37,22 +37,14 @@ class CoBottleneck(Bottleneck):
         return self.act(self.conv3.bn(self.drop_path(y) + self.shortcut(x)))
 
 
-def _coconv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int | None = None,
-            dilation: int = 1, groups: int = 1, bias: bool = False, **kwargs) -> CoConv:
-    # ConvNormAct's conv_layer call: every level pads for its own dilation, so only "same" padding is possible
-    if padding not in (None, same_padding(kernel_size)) or dilation != 1:
-        raise ValueError(f"CoConv sets each level's padding and dilation; got padding={padding}, dilation={dilation}")
-    return CoConv(in_channels, out_channels, kernel_size, stride, groups=groups, bias=bias, **kwargs)
-
-
 def coconv_mid_layer(in_channels: int, out_channels: int, stride: int = 1, groups: int = 1,
                      act_layer: LayerType = "relu", stage: int = 0,
                      levels_per_stage: tuple[int, ...] = (4, 3, 2, 1)) -> ConvNormAct:
     """CoResNet's middle-layer hook: a 3x3 CoConv -> BN -> activation with ``levels_per_stage[stage]`` levels
     (the last entry for any later stage)."""
     levels = levels_per_stage[min(stage, len(levels_per_stage) - 1)]
-    return ConvNormAct(in_channels, out_channels, 3, stride, groups=groups, act_layer=act_layer, conv_layer=_coconv,
-                       levels=levels)
+    return ConvNormAct(in_channels, out_channels, 3, stride, groups=groups, act_layer=act_layer,
+                       conv_layer=CoConv.from_conv_args, levels=levels)
 
 
 _NOTE = ("CoConv keeps the kernel count and the multiply-adds of the 3x3 convolution it replaces (dilation adds "

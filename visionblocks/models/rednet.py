@@ -12,25 +12,14 @@ from __future__ import annotations
 from functools import partial
 
 from visionblocks.blocks.conv import Involution
-from visionblocks.layers import same_padding
 from visionblocks.registry import register_model
 
 from .resnet import Bottleneck, ResNet, build_resnet, conv_mid_layer, deep_stem
 
-__all__ = ["involution_conv", "rednet26", "rednet38", "rednet50"]
+__all__ = ["rednet26", "rednet38", "rednet50"]
 
 _PAPER = "Li et al., Involution: Inverting the Inherence of Convolution for Visual Recognition, CVPR 2021"
 _URL = "https://arxiv.org/abs/2103.06255"
-
-
-def involution_conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int | None = None,
-                    dilation: int = 1, groups: int = 1, bias: bool = False, **kwargs) -> Involution:
-    """An involution called with a convolution's signature (``ConvNormAct``'s ``conv_layer``): "same" padding,
-    no dilation, grouping (its own groups are ``in_channels / group_channels``) or bias."""
-    if padding not in (None, same_padding(kernel_size)) or dilation != 1 or groups != 1 or bias:
-        raise ValueError(f"an involution has 'same' padding, no dilation, groups or bias; got padding={padding}, "
-                         f"dilation={dilation}, groups={groups}, bias={bias}")
-    return Involution(in_channels, out_channels, kernel_size, stride, **kwargs)
 
 
 def _rednet(layers, kwargs) -> ResNet:
@@ -38,8 +27,8 @@ def _rednet(layers, kwargs) -> ResNet:
     starts at zero, as the authors' code does (otherwise the generated kernels make eval-mode activations
     overflow)."""
     return build_resnet(Bottleneck, layers, kwargs, stride_3x3=True, zero_init_last=True,
-                        stem_layer=partial(deep_stem, mid_conv_layer=involution_conv),
-                        mid_layer=partial(conv_mid_layer, kernel_size=7, conv_layer=involution_conv))
+                        stem_layer=partial(deep_stem, mid_conv_layer=Involution.from_conv_args),
+                        mid_layer=partial(conv_mid_layer, kernel_size=7, conv_layer=Involution.from_conv_args))
 
 
 _NOTE = ("torch's FLOP counter sees the convolutions (kernel generation included) but not the involution's own "
