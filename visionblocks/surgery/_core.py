@@ -265,8 +265,8 @@ _ABSENT = object()  # the slot did not exist (appended to a Sequential)
 class Edit:
     """One change of a module tree: ``parent.<key> = new``, undoable."""
 
-    def __init__(self, parent: nn.Module, key: str, new: nn.Module):
-        self.parent, self.key, self.new = parent, key, new
+    def __init__(self, parent: nn.Module, key: str, new: nn.Module, after: str | None = None):
+        self.parent, self.key, self.new, self.after = parent, key, new, after
         if key in parent._modules:
             self.old = parent._modules[key]
         elif key in parent.__dict__ and parent.__dict__[key] is None:
@@ -277,7 +277,14 @@ class Edit:
     def apply(self) -> None:
         if self.old is _NONE_ATTR:
             del self.parent.__dict__[self.key]
-        self.parent._modules[self.key] = self.new
+        modules = self.parent._modules
+        if self.key not in modules and self.after in modules:  # a new child, registered right after ``after``
+            items = list(modules.items())
+            at = [k for k, _ in items].index(self.after) + 1
+            modules.clear()
+            modules.update(items[:at] + [(self.key, self.new)] + items[at:])
+        else:
+            modules[self.key] = self.new
 
     def undo(self) -> None:
         if self.old is _ABSENT or self.old is _NONE_ATTR:

@@ -230,17 +230,32 @@ def _insert_at(model: nn.Module, spec: BlockSpec, places: list[tuple[str, str, n
         else:
             watch[name] = module
     free_slots = {n for n, m in watch.items() if m is None}
-    for name in free_slots:  # a None slot is not called: probe what its parent's next step receives instead
+    calls: list[tuple[nn.Module, str]] = []  # (parent, child key) in call order, for the free slots' parents
+    handles = []
+    for name in free_slots:  # a None slot is not called: probe what it would receive in an identity's place
         parent, key = parent_and_key(model, name)
         watch[name] = _SlotProbe()
         Edit(parent, key, watch[name]).apply()
+        for child_key, child in parent._modules.items():
+            handles.append(child.register_forward_hook(
+                lambda m, a, o, parent=parent, child_key=child_key: calls.append((parent, child_key))))
     try:
         probe = run_probe(model, example_input, {n: m for n, m in watch.items()}, keep=watch)
     finally:
+        for h in handles:
+            h.remove()
         for name in free_slots:
             parent, key = parent_and_key(model, name)
             del parent._modules[key]
             object.__setattr__(parent, key, None)
+    # a filled free slot is registered after the sibling that runs right before it (timm's "se" after "bn3"), so the
+    # module order (printing, state-dict order) is that of a block built with the attention
+    slot_after = {}
+    for name in free_slots:
+        parent, key = parent_and_key(model, name)
+        order = [k for p, k in calls if p is parent]
+        if key in order and order.index(key) > 0:
+            slot_after[name] = order[order.index(key) - 1]
     # 2. build every block before touching the model
     edits, names, per_module, new_blocks = [], [], {}, {}
     for kind, name, module in places:
@@ -261,7 +276,7 @@ def _insert_at(model: nn.Module, spec: BlockSpec, places: list[tuple[str, str, n
         parent, key = parent_and_key(model, name)
         new = place_like(new, out, (module if module is not None else parent).training)
         if kind == "slot":
-            edits.append(Edit(parent, key, new))
+            edits.append(Edit(parent, key, new, after=slot_after.get(name)))
             new_name = name
         elif kind == "append":
             seq = model.get_submodule(name)

@@ -1,0 +1,78 @@
+"""visionblocks in timm: timm_attn as timm's attn_layer; insert/replace on timm models (integration tier)."""
+import pytest
+
+timm = pytest.importorskip("timm")
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+from _integration_docs import run_example  # noqa: E402
+
+import visionblocks as vb  # noqa: E402
+from visionblocks.integrations.timm import timm_attn  # noqa: E402
+from visionblocks.surgery import SurgeryError, insert, replace  # noqa: E402
+
+X = torch.randn(2, 3, 64, 64)
+
+
+def test_doc_example_attn_layer_is_the_se_preset(monkeypatch):
+    ns = run_example("timm", monkeypatch)
+    net, same = ns["net"], ns["same"]
+    assert type(net.layer1[0].se).__name__ == "CBAM"
+    same.load_state_dict(net.state_dict())
+    assert torch.equal(same.eval()(X), net.eval()(X))
+
+
+def test_timm_attn_takes_timms_keywords():
+    attn = timm_attn("eca")
+    gate = attn(64, device="cpu", dtype=torch.float64)
+    assert all(p.dtype == torch.float64 for p in gate.parameters())
+    gate = timm_attn("se", reduction=8)(64, act_layer=nn.SiLU)  # what timm's EfficientNet passes its se_layer
+    assert gate.fc1.out_channels == 8
+    with pytest.raises(TypeError, match=r"timm passed rd_ratio=0.25 to 'eca', which does not take it"):
+        timm_attn("eca")(64, rd_ratio=0.25)
+    with pytest.raises(SurgeryError, match="layout 'nlc'"):
+        timm_attn("self_attention")
+    assert repr(timm_attn("cbam", reduction=8)) == "timm_attn('cbam', reduction=8)"
+
+
+def test_attn_layer_in_resnext_and_basic_blocks():
+    net = timm.create_model("resnet18", block_args={"attn_layer": timm_attn("coord_attention")})
+    assert type(net.layer2[1].se).__name__ == "CoordAttention"
+    assert net.eval()(X).shape == (2, 1000)
+
+
+def test_replace_on_timm_resnet_folds_back():
+    net = timm.create_model("resnet18")
+    keys = list(net.state_dict())
+    report = replace(net, target=lambda n, m: isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3),
+                     block="diverse_branch_block", example_input=X[:1])
+    assert len(report) == 16
+    net.train()
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    loss = net(X).logsumexp(1).mean()
+    loss.backward()
+    opt.step()
+    net.eval()
+    trained = net(X)
+    vb.reparameterize(net)
+    plain = timm.create_model("resnet18")
+    plain.load_state_dict(net.state_dict())
+    assert list(plain.state_dict()) == keys
+    torch.testing.assert_close(plain.eval()(X), trained, rtol=1e-4, atol=1e-4 * trained.abs().max().item())
+
+
+@pytest.mark.parametrize("name,count,first", [("efficientnet_b0", 16, "blocks.0.0.bn2.block"),
+                                              ("mobilenetv3_small_100", 11, "blocks.0.0.bn2.block")])
+def test_preset_se_on_timm_inverted_residuals(name, count, first):
+    net = timm.create_model(name)
+    report = insert(net, "eca", preset="se", example_input=X[:1])
+    assert len(report) == count and report[0] == first
+    assert net.eval()(X).shape == (2, 1000)
+
+
+def test_preset_stage_end_and_existing_attention_on_timm():
+    report = insert(timm.create_model("resnet18"), "bam", preset="stage-end", example_input=X[:1])
+    assert report == ["layer1.2", "layer2.2", "layer3.2"]
+    net = timm.create_model("seresnet50")
+    report = insert(net, "eca", preset="se", example_input=X[:1])
+    assert report[0] == "layer1.0.se.block" and type(net.layer1[0].se.module).__name__ == "SEModule"

@@ -1,0 +1,112 @@
+"""visionblocks blocks by name in ultralytics YOLO YAMLs: every width scale, bad lines, a few training steps and an
+export of a real YOLOv8 with a CBAM, offline (integration tier)."""
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# ultralytics reads these when imported: a private settings folder (with a font, so that nothing is downloaded)
+_CONFIG = Path(tempfile.mkdtemp(prefix="vb-ultralytics-"))
+os.environ["YOLO_CONFIG_DIR"] = str(_CONFIG)
+os.environ["YOLO_OFFLINE"] = "1"
+os.environ.setdefault("YOLO_VERBOSE", "False")
+
+ultralytics = pytest.importorskip("ultralytics")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from _integration_docs import doc_examples, run_example  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+from ultralytics.nn.tasks import DetectionModel  # noqa: E402
+from ultralytics.utils import SETTINGS  # noqa: E402
+
+import visionblocks.integrations.ultralytics as vbu  # noqa: E402
+from visionblocks.surgery import SurgeryError  # noqa: E402
+
+YAML = doc_examples()["yolov8-cbam.yaml"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _offline_settings():
+    import matplotlib
+    shutil.copy(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf", _CONFIG / "Arial.ttf")
+    SETTINGS.update({"runs_dir": str(_CONFIG / "runs"), "datasets_dir": str(_CONFIG / "datasets"),
+                     "weights_dir": str(_CONFIG / "weights"), "sync": False})
+    yield
+    shutil.rmtree(_CONFIG, ignore_errors=True)
+
+
+def _yaml(tmp_path: Path, scale: str, text: str = YAML) -> str:
+    path = tmp_path / f"yolov8{scale}-cbam.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def _dataset(root: Path) -> Path:
+    """Four 64x64 images per split, each a red box on a plain background, with their YOLO labels."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        for i in range(4):
+            img = Image.new("RGB", (64, 64), tuple(int(v) for v in rng.integers(0, 255, 3)))
+            x0, y0 = (int(v) for v in rng.integers(4, 28, 2))
+            w, h = (int(v) for v in rng.integers(12, 30, 2))
+            ImageDraw.Draw(img).rectangle([x0, y0, x0 + w, y0 + h], fill=(255, 0, 0))
+            img.save(root / "images" / split / f"{i}.png")
+            (root / "labels" / split / f"{i}.txt").write_text(
+                f"0 {(x0 + w / 2) / 64:.4f} {(y0 + h / 2) / 64:.4f} {w / 64:.4f} {h / 64:.4f}\n")
+    data = root / "data.yaml"
+    data.write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n  0: box\n")
+    return data
+
+
+def test_every_nchw_block_has_a_yaml_name():
+    from ultralytics.nn import tasks
+    assert "cbam" in vbu.YOLO_BLOCKS and vars(tasks)["cbam"] is vbu.YOLO_BLOCKS["cbam"]
+    assert set(vbu.yolo_block_names()) <= set(vbu.YOLO_BLOCKS)
+    assert "smlp_block" not in vbu.YOLO_BLOCKS  # fixed-size blocks cannot follow a YOLO's changing input sizes
+    assert vbu.register() == []  # idempotent
+
+
+@pytest.mark.parametrize("scale,channels", [("n", 256), ("s", 512)])
+def test_one_yaml_at_every_width(tmp_path, scale, channels):
+    model = DetectionModel(_yaml(tmp_path, scale), nc=1, verbose=False)
+    cbam = model.model[9]
+    assert type(cbam).__name__ == "CBAM" and (cbam.i, cbam.f) == (9, -1)
+    assert sum(p.numel() for p in cbam.parameters()) == sum(
+        p.numel() for p in __import__("visionblocks").create_block("cbam", channels).parameters())
+    model.eval()
+    out = model(torch.zeros(1, 3, 64, 64))
+    assert out[0].shape[:2] == (1, 5)
+
+
+def test_yaml_keywords_and_bad_lines(tmp_path):
+    text = YAML.replace("[-1, 1, cbam, []]", "[-1, 1, cbam, [{reduction: 8, kernel_size: 3}]]")
+    model = DetectionModel(_yaml(tmp_path, "n", text), nc=1, verbose=False)
+    assert sum(p.numel() for p in model.model[9].parameters()) == sum(
+        p.numel() for p in __import__("visionblocks").create_block("cbam", 256, reduction=8, kernel_size=3).parameters())
+    bad = YAML.replace("[-1, 1, cbam, []]", "[-1, 1, cbam, [16, 7, relu, 99]]")
+    with pytest.raises(SurgeryError, match=r"YOLO YAML layer 'cbam' with arguments \[16, 7, 'relu', 99\]: block 'cbam' "
+                                           r"takes at most 3 arguments after the channel count"):
+        DetectionModel(_yaml(tmp_path, "n", bad), nc=1, verbose=False)
+    bad = YAML.replace("[-1, 1, cbam, []]", "[-1, 1, cbam, [{squeeze: 4}]]")
+    with pytest.raises(SurgeryError, match=r"'cbam': unknown arguments \['squeeze'\]"):
+        DetectionModel(_yaml(tmp_path, "n", bad), nc=1, verbose=False)
+
+
+def test_doc_example_trains_and_exports(tmp_path, monkeypatch):
+    data = _dataset(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    _yaml(tmp_path, "n")
+    ns = run_example("ultralytics", monkeypatch, {'"path/to/data.yaml"': repr(str(data))})
+    model, exported = ns["model"], ns["exported"]
+    assert type(model.model.model[9]).__name__ == "CBAM"
+    x = torch.rand(1, 3, 64, 64)
+    net = model.model.float().eval()
+    scripted = torch.jit.load(exported)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x)[0] if isinstance(scripted(x), (list, tuple)) else scripted(x),
+                                   net(x)[0], rtol=1e-3, atol=1e-3)
