@@ -46,7 +46,8 @@ class Case:
 
     @property
     def id(self) -> str:
-        return f"{self.converter}--{self.source_model}"
+        prefix = "" if self.converter.startswith(self.source + ".") else self.source + "."
+        return f"{self.converter}--{prefix}{self.source_model}"
 
 
 def _tv(name, ours, size=64, **kw):
@@ -64,6 +65,24 @@ CASES: list[Case] = [
     _tv("resnext101_32x8d", "resnext101_32x8d"),
     _tv("mobilenet_v2", "mobilenetv2"),
     _tv("efficientnet_b0", "efficientnet_b0", norm_layer="batchnorm"),
+]
+
+
+def _timm(converter, name, ours, size=64, **kw):
+    return Case(converter, "timm", name, ours, kw, size=size)
+
+
+CASES += [
+    _timm("torchvision.resnet", "resnet50", "resnet50", stride_3x3=True),
+    _timm("torchvision.resnet", "resnet50d", "resnet50", stride_3x3=True, stem_type="deep", avg_down=True),
+    _timm("torchvision.resnet", "seresnet50", "se_resnet50", stride_3x3=True),
+    _timm("torchvision.resnet", "ecaresnet50d", "eca_resnet50", stride_3x3=True, stem_type="deep", avg_down=True),
+    _timm("timm.resnest", "resnest50d", "resnest50"),
+    _timm("timm.res2net", "res2net50_26w_4s", "res2net50_26w_4s"),
+    _timm("timm.skresnet", "skresnext50_32x4d", "sk_resnet50"),
+    _timm("timm.efficientnet", "mobilenetv2_100", "mobilenetv2"),
+    _timm("timm.efficientnet", "efficientnet_b0", "efficientnet_b0", norm_layer="batchnorm"),
+    _timm("timm.efficientnet", "efficientnet_cc_b0_8e", "condconv_efficientnet_b0_8e", norm_layer="batchnorm"),
 ]
 
 

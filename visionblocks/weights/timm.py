@@ -1,8 +1,162 @@
 """Converters from timm's layouts (timm 1.0.31).
 
-timm's ResNet-class networks (ResNet/ResNeXt, SE-/ECA-ResNet, deep stem, average-pool shortcut) share
-torchvision's keys and load through ``torchvision.resnet``.
+timm's plain ResNet-class networks (ResNet/ResNeXt, SE-/ECA-ResNet, deep stem, average-pool shortcut) share
+torchvision's keys and load through ``torchvision.resnet``; the variants below add their own block internals to
+those rules.
 """
 from __future__ import annotations
 
-__all__: list[str] = []
+import re
+
+import torch
+
+from visionblocks.models.efficientnet import EfficientNet
+from visionblocks.models.mobilenetv2 import MobileNetV2
+from visionblocks.models.resnet import ResNet
+
+from ._common import check_stride_3x3, has_all, has_any
+from .convert import Converter, register_converter, rename_keys
+from .torchvision import block_name, resnet_rules
+
+__all__ = ["RESNEST", "RES2NET", "SKRESNET", "EFFICIENTNET", "convert_resnest", "convert_res2net", "convert_skresnet",
+           "convert_efficientnet"]
+
+
+# ---------------------------------------------------------------------------------------------- ResNeSt
+_SPLAT = {"conv": ("conv.conv", "conv"), "bn0": ("conv.bn", "bn0"), "fc1": ("fc1.conv", "fc1"),
+          "bn1": ("fc1.bn", "bn1"), "fc2": ("fc2",)}  # timm's name -> ours (current first, then former)
+
+
+def convert_resnest(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """timm's ResNeSt (``resnest50d``...): ResNet rules plus the split-attention convolution ``conv2.{conv, bn0,
+    fc1, bn1, fc2}`` (ours: conv-norm units ``conv``, ``fc1`` and the ``fc2`` projection), which ours nests as
+    ``conv2.0`` where a strided block pools after it ("avd")."""
+    own = model.state_dict()
+
+    def splat(m):
+        b = block_name(m)
+        unit = f"{b}.conv2.0" if any(k.startswith(f"{b}.conv2.0.") for k in own) else f"{b}.conv2"
+        names = [f"{unit}.{n}.{m[4]}" for n in _SPLAT.get(m[3], (m[3],))]
+        return next((n for n in names if n in own), names[0])
+
+    return rename_keys(sd, [(r"layer(\d+)\.(\d+)\.conv2\.(conv|bn0|fc1|bn1|fc2)\.(.+)", splat)] + resnet_rules(sd, model))
+
+
+RESNEST = register_converter(Converter(
+    name="timm.resnest", source="timm", model_types=(ResNet,),
+    detect=lambda keys: has_all(keys, "layer1.0.conv2.fc1.weight", "layer1.0.conv2.bn0.weight"),
+    convert=convert_resnest, check=lambda model: check_stride_3x3(model, "timm's ResNeSt"), priority=1,
+    models={"resnest50": "resnest50d"}, notes="renames only"))
+
+
+# ---------------------------------------------------------------------------------------------- Res2Net
+def _identity_last_to_first(width: int, scale: int) -> torch.Tensor:
+    """Channel order of ours in the authors'/timm's terms: their last split (the identity) comes first."""
+    return torch.cat([torch.arange((scale - 1) * width, scale * width), torch.arange(0, (scale - 1) * width)])
+
+
+def convert_res2net(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """timm's (and the authors') Res2Net: the split convolutions ``convs.i``/``bns.i`` are ours ``convs.i.conv``/
+    ``.bn``, and the identity split, the *last* of the ``scale`` splits in their code, is our *first*: the
+    channels of ``conv1``/``bn1`` (outputs) and ``conv3`` (inputs) are permuted accordingly."""
+    sd = dict(sd)
+    blocks = sorted({(m[1], m[2]) for k in sd if (m := re.match(r"layer(\d+)\.(\d+)\.convs\.0\.weight", k))})
+    for i, j in blocks:
+        p = f"layer{i}.{j}."
+        scale = 1 + len([k for k in sd if re.fullmatch(rf"{re.escape(p)}convs\.\d+\.weight", k)])
+        width = sd[p + "conv1.weight"].shape[0] // scale
+        idx = _identity_last_to_first(width, scale)
+        sd[p + "conv1.weight"] = sd[p + "conv1.weight"][idx]
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            if p + "bn1." + name in sd:
+                sd[p + "bn1." + name] = sd[p + "bn1." + name][idx]
+        sd[p + "conv3.weight"] = sd[p + "conv3.weight"][:, idx]
+    rules = [
+        (r"layer(\d+)\.(\d+)\.convs\.(\d+)\.weight", lambda m: f"{block_name(m)}.convs.{m[3]}.conv.weight"),
+        (r"layer(\d+)\.(\d+)\.bns\.(\d+)\.(.+)", lambda m: f"{block_name(m)}.convs.{m[3]}.bn.{m[4]}"),
+    ]
+    return rename_keys(sd, rules + resnet_rules(sd, model))
+
+
+RES2NET = register_converter(Converter(
+    name="timm.res2net", source="timm (the authors' Res2Net keys)", model_types=(ResNet,),
+    detect=lambda keys: has_all(keys, "layer1.0.convs.0.weight", "layer1.0.bns.0.weight"),
+    convert=convert_res2net, priority=1, models={"res2net50_26w_4s": "res2net50_26w_4s"},
+    notes="the identity split is their last, our first: conv1/bn1 output and conv3 input channels permuted"))
+
+
+# ------------------------------------------------------------------------------------------------ SKNet
+def convert_skresnet(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """timm's SK-ResNeXt: conv-norm units ``conv1``/``conv3`` (``.conv``/``.bn``, as ours), the selective-kernel
+    ``conv2.paths.i`` (our ``branches.i``), ``attn.fc_reduce``+``attn.bn`` (our ``fuse``), ``attn.fc_select``
+    (our ``select``)."""
+    rules = [
+        (r"layer(\d+)\.(\d+)\.conv([13])\.(conv|bn)\.(.+)", lambda m: f"{block_name(m)}.conv{m[3]}.{m[4]}.{m[5]}"),
+        (r"layer(\d+)\.(\d+)\.conv2\.paths\.(\d+)\.(.+)", lambda m: f"{block_name(m)}.conv2.branches.{m[3]}.{m[4]}"),
+        (r"layer(\d+)\.(\d+)\.conv2\.attn\.fc_reduce\.(.+)", lambda m: f"{block_name(m)}.conv2.fuse.conv.{m[3]}"),
+        (r"layer(\d+)\.(\d+)\.conv2\.attn\.bn\.(.+)", lambda m: f"{block_name(m)}.conv2.fuse.bn.{m[3]}"),
+        (r"layer(\d+)\.(\d+)\.conv2\.attn\.fc_select\.(.+)", lambda m: f"{block_name(m)}.conv2.select.{m[3]}"),
+    ]
+    return rename_keys(sd, rules + resnet_rules(sd, model))
+
+
+SKRESNET = register_converter(Converter(
+    name="timm.skresnet", source="timm", model_types=(ResNet,),
+    detect=lambda keys: has_any(keys, r"layer1\.0\.conv2\.paths\.0\.conv\.weight"),
+    convert=convert_skresnet, priority=1, models={"sk_resnet50": "skresnext50_32x4d"},
+    check=lambda model: check_stride_3x3(model, "timm's SK-ResNeXt"), notes="renames only"))
+
+
+# ------------------------------------------------------------------- MobileNetV2 / EfficientNet (incl. CondConv)
+_IR = {"conv_pw": "conv_pw.conv", "bn1": "conv_pw.bn", "conv_dw": "conv_dw.conv", "bn2": "conv_dw.bn",
+       "conv_pwl": "conv_pwl.conv", "bn3": "conv_pwl.bn"}  # timm's InvertedResidual -> our MBConv
+_DS = {"conv_dw": "conv_dw.conv", "bn1": "conv_dw.bn", "conv_pw": "conv_pwl.conv", "bn2": "conv_pwl.bn"}  # no expansion
+_SE = {"conv_reduce": "fc1", "conv_expand": "fc2"}
+
+
+def convert_efficientnet(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """timm's EfficientNet-builder networks (MobileNetV2, EfficientNet, CondConv-EfficientNet): ``conv_stem``/
+    ``bn1`` stem, nested ``blocks.<stage>.<block>`` flattened to our ``blocks.<n>``, ``se.conv_reduce/expand``
+    (our ``attn.fc1/fc2``), ``conv_head``/``bn2`` and ``classifier``.  CondConv expert kernels, flattened per expert
+    in timm, are reshaped to ours (experts, out, in/groups, k, k)."""
+    own = model.state_dict()
+    pairs = sorted({(int(m[1]), int(m[2])) for k in sd if (m := re.match(r"blocks\.(\d+)\.(\d+)\.", k))})
+    flat = {p: n for n, p in enumerate(pairs)}
+
+    def block(m):
+        s, b, name, rest = int(m[1]), int(m[2]), m[3], m[4]
+        n = flat[(s, b)]
+        if name == "se":
+            sub, tail = rest.split(".", 1)
+            return f"blocks.{n}.attn.{_SE.get(sub, sub)}.{tail}"
+        if f"blocks.{n}.conv_dw.conv.weight" not in own:  # a block of plain names (CondConv): as timm's
+            return f"blocks.{n}.{'routing' if name == 'routing_fn' else name}.{rest}"
+        table = _IR if f"blocks.{s}.{b}.conv_pwl.weight" in sd else _DS
+        return f"blocks.{n}.{table.get(name, name)}.{rest}"
+
+    out = rename_keys(sd, [
+        (r"conv_stem\.weight", "stem.conv.weight"), (r"bn1\.(.+)", r"stem.bn.\1"),
+        (r"conv_head\.weight", "conv_head.conv.weight"), (r"bn2\.(.+)", r"conv_head.bn.\1"),
+        (r"blocks\.(\d+)\.(\d+)\.([a-z_0-9]+)\.(.+)", block),
+        (r"classifier\.(.+)", r"head.fc.\1"),
+    ])
+    for k, v in out.items():  # CondConv expert banks: (experts, out * in/g * k * k) -> (experts, out, in/g, k, k)
+        if k in own and v.ndim == 2 and own[k].ndim == 5 and v.numel() == own[k].numel():
+            out[k] = v.reshape(own[k].shape)
+    return out
+
+
+def _check_efficientnet(model) -> None:
+    from .torchvision import check_bn_eps
+    check_bn_eps(model, 1e-5, "timm's EfficientNet/MobileNetV2 (trained in PyTorch; the tf_* ports use TF 'same' "
+                              "padding, which ours does not have)")
+
+
+EFFICIENTNET = register_converter(Converter(
+    name="timm.efficientnet", source="timm", model_types=(MobileNetV2, EfficientNet),
+    detect=lambda keys: has_all(keys, "conv_stem.weight", "blocks.0.0.conv_dw.weight"),
+    convert=convert_efficientnet, check=_check_efficientnet,
+    models={"mobilenetv2": "mobilenetv2_100", "coord_mobilenetv2": "mobilenetv2_100",
+            "efficientnet_b0": "efficientnet_b0", "condconv_efficientnet_b0_8e": "efficientnet_cc_b0_8e"},
+    notes="renames; CondConv expert kernels reshaped from timm's flat per-expert rows; EfficientNets need BatchNorm "
+          "eps 1e-5 (norm_layer='batchnorm')"))

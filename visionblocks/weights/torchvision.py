@@ -14,14 +14,15 @@ import torch
 
 from visionblocks.models.efficientnet import EfficientNet
 from visionblocks.models.mobilenetv2 import MobileNetV2
-from visionblocks.models.resnet import BasicBlock, Bottleneck, ResNet
+from visionblocks.models.resnet import ResNet
 
 from ._common import check_stride_3x3, has_all, has_any
 from .convert import Converter, register_converter, rename_keys
 from .errors import ArchitectureMismatchError
 from .load import register_added_modules
 
-__all__ = ["RESNET", "MOBILENETV2", "EFFICIENTNET", "convert_resnet", "convert_mobilenetv2", "convert_efficientnet"]
+__all__ = ["RESNET", "MOBILENETV2", "EFFICIENTNET", "convert_resnet", "convert_mobilenetv2", "convert_efficientnet",
+           "resnet_rules", "block_name", "check_bn_eps"]
 
 _CNA = {"0": "conv", "1": "bn"}  # index inside a torchvision Conv2dNormActivation -> our ConvNormAct name
 
@@ -32,8 +33,10 @@ def _detect_resnet(keys) -> bool:
         ("conv1.weight" in keys or "conv1.0.weight" in keys)
 
 
-def convert_resnet(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """torchvision/timm ResNet keys -> ours (stem, stages, shortcut, attention, head)."""
+def resnet_rules(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> list:
+    """The renaming rules of torchvision's/timm's ResNet keys (stem, residual convs/BNs, shortcut, ``se``, ``fc``)
+    into ours; they also serve timm's ResNet-class variants (ResNeSt, Res2Net, SK), which add their own rules for
+    the block internals.  Refuses a stem or shortcut of another kind, naming the option."""
     own = model.state_dict()
     deep = "conv1.0.weight" in sd
     avg = has_any(sd, r"layer\d+\.\d+\.downsample\.2\.weight")
@@ -45,22 +48,34 @@ def convert_resnet(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[
         raise ArchitectureMismatchError(
             f"the checkpoint's downsampling shortcuts {'average-pool before' if avg else 'stride'} their 1x1 "
             f"convolution, the model's do not: build it with avg_down={avg}", options={"avg_down": avg})
-    blk = lambda m: f"stages.{int(m[1]) - 1}.{m[2]}"  # noqa: E731
-    short = (("1", "shortcut.1.conv"), ("2", "shortcut.1.bn")) if avg else (("0", "shortcut.conv"), ("1", "shortcut.bn"))
-    rules = [
+
+    def shortcut(m):  # downsample.0/1 (conv, bn), or .1/.2 after the average pool; ours nests them after a pool
+        b, i, rest = block_name(m), int(m[3]) - avg, m[4]
+        unit = f"{b}.shortcut.1" if f"{b}.shortcut.1.conv.weight" in own else f"{b}.shortcut"
+        return f"{unit}.{'conv' if i == 0 else 'bn'}.{rest}"
+
+    return [
         (r"conv1\.weight", "stem.0.conv.weight"),
         (r"bn1\.(.+)", r"stem.2.bn.\1" if deep else r"stem.0.bn.\1"),
         (r"conv1\.0\.weight", "stem.0.conv.weight"), (r"conv1\.1\.(.+)", r"stem.0.bn.\1"),
         (r"conv1\.3\.weight", "stem.1.conv.weight"), (r"conv1\.4\.(.+)", r"stem.1.bn.\1"),
         (r"conv1\.6\.weight", "stem.2.conv.weight"),
-        (r"layer(\d+)\.(\d+)\.conv(\d)\.weight", lambda m: f"{blk(m)}.conv{m[3]}.conv.weight"),
-        (r"layer(\d+)\.(\d+)\.bn(\d)\.(.+)", lambda m: f"{blk(m)}.conv{m[3]}.bn.{m[4]}"),
-        (rf"layer(\d+)\.(\d+)\.downsample\.{short[0][0]}\.weight", lambda m: f"{blk(m)}.{short[0][1]}.weight"),
-        (rf"layer(\d+)\.(\d+)\.downsample\.{short[1][0]}\.(.+)", lambda m: f"{blk(m)}.{short[1][1]}.{m[3]}"),
-        (r"layer(\d+)\.(\d+)\.se\.(.+)", lambda m: f"{blk(m)}.attn.{m[3]}"),
+        (r"layer(\d+)\.(\d+)\.conv(\d)\.weight", lambda m: f"{block_name(m)}.conv{m[3]}.conv.weight"),
+        (r"layer(\d+)\.(\d+)\.bn(\d)\.(.+)", lambda m: f"{block_name(m)}.conv{m[3]}.bn.{m[4]}"),
+        (r"layer(\d+)\.(\d+)\.downsample\.(\d)\.(.+)", shortcut),
+        (r"layer(\d+)\.(\d+)\.se\.(.+)", lambda m: f"{block_name(m)}.attn.{m[3]}"),
         (r"fc\.(.+)", r"head.fc.\1"),
     ]
-    return rename_keys(sd, rules)
+
+
+def block_name(m: re.Match) -> str:
+    """Our name of the block ``layer<i>.<j>`` (groups 1 and 2 of ``m``)."""
+    return f"stages.{int(m[1]) - 1}.{m[2]}"
+
+
+def convert_resnet(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """torchvision/timm ResNet keys -> ours (stem, stages, shortcut, attention, head)."""
+    return rename_keys(sd, resnet_rules(sd, model))
 
 
 def _check_resnet(model) -> None:
@@ -68,9 +83,14 @@ def _check_resnet(model) -> None:
 
 
 def _resnet_stage_attention(model: ResNet) -> list[str]:
-    """ResNet's stage attention (``stage_attn=``, BAM): the modules of a stage that are not residual blocks."""
-    return [f"stages.{s}.{i}" for s, stage in enumerate(model.stages) for i, m in enumerate(stage)
-            if not isinstance(m, (BasicBlock, Bottleneck))]
+    """ResNet's stage attention (``stage_attn=``, BAM): the modules that end a stage and are not of the class of
+    its residual blocks."""
+    out = []
+    for s, stage in enumerate(model.stages):
+        for i, m in enumerate(stage):
+            if i > 0 and type(m) is not type(stage[0]):
+                out.append(f"stages.{s}.{i}")
+    return out
 
 
 register_added_modules(ResNet, _resnet_stage_attention)
