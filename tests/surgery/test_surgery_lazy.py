@@ -77,9 +77,12 @@ def test_state_dict_before_the_first_call_is_refused_clearly():
 
 
 @pytest.mark.slow
-def test_torch_compile_after_the_first_call():
+@pytest.mark.parametrize("first_call", ["eager", "compiled"])
+def test_torch_compile(first_call):
     model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), lazy("cbam", reduction=4))
     x = torch.randn(2, 3, 12, 12)
-    eager = model(x)
+    eager = model(x) if first_call == "eager" else None
     compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
-    torch.testing.assert_close(compiled(x), eager)
+    out = compiled(x)  # when the first call is compiled, torch.compile builds the block (cls_to_become) first
+    assert type(model[1]).__name__ == "CBAM"
+    torch.testing.assert_close(out, model(x) if eager is None else eager)

@@ -162,6 +162,14 @@ def preset_places(model: nn.Module, preset: str) -> list[tuple[str, str]]:
 def _placement(model: nn.Module, kind: str, name: str) -> tuple[str, str, nn.Module | None]:
     """Resolve a place to ``(kind, name of the module whose output the block takes, that module)``: a free slot is
     probed through its parent's use of it, so its input is what the block receives."""
+    try:
+        return _resolve_place(model, kind, name)
+    except AttributeError as e:  # a preset's class whose attributes changed in another version of its library
+        raise SurgeryError(f"cannot find {name!r} in {type(model).__name__} ({e}); the preset does not know this "
+                           "version of the architecture: choose the places with after=") from e
+
+
+def _resolve_place(model: nn.Module, kind: str, name: str) -> tuple[str, str, nn.Module | None]:
     if kind == "slot":
         parent, key = parent_and_key(model, name)
         occupant = parent._modules.get(key)

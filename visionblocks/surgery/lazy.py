@@ -8,6 +8,7 @@ a model scaled from n to x) need.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -39,6 +40,9 @@ class LazyBlock(LazyModuleMixin, nn.Module):
                                f"layout {spec.info.layout!r}")
         _check_arguments(spec, args, kwargs)
         self.__dict__["spec"] = spec
+        # the class this module turns into, when known in advance (torch.compile reads it before the first call)
+        factory = spec.factory.func if isinstance(spec.factory, functools.partial) else spec.factory
+        self.cls_to_become = factory if isinstance(factory, type) else None
         self.block_args, self.block_kwargs = tuple(args), dict(kwargs)
         self._lazy_device: torch.device | None = None
         self._lazy_dtype: torch.dtype | None = None

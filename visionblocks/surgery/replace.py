@@ -11,6 +11,7 @@ promise: a stronger network at no inference cost).
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any, Callable
 
 import torch
@@ -273,7 +274,8 @@ def replace(model: nn.Module, /, target: Selector, block: Any, example_input: An
         if not any(name.startswith(o + ".") for o, _ in outer):
             outer.append((name, module))
     absorb = _normalises(spec, block_kwargs) if absorb_norm is None else bool(absorb_norm)
-    foldable = isinstance(spec.factory, type) and is_reparameterizable(spec.factory)
+    cls = spec.factory.func if isinstance(spec.factory, functools.partial) else spec.factory
+    foldable = isinstance(cls, type) and is_reparameterizable(cls)
     norms = {}
     if absorb:
         for name, module in outer:
