@@ -164,3 +164,10 @@ def test_new_block_follows_device_dtype_and_mode():
     insert(net, "cbam", after="layer1.bn2", example_input=X.double(), reduction=2)
     gate = net.layer1.bn2.block
     assert all(p.dtype == torch.float64 for p in gate.parameters()) and not gate.training
+
+
+def test_nested_matches_report_the_final_names():
+    net = TinyNet()
+    report = insert(net, "eca", after="layer1*", example_input=X)  # "*" matches dots: layer1 and all inside it
+    assert report[0] == "layer1.block" and "layer1.module.bn2.block" in report
+    assert all(type(net.get_submodule(n)).__name__ == "EfficientChannelAttention" for n in report)

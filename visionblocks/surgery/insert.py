@@ -311,6 +311,11 @@ def _insert_at(model: nn.Module, spec: BlockSpec, places: list[tuple[str, str, n
             raise SurgeryError(f"{label}: the model's output changed from {probe.output} to {after_probe.output}")
 
     apply_edits(edits, check)
+    # the final names (a block inserted after a module that another insertion wrapped sits one level deeper)
+    final = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
+    renamed = {old: final.get(id(new_blocks[old][0]), old) for old in names}
+    names = [renamed[n] for n in names]
+    per_module = {renamed[n]: v for n, v in per_module.items()}
     report = SurgeryReport(names, "insert", spec.name, before, count_params(model), per_module)
     logger.info("%s", report.summary())
     return report
