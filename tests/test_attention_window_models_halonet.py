@@ -99,3 +99,13 @@ def test_halonet_validates_hyper_parameters():
         halo_mid_layer(64, 64, groups=2)
     with pytest.raises(ValueError, match="num_heads"):
         halo_mid_layer(60, 60, num_heads=8)
+
+
+def test_halo_mid_layer_is_attention_norm_act():
+    torch.manual_seed(0)
+    unit = halo_mid_layer(16, 32, stride=2, num_heads=4, act_layer="silu").eval()
+    assert list(dict(unit.named_children())) == ["op", "bn", "act"] and unit.out_channels == 32
+    x = torch.randn(2, 16, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(unit(x), torch.nn.functional.silu(unit.bn(unit.op(x))))
+    assert isinstance(halo_mid_layer(16, 16, num_heads=4, act_layer=None).act, torch.nn.Identity)
