@@ -82,3 +82,32 @@ def test_gfnet_reference_forward(size):
     ref = t.mean((1, 2)) @ m.head.fc.weight.T + m.head.fc.bias
     with torch.no_grad():
         torch.testing.assert_close(m(x), ref, rtol=1e-9, atol=1e-9)
+
+
+def test_metaformer_block_is_the_prenorm_layer():
+    from visionblocks.layers.metaformer import MetaFormerBlock
+
+    mixer = torch.nn.Linear(8, 8).double()
+    m = MetaFormerBlock(8, mixer, mlp_ratio=2.0).double().eval()
+    assert list(dict(m.named_children())) == ["norm1", "attn", "norm2", "mlp", "drop_path"]   # state-dict order
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    ln = lambda t, n: F.layer_norm(t, (8,), n.weight, n.bias, n.eps)  # noqa: E731
+    u = x + mixer(ln(x, m.norm1))
+    y = u + m.mlp.fc2(F.gelu(m.mlp.fc1(ln(u, m.norm2))))
+    torch.testing.assert_close(m(x), y, rtol=1e-13, atol=1e-13)
+    assert m.mlp.fc1.out_features == 16
+
+
+def test_volo_class_attention_matches_per_head_loop():
+    from visionblocks.models.volo import ClassAttention
+
+    m = ClassAttention(12, 3).double()
+    x = torch.randn(2, 5, 12, dtype=torch.float64)
+    k, v = m.kv(x).split(12, dim=-1)
+    q = m.q(x[:, :1])
+    heads = []
+    for h in range(3):
+        s = slice(4 * h, 4 * h + 4)
+        a = torch.softmax(q[..., s] @ k[..., s].transpose(1, 2) / 2.0, dim=-1)    # scale 1 / sqrt(4)
+        heads.append(a @ v[..., s])
+    torch.testing.assert_close(m(x), m.proj(torch.cat(heads, -1)), rtol=1e-12, atol=1e-12)
