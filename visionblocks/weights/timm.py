@@ -10,16 +10,21 @@ import re
 
 import torch
 
+from visionblocks.models.convmixer import ConvMixer
 from visionblocks.models.efficientnet import EfficientNet
+from visionblocks.models.ghostnet import GhostNet
+from visionblocks.models.mlp_mixer import IsotropicMLP
 from visionblocks.models.mobilenetv2 import MobileNetV2
 from visionblocks.models.resnet import ResNet
+from visionblocks.models.volo import VOLO
 
 from ._common import check_stride_3x3, has_all, has_any
 from .convert import Converter, register_converter, rename_keys
 from .torchvision import block_name, resnet_rules
 
 __all__ = ["RESNEST", "RES2NET", "SKRESNET", "EFFICIENTNET", "convert_resnest", "convert_res2net", "convert_skresnet",
-           "convert_efficientnet"]
+           "convert_efficientnet", "GHOSTNET", "convert_ghostnet", "MLP",
+           "convert_isotropic_mlp", "fit_shapes", "CONVMIXER", "convert_convmixer", "VOLO_CONVERTER", "convert_volo"]
 
 
 # ---------------------------------------------------------------------------------------------- ResNeSt
@@ -160,3 +165,144 @@ EFFICIENTNET = register_converter(Converter(
             "efficientnet_b0": "efficientnet_b0", "condconv_efficientnet_b0_8e": "efficientnet_cc_b0_8e"},
     notes="renames; CondConv expert kernels reshaped from timm's flat per-expert rows; EfficientNets need BatchNorm "
           "eps 1e-5 (norm_layer='batchnorm')"))
+
+
+# ------------------------------------------------------------------------------------------------ GhostNet
+_GHOST = {"primary_conv.0": "primary.conv", "primary_conv.1": "primary.bn", "cheap_operation.0": "cheap.conv",
+          "cheap_operation.1": "cheap.bn", "conv_dw": "conv_dw.conv", "bn_dw": "conv_dw.bn", "se.conv_reduce": "attn.fc1",
+          "se.conv_expand": "attn.fc2", "shortcut.0": "shortcut.0.conv", "shortcut.1": "shortcut.0.bn",
+          "shortcut.2": "shortcut.1.conv", "shortcut.3": "shortcut.1.bn", "conv": "conv", "bn1": "bn"}
+
+
+def convert_ghostnet(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """timm's GhostNet (the authors' keys): nested ``blocks.<stage>.<block>`` flattened, ghost modules'
+    ``primary_conv``/``cheap_operation`` Sequentials to our ``primary``/``cheap`` conv-norm units, ``se`` to ``attn``,
+    the last stage's ``ConvBnAct`` (``conv``/``bn1``), ``conv_head`` and ``classifier``."""
+    pairs = sorted({(int(m[1]), int(m[2])) for k in sd if (m := re.match(r"blocks\.(\d+)\.(\d+)\.", k))})
+    flat = {p: n for n, p in enumerate(pairs)}
+    alternatives = "|".join(re.escape(k) for k in sorted(_GHOST, key=len, reverse=True))
+
+    def block(m):
+        n = flat[(int(m[1]), int(m[2]))]
+        return f"blocks.{n}.{m[3] or ''}{_GHOST[m[4]]}.{m[5]}"
+
+    return rename_keys(sd, [
+        (r"conv_stem\.weight", "stem.conv.weight"), (r"bn1\.(.+)", r"stem.bn.\1"),
+        (rf"blocks\.(\d+)\.(\d+)\.(ghost[12]\.)?({alternatives})\.([a-z_]+)", block),
+        (r"classifier\.(.+)", r"head.fc.\1"),
+    ])
+
+
+GHOSTNET = register_converter(Converter(
+    name="timm.ghostnet", source="timm (the authors' GhostNet keys)", model_types=(GhostNet,),
+    detect=lambda keys: has_all(keys, "conv_stem.weight", "blocks.0.0.ghost1.primary_conv.0.weight"),
+    convert=convert_ghostnet, models={"ghostnet_100": "ghostnet_100"}, notes="renames only"))
+
+
+# ------------------------------------------------------------------------ MLP-Mixer / ResMLP / gMLP (isotropic)
+def _pick(own, *names: str) -> str:
+    """The first of ``names`` that is one of our keys (current name first, then a former one)."""
+    return next((n for n in names if n in own), names[0])
+
+
+def fit_shapes(sd: dict[str, torch.Tensor], own: dict[str, torch.Tensor], pattern: str) -> dict[str, torch.Tensor]:
+    """Reshape the tensors whose key matches ``pattern`` to our shape where they differ only by singleton dims
+    (timm's ``(1, 1, C)`` affine vectors are our ``(C,)``)."""
+    pat = re.compile(pattern)
+    for k, v in sd.items():
+        if pat.fullmatch(k) and k in own and v.shape != own[k].shape and \
+                [d for d in v.shape if d != 1] == [d for d in own[k].shape if d != 1]:
+            sd[k] = v.reshape(own[k].shape)
+    return sd
+
+
+def convert_isotropic_mlp(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """timm's MLP-Mixer, ResMLP and gMLP (one ``MlpMixer`` class): ``stem.proj`` is our ``stem``; Mixer's
+    ``mlp_tokens``/``mlp_channels``, ResMLP's ``linear_tokens``/``mlp_channels`` and gMLP's ``mlp_channels.fc1``/
+    ``.gate``/``.fc2`` are our token/channel MLPs and gMLP's ``proj_in``/``sgu``/``proj_out``; ResMLP's affine
+    vectors ``(1, 1, C)`` are ours ``(C,)``; ``head`` is our ``head.fc``."""
+    own = model.state_dict()
+    gmlp = any(".mlp_channels.gate." in k for k in sd)
+
+    def block(m):
+        i, name, rest = m[1], m[2], m[3]
+        b = f"blocks.{i}"
+        if name == "mlp_tokens":
+            return _pick(own, f"{b}.token_mlp.{rest}", f"{b}.mlp_tokens.{rest}")
+        if name == "linear_tokens":
+            return _pick(own, f"{b}.token_fc.{rest}", f"{b}.linear_tokens.{rest}")
+        if name == "mlp_channels" and gmlp:
+            sub, tail = rest.split(".", 1)
+            ours = {"fc1": "proj_in", "gate": "sgu", "fc2": "proj_out"}[sub]
+            return f"{b}.{ours}.{tail}"
+        if name == "mlp_channels":
+            return _pick(own, f"{b}.channel_mlp.{rest}", f"{b}.mlp.{rest}", f"{b}.mlp_channels.{rest}")
+        return f"{b}.{name}.{rest}"
+
+    out = rename_keys(sd, [
+        (r"stem\.proj\.(.+)", r"stem.\1"),
+        (r"blocks\.(\d+)\.([a-z_0-9]+)\.(.+)", block),
+        (r"head\.(weight|bias)", r"head.fc.\1"),
+    ])
+    return fit_shapes(out, own, r".*\.(alpha|beta)")
+
+
+MLP = register_converter(Converter(
+    name="timm.mlp_mixer", source="timm (MLP-Mixer, ResMLP, gMLP)", model_types=(IsotropicMLP,),
+    detect=lambda keys: "stem.proj.weight" in keys and has_any(keys, r"blocks\.0\.(mlp_tokens|linear_tokens|mlp_channels)\..+"),
+    convert=convert_isotropic_mlp,
+    models={"mixer_s16": "mixer_s16_224", "mixer_b16": "mixer_b16_224", "resmlp_12": "resmlp_12_224",
+            "resmlp_24": "resmlp_24_224", "resmlp_36": "resmlp_36_224", "gmlp_ti16": "gmlp_ti16_224",
+            "gmlp_s16": "gmlp_s16_224", "gmlp_b16": "gmlp_b16_224"},
+    notes="renames; ResMLP's (1, 1, C) affine vectors reshaped to (C,)"))
+
+
+# ------------------------------------------------------------------------------------------------ ConvMixer
+def convert_convmixer(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """timm's ConvMixer (the authors' ``Residual(Sequential(dw, GELU, BN))``, pointwise, GELU, BN): ``blocks.i.0.fn.0``
+    and ``.0.fn.2`` are our ``dw``/``bn1``, ``.1``/``.3`` our ``pw``/``bn2``; ``head`` is our ``head.fc``."""
+    names = {"0.fn.0": "dw", "0.fn.2": "bn1", "1": "pw", "3": "bn2"}
+    return rename_keys(sd, [
+        (r"blocks\.(\d+)\.(0\.fn\.0|0\.fn\.2|1|3)\.(.+)", lambda m: f"blocks.{m[1]}.{names[m[2]]}.{m[3]}"),
+        (r"head\.(weight|bias)", r"head.fc.\1"),
+    ])
+
+
+CONVMIXER = register_converter(Converter(
+    name="timm.convmixer", source="timm (the authors' ConvMixer keys)", model_types=(ConvMixer,),
+    detect=lambda keys: has_all(keys, "stem.0.weight", "blocks.0.0.fn.0.weight", "blocks.0.1.weight"),
+    convert=convert_convmixer, models={"convmixer_768_32": "convmixer_768_32", "convmixer_1536_20": "convmixer_1536_20"},
+    notes="renames only"))
+
+
+# ------------------------------------------------------------------------------------------------------ VOLO
+def convert_volo(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """timm's VOLO (the authors' keys): ``patch_embed.conv`` (conv, BN, ReLU x3) and ``proj`` are our ``stem``;
+    ``network.0`` the outlookers, ``network.1`` the downsampling, ``network.2..`` the transformer stages (our flat
+    ``blocks``), ``post_network`` our ``post``; the outlookers' linear ``v``/``attn``/``proj`` are our 1x1
+    convolutions; the ``(1, H, W, C)`` position embedding is our ``(1, C, H, W)``."""
+    own = model.state_dict()
+    pairs = sorted({(int(m[1]), int(m[2])) for k in sd if (m := re.match(r"network\.(\d+)\.(\d+)\.", k)) and int(m[1]) >= 2})
+    flat = {p: n for n, p in enumerate(pairs)}
+    stem = {"0": "0.conv", "1": "0.bn", "3": "1.conv", "4": "1.bn", "6": "2.conv", "7": "2.bn"}
+    out = rename_keys(sd, [
+        (r"patch_embed\.conv\.(\d)\.(.+)", lambda m: f"stem.{stem[m[1]]}.{m[2]}"),
+        (r"patch_embed\.proj\.(.+)", lambda m: f"stem.{len(stem) // 2}.{m[1]}"),
+        (r"network\.0\.(\d+)\.(.+)", r"outlookers.\1.\2"),
+        (r"network\.1\.proj\.(.+)", r"downsample.\1"),
+        (r"network\.(\d+)\.(\d+)\.(.+)", lambda m: f"blocks.{flat[(int(m[1]), int(m[2]))]}.{m[3]}"),
+        (r"post_network\.(.+)", r"post.\1"),
+    ])
+    if "pos_embed" in out and "pos_embed" in own and out["pos_embed"].shape != own["pos_embed"].shape:
+        out["pos_embed"] = out["pos_embed"].permute(0, 3, 1, 2)
+    for k, v in out.items():  # linear (out, in) -> 1x1 convolution (out, in, 1, 1)
+        if k in own and v.ndim == 2 and own[k].ndim == 4 and own[k].shape[2:] == (1, 1):
+            out[k] = v[:, :, None, None]
+    return out
+
+
+VOLO_CONVERTER = register_converter(Converter(
+    name="timm.volo", source="timm (the authors' VOLO keys)", model_types=(VOLO,),
+    detect=lambda keys: has_all(keys, "patch_embed.conv.0.weight", "network.0.0.attn.v.weight"),
+    convert=convert_volo, classifier=("head", "aux_head"), models={"volo_d1": "volo_d1_224"},
+    notes="position embedding permuted (1, H, W, C) -> (1, C, H, W); outlooker linears as 1x1 convolutions"))
