@@ -9,6 +9,8 @@ demo: setup
 
 test: setup
 	.venv/bin/python -m pytest -n 2 -q
+	./scripts/setup_integration.sh
+	.venv-integration/bin/python -m pytest -n 2 -q -p no:cacheprovider tests/integration
 
 test-fast: setup
 	.venv/bin/python -m pytest -n 2 -q -m "not slow"

@@ -19,6 +19,9 @@ from . import layers  # shared layers
 from . import blocks  # registers the blocks
 from . import models  # registers the models
 from . import measure, registry, reparam, testing
+from .features import FeatureInfo
+from .surgery import insert, lazy, replace
+from .integrations.timm import timm_attn
 
 __version__ = "0.1.0"
 
@@ -28,6 +31,8 @@ __all__ = [
     "list_blocks", "list_models", "model_info", "register_block", "register_model",
     # re-parameterization
     "reparameterize",
+    # surgery on any nn.Module, framework integration, backbone features
+    "insert", "replace", "lazy", "timm_attn", "FeatureInfo",
     # sub-packages and modules
     "layers", "blocks", "models", "testing", "measure", "registry", "reparam",
     "__version__",
