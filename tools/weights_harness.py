@@ -45,11 +45,12 @@ class Case:
     size: int = 64
     tol: float = TOL
     note: str = ""  # why a case is not exact (then ``tol`` is the measured bound it is held to)
+    folded: bool = False  # compare the source's re-parameterized (deploy) form
 
     @property
     def id(self) -> str:
         prefix = "" if self.converter.startswith(self.source + ".") else self.source + "."
-        return f"{self.converter}--{prefix}{self.source_model}"
+        return f"{self.converter}--{prefix}{self.source_model}" + ("-folded" if self.folded else "")
 
 
 def _tv(name, ours, size=64, **kw):
@@ -96,7 +97,10 @@ CASES += [
     _timm("timm.convmixer", "convmixer_768_32", "convmixer_768_32"),
     _timm("timm.convmixer", "convmixer_1536_20", "convmixer_1536_20"),
     _timm("timm.volo", "volo_d1_224", "volo_d1", size=224),
-]
+] + [_timm("timm.mobilevit", name, name) for name in (
+    "mobilevit_xxs", "mobilevit_xs", "mobilevit_s", "mobilevitv2_050", "mobilevitv2_100", "mobilevitv2_200")]
+CASES += [_timm("timm.repvgg", name, name) for name in ("repvgg_a0", "repvgg_a1", "repvgg_b0")]
+CASES += [Case("timm.repvgg", "timm", name, name, {"deploy": True}, folded=True) for name in ("repvgg_a0", "repvgg_a1", "repvgg_b0")]
 
 
 def _source_versions() -> dict[str, str]:
@@ -144,6 +148,9 @@ def run_case(case: Case, write: bool, versions: dict[str, str]) -> dict:
     torch.manual_seed(0)
     src = build_source(case).eval()
     randomise(src)
+    if case.folded:
+        from timm.utils.model import reparameterize_model
+        src = reparameterize_model(src)
     src = src.double()
     sd = src.state_dict()
     ours = vb.create_model(case.model, **case.kwargs).double().eval()
@@ -162,7 +169,7 @@ def run_case(case: Case, write: bool, versions: dict[str, str]) -> dict:
         raise AssertionError(f"{case.id}: our freshly initialised model already matches the source ({control:.1e})")
     rec = {"converter": case.converter, "source": case.source, "source_version": versions.get(case.source, "?"),
            "source_model": case.source_model, "source_kwargs": case.source_kwargs, "model": case.model,
-           "kwargs": case.kwargs, "input": [2, 3, case.size, case.size], "dtype": "float64",
+           "kwargs": case.kwargs, "folded": case.folded, "input": [2, 3, case.size, case.size], "dtype": "float64",
            "max_rel_diff": diff, "control_rel_diff": control, "exact": diff <= TOL, "passed": diff <= case.tol,
            "note": case.note}
     if write:

@@ -131,6 +131,22 @@ def test_added_blocks_are_exactly_the_missing_keys():
         load_checkpoint(_model("resnet18", attn="cbam"), one)
 
 
+def test_attention_missing_from_some_blocks_of_an_attention_checkpoint_is_an_error():
+    sd = _ours("resnet18", attn="se")
+    gone = [k for k in sd if k.startswith("stages.1.0.attn.")]
+    for k in gone:
+        del sd[k]
+    m = _model("resnet18", attn="se")
+    with pytest.raises(StateDictMismatchError, match=r"stages\.1\.0\.attn\.fc1\.weight") as e:
+        load_checkpoint(m, sd)
+    assert e.value.missing_keys == gone
+
+
+def test_added_blocks_are_announced():
+    with pytest.warns(UserWarning, match="keep their initialisation"):
+        load_checkpoint(_model("resnet18", attn="eca"), _ours("resnet18"))
+
+
 def test_stage_attention_is_added_too():
     with torch.device("meta"):
         m = vb.create_model("bam_resnet50", **SMALL)

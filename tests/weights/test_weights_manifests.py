@@ -36,8 +36,8 @@ def test_manifest_converts_and_loads_strictly(name):
 def test_damaged_manifest_names_the_key(name):
     man = read_manifest(name)
     sd = manifest_state_dict(name)
-    weights = [k for k, v in sd.items() if k.endswith("weight") and v.ndim == 4]
-    victim = weights[len(weights) // 2]
+    weights = [k for k, v in sd.items() if k.endswith("weight") and v.ndim >= 2]
+    victim = weights[len(weights) // 2]  # a tensor inside the network (the layout stays recognisable)
     damaged = {k: v for k, v in sd.items() if k != victim}
     with pytest.raises(StateDictMismatchError, match="missing") as e:
         load_checkpoint(_meta_model(man), damaged)
@@ -50,5 +50,6 @@ def test_damaged_manifest_names_the_key(name):
 def test_registered_weights_have_a_verified_layout():
     verified = {(read_manifest(n)["converter"], read_manifest(n)["model"]) for n in NAMES}
     for name in list_weights():
-        w = get_weights(*name.split("."))
+        model, _, tag = name.partition(".")
+        w = get_weights(model, tag)
         assert (w.layout, w.model) in verified, f"{name}: no manifest verifies {w.layout} into {w.model}"

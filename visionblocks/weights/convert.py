@@ -99,10 +99,9 @@ def get_converter(name: str) -> Converter:
                           f"{', '.join(repr(n) for n in sorted(_CONVERTERS))}") from None
 
 
-def _is_ours(keys: Sequence[str], own: Sequence[str]) -> bool:
+def _overlap(keys: Sequence[str], own: Sequence[str]) -> float:
     own_set = set(own)
-    hits = sum(k in own_set for k in keys)
-    return bool(keys) and hits >= max(1, len(keys) // 2)
+    return sum(k in own_set for k in keys) / max(1, len(keys))
 
 
 def find_converter(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
@@ -122,7 +121,7 @@ def find_converter(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
         return conv
     keys = list(state_dict)
     own = list(model.state_dict())
-    if _is_ours(keys, own):
+    if keys and _overlap(keys, own) == 1.0:  # every key is one of ours
         return None
     found = [c for c in _CONVERTERS.values() if c.detect(keys)]
     usable = sorted((c for c in found if c.applies_to(model)), key=lambda c: -c.priority)
@@ -135,6 +134,8 @@ def find_converter(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
         names = ", ".join(f"{c.name} (for {', '.join(t.__name__ for t in c.model_types)})" for c in found)
         raise LayoutError(f"the checkpoint is in the layout of {names}, which does not load into "
                           f"{type(model).__name__}: is it a checkpoint of another model?")
+    if _overlap(keys, own) >= 0.5:  # ours, with differences the strict load names
+        return None
     mine = list_converters(model)
     raise LayoutError(f"unrecognised checkpoint layout for {type(model).__name__}: its first keys are "
                       f"{keys[:4]}, the model's are {own[:4]}; layouts known for this model: "

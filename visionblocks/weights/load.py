@@ -193,10 +193,17 @@ def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
 
     prefixes = added_modules(model) if allow_missing == "added" else list(allow_missing or ())
     missing_set = set(missing)
+    # modules of one kind may be absent only all together: a backbone checkpoint has none of them, while a
+    # checkpoint that has some (an SE-ResNet's, say) and lacks others is damaged
+    modules = dict(model.named_modules())
+    kinds: dict[type, list[tuple[str, list[str]]]] = {}
     for p in prefixes:
         keys = [k for k in _prefix_keys(own, p) if not k.endswith(_OPTIONAL_SUFFIXES)]
-        if keys and all(k in missing_set for k in keys):
-            result.added_keys += keys
+        if keys:
+            kinds.setdefault(type(modules.get(p)), []).append((p, keys))
+    for entries in kinds.values():
+        if all(k in missing_set for _, keys in entries for k in keys):
+            result.added_keys += [k for _, keys in entries for k in keys]
     expected_missing.update(result.added_keys)
     unexplained = [k for k in missing if k not in expected_missing]
 
@@ -218,10 +225,11 @@ def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
     result.unexpected_keys = unexpected
     if result.added_keys:
         mods = sorted({p for p in prefixes if any(k.startswith(p + ".") for k in result.added_keys)})
-        result.messages.append(f"{len(mods)} added module(s) keep their initialisation ({_named(mods)})")
-    if result.dropped_keys or (not strict and (unexplained or unexpected)):
-        msg = "; ".join(result.messages[:1] if result.dropped_keys else [])
-        if not strict and (unexplained or unexpected):
-            msg = (msg + "; " if msg else "") + f"{len(unexplained)} keys missing, {len(unexpected)} unexpected"
-        warnings.warn(f"{type(model).__name__}: {msg}", stacklevel=3)
+        result.messages.append(f"{len(mods)} module(s) the model adds to the checkpoint's network keep their "
+                               f"initialisation ({_named(mods)})")
+    if not strict and (unexplained or unexpected):
+        result.messages.append(f"{len(unexplained)} keys missing, {len(unexpected)} unexpected (strict=False)")
+    if result.messages and (result.dropped_keys or result.added_keys or not strict):
+        warnings.warn(f"{type(model).__name__}: " + "; ".join(m for m in result.messages
+                                                               if not m.startswith("adapted")), stacklevel=3)
     return result

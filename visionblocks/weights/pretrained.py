@@ -77,9 +77,8 @@ def get_weights(model: str, tag: str | None = None) -> PretrainedWeights:
     raise CheckpointError(f"unknown weights {tag!r} for {model!r}; known: {', '.join(w.tag for w in entries)}")
 
 
-def _is_location(x) -> bool:
-    return isinstance(x, (os.PathLike, Mapping)) or (isinstance(x, str) and ("/" in x or os.sep in x or
-                                                                              os.path.exists(x) or "." in x))
+def _is_tag(model: str, x) -> bool:
+    return isinstance(x, str) and any(w.model == model and w.tag == x for w in _WEIGHTS.values())
 
 
 def create_pretrained(name: str, pretrained=True, *, strict: bool = True, sha256: str | None = None,
@@ -96,7 +95,7 @@ def create_pretrained(name: str, pretrained=True, *, strict: bool = True, sha256
 
     model_name, _, tag = name.partition(".")
     model_name = model_info(model_name).name
-    by_name = bool(tag) or pretrained is True or (isinstance(pretrained, str) and not _is_location(pretrained))
+    by_name = bool(tag) or pretrained is True or _is_tag(model_name, pretrained)
     if by_name:
         if tag and pretrained not in (True, None, tag):
             raise ValueError(f"weights given twice: {name!r} and pretrained={pretrained!r}")
@@ -150,3 +149,52 @@ _tv("mobilenetv2", "tv_in1k", "mobilenet_v2 IMAGENET1K_V1", "mobilenet_v2-b03531
 _tv("mobilenetv2", "tv2_in1k", "mobilenet_v2 IMAGENET1K_V2", "mobilenet_v2-7ebf99e0.pth", 72.154, 232)
 _tv("efficientnet_b0", "tv_in1k", "efficientnet_b0 IMAGENET1K_V1", "efficientnet_b0_rwightman-7f5810bc.pth", 77.692,
     256, True, norm_layer="batchnorm")
+
+
+# timm's checkpoints on the Hugging Face hub (safetensors).  timm publishes their accuracies in its results tables
+# (results-imagenet.csv), not with the weights: ``top1`` is left empty rather than quoted from memory.
+_TIMM_WEIGHTS = (  # (our model, our kwargs, converter, timm model, timm tags with 1000 classes)
+    ("resnet18", {}, "torchvision.resnet", "resnet18", ("a1_in1k", "a2_in1k", "a3_in1k", "fb_ssl_yfcc100m_ft_in1k", "fb_swsl_ig1b_ft_in1k", "gluon_in1k", "tv_in1k")),
+    ("resnet34", {}, "torchvision.resnet", "resnet34", ("a1_in1k", "a2_in1k", "a3_in1k", "bt_in1k", "gluon_in1k", "ra4_e3600_r224_in1k", "tv_in1k")),
+    ("resnet50", {"stride_3x3": True}, "torchvision.resnet", "resnet50", ("a1_in1k", "a1h_in1k", "a2_in1k", "a3_in1k", "am_in1k", "b1k_in1k", "b2k_in1k", "bt_in1k", "c1_in1k", "c2_in1k", "d_in1k", "fb_ssl_yfcc100m_ft_in1k", "fb_swsl_ig1b_ft_in1k", "gluon_in1k", "ra_in1k", "ram_in1k", "tv2_in1k", "tv_in1k")),
+    ("resnet101", {"stride_3x3": True}, "torchvision.resnet", "resnet101", ("a1_in1k", "a1h_in1k", "a2_in1k", "a3_in1k", "gluon_in1k", "tv2_in1k", "tv_in1k")),
+    ("resnet152", {"stride_3x3": True}, "torchvision.resnet", "resnet152", ("a1_in1k", "a1h_in1k", "a2_in1k", "a3_in1k", "gluon_in1k", "tv2_in1k", "tv_in1k")),
+    ("resnext50_32x4d", {}, "torchvision.resnet", "resnext50_32x4d", ("a1_in1k", "a1h_in1k", "a2_in1k", "a3_in1k", "fb_ssl_yfcc100m_ft_in1k", "fb_swsl_ig1b_ft_in1k", "gluon_in1k", "ra_in1k", "tv2_in1k", "tv_in1k")),
+    ("resnext101_32x8d", {}, "torchvision.resnet", "resnext101_32x8d", ("fb_ssl_yfcc100m_ft_in1k", "fb_swsl_ig1b_ft_in1k", "fb_wsl_ig1b_ft_in1k", "tv2_in1k", "tv_in1k")),
+    ("resnet50", {"stride_3x3": True, "stem_type": "deep", "avg_down": True}, "torchvision.resnet", "resnet50d", ("a1_in1k", "a2_in1k", "a3_in1k", "gluon_in1k", "ra2_in1k", "ra4_e3600_r224_in1k")),
+    ("se_resnet50", {"stride_3x3": True}, "torchvision.resnet", "seresnet50", ("a1_in1k", "a2_in1k", "a3_in1k", "ra2_in1k")),
+    ("eca_resnet50", {"stride_3x3": True, "stem_type": "deep", "avg_down": True}, "torchvision.resnet", "ecaresnet50d", ("miil_in1k",)),
+    ("resnest50", {}, "timm.resnest", "resnest50d", ("in1k",)),
+    ("res2net50_26w_4s", {}, "timm.res2net", "res2net50_26w_4s", ("in1k",)),
+    ("sk_resnet50", {}, "timm.skresnet", "skresnext50_32x4d", ("ra_in1k",)),
+    ("mobilenetv2", {}, "timm.efficientnet", "mobilenetv2_100", ("ra_in1k",)),
+    ("efficientnet_b0", {"norm_layer": "batchnorm"}, "timm.efficientnet", "efficientnet_b0", ("ra4_e3600_r224_in1k", "ra_in1k")),
+    ("ghostnet_100", {}, "timm.ghostnet", "ghostnet_100", ("in1k",)),
+    ("mixer_b16", {}, "timm.mlp_mixer", "mixer_b16_224", ("goog_in21k_ft_in1k", "miil_in21k_ft_in1k")),
+    ("resmlp_12", {}, "timm.mlp_mixer", "resmlp_12_224", ("fb_dino", "fb_distilled_in1k", "fb_in1k")),
+    ("resmlp_24", {}, "timm.mlp_mixer", "resmlp_24_224", ("fb_dino", "fb_distilled_in1k", "fb_in1k")),
+    ("resmlp_36", {}, "timm.mlp_mixer", "resmlp_36_224", ("fb_distilled_in1k", "fb_in1k")),
+    ("gmlp_s16", {}, "timm.mlp_mixer", "gmlp_s16_224", ("ra3_in1k",)),
+    ("convmixer_768_32", {}, "timm.convmixer", "convmixer_768_32", ("in1k",)),
+    ("convmixer_1536_20", {}, "timm.convmixer", "convmixer_1536_20", ("in1k",)),
+    ("volo_d1", {}, "timm.volo", "volo_d1_224", ("sail_in1k",)),
+    ("mobilevit_xxs", {}, "timm.mobilevit", "mobilevit_xxs", ("cvnets_in1k",)),
+    ("mobilevit_xs", {}, "timm.mobilevit", "mobilevit_xs", ("cvnets_in1k",)),
+    ("mobilevit_s", {}, "timm.mobilevit", "mobilevit_s", ("cvnets_in1k",)),
+    ("mobilevitv2_050", {}, "timm.mobilevit", "mobilevitv2_050", ("cvnets_in1k",)),
+    ("mobilevitv2_100", {}, "timm.mobilevit", "mobilevitv2_100", ("cvnets_in1k",)),
+    ("mobilevitv2_200", {}, "timm.mobilevit", "mobilevitv2_200", ("cvnets_in1k", "cvnets_in22k_ft_in1k", "cvnets_in22k_ft_in1k_384")),
+    ("repvgg_a0", {}, "timm.repvgg", "repvgg_a0", ("rvgg_in1k",)),
+    ("repvgg_a1", {}, "timm.repvgg", "repvgg_a1", ("rvgg_in1k",)),
+    ("repvgg_b0", {}, "timm.repvgg", "repvgg_b0", ("rvgg_in1k",)),
+)
+
+
+for _model, _kwargs, _layout, _timm_model, _tags in _TIMM_WEIGHTS:
+    for _t in _tags:
+        _short = _timm_model in (_model, _model + "_224")
+        register_weights(PretrainedWeights(
+            model=_model, tag=f"timm.{_t}" if _short else f"timm.{_timm_model}.{_t}",
+            url=f"https://huggingface.co/timm/{_timm_model}.{_t}/resolve/main/model.safetensors",
+            file_name=f"timm--{_timm_model}.{_t}.safetensors", layout=_layout, source="timm",
+            source_name=f"{_timm_model}.{_t}", kwargs=_kwargs, top1_note="see timm's results tables"))

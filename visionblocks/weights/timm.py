@@ -15,6 +15,8 @@ from visionblocks.models.efficientnet import EfficientNet
 from visionblocks.models.ghostnet import GhostNet
 from visionblocks.models.mlp_mixer import IsotropicMLP
 from visionblocks.models.mobilenetv2 import MobileNetV2
+from visionblocks.models.mobilevit import MobileViT
+from visionblocks.models.repvgg import RepVGG
 from visionblocks.models.resnet import ResNet
 from visionblocks.models.volo import VOLO
 
@@ -24,7 +26,8 @@ from .torchvision import block_name, resnet_rules
 
 __all__ = ["RESNEST", "RES2NET", "SKRESNET", "EFFICIENTNET", "convert_resnest", "convert_res2net", "convert_skresnet",
            "convert_efficientnet", "GHOSTNET", "convert_ghostnet", "MLP",
-           "convert_isotropic_mlp", "fit_shapes", "CONVMIXER", "convert_convmixer", "VOLO_CONVERTER", "convert_volo"]
+           "convert_isotropic_mlp", "fit_shapes", "CONVMIXER", "convert_convmixer", "VOLO_CONVERTER", "convert_volo",
+           "MOBILEVIT", "convert_mobilevit", "REPVGG", "convert_repvgg"]
 
 
 # ---------------------------------------------------------------------------------------------- ResNeSt
@@ -68,14 +71,14 @@ def convert_res2net(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict
     blocks = sorted({(m[1], m[2]) for k in sd if (m := re.match(r"layer(\d+)\.(\d+)\.convs\.0\.weight", k))})
     for i, j in blocks:
         p = f"layer{i}.{j}."
-        scale = 1 + len([k for k in sd if re.fullmatch(rf"{re.escape(p)}convs\.\d+\.weight", k)])
-        width = sd[p + "conv1.weight"].shape[0] // scale
+        scale = 1 + len({m[1] for k in sd if (m := re.match(rf"{re.escape(p)}(?:convs|bns)\.(\d+)\.", k))})
+        width = sd[p + "bns.0.weight"].shape[0] if p + "bns.0.weight" in sd else sd[p + "convs.0.weight"].shape[0]
         idx = _identity_last_to_first(width, scale)
-        sd[p + "conv1.weight"] = sd[p + "conv1.weight"][idx]
-        for name in ("weight", "bias", "running_mean", "running_var"):
-            if p + "bn1." + name in sd:
-                sd[p + "bn1." + name] = sd[p + "bn1." + name][idx]
-        sd[p + "conv3.weight"] = sd[p + "conv3.weight"][:, idx]
+        for name in ("conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var"):
+            if p + name in sd and sd[p + name].shape[0] == width * scale:  # a damaged tensor is named by the load
+                sd[p + name] = sd[p + name][idx]
+        if p + "conv3.weight" in sd and sd[p + "conv3.weight"].shape[1] == width * scale:
+            sd[p + "conv3.weight"] = sd[p + "conv3.weight"][:, idx]
     rules = [
         (r"layer(\d+)\.(\d+)\.convs\.(\d+)\.weight", lambda m: f"{block_name(m)}.convs.{m[3]}.conv.weight"),
         (r"layer(\d+)\.(\d+)\.bns\.(\d+)\.(.+)", lambda m: f"{block_name(m)}.convs.{m[3]}.bn.{m[4]}"),
@@ -127,6 +130,7 @@ def convert_efficientnet(sd: dict[str, torch.Tensor], model: torch.nn.Module) ->
     own = model.state_dict()
     pairs = sorted({(int(m[1]), int(m[2])) for k in sd if (m := re.match(r"blocks\.(\d+)\.(\d+)\.", k))})
     flat = {p: n for n, p in enumerate(pairs)}
+    expanding = {(int(m[1]), int(m[2])) for k in sd if (m := re.match(r"blocks\.(\d+)\.(\d+)\.(conv_pwl|bn3)\.", k))}
 
     def block(m):
         s, b, name, rest = int(m[1]), int(m[2]), m[3], m[4]
@@ -136,7 +140,7 @@ def convert_efficientnet(sd: dict[str, torch.Tensor], model: torch.nn.Module) ->
             return f"blocks.{n}.attn.{_SE.get(sub, sub)}.{tail}"
         if f"blocks.{n}.conv_dw.conv.weight" not in own:  # a block of plain names (CondConv): as timm's
             return f"blocks.{n}.{'routing' if name == 'routing_fn' else name}.{rest}"
-        table = _IR if f"blocks.{s}.{b}.conv_pwl.weight" in sd else _DS
+        table = _IR if (s, b) in expanding else _DS
         return f"blocks.{n}.{table.get(name, name)}.{rest}"
 
     out = rename_keys(sd, [
@@ -249,7 +253,8 @@ def convert_isotropic_mlp(sd: dict[str, torch.Tensor], model: torch.nn.Module) -
 
 MLP = register_converter(Converter(
     name="timm.mlp_mixer", source="timm (MLP-Mixer, ResMLP, gMLP)", model_types=(IsotropicMLP,),
-    detect=lambda keys: "stem.proj.weight" in keys and has_any(keys, r"blocks\.0\.(mlp_tokens|linear_tokens|mlp_channels)\..+"),
+    detect=lambda keys: has_any(keys, r"stem\.proj\.(weight|bias)") and
+    has_any(keys, r"blocks\.0\.(mlp_tokens|linear_tokens|mlp_channels)\..+"),
     convert=convert_isotropic_mlp,
     models={"mixer_s16": "mixer_s16_224", "mixer_b16": "mixer_b16_224", "resmlp_12": "resmlp_12_224",
             "resmlp_24": "resmlp_24_224", "resmlp_36": "resmlp_36_224", "gmlp_ti16": "gmlp_ti16_224",
@@ -306,3 +311,63 @@ VOLO_CONVERTER = register_converter(Converter(
     detect=lambda keys: has_all(keys, "patch_embed.conv.0.weight", "network.0.0.attn.v.weight"),
     convert=convert_volo, classifier=("head", "aux_head"), models={"volo_d1": "volo_d1_224"},
     notes="position embedding permuted (1, H, W, C) -> (1, C, H, W); outlooker linears as 1x1 convolutions"))
+
+
+# ------------------------------------------------------------------------------------------- MobileViT v1/v2
+_MOBILEVIT = ((r"\.conv1_1x1\.", ".conv_pw."), (r"\.conv2_kxk\.", ".conv_dw."), (r"\.conv3_1x1\.", ".conv_pwl."),
+              (r"\.conv_1x1\.", ".conv_1x1_in."), (r"\.transformer\.", ".layers."), (r"\.mlp\.", ".ffn."),
+              (r"\.attn\.qkv_proj\.", ".attn.qkv."), (r"\.attn\.out_proj\.", ".attn.proj."))
+
+
+def convert_mobilevit(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """timm's MobileViT and MobileViTv2 (the authors' ml-cvnets structure, timm's names): inverted residuals'
+    ``conv1_1x1``/``conv2_kxk``/``conv3_1x1`` are our ``conv_pw``/``conv_dw``/``conv_pwl``; a MobileViT block's
+    ``conv_1x1``, ``transformer.i`` (``mlp``; v2: ``attn.qkv_proj``/``out_proj``) are our ``conv_1x1_in``,
+    ``layers.i`` (``ffn``; ``attn.qkv``/``proj``).  Keys whose renamed form is not ours are kept as timm names them
+    (a strict load then names them)."""
+    own = model.state_dict()
+    out = {}
+    for k, v in sd.items():
+        new = k
+        for pat, rep in _MOBILEVIT:
+            new = re.sub(pat, rep, new)
+        out[_pick(own, new, k)] = v
+    return out
+
+
+MOBILEVIT = register_converter(Converter(
+    name="timm.mobilevit", source="timm", model_types=(MobileViT,),
+    detect=lambda keys: has_all(keys, "stem.conv.weight", "stages.0.0.conv1_1x1.conv.weight") and
+    has_any(keys, r"stages\.\d+\.\d+\.transformer\.0\..+"), convert=convert_mobilevit,
+    models={"mobilevit_xxs": "mobilevit_xxs", "mobilevit_xs": "mobilevit_xs", "mobilevit_s": "mobilevit_s",
+            "mobilevitv2_050": "mobilevitv2_050", "mobilevitv2_100": "mobilevitv2_100",
+            "mobilevitv2_200": "mobilevitv2_200"}, notes="renames only"))
+
+
+# ------------------------------------------------------------------------------------------------- RepVGG
+def convert_repvgg(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """timm's RepVGG (``byobnet``), both forms: the training form's ``conv_kxk``/``conv_1x1``/``identity``
+    branches and the folded form's ``reparam_conv`` live under our re-parameterizable unit's ``body``."""
+    own = model.state_dict()
+    folded = any(".reparam_conv." in k for k in sd)
+    if folded != any(re.fullmatch(r"stem\.body\.weight", k) for k in own):
+        from .errors import ArchitectureMismatchError
+        raise ArchitectureMismatchError(
+            f"the checkpoint is RepVGG's {'folded (deploy)' if folded else 'training'} form, the model is not: build it "
+            f"with deploy={folded}" + ("" if folded else " (or load into the training form and call "
+                                                          "visionblocks.reparameterize)"), options={"deploy": folded})
+
+    def unit(m):
+        return _pick(own, f"{m[1]}.body.{m[3]}" if m[2] == "reparam_conv" else f"{m[1]}.body.{m[2]}.{m[3]}",
+                     f"{m[1]}.{m[2]}.{m[3]}")
+
+    return rename_keys(sd, [(r"(stem|stages\.\d+\.\d+)\.(conv_kxk|conv_1x1|identity|reparam_conv)\.(.+)", unit)])
+
+
+REPVGG = register_converter(Converter(
+    name="timm.repvgg", source="timm", model_types=(RepVGG,),
+    detect=lambda keys: has_any(keys, r"stem\.(conv_kxk\.conv|reparam_conv)\.weight") and
+    has_any(keys, r"stages\.0\.0\.(conv_kxk\.conv|reparam_conv)\.weight"),
+    convert=convert_repvgg,
+    models={"repvgg_a0": "repvgg_a0", "repvgg_a1": "repvgg_a1", "repvgg_b0": "repvgg_b0"},
+    notes="renames; training and folded forms (the model's deploy= must match)"))

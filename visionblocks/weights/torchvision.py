@@ -115,7 +115,7 @@ def convert_mobilenetv2(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> 
     without expansion), ``features.18`` the 1x1 head convolution, ``classifier.1``."""
     idx = sorted({int(m[1]) for k in sd if (m := re.match(r"features\.(\d+)\.", k))})
     last = idx[-1]
-    expands = {i for i in idx if f"features.{i}.conv.3.weight" in sd}
+    expands = {int(m[1]) for k in sd if (m := re.match(r"features\.(\d+)\.conv\.3\.", k))}
 
     def block(m):
         i, rest = int(m[1]), m[2]
@@ -155,11 +155,12 @@ def convert_efficientnet(sd: dict[str, torch.Tensor], model: torch.nn.Module) ->
     pairs = sorted({(int(m[1]), int(m[2])) for k in sd if (m := re.match(r"features\.(\d+)\.(\d+)\.block\.", k))})
     flat = {p: n for n, p in enumerate(pairs)}
     last = max(int(m[1]) for k in sd if (m := re.match(r"features\.(\d+)\.", k)))
+    expanding = {(int(m[1]), int(m[2])) for k in sd if (m := re.match(r"features\.(\d+)\.(\d+)\.block\.3\.", k))}
 
     def block(m):
         s, b, i, rest = int(m[1]), int(m[2]), m[3], m[4]
         n = flat[(s, b)]
-        expands = f"features.{s}.{b}.block.3.0.weight" in sd
+        expands = (s, b) in expanding
         order = ("conv_pw", "conv_dw", "attn", "conv_pwl") if expands else ("conv_dw", "attn", "conv_pwl")
         name = order[int(i)]
         if name == "attn":
