@@ -48,9 +48,14 @@ class Case:
     folded: bool = False  # compare the source's re-parameterized (deploy) form
 
     @property
+    def label(self) -> str:
+        """The source network's short name (an authors' case names ``repo:module:function``)."""
+        return self.model if self.source == "authors" else self.source_model
+
+    @property
     def id(self) -> str:
         prefix = "" if self.converter.startswith(self.source + ".") else self.source + "."
-        return f"{self.converter}--{prefix}{self.source_model}" + ("-folded" if self.folded else "")
+        return f"{self.converter}--{prefix}{self.label}" + ("-folded" if self.folded else "")
 
 
 def _tv(name, ours, size=64, **kw):
@@ -103,6 +108,50 @@ CASES += [_timm("timm.repvgg", name, name) for name in ("repvgg_a0", "repvgg_a1"
 CASES += [Case("timm.repvgg", "timm", name, name, {"deploy": True}, folded=True) for name in ("repvgg_a0", "repvgg_a1", "repvgg_b0")]
 
 
+def _authors(converter, spec, ours, size=64, source_kwargs=None, **kw):
+    """``spec`` is ``"owner/repo:module.path:function"``, found under ``--authors-dir`` as ``owner+repo/``."""
+    return Case(converter, "authors", spec, ours, kw, source_kwargs=dict(source_kwargs or {}), size=size)
+
+
+CASES += [
+    _authors("authors.repvgg", "DingXiaoH/RepVGG:repvgg:create_RepVGG_A0", "repvgg_a0"),
+    _authors("authors.repvgg", "DingXiaoH/RepVGG:repvgg:create_RepVGG_A1", "repvgg_a1"),
+    _authors("authors.repvgg", "DingXiaoH/RepVGG:repvgg:create_RepVGG_B0", "repvgg_b0"),
+    # (ConvMixer-768/32 is a ReLU network, trained with the authors' timm fork: timm's layout, verified above)
+    _authors("authors.convmixer", "locuslab/convmixer:convmixer:ConvMixer", "convmixer_1536_20",
+             source_kwargs={"dim": 1536, "depth": 20, "kernel_size": 9, "patch_size": 7}),
+    _authors("authors.cbam", "Jongchan/attention-module:MODELS.model_resnet:ResidualNet", "cbam_resnet50", size=224,
+             source_kwargs={"network_type": "ImageNet", "depth": 50, "num_classes": 1000, "att_type": "CBAM"},
+             stride_3x3=True),
+    _authors("authors.resmlp", "facebookresearch/deit:resmlp_models:resmlp_12", "resmlp_12", size=224),
+    _authors("authors.resmlp", "facebookresearch/deit:resmlp_models:resmlp_24", "resmlp_24", size=224),
+    _authors("authors.resmlp", "facebookresearch/deit:resmlp_models:resmlp_36", "resmlp_36", size=224),
+]
+CASES += [Case("authors.repvgg", "authors", f"DingXiaoH/RepVGG:repvgg:create_RepVGG_{n}", f"repvgg_{n.lower()}",
+               {"deploy": True}, folded=True) for n in ("A0", "A1", "B0")]
+
+AUTHORS_DIR: Path | None = None  # set by --authors-dir
+
+
+def _authors_repo(spec: str) -> Path:
+    repo = spec.split(":", 1)[0]
+    if AUTHORS_DIR is None:
+        raise RuntimeError("authors' cases need --authors-dir DIR holding a checkout of each repository as "
+                           "DIR/<owner>+<repo>/ (skip them with --only)")
+    path = AUTHORS_DIR / repo.replace("/", "+")
+    if not path.is_dir():
+        raise RuntimeError(f"no checkout of {repo} at {path}")
+    return path
+
+
+def _authors_commit(spec: str) -> str:
+    path = _authors_repo(spec)
+    if (path / ".commit").is_file():
+        return (path / ".commit").read_text().strip()
+    import subprocess
+    return subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+
 def _source_versions() -> dict[str, str]:
     out = {}
     for name in ("torchvision", "timm"):
@@ -120,6 +169,17 @@ def build_source(case: Case) -> torch.nn.Module:
     if case.source == "timm":
         import timm
         return timm.create_model(case.source_model, pretrained=False, **case.source_kwargs)
+    if case.source == "authors":
+        import importlib
+        _, module, fn = case.source_model.split(":")
+        path = str(_authors_repo(case.source_model))
+        sys.path.insert(0, path)
+        try:
+            for name in [m for m in sys.modules if m == module.split(".")[0] or m.startswith(module.split(".")[0] + ".")]:
+                del sys.modules[name]  # another repository's module of the same name
+            return getattr(importlib.import_module(module), fn)(**case.source_kwargs)
+        finally:
+            sys.path.remove(path)
     raise ValueError(f"unknown source {case.source!r}")
 
 
@@ -148,9 +208,13 @@ def run_case(case: Case, write: bool, versions: dict[str, str]) -> dict:
     torch.manual_seed(0)
     src = build_source(case).eval()
     randomise(src)
-    if case.folded:
+    if case.folded and case.source == "timm":
         from timm.utils.model import reparameterize_model
         src = reparameterize_model(src)
+    elif case.folded:  # the authors' own fold
+        for m in list(src.modules()):
+            if hasattr(m, "switch_to_deploy"):
+                m.switch_to_deploy()
     src = src.double()
     sd = src.state_dict()
     ours = vb.create_model(case.model, **case.kwargs).double().eval()
@@ -167,7 +231,8 @@ def run_case(case: Case, write: bool, versions: dict[str, str]) -> dict:
     control = float((a - before).abs().max() / a.abs().max())
     if control <= 1e3 * TOL:
         raise AssertionError(f"{case.id}: our freshly initialised model already matches the source ({control:.1e})")
-    rec = {"converter": case.converter, "source": case.source, "source_version": versions.get(case.source, "?"),
+    version = _authors_commit(case.source_model) if case.source == "authors" else versions.get(case.source, "?")
+    rec = {"converter": case.converter, "source": case.source, "source_version": version,
            "source_model": case.source_model, "source_kwargs": case.source_kwargs, "model": case.model,
            "kwargs": case.kwargs, "folded": case.folded, "input": [2, 3, case.size, case.size], "dtype": "float64",
            "max_rel_diff": diff, "control_rel_diff": control, "exact": diff <= TOL, "passed": diff <= case.tol,
@@ -187,7 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write", action="store_true", help="write the manifests")
     p.add_argument("--list", action="store_true", help="list the cases")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--authors-dir", type=Path, default=None,
+                   help="checkouts of the authors' repositories, as DIR/<owner>+<repo>/ (needed by the authors' cases)")
     args = p.parse_args(argv)
+    global AUTHORS_DIR
+    AUTHORS_DIR = args.authors_dir
     torch.set_num_threads(args.threads)
     cases = [c for c in CASES if not args.only or any(s in c.id for s in args.only)]
     if args.list:

@@ -8,7 +8,7 @@ import torch
 
 import visionblocks as vb
 from visionblocks.weights import (
-    ArchitectureMismatchError, LayoutError, PretrainedWeights, StateDictMismatchError, added_modules,
+    ArchitectureMismatchError, CheckpointError, LayoutError, PretrainedWeights, StateDictMismatchError, added_modules,
     create_pretrained, load_checkpoint, load_state_dict,
 )
 from visionblocks.weights import pretrained as pretrained_mod
@@ -262,3 +262,8 @@ def test_no_warning_on_a_clean_load():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_checkpoint(_model(), _ours())
+
+
+def test_weights_without_a_direct_url_say_where_to_download_them():
+    with pytest.raises(CheckpointError, match="drive.google.com.*stride_3x3=True"):
+        create_pretrained("cbam_resnet50.authors_in1k")

@@ -26,12 +26,13 @@ class PretrainedWeights:
     ``model`` is our registry name, ``tag`` the weights' name (``"<model>.<tag>"`` names them), ``url`` where the
     file is, ``layout`` the converter that reads it, ``kwargs`` the configuration our model needs for it,
     ``sha256`` the file's digest (or the prefix the source publishes), ``source``/``source_name`` the publisher
-    and its name for the network.
+    and its name for the network.  ``url=None`` with a ``page``: the file must be downloaded by hand from there,
+    then loaded by path.
     """
 
     model: str
     tag: str
-    url: str
+    url: str | None
     layout: str
     source: str
     source_name: str
@@ -42,6 +43,7 @@ class PretrainedWeights:
     top1_note: str = ""
     num_classes: int = 1000
     default: bool = False
+    page: str = ""  # where to download the file by hand, when it has no direct URL (e.g. a Google Drive link)
 
     @property
     def name(self) -> str:
@@ -104,6 +106,10 @@ def create_pretrained(name: str, pretrained=True, *, strict: bool = True, sha256
         if conflicts:
             raise ArchitectureMismatchError(f"the {w.name} weights are for {model_name}({', '.join(f'{k}={v!r}' for k, v in w.kwargs.items())}); "
                                             f"got {conflicts}", options=dict(w.kwargs))
+        if w.url is None:
+            raise CheckpointError(f"the {w.name} weights have no direct download URL: download the file from {w.page} "
+                                  f"and load it by path: create_pretrained({model_name!r}, '/path/to/file', "
+                                  + ", ".join(f"{k}={v!r}" for k, v in w.kwargs.items()) + ")")
         model = create_model(model_name, **{**w.kwargs, **kwargs})
         result = load_checkpoint(model, w.url, strict=strict, sha256=sha256 or w.sha256, layout=w.layout,
                                  file_name=w.file_name)
@@ -198,3 +204,23 @@ for _model, _kwargs, _layout, _timm_model, _tags in _TIMM_WEIGHTS:
             url=f"https://huggingface.co/timm/{_timm_model}.{_t}/resolve/main/model.safetensors",
             file_name=f"timm--{_timm_model}.{_t}.safetensors", layout=_layout, source="timm",
             source_name=f"{_timm_model}.{_t}", kwargs=_kwargs, top1_note="see timm's results tables"))
+
+
+# the papers' authors' releases
+_DEIT = "https://dl.fbaipublicfiles.com/deit/"
+for _model, _top1 in (("resmlp_12", 77.8), ("resmlp_24", 80.8), ("resmlp_36", 81.1)):
+    register_weights(PretrainedWeights(
+        model=_model, tag="fb_dist_in1k", url=f"{_DEIT}{_model}_dist.pth", layout="authors.resmlp",
+        source="authors: facebookresearch/deit", source_name=f"{_model}_dist.pth", top1=_top1,
+        top1_note="the authors' README (distilled, 224)"))
+register_weights(PretrainedWeights(
+    model="cbam_resnet50", tag="authors_in1k", url=None, layout="authors.cbam",
+    page="https://drive.google.com/file/d/1mvAVvhLR_2XY_bPYxh-SEz4vDmGzSArO/view?usp=sharing",
+    source="authors: Jongchan/attention-module", source_name="ResNet50+CBAM (100 epochs)", kwargs={"stride_3x3": True},
+    top1=77.622, top1_note="the authors' README (ACC@1)"))
+for _n in ("A0", "A1", "B0"):
+    register_weights(PretrainedWeights(
+        model=f"repvgg_{_n.lower()}", tag="authors_in1k", url=None, layout="authors.repvgg",
+        page="https://drive.google.com/drive/folders/1Avome4KvNp0Lqh2QwhXO6L5URQjzCjUq?usp=sharing",
+        source="authors: DingXiaoH/RepVGG", source_name=f"RepVGG-{_n}-train.pth",
+        top1_note="see the authors' README and paper (Table 4)"))
