@@ -272,8 +272,8 @@ def test_rd_channels_overrides_reduction_in_every_gate():
 
 
 def test_conv_mlp_on_vectors_equals_on_1x1_maps():
-    from visionblocks.layers.conv_mlp import ConvMlp
-    from visionblocks.layers.pooled_linear import pointwise_linear
+    from visionblocks.layers import ConvMlp
+    from visionblocks.layers import pointwise_linear
     m = _randomize(ConvMlp(6, 3, 5, act_layer="relu")).double()
     s = torch.randn(4, 2, 6, dtype=D)                     # any leading dimensions
     torch.testing.assert_close(m.forward_vector(s), m(s.reshape(8, 6, 1, 1)).reshape(4, 2, 5), rtol=1e-12, atol=1e-12)

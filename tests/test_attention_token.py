@@ -371,7 +371,7 @@ def test_global_filter_resized_filter():
 # ------------------------------------------------------------------------------- layers.MultiHeadAttention
 def test_multi_head_attention_layer_with_key_mask_and_out_dim():
     """The shared attention layer (SelfAttention, MobileViT, CoAtNet): masked keys get no weight; in -> out dim."""
-    from visionblocks.layers.attention import MultiHeadAttention
+    from visionblocks.layers import MultiHeadAttention
     torch.manual_seed(0)
     m = MultiHeadAttention(12, num_heads=2, out_dim=8).double().eval()
     x = torch.randn(2, 5, 12, dtype=D)

@@ -85,7 +85,7 @@ def test_gfnet_reference_forward(size):
 
 
 def test_metaformer_block_is_the_prenorm_layer():
-    from visionblocks.layers.metaformer import MetaFormerBlock
+    from visionblocks.layers import MetaFormerBlock
 
     mixer = torch.nn.Linear(8, 8).double()
     m = MetaFormerBlock(8, mixer, mlp_ratio=2.0).double().eval()

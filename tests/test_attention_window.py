@@ -332,7 +332,7 @@ def test_mobilevit_blocks_smaller_than_a_patch(name, size):
 # ------------------------------------------------------------------------------------------ layers.patches
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_patch_unfold_fold_layout_and_round_trip(channels_last):
-    from visionblocks.layers.patches import fold_patches, pad_to_patches, unfold_patches
+    from visionblocks.layers import fold_patches, pad_to_patches, unfold_patches
     x = torch.randn(2, 3, 4, 6)
     t = unfold_patches(x, 2, 3, channels_last=channels_last)
     for b, c, p, n in [(0, 0, 0, 0), (1, 2, 4, 3), (1, 1, 5, 1), (0, 2, 3, 2)]:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from visionblocks.blocks.attention.halo_attention import HaloAttention
-from visionblocks.layers.norm_act import NormAct
+from visionblocks.layers import NormAct
 from visionblocks.models.halonet import HaloBottleneck, halo_mid_layer, halonet, halonet_h0
 
 

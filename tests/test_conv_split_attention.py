@@ -82,7 +82,7 @@ def test_former_keyword_names_still_work():
 
 def test_pointwise_forward_equals_the_unit_on_a_1x1_map():
     from visionblocks.layers import ConvNormAct
-    from visionblocks.layers.pointwise_forward import pointwise_forward
+    from visionblocks.layers import pointwise_forward
     s = torch.randn(4, 12, dtype=D)
     for unit in (ConvNormAct(12, 6, 1), ConvNormAct(12, 6, 1, groups=2, bias=True), torch.nn.Conv2d(12, 6, 1)):
         unit = randomize_bn_stats(unit.to(D), seed=2)

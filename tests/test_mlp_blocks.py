@@ -307,7 +307,7 @@ def test_repmlp_without_global_perceptron():
 # ------------------------------------------------------------------------------------------ shared pieces
 @pytest.mark.parametrize("bias", [True, False])
 def test_token_linear_is_the_linear_layer_along_tokens(bias):
-    from visionblocks.layers.token_linear import token_linear
+    from visionblocks.layers import token_linear
 
     lin = _perturb(torch.nn.Linear(7, 5, bias=bias).double())
     x = torch.randn(3, 7, 4, dtype=D, requires_grad=True)
@@ -323,7 +323,7 @@ def test_token_linear_is_the_linear_layer_along_tokens(bias):
 
 
 def test_affine_is_identity_at_init_and_per_channel():
-    from visionblocks.layers.affine import Affine
+    from visionblocks.layers import Affine
 
     m = Affine(6).double()
     x = torch.randn(2, 3, 6, dtype=D)

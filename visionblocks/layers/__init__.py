@@ -1,28 +1,42 @@
-"""Shared layers: the one place for helpers every block uses."""
-from .activations import create_act, get_act_layer
-from .checks import check_nchw, check_nlc, check_odd, check_size, check_tokens
-from .conv_geometry import check_conv_channels, conv_geometry, same_padding
+"""Shared layers: the one place for helpers every block and model uses (one concept per file)."""
+from .activations import get_act_layer, create_act
+from .affine import Affine
+from .attention import MultiHeadAttention
+from .checks import check_nchw, check_nlc, check_size, check_tokens, check_odd
+from .conv_geometry import check_conv_channels, conv_geometry, square_conv_geometry, same_padding
+from .conv_mlp import ConvMlp
 from .conv_norm_act import ConvNormAct
-from .drop import DropPath, drop_path
-from .fuse import fuse_conv_bn, fuse_conv_bn_weights, identity_kernel, pad_kernel
-from .heads import merge_heads, split_heads
+from .create_attn import get_attn_layer, create_attn
+from .drop import drop_path, DropPath
+from .fuse import fuse_conv_bn_weights, fuse_conv_bn, pad_kernel, identity_kernel
+from .heads import split_heads, merge_heads
 from .helpers import (
-    check_divisible, check_positive_int, deprecated_kwargs, make_divisible, reduced_channels, to_2tuple,
+    make_divisible, reduced_channels, to_2tuple, check_positive_int, check_divisible, deprecated_kwargs,
+    deprecated_flag,
 )
 from .layer_type import LayerType
 from .local_aggregate import local_aggregate
+from .metaformer import MetaFormerBlock
 from .mlp import Mlp
-from .norm import GroupNorm1, LayerNorm2d, create_norm, get_norm_layer
+from .norm import LayerNorm2d, GroupNorm1, get_norm_layer, create_norm
+from .norm_act import NormAct
+from .patches import pad_to_patches, unfold_patches, fold_patches
+from .pointwise import pointwise_linear, pointwise_forward
 from .pool import spatial_mean
+from .se_options import se_kwargs, deprecated_se_ratio
 from .shuffle import channel_shuffle
 from .squeeze_excite import SqueezeExcite
+from .token_linear import token_linear
 from .weight_init import init_weights
 
 __all__ = [
-    "create_act", "get_act_layer", "check_nchw", "check_nlc", "check_odd", "check_size", "check_tokens",
-    "check_conv_channels", "conv_geometry", "same_padding", "ConvNormAct", "DropPath", "drop_path",
-    "fuse_conv_bn", "fuse_conv_bn_weights", "identity_kernel", "pad_kernel", "merge_heads", "split_heads",
-    "check_divisible", "check_positive_int", "deprecated_kwargs", "make_divisible", "reduced_channels",
-    "to_2tuple", "LayerType", "local_aggregate", "Mlp", "GroupNorm1", "LayerNorm2d", "create_norm",
-    "get_norm_layer", "spatial_mean", "channel_shuffle", "SqueezeExcite", "init_weights",
+    "get_act_layer", "create_act", "Affine", "MultiHeadAttention", "check_nchw", "check_nlc", "check_size",
+    "check_tokens", "check_odd", "check_conv_channels", "conv_geometry", "square_conv_geometry", "same_padding", "ConvMlp",
+    "ConvNormAct", "get_attn_layer", "create_attn", "drop_path", "DropPath", "fuse_conv_bn_weights",
+    "fuse_conv_bn", "pad_kernel", "identity_kernel", "split_heads", "merge_heads", "make_divisible",
+    "reduced_channels", "to_2tuple", "check_positive_int", "check_divisible", "deprecated_kwargs",
+    "deprecated_flag", "LayerType", "local_aggregate", "MetaFormerBlock", "Mlp", "LayerNorm2d", "GroupNorm1",
+    "get_norm_layer", "create_norm", "NormAct", "pad_to_patches", "unfold_patches", "fold_patches",
+    "pointwise_linear", "pointwise_forward", "spatial_mean", "se_kwargs", "deprecated_se_ratio",
+    "channel_shuffle", "SqueezeExcite", "token_linear", "init_weights",
 ]

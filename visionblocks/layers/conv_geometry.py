@@ -5,7 +5,7 @@ from __future__ import annotations
 from .checks import check_odd
 from .helpers import check_divisible, check_positive_int, to_2tuple
 
-__all__ = ["check_conv_channels", "conv_geometry", "same_padding"]
+__all__ = ["check_conv_channels", "conv_geometry", "square_conv_geometry", "same_padding"]
 
 
 def same_padding(kernel_size: int, dilation: int = 1) -> int:
@@ -37,3 +37,14 @@ def conv_geometry(in_channels: int, out_channels: int, kernel_size, stride, padd
             check_odd("kernel_size", t, "'same' padding, padding=None; pass padding explicitly otherwise")
         padding = (same_padding(k[0], d[0]), same_padding(k[1], d[1]))
     return k, s, padding, d
+
+
+def square_conv_geometry(in_channels: int, out_channels: int, kernel_size, stride, groups: int = 1,
+                         dilation: int = 1) -> tuple[int, int, int]:
+    """:func:`conv_geometry` for a block whose convolutions have one square kernel and
+    stride with "same" padding (odd kernel): validates the arguments and returns ``(kernel_size, stride,
+    padding)`` as ints (a pair of equal values is accepted for the kernel and the stride)."""
+    k, s, p, _ = conv_geometry(in_channels, out_channels, kernel_size, stride, None, dilation, groups)
+    if k[0] != k[1] or s[0] != s[1]:
+        raise ValueError(f"this block has square kernels and strides, got kernel_size={kernel_size}, stride={stride}")
+    return k[0], s[0], p[0]

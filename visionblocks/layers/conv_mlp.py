@@ -9,7 +9,7 @@ import torch.nn as nn
 
 from .activations import create_act
 from .layer_type import LayerType
-from .pooled_linear import pointwise_linear
+from .pointwise import pointwise_linear
 
 __all__ = ["ConvMlp"]
 

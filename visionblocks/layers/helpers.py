@@ -8,7 +8,7 @@ import warnings
 from typing import Any, Callable
 
 __all__ = ["make_divisible", "reduced_channels", "to_2tuple", "check_positive_int", "check_divisible",
-           "deprecated_kwargs"]
+           "deprecated_kwargs", "deprecated_flag"]
 
 
 def make_divisible(v: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:
@@ -88,3 +88,30 @@ def check_divisible(name: str, value: int, divisor_name: str, divisor: int) -> N
     """Raise ``ValueError`` unless ``value`` is divisible by ``divisor`` (both named in the message)."""
     if divisor <= 0 or value % divisor != 0:
         raise ValueError(f"{name} ({value}) must be divisible by {divisor_name} ({divisor})")
+
+
+def deprecated_flag(flag: str, keyword: str, value: Any) -> Callable:
+    """Decorator for ``__init__``/functions: the deprecated boolean keyword ``flag`` keeps working with a
+    ``DeprecationWarning``; ``flag=True`` means ``keyword=value``, ``flag=False`` leaves ``keyword`` as it is.
+    Passing ``flag=True`` together with ``keyword`` is a ``TypeError``.
+
+    >>> @deprecated_flag("use_se", "attn_layer", "se")
+    ... def __init__(self, channels, attn_layer=None): ...
+    """
+
+    def decorator(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            if flag in kwargs:
+                warnings.warn(f"{fn.__qualname__}: {flag!r} is deprecated, use {keyword}={value!r}",
+                              DeprecationWarning, stacklevel=2)
+                if kwargs.pop(flag):
+                    if kwargs.get(keyword) is not None:
+                        raise TypeError(f"{fn.__qualname__}: got both {flag!r} (deprecated) and {keyword!r}; "
+                                        f"pass {keyword!r}")
+                    kwargs[keyword] = value
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorator

@@ -7,8 +7,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import LayerType, spatial_mean
-from visionblocks.layers.create_attn import get_attn_layer
+from visionblocks.layers import LayerType, get_attn_layer, spatial_mean
 
 __all__ = ["ClassifierHead", "ModelBase", "resolve_attn"]
 

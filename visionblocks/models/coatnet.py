@@ -21,8 +21,7 @@ import torch.nn as nn
 
 from visionblocks.blocks.attention import CoAtNetTransformerBlock
 from visionblocks.blocks.conv import MBConv
-from visionblocks.layers import ConvNormAct, DropPath, LayerType, reduced_channels
-from visionblocks.layers.se_options import deprecated_se_ratio, se_kwargs
+from visionblocks.layers import ConvNormAct, DropPath, LayerType, deprecated_se_ratio, reduced_channels, se_kwargs
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase

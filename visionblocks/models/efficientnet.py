@@ -22,11 +22,9 @@ import torch.nn as nn
 
 from visionblocks.blocks.conv import CondConv, MBConv
 from visionblocks.layers import (
-    ConvNormAct, DropPath, LayerType, check_nchw, create_act, create_norm, init_weights, reduced_channels,
-    spatial_mean,
+    ConvNormAct, DropPath, LayerType, check_nchw, create_act, create_attn, create_norm, deprecated_se_ratio,
+    init_weights, reduced_channels, se_kwargs, spatial_mean,
 )
-from visionblocks.layers.create_attn import create_attn
-from visionblocks.layers.se_options import deprecated_se_ratio, se_kwargs
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase

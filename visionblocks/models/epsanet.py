@@ -8,8 +8,7 @@ BN-ReLU), with the downsampling stride on the PSA module as in the authors' code
 from __future__ import annotations
 
 from visionblocks.blocks.attention import PyramidSplitAttention
-from visionblocks.layers import LayerType
-from visionblocks.layers.norm_act import NormAct
+from visionblocks.layers import LayerType, NormAct
 from visionblocks.registry import register_model
 
 from .resnet import Bottleneck, ResNet, build_resnet

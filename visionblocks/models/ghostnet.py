@@ -13,9 +13,9 @@ import torch
 import torch.nn as nn
 
 from visionblocks.blocks.conv import GhostConv
-from visionblocks.layers import ConvNormAct, LayerType, check_nchw, make_divisible
-from visionblocks.layers.create_attn import create_attn
-from visionblocks.layers.se_options import deprecated_se_ratio, se_kwargs
+from visionblocks.layers import (
+    ConvNormAct, LayerType, check_nchw, create_attn, deprecated_se_ratio, make_divisible, se_kwargs,
+)
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase

@@ -27,8 +27,7 @@ from __future__ import annotations
 from functools import partial
 
 from visionblocks.blocks.attention import HaloAttention
-from visionblocks.layers import LayerType, check_divisible, check_positive_int
-from visionblocks.layers.norm_act import NormAct
+from visionblocks.layers import LayerType, NormAct, check_divisible, check_positive_int
 
 from .resnet import Bottleneck, ResNet, build_resnet
 

@@ -18,8 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.blocks.reparam import RepVGGSSEBlock
-from visionblocks.blocks.reparam.repvgg_sse_block import RepConv3x3
+from visionblocks.blocks.reparam import RepConv3x3, RepVGGSSEBlock
 from visionblocks.layers import LayerType, channel_shuffle, create_act, init_weights, spatial_mean
 from visionblocks.registry import register_model
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.blocks.reparam._repmlpnet_block import RepMLPNetBlock
+from visionblocks.blocks.reparam import RepMLPNetBlock
 from visionblocks.layers import ConvNormAct, DropPath
 from visionblocks.registry import register_model
 

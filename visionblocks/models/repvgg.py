@@ -17,8 +17,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.blocks.reparam import RepVGGBlock
-from visionblocks.layers import LayerType, init_weights
-from visionblocks.layers.deprecated_flag import deprecated_flag
+from visionblocks.layers import LayerType, deprecated_flag, init_weights
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase

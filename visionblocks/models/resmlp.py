@@ -9,7 +9,7 @@ ResMLP-24 30M 6.0 GFLOPs, ResMLP-36 45M 8.9 GFLOPs.
 from __future__ import annotations
 
 from visionblocks.blocks.mlp import ResMLPBlock
-from visionblocks.layers.affine import Affine
+from visionblocks.layers import Affine
 from visionblocks.registry import register_model
 
 from .mlp_mixer import IsotropicMLP

@@ -19,8 +19,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.blocks.attention import EMSA
-from visionblocks.layers import ConvNormAct, init_weights
-from visionblocks.layers.metaformer import MetaFormerBlock
+from visionblocks.layers import ConvNormAct, MetaFormerBlock, init_weights
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase

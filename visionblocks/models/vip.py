@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.blocks.mlp import WeightedPermuteMLP
-from visionblocks.layers.metaformer import MetaFormerBlock
+from visionblocks.layers import MetaFormerBlock
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase

@@ -16,8 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.blocks.attention import OutlookAttention, SelfAttention
-from visionblocks.layers import ConvNormAct, merge_heads, split_heads
-from visionblocks.layers.metaformer import MetaFormerBlock
+from visionblocks.layers import ConvNormAct, MetaFormerBlock, merge_heads, split_heads
 from visionblocks.registry import register_model
 
 from ._base import ModelBase

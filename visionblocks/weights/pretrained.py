@@ -224,3 +224,22 @@ for _n in ("A0", "A1", "B0"):
         page="https://drive.google.com/drive/folders/1Avome4KvNp0Lqh2QwhXO6L5URQjzCjUq?usp=sharing",
         source="authors: DingXiaoH/RepVGG", source_name=f"RepVGG-{_n}-train.pth",
         top1_note="see the authors' README and paper (Table 4)"))
+register_weights(PretrainedWeights(
+    model="resnest50", tag="authors_in1k",
+    url="https://github.com/zhanghang1989/ResNeSt/releases/download/weights_step1/resnest50-528c19ca.pth",
+    sha256="528c19ca", layout="timm.resnest", source="authors: zhanghang1989/ResNeSt", source_name="resnest50",
+    top1=81.03, top1_note="the authors' README (PyTorch, crop 224)"))
+register_weights(PretrainedWeights(
+    model="res2net50_26w_4s", tag="authors_in1k",
+    url="https://shanghuagao.oss-cn-beijing.aliyuncs.com/res2net/res2net50_26w_4s-06e79181.pth", sha256="06e79181",
+    layout="timm.res2net", source="authors: Res2Net/Res2Net-PretrainedModels", source_name="res2net50_26w_4s",
+    top1=77.99, top1_note="the authors' README lists top-1 error 22.01"))
+register_weights(PretrainedWeights(
+    model="ghostnet_100", tag="authors_in1k",
+    url="https://github.com/huawei-noah/Efficient-AI-Backbones/raw/master/ghostnet_pytorch/models/state_dict_73.98.pth",
+    file_name="ghostnet_state_dict_73.98.pth", layout="timm.ghostnet", source="authors: huawei-noah/Efficient-AI-Backbones",
+    source_name="ghostnet 1.0x (state_dict_73.98.pth)", top1=73.98, top1_note="the file name / the paper (1.0x, 224)"))
+register_weights(PretrainedWeights(
+    model="volo_d1", tag="authors_in1k", url="https://github.com/sail-sg/volo/releases/download/volo_1/d1_224_84.2.pth.tar",
+    file_name="volo_d1_224_84.2.pth.tar", layout="timm.volo", source="authors: sail-sg/volo", source_name="volo_d1 (224)",
+    top1=84.2, top1_note="the authors' README (224)"))

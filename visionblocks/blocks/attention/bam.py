@@ -19,10 +19,9 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
-    ConvNormAct, LayerType, check_nchw, check_positive_int, create_norm, reduced_channels,
+    ConvMlp, ConvNormAct, LayerType, check_nchw, check_positive_int, create_norm, reduced_channels,
     spatial_mean,
 )
-from visionblocks.layers.conv_mlp import ConvMlp
 from visionblocks.registry import Example, register_block
 
 __all__ = ["BAM", "BAMChannelGate", "BAMSpatialGate"]

@@ -9,8 +9,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import LayerType, check_nchw, check_odd, check_positive_int, reduced_channels, spatial_mean
-from visionblocks.layers.conv_mlp import ConvMlp
+from visionblocks.layers import (
+    ConvMlp, LayerType, check_nchw, check_odd, check_positive_int, reduced_channels, spatial_mean,
+)
 from visionblocks.registry import Example, register_block
 
 __all__ = ["CBAM", "ChannelGate", "SpatialGate"]

@@ -26,9 +26,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import (
-    DropPath, LayerType, Mlp, check_divisible, check_nchw, check_positive_int, to_2tuple,
+    DropPath, LayerType, Mlp, MultiHeadAttention, check_divisible, check_nchw, check_positive_int, to_2tuple,
 )
-from visionblocks.layers.attention import MultiHeadAttention
 from visionblocks.registry import Example, register_block
 
 __all__ = ["CoAtNetTransformerBlock", "RelativeAttention", "relative_position_bias"]

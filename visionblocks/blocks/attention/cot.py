@@ -20,9 +20,8 @@ import torch.nn as nn
 
 from visionblocks.layers import (
     ConvNormAct, LayerType, check_divisible, check_nchw, check_odd, check_positive_int, create_act,
-    deprecated_kwargs, local_aggregate, reduced_channels, spatial_mean,
+    deprecated_kwargs, local_aggregate, pointwise_forward, reduced_channels, spatial_mean,
 )
-from visionblocks.layers.pointwise_forward import pointwise_forward
 from visionblocks.registry import Example, register_block
 
 __all__ = ["ContextualTransformer"]

@@ -19,10 +19,9 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
-    ConvNormAct, DropPath, LayerType, Mlp, check_divisible, check_nchw, check_positive_int, to_2tuple,
+    ConvNormAct, DropPath, LayerType, Mlp, MultiHeadAttention, check_divisible, check_nchw, check_positive_int,
+    fold_patches, pad_to_patches, to_2tuple, unfold_patches,
 )
-from visionblocks.layers.attention import MultiHeadAttention
-from visionblocks.layers.patches import fold_patches, pad_to_patches, unfold_patches
 from visionblocks.registry import Example, register_block
 
 __all__ = ["MobileViTBlock", "TransformerLayer"]

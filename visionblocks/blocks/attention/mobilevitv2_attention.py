@@ -23,9 +23,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import ConvNormAct, DropPath, GroupNorm1, LayerType, check_nchw, check_positive_int, to_2tuple
-from visionblocks.layers.conv_mlp import ConvMlp
-from visionblocks.layers.patches import fold_patches, pad_to_patches, unfold_patches
+from visionblocks.layers import (
+    ConvMlp, ConvNormAct, DropPath, GroupNorm1, LayerType, check_nchw, check_positive_int, fold_patches,
+    pad_to_patches, to_2tuple, unfold_patches,
+)
 from visionblocks.registry import Example, register_block
 
 __all__ = ["MobileViTv2Block", "SeparableSelfAttention", "LinearTransformerLayer", "MaskedGroupNorm1"]

@@ -18,8 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_divisible, check_nchw, check_positive_int, spatial_mean
-from visionblocks.layers.pooled_linear import pointwise_linear
+from visionblocks.layers import check_divisible, check_nchw, check_positive_int, pointwise_linear, spatial_mean
 from visionblocks.registry import Example, register_block
 
 __all__ = ["PolarizedSelfAttentionParallel", "PolarizedSelfAttentionSequential", "PolarizedChannelGate",

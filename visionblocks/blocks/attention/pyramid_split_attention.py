@@ -17,9 +17,9 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
-    LayerType, check_divisible, check_nchw, check_odd, check_positive_int, reduced_channels, spatial_mean,
+    ConvMlp, LayerType, check_divisible, check_nchw, check_odd, check_positive_int, reduced_channels,
+    spatial_mean,
 )
-from visionblocks.layers.conv_mlp import ConvMlp
 from visionblocks.registry import Example, register_block
 
 __all__ = ["PyramidSplitAttention"]

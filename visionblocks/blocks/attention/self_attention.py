@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from visionblocks.layers import check_nlc
-from visionblocks.layers.attention import MultiHeadAttention
+from visionblocks.layers import MultiHeadAttention, check_nlc
 from visionblocks.registry import Example, register_block
 
 __all__ = ["SelfAttention"]

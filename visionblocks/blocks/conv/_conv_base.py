@@ -1,5 +1,4 @@
-"""Shared pieces of the convolution family (not blocks, not registered): :func:`square_conv_geometry`, the
-argument check of blocks built on square kernels; :class:`ConvBase`, the geometry of a convolution that holds
+"""Shared pieces of the convolution family (not blocks, not registered): :class:`ConvBase`, the geometry of a convolution that holds
 its own kernel; and :func:`check_fixed_conv_args`, used by the adapters that let a block without some of
 ``nn.Conv2d``'s arguments serve as ``ConvNormAct(conv_layer=...)``."""
 from __future__ import annotations
@@ -8,18 +7,7 @@ import torch.nn as nn
 
 from visionblocks.layers import conv_geometry, same_padding, to_2tuple
 
-__all__ = ["square_conv_geometry", "ConvBase", "check_fixed_conv_args"]
-
-
-def square_conv_geometry(in_channels: int, out_channels: int, kernel_size, stride, groups: int = 1,
-                         dilation: int = 1) -> tuple[int, int, int]:
-    """:func:`~visionblocks.layers.conv_geometry` for a block whose convolutions have one square kernel and
-    stride with "same" padding (odd kernel): validates the arguments and returns ``(kernel_size, stride,
-    padding)`` as ints (a pair of equal values is accepted for the kernel and the stride)."""
-    k, s, p, _ = conv_geometry(in_channels, out_channels, kernel_size, stride, None, dilation, groups)
-    if k[0] != k[1] or s[0] != s[1]:
-        raise ValueError(f"this block has square kernels and strides, got kernel_size={kernel_size}, stride={stride}")
-    return k[0], s[0], p[0]
+__all__ = ["ConvBase", "check_fixed_conv_args"]
 
 
 class ConvBase(nn.Module):

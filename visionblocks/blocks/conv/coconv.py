@@ -18,10 +18,10 @@ from fractions import Fraction
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_nchw, check_positive_int, same_padding
+from visionblocks.layers import square_conv_geometry, check_nchw, check_positive_int, same_padding
 from visionblocks.registry import Example, register_block
 
-from ._conv_base import check_fixed_conv_args, square_conv_geometry
+from ._conv_base import check_fixed_conv_args
 
 __all__ = ["CoConv", "coconv_splits"]
 

@@ -18,10 +18,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_nchw, check_positive_int
+from visionblocks.layers import square_conv_geometry, check_divisible, check_nchw, check_positive_int
 from visionblocks.registry import Example, register_block
 
-from ._conv_base import check_fixed_conv_args, square_conv_geometry
+from ._conv_base import check_fixed_conv_args
 
 __all__ = ["HetConv"]
 

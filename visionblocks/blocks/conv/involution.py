@@ -16,11 +16,12 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
+    square_conv_geometry,
     ConvNormAct, LayerType, check_divisible, check_nchw, check_positive_int, local_aggregate, reduced_channels,
 )
 from visionblocks.registry import Example, register_block
 
-from ._conv_base import check_fixed_conv_args, square_conv_geometry
+from ._conv_base import check_fixed_conv_args
 
 __all__ = ["Involution"]
 

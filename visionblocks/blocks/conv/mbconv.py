@@ -17,12 +17,11 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
-    ConvNormAct, DropPath, LayerType, SqueezeExcite, check_nchw, reduced_channels,
+    square_conv_geometry,
+    ConvNormAct, DropPath, LayerType, SqueezeExcite, check_nchw, create_attn, get_attn_layer, reduced_channels,
 )
-from visionblocks.layers.create_attn import create_attn, get_attn_layer
 from visionblocks.registry import Example, register_block
 
-from ._conv_base import square_conv_geometry
 
 __all__ = ["MBConv"]
 

@@ -28,10 +28,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_nchw
+from visionblocks.layers import square_conv_geometry, check_nchw
 from visionblocks.registry import Example, register_block
 
-from ._conv_base import square_conv_geometry
 
 __all__ = ["OctaveConv", "octave_split"]
 

@@ -18,11 +18,12 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import ConvNormAct, DropPath, LayerType, check_nchw, check_positive_int, create_act
-from visionblocks.layers.create_attn import create_attn
+from visionblocks.layers import (
+    square_conv_geometry,
+    ConvNormAct, DropPath, LayerType, check_nchw, check_positive_int, create_act, create_attn,
+)
 from visionblocks.registry import Example, register_block
 
-from ._conv_base import square_conv_geometry
 
 __all__ = ["Res2NetBlock"]
 

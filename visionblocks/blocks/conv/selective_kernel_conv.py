@@ -14,10 +14,9 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
-    ConvNormAct, LayerType, check_nchw, check_positive_int, conv_geometry, deprecated_kwargs, reduced_channels,
-    spatial_mean,
+    ConvNormAct, LayerType, check_nchw, check_positive_int, conv_geometry, deprecated_kwargs, pointwise_forward,
+    reduced_channels, spatial_mean,
 )
-from visionblocks.layers.pointwise_forward import pointwise_forward
 from visionblocks.registry import Example, register_block
 
 __all__ = ["SelectiveKernelConv"]

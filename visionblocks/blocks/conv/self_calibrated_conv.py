@@ -25,10 +25,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import ConvNormAct, LayerType, check_divisible, check_nchw, check_positive_int, create_act
+from visionblocks.layers import square_conv_geometry, ConvNormAct, LayerType, check_divisible, check_nchw, check_positive_int, create_act
 from visionblocks.registry import Example, register_block
 
-from ._conv_base import square_conv_geometry
 
 __all__ = ["SelfCalibratedConv"]
 

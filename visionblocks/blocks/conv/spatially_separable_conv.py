@@ -13,10 +13,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import ConvNormAct, LayerType, check_nchw, check_positive_int
+from visionblocks.layers import square_conv_geometry, ConvNormAct, LayerType, check_nchw, check_positive_int
 from visionblocks.registry import Example, register_block
 
-from ._conv_base import square_conv_geometry
 
 __all__ = ["SpatiallySeparableConv"]
 

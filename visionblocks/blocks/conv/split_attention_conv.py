@@ -23,9 +23,8 @@ import torch.nn as nn
 
 from visionblocks.layers import (
     ConvNormAct, LayerType, check_divisible, check_nchw, check_positive_int, conv_geometry, deprecated_kwargs,
-    reduced_channels, spatial_mean,
+    pointwise_forward, reduced_channels, spatial_mean,
 )
-from visionblocks.layers.pointwise_forward import pointwise_forward
 from visionblocks.registry import Example, register_block
 
 __all__ = ["SplitAttentionConv"]

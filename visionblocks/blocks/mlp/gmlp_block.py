@@ -16,9 +16,8 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
-    DropPath, LayerType, check_divisible, check_nlc, check_positive_int, check_tokens, create_act,
+    DropPath, LayerType, check_divisible, check_nlc, check_positive_int, check_tokens, create_act, token_linear,
 )
-from visionblocks.layers.token_linear import token_linear
 from visionblocks.registry import Example, register_block
 
 __all__ = ["GMLPBlock", "SpatialGatingUnit"]

@@ -15,8 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import DropPath, LayerType, Mlp, check_nlc, check_positive_int, check_tokens
-from visionblocks.layers.token_linear import token_linear
+from visionblocks.layers import DropPath, LayerType, Mlp, check_nlc, check_positive_int, check_tokens, token_linear
 from visionblocks.registry import Example, register_block
 
 __all__ = ["MixerBlock", "TokenMLP"]

@@ -5,8 +5,9 @@ from .acnet_block import ACBlock
 from .diverse_branch_block import DiverseBranchBlock
 from .repmlp_block import RepMLPBlock
 from .repvgg_block import RepVGGBlock
-from .repvgg_sse_block import RepVGGSSEBlock
+from ._repmlpnet_block import RepMLPNetBlock
+from .repvgg_sse_block import RepConv3x3, RepVGGSSEBlock
 
 __all__ = [
-    "ACBlock", "DiverseBranchBlock", "RepMLPBlock", "RepVGGBlock", "RepVGGSSEBlock",
+    "ACBlock", "DiverseBranchBlock", "RepMLPBlock", "RepMLPNetBlock", "RepVGGBlock", "RepConv3x3", "RepVGGSSEBlock",
 ]

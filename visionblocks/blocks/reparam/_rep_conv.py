@@ -17,10 +17,9 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
-    ConvNormAct, LayerType, check_divisible, check_nchw, check_odd, check_positive_int, create_act,
+    ConvNormAct, LayerType, check_divisible, check_nchw, check_odd, check_positive_int, create_act, create_attn,
     fuse_conv_bn_weights, identity_kernel, pad_kernel,
 )
-from visionblocks.layers.create_attn import create_attn
 from visionblocks.registry import Example
 from visionblocks.reparam import ReparamModule
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from visionblocks.layers import LayerType
-from visionblocks.layers.deprecated_flag import deprecated_flag
+from visionblocks.layers import LayerType, deprecated_flag
 from visionblocks.registry import register_block
 
 from ._rep_conv import RepConvBase, conv_bn, conv_example

@@ -21,9 +21,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import (
-    LayerType, check_divisible, check_positive_int, fuse_conv_bn_weights, identity_kernel,
+    LayerType, check_divisible, check_positive_int, deprecated_flag, fuse_conv_bn_weights, identity_kernel,
 )
-from visionblocks.layers.deprecated_flag import deprecated_flag
 from visionblocks.registry import register_block
 
 from ._rep_conv import RepConvBase, conv_bn, conv_example
