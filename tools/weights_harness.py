@@ -6,6 +6,11 @@ Run it where the sources are installed (timm and torchvision; nothing of theirs 
     python tools/weights_harness.py                 # every case: compare, print the table
     python tools/weights_harness.py --write         # ... and (re)write visionblocks/weights/manifests/*.json
     python tools/weights_harness.py --only resnet   # cases whose id contains "resnet"
+    python tools/weights_harness.py --authors-dir DIR   # also the authors' code: DIR/<owner>+<repo>/ checkouts
+
+The authors' cases import the authors' own code from those checkouts (at the commit recorded in each manifest;
+ResNeSt's needs ``fvcore``, VOLO's and ResMLP's ``timm``); without ``--authors-dir`` they report an error and
+the others run.
 
 For every case: build the source network with random weights (BatchNorm statistics, affine parameters and
 zero-initialised tensors randomised too, so that a swapped or dropped tensor shows), take its state dict in
@@ -126,6 +131,13 @@ CASES += [
     _authors("authors.resmlp", "facebookresearch/deit:resmlp_models:resmlp_12", "resmlp_12", size=224),
     _authors("authors.resmlp", "facebookresearch/deit:resmlp_models:resmlp_24", "resmlp_24", size=224),
     _authors("authors.resmlp", "facebookresearch/deit:resmlp_models:resmlp_36", "resmlp_36", size=224),
+]
+# the authors' code of networks whose keys timm kept: their checkpoints load through the timm converters
+CASES += [
+    _authors("timm.resnest", "zhanghang1989/ResNeSt:resnest.torch.models.resnest:resnest50", "resnest50"),
+    _authors("timm.res2net", "Res2Net/Res2Net-PretrainedModels:res2net:res2net50_26w_4s", "res2net50_26w_4s"),
+    _authors("timm.ghostnet", "huawei-noah/Efficient-AI-Backbones:ghostnet_pytorch.ghostnet:ghostnet", "ghostnet_100"),
+    _authors("timm.volo", "sail-sg/volo:models.volo:volo_d1", "volo_d1", size=224),
 ]
 CASES += [Case("authors.repvgg", "authors", f"DingXiaoH/RepVGG:repvgg:create_RepVGG_{n}", f"repvgg_{n.lower()}",
                {"deploy": True}, folded=True) for n in ("A0", "A1", "B0")]

@@ -77,7 +77,8 @@ def render() -> str:
     ]
     for man in sorted(manifests, key=lambda m: (m["converter"], m["model"], m["source_model"])):
         conv = get_converter(man["converter"])
-        src = f"{man['source']} {man['source_version']}"
+        src = (f"authors @ {man['source_version'][:12]}" if man["source"] == "authors"
+               else f"{man['source']} {man['source_version']}")
         name = man["source_model"] + (" (folded)" if man.get("folded") else "")
         lines.append(f"| `{conv.name}` | {src} | `{name}` | `{man['model']}` ({_kwargs(man['kwargs'])}) | "
                      f"{_diff(man)} | {'x'.join(map(str, man['input'][1:]))} |")
@@ -103,7 +104,7 @@ def render() -> str:
         proofs = by_pair.get((w.layout, w.model), [])
         proof = "; ".join(f"{m['source']} `{m['source_model']}`{' (folded)' if m.get('folded') else ''}: {_diff(m)}"
                           for m in proofs) or "**none yet**"
-        top1 = f"{w.top1:.3f} ({w.top1_note})" if w.top1 is not None else w.top1_note or ""
+        top1 = f"{w.top1:g} ({w.top1_note})" if w.top1 is not None else w.top1_note or ""
         where = "" if w.url else f" ([download by hand]({w.page}))"
         lines.append(f"| `{model}` | `{tag}`{' (default)' if w.default else ''}{where} | {w.source} | `{w.source_name}` | "
                      f"{_kwargs(w.kwargs)} | {top1} | {proof} |")
