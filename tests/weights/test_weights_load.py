@@ -171,6 +171,14 @@ def test_other_num_classes_drops_the_classifier_and_says_so():
     assert res.dropped_keys == ["head.fc.weight", "head.fc.bias"] and res.missing_keys == []
 
 
+def test_headless_checkpoint_leaves_the_classifier_and_says_so():
+    sd = {k: v for k, v in _ours().items() if not k.startswith("head.")}
+    m = _model()
+    with pytest.warns(UserWarning, match="no classifier"):
+        res = load_checkpoint(m, sd)
+    assert res.missing_keys == ["head.fc.weight", "head.fc.bias"]
+
+
 @pytest.mark.parametrize("in_chans", [1, 2, 4, 7])
 def test_other_in_chans_adapts_the_first_conv(in_chans):
     sd = _ours()
@@ -210,6 +218,16 @@ def test_torchvision_efficientnet_needs_its_batchnorm_eps():
         m = vb.create_model("efficientnet_b0")
     with pytest.raises(ArchitectureMismatchError, match="norm_layer='batchnorm'"):
         load_checkpoint(m, sd)
+
+
+def test_torchvision_checkpoint_into_a_grey_ten_class_model():
+    sd = manifest_state_dict("torchvision.resnet--resnet50")
+    with torch.device("meta"):
+        m = vb.create_model("resnet50", stride_3x3=True, in_chans=1, num_classes=10)
+    with pytest.warns(UserWarning, match="1000-class classifier"):
+        res = load_checkpoint(m, sd)
+    assert res.adapted_keys == ["stem.0.conv.weight"]
+    assert res.dropped_keys == ["head.fc.weight", "head.fc.bias"] and res.missing_keys == ["head.fc.weight", "head.fc.bias"]
 
 
 def test_torchvision_resnet_with_added_attention():

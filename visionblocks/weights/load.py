@@ -8,7 +8,8 @@ What may legitimately differ between a checkpoint and the model, and how each ca
   modules count as added is computed from the model (:func:`added_modules`) and can be overridden with
   ``allow_missing=``;
 * **the classifier**, when the model's ``num_classes`` differs from the checkpoint's: the checkpoint's
-  classifier tensors are dropped (``dropped_keys``, and a warning), the model's stays at its initialisation;
+  classifier tensors are dropped (``dropped_keys``, and a warning), the model's stays at its initialisation (as
+  it does, with a warning, for a headless checkpoint);
 * **the first convolution**, when the model's ``in_chans`` is not the checkpoint's 3: summed over the input
   channels for 1, repeated and scaled by ``3 / in_chans`` otherwise (``adapted_keys``);
 * BatchNorm's ``num_batches_tracked`` counters, which old checkpoints lack (not weights; left as they are).
@@ -176,6 +177,9 @@ def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
             expected_missing.update(mine)
             result.messages.append(f"dropped the checkpoint's {n_ck}-class classifier ({', '.join(ck)}): the model "
                                    f"has {n_own} classes; {cls} keeps its initialisation")
+        elif not ck and mine:  # a headless (num_classes=0, feature-extractor) checkpoint
+            expected_missing.update(mine)
+            result.messages.append(f"the checkpoint has no classifier: {cls} keeps its initialisation")
 
     # the first convolution, when the model reads other than 3 channels
     conv = first_conv_name(model, converter)
@@ -229,7 +233,7 @@ def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
                                f"initialisation ({_named(mods)})")
     if not strict and (unexplained or unexpected):
         result.messages.append(f"{len(unexplained)} keys missing, {len(unexpected)} unexpected (strict=False)")
-    if result.messages and (result.dropped_keys or result.added_keys or not strict):
+    if any(not m.startswith("adapted") for m in result.messages):
         warnings.warn(f"{type(model).__name__}: " + "; ".join(m for m in result.messages
                                                                if not m.startswith("adapted")), stacklevel=3)
     return result
