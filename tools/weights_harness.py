@@ -113,9 +113,10 @@ CASES += [_timm("timm.repvgg", name, name) for name in ("repvgg_a0", "repvgg_a1"
 CASES += [Case("timm.repvgg", "timm", name, name, {"deploy": True}, folded=True) for name in ("repvgg_a0", "repvgg_a1", "repvgg_b0")]
 
 
-def _authors(converter, spec, ours, size=64, source_kwargs=None, **kw):
+def _authors(converter, spec, ours, size=64, source_kwargs=None, tol=TOL, note="", **kw):
     """``spec`` is ``"owner/repo:module.path:function"``, found under ``--authors-dir`` as ``owner+repo/``."""
-    return Case(converter, "authors", spec, ours, kw, source_kwargs=dict(source_kwargs or {}), size=size)
+    return Case(converter, "authors", spec, ours, kw, source_kwargs=dict(source_kwargs or {}), size=size, tol=tol,
+                note=note)
 
 
 CASES += [
@@ -128,6 +129,10 @@ CASES += [
     _authors("authors.cbam", "Jongchan/attention-module:MODELS.model_resnet:ResidualNet", "cbam_resnet50", size=224,
              source_kwargs={"network_type": "ImageNet", "depth": 50, "num_classes": 1000, "att_type": "CBAM"},
              stride_3x3=True),
+    _authors("authors.attention_resnet", "wofmanaf/SA-Net:models.sa_resnet:sa_resnet50", "sa_resnet50"),
+    _authors("authors.attention_resnet", "implus/PytorchInsight:classification.models.imagenet.resnet_sge:sge_resnet50",
+             "sge_resnet50", tol=2e-3, note="the authors' SGE divides by the unbiased standard deviation (n - 1) plus "
+             "1e-5, ours by the paper's (1/m) sigma plus eps: our sge block has no option for it yet"),
     _authors("authors.resmlp", "facebookresearch/deit:resmlp_models:resmlp_12", "resmlp_12", size=224),
     _authors("authors.resmlp", "facebookresearch/deit:resmlp_models:resmlp_24", "resmlp_24", size=224),
     _authors("authors.resmlp", "facebookresearch/deit:resmlp_models:resmlp_36", "resmlp_36", size=224),

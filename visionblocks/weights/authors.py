@@ -20,8 +20,8 @@ from .errors import ArchitectureMismatchError
 from .timm import _pick, fit_shapes
 from .torchvision import block_name, resnet_rules
 
-__all__ = ["REPVGG", "CONVMIXER", "CBAM", "RESMLP", "convert_repvgg", "convert_convmixer", "convert_cbam",
-           "convert_resmlp"]
+__all__ = ["REPVGG", "CONVMIXER", "CBAM", "RESMLP", "ATTENTION_RESNET", "convert_repvgg", "convert_convmixer",
+           "convert_cbam", "convert_resmlp", "convert_attention_resnet"]
 
 
 # ------------------------------------------------------------------------------- RepVGG (DingXiaoH/RepVGG)
@@ -145,3 +145,26 @@ RESMLP = register_converter(Converter(
     detect=lambda keys: has_any(keys, r"blocks\.0\.gamma_1") and has_any(keys, r"blocks\.0\.attn\.weight"),
     convert=convert_resmlp, models={"resmlp_12": "resmlp_12", "resmlp_24": "resmlp_24", "resmlp_36": "resmlp_36"},
     notes="renames"))
+
+
+# ---------------------------------------------- attention ResNets in torchvision's layout (SA-Net, SGE, ECA-Net)
+_ATTN_NAMES = ("sa", "sge", "eca")  # the attribute each author gave the attention inside a bottleneck
+
+
+def convert_attention_resnet(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The authors' attention ResNets written on torchvision's ResNet (stride in the 3x3): SA-Net's ``sa``
+    (wofmanaf/SA-Net), SGE's ``sge`` (implus/PytorchInsight) and ECA-Net's ``eca`` (BangguWu/ECANet) modules are
+    our ``attn``; their parameters keep their names."""
+    names = "|".join(_ATTN_NAMES)
+    return rename_keys(sd, [(rf"layer(\d+)\.(\d+)\.(?:{names})\.(.+)", lambda m: f"{block_name(m)}.attn.{m[3]}")]
+                       + resnet_rules(sd, model))
+
+
+ATTENTION_RESNET = register_converter(Converter(
+    name="authors.attention_resnet", source="authors: wofmanaf/SA-Net, implus/PytorchInsight (SGE), BangguWu/ECANet",
+    model_types=(ResNet,),
+    detect=lambda keys: has_any(keys, rf"layer1\.0\.(?:{'|'.join(_ATTN_NAMES)})\..+") and
+    has_all(keys, "layer1.0.conv2.weight"), convert=convert_attention_resnet, priority=1,
+    check=lambda model: check_stride_3x3(model, "The authors' (torchvision-based)"),
+    models={"sa_resnet50": "sa_resnet50", "sge_resnet50": "sge_resnet50"},
+    notes="renames (their attention module is our attn); needs stride_3x3=True"))

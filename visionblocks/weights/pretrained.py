@@ -243,3 +243,11 @@ register_weights(PretrainedWeights(
     model="volo_d1", tag="authors_in1k", url="https://github.com/sail-sg/volo/releases/download/volo_1/d1_224_84.2.pth.tar",
     file_name="volo_d1_224_84.2.pth.tar", layout="timm.volo", source="authors: sail-sg/volo", source_name="volo_d1 (224)",
     top1=84.2, top1_note="the authors' README (224)"))
+register_weights(PretrainedWeights(
+    model="sa_resnet50", tag="authors_in1k", url=None, page="https://pan.baidu.com/s/1-TEXeMjprUDyx013l3vZIQ (code 474p)",
+    layout="authors.attention_resnet", source="authors: wofmanaf/SA-Net", source_name="sa_resnet50",
+    top1=77.88, top1_note="the authors' README"))
+register_weights(PretrainedWeights(
+    model="sge_resnet50", tag="authors_in1k", url=None, page="https://drive.google.com/open?id=13HPCjrEle6aFbiCo8Afkr2jJssdNwdRn",
+    layout="authors.attention_resnet", source="authors: implus/PytorchInsight", source_name="sge_resnet50.pth.tar",
+    top1=77.584, top1_note="the authors' README; not loaded exactly: see the converter table"))
