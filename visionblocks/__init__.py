@@ -20,6 +20,7 @@ from . import blocks  # registers the blocks
 from . import models  # registers the models
 from . import measure, registry, reparam, testing
 from .features import FeatureInfo
+from .models import ModelBase, resolve_data_config
 from .surgery import insert, lazy, replace
 from .integrations.timm import timm_attn
 
@@ -32,7 +33,7 @@ __all__ = [
     # re-parameterization
     "reparameterize",
     # surgery on any nn.Module, framework integration, backbone features
-    "insert", "replace", "lazy", "timm_attn", "FeatureInfo",
+    "insert", "replace", "lazy", "timm_attn", "FeatureInfo", "ModelBase", "resolve_data_config",
     # sub-packages and modules
     "layers", "blocks", "models", "testing", "measure", "registry", "reparam",
     "__version__",

@@ -22,12 +22,15 @@ from typing import Any, Callable
 import torch.nn as nn
 
 __all__ = [
-    "FAMILIES", "LAYOUTS", "Example", "BlockInfo", "ModelInfo",
+    "FAMILIES", "LAYOUTS", "IMAGENET_MEAN", "IMAGENET_STD", "Example", "BlockInfo", "ModelInfo",
     "register_block", "list_blocks", "block_info", "create_block",
     "register_model", "list_models", "model_info", "create_model",
 ]
 
 FAMILIES = ("attention", "conv", "reparam", "mlp")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_DATA_KEYS = ("crop_pct", "crop_mode", "interpolation", "mean", "std")
 LAYOUTS = ("nchw", "nlc", "conv", "head", "special")
 
 
@@ -90,9 +93,22 @@ class ModelInfo:
     paper_macs: float | None = None
     paper_note: str = ""
     test_input_size: tuple[int, int] | None = None
-    family: str = ""
     macs_rel_tol: float = 0.01
     count_kwargs: dict = field(default_factory=dict)
+    data_cfg: dict = field(default_factory=dict)
+    output_strides: tuple[int, ...] = ()
+    license: str = ""
+
+    def pretrained_cfg(self) -> dict[str, Any]:
+        """The model's data configuration and provenance, as timm's ``pretrained_cfg`` (without weights): the
+        paper's evaluation ``input_size``, ``crop_pct``, ``interpolation``, ``mean``, ``std``, and ``paper``,
+        ``url``, ``license``.  The model adds ``first_conv``/``classifier``/``num_classes``."""
+        cfg = {"input_size": self.input_size, "crop_pct": 0.875, "crop_mode": "center",
+               "interpolation": "bilinear", "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
+        cfg.update(self.data_cfg)
+        cfg.update(paper=self.paper, url=self.url, license=self.license or "MIT (architecture code)",
+                   architecture=self.name)
+        return cfg
 
 
 _BLOCKS: dict[str, BlockInfo] = {}
@@ -182,8 +198,9 @@ def create_block(name: str, *args: Any, **kwargs: Any) -> nn.Module:
 
 def register_model(name: str | None = None, *, paper: str, url: str, input_size: tuple[int, int, int] = (3, 224, 224),
                    paper_params: float | None = None, paper_macs: float | None = None, paper_note: str = "",
-                   test_input_size: tuple[int, int] | None = None, family: str = "",
-                   macs_rel_tol: float = 0.01, count_kwargs: dict | None = None) -> Callable:
+                   test_input_size: tuple[int, int] | None = None, macs_rel_tol: float = 0.01,
+                   count_kwargs: dict | None = None, data_cfg: dict | None = None,
+                   output_strides: tuple[int, ...] = (), license: str = "") -> Callable:
     """Function decorator registering a model constructor ``fn(num_classes=1000, in_chans=3, **kwargs)``.
 
     ``test_input_size`` is a small (H, W) the test-suite may use instead of ``input_size`` to keep CPU
@@ -191,16 +208,22 @@ def register_model(name: str | None = None, *, paper: str, url: str, input_size:
     1% MACs tolerance only where ``paper_note`` shows the paper's figure is rounded or wrong.
     ``count_kwargs`` builds the form the paper counts (e.g. ``{"deploy": True}`` for re-parameterized
     networks whose papers count the folded network) when comparing with ``paper_params``/``paper_macs``;
-    ``create_model`` itself always builds the trainable form.
+    ``create_model`` itself always builds the trainable form.  ``data_cfg`` overrides the evaluation
+    pre-processing of :meth:`ModelInfo.pretrained_cfg` (``crop_pct``, ``interpolation``, ``mean``, ``std``, as the
+    paper evaluates).  ``output_strides`` lists the strides other than the native one that the model can run
+    at with dilated convolutions (``create_model(name, output_stride=16)``, DeepLab-style).
     """
+    unknown = set(data_cfg or {}) - set(_DATA_KEYS)
+    if unknown:
+        raise ValueError(f"data_cfg keys must be among {_DATA_KEYS}, got {sorted(unknown)}")
 
     def decorator(fn: Callable) -> Callable:
         key = name or fn.__name__
         if key in _MODELS and _MODELS[key].fn is not fn:
             raise ValueError(f"model {key!r} is already registered")
         _MODELS[key] = ModelInfo(key, fn, paper, url, tuple(input_size), paper_params, paper_macs, paper_note,
-                                 test_input_size, family, macs_rel_tol,
-                                 dict(count_kwargs or {}))
+                                 test_input_size, macs_rel_tol, dict(count_kwargs or {}), dict(data_cfg or {}),
+                                 tuple(output_strides), license)
         return fn
 
     return decorator
@@ -217,9 +240,60 @@ def model_info(name: str) -> ModelInfo:
     return _lookup(name, _MODELS, {}, "model")
 
 
-def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> nn.Module:
-    """Build model ``name``; every model has ``forward_features`` and ``forward_head``."""
-    return model_info(name).fn(num_classes=num_classes, in_chans=in_chans, **kwargs)
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+
+
+def _check_rate(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+
+
+def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, *, features_only: bool = False,
+                 out_indices=None, output_stride: int | None = None, pretrained=None, **kwargs: Any) -> nn.Module:
+    """Build model ``name`` (names as in timm; every model has the backbone API of
+    :class:`visionblocks.models.ModelBase`).
+
+    Args:
+        num_classes: classifier size (0: no classifier, ``forward`` returns pooled features).
+        in_chans: input channels.
+        features_only: return a :class:`~visionblocks.features.FeatureListNet` whose forward gives the list of
+            feature maps at ``out_indices`` (default: every feature in ``model.feature_info``).
+        out_indices: the features to return (ints; negative ones count from the end).
+        output_stride: run at a smaller stride with dilated convolutions, where the model offers it
+            (``model_info(name).output_strides``).
+        pretrained: a checkpoint path or URL to load (see :func:`visionblocks.weights.load_checkpoint`).
+        **kwargs: the model's own options (``drop_path_rate``, ``drop_rate``, ``attn`` ...).
+    """
+    info = model_info(name)
+    _check_int("num_classes", num_classes, 0)
+    _check_int("in_chans", in_chans, 1)
+    for rate in ("drop_rate", "drop_path_rate"):
+        if rate in kwargs:
+            _check_rate(rate, kwargs[rate])
+    if output_stride is not None:
+        native = max(info.output_strides, default=None)
+        if output_stride not in info.output_strides:
+            offers = (f"output_stride in {info.output_strides}" if info.output_strides
+                      else "only its native output stride (no output_stride argument)")
+            raise ValueError(f"model {info.name!r} offers {offers}; got output_stride={output_stride!r}")
+        if output_stride != native:
+            kwargs["output_stride"] = output_stride
+    if not features_only and out_indices is not None:
+        raise ValueError("out_indices is only meaningful with features_only=True")
+    model = info.fn(num_classes=num_classes, in_chans=in_chans, **kwargs)
+    if hasattr(model, "pretrained_cfg"):
+        model.pretrained_cfg = dict(info.pretrained_cfg(), **model.pretrained_cfg)
+    if pretrained is not None:
+        from visionblocks.weights import load_checkpoint  # noqa: PLC0415 (optional machinery, imported on use)
+        load_checkpoint(model, pretrained)
+    if features_only:
+        from visionblocks.features import FeatureListNet  # noqa: PLC0415
+        model = FeatureListNet(model, out_indices)
+    return model
 
 
 def constructor_defaults(cls: type) -> dict[str, Any]:

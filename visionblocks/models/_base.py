@@ -1,4 +1,5 @@
-"""What every model shares: resolving an ``attn=`` argument and the classifier head."""
+"""What every model shares: the backbone and classifier API (:class:`ModelBase`), the classifier head, the data
+configuration, and resolving an ``attn=`` argument."""
 from __future__ import annotations
 
 from functools import partial
@@ -7,9 +8,11 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
+from visionblocks.features import BackboneMixin
 from visionblocks.layers import LayerType, get_attn_layer, spatial_mean
+from visionblocks.registry import model_info
 
-__all__ = ["ClassifierHead", "ModelBase", "resolve_attn"]
+__all__ = ["ClassifierHead", "ModelBase", "resolve_attn", "resolve_data_config"]
 
 
 def resolve_attn(attn: LayerType, attn_kwargs: dict | None = None) -> Callable[[int], nn.Module] | None:
@@ -20,25 +23,75 @@ def resolve_attn(attn: LayerType, attn_kwargs: dict | None = None) -> Callable[[
     return None if cls is None else partial(cls, **(attn_kwargs or {}))
 
 
-class ClassifierHead(nn.Module):
-    """Global average pooling, optional dropout, then a linear classifier (identity when num_classes=0)."""
+_POOLS = ("avg", "max", "")
 
-    def __init__(self, in_features: int, num_classes: int, drop_rate: float = 0.0):
+
+class ClassifierHead(nn.Module):
+    """Global pooling (``"avg"``, ``"max"``, or ``""``: none), optional dropout, then a linear classifier
+    (identity when ``num_classes=0``).  (B, N, C) tokens are averaged over N with ``"avg"``."""
+
+    def __init__(self, in_features: int, num_classes: int, drop_rate: float = 0.0, global_pool: str = "avg"):
         super().__init__()
         self.in_features = in_features
         self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
+        self.global_pool = _check_pool(global_pool, num_classes)
         self.fc = nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
 
+    @property
+    def num_classes(self) -> int:
+        return self.fc.out_features if isinstance(self.fc, nn.Linear) else 0
+
+    def reset(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A new classifier (initialised afresh, same device and dtype) for ``num_classes`` (0: none)."""
+        if global_pool is not None:
+            self.global_pool = _check_pool(global_pool, num_classes)
+        ref = next(self.parameters(), None)
+        factory = {} if ref is None else {"device": ref.device, "dtype": ref.dtype}
+        self.fc = nn.Linear(self.in_features, num_classes, **factory) if num_classes > 0 else nn.Identity()
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        if self.global_pool == "" or x.ndim == 2:
+            return x
+        if x.ndim == 3:  # (B, N, C) tokens
+            return x.mean(1) if self.global_pool == "avg" else x.amax(1)
+        return spatial_mean(x) if self.global_pool == "avg" else x.amax((2, 3))
+
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = spatial_mean(x) if x.ndim == 4 else x
-        x = self.drop(x)
+        x = self.drop(self.pool(x))
         return x if pre_logits else self.fc(x)
 
 
-class ModelBase(nn.Module):
-    """``forward = forward_head(forward_features(x))`` with input validation, as in timm."""
+def _check_pool(global_pool: str, num_classes: int) -> str:
+    if global_pool not in _POOLS:
+        raise ValueError(f"global_pool must be one of {_POOLS}, got {global_pool!r}")
+    if global_pool == "" and num_classes > 0:
+        raise ValueError("global_pool='' (no pooling) needs num_classes=0: a classifier needs pooled features")
+    return global_pool
+
+
+class ModelBase(BackboneMixin, nn.Module):
+    """What every visionblocks model offers, with timm's names so code written for timm works unchanged.
+
+    ``forward = forward_head(forward_features(x))``; the backbone API of :class:`~visionblocks.features.
+    BackboneMixin` (``feature_info``, ``forward_intermediates``, ``prune_intermediate_layers``,
+    ``set_grad_checkpointing``); the classifier API (``num_features``, ``num_classes``, ``get_classifier``,
+    ``reset_classifier``); ``pretrained_cfg`` (data configuration, first convolution, classifier) and
+    ``no_weight_decay()``.  A model class names its first convolution and classifier modules in the class
+    attribute ``classifier`` (default ``"head.fc"``); ``first_conv`` is found (the first ``nn.Conv2d``).
+    """
 
     in_chans: int = 3
+    num_features: int
+    classifier: str = "head.fc"
+
+    @property
+    def first_conv(self) -> str:
+        """The module name of the first convolution (the one that reads the image): the first ``nn.Conv2d`` of
+        the model (a model whose first layer is not one sets ``_first_conv``)."""
+        name = self.__dict__.get("_first_conv")
+        if name is None:
+            name = next((n for n, m in self.named_modules() if isinstance(m, nn.Conv2d)), "")
+        return name
 
     def check_input(self, x: Any) -> None:
         if not isinstance(x, torch.Tensor):
@@ -49,9 +102,62 @@ class ModelBase(nn.Module):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """The classifier on the features: ``self.head(x, pre_logits=pre_logits)`` (a :class:`ClassifierHead`
-        pools (B, C, H, W) features itself).  Models whose head needs more, e.g. pooling tokens first or a
-        convolution before the classifier, override it."""
+        pools (B, C, H, W) maps and (B, N, C) tokens itself)."""
         return self.head(x, pre_logits=pre_logits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+    # --- classifier -----------------------------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        fc = self.get_classifier()
+        return fc.out_features if isinstance(fc, nn.Linear) else 0
+
+    def get_classifier(self) -> nn.Module:
+        """The final linear layer (``nn.Identity`` when the model has no classifier)."""
+        return self.get_submodule(self.classifier)
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """Replace the classifier by a fresh one with ``num_classes`` outputs; 0 removes it (``forward`` then
+        returns the pooled ``num_features`` features).  ``global_pool``: ``"avg"``, ``"max"`` or ``""``."""
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
+            raise ValueError(f"num_classes must be an int >= 0 (0 removes the classifier), got {num_classes!r}")
+        self.head.reset(num_classes, global_pool)
+
+    # --- configuration --------------------------------------------------------------------------------------
+    @property
+    def pretrained_cfg(self) -> dict[str, Any]:
+        """The data configuration and provenance (see :meth:`visionblocks.ModelInfo.pretrained_cfg`), with this
+        model's ``first_conv``, ``classifier`` and ``num_classes``."""
+        cfg = dict(self.__dict__.get("_pretrained_cfg") or {})
+        cfg.update(first_conv=self.first_conv, classifier=self.classifier, num_classes=self.num_classes)
+        return cfg
+
+    @pretrained_cfg.setter
+    def pretrained_cfg(self, cfg: dict[str, Any]) -> None:
+        self.__dict__["_pretrained_cfg"] = dict(cfg)
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameters the training recipes of these papers exclude from weight decay: biases and norm weights
+        (every parameter with fewer than 2 dimensions), position embeddings and relative-position tables."""
+        keep = ("pos_embed", "rel_table", "relative_position", "cls_token")
+        return {n for n, p in self.named_parameters() if p.ndim <= 1 or any(k in n for k in keep)}
+
+
+def resolve_data_config(model: nn.Module | str, **overrides: Any) -> dict[str, Any]:
+    """The pre-processing a model expects (``input_size``, ``interpolation``, ``mean``, ``std``, ``crop_pct``,
+    ``crop_mode``), from a model's ``pretrained_cfg`` or a registered model name; ``overrides`` win."""
+    if isinstance(model, str):
+        cfg = model_info(model).pretrained_cfg()
+    elif isinstance(getattr(model, "pretrained_cfg", None), dict):
+        cfg = model.pretrained_cfg
+    else:
+        raise TypeError(f"resolve_data_config expects a visionblocks model or a model name, got {type(model).__name__}")
+    keys = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
+    out = {k: cfg[k] for k in keys if k in cfg}
+    unknown = set(overrides) - set(keys)
+    if unknown:
+        raise ValueError(f"resolve_data_config: unknown keys {sorted(unknown)}; known: {keys}")
+    out.update(overrides)
+    return out

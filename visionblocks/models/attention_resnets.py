@@ -36,7 +36,7 @@ def register_attn_resnet(name: str, *, paper: str, url: str, params: float, macs
     build.__name__ = build.__qualname__ = name
     build.__doc__ = doc
     return register_model(name, paper=paper, url=url, paper_params=params, paper_macs=macs, paper_note=note,
-                          test_input_size=test_input_size, family="resnet")(build)
+                          test_input_size=test_input_size, output_strides=(8, 16, 32))(build)
 
 
 se_resnet50 = register_attn_resnet(

@@ -100,7 +100,7 @@ class CoAtNet(ModelBase):
 
 @register_model("coatnet_0", paper="Dai et al., CoAtNet: Marrying Convolution and Attention for All Data Sizes, "
                 "NeurIPS 2021", url="https://arxiv.org/abs/2106.04803", input_size=(3, 224, 224), paper_params=25.0,
-                paper_macs=4.2, test_input_size=(32, 32), family="coatnet")
+                paper_macs=4.2, test_input_size=(32, 32))
 def coatnet_0(**kwargs) -> CoAtNet:
     """CoAtNet-0: 25 M params, 4.2 GFLOPs at 224x224 (Table 3 / Table 4 of the paper)."""
     return CoAtNet((2, 2, 3, 5, 2), (64, 96, 192, 384, 768), **kwargs)

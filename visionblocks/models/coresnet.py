@@ -54,7 +54,7 @@ _NOTE = ("CoConv keeps the kernel count and the multiply-adds of the 3x3 convolu
 
 
 @register_model("coconv_resnet50", paper=_PAPER, url=_URL, paper_params=25.56, paper_macs=4.09, paper_note=_NOTE,
-                test_input_size=(32, 32), family="conv")
+                test_input_size=(32, 32))
 def coconv_resnet50(**kwargs) -> ResNet:
     """CoResNet-50: 25.56 M params, 4.09 GFLOPs (multiply-adds) at 224x224, as ResNet-50 (stride on the 3x3)."""
     return build_resnet(CoBottleneck, (3, 4, 6, 3), kwargs, mid_layer=coconv_mid_layer, stride_3x3=True,

@@ -38,7 +38,7 @@ def cot_mid_layer(in_channels: int, out_channels: int, stride: int = 1, groups: 
                 "which also counts BatchNorm (2 per element), activations, pooling, convolution biases and the "
                 "local aggregation (k^2 C H W per CoT block): counted that way our model gives 3.287 G, printed "
                 "3.3; torch's flop counter counts convolutions and matmuls only: 3.231 G.",
-                macs_rel_tol=0.025, test_input_size=(32, 32), family="resnet")
+                macs_rel_tol=0.025, test_input_size=(32, 32))
 def cotnet50(**kwargs) -> ResNet:
     """CoTNet-50: 22.2 M params, 3.3 G FLOPs (multiply-adds) at 224x224 (Li et al. Table 1)."""
     return build_resnet(Bottleneck, (3, 4, 6, 3), kwargs, mid_layer=cot_mid_layer, stride_3x3=True)

@@ -21,7 +21,6 @@ __all__ = ["dy_resnet18"]
 
 @register_model("dy_resnet18", paper="Chen et al., Dynamic Convolution: Attention over Convolution Kernels, CVPR 2020",
                 url="https://arxiv.org/abs/1912.03458", paper_params=44.77, paper_macs=1.85, test_input_size=(32, 32),
-                family="resnet",
                 paper_note="Chen et al. print parameter counts in units of 2^20: their static ResNet-18 '11.1M' is "
                 "11.69e6 / 2^20 = 11.15 and ResNet-10 '5.2M' is 5.42e6 / 2^20 = 5.17; DY-ResNet-18's '42.7M' is thus "
                 "42.7 * 2^20 = 44.77e6 parameters, which we compare with (ours: 44.93e6). A decimal 42.7e6 is impossible "

@@ -122,7 +122,7 @@ class EfficientNet(ModelBase):
 
 @register_model("efficientnet_b0", paper="Tan & Le, EfficientNet: Rethinking Model Scaling for Convolutional "
                 "Neural Networks, ICML 2019", url="https://arxiv.org/abs/1905.11946", paper_params=5.3,
-                paper_macs=0.39, test_input_size=(32, 32), family="efficientnet")
+                paper_macs=0.39, test_input_size=(32, 32))
 def efficientnet_b0(**kwargs) -> EfficientNet:
     """EfficientNet-B0: 5.3 M params, 0.39 B FLOPs (multiply-adds) at 224x224 (Tan & Le, Table 2)."""
     return EfficientNet(B0_STAGES, **kwargs)
@@ -130,7 +130,7 @@ def efficientnet_b0(**kwargs) -> EfficientNet:
 
 @register_model("condconv_efficientnet_b0_8e", paper="Yang et al., CondConv: Conditionally Parameterized "
                 "Convolutions for Efficient Inference, NeurIPS 2019", url="https://arxiv.org/abs/1904.04971",
-                paper_params=24.0, paper_macs=0.413, test_input_size=(32, 32), family="efficientnet",
+                paper_params=24.0, paper_macs=0.413, test_input_size=(32, 32),
                 paper_note="torch's counter gives 407.2 M: the same network convention that gives EfficientNet-B0 "
                 "385.8 M where the CondConv paper lists 391 M for it (the paper also counts element-wise work such as "
                 "the SE gating); CondConv adds 21.4 M here (routing + kernel mixing), 22 M in the paper.",

@@ -95,7 +95,6 @@ class GFNet(ModelBase):
 
 
 @register_model("gfnet_ti", paper=_PAPER, url=_URL, paper_params=7.51, paper_macs=1.3, test_input_size=(64, 64),
-                family="transformer",
                 paper_note="The paper's table gives 7 M params, a truncated figure: the architecture it specifies "
                            "(embed 256, depth 12, 14x8 filters, 1000-class head), parameter for parameter the "
                            "authors' code, has 7.51 M (7.25 M without the head), so paper_params holds 7.51. "
@@ -107,16 +106,14 @@ def gfnet_ti(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> GFNet:
     return GFNet(embed_dim=256, depth=12, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
-@register_model("gfnet_xs", paper=_PAPER, url=_URL, paper_params=16.0, paper_macs=2.9, test_input_size=(64, 64),
-                family="transformer", paper_note=_FFT_NOTE.format(2.833, 2.9), macs_rel_tol=0.025)
+@register_model("gfnet_xs", paper=_PAPER, url=_URL, paper_params=16.0, paper_macs=2.9, test_input_size=(64, 64), paper_note=_FFT_NOTE.format(2.833, 2.9), macs_rel_tol=0.025)
 def gfnet_xs(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> GFNet:
     """GFNet-XS: embed 384, depth 12.  Paper: 16 M params, 2.9 GFLOPs at 224
     (ours: 15.99 M, 2.83 GMACs without the FFTs)."""
     return GFNet(embed_dim=384, depth=12, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
-@register_model("gfnet_s", paper=_PAPER, url=_URL, paper_params=25.0, paper_macs=4.5, test_input_size=(64, 64),
-                family="transformer", paper_note=_FFT_NOTE.format(4.451, 4.5), macs_rel_tol=0.015)
+@register_model("gfnet_s", paper=_PAPER, url=_URL, paper_params=25.0, paper_macs=4.5, test_input_size=(64, 64), paper_note=_FFT_NOTE.format(4.451, 4.5), macs_rel_tol=0.015)
 def gfnet_s(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> GFNet:
     """GFNet-S: embed 384, depth 19.  Paper: 25 M params, 4.5 GFLOPs at 224
     (ours: 24.87 M, 4.45 GMACs without the FFTs)."""

@@ -113,8 +113,7 @@ class GhostNet(ModelBase):
 
 
 @register_model("ghostnet_100", paper="Han et al., GhostNet: More Features from Cheap Operations, CVPR 2020",
-                url="https://arxiv.org/abs/1911.11907", paper_params=5.2, paper_macs=0.141, test_input_size=(32, 32),
-                family="ghostnet")
+                url="https://arxiv.org/abs/1911.11907", paper_params=5.2, paper_macs=0.141, test_input_size=(32, 32))
 def ghostnet_100(**kwargs) -> GhostNet:
     """GhostNet 1.0x: 5.2 M params, 141 M FLOPs (multiply-adds) at 224x224 (Han et al., Table 7)."""
     return GhostNet(GHOSTNET_CFG, width=1.0, **kwargs)

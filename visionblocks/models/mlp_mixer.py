@@ -68,7 +68,7 @@ def _mixer(dim, depth, num_classes, in_chans, **kwargs):
 
 
 def _reg(name: str, params: float, macs: float, note: str):
-    return register_model(name, paper=_PAPER, url=_URL, paper_params=params, paper_macs=macs, family="mlp",
+    return register_model(name, paper=_PAPER, url=_URL, paper_params=params, paper_macs=macs,
                           paper_note=note)
 
 

@@ -84,7 +84,7 @@ class MobileViT(ModelBase):
 
 def _reg(name, params, macs, paper=_PAPER, url=_URL, note="", macs_rel_tol=0.01):
     return register_model(name, paper=paper, url=url, input_size=(3, 256, 256), paper_params=params,
-                          paper_macs=macs, paper_note=note, test_input_size=(32, 32), family="mobilevit",
+                          paper_macs=macs, paper_note=note, test_input_size=(32, 32),
                           macs_rel_tol=macs_rel_tol)
 
 

@@ -118,8 +118,7 @@ class OctResNet(ModelBase):
         return y_h
 
 
-@register_model("octresnet50", paper=_PAPER, url=_URL, paper_params=25.6, paper_macs=2.4, test_input_size=(32, 32),
-                family="conv")
+@register_model("octresnet50", paper=_PAPER, url=_URL, paper_params=25.6, paper_macs=2.4, test_input_size=(32, 32))
 def octresnet50(**kwargs) -> OctResNet:
     """Oct-ResNet-50 (alpha = 0.5): 25.6 M params, 2.4 GFLOPs at 224x224 (Chen et al., Table 3)."""
     kwargs.setdefault("alpha", 0.5)

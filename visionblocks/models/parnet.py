@@ -128,7 +128,7 @@ _NOTE = ("Goyal et al. count the re-parameterized network (1x1 branches and Batc
 
 def _reg(name: str, params: float, macs: float, note: str):
     return register_model(name, paper=_PAPER, url=_URL, paper_params=params, paper_macs=macs, paper_note=note,
-                          test_input_size=(32, 32), family="parnet", count_kwargs={"deploy": True})
+                          test_input_size=(32, 32), count_kwargs={"deploy": True})
 
 
 #: the paper's figures (Goyal et al. Table 1): (params in M, GFLOPs = 2 x G multiply-adds), re-parameterized

@@ -40,7 +40,7 @@ _NOTE = ("torch's FLOP counter sees the convolutions (kernel generation included
 
 def _reg(name: str, params: float, macs: float):
     return register_model(name, paper=_PAPER, url=_URL, paper_params=params, paper_macs=macs, paper_note=_NOTE,
-                          macs_rel_tol=0.05, test_input_size=(32, 32), family="rednet")
+                          macs_rel_tol=0.05, test_input_size=(32, 32))
 
 
 @_reg("rednet26", 9.2, 1.7)

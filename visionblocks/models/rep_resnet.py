@@ -41,7 +41,7 @@ _NOTE = ("The paper's ImageNet table lists ResNet-18's 11.69 M params and 1.8 G 
 @register_model("acnet_resnet18", paper="Ding et al., ACNet: Strengthening the Kernel Skeletons for Powerful CNN via "
                 "Asymmetric Convolution Blocks, ICCV 2019", url="https://arxiv.org/abs/1908.03930",
                 paper_params=11.69, paper_macs=1.8, paper_note=_NOTE.format(train="19.03"), count_kwargs={"deploy": True},
-                test_input_size=(64, 64), family="reparam")
+                test_input_size=(64, 64))
 def acnet_resnet18(num_classes: int = 1000, in_chans: int = 3, deploy: bool = False, **kwargs) -> ResNet:
     """ACNet ResNet-18 (every kxk conv-BN an asymmetric convolution block): deployed 11.69 M params,
     1.8 GFLOPs at 224x224 (ResNet-18's, the network ACNet's ImageNet table deploys); ``deploy=False`` for the
@@ -52,7 +52,7 @@ def acnet_resnet18(num_classes: int = 1000, in_chans: int = 3, deploy: bool = Fa
 @register_model("dbb_resnet18", paper="Ding et al., Diverse Branch Block: Building a Convolution as an "
                 "Inception-like Unit, CVPR 2021", url="https://arxiv.org/abs/2103.13425",
                 paper_params=11.69, paper_macs=1.8, paper_note=_NOTE.format(train="26.30"), count_kwargs={"deploy": True},
-                test_input_size=(64, 64), family="reparam")
+                test_input_size=(64, 64))
 def dbb_resnet18(num_classes: int = 1000, in_chans: int = 3, deploy: bool = False, **kwargs) -> ResNet:
     """DBB ResNet-18 (every kxk conv-BN a diverse branch block): deployed 11.69 M params, 1.8 GFLOPs at
     224x224 (ResNet-18's, the network DBB's ImageNet table deploys); ``deploy=False`` for the training-time form."""

@@ -77,7 +77,7 @@ class RepMLPNet(ModelBase):
         return self.norm(self.features(x))
 
 
-@register_model("repmlpnet_t224", paper=_PAPER, url=_URL, paper_params=38.3, paper_macs=2.8, family="mlp")
+@register_model("repmlpnet_t224", paper=_PAPER, url=_URL, paper_params=38.3, paper_macs=2.8)
 def repmlpnet_t224(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> RepMLPNet:
     """RepMLPNet-T224: 38.3M params, 2.8 GFLOPs at 224 (paper Table 4)."""
     return RepMLPNet((64, 128, 256, 512), (2, 2, 6, 2), (56, 28, 14, 7), (1, 4, 16, 128), (1, 3),

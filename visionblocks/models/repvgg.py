@@ -77,7 +77,7 @@ def _reg(name: str, params: float, macs: float, note: str):
     """Register a RepVGG variant, compared in its deployed form as the paper's Table 4 counts it."""
     note = "Paper Table 4 counts the deployed network (compared here: count_kwargs deploy=True): " + note
     return register_model(name, paper=_PAPER, url=_URL, paper_params=params, paper_macs=macs, paper_note=note,
-                          test_input_size=(64, 64), family="reparam", count_kwargs={"deploy": True})
+                          test_input_size=(64, 64), count_kwargs={"deploy": True})
 
 
 @_reg("repvgg_a0", 8.30, 1.4, "8.30 M params, 1.4 G FLOPs (multiply-adds); ours deployed: 8.309 M, 1.362 G.  "

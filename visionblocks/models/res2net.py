@@ -45,7 +45,7 @@ _NOTE = ("Gao et al. print 4.2 G for 4.26 G multiply-adds: the authors' Bottle2n
 
 
 @register_model("res2net50_26w_4s", paper=_PAPER, url=_URL, paper_params=25.7, paper_macs=4.2, paper_note=_NOTE,
-                macs_rel_tol=0.02, test_input_size=(32, 32), family="conv")
+                macs_rel_tol=0.02, test_input_size=(32, 32))
 def res2net50_26w_4s(**kwargs) -> ResNet:
     """Res2Net-50 (26w x 4s): 25.7 M params, 4.2 GFLOPs (4.26 G counted) at 224x224 (Gao et al., Table 2)."""
     return build_resnet(Res2NetBottleneck, (3, 4, 6, 3), kwargs, width_per_group=26)

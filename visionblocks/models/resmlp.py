@@ -26,7 +26,7 @@ def _resmlp(depth, init_values, num_classes, in_chans, **kwargs):
     return IsotropicMLP(block, 384, depth, 16, num_classes=num_classes, in_chans=in_chans, norm_layer=Affine, **kwargs)
 
 
-@register_model("resmlp_12", paper=_PAPER, url=_URL, paper_params=15.35, paper_macs=3.0, family="mlp",
+@register_model("resmlp_12", paper=_PAPER, url=_URL, paper_params=15.35, paper_macs=3.0,
                 paper_note="the paper gives 15M, rounded to whole millions; 15.35M is the exact count of its "
                            "configuration (12 x 384, patch 16, 196x196 cross-patch layer)")
 def resmlp_12(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> IsotropicMLP:
@@ -34,13 +34,13 @@ def resmlp_12(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> Isotropic
     return _resmlp(12, 0.1, num_classes, in_chans, **kwargs)
 
 
-@register_model("resmlp_24", paper=_PAPER, url=_URL, paper_params=30.0, paper_macs=6.0, family="mlp")
+@register_model("resmlp_24", paper=_PAPER, url=_URL, paper_params=30.0, paper_macs=6.0)
 def resmlp_24(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> IsotropicMLP:
     """ResMLP-24 at 224: 30M params, 6.0 GMACs."""
     return _resmlp(24, 1e-5, num_classes, in_chans, **kwargs)
 
 
-@register_model("resmlp_36", paper=_PAPER, url=_URL, paper_params=45.0, paper_macs=8.9, family="mlp")
+@register_model("resmlp_36", paper=_PAPER, url=_URL, paper_params=45.0, paper_macs=8.9)
 def resmlp_36(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> IsotropicMLP:
     """ResMLP-36 at 224: 45M params (ours 44.7M), 8.9 GMACs."""
     return _resmlp(36, 1e-6, num_classes, in_chans, **kwargs)

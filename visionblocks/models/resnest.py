@@ -32,8 +32,7 @@ def splat_mid_layer(in_channels: int, out_channels: int, stride: int = 1, groups
     return SplitAttentionConv(in_channels, out_channels, 3, stride, groups=groups, radix=radix, act_layer=act_layer)
 
 
-@register_model("resnest50", paper=_PAPER, url=_URL, paper_params=27.5, paper_macs=5.39, test_input_size=(32, 32),
-                family="conv")
+@register_model("resnest50", paper=_PAPER, url=_URL, paper_params=27.5, paper_macs=5.39, test_input_size=(32, 32))
 def resnest50(**kwargs) -> ResNet:
     """ResNeSt-50 (radix 2, 1s64x): 27.5 M params, 5.39 GFLOPs at 224x224 (Zhang et al., Table 3/5)."""
     return build_resnet(Bottleneck, (3, 4, 6, 3), kwargs, mid_layer=splat_mid_layer, stem_type="deep", stem_width=64,

@@ -31,6 +31,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
+from visionblocks.features import FeatureInfo
 from visionblocks.layers import ConvNormAct, DropPath, LayerType, create_act, init_weights
 from visionblocks.registry import register_model
 
@@ -104,6 +105,12 @@ def _legacy_hook(hook: Callable[..., nn.Module], *names: str) -> Callable[..., n
     return mid_layer
 
 
+def _dilated(dilation: int) -> dict[str, int]:
+    """The middle layer's ``dilation`` keyword, passed only when dilating (output_stride < 32), so that hooks
+    without a dilation argument keep working at the native stride."""
+    return {"dilation": dilation} if dilation > 1 else {}
+
+
 def _warn_legacy(old: str) -> None:
     warnings.warn(f"{old} is deprecated: pass mid_layer= to ResNet, a hook called as mid_layer(in_channels, "
                   f"out_channels, stride=, groups=, act_layer=, stage=)", DeprecationWarning, stacklevel=3)
@@ -122,7 +129,7 @@ class BasicBlock(nn.Module):
     def __init__(self, in_channels: int, planes: int, stride: int = 1, groups: int = 1, base_width: int = 64,
                  attn_layer: Callable[[int], nn.Module] | None = None, act_layer: LayerType = "relu",
                  drop_path: float = 0.0, avg_down: bool = False, mid_layer: Callable[..., nn.Module] | None = None,
-                 conv_layer: Callable[..., nn.Module] | None = None):
+                 conv_layer: Callable[..., nn.Module] | None = None, dilation: int = 1, first_dilation: int = 1):
         super().__init__()
         if groups != 1 or base_width != 64:
             raise ValueError(f"{type(self).__name__} supports only groups=1 and base_width=64")
@@ -133,8 +140,9 @@ class BasicBlock(nn.Module):
             mid_layer = _legacy_hook(conv_layer, "stride", "act_layer")
         mid_layer = mid_layer or conv_mid_layer
         out = planes * self.expansion
-        self.conv1 = mid_layer(in_channels, planes, stride=stride, groups=1, act_layer=act_layer)
-        self.conv2 = mid_layer(planes, out, stride=1, groups=1, act_layer=None)
+        self.conv1 = mid_layer(in_channels, planes, stride=stride, groups=1, act_layer=act_layer,
+                               **_dilated(first_dilation))
+        self.conv2 = mid_layer(planes, out, stride=1, groups=1, act_layer=None, **_dilated(dilation))
         self.attn = attn_layer(out) if attn_layer else nn.Identity()
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.shortcut = make_shortcut(in_channels, out, stride, avg_down)
@@ -161,13 +169,14 @@ class Bottleneck(nn.Module):
     def __init__(self, in_channels: int, planes: int, stride: int = 1, groups: int = 1, base_width: int = 64,
                  attn_layer: Callable[[int], nn.Module] | None = None, act_layer: LayerType = "relu",
                  drop_path: float = 0.0, avg_down: bool = False, stride_3x3: bool = True,
-                 mid_layer: Callable[..., nn.Module] | None = None):
+                 mid_layer: Callable[..., nn.Module] | None = None, dilation: int = 1, first_dilation: int = 1):
         super().__init__()
         width = int(planes * (base_width / 64.0)) * groups
         out = planes * self.expansion
         s1, s2 = (1, stride) if stride_3x3 else (stride, 1)
         self.conv1 = ConvNormAct(in_channels, width, 1, s1, act_layer=act_layer)
-        self.conv2 = (mid_layer or conv_mid_layer)(width, width, stride=s2, groups=groups, act_layer=act_layer)
+        self.conv2 = (mid_layer or conv_mid_layer)(width, width, stride=s2, groups=groups, act_layer=act_layer,
+                                                   **_dilated(first_dilation))
         self.conv3 = ConvNormAct(width, out, 1, act_layer=None)
         self.attn = attn_layer(out) if attn_layer else nn.Identity()
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
@@ -205,6 +214,10 @@ class ResNet(ModelBase):
         drop_rate, drop_path_rate: dropout before the classifier, stochastic depth (linear ramp).
         channels: ``planes`` of each stage.
         zero_init_last: initialise the last norm of every residual branch to zero.
+        output_stride: 32 (native), 16 or 8: the later stages keep their resolution and dilate their 3x3
+            convolutions instead (DeepLab), same parameters; the middle-layer hook then receives ``dilation=``.
+
+    Features (``feature_info``): the stem's last convolution (reduction 2), then each stage (4, 8, 16, 32).
     """
 
     def __init__(self, block: type[nn.Module], layers: tuple[int, ...], num_classes: int = 1000, in_chans: int = 3,
@@ -214,8 +227,11 @@ class ResNet(ModelBase):
                  stride_3x3: bool = True, mid_layer: Callable[..., nn.Module] | None = None,
                  block_kwargs: dict | None = None, last_block_kwargs: dict | None = None,
                  act_layer: LayerType = "relu", drop_rate: float = 0.0, drop_path_rate: float = 0.0,
-                 channels: tuple[int, ...] = (64, 128, 256, 512), zero_init_last: bool = False):
+                 channels: tuple[int, ...] = (64, 128, 256, 512), zero_init_last: bool = False,
+                 output_stride: int = 32):
         super().__init__()
+        if output_stride not in (8, 16, 32):
+            raise ValueError(f"ResNet offers output_stride 8, 16 or 32, got {output_stride!r}")
         self.in_chans = in_chans
         if stem_type not in _STEMS:
             raise ValueError(f"stem_type must be '' or 'deep', got {stem_type!r}")
@@ -236,14 +252,22 @@ class ResNet(ModelBase):
         total = sum(layers)
         dpr = [drop_path_rate * i / max(1, total - 1) for i in range(total)]
         in_ch, idx, stages = stem_width, 0, []
+        net_stride, dilation = 4, 1
+        features = [dict(num_chs=stem_width, reduction=2, module=f"stem.{len(self.stem) - 2}")]
         for s, (n, planes) in enumerate(zip(layers, channels)):
             stage_kwargs = dict(block_kwargs)
             if mid_layer is not None:
                 stage_kwargs["mid_layer"] = partial(mid_layer, stage=s)
+            stride, first_dilation = (2 if s > 0 else 1), dilation
+            if net_stride * stride > output_stride:  # keep the resolution, dilate instead
+                dilation, stride = dilation * stride, 1
+            net_stride *= stride
             blocks = []
             for i in range(n):
                 kwargs = {**stage_kwargs, **(last_block_kwargs or {})} if i == n - 1 else stage_kwargs
-                blocks.append(block(in_ch, planes, stride=2 if (i == 0 and s > 0) else 1, groups=groups,
+                if dilation > 1:
+                    kwargs = {**kwargs, "dilation": dilation, "first_dilation": first_dilation if i == 0 else dilation}
+                blocks.append(block(in_ch, planes, stride=stride if i == 0 else 1, groups=groups,
                                     base_width=width_per_group, attn_layer=attn_layer, act_layer=act_layer,
                                     drop_path=dpr[idx], avg_down=avg_down, **kwargs))
                 in_ch = planes * block.expansion
@@ -251,8 +275,13 @@ class ResNet(ModelBase):
             if stage_attn_layer is not None and s < len(layers) - 1:
                 blocks.append(stage_attn_layer(in_ch))
             stages.append(nn.Sequential(*blocks))
+            features.append(dict(num_chs=in_ch, reduction=net_stride, module=f"stages.{s}"))
         self.stages = nn.Sequential(*stages)
         self.num_features = in_ch
+        self.feature_info = FeatureInfo(features)
+        stem_convs = [f"stem.{i}" for i in range(len(self.stem) - 1)]
+        self.feature_plan = [stem_convs, [f"stem.{len(self.stem) - 1}", "stages.0"]] + \
+            [[f"stages.{s}"] for s in range(1, len(stages))]
         self.head = ClassifierHead(in_ch, num_classes, drop_rate)
         self.init_weights(zero_init_last)
 
@@ -264,10 +293,6 @@ class ResNet(ModelBase):
             for m in self.stages.modules():
                 if callable(getattr(m, "zero_init_last", None)):
                     m.zero_init_last()
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        return self.stages(self.stem(x))
 
 
 _MERGED_KWARGS = ("block_kwargs", "last_block_kwargs")
@@ -287,7 +312,7 @@ def build_resnet(block: type[nn.Module], layers: tuple[int, ...], user_kwargs: d
 def _reg(name: str, params: float, macs: float, paper: str = _PAPER, url: str = _URL, note: str = "",
          macs_rel_tol: float = 0.01):
     return register_model(name, paper=paper, url=url, paper_params=params, paper_macs=macs, paper_note=note,
-                          test_input_size=(64, 64), family="resnet", macs_rel_tol=macs_rel_tol)
+                          test_input_size=(64, 64), macs_rel_tol=macs_rel_tol, output_strides=(8, 16, 32))
 
 
 @_reg("resnet18", 11.69, 1.8)

@@ -125,24 +125,21 @@ def _rest(num_classes: int, in_chans: int, **kwargs) -> ResT:
     return ResT(num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
-@register_model("rest_lite", paper=_PAPER, url=_URL, paper_params=10.49, paper_macs=1.4, test_input_size=(64, 64),
-                family="transformer", paper_note=_NOTE.format(1.393, 1.4, 1.467), macs_rel_tol=0.05)
+@register_model("rest_lite", paper=_PAPER, url=_URL, paper_params=10.49, paper_macs=1.4, test_input_size=(64, 64), paper_note=_NOTE.format(1.393, 1.4, 1.467), macs_rel_tol=0.05)
 def rest_lite(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResT:
     """ResT-Lite: dims (64, 128, 256, 512), depths (2, 2, 2, 2). Paper: 10.49 M params, 1.4 GFLOPs at 224
     (ours: 10.49 M, 1.47 GMACs incl. attention products)."""
     return _rest(num_classes, in_chans, embed_dims=(64, 128, 256, 512), depths=(2, 2, 2, 2), **kwargs)
 
 
-@register_model("rest_small", paper=_PAPER, url=_URL, paper_params=13.66, paper_macs=1.9, test_input_size=(64, 64),
-                family="transformer", paper_note=_NOTE.format(1.934, 1.9, 2.027), macs_rel_tol=0.07)
+@register_model("rest_small", paper=_PAPER, url=_URL, paper_params=13.66, paper_macs=1.9, test_input_size=(64, 64), paper_note=_NOTE.format(1.934, 1.9, 2.027), macs_rel_tol=0.07)
 def rest_small(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResT:
     """ResT-Small: dims (64, 128, 256, 512), depths (2, 2, 6, 2). Paper: 13.66 M params, 1.9 GFLOPs at 224
     (ours: 13.66 M, 2.03 GMACs incl. attention products)."""
     return _rest(num_classes, in_chans, embed_dims=(64, 128, 256, 512), depths=(2, 2, 6, 2), **kwargs)
 
 
-@register_model("rest_base", paper=_PAPER, url=_URL, paper_params=30.28, paper_macs=4.3, test_input_size=(64, 64),
-                family="transformer", paper_note=_NOTE.format(4.256, 4.3, 4.396), macs_rel_tol=0.025)
+@register_model("rest_base", paper=_PAPER, url=_URL, paper_params=30.28, paper_macs=4.3, test_input_size=(64, 64), paper_note=_NOTE.format(4.256, 4.3, 4.396), macs_rel_tol=0.025)
 def rest_base(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResT:
     """ResT-Base: dims (96, 192, 384, 768), depths (2, 2, 6, 2). Paper: 30.28 M params, 4.3 GFLOPs at 224
     (ours: 30.28 M, 4.40 GMACs incl. attention products)."""

@@ -36,7 +36,7 @@ _NOTE = ("The authors list SCNet-50 at 4.0 G multiply-adds (README of MCG-NKU/SC
 
 
 @register_model("scnet50", paper=_PAPER, url=_URL, paper_params=25.56, paper_macs=4.0, paper_note=_NOTE,
-                macs_rel_tol=0.02, test_input_size=(32, 32), family="conv")
+                macs_rel_tol=0.02, test_input_size=(32, 32))
 def scnet50(**kwargs) -> ResNet:
     """SCNet-50: 25.56 M params, 4.0 GFLOPs (multiply-adds, authors' count; 3.94 G counting convolutions only) at
     224x224 (Liu et al., MCG-NKU/SCNet)."""

@@ -24,7 +24,7 @@ def sk_mid_layer(in_channels: int, out_channels: int, stride: int = 1, groups: i
 
 @register_model("sk_resnet50", paper="Li et al., Selective Kernel Networks, CVPR 2019",
                 url="https://arxiv.org/abs/1903.06586", paper_params=27.5, paper_macs=4.47,
-                test_input_size=(64, 64), family="resnet")
+                test_input_size=(64, 64))
 def sk_resnet50(**kwargs) -> ResNet:
     """SKNet-50: 27.5 M params, 4.47 GFLOPs (multiply-adds) at 224x224 (Li et al. Table 1 / Table 2;
     ours: 27.480 M, 4.463 G)."""

@@ -81,19 +81,19 @@ class SMLPNet(ModelBase):
         return self.norm(self.features(x))
 
 
-@register_model("smlpnet_t", paper=_PAPER, url=_URL, paper_params=24.1, paper_macs=5.0, family="mlp")
+@register_model("smlpnet_t", paper=_PAPER, url=_URL, paper_params=24.1, paper_macs=5.0)
 def smlpnet_t(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> SMLPNet:
     """sMLPNet-T at 224: 24.1M params, 5.0 GFLOPs (paper)."""
     return SMLPNet(80, (2, 8, 14, 2), num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
-@register_model("smlpnet_s", paper=_PAPER, url=_URL, paper_params=48.6, paper_macs=10.3, family="mlp")
+@register_model("smlpnet_s", paper=_PAPER, url=_URL, paper_params=48.6, paper_macs=10.3)
 def smlpnet_s(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> SMLPNet:
     """sMLPNet-S at 224: 48.6M params, 10.3 GFLOPs (paper)."""
     return SMLPNet(96, (2, 10, 24, 2), num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
-@register_model("smlpnet_b", paper=_PAPER, url=_URL, paper_params=65.9, paper_macs=14.0, family="mlp")
+@register_model("smlpnet_b", paper=_PAPER, url=_URL, paper_params=65.9, paper_macs=14.0)
 def smlpnet_b(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> SMLPNet:
     """sMLPNet-B at 224: 65.9M params, 14.0 GFLOPs (paper)."""
     return SMLPNet(112, (2, 10, 24, 2), num_classes=num_classes, in_chans=in_chans, **kwargs)

@@ -84,7 +84,7 @@ class _ChannelsLastConv(nn.Module):
 
 @register_model("vip_s7", paper="Hou et al., Vision Permutator: A Permutable MLP-Like Architecture for Visual "
                                 "Recognition, TPAMI 2022",
-                url="https://arxiv.org/abs/2106.12368", paper_params=25.0, paper_macs=6.9, family="mlp")
+                url="https://arxiv.org/abs/2106.12368", paper_params=25.0, paper_macs=6.9)
 def vip_s7(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VisionPermutator:
     """ViP-Small/7 at 224: 25M params, 6.9 GFLOPs (paper Table 2)."""
     return VisionPermutator((4, 3, 8, 3), (192, 384, 384, 384), (True, False, False, False), 7,

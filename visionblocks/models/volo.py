@@ -133,7 +133,7 @@ class VOLO(ModelBase):
 
 @register_model("volo_d1", paper="Yuan et al., VOLO: Vision Outlooker for Visual Recognition, TPAMI 2022",
                 url="https://arxiv.org/abs/2106.13112", input_size=(3, 224, 224), paper_params=26.6, paper_macs=6.8,
-                test_input_size=(32, 32), family="volo", macs_rel_tol=0.02,
+                test_input_size=(32, 32), macs_rel_tol=0.02,
                 paper_note="The paper gives VOLO-D1 27 M parameters and 6.8 G FLOPs at 224 (the official README, "
                            "sail-sg/volo, also lists 'volo_d1 | 27M | 224 | 84.2').  27 M is "
                            "rounded to 1 M: the official configuration (7x7/2 + two 3x3 stem convs, 4 outlookers at "
