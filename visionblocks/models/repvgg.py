@@ -13,10 +13,10 @@ that form with it (``count_kwargs={"deploy": True}``).
 """
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 
 from visionblocks.blocks.reparam import RepVGGBlock
+from visionblocks.features import FeatureInfo
 from visionblocks.layers import LayerType, deprecated_flag, init_weights
 from visionblocks.registry import register_model
 
@@ -37,6 +37,11 @@ class RepVGG(ModelBase):
             which group only some layers, are not provided.)
         deploy: build every block in its folded inference form.
         drop_rate: dropout before the classifier.
+        drop_path_rate: accepted for a uniform model API, applied to nothing: RepVGG has no residual branch
+            to drop (its identity branch is a BatchNorm summed with the convolutions, folded away at deployment).
+
+    Features (``feature_info``): the stem block (reduction 2), then each stage (4, 8, 16, 32); the same module
+    paths before and after ``visionblocks.reparameterize`` (folding replaces submodules inside the blocks).
 
     Weights keep torch's default initialisation, as in the authors' code (DingXiaoH/RepVGG has no init routine).
     """
@@ -44,7 +49,8 @@ class RepVGG(ModelBase):
     @deprecated_flag("use_se", "attn_layer", "se")
     def __init__(self, layers: tuple[int, int, int, int], width_multiplier: tuple[float, float],
                  num_classes: int = 1000, in_chans: int = 3, attn_layer: LayerType = None,
-                 attn_kwargs: dict | None = None, deploy: bool = False, drop_rate: float = 0.0):
+                 attn_kwargs: dict | None = None, deploy: bool = False, drop_rate: float = 0.0,
+                 drop_path_rate: float = 0.0):
         super().__init__()
         self.in_chans = in_chans
         a, b = width_multiplier
@@ -52,21 +58,20 @@ class RepVGG(ModelBase):
         in_ch = min(64, int(64 * a))
         block_kwargs = {"attn_layer": attn_layer, "attn_kwargs": attn_kwargs, "deploy": deploy}
         self.stem = RepVGGBlock(in_chans, in_ch, 3, 2, **block_kwargs)
-        stages = []
-        for n, width in zip(layers, widths):
+        stages, features = [], [dict(num_chs=in_ch, reduction=2, module="stem")]
+        for s, (n, width) in enumerate(zip(layers, widths)):
             blocks = []
             for i in range(n):
                 blocks.append(RepVGGBlock(in_ch, width, 3, 2 if i == 0 else 1, **block_kwargs))
                 in_ch = width
             stages.append(nn.Sequential(*blocks))
+            features.append(dict(num_chs=in_ch, reduction=2 ** (s + 2), module=f"stages.{s}"))
         self.stages = nn.Sequential(*stages)
+        self.feature_info = FeatureInfo(features)
+        self.feature_plan = [["stem"]] + [[f"stages.{s}"] for s in range(len(stages))]
         self.num_features = in_ch
         self.head = ClassifierHead(in_ch, num_classes, drop_rate)
         init_weights(self, conv=None, linear=None)  # torch's defaults: the authors' scheme
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        return self.stages(self.stem(x))
 
 
 _PAPER = "Ding et al., RepVGG: Making VGG-style ConvNets Great Again, CVPR 2021"
