@@ -1,0 +1,173 @@
+"""``visionblocks train`` and ``visionblocks compare`` on the command line.
+
+:func:`add_subcommands` adds both to the ``visionblocks`` parser; ``python -m visionblocks.train train ...`` runs them
+on their own (and under ``torchrun``: ``torchrun --nproc_per_node=2 -m visionblocks.train train ...``).  Bad input
+prints one line and exits with status 2; an interrupted run exits with 130 after saving its checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from typing import Any, Sequence
+
+from .errors import TrainError
+
+__all__ = ["add_subcommands", "main_train", "main_compare", "build_parser", "main"]
+
+
+def _json_dict(s: str) -> dict[str, Any]:
+    try:
+        d = json.loads(s)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not JSON ({e.msg}): {s!r}") from None
+    if not isinstance(d, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object like '{{\"drop_rate\": 0.1}}', got {s!r}")
+    return d
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def _non_negative_int(s: str) -> int:
+    v = int(s) if s.lstrip("-").isdigit() else None
+    if v is None or v < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {s!r}")
+    return v
+
+
+def _add_recipe(p: argparse.ArgumentParser) -> None:
+    """Options shared by train and compare (all default to None: 'not given', so a resume can tell)."""
+    p.add_argument("--model", help="registered model name (default resnet18)")
+    p.add_argument("--data", help="ImageFolder directory (DIR/train/<class>/..., DIR/val/...), a CIFAR-10/100 python "
+                                  "archive or its directory, or 'digits' (scikit-learn's, offline)")
+    p.add_argument("--epochs", type=_positive_int)
+    p.add_argument("--model-kwargs", type=_json_dict, help="JSON object of create_model arguments")
+    p.add_argument("--pretrained", help="checkpoint path or URL to start from")
+    p.add_argument("--batch-size", type=_positive_int, help="global batch (split over torchrun's processes); 32")
+    p.add_argument("--eval-batch-size", type=_positive_int)
+    p.add_argument("--opt", choices=["sgd", "adamw"], help="default adamw")
+    p.add_argument("--lr", type=float, help="peak learning rate (default AdamW 1e-3, SGD 0.1 x B/256)")
+    p.add_argument("--momentum", type=float)
+    p.add_argument("--weight-decay", type=float, help="default SGD 1e-4, AdamW 0.05 (never on no_weight_decay())")
+    p.add_argument("--warmup-epochs", type=float, help="linear warm-up (default a tenth of the epochs, at most 5)")
+    p.add_argument("--min-lr", type=float)
+    p.add_argument("--label-smoothing", type=float, help="default 0.1")
+    p.add_argument("--ema", type=float, help="keep an EMA of the weights with this decay (e.g. 0.999)")
+    p.add_argument("--amp", action="store_true", default=None, help="bf16 autocast")
+    p.add_argument("--channels-last", action="store_true", default=None)
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the training step")
+    p.add_argument("--seed", type=_non_negative_int, help="default 0")
+    p.add_argument("--input-size", type=_positive_int, help="image side (default: the data's, or the model's)")
+    p.add_argument("--in-chans", type=_positive_int, help="1 (grayscale) or 3 (default: the data's)")
+    p.add_argument("--hflip", type=float, help="horizontal flip probability (default 0.5; digits 0)")
+    p.add_argument("--limit", type=_positive_int, help="use at most N images of each split (quick checks)")
+    p.add_argument("--workers", type=_non_negative_int, help="DataLoader workers (default: 0 in memory, 8 files)")
+    p.add_argument("--device", help="cpu or cuda (default cuda when available)")
+    p.add_argument("--sync-bn", action="store_true", default=None, help="SyncBatchNorm under torchrun (GPUs)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_subcommands(subparsers) -> None:
+    """Add ``train`` and ``compare`` to the subparsers of the ``visionblocks`` command."""
+    pt = subparsers.add_parser("train", help="train a model (optionally with a block) on your data",
+                               description="Train a registered model on an ImageFolder tree, a CIFAR archive or the "
+                                           "digits, with top-1/top-5 on the val split every epoch.")
+    _add_recipe(pt)
+    pt.add_argument("--attn", help="attention block for the model's attn= slot (a registry name, or none)")
+    pt.add_argument("--insert", help="BLOCK[@PRESET|@GLOB]: insert a block into any model (preset default 'se')")
+    pt.add_argument("--out", help="run directory (checkpoint, logs, curves)")
+    pt.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly where it stopped")
+    pt.add_argument("--stop-after-epoch", type=_positive_int, help="stop (resumably) after this epoch")
+    pt.set_defaults(fn=main_train)
+    pc = subparsers.add_parser("compare", help="train variants of a model under one recipe; accuracy against cost",
+                               description="Train each --attn variant under the identical recipe and seed(s), then "
+                                           "write a table (top-1, params, MACs, latency, memory) and a chart.")
+    _add_recipe(pc)
+    pc.add_argument("--attn", default="none,se,eca,cbam", help="comma-separated variants (none: the plain model)")
+    pc.add_argument("--seeds", default="0", help="comma-separated seeds (mean and spread over them)")
+    pc.add_argument("--out", help="directory of the runs and the table (default compare-<model>)")
+    pc.add_argument("--bench-batch", type=_positive_int, default=16, help="batch of the latency measurement")
+    pc.add_argument("--bench-rounds", type=_positive_int, default=5)
+    pc.set_defaults(fn=main_compare)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    from .engine import TrainConfig
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    out = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    if getattr(args, "quiet", False):
+        out["progress"] = False
+    return out
+
+
+def main_train(args: argparse.Namespace) -> int:
+    """``visionblocks train``: 0 when the run is complete, 130 when interrupted (checkpoint saved)."""
+    from .engine import INTERRUPTED, TrainConfig, config_for_resume, train
+    ov = _overrides(args)
+    if args.resume:
+        if args.out and args.out != args.resume:
+            raise TrainError(f"--resume {args.resume} continues that directory; drop --out {args.out}")
+        cfg = config_for_resume(args.resume, ov)
+    else:
+        cfg = TrainConfig(**ov)
+    res = train(cfg, resume=bool(args.resume))
+    if res.interrupted:
+        print(f"stopped after {res.epochs_done} epoch(s) of {cfg.epochs}; checkpoint in {res.run_dir}; continue with: "
+              f"visionblocks train --resume {res.run_dir}", file=sys.stderr)
+        return INTERRUPTED
+    last = res.history[-1]
+    print(f"{cfg.model}{' + ' + cfg.attn if cfg.attn else ''}: val top-1 {last['val_top1']:.2f}% top-5 "
+          f"{last['val_top5']:.2f}% after {res.epochs_done} epochs; run in {res.run_dir}")
+    return 0
+
+
+def main_compare(args: argparse.Namespace) -> int:
+    """``visionblocks compare``: trains (or resumes) every variant, then writes the table and chart."""
+    from .compare import compare
+    from .engine import TrainConfig
+    ov = _overrides(args)
+    ov.pop("attn", None)
+    variants = [v.strip() for v in args.attn.split(",") if v.strip()]
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise TrainError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+    ov.pop("seed", None)
+    base = TrainConfig(**ov)
+    out = args.out or f"compare-{base.model}"
+    res = compare(base, variants, seeds, out, bench_batch=args.bench_batch, bench_rounds=args.bench_rounds)
+    print(res.table)
+    for p in res.files:
+        print(f"wrote {p}")
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="visionblocks", description="visionblocks train / compare")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    add_subcommands(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m visionblocks.train {train,compare} ...`` (what ``visionblocks train ...`` runs)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except ValueError as e:  # TrainError and the library's bad-value errors
+        print(f"visionblocks {args.command}: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2

@@ -1,0 +1,516 @@
+"""The training loop of ``visionblocks train``: one fixed recipe, resumable exactly, on one process or many.
+
+Recipe (defaults: AdamW, lr 1e-3, weight decay 0.05, batch 32): SGD (momentum) or AdamW; a cosine learning-rate schedule with linear warm-up, stepped every
+iteration; label smoothing; weight decay on every parameter except those the model's ``no_weight_decay()`` names
+(biases, norm weights, position tables); optionally an exponential moving average of the weights
+(``torch.optim.swa_utils.AveragedModel``, evaluated beside the model); bf16 autocast (``amp``), channels-last and
+``torch.compile`` on request.  Top-1/top-5 and the loss on the val split after every epoch.
+
+``batch_size`` is the global batch: under ``torchrun`` each of the W processes takes ``batch_size / W`` samples of
+the same shuffled order (a ``DistributedSampler``), so a step sees the samples one process would see with the same
+command (and with ``SyncBatchNorm``, or a model without batch norm, computes the same update).
+
+Determinism: the seed fixes the model's initialisation, the shuffling (the sampler's seed and epoch) and every
+augmentation (a generator per sample, see :mod:`visionblocks.train.data`); the global random state (dropout, drop
+path) is saved with each checkpoint.  On one CPU process a run interrupted (after an epoch or mid-epoch, by SIGINT
+or SIGTERM) and resumed ends with bitwise the weights of the uninterrupted run.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import json
+import math
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, DistributedSampler
+
+from . import checkpoint as ckpt
+from . import distributed as D
+from .data import DataInfo, ShardSampler, load_data
+from .errors import TrainError
+from .progress import ProgressBar
+
+__all__ = ["TrainConfig", "CosineWarmup", "RunResult", "train", "build_model", "param_groups", "evaluate",
+           "config_for_resume", "RESUME_MUTABLE", "CHECKPOINT", "INTERRUPTED"]
+
+CHECKPOINT = "last.pt"
+INTERRUPTED = 130
+# options a resumed run may change (the rest would make it another run)
+RESUME_MUTABLE = ("epochs", "workers", "device", "progress", "stop_after_epoch", "compile", "eval_batch_size")
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a run (the command line's, one to one)."""
+
+    model: str = "resnet18"
+    data: str = ""
+    out: str = ""
+    epochs: int = 10
+    attn: str | None = None
+    insert: str | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    pretrained: str | None = None
+    batch_size: int = 32
+    eval_batch_size: int | None = None
+    opt: str = "adamw"
+    lr: float | None = None
+    momentum: float = 0.9
+    weight_decay: float | None = None
+    warmup_epochs: float | None = None
+    min_lr: float = 0.0
+    label_smoothing: float = 0.1
+    ema: float | None = None
+    amp: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    seed: int = 0
+    input_size: int | None = None
+    in_chans: int | None = None
+    hflip: float | None = None
+    limit: int | None = None
+    workers: int | None = None
+    device: str | None = None
+    sync_bn: bool = False
+    stop_after_epoch: int | None = None
+    progress: bool = True
+
+    def resolved(self) -> "TrainConfig":
+        """The defaults that depend on other options filled in: ``lr`` (SGD 0.1 x B/256, AdamW 1e-3),
+        ``weight_decay`` (SGD 1e-4, AdamW 0.05), ``warmup_epochs`` (a tenth of the epochs, at most 5)."""
+        c = dataclasses.replace(self, model_kwargs=dict(self.model_kwargs))
+        if c.opt not in ("sgd", "adamw"):
+            raise TrainError(f"--opt must be sgd or adamw, got {c.opt!r}")
+        if c.lr is None:
+            c.lr = 0.1 * c.batch_size / 256 if c.opt == "sgd" else 1e-3
+        if c.weight_decay is None:
+            c.weight_decay = 1e-4 if c.opt == "sgd" else 0.05
+        if c.warmup_epochs is None:
+            c.warmup_epochs = min(5.0, 0.1 * c.epochs)
+        for name, v, lo in (("epochs", c.epochs, 1), ("batch_size", c.batch_size, 1), ("seed", c.seed, 0)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise TrainError(f"--{name.replace('_', '-')} must be an integer >= {lo}, got {v!r}")
+        for name, v in (("lr", c.lr), ("weight_decay", c.weight_decay), ("warmup_epochs", c.warmup_epochs),
+                        ("min_lr", c.min_lr)):
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise TrainError(f"--{name.replace('_', '-')} must be a number >= 0, got {v!r}")
+        if not 0 <= c.label_smoothing < 1:
+            raise TrainError(f"--label-smoothing must be in [0, 1), got {c.label_smoothing}")
+        if c.ema is not None and not 0 < c.ema < 1:
+            raise TrainError(f"--ema is the decay, in (0, 1), got {c.ema}")
+        if c.attn is not None and c.attn.lower() in ("none", ""):
+            c.attn = None
+        return c
+
+
+class CosineWarmup:
+    """Learning-rate factor of step ``t`` (of ``total``): linear from ~0 to 1 over ``warmup`` steps, then a cosine
+    from 1 to ``min_factor``."""
+
+    def __init__(self, total: int, warmup: int, min_factor: float = 0.0):
+        self.total, self.warmup, self.min_factor = max(1, total), max(0, warmup), min_factor
+
+    def __call__(self, t: int) -> float:
+        if t < self.warmup:
+            return (t + 1) / (self.warmup + 1)
+        p = min(1.0, (t - self.warmup) / max(1, self.total - self.warmup))
+        return self.min_factor + (1 - self.min_factor) * 0.5 * (1 + math.cos(math.pi * p))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"total": self.total, "warmup": self.warmup, "min_factor": self.min_factor}
+
+
+@dataclass
+class RunResult:
+    run_dir: str
+    epochs_done: int
+    history: list[dict[str, Any]]
+    interrupted: bool = False
+    params: int = 0
+    data: DataInfo | None = None
+
+    @property
+    def final_top1(self) -> float:
+        return self.history[-1]["val_top1"] if self.history else float("nan")
+
+
+# ---------------------------------------------------------------------------------------------------- the model
+def _parse_insert(spec: str) -> tuple[str, dict[str, Any]]:
+    block, _, where = spec.partition("@")
+    where = where or "se"
+    from visionblocks.surgery.insert import PRESETS
+    return block, ({"preset": where} if where in PRESETS else {"after": where})
+
+
+def build_model(cfg: TrainConfig, num_classes: int, in_chans: int, input_size: int) -> nn.Module:
+    """``create_model(cfg.model, num_classes, in_chans, attn=cfg.attn, pretrained=..., **cfg.model_kwargs)``, then
+    ``insert`` when asked; bad names and arguments as TrainError."""
+    from visionblocks import create_model, insert, list_models
+    if cfg.model not in list_models():
+        import difflib
+        close = difflib.get_close_matches(cfg.model, list_models(), n=3, cutoff=0.5)
+        raise TrainError(f"unknown model {cfg.model!r}" + (f"; did you mean: {', '.join(close)}?" if close else ""))
+    kwargs = dict(cfg.model_kwargs)
+    if cfg.attn is not None:
+        kwargs["attn"] = cfg.attn
+    try:
+        model = create_model(cfg.model, num_classes=num_classes, in_chans=in_chans, pretrained=cfg.pretrained,
+                             **kwargs)
+    except TypeError as e:
+        msg = str(e)
+        if cfg.attn is not None and "'attn'" in msg:
+            raise TrainError(f"model {cfg.model!r} takes no attention block (--attn); --insert BLOCK puts one "
+                             f"into any model") from None
+        raise TrainError(f"model {cfg.model!r}: {msg.splitlines()[0]}") from None
+    except (ValueError, KeyError, RuntimeError, OSError) as e:
+        raise TrainError(f"model {cfg.model!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    if cfg.insert:
+        block, where = _parse_insert(cfg.insert)
+        try:
+            insert(model, block, example_input=torch.zeros(1, in_chans, input_size, input_size), **where)
+        except (ValueError, TypeError) as e:
+            raise TrainError(f"--insert {cfg.insert}: {str(e).splitlines()[0]}") from None
+    return model
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Two groups: with weight decay, and without it for the names of ``model.no_weight_decay()`` (default: the
+    parameters with fewer than 2 dimensions)."""
+    if hasattr(model, "no_weight_decay"):
+        skip = set(model.no_weight_decay())
+    else:
+        skip = {n for n, p in model.named_parameters() if p.ndim <= 1}
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if n in skip else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    groups = param_groups(model, cfg.weight_decay)
+    if cfg.opt == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+# ---------------------------------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, dinfo: D.DistInfo, amp: bool = False,
+             channels_last: bool = False) -> dict[str, float]:
+    """Loss, top-1 and top-5 (%) over the loader, summed over the ranks."""
+    was_training = model.training
+    model.eval()
+    sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top1, top5, n
+    for x, y in loader:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            out = model(x)
+        out = out.float()
+        k = min(5, out.shape[1])
+        top = out.topk(k, dim=1).indices
+        hit = top == y[:, None]
+        sums += torch.stack([F.cross_entropy(out, y, reduction="sum").double(), hit[:, 0].sum().double(),
+                             hit.any(1).sum().double(), torch.tensor(float(len(y)), dtype=torch.float64,
+                                                                     device=device)])
+    D.all_reduce_sum(sums, dinfo)
+    model.train(was_training)
+    n = max(1.0, sums[3].item())
+    return {"loss": sums[0].item() / n, "top1": 100 * sums[1].item() / n, "top5": 100 * sums[2].item() / n}
+
+
+# ---------------------------------------------------------------------------------------------------- signals
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag the loop checks after each step (a second SIGINT interrupts at once)."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def _handler(self, signum, frame):
+        if self.signum == signal.SIGINT and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __enter__(self):
+        for s in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[s] = signal.signal(s, self._handler)
+            except ValueError:  # not the main thread: no handlers
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+# ---------------------------------------------------------------------------------------------------- logs
+_LOG_FIELDS = ("epoch", "train_loss", "val_loss", "val_top1", "val_top5", "ema_top1", "ema_top5", "lr", "epoch_s",
+               "images_per_s")
+
+
+def _write_logs(run_dir: str, history: list[dict[str, Any]], title: str) -> None:
+    tmp = os.path.join(run_dir, ".tmp-log.csv")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=_LOG_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        for r in history:
+            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in _LOG_FIELDS})
+    os.replace(tmp, os.path.join(run_dir, "log.csv"))
+    _write_json(os.path.join(run_dir, "log.json"), history)
+    from .plots import have_matplotlib, plot_learning_curves
+    if have_matplotlib():
+        plot_learning_curves(history, os.path.join(run_dir, "curves.png"), title)
+
+
+def _write_json(path: str, obj: Any) -> None:
+    tmp = os.path.join(os.path.dirname(path), f".tmp-{os.path.basename(path)}")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1, default=str)
+    os.replace(tmp, path)
+
+
+def config_for_resume(run_dir: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """The configuration of the run in ``run_dir`` (from its checkpoint), with ``overrides`` of the options a
+    resumed run may change (``RESUME_MUTABLE``); any other override that differs is refused (another run)."""
+    ck = ckpt.load_checkpoint(os.path.join(run_dir, CHECKPOINT))
+    saved = dict(ck["config"])
+    cfg = TrainConfig(**{k: v for k, v in saved.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}})
+    for k, v in (overrides or {}).items():
+        if v is None or k == "out":
+            continue
+        if k in RESUME_MUTABLE:
+            setattr(cfg, k, v)
+        elif getattr(cfg, k) != v:
+            flag = "--" + k.replace("_", "-")
+            raise TrainError(f"--resume {run_dir}: that run was trained with {flag} {getattr(cfg, k)!r}, not {v!r} "
+                             f"(another run; use a new --out to start it)")
+    cfg.out = run_dir
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------------- the run
+def train(cfg: TrainConfig, resume: bool = False, *, on_step: Callable[[int, int], bool] | None = None,
+          stream=None) -> RunResult:
+    """Train as ``cfg`` says, writing ``cfg.out/{last.pt,config.json,log.csv,log.json,curves.png}`` (rank 0).
+
+    ``resume``: continue the run in ``cfg.out`` from its checkpoint (see :func:`config_for_resume` for the
+    configuration).  ``on_step(epoch, step)`` is called after every step; returning True stops the run as an
+    interruption does (tests).  Bad input raises :class:`TrainError` before anything is written.
+    """
+    cfg = cfg.resolved()
+    out = cfg.out
+    if not out:
+        raise TrainError("--out RUN_DIR is required (the run's checkpoints and logs go there)")
+    ck_path = os.path.join(out, CHECKPOINT)
+    ck = None
+    if resume:
+        ck = ckpt.load_checkpoint(ck_path)
+    elif os.path.exists(ck_path) or os.path.exists(os.path.join(out, "config.json")):
+        raise TrainError(f"{out} already holds a run; continue it with --resume {out}, or choose another --out")
+    stream = stream or sys.stderr
+    dinfo = D.setup(cfg.device)
+    try:
+        return _run(cfg, dinfo, ck, on_step, stream)
+    finally:
+        D.cleanup(dinfo)
+
+
+def _seed_all(seed: int) -> None:
+    torch.manual_seed(seed)
+    random.seed(seed)
+    try:
+        import numpy as np
+        np.random.seed(seed % 2**32)
+    except ImportError:
+        pass
+
+
+def _run(cfg: TrainConfig, dinfo: D.DistInfo, ck: dict | None, on_step, stream) -> RunResult:
+    from visionblocks.models import resolve_data_config
+    dev = dinfo.device
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    _seed_all(cfg.seed)
+    try:
+        data_cfg = resolve_data_config(cfg.model)
+    except (ValueError, KeyError) as e:
+        raise TrainError(str(e).splitlines()[0]) from None
+    train_ds, val_ds, info = load_data(cfg.data, data_cfg, input_size=cfg.input_size, in_chans=cfg.in_chans,
+                                       seed=cfg.seed, hflip=cfg.hflip, limit=cfg.limit)
+    identity = {"model": cfg.model, "model_kwargs": cfg.model_kwargs, "attn": cfg.attn, "insert": cfg.insert,
+                "classes": info.classes, "in_chans": info.in_chans, "input_size": info.input_size,
+                "data_kind": info.kind}
+    if ck is not None:
+        ckpt.check_identity(ck["identity"], identity, f"checkpoint {os.path.join(cfg.out, CHECKPOINT)}")
+    if cfg.batch_size % dinfo.world_size:
+        raise TrainError(f"--batch-size {cfg.batch_size} (the global batch) must divide by the {dinfo.world_size} "
+                         f"processes")
+    local_bs = cfg.batch_size // dinfo.world_size
+    sampler = DistributedSampler(train_ds, num_replicas=dinfo.world_size, rank=dinfo.rank, shuffle=True,
+                                 seed=cfg.seed, drop_last=True)
+    steps_per_epoch = len(sampler) // local_bs
+    if steps_per_epoch == 0:
+        raise TrainError(f"--batch-size {cfg.batch_size} is larger than the training split ({info.num_train} images)")
+    total_steps = steps_per_epoch * cfg.epochs
+
+    model = build_model(cfg, info.num_classes, info.in_chans, info.input_size)
+    params = sum(p.numel() for p in model.parameters())
+    ema = None
+    if cfg.ema is not None:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+    where = f"checkpoint {os.path.join(cfg.out, CHECKPOINT)}"
+    if ck is not None:  # everything is checked before anything is loaded
+        ckpt.check_state_dict(ck["model"], model, "model", where)
+        if (ema is None) != (ck.get("model_ema") is None):
+            raise TrainError(f"{where}: the run {'had no' if ema is not None else 'had an'} EMA; --ema must match")
+        if ema is not None:
+            ckpt.check_state_dict(ck["model_ema"], ema, "EMA", where)
+    model.to(dev)
+    if ema is not None:
+        ema.to(dev)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = _optimizer(cfg, model)
+    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+    schedule = CosineWarmup(total_steps, warmup, cfg.min_lr / cfg.lr if cfg.lr > 0 else 0.0)
+    history: list[dict[str, Any]] = []
+    start_epoch, start_step, global_step = 0, 0, 0
+    partial = {"loss_sum": 0.0, "images": 0, "time": 0.0}
+    if ck is not None:
+        try:
+            opt_probe = _optimizer(cfg, model)
+            opt_probe.load_state_dict(ck["optimizer"])  # refuses other group sizes before the real load
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise TrainError(f"{where}: the optimizer state does not match ({e}); nothing was loaded") from None
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        if ema is not None:
+            ema.load_state_dict(ck["model_ema"])
+        history = list(ck["history"])
+        start_epoch, start_step, global_step = ck["epoch"], ck["step_in_epoch"], ck["global_step"]
+        partial = dict(ck.get("partial") or partial)
+        if ck["schedule"]["total"] != schedule.total and dinfo.is_main:
+            print(f"note: --epochs changed from {ck['config']['epochs']} to {cfg.epochs}: the learning-rate "
+                  f"schedule is stretched from here on", file=stream)
+        if dinfo.rank == 0:
+            ckpt.set_rng_state(ck["rng"])
+        else:
+            torch.manual_seed(cfg.seed + 1_000_003 * dinfo.rank + global_step)
+    elif dinfo.distributed:
+        torch.manual_seed(cfg.seed + 1_000_003 * dinfo.rank)  # after the (identical) initialisation
+    base_lrs = [cfg.lr for _ in optimizer.param_groups]
+
+    net = D.wrap_model(model, dinfo, cfg.sync_bn)
+    step_fn = torch.compile(net) if cfg.compile else net
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    workers = cfg.workers if cfg.workers is not None else (0 if info.kind != "folder" else min(8, os.cpu_count() or 1))
+    pin = dev.type == "cuda"
+    eval_bs = cfg.eval_batch_size or max(local_bs, 64)
+    val_loader = DataLoader(val_ds, batch_size=eval_bs, sampler=ShardSampler(len(val_ds), dinfo.rank,
+                                                                                 dinfo.world_size),
+                            num_workers=workers, pin_memory=pin, generator=torch.Generator().manual_seed(cfg.seed))
+    main = dinfo.is_main
+    if main:
+        os.makedirs(cfg.out, exist_ok=True)
+        _write_json(os.path.join(cfg.out, "config.json"), {**dataclasses.asdict(cfg), "data_info": dataclasses.asdict(info)})
+        if ck is None:
+            for note in info.notes:
+                print(f"note: {note}", file=stream)
+    title = f"{cfg.model}" + (f" + {cfg.attn}" if cfg.attn else "") + (f" + {cfg.insert}" if cfg.insert else "")
+
+    def save(epoch: int, step_in_epoch: int) -> None:
+        if main:
+            ckpt.atomic_save({
+                "format": ckpt.FORMAT, "version": ckpt.VERSION, "identity": identity, "config": dataclasses.asdict(cfg),
+                "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
+                "model": model.state_dict(), "model_ema": None if ema is None else ema.state_dict(),
+                "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "rng": ckpt.rng_state(),
+                "history": history, "partial": partial,
+            }, os.path.join(cfg.out, CHECKPOINT))
+        D.barrier(dinfo)
+
+    interrupted = False
+    with _StopFlag() as stop:
+        for epoch in range(start_epoch, cfg.epochs):
+            sampler.set_epoch(epoch)
+            train_ds.set_epoch(epoch)
+            first = start_step if epoch == start_epoch else 0
+            if first == 0:
+                partial = {"loss_sum": 0.0, "images": 0, "time": 0.0}
+            order = list(sampler)[first * local_bs: steps_per_epoch * local_bs]
+            loader = DataLoader(train_ds, batch_size=local_bs, sampler=order, drop_last=True, num_workers=workers,
+                                pin_memory=pin, generator=torch.Generator().manual_seed(cfg.seed + epoch))
+            bar = ProgressBar(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", stream,
+                              enabled=main and cfg.progress, start=first)
+            net.train()
+            t0 = time.perf_counter()
+            step = first
+            for x, y in loader:
+                factor = schedule(global_step)
+                for g, lr in zip(optimizer.param_groups, base_lrs):
+                    g["lr"] = lr * factor
+                x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+                if cfg.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp):
+                    loss = criterion(step_fn(x), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if ema is not None:
+                    ema.update_parameters(model)
+                global_step += 1
+                step += 1
+                lv = loss.item()
+                partial["loss_sum"] += lv * len(y)
+                partial["images"] += len(y)
+                bar.update(len(y) * dinfo.world_size, lv)
+                want_stop = stop.signum is not None or bool(on_step and on_step(epoch, step))
+                if D.any_rank(want_stop, dinfo) and step < steps_per_epoch:
+                    partial["time"] += time.perf_counter() - t0
+                    save(epoch, step)
+                    interrupted = True
+                    break
+            if interrupted:
+                bar.close("interrupted")
+                break
+            partial["time"] += time.perf_counter() - t0
+            loss_sum = D.all_reduce_sum(torch.tensor([partial["loss_sum"], float(partial["images"])],
+                                                     dtype=torch.float64), dinfo)
+            val = evaluate(model, val_loader, dev, dinfo, cfg.amp, cfg.channels_last)
+            ev = evaluate(ema.module, val_loader, dev, dinfo, cfg.amp, cfg.channels_last) if ema is not None else None
+            row = {"epoch": epoch + 1, "train_loss": loss_sum[0].item() / max(1.0, loss_sum[1].item()),
+                   "val_loss": val["loss"], "val_top1": val["top1"], "val_top5": val["top5"],
+                   "ema_top1": ev["top1"] if ev else None, "ema_top5": ev["top5"] if ev else None,
+                   "lr": optimizer.param_groups[0]["lr"], "epoch_s": round(partial["time"], 3),
+                   "images_per_s": round(loss_sum[1].item() / max(partial["time"], 1e-9), 1)}
+            history.append(row)
+            bar.close(f"val top-1 {val['top1']:.2f}% top-5 {val['top5']:.2f}%"
+                      + (f" (EMA {ev['top1']:.2f}%)" if ev else ""))
+            partial = {"loss_sum": 0.0, "images": 0, "time": 0.0}
+            save(epoch + 1, 0)
+            if main:
+                _write_logs(cfg.out, history, title)
+            stop_here = cfg.stop_after_epoch is not None and epoch + 1 >= cfg.stop_after_epoch
+            if (D.any_rank(stop.signum is not None, dinfo) or stop_here) and epoch + 1 < cfg.epochs:
+                interrupted = True
+                break
+    done = history[-1]["epoch"] if history else 0
+    return RunResult(cfg.out, done, history, interrupted, params, info)
