@@ -27,6 +27,7 @@ from .se_options import se_kwargs, deprecated_se_ratio
 from .shuffle import channel_shuffle
 from .squeeze_excite import SqueezeExcite
 from .token_linear import token_linear
+from .validate import validated, check_arg, check_input_dtype, blocks_with_pooled_bn
 from .weight_init import init_weights
 
 __all__ = [
@@ -38,5 +39,6 @@ __all__ = [
     "deprecated_flag", "LayerType", "local_aggregate", "MetaFormerBlock", "Mlp", "LayerNorm2d", "GroupNorm1",
     "get_norm_layer", "create_norm", "NormAct", "pad_to_patches", "unfold_patches", "fold_patches",
     "pointwise_linear", "pointwise_forward", "spatial_mean", "se_kwargs", "deprecated_se_ratio",
-    "channel_shuffle", "SqueezeExcite", "token_linear", "init_weights",
+    "channel_shuffle", "SqueezeExcite", "token_linear", "init_weights", "validated", "check_arg",
+    "check_input_dtype", "blocks_with_pooled_bn",
 ]

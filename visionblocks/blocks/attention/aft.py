@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import check_divisible, check_nchw, check_nlc, check_odd, check_positive_int, check_tokens
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["AFTFull", "AFTLocal", "AFTSimple", "AFTConv", "aft_weighted_average"]
@@ -52,6 +53,7 @@ class _AFTBase(nn.Module):
 
 @register_block("aft_full", family="attention", layout="nlc", paper=_PAPER, url=_URL, fixed_size=True,
                 example=Example(args=(64, 49), input_shape=(2, 49, 64)))
+@validated()
 class AFTFull(_AFTBase):
     """AFT-full over a sequence of exactly ``seq_len`` tokens, (B, T, C) -> (B, T, C).
 
@@ -79,6 +81,7 @@ class AFTFull(_AFTBase):
 
 @register_block("aft_local", family="attention", layout="nlc", paper=_PAPER, url=_URL, fixed_size=True,
                 example=Example(args=(64, 49), kwargs={"window_size": 32}, input_shape=(2, 49, 64)))
+@validated()
 class AFTLocal(AFTFull):
     """AFT-local: AFT-full with the position biases zeroed outside a band, (B, T, C) -> (B, T, C).
 
@@ -102,6 +105,7 @@ class AFTLocal(AFTFull):
 
 @register_block("aft_simple", family="attention", layout="nlc", paper=_PAPER, url=_URL,
                 example=Example(args=(64,), input_shape=(2, 49, 64)))
+@validated()
 class AFTSimple(_AFTBase):
     """AFT-simple: ``sigmoid(Q_t) * sum_t' softmax(K)_t' V_t'`` (no position bias, any length), (B, N, C) -> same.
 
@@ -122,6 +126,7 @@ class AFTSimple(_AFTBase):
 
 @register_block("aft_conv", family="attention", layout="nchw", paper=_PAPER, url=_URL,
                 example=Example(args=(64,), kwargs={"num_heads": 32, "kernel_size": 7}, input_shape=(2, 64, 14, 14)))
+@validated()
 class AFTConv(nn.Module):
     """AFT-conv on an image (B, C, H, W) -> (B, C, H, W): local 2-D position biases shared across positions.
 

@@ -22,6 +22,7 @@ from visionblocks.layers import (
     ConvMlp, ConvNormAct, LayerType, check_nchw, check_positive_int, create_norm, reduced_channels,
     spatial_mean,
 )
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["BAM", "BAMChannelGate", "BAMSpatialGate"]
@@ -60,6 +61,7 @@ class BAMSpatialGate(nn.Module):
 @register_block("bam", family="attention", layout="nchw",
                 paper="Park et al., BAM: Bottleneck Attention Module, BMVC 2018", url="https://arxiv.org/abs/1807.06514",
                 example=Example(args=(64,), kwargs={}, input_shape=(2, 64, 14, 14)))
+@validated(pooled_bn="the channel gate's BatchNorm on globally pooled features")
 class BAM(nn.Module):
     """Channel and spatial attention computed in parallel and applied residually: ``F + F * sigmoid(Mc + Ms)``.
 

@@ -12,6 +12,7 @@ import torch.nn as nn
 from visionblocks.layers import (
     ConvMlp, LayerType, check_nchw, check_odd, check_positive_int, reduced_channels, spatial_mean,
 )
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["CBAM", "ChannelGate", "SpatialGate"]
@@ -48,6 +49,7 @@ class SpatialGate(nn.Module):
 @register_block("cbam", family="attention", layout="nchw",
                 paper="Woo et al., CBAM: Convolutional Block Attention Module, ECCV 2018",
                 url="https://arxiv.org/abs/1807.06521", example=Example(args=(64,), input_shape=(2, 64, 14, 14)))
+@validated(kernel_size="odd")
 class CBAM(nn.Module):
     """Channel then spatial attention.
 

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from visionblocks.layers import (
     DropPath, LayerType, Mlp, MultiHeadAttention, check_divisible, check_nchw, check_positive_int, to_2tuple,
 )
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["CoAtNetTransformerBlock", "RelativeAttention", "relative_position_bias"]
@@ -75,6 +76,7 @@ class RelativeAttention(MultiHeadAttention):
                 url="https://arxiv.org/abs/2106.04803",
                 example=Example(args=(64,), kwargs={"dim_head": 32, "mlp_ratio": 4.0, "rel_size": 14},
                                 input_shape=(2, 64, 14, 14)))
+@validated()
 class CoAtNetTransformerBlock(nn.Module):
     """CoAtNet's pre-norm relative-attention transformer block, on (B, C, H, W).
 

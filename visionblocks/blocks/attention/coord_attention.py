@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import ConvNormAct, LayerType, check_nchw, check_positive_int, reduced_channels
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["CoordAttention"]
@@ -22,6 +23,7 @@ __all__ = ["CoordAttention"]
                 paper="Hou et al., Coordinate Attention for Efficient Mobile Network Design, CVPR 2021",
                 url="https://arxiv.org/abs/2103.02907",
                 example=Example(args=(64,), kwargs={"reduction": 32}, input_shape=(2, 64, 14, 14)))
+@validated()
 class CoordAttention(nn.Module):
     """Gates along H and along W from direction-aware average pooling.
 

@@ -22,6 +22,7 @@ from visionblocks.layers import (
     ConvNormAct, LayerType, check_divisible, check_nchw, check_odd, check_positive_int, create_act,
     deprecated_kwargs, local_aggregate, pointwise_forward, reduced_channels, spatial_mean,
 )
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["ContextualTransformer"]
@@ -31,6 +32,7 @@ __all__ = ["ContextualTransformer"]
                 paper="Li et al., Contextual Transformer Networks for Visual Recognition, TPAMI 2022",
                 url="https://arxiv.org/abs/2107.12292",
                 example=Example(args=(64,), kwargs={"kernel_size": 3}, input_shape=(2, 64, 14, 14)))
+@validated()
 class ContextualTransformer(nn.Module):
     """CoT block: static (convolutional) plus dynamic (attention-weighted local) context.
 

@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import check_nchw, check_positive_int
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["CSRA", "CSRAHead", "TEMPERATURES", "class_scores"]
@@ -66,6 +67,7 @@ class CSRAHead(nn.Module):
                 paper="Zhu & Wu, Residual Attention: A Simple but Effective Method for Multi-Label Recognition, "
                       "ICCV 2021", url="https://arxiv.org/abs/2108.02456",
                 example=Example(args=(64, 20), kwargs={"num_heads": 1, "lam": 0.1}, input_shape=(2, 64, 7, 7)))
+@validated()
 class CSRA(nn.Module):
     """CSRA classification head: (B, C, H, W) features -> (B, num_classes) logits.
 

@@ -21,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import ConvNormAct, LayerType, check_nchw, check_positive_int, reduced_channels
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["DualAttention", "PositionAttention", "ChannelAttention"]
@@ -63,6 +64,7 @@ class ChannelAttention(nn.Module):
                 paper="Fu et al., Dual Attention Network for Scene Segmentation, CVPR 2019",
                 url="https://arxiv.org/abs/1809.02983",
                 example=Example(args=(64,), kwargs={}, input_shape=(2, 64, 14, 14)))
+@validated()
 class DualAttention(nn.Module):
     """Position and channel attention branches on reduced features, summed and projected back to C.
 

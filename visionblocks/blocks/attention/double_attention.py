@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import check_nchw, check_positive_int, reduced_channels
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["DoubleAttention"]
@@ -23,6 +24,7 @@ __all__ = ["DoubleAttention"]
                 paper="Chen et al., A^2-Nets: Double Attention Networks, NeurIPS 2018",
                 url="https://arxiv.org/abs/1810.11579",
                 example=Example(args=(64,), kwargs={}, input_shape=(2, 64, 14, 14)))
+@validated()
 class DoubleAttention(nn.Module):
     """Gather global features by spatial attention, distribute them by per-position attention.
 

@@ -12,6 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import check_nchw, check_odd, check_positive_int, spatial_mean
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["EfficientChannelAttention", "eca_kernel_size"]
@@ -26,6 +27,7 @@ def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
 @register_block("eca", family="attention", layout="nchw",
                 paper="Wang et al., ECA-Net: Efficient Channel Attention for Deep CNNs, CVPR 2020",
                 url="https://arxiv.org/abs/1910.03151", example=Example(args=(64,), input_shape=(2, 64, 14, 14)))
+@validated(kernel_size="odd")
 class EfficientChannelAttention(nn.Module):
     """Channel gate by a 1-D convolution over the pooled channels.
 

@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import check_divisible, check_nchw, check_positive_int, merge_heads, split_heads
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["EMSA"]
@@ -25,6 +26,7 @@ __all__ = ["EMSA"]
                 paper="Zhang & Yang, ResT: An Efficient Transformer for Visual Recognition, NeurIPS 2021",
                 url="https://arxiv.org/abs/2105.13677",
                 example=Example(args=(64,), kwargs={"num_heads": 4, "sr_ratio": 2}, input_shape=(2, 64, 14, 14)))
+@validated()
 class EMSA(nn.Module):
     """ResT's efficient multi-head self-attention, (B, C, H, W) -> (B, C, H, W).
 

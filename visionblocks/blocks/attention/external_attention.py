@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import check_nlc, check_positive_int
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["ExternalAttention"]
@@ -24,6 +25,7 @@ __all__ = ["ExternalAttention"]
                       "Tasks, TPAMI 2022",
                 url="https://arxiv.org/abs/2105.02358",
                 example=Example(args=(64,), kwargs={"memory_units": 64}, input_shape=(2, 49, 64)))
+@validated()
 class ExternalAttention(nn.Module):
     """Attention of the tokens to two learned external memories, (B, N, C) -> (B, N, C).
 

@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import check_nchw, check_positive_int
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["GlobalFilter"]
@@ -25,6 +26,7 @@ __all__ = ["GlobalFilter"]
                 paper="Rao et al., Global Filter Networks for Image Classification, NeurIPS 2021",
                 url="https://arxiv.org/abs/2107.00645",
                 example=Example(args=(64,), kwargs={"h": 14, "w": 8}, input_shape=(2, 64, 14, 14)))
+@validated()
 class GlobalFilter(nn.Module):
     """Learnable global filter in the 2-D frequency domain, (B, C, H, W) -> (B, C, H, W).
 

@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import check_divisible, check_nchw, check_positive_int
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["HaloAttention"]
@@ -40,6 +41,7 @@ def _rel_index(block: int, halo: int, stride: int, device=None) -> torch.Tensor:
                 url="https://arxiv.org/abs/2103.12731",
                 example=Example(args=(64,), kwargs={"block_size": 8, "halo_size": 3, "num_heads": 8, "dim_head": 16},
                                 input_shape=(2, 64, 16, 16)))
+@validated()
 class HaloAttention(nn.Module):
     """Blocked local self-attention with haloing, on (B, C, H, W).
 

@@ -22,6 +22,7 @@ from visionblocks.layers import (
     ConvNormAct, DropPath, LayerType, Mlp, MultiHeadAttention, check_divisible, check_nchw, check_positive_int,
     fold_patches, pad_to_patches, to_2tuple, unfold_patches,
 )
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["MobileViTBlock", "TransformerLayer"]
@@ -51,6 +52,7 @@ class TransformerLayer(nn.Module):
                 url="https://arxiv.org/abs/2110.02178",
                 example=Example(args=(48,), kwargs={"transformer_dim": 64, "num_layers": 2, "num_heads": 4,
                                                     "patch_size": 2}, input_shape=(2, 48, 16, 16)))
+@validated(kernel_size="odd")
 class MobileViTBlock(nn.Module):
     """MobileViT block (local conv, transformers over unfolded patches, fold, fusion), on (B, C, H, W).
 

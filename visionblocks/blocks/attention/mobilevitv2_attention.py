@@ -27,6 +27,7 @@ from visionblocks.layers import (
     ConvMlp, ConvNormAct, DropPath, GroupNorm1, LayerType, check_nchw, check_positive_int, fold_patches,
     pad_to_patches, to_2tuple, unfold_patches,
 )
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["MobileViTv2Block", "SeparableSelfAttention", "LinearTransformerLayer", "MaskedGroupNorm1"]
@@ -93,6 +94,7 @@ class LinearTransformerLayer(nn.Module):
                 url="https://arxiv.org/abs/2206.02680",
                 example=Example(args=(64,), kwargs={"transformer_dim": 32, "num_layers": 2, "patch_size": 2},
                                 input_shape=(2, 64, 16, 16)))
+@validated(kernel_size="odd")
 class MobileViTv2Block(nn.Module):
     """MobileViTv2 block with separable self-attention, on (B, C, H, W).
 

@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import check_divisible, check_nlc, check_odd, check_positive_int, merge_heads, split_heads
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["MUSEAttention", "DepthwiseSeparableConv1d"]
@@ -40,6 +41,7 @@ class DepthwiseSeparableConv1d(nn.Module):
                 paper="Zhao et al., MUSE: Parallel Multi-Scale Attention for Sequence to Sequence Learning, 2019",
                 url="https://arxiv.org/abs/1911.09483",
                 example=Example(args=(64,), kwargs={"num_heads": 8}, input_shape=(2, 49, 64)))
+@validated(kernel_sizes="odd_ints")
 class MUSEAttention(nn.Module):
     """Multi-head self-attention plus dynamically weighted multi-scale convolutions of the same values,
     (B, N, C) -> (B, N, C).

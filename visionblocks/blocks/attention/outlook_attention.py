@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import check_divisible, check_nchw, check_odd, check_positive_int
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["OutlookAttention"]
@@ -28,6 +29,7 @@ __all__ = ["OutlookAttention"]
                 url="https://arxiv.org/abs/2106.13112",
                 example=Example(args=(192,), kwargs={"num_heads": 6, "kernel_size": 3, "stride": 2},
                                 input_shape=(2, 192, 14, 14)))
+@validated(kernel_size="odd")
 class OutlookAttention(nn.Module):
     """Outlook attention (VOLO's first-stage token mixer), on (B, C, H, W).
 

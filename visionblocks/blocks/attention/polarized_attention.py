@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import check_divisible, check_nchw, check_positive_int, pointwise_linear, spatial_mean
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["PolarizedSelfAttentionParallel", "PolarizedSelfAttentionSequential", "PolarizedChannelGate",
@@ -75,6 +76,7 @@ class _PolarizedBase(nn.Module):
 
 @register_block("polarized_attention_parallel", family="attention", layout="nchw", paper=_PAPER, url=_URL,
                 example=Example(args=(64,), kwargs={"reduction": 2}, input_shape=(2, 64, 14, 14)))
+@validated()
 class PolarizedSelfAttentionParallel(_PolarizedBase):
     """PSA, parallel layout: ``y = A^ch(x) * x + A^sp(x) * x``.
 
@@ -90,6 +92,7 @@ class PolarizedSelfAttentionParallel(_PolarizedBase):
 
 @register_block("polarized_attention_sequential", family="attention", layout="nchw", paper=_PAPER, url=_URL,
                 example=Example(args=(64,), kwargs={"reduction": 2}, input_shape=(2, 64, 14, 14)))
+@validated()
 class PolarizedSelfAttentionSequential(_PolarizedBase):
     """PSA, sequential layout: ``z = A^ch(x) * x``, ``y = A^sp(z) * z``.
 

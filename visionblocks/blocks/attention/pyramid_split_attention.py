@@ -20,6 +20,7 @@ from visionblocks.layers import (
     ConvMlp, LayerType, check_divisible, check_nchw, check_odd, check_positive_int, reduced_channels,
     spatial_mean,
 )
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["PyramidSplitAttention"]
@@ -30,6 +31,7 @@ __all__ = ["PyramidSplitAttention"]
                       "Neural Network, 2021",
                 url="https://arxiv.org/abs/2105.14447",
                 example=Example(args=(64,), kwargs={}, input_shape=(2, 64, 14, 14)))
+@validated(kernel_sizes="odd_ints", groups="ints")
 class PyramidSplitAttention(nn.Module):
     """Multi-scale grouped convolutions re-weighted by a softmax over the scales.
 

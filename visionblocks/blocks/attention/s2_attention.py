@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import LayerType, check_divisible, check_nchw, check_positive_int, create_act
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["S2Attention", "SplitAttention", "spatial_shift"]
@@ -66,6 +67,7 @@ class SplitAttention(nn.Module):
                 paper="Yu et al., S2-MLPv2: Improved Spatial-Shift MLP Architecture for Vision, arXiv 2021",
                 url="https://arxiv.org/abs/2108.01072",
                 example=Example(args=(64,), input_shape=(2, 64, 14, 14)))
+@validated()
 class S2Attention(nn.Module):
     """Expand x3, spatially shift two of the three parts (two groupings of four directions), fuse with split
     attention, project.

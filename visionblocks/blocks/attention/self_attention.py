@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from visionblocks.layers import MultiHeadAttention, check_nlc
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["SelfAttention"]
@@ -21,6 +22,7 @@ __all__ = ["SelfAttention"]
                 paper="Vaswani et al., Attention Is All You Need, NeurIPS 2017",
                 url="https://arxiv.org/abs/1706.03762",
                 example=Example(args=(64,), kwargs={"num_heads": 8}, input_shape=(2, 49, 64)))
+@validated()
 class SelfAttention(MultiHeadAttention):
     """Multi-head scaled dot-product self-attention over a token sequence (B, N, C) -> (B, N, C): the shared
     :class:`~visionblocks.layers.attention.MultiHeadAttention` with the paper's bias-free projections, as a block.

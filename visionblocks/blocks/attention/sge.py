@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import check_divisible, check_nchw, check_positive_int, spatial_mean
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["SpatialGroupEnhance"]
@@ -25,6 +26,7 @@ __all__ = ["SpatialGroupEnhance"]
                       "Convolutional Networks, arXiv 2019",
                 url="https://arxiv.org/abs/1905.09646",
                 example=Example(args=(128,), kwargs={}, input_shape=(2, 128, 14, 14)))
+@validated()
 class SpatialGroupEnhance(nn.Module):
     """Per-group spatial gate from the similarity of each position to the group's global feature.
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import channel_shuffle, check_divisible, check_nchw, check_positive_int, spatial_mean
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["ShuffleAttention"]
@@ -22,6 +23,7 @@ __all__ = ["ShuffleAttention"]
                 paper="Zhang & Yang, SA-Net: Shuffle Attention for Deep Convolutional Neural Networks, ICASSP 2021",
                 url="https://arxiv.org/abs/2102.00240",
                 example=Example(args=(128,), kwargs={}, input_shape=(2, 128, 14, 14)))
+@validated()
 class ShuffleAttention(nn.Module):
     """Grouped channel + spatial gates, then a channel shuffle.
 

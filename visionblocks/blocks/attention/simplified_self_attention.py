@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import check_divisible, check_nlc, check_positive_int, merge_heads, split_heads
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["SimplifiedSelfAttention"]
@@ -23,6 +24,7 @@ __all__ = ["SimplifiedSelfAttention"]
                 paper="Simplified self-attention (no Q/K/V projections), after Vaswani et al., NeurIPS 2017",
                 url="https://arxiv.org/abs/1706.03762",
                 example=Example(args=(64,), kwargs={"num_heads": 8}, input_shape=(2, 49, 64)))
+@validated()
 class SimplifiedSelfAttention(nn.Module):
     """Projection-free multi-head self-attention followed by an output projection, (B, N, C) -> (B, N, C).
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import check_nchw, check_odd, check_positive_int
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["TripletAttention", "ZPoolGate"]
@@ -44,6 +45,7 @@ def _zpool(x: torch.Tensor, dim: int) -> torch.Tensor:
                 paper="Misra et al., Rotate to Attend: Convolutional Triplet Attention Module, WACV 2021",
                 url="https://arxiv.org/abs/2010.03045",
                 example=Example(args=(64,), kwargs={"kernel_size": 7}, input_shape=(2, 64, 14, 14)))
+@validated(kernel_size="odd")
 class TripletAttention(nn.Module):
     """Three rotated Z-pool + 7x7-conv gates, averaged.
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import check_divisible, check_nlc, check_positive_int, merge_heads, split_heads
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["UFOAttention", "xnorm"]
@@ -28,6 +29,7 @@ def xnorm(a: torch.Tensor, gamma: torch.Tensor, eps: float = 1e-12) -> torch.Ten
                 paper="Song, UFO-ViT: High Performance Linear Vision Transformer without Softmax, 2021",
                 url="https://arxiv.org/abs/2109.14382",
                 example=Example(args=(64,), kwargs={"num_heads": 8}, input_shape=(2, 49, 64)))
+@validated()
 class UFOAttention(nn.Module):
     """Softmax-free multi-head attention with cross-normalization, (B, N, C) -> (B, N, C).
 

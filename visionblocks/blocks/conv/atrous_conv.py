@@ -8,6 +8,7 @@ taps are spaced ``d`` apart, so the receptive field is ``d (K - 1) + 1`` with K^
 """
 from __future__ import annotations
 
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 from ._plain import CheckedConv2d
@@ -19,6 +20,7 @@ __all__ = ["AtrousConv"]
                 paper="Yu & Koltun, Multi-Scale Context Aggregation by Dilated Convolutions, ICLR 2016",
                 url="https://arxiv.org/abs/1511.07122",
                 example=Example(args=(16, 32, 3, 1), kwargs={"dilation": 2}, input_shape=(2, 16, 14, 14)))
+@validated()
 class AtrousConv(CheckedConv2d):
     """A dilated KxK convolution with "same" padding ``dilation * (K - 1) / 2``.
 

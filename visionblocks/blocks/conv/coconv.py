@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import square_conv_geometry, check_nchw, check_positive_int, same_padding
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 from ._conv_base import check_fixed_conv_args
@@ -49,6 +50,7 @@ def coconv_splits(out_channels: int, levels: int) -> list[int]:
                 paper="Duta et al., Contextual Convolutional Neural Networks, ICCV Workshops 2021",
                 url="https://arxiv.org/abs/2108.07387",
                 example=Example(args=(32, 64, 3), kwargs={"levels": 4}, input_shape=(2, 32, 14, 14)))
+@validated()
 class CoConv(nn.Module):
     """Parallel dilated convolutions concatenated on channels.
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import check_nchw, spatial_mean
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 from ._per_sample import KernelBankConv
@@ -25,6 +26,7 @@ __all__ = ["CondConv"]
                       "NeurIPS 2019",
                 url="https://arxiv.org/abs/1904.04971",
                 example=Example(args=(16, 32, 3, 2), input_shape=(2, 16, 14, 14)))
+@validated()
 class CondConv(KernelBankConv):
     """A convolution whose kernel is a sigmoid-routed mixture of ``num_experts`` kernels.
 

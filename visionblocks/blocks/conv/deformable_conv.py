@@ -13,6 +13,7 @@ ordered per offset group, per tap (row-major), as (dy, dx); channel c uses offse
 """
 from __future__ import annotations
 
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 from ._deform import DeformConvBase, deform_conv2d
@@ -23,6 +24,7 @@ __all__ = ["DeformableConv", "deform_conv2d"]
 @register_block("deformable_conv", family="conv", layout="conv",
                 paper="Dai et al., Deformable Convolutional Networks, ICCV 2017", url="https://arxiv.org/abs/1703.06211",
                 example=Example(args=(16, 32, 3, 2), input_shape=(2, 16, 14, 14)))
+@validated()
 class DeformableConv(DeformConvBase):
     """Deformable convolution (DCN v1) with its offset predictor ``conv_offset``.
 

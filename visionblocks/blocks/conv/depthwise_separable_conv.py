@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import ConvNormAct, LayerType, check_nchw, check_positive_int, conv_geometry
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["DepthwiseSeparableConv"]
@@ -22,6 +23,7 @@ __all__ = ["DepthwiseSeparableConv"]
                       "Applications, arXiv 2017",
                 url="https://arxiv.org/abs/1704.04861",
                 example=Example(args=(16, 32, 3, 1), input_shape=(2, 16, 14, 14)))
+@validated()
 class DepthwiseSeparableConv(nn.Module):
     """Depthwise KxK (stride s) -> norm -> act -> pointwise 1x1 -> norm -> act.
 

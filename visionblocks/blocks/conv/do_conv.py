@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import check_divisible, check_nchw, check_odd, check_positive_int, same_padding, to_2tuple
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 from visionblocks.reparam import ReparamModule
 
@@ -28,6 +29,7 @@ __all__ = ["DOConv2d"]
                 paper="Cao et al., DO-Conv: Depthwise Over-parameterized Convolutional Layer, IEEE TIP 2022",
                 url="https://arxiv.org/abs/2006.12030",
                 example=Example(args=(32, 64, 3), input_shape=(2, 32, 14, 14)))
+@validated()
 class DOConv2d(ReparamModule):
     """Depthwise over-parameterized convolution, foldable into a plain ``nn.Conv2d``.
 

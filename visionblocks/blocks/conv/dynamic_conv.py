@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import Mlp, check_nchw, reduced_channels, spatial_mean
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 from ._per_sample import KernelBankConv
@@ -42,6 +43,7 @@ def set_dynamic_conv_temperature(module: nn.Module, temperature: float) -> nn.Mo
                 paper="Chen et al., Dynamic Convolution: Attention over Convolution Kernels, CVPR 2020",
                 url="https://arxiv.org/abs/1912.03458",
                 example=Example(args=(16, 32, 3, 2), input_shape=(2, 16, 14, 14)))
+@validated()
 class DynamicConv(KernelBankConv):
     """K convolution kernels aggregated per sample by a softmax attention with temperature.
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import ConvNormAct, LayerType, check_nchw, check_odd, check_positive_int, conv_geometry
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["GhostConv"]
@@ -22,6 +23,7 @@ __all__ = ["GhostConv"]
                 paper="Han et al., GhostNet: More Features from Cheap Operations, CVPR 2020",
                 url="https://arxiv.org/abs/1911.11907",
                 example=Example(args=(16, 32, 1, 1), input_shape=(2, 16, 14, 14)))
+@validated()
 class GhostConv(nn.Module):
     """Ghost module: primary conv + cheap depthwise "ghost" features, concatenated.
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import LayerType, check_nlc, check_positive_int, create_act
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["GraphConv", "normalize_adjacency"]
@@ -66,6 +67,7 @@ def _example_shapes(out_features: int):
                 paper="Kipf & Welling, Semi-Supervised Classification with Graph Convolutional Networks, ICLR 2017",
                 url="https://arxiv.org/abs/1609.02907",
                 example=Example(args=(16, 32), make_inputs=_example_inputs(16), output_shapes=_example_shapes(32)))
+@validated()
 class GraphConv(nn.Module):
     """GCN layer ``act(A_hat X W + b)`` with ``A_hat = D~^{-1/2}(A + I)D~^{-1/2}``.
 

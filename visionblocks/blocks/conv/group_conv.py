@@ -8,6 +8,7 @@ AlexNet's two groups by default and "same" padding.
 """
 from __future__ import annotations
 
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 from ._plain import CheckedConv2d
@@ -20,6 +21,7 @@ __all__ = ["GroupConv"]
                       "Xie et al., Aggregated Residual Transformations (ResNeXt), CVPR 2017",
                 url="https://arxiv.org/abs/1611.05431",
                 example=Example(args=(16, 32, 3, 1), kwargs={"groups": 2}, input_shape=(2, 16, 14, 14)))
+@validated()
 class GroupConv(CheckedConv2d):
     """A grouped KxK convolution (``nn.Conv2d(groups=groups)``).
 

@@ -19,6 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import square_conv_geometry, check_divisible, check_nchw, check_positive_int
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 from ._conv_base import check_fixed_conv_args
@@ -30,6 +31,7 @@ __all__ = ["HetConv"]
                 paper="Singh et al., HetConv: Heterogeneous Kernel-Based Convolutions for Deep CNNs, CVPR 2019",
                 url="https://arxiv.org/abs/1903.04120",
                 example=Example(args=(64, 64, 3), kwargs={"part": 4}, input_shape=(2, 64, 14, 14)))
+@validated()
 class HetConv(nn.Module):
     """Heterogeneous-kernel convolution.
 

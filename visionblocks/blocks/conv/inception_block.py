@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import ConvNormAct, LayerType, check_nchw, check_positive_int
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["InceptionBlock"]
@@ -22,6 +23,7 @@ __all__ = ["InceptionBlock"]
                 paper="Szegedy et al., Going Deeper with Convolutions, CVPR 2015",
                 url="https://arxiv.org/abs/1409.4842",
                 example=Example(args=(192, 256), input_shape=(2, 192, 12, 12)))
+@validated()
 class InceptionBlock(nn.Module):
     """GoogLeNet's Inception module (v1, with dimension reductions).
 

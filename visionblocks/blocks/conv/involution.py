@@ -19,6 +19,7 @@ from visionblocks.layers import (
     square_conv_geometry,
     ConvNormAct, LayerType, check_divisible, check_nchw, check_positive_int, local_aggregate, reduced_channels,
 )
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 from ._conv_base import check_fixed_conv_args
@@ -30,6 +31,7 @@ __all__ = ["Involution"]
                 paper="Li et al., Involution: Inverting the Inherence of Convolution for Visual Recognition, CVPR 2021",
                 url="https://arxiv.org/abs/2103.06255",
                 example=Example(args=(32, 32, 7, 2), input_shape=(2, 32, 14, 14)))
+@validated()
 class Involution(nn.Module):
     """Involution: per-position kernels generated from the input, shared across the channels of a group.
 

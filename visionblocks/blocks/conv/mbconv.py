@@ -20,6 +20,7 @@ from visionblocks.layers import (
     square_conv_geometry,
     ConvNormAct, DropPath, LayerType, SqueezeExcite, check_nchw, create_attn, get_attn_layer, reduced_channels,
 )
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 
@@ -56,6 +57,7 @@ def _se_ratio_to_attn_layer(init):
                 paper="Tan & Le, EfficientNet: Rethinking Model Scaling for CNNs, ICML 2019 (MBConv of MobileNetV2)",
                 url="https://arxiv.org/abs/1905.11946",
                 example=Example(args=(32, 48), kwargs={"kernel_size": 3, "stride": 2}, input_shape=(2, 32, 16, 16)))
+@validated()
 class MBConv(nn.Module):
     """Inverted residual block.
 

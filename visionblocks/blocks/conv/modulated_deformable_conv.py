@@ -9,6 +9,7 @@ logits.
 """
 from __future__ import annotations
 
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 from ._deform import DeformConvBase
@@ -20,6 +21,7 @@ __all__ = ["ModulatedDeformableConv"]
                 paper="Zhu et al., Deformable ConvNets v2: More Deformable, Better Results, CVPR 2019",
                 url="https://arxiv.org/abs/1811.11168",
                 example=Example(args=(16, 32, 3, 2), input_shape=(2, 16, 14, 14)))
+@validated()
 class ModulatedDeformableConv(DeformConvBase):
     """Modulated deformable convolution (DCN v2) with its offset-and-mask predictor ``conv_offset``.
 

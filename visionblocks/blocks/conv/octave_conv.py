@@ -29,6 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import square_conv_geometry, check_nchw
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 
@@ -75,6 +76,7 @@ def _output_shapes(inputs, channels=(32, 32), stride=1):
                                 make_inputs=_make_inputs, output_shapes=_output_shapes),
                 notes="forward(x_h, x_l=None) -> (y_h, y_l); x_l is ceil(H/2) x ceil(W/2); y_l is None when "
                       "alpha_out == 0")
+@validated()
 class OctaveConv(nn.Module):
     """Octave convolution on a (high, low) frequency pair.
 

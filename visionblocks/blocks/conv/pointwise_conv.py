@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from visionblocks.layers import to_2tuple
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 from ._plain import CheckedConv2d
@@ -17,6 +18,7 @@ __all__ = ["PointwiseConv"]
 @register_block("pointwise_conv", family="conv", layout="conv",
                 paper="Lin, Chen & Yan, Network In Network, ICLR 2014", url="https://arxiv.org/abs/1312.4400",
                 example=Example(args=(16, 32, 1, 1), input_shape=(2, 16, 14, 14)))
+@validated()
 class PointwiseConv(CheckedConv2d):
     """A 1x1 convolution.
 

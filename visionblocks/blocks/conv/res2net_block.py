@@ -22,6 +22,7 @@ from visionblocks.layers import (
     square_conv_geometry,
     ConvNormAct, DropPath, LayerType, check_nchw, check_positive_int, create_act, create_attn,
 )
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 
@@ -33,6 +34,7 @@ __all__ = ["Res2NetBlock"]
                 url="https://arxiv.org/abs/1904.01169",
                 example=Example(args=(64, 256, 3), kwargs={"base_width": 26, "scale": 4},
                                 input_shape=(2, 64, 14, 14)))
+@validated()
 class Res2NetBlock(nn.Module):
     """Res2Net bottleneck with its residual connection (expansion 4).
 

@@ -17,6 +17,7 @@ from visionblocks.layers import (
     ConvNormAct, LayerType, check_nchw, check_positive_int, conv_geometry, deprecated_kwargs, pointwise_forward,
     reduced_channels, spatial_mean,
 )
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["SelectiveKernelConv"]
@@ -25,6 +26,7 @@ __all__ = ["SelectiveKernelConv"]
 @register_block("selective_kernel_conv", family="conv", layout="nchw", aliases=("sk",),
                 paper="Li et al., Selective Kernel Networks, CVPR 2019", url="https://arxiv.org/abs/1903.06586",
                 example=Example(args=(64,), kwargs={}, input_shape=(2, 64, 14, 14)))
+@validated()
 class SelectiveKernelConv(nn.Module):
     """SK convolution: multi-kernel grouped branches mixed by a channel-wise softmax attention.
 

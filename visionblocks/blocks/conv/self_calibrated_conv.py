@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import square_conv_geometry, ConvNormAct, LayerType, check_divisible, check_nchw, check_positive_int, create_act
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 
@@ -36,6 +37,7 @@ __all__ = ["SelfCalibratedConv"]
                 paper="Liu et al., Improving Convolutional Networks with Self-Calibrated Convolutions, CVPR 2020",
                 url="https://mmcheng.net/scconv/",
                 example=Example(args=(64, 64, 3), kwargs={"pooling_r": 4}, input_shape=(2, 64, 16, 16)))
+@validated()
 class SelfCalibratedConv(nn.Module):
     """Self-calibrated convolution (the SCNet bottleneck's middle layer).
 

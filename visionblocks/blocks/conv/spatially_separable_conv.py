@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import square_conv_geometry, ConvNormAct, LayerType, check_nchw, check_positive_int
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 
@@ -25,6 +26,7 @@ __all__ = ["SpatiallySeparableConv"]
                       "BMVC 2014; Szegedy et al., Rethinking the Inception Architecture, CVPR 2016",
                 url="https://arxiv.org/abs/1405.3866",
                 example=Example(args=(16, 32, 3, 1), input_shape=(2, 16, 14, 14)))
+@validated()
 class SpatiallySeparableConv(nn.Module):
     """Kx1 then 1xK convolution.
 

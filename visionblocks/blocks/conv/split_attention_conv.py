@@ -25,6 +25,7 @@ from visionblocks.layers import (
     ConvNormAct, LayerType, check_divisible, check_nchw, check_positive_int, conv_geometry, deprecated_kwargs,
     pointwise_forward, reduced_channels, spatial_mean,
 )
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["SplitAttentionConv"]
@@ -34,6 +35,7 @@ __all__ = ["SplitAttentionConv"]
                 paper="Zhang et al., ResNeSt: Split-Attention Networks, CVPR Workshops 2022",
                 url="https://arxiv.org/abs/2004.08955",
                 example=Example(args=(64, 64, 3), kwargs={"radix": 2, "groups": 1}, input_shape=(2, 64, 14, 14)))
+@validated()
 class SplitAttentionConv(nn.Module):
     """ResNeSt split-attention convolution (``SplAtConv2d``).
 

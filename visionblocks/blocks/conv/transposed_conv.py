@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import check_conv_channels, check_nchw, to_2tuple
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["TransposedConv"]
@@ -30,6 +31,7 @@ def _upsampled_shape(out_channels: int, stride: int):
                       "Networks for Semantic Segmentation, CVPR 2015",
                 url="https://arxiv.org/abs/1603.07285",
                 example=Example(args=(16, 8, 4, 2), input_shape=(2, 16, 7, 7), output_shapes=_upsampled_shape(8, 2)))
+@validated()
 class TransposedConv(nn.ConvTranspose2d):
     """A learnable upsampling layer (``nn.ConvTranspose2d``).
 

@@ -7,6 +7,7 @@ re-implementation) with "same" padding by default, so that the output is ``ceil(
 """
 from __future__ import annotations
 
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 from ._plain import CheckedConv2d
@@ -18,6 +19,7 @@ __all__ = ["VanillaConv"]
                 paper="LeCun et al., Gradient-Based Learning Applied to Document Recognition, Proc. IEEE 1998",
                 url="http://yann.lecun.com/exdb/publis/pdf/lecun-01a.pdf",
                 example=Example(args=(16, 32, 3, 1), input_shape=(2, 16, 14, 14)))
+@validated()
 class VanillaConv(CheckedConv2d):
     """A dense KxK convolution (``nn.Conv2d``; ``padding=None`` is "same").
 

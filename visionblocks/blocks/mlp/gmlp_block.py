@@ -18,6 +18,7 @@ import torch.nn as nn
 from visionblocks.layers import (
     DropPath, LayerType, check_divisible, check_nlc, check_positive_int, check_tokens, create_act, token_linear,
 )
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["GMLPBlock", "SpatialGatingUnit"]
@@ -41,6 +42,7 @@ class SpatialGatingUnit(nn.Module):
 @register_block("gmlp_block", family="mlp", layout="nlc", fixed_size=True,
                 paper="Liu et al., Pay Attention to MLPs, NeurIPS 2021", url="https://arxiv.org/abs/2105.08050",
                 example=Example(args=(32, 16), input_shape=(2, 16, 32)))
+@validated()
 class GMLPBlock(nn.Module):
     """One gMLP layer: LN -> channel projection -> GELU -> spatial gating unit -> channel projection, + skip.
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import DropPath, LayerType, Mlp, check_nlc, check_positive_int, check_tokens, token_linear
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["MixerBlock", "TokenMLP"]
@@ -38,6 +39,7 @@ class TokenMLP(Mlp):
                 paper="Tolstikhin et al., MLP-Mixer: An all-MLP Architecture for Vision, NeurIPS 2021",
                 url="https://arxiv.org/abs/2105.01601",
                 example=Example(args=(64, 16), input_shape=(2, 16, 64)))
+@validated()
 class MixerBlock(nn.Module):
     """One Mixer layer: token-mixing MLP then channel-mixing MLP, each pre-LayerNorm with a skip connection.
 

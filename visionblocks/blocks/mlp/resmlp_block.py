@@ -18,6 +18,7 @@ import torch.nn as nn
 from visionblocks.layers import (
     Affine, DropPath, LayerType, Mlp, check_nlc, check_positive_int, check_tokens, token_linear,
 )
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["ResMLPBlock"]
@@ -28,6 +29,7 @@ __all__ = ["ResMLPBlock"]
                       "training, TPAMI 2022",
                 url="https://arxiv.org/abs/2105.03404",
                 example=Example(args=(64, 16), kwargs={"init_values": 0.1}, input_shape=(2, 16, 64)))
+@validated()
 class ResMLPBlock(nn.Module):
     """One ResMLP layer: Affine -> linear over tokens -> LayerScale, then Affine -> MLP -> LayerScale.
 

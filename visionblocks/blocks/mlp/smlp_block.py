@@ -19,6 +19,7 @@ import torch.nn as nn
 from visionblocks.layers import (
     LayerType, check_nchw, check_positive_int, check_size, create_act, create_norm, to_2tuple,
 )
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["SparseMLPBlock"]
@@ -28,6 +29,7 @@ __all__ = ["SparseMLPBlock"]
                 paper="Tang et al., Sparse MLP for Image Recognition: Is Self-Attention Really Necessary?, AAAI 2022",
                 url="https://arxiv.org/abs/2109.05422",
                 example=Example(args=(32, (14, 14)), input_shape=(2, 32, 14, 14)))
+@validated()
 class SparseMLPBlock(nn.Module):
     """Axial token mixing: identity, MLP along H and MLP along W, fused by a 1x1 convolution.
 

@@ -21,6 +21,7 @@ import torch.nn as nn
 from visionblocks.layers import (
     LayerType, Mlp, check_divisible, check_nchw, check_positive_int, check_size, reduced_channels, to_2tuple,
 )
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["WeightedPermuteMLP"]
@@ -31,6 +32,7 @@ __all__ = ["WeightedPermuteMLP"]
                       "TPAMI 2022",
                 url="https://arxiv.org/abs/2106.12368",
                 example=Example(args=(48, (8, 8)), input_shape=(2, 48, 8, 8)))
+@validated()
 class WeightedPermuteMLP(nn.Module):
     """Permute-MLP along H, along W and over channels, fused with a split attention, then projected.
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from visionblocks.layers import LayerType, deprecated_flag
+from visionblocks.layers.validate import validated
 from visionblocks.registry import register_block
 
 from ._rep_conv import RepConvBase, conv_bn, conv_example
@@ -26,6 +27,7 @@ __all__ = ["ACBlock"]
                       "Convolution Blocks, ICCV 2019",
                 url="https://arxiv.org/abs/1908.03930",
                 example=conv_example(32, 48))
+@validated()
 class ACBlock(RepConvBase):
     """kxk, kx1 and 1xk conv-BN branches summed; folds to one kxk convolution.
 

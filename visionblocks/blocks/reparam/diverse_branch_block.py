@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from visionblocks.layers import (
     LayerType, check_divisible, check_positive_int, deprecated_flag, fuse_conv_bn_weights, identity_kernel,
 )
+from visionblocks.layers.validate import validated
 from visionblocks.registry import register_block
 
 from ._rep_conv import RepConvBase, conv_bn, conv_example
@@ -144,6 +145,7 @@ class OneByOneKxKBranch(nn.Module):
                 paper="Ding et al., Diverse Branch Block: Building a Convolution as an Inception-like Unit, CVPR 2021",
                 url="https://arxiv.org/abs/2103.13425",
                 example=conv_example())
+@validated()
 class DiverseBranchBlock(RepConvBase):
     """kxk, 1x1, 1x1-avg and 1x1-kxk branches (each with BNs) summed; folds to one kxk convolution.
 

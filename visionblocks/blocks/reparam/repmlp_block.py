@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from visionblocks.layers import (check_divisible, check_nchw, check_odd, check_positive_int, check_size,
                                  fuse_conv_bn_weights, to_2tuple)
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 from ._repmlp import PartitionPerceptron
@@ -35,6 +36,7 @@ __all__ = ["RepMLPBlock"]
                       "Recognition, arXiv 2021",
                 url="https://arxiv.org/abs/2105.01883",
                 example=Example(args=(16, (14, 14)), kwargs={"partition": (7, 7)}, input_shape=(2, 16, 14, 14)))
+@validated()
 class RepMLPBlock(PartitionPerceptron):
     """Global, partition and local perceptrons; the local (conv) perceptron folds into the partition FC.
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from visionblocks.layers import LayerType, deprecated_flag
+from visionblocks.layers.validate import validated
 from visionblocks.registry import register_block
 
 from ._rep_conv import RepConvBase, conv_bn, conv_example
@@ -25,6 +26,7 @@ __all__ = ["RepVGGBlock"]
                 paper="Ding et al., RepVGG: Making VGG-style ConvNets Great Again, CVPR 2021",
                 url="https://arxiv.org/abs/2101.03697",
                 example=conv_example())
+@validated()
 class RepVGGBlock(RepConvBase):
     """kxk conv-BN + 1x1 conv-BN (+ identity BN) summed, then ReLU; folds to one kxk convolution.
 

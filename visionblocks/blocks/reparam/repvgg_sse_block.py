@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from visionblocks.layers import (
     LayerType, check_nchw, check_odd, check_positive_int, create_act, fuse_conv_bn_weights, spatial_mean,
 )
+from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 from ._rep_conv import RepConvBase, conv_bn
@@ -87,6 +88,7 @@ class RepConv3x3(RepConvBase):
 @register_block("repvgg_sse_block", family="reparam", layout="nchw", aliases=("parnet_attention",),
                 paper="Goyal et al., Non-deep Networks, NeurIPS 2022", url="https://arxiv.org/abs/2110.07641",
                 example=Example(args=(64,), input_shape=(2, 64, 14, 14)))
+@validated(pooled_bn="the SSE branch's BatchNorm on globally pooled features")
 class RepVGGSSEBlock(nn.Module):
     """RepVGG-SSE block: 3x3 conv-BN + 1x1 conv-BN + skip-squeeze-excitation, then SiLU.
 
