@@ -133,7 +133,7 @@ class AFTConv(nn.Module):
     Args:
         channels: C (must be divisible by ``num_heads``).
         num_heads: h, one s x s kernel per head (paper's AFT-conv-tiny: 32 heads).
-        kernel_size: s, odd (paper's AFT-conv-tiny: 7).
+        kernel_size: s, odd and >= 3 (paper's AFT-conv-tiny: 7).
         qkv_bias: biases on the 1x1 Q/K/V projections.
     """
 
@@ -143,6 +143,9 @@ class AFTConv(nn.Module):
         self.num_heads = check_positive_int("num_heads", num_heads)
         check_divisible("channels", channels, "num_heads", num_heads)
         self.kernel_size = check_odd("kernel_size", check_positive_int("kernel_size", kernel_size))
+        if kernel_size < 3:  # the biases are normalised by their std over the s x s kernel: none for s = 1
+            raise ValueError(f"kernel_size must be an odd int >= 3 (AFT-conv normalises the s x s position biases "
+                             f"by their standard deviation, undefined for one element), got {kernel_size}")
         self.qkv = nn.Conv2d(channels, 3 * channels, 1, bias=qkv_bias)
         self.pos_bias = nn.Parameter(torch.randn(num_heads, 1, kernel_size, kernel_size) * 0.02)
         self.gamma = nn.Parameter(torch.zeros(num_heads, 1, 1, 1))

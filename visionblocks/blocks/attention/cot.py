@@ -32,7 +32,7 @@ __all__ = ["ContextualTransformer"]
                 paper="Li et al., Contextual Transformer Networks for Visual Recognition, TPAMI 2022",
                 url="https://arxiv.org/abs/2107.12292",
                 example=Example(args=(64,), kwargs={"kernel_size": 3}, input_shape=(2, 64, 14, 14)))
-@validated()
+@validated(pooled_bn="the attention fusion's BatchNorm on globally pooled features")
 class ContextualTransformer(nn.Module):
     """CoT block: static (convolutional) plus dynamic (attention-weighted local) context.
 

@@ -74,7 +74,11 @@ class EMSA(nn.Module):
         attn = (q * self.scale).transpose(0, 1) @ k.permute(1, 0, 3, 2)                  # (h, B, N, N')
         mixed = torch.addmm(self.transform_conv.bias[:, None], self.transform_conv.weight.flatten(1),
                             attn.reshape(self.num_heads, -1)).view(attn.shape)
-        attn = F.instance_norm(mixed.softmax(dim=-1), eps=self.transform_norm.eps)
+        attn = mixed.softmax(dim=-1)
+        if attn.shape[-2] * attn.shape[-1] > 1:
+            attn = F.instance_norm(attn, eps=self.transform_norm.eps)
+        else:  # one query and one key (a 1x1 map): the instance norm of a single value is 0
+            attn = torch.zeros_like(attn)
         return (self.attn_drop(attn) @ v.transpose(0, 1)).transpose(0, 1)
 
     def forward_tokens(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:

@@ -54,6 +54,8 @@ class GlobalFilter(nn.Module):
 
     def _filter(self, x: torch.Tensor, dims: tuple[int, int], channels_last: bool) -> torch.Tensor:
         H, W = x.shape[dims[0]], x.shape[dims[1]]
+        if x.numel() == 0:  # an empty batch (the FFT backends refuse empty transforms)
+            return x.clone()
         xf = x if x.dtype in (torch.float32, torch.float64) else x.float()
         spec = torch.fft.rfft2(xf, dim=dims, norm="ortho")
         weight = self.filter_for(H, W // 2 + 1, xf.dtype)

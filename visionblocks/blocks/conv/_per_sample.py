@@ -23,6 +23,8 @@ def per_sample_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     The output size comes from the convolution itself (not from the input size)."""
     b, c, h, w = x.shape
     o = weight.shape[1]
+    if b == 0:  # an empty batch: groups = b * groups would be 0; the (0, O, H', W') output of one kernel's shape
+        return F.conv2d(x, weight.new_zeros(weight.shape[1:]), None, stride, padding, dilation, groups)
     y = F.conv2d(x.reshape(1, b * c, h, w), weight.reshape(b * o, *weight.shape[2:]),
                  None if bias is None else bias.reshape(b * o), stride, padding, dilation, b * groups)
     return y.reshape(b, o, y.shape[-2], y.shape[-1])

@@ -26,7 +26,7 @@ __all__ = ["SelectiveKernelConv"]
 @register_block("selective_kernel_conv", family="conv", layout="nchw", aliases=("sk",),
                 paper="Li et al., Selective Kernel Networks, CVPR 2019", url="https://arxiv.org/abs/1903.06586",
                 example=Example(args=(64,), kwargs={}, input_shape=(2, 64, 14, 14)))
-@validated()
+@validated(pooled_bn="the fuse layer's BatchNorm on globally pooled features")
 class SelectiveKernelConv(nn.Module):
     """SK convolution: multi-kernel grouped branches mixed by a channel-wise softmax attention.
 

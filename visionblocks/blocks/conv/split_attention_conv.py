@@ -35,7 +35,7 @@ __all__ = ["SplitAttentionConv"]
                 paper="Zhang et al., ResNeSt: Split-Attention Networks, CVPR Workshops 2022",
                 url="https://arxiv.org/abs/2004.08955",
                 example=Example(args=(64, 64, 3), kwargs={"radix": 2, "groups": 1}, input_shape=(2, 64, 14, 14)))
-@validated()
+@validated(pooled_bn="the attention MLP's BatchNorm on globally pooled features")
 class SplitAttentionConv(nn.Module):
     """ResNeSt split-attention convolution (``SplAtConv2d``).
 

@@ -91,7 +91,7 @@ class RepMLPBlock(PartitionPerceptron):
         C, O = self.channels, self.out_channels
         x = x.reshape(B, C, hp, h, wp, w)
         if self.has_global:
-            v = self.gp_bn(F.avg_pool2d(x.reshape(B, C, hp * h, wp * w), (h, w))).reshape(B, -1)
+            v = self.gp_bn(F.avg_pool2d(x.reshape(B, C, hp * h, wp * w), (h, w))).flatten(1)
             v = self.fc2(F.relu(self.fc1(v)))
             x = x + v.reshape(B, C, hp, 1, wp, 1)
         out = self.partition_perceptron(x.permute(0, 2, 4, 1, 3, 5))        # partitions (B, hp, wp, C, h, w)
