@@ -15,6 +15,7 @@ from .registry import (
     list_models, model_info, register_block, register_model,
 )
 from .reparam import reparameterize
+from .inference import fuse
 from . import layers  # shared layers
 from . import blocks  # registers the blocks
 from . import models  # registers the models
@@ -31,7 +32,7 @@ __all__ = [
     "FAMILIES", "LAYOUTS", "BlockInfo", "Example", "ModelInfo", "block_info", "create_block", "create_model",
     "list_blocks", "list_models", "model_info", "register_block", "register_model",
     # re-parameterization
-    "reparameterize",
+    "reparameterize", "fuse",
     # surgery on any nn.Module, framework integration, backbone features
     "insert", "replace", "lazy", "timm_attn", "FeatureInfo", "ModelBase", "resolve_data_config",
     # sub-packages and modules

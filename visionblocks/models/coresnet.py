@@ -29,6 +29,7 @@ class CoBottleneck(Bottleneck):
     def __init__(self, *args, bn_after_add: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.bn_after_add = bn_after_add
+        self.conv3.fusable = not bn_after_add  # its BatchNorm follows the addition: not foldable into conv3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.bn_after_add:
