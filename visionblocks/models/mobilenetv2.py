@@ -6,6 +6,11 @@ Built from the library's ``mbconv`` block (ReLU6, no SE): a 3x3 stride-2 stem of
 inverted-residual stages ``(t, c, n, s)`` of the paper's Table 2, a 1x1 convolution to 1280 channels,
 global average pooling and a linear classifier.  Coordinate attention is inserted, as in the authors'
 code, after the depthwise convolution of every block with an expansion (t = 6).
+
+Features (``feature_info``, as timm): the last block at each resolution, reductions 2, 4, 8, 16, 32 (16, 24, 32,
+96, 320 channels); the 1x1 head convolution follows the last feature (``forward_final``).  ``output_stride=16``
+or ``8`` keeps the later blocks at that resolution and dilates their depthwise convolutions instead (DeepLab;
+the first block of a dilated stage keeps the previous dilation), same parameters.
 """
 from __future__ import annotations
 
@@ -13,7 +18,9 @@ import torch
 import torch.nn as nn
 
 from visionblocks.blocks.conv import MBConv
+from visionblocks.features import FeatureInfo
 from visionblocks.layers import ConvNormAct, LayerType, init_weights, make_divisible
+from visionblocks.layers.dilation import dilate_convs
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase, resolve_attn
@@ -36,41 +43,65 @@ class MobileNetV2(ModelBase):
         drop_rate: dropout before the classifier (the paper's code: 0.2).
         drop_path_rate: stochastic depth of the residual blocks (linear ramp).
         act_layer: activation (ReLU6).
+        output_stride: 32 (native), 16 or 8 (dilated depthwise convolutions after that stride, DeepLab).
     """
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0, attn: LayerType = None,
                  attn_kwargs: dict | None = None, drop_rate: float = 0.2, drop_path_rate: float = 0.0,
-                 act_layer: LayerType = "relu6"):
+                 act_layer: LayerType = "relu6", output_stride: int = 32):
         super().__init__()
+        if output_stride not in (8, 16, 32):
+            raise ValueError(f"MobileNetV2 offers output_stride 8, 16 or 32, got {output_stride!r}")
         self.in_chans = in_chans
         attn_layer = resolve_attn(attn, attn_kwargs)
         ch = make_divisible(32 * width_mult, 8)
         self.stem = ConvNormAct(in_chans, ch, 3, 2, act_layer=act_layer)
         total = sum(n for _, _, n, _ in MBV2_STAGES)
-        blocks, idx = [], 0
-        for t, c, n, s in MBV2_STAGES:
+        blocks, idx, features, plan, steps = [], 0, [], [], ["stem"]
+        net_stride, dilation = 2, 1
+        for si, (t, c, n, s) in enumerate(MBV2_STAGES):
             out = make_divisible(c * width_mult, 8)
+            first_dilation = dilation
+            if net_stride * s > output_stride:  # keep the resolution, dilate instead
+                dilation, s = dilation * s, 1
+            net_stride *= s
             for i in range(n):
-                blocks.append(MBConv(ch, out, 3, s if i == 0 else 1, expand_ratio=t,
-                                     attn_layer=attn_layer if t != 1 else None, act_layer=act_layer,
-                                     drop_path=drop_path_rate * idx / max(1, total - 1)))
+                block = MBConv(ch, out, 3, s if i == 0 else 1, expand_ratio=t,
+                               attn_layer=attn_layer if t != 1 else None, act_layer=act_layer,
+                               drop_path=drop_path_rate * idx / max(1, total - 1))
+                d = first_dilation if i == 0 else dilation
+                blocks.append(dilate_convs(block, d) if d > 1 else block)
+                steps.append(f"blocks.{idx}")
                 ch, idx = out, idx + 1
+            if si == len(MBV2_STAGES) - 1 or MBV2_STAGES[si + 1][3] > 1:  # the last stage at this resolution
+                features.append(dict(num_chs=ch, reduction=net_stride, module=steps[-1]))
+                plan.append(steps)
+                steps = []
         self.blocks = nn.Sequential(*blocks)
+        self.feature_info = FeatureInfo(features)
+        self.feature_plan = plan
         self.num_features = make_divisible(1280 * width_mult, 8) if width_mult > 1.0 else 1280
         self.conv_head = ConvNormAct(ch, self.num_features, 1, act_layer=act_layer)
         self.head = ClassifierHead(self.num_features, num_classes, drop_rate)
         init_weights(self, conv="kaiming", linear="normal", std=0.01)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        return self.conv_head(self.blocks(self.stem(x)))
+    def forward_final(self, x: torch.Tensor) -> torch.Tensor:
+        """The 1x1 head convolution to ``num_features`` channels."""
+        return self.conv_head(x)
+
+    def final_norm_to_map(self, x: torch.Tensor) -> torch.Tensor:
+        return x  # the head convolution is no norm: features keep their feature_info channels
+
+    def prune_final(self) -> None:
+        self.conv_head = nn.Identity()
 
 
 @register_model("mobilenetv2", paper="Sandler et al., MobileNetV2: Inverted Residuals and Linear Bottlenecks, "
                 "CVPR 2018", url="https://arxiv.org/abs/1801.04381", paper_params=3.50, paper_macs=0.300,
                 paper_note="The paper prints 3.4 M parameters: the TF-slim reference model counts 3.47 M, which is our "
                 "3,504,872 less the 34,112 BatchNorm scales and shifts (3,470,760); the table truncates it to 3.4. "
-                "With BatchNorm affine parameters counted (torchvision, Hou et al.'s CA paper), it is 3.50 M.", test_input_size=(32, 32))
+                "With BatchNorm affine parameters counted (torchvision, Hou et al.'s CA paper), it is 3.50 M.", test_input_size=(32, 32),
+                output_strides=(8, 16, 32))
 def mobilenetv2(**kwargs) -> MobileNetV2:
     """MobileNetV2 1.0: 3.50 M params, 300 M multiply-adds at 224x224 (paper Table 4: 300 M MAdds, "3.4 M"
     params; see ``paper_note``)."""
@@ -79,7 +110,7 @@ def mobilenetv2(**kwargs) -> MobileNetV2:
 
 @register_model("coord_mobilenetv2", paper="Hou et al., Coordinate Attention for Efficient Mobile Network "
                 "Design, CVPR 2021", url="https://arxiv.org/abs/2103.02907", paper_params=3.95, paper_macs=0.310,
-                test_input_size=(32, 32),
+                test_input_size=(32, 32), output_strides=(8, 16, 32),
                 paper_note="We count 306.7 M multiply-adds of convolutions and matmuls; the paper's 310 M also counts "
                 "the two gate multiplications per element of every attended tensor (2 x 1.90 M), giving 310.5 M.")
 def coord_mobilenetv2(**kwargs) -> MobileNetV2:
