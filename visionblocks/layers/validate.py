@@ -360,14 +360,14 @@ def validated(_cls: type | None = None, *, pooled_bn: str | None = None, check_d
             for key in list(kwargs):
                 new = renames.get(key, key)
                 if new in specs:
-                    kwargs[key] = _check(new, kwargs[key])
+                    kwargs[key] = _check(new, kwargs[key], new if new == key else f"{key} (now {new})")
             init(self, *args, **kwargs)
 
-        def _check(name: str, value: Any) -> Any:
+        def _check(name: str, value: Any, label: str | None = None) -> Any:
             kind, optional = specs.get(name, ("any", False))
             if value is None and optional:
                 return value
-            return KINDS[kind](name, value)
+            return KINDS[kind](label or name, value)
 
         forward = cls.forward
         label = getattr(cls, "__name__", "block")
