@@ -1,0 +1,112 @@
+"""Bad input to visionblocks train: one line on stderr, exit status 2, nothing written or overwritten."""
+import os
+
+import pytest
+import torch
+
+from conftest import make_folder
+from visionblocks.train.cli import main
+
+TINY = ["--epochs", "1", "--batch-size", "4", "--input-size", "16", "--quiet"]
+
+
+def _run(capsys, *argv):
+    rc = main(["train", *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    return rc, err
+
+
+def _one_line_error(capsys, *argv, match):
+    rc, err = _run(capsys, *argv)
+    assert rc == 2 and len(err) == 1 and err[0].startswith("visionblocks train: error:"), err
+    assert match in err[0], err[0]
+    return err[0]
+
+
+def test_empty_data_dir(tmp_path, capsys):
+    (tmp_path / "d" / "train").mkdir(parents=True)
+    (tmp_path / "d" / "val").mkdir()
+    _one_line_error(capsys, "--data", str(tmp_path / "d"), "--out", str(tmp_path / "r"), *TINY,
+                    match="no class folders")
+    assert not (tmp_path / "r").exists()
+    _one_line_error(capsys, "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "r"), *TINY,
+                    match="does not exist")
+
+
+def test_mismatched_classes(tmp_path, capsys):
+    d = make_folder(tmp_path / "d", classes=("a", "b"), val_classes=("a", "z"))
+    _one_line_error(capsys, "--data", d, "--out", str(tmp_path / "r"), *TINY, match="train and val classes differ")
+    assert not (tmp_path / "r").exists()
+
+
+def test_attn_on_a_model_that_takes_none(folder_data, tmp_path, capsys):
+    _one_line_error(capsys, "--model", "convmixer_768_32", "--attn", "se", "--data", folder_data, "--out",
+                    str(tmp_path / "r"), *TINY, match="takes no attention block")
+    assert not (tmp_path / "r").exists()
+
+
+def test_unknown_model_and_block(folder_data, tmp_path, capsys):
+    _one_line_error(capsys, "--model", "resnet19", "--data", folder_data, "--out", str(tmp_path / "r"), *TINY,
+                    match="unknown model")
+    rc, err = _run(capsys, "--model", "resnet18", "--attn", "nosuchblock", "--data", folder_data, "--out",
+                   str(tmp_path / "r"), *TINY)
+    assert rc == 2 and len(err) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_option_values(folder_data, tmp_path, capsys):
+    for argv in (["--model-kwargs", "{not json"], ["--epochs", "0"], ["--opt", "lion"]):
+        with pytest.raises(SystemExit) as e:
+            main(["train", "--data", folder_data, *argv])
+        assert e.value.code == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    _one_line_error(capsys, "--data", folder_data, "--out", str(tmp_path / "r"), "--ema", "1.5", *TINY,
+                    match="--ema")
+    _one_line_error(capsys, "--data", folder_data, "--out", str(tmp_path / "r"), "--batch-size", "1000",
+                    "--epochs", "1", match="larger than the training split")
+
+
+@pytest.fixture
+def done_run(folder_data, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert main(["train", "--data", folder_data, "--out", out, *TINY]) == 0
+    capsys.readouterr()
+    return out
+
+
+def _snapshot(d):
+    return {f: open(os.path.join(d, f), "rb").read() for f in sorted(os.listdir(d))}
+
+
+def test_run_dir_mistakes_overwrite_nothing(done_run, folder_data, tmp_path, capsys):
+    before = _snapshot(done_run)
+    # a new run into a directory that holds one
+    _one_line_error(capsys, "--data", folder_data, "--out", done_run, *TINY, match="already holds a run")
+    # a resume directory from another model / with other data / another recipe
+    _one_line_error(capsys, "--resume", done_run, "--model", "resnet34", match="--model 'resnet18', not 'resnet34'")
+    _one_line_error(capsys, "--resume", done_run, "--lr", "0.5", match="another run")
+    other = make_folder(tmp_path / "other", classes=("x", "y", "z"))
+    _one_line_error(capsys, "--resume", done_run, "--data", other, match="another run")
+    assert _snapshot(done_run) == before
+
+
+def test_corrupt_or_mismatched_checkpoint_is_refused(done_run, folder_data, capsys):
+    ck_path = os.path.join(done_run, "last.pt")
+    good = open(ck_path, "rb").read()
+    with open(ck_path, "wb") as f:
+        f.write(good[: len(good) // 2])
+    _one_line_error(capsys, "--resume", done_run, "--epochs", "2", match="corrupt or unreadable")
+    # the identity matches, the tensors do not (another architecture saved under this name)
+    ck = torch.load(__import__("io").BytesIO(good), weights_only=True)
+    ck["model"]["fc_extra.weight"] = torch.zeros(1)
+    torch.save(ck, ck_path)
+    before = _snapshot(done_run)
+    _one_line_error(capsys, "--resume", done_run, "--epochs", "2", match="does not match this model")
+    assert _snapshot(done_run) == before
+    torch.save({"something": "else"}, ck_path)
+    _one_line_error(capsys, "--resume", done_run, "--epochs", "2", match="not a visionblocks training checkpoint")
+
+
+def test_sync_bn_on_cpu_is_a_clear_error(folder_data, tmp_path, capsys):
+    _one_line_error(capsys, "--data", folder_data, "--out", str(tmp_path / "r"), "--sync-bn", "--device", "cpu",
+                    *TINY, match="SyncBatchNorm")
