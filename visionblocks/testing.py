@@ -8,17 +8,23 @@ over ``list_blocks()`` and ``list_models()``; users can run them on their own re
     testing.check_block("my_gate")          # every rule (BLOCK_CHECKS), or call single checks
     testing.check_model("my_net")           # every rule (MODEL_CHECKS), the slow compile/export included
 
+The model checks include the backbone API (``BACKBONE_CHECKS``): ``feature_info`` true to a real forward,
+``features_only``/``out_indices`` and pruning, ``output_stride``, the classifier API, ``pretrained_cfg``,
+gradient checkpointing, ``drop_path_rate`` and ``in_chans``; a model gets them by deriving from
+:class:`visionblocks.ModelBase` and declaring its features (see :mod:`visionblocks.features`).
+
 Only torch is needed, except :func:`check_onnx` (``onnx``, ``onnxscript`` and ``onnxruntime``).  Counting
 parameters and MACs, timing and tables live in :mod:`visionblocks.measure`.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import math
 import os
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn as nn
@@ -33,6 +39,9 @@ __all__ = [
     "check_block", "BLOCK_CHECKS",
     "model_test_size", "check_model_forward_backward", "check_model_inputs", "check_model_paper_counts",
     "check_model_compile_export", "check_model", "MODEL_CHECKS",
+    "check_model_feature_info", "check_model_features_only", "check_model_output_stride", "check_model_classifier",
+    "check_model_pretrained_cfg", "check_model_grad_checkpointing", "check_model_drop_path_in_chans",
+    "check_model_features_compile_export", "BACKBONE_CHECKS",
 ]
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -501,14 +510,406 @@ def check_model_compile_export(entry: str | ModelInfo) -> None:
             f"{info.name}: exported vs eager logits differ"
 
 
+# --------------------------------------------------------------------------------------------- backbones
+# The backbone API of issue 13, as timm defines it: feature_info true to a real forward, features_only and
+# pruning, output_stride, the classifier API, pretrained_cfg, gradient checkpointing, drop_path_rate, in_chans.
+@contextlib.contextmanager
+def _registered(info: ModelInfo) -> Iterator[str]:
+    """``info`` reachable by ``create_model(info.name)`` for the duration (a user's entry not registered, or
+    registered under another object, is put in place and the registry restored afterwards)."""
+    from . import registry
+    old = registry._MODELS.get(info.name)
+    if old is info:
+        yield info.name
+        return
+    registry._MODELS[info.name] = info
+    try:
+        yield info.name
+    finally:
+        if old is None:
+            registry._MODELS.pop(info.name, None)
+        else:
+            registry._MODELS[info.name] = old
+
+
+def _create(info: ModelInfo, seed: int = 0, **kwargs: Any) -> nn.Module:
+    """``create_model(info.name, **kwargs)`` seeded: the public path (features_only, output_stride, pretrained_cfg)."""
+    from .registry import create_model
+    torch.manual_seed(seed)
+    with _registered(info) as name:
+        try:
+            return create_model(name, **kwargs)
+        except ValueError:  # a refused argument: the checks that expect one catch it
+            raise
+        except Exception as e:
+            call = ", ".join([repr(name)] + [f"{k}={v!r}" for k, v in kwargs.items()])
+            raise AssertionError(f"{name}: create_model({call}) failed: {type(e).__name__}: {str(e)[:300]}") from e
+
+
+def _expect_value_error(fn: Callable[[], Any], what: str, says: str) -> None:
+    """``fn()`` raises a ValueError whose message contains ``says``."""
+    try:
+        fn()
+    except ValueError as e:
+        assert says in str(e), f"{what}: the ValueError should say {says!r}: {e}"
+    except Exception as e:
+        raise AssertionError(f"{what} raised {type(e).__name__}, not ValueError: {str(e)[:200]}") from e
+    else:
+        raise AssertionError(f"{what} was accepted (expected a ValueError)")
+
+
+def _all(fi: Any) -> list[int]:
+    return list(range(len(fi)))
+
+
+def _feature_sizes(info: ModelInfo) -> list[tuple[int, int]]:
+    """Two input sizes (the second not square) for a model that takes any size; its one size otherwise."""
+    h, w = model_test_size(info)
+    return [(h, w)] if info.test_input_size is None else [(h, w), (h + 32, w + 16)]
+
+
+def _check_feature_maps(name: str, feature_info: Any, feats: Any, batch: int, h: int, w: int,
+                        what: str = "feature") -> None:
+    """``feats`` holds one (batch, num_chs, H / r, W / r) map (floor or ceil) per ``feature_info`` entry."""
+    assert isinstance(feats, (list, tuple)) and len(feats) == len(feature_info), \
+        f"{name}: {len(feats) if isinstance(feats, (list, tuple)) else type(feats).__name__} {what}s for " \
+        f"{len(feature_info)} feature_info entries"
+    for e, f in zip(feature_info, feats):
+        r = e["reduction"]
+        assert isinstance(f, torch.Tensor) and f.ndim == 4 and tuple(f.shape[:2]) == (batch, e["num_chs"]) \
+            and f.shape[2] in (h // r, math.ceil(h / r)) and f.shape[3] in (w // r, math.ceil(w / r)), \
+            (f"{name}: {what} {e['index']} ({e['module']}) at input {h}x{w} has shape "
+             f"{tuple(f.shape) if isinstance(f, torch.Tensor) else type(f).__name__}; feature_info promises "
+             f"({batch}, {e['num_chs']}, {h}/{r}, {w}/{r})")
+        assert torch.isfinite(f).all(), f"{name}: {what} {e['index']} has non-finite values"
+
+
+def _check_feature_info_entries(name: str, m: nn.Module) -> Any:
+    fi = getattr(m, "feature_info", None)
+    assert fi is not None and hasattr(m, "forward_intermediates"), \
+        f"{name}: no feature_info/forward_intermediates (declare the features: see visionblocks.features)"
+    assert len(fi) >= 1, f"{name}: feature_info is empty"
+    for e in fi:
+        assert isinstance(e["num_chs"], int) and e["num_chs"] > 0, f"{name}: feature {e} has no positive int num_chs"
+        assert isinstance(e["reduction"], int) and e["reduction"] >= 1, f"{name}: feature {e} has no int reduction >= 1"
+        try:
+            m.get_submodule(e["module"])
+        except AttributeError as err:
+            raise AssertionError(f"{name}: feature {e['index']} names module {e['module']!r}, which does not exist") from err
+    reds = fi.reduction(_all(fi))
+    assert reds == sorted(reds), f"{name}: feature reductions {reds} decrease"
+    plan = getattr(m, "feature_plan", None)
+    if plan is not None:  # the BackboneMixin declaration: the entry's module is the last module of its steps
+        assert len(plan) == len(fi), f"{name}: feature_plan has {len(plan)} entries for {len(fi)} features"
+        for e, steps in zip(fi, plan):
+            mods = [s for s in steps if not callable(getattr(type(m), s, None))]
+            assert mods and mods[-1] == e["module"], \
+                f"{name}: feature {e['index']} names module {e['module']!r}, its last step module is {mods[-1:]}"
+    return fi
+
+
+def check_model_feature_info(entry: str | ModelInfo) -> None:
+    """``feature_info`` (channels, reduction, module) is true to a real ``forward_intermediates`` at two input
+    sizes; its final output is ``forward_features``; ``indices``, ``stop_early``, ``norm`` (the last map keeps
+    its shape) and ``output_fmt="NHWC"`` behave as in timm; an index outside the features is a ValueError naming
+    how many the model offers."""
+    info = _model_info(entry)
+    m = _create(info, num_classes=0).eval()
+    fi = _check_feature_info_entries(info.name, m)
+    n = len(fi)
+    sizes = _feature_sizes(info)
+    for k, (h, w) in enumerate(sizes):
+        x = torch.randn(1, info.input_size[0], h, w)
+        with torch.no_grad():
+            final, feats = _call(m.forward_intermediates, (x,), f"{info.name}: forward_intermediates at {h}x{w}")
+            ref = m.forward_features(x)
+        _check_feature_maps(info.name, fi, feats, 1, h, w)
+        _close([final], [ref], f"{info.name}: forward_intermediates' final output vs forward_features", 1e-5, 1e-6)
+        if k:
+            continue
+        with torch.no_grad():
+            first = m.forward_intermediates(x, indices=[0], stop_early=True, intermediates_only=True)
+            last = m.forward_intermediates(x, indices=1, output_fmt="NHWC", intermediates_only=True)
+            normed = m.forward_intermediates(x, indices=[-1], norm=True, intermediates_only=True)
+        assert len(first) == len(last) == len(normed) == 1, \
+            f"{info.name}: forward_intermediates gave {len(first)}/{len(last)}/{len(normed)} maps for one index"
+        _close(first, feats[:1], f"{info.name}: forward_intermediates(indices=[0], stop_early=True)", 1e-5, 1e-6)
+        _close(last, [feats[-1].permute(0, 2, 3, 1)], f"{info.name}: forward_intermediates(output_fmt='NHWC')",
+               1e-5, 1e-6)
+        assert normed[0].shape == feats[-1].shape, \
+            (f"{info.name}: forward_intermediates(norm=True) gives the last feature as {tuple(normed[0].shape)}, not "
+             f"{tuple(feats[-1].shape)} (norm applies the final norm only: override final_norm_to_map)")
+    h, w = sizes[0]
+    x = torch.randn(1, info.input_size[0], h, w)
+    for bad in (n, -n - 1):
+        _expect_value_error(lambda b=bad: m.forward_intermediates(x, indices=[b]),
+                            f"{info.name}: forward_intermediates(indices=[{bad}])", f"{n} features")
+
+
+def check_model_features_only(entry: str | ModelInfo) -> None:
+    """``create_model(name, features_only=True, out_indices=...)`` returns the chosen features, equal to the
+    full model's, with the head and the stages after the last index pruned (fewer parameters); an index outside
+    the model's features is a ValueError naming what it offers (nothing silently returns fewer maps)."""
+    from .features import FeatureListNet
+    info = _model_info(entry)
+    h, w = model_test_size(info)
+    x = torch.randn(2, info.input_size[0], h, w)
+    full = _create(info).eval()
+    n = len(full.feature_info)
+    with torch.no_grad():
+        ref = full.forward_intermediates(x, intermediates_only=True)
+    sub = (0,) if n == 1 else (0, 1) if n == 2 else (0, n - 2)  # n > 2: the last stage is pruned
+    part = _create(info, features_only=True, out_indices=sub).eval()
+    assert isinstance(part, FeatureListNet) and tuple(part.out_indices) == sub, \
+        f"{info.name}: features_only=True, out_indices={sub} gave {type(part).__name__} " \
+        f"with out_indices {getattr(part, 'out_indices', None)}"
+    own, src = part.model.state_dict(), full.state_dict()
+    extra = sorted(set(own) - set(src))
+    assert not extra, f"{info.name}: the features-only model has state the full model lacks: {extra[:5]}"
+    part.model.load_state_dict({k: v for k, v in src.items() if k in own}, strict=True)
+    with torch.no_grad():
+        got = _call(part, (x,), f"{info.name}: features_only forward")
+    assert isinstance(got, list) and len(got) == len(sub), \
+        f"{info.name}: out_indices={sub} gave {len(got) if isinstance(got, list) else type(got).__name__} features"
+    _close(got, [ref[i] for i in sub], f"{info.name}: features_only vs the full model's features", 1e-5, 1e-6)
+    for key, fn in (("channels", "channels"), ("reduction", "reduction")):
+        want = [getattr(full.feature_info, fn)(i) for i in sub]
+        assert getattr(part.feature_info, fn)() == want, \
+            f"{info.name}: features_only feature_info.{fn}() is {getattr(part.feature_info, fn)()}, not {want}"
+    assert count_params(part) < count_params(full), \
+        f"{info.name}: features_only with out_indices={sub} kept every parameter (head and later stages not pruned)"
+    with torch.device("meta"):
+        all_fx = _create(info, features_only=True)
+    assert tuple(all_fx.out_indices) == tuple(range(n)), \
+        f"{info.name}: features_only=True with no out_indices gives {all_fx.out_indices}, not every feature"
+    for bad in ((n,), (-n - 1,), (0, 0)):  # FeatureListNet checks the indices before it prunes anything
+        _expect_value_error(lambda b=bad: FeatureListNet(full, b), f"{info.name}: features_only out_indices={bad}",
+                            "distinct" if bad == (0, 0) else f"offers {n} features")
+
+
+def check_model_output_stride(entry: str | ModelInfo) -> None:
+    """A model that declares ``output_strides`` runs at each with dilated convolutions: parameters unchanged,
+    ``feature_info`` reductions capped at the stride, and true to a real forward at the smallest stride.  A stride it does not offer
+    (any, for a model that declares none) is a ValueError naming what it offers."""
+    info = _model_info(entry)
+    strides = tuple(info.output_strides)
+    for bad in sorted({4, 16, 64} - set(strides))[:2]:
+        _expect_value_error(lambda b=bad: _create(info, output_stride=b), f"{info.name}: output_stride={bad}", "offers")
+    if not strides:
+        return
+    native = max(strides)
+    with torch.device("meta"):  # the native model's names and shapes; nothing allocated
+        ref = _create(info)
+    ref_red = ref.feature_info.reduction(_all(ref.feature_info))
+    assert max(ref_red) == native, \
+        f"{info.name}: its deepest feature is at /{max(ref_red)}, but its largest output_stride is {native}"
+    h, w = model_test_size(info)
+    x = torch.randn(1, info.input_size[0], h, w)
+    for os_ in sorted(strides):
+        if os_ == native:
+            continue
+        real = os_ == min(strides)  # the smallest stride runs for real; the others are built on the meta device
+        with contextlib.nullcontext() if real else torch.device("meta"):
+            m = _create(info, output_stride=os_).eval()
+        assert count_params(m) == count_params(ref), \
+            f"{info.name}: output_stride={os_} has {count_params(m)} parameters, the native model {count_params(ref)}"
+        fi = m.feature_info
+        want = [min(r, os_) for r in ref_red]
+        assert fi.reduction(_all(fi)) == want, \
+            f"{info.name}: output_stride={os_}: feature reductions {fi.reduction(_all(fi))}, expected {want}"
+        assert fi.channels(_all(fi)) == ref.feature_info.channels(_all(ref.feature_info)), \
+            f"{info.name}: output_stride={os_} changes the feature channels"
+        if not real:
+            continue
+        with torch.no_grad():
+            feats = _call(lambda t: m.forward_intermediates(t, intermediates_only=True), (x,),
+                          f"{info.name}: forward_intermediates at output_stride={os_}")
+            out = _call(m, (x,), f"{info.name}: forward at output_stride={os_}")
+        _check_feature_maps(info.name, fi, feats, 1, h, w, f"output_stride={os_} feature")
+        assert out.shape == (1, m.num_classes), f"{info.name}: output_stride={os_} logits {tuple(out.shape)}"
+
+
+def check_model_classifier(entry: str | ModelInfo) -> None:
+    """timm's classifier API: ``num_classes``, ``num_features``, ``get_classifier()``, ``forward_head(x,
+    pre_logits=True)``, ``reset_classifier(n)`` (0: ``forward`` gives the pooled ``num_features``; a negative or
+    non-int count: ValueError naming num_classes); ``num_classes=-1`` is refused by ``create_model``."""
+    info = _model_info(entry)
+    h, w = model_test_size(info)
+    m = _create(info, num_classes=7).eval()
+    assert m.num_classes == 7, f"{info.name}: num_classes is {m.num_classes} for a model built with 7"
+    nf = m.num_features
+    assert isinstance(nf, int) and nf > 0, f"{info.name}: num_features {nf!r} is not a positive int"
+    fc = m.get_classifier()
+    assert isinstance(fc, nn.Linear) and fc.in_features == nf and fc.out_features == 7, \
+        f"{info.name}: get_classifier() is {fc}, not Linear({nf}, 7)"
+    x = torch.randn(1, info.input_size[0], h, w)
+    with torch.no_grad():
+        feats = m.forward_features(x)
+        pre = _call(lambda t: m.forward_head(t, pre_logits=True), (feats,), f"{info.name}: forward_head(pre_logits=True)")
+        assert pre.shape == (1, nf), f"{info.name}: pre-logits of shape {tuple(pre.shape)}, not (1, {nf})"
+        m.reset_classifier(5)
+        assert m.num_classes == 5, f"{info.name}: num_classes is {m.num_classes} after reset_classifier(5)"
+        out = m(x)
+        assert out.shape == (1, 5), f"{info.name}: after reset_classifier(5) forward gives {tuple(out.shape)}"
+        m.reset_classifier(0)
+        out = m(x)
+    assert m.num_classes == 0 and out.shape == (1, nf), \
+        f"{info.name}: after reset_classifier(0) forward gives {tuple(out.shape)}, not the pooled (1, {nf})"
+    for bad in (-1, 2.5):
+        _expect_value_error(lambda b=bad: m.reset_classifier(b), f"{info.name}: reset_classifier({bad})", "num_classes")
+    _expect_value_error(lambda: _create(info, num_classes=-1), f"{info.name}: create_model(num_classes=-1)",
+                        "num_classes")
+
+
+_NO_DECAY_PARTS = ("pos_embed", "cls_token", "rel_table", "relative_position")
+_CFG_KEYS = ("input_size", "crop_pct", "interpolation", "mean", "std", "first_conv", "classifier", "paper", "license")
+
+
+def check_model_pretrained_cfg(entry: str | ModelInfo) -> None:
+    """``pretrained_cfg`` holds the data configuration and provenance (``input_size``, ``crop_pct``,
+    ``interpolation``, ``mean``, ``std``, ``first_conv``, ``classifier``, ``paper``, ``license``); ``first_conv``
+    is the convolution that reads the ``in_chans`` input channels and ``classifier`` the module
+    ``get_classifier()`` returns; ``resolve_data_config`` agrees; ``no_weight_decay()`` names real parameters,
+    position embeddings and relative-position tables among them.  Built on the meta device: nothing is allocated."""
+    from .models import resolve_data_config
+    info = _model_info(entry)
+    with torch.device("meta"):
+        m = _create(info, in_chans=2)
+    cfg = m.pretrained_cfg
+    missing = [k for k in _CFG_KEYS if k not in cfg]
+    assert not missing, f"{info.name}: pretrained_cfg lacks {missing}"
+    assert tuple(cfg["input_size"]) == tuple(info.input_size), \
+        f"{info.name}: pretrained_cfg input_size {cfg['input_size']} is not the registry's {info.input_size}"
+    assert cfg["interpolation"] in ("bilinear", "bicubic", "nearest"), f"{info.name}: interpolation {cfg['interpolation']!r}"
+    assert 0 < cfg["crop_pct"] <= 1, f"{info.name}: crop_pct {cfg['crop_pct']} outside (0, 1]"
+    assert len(cfg["mean"]) == len(cfg["std"]) == info.input_size[0] and all(s > 0 for s in cfg["std"]), \
+        f"{info.name}: mean {cfg['mean']} / std {cfg['std']} are not {info.input_size[0]} values (std > 0)"
+    try:
+        conv = m.get_submodule(cfg["first_conv"])
+    except AttributeError as err:
+        raise AssertionError(f"{info.name}: first_conv {cfg['first_conv']!r} is not a module") from err
+    w = getattr(conv, "weight", None)
+    assert w is not None and w.ndim >= 2 and (getattr(conv, "in_channels", None) or w.shape[1]) == 2, \
+        f"{info.name}: first_conv {cfg['first_conv']!r} ({type(conv).__name__}) does not read the 2 input channels " \
+        f"of a model built with in_chans=2"
+    assert m.get_submodule(cfg["classifier"]) is m.get_classifier(), \
+        f"{info.name}: pretrained_cfg classifier {cfg['classifier']!r} is not get_classifier()"
+    dc = resolve_data_config(m)
+    for k in ("input_size", "interpolation", "mean", "std", "crop_pct"):
+        assert dc.get(k) == cfg[k], f"{info.name}: resolve_data_config {k}={dc.get(k)!r}, pretrained_cfg {cfg[k]!r}"
+    names = set(m.no_weight_decay())
+    own = dict(m.named_parameters())
+    assert names <= set(own), f"{info.name}: no_weight_decay names {sorted(names - set(own))[:5]}, not parameters"
+    pos = sorted(n for n in own if any(k in n for k in _NO_DECAY_PARTS) and n not in names)
+    assert not pos, f"{info.name}: position embeddings / tables are decayed: {pos[:5]}"
+
+
+def _saved_bytes(fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """``fn()`` and the bytes of the distinct tensors autograd saves for backward outside checkpointed regions
+    (a checkpointed region stores only its inputs: its own saves are recomputed in backward)."""
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        s = t.untyped_storage()
+        seen[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return out, sum(seen.values())
+
+
+def check_model_grad_checkpointing(entry: str | ModelInfo) -> None:
+    """``set_grad_checkpointing(True)`` keeps the training output and every gradient, and autograd stores less
+    (the stages are recomputed in backward)."""
+    info = _model_info(entry)
+    h, w = model_test_size(info)
+    a = _create(info, num_classes=4).train()
+    b = copy.deepcopy(a)
+    b.set_grad_checkpointing(True)
+    x = torch.randn(2, info.input_size[0], h, w)
+    torch.manual_seed(1)
+    ya, saved_a = _saved_bytes(lambda: a(x))
+    torch.manual_seed(1)
+    yb, saved_b = _saved_bytes(lambda: _call(b, (x,), f"{info.name}: forward with gradient checkpointing"))
+    _close([yb], [ya], f"{info.name}: output with gradient checkpointing", 1e-5, 1e-6)
+    ya.square().sum().backward()
+    yb.square().sum().backward()
+    pb = dict(b.named_parameters())
+    for n, p in a.named_parameters():
+        assert p.grad is not None and pb[n].grad is not None, f"{info.name}: {n} has no gradient"
+        _close([pb[n].grad], [p.grad], f"{info.name}: gradient of {n} with gradient checkpointing", 1e-4, 1e-5)
+    assert saved_b < saved_a, \
+        f"{info.name}: with gradient checkpointing autograd saves {saved_b} bytes, without {saved_a}: nothing recomputed"
+
+
+def check_model_drop_path_in_chans(entry: str | ModelInfo) -> None:
+    """``drop_path_rate`` and ``drop_rate`` are accepted with ``in_chans=1`` (stochastic depth adds no parameter:
+    the state-dict keys and shapes are those of the plain model) and the model trains and evaluates; invalid
+    ``in_chans``/``drop_path_rate``/``drop_rate`` are ValueErrors naming the argument."""
+    info = _model_info(entry)
+    h, w = model_test_size(info)
+    kw = dict(num_classes=3, in_chans=1)
+    m = _create(info, drop_path_rate=0.1, drop_rate=0.1, **kw)
+    with torch.device("meta"):
+        plain = _create(info, **kw)
+    got = [(k, tuple(v.shape)) for k, v in m.state_dict().items()]
+    want = [(k, tuple(v.shape)) for k, v in plain.state_dict().items()]
+    assert got == want, f"{info.name}: drop_path_rate/drop_rate change the state dict: " \
+                        f"{sorted(set(got) ^ set(want))[:5] or 'the order'}"
+    x = torch.randn(2, 1, h, w)
+    out = _call(m.train(), (x,), f"{info.name}: training forward with drop_path_rate=0.1, in_chans=1")
+    assert out.shape == (2, 3) and torch.isfinite(out).all(), f"{info.name}: training logits {tuple(out.shape)}"
+    with torch.no_grad():
+        out = _call(m.eval(), (x[:1],), f"{info.name}: eval forward with drop_path_rate=0.1, in_chans=1")
+    assert out.shape == (1, 3), f"{info.name}: eval logits {tuple(out.shape)} for num_classes=3"
+    for arg, bad in (("in_chans", 0), ("drop_path_rate", -0.1), ("drop_path_rate", 1.0), ("drop_rate", 1.5)):
+        _expect_value_error(lambda a=arg, b=bad: _create(info, **{a: b}), f"{info.name}: create_model({arg}={bad})", arg)
+
+
+def check_model_features_compile_export(entry: str | ModelInfo) -> None:
+    """A features-only backbone passes ``torch.compile(fullgraph=True)`` and ``torch.export`` with the eager
+    maps (atol/rtol 1e-4).  Slow."""
+    import torch._dynamo
+    info = _model_info(entry)
+    fx = _create(info, features_only=True).eval()
+    x = _model_input(info, batch=1)
+    with torch.no_grad():
+        ref = fx(x)
+        torch._dynamo.reset()
+        compiled = torch.compile(fx, fullgraph=True, backend="eager")
+        try:
+            got = compiled(x)
+        except Exception as e:  # a graph break under fullgraph=True raises
+            raise AssertionError(f"{info.name}: torch.compile(fullgraph=True) of the features-only backbone failed: "
+                                 f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+        _close(list(got), list(ref), f"{info.name}: compiled vs eager features", 1e-4, 1e-4)
+        try:
+            ep = torch.export.export(fx, (x,))
+        except Exception as e:
+            raise AssertionError(f"{info.name}: torch.export of the features-only backbone failed: "
+                                 f"{type(e).__name__}: {str(e)[:300]}") from e
+        _close(list(ep.module()(x)), list(ref), f"{info.name}: exported vs eager features", 1e-4, 1e-4)
+
+
+BACKBONE_CHECKS: dict[str, Callable[[Any], None]] = {
+    "feature_info": check_model_feature_info, "features_only": check_model_features_only,
+    "output_stride": check_model_output_stride, "classifier": check_model_classifier,
+    "pretrained_cfg": check_model_pretrained_cfg, "grad_checkpointing": check_model_grad_checkpointing,
+    "drop_path_in_chans": check_model_drop_path_in_chans,
+}
+"""The fast backbone checks (``check_model_features_compile_export`` is the slow one)."""
+
 MODEL_CHECKS: dict[str, Callable[[Any], None]] = {
     "forward_backward": check_model_forward_backward, "inputs": check_model_inputs,
     "paper_counts": check_model_paper_counts, "compile_export": check_model_compile_export,
+    **BACKBONE_CHECKS, "features_compile_export": check_model_features_compile_export,
 }
 
 
 def check_model(entry: str | ModelInfo, skip: tuple[str, ...] = ()) -> None:
-    """Run every model contract check (except those in ``skip``, e.g. the slow ``"compile_export"``)."""
+    """Run every model contract check (except those in ``skip``, e.g. the slow ``"compile_export"`` and
+    ``"features_compile_export"``)."""
     for name, fn in MODEL_CHECKS.items():
         if name not in skip:
             fn(entry)
