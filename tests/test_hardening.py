@@ -245,3 +245,45 @@ def test_create_block_case_insensitive_and_suggestions():
         create_block("sxe", 64)
     with pytest.raises(ValueError, match="se"):
         create_block("SEE", 64)
+
+
+# ------------------------------------------------------------------------------------ export with dynamic shapes
+def _dynamic_export_names():
+    return [n for n in list_blocks() if block_info(n).layout != "special" and not block_info(n).fixed_size]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", _dynamic_export_names())
+def test_export_dynamic_batch_and_size(name):
+    """Every block exports with dynamic batch/H/W (``Dim.AUTO``) and the exported program runs another batch and
+    size with the eager result; a block whose math does not allow it says why (``dynamic_export_unsupported``),
+    and the test fails if its export works after all."""
+    import warnings
+
+    from torch.export import Dim
+
+    from visionblocks import testing
+    info = block_info(name)
+    torch.manual_seed(0)
+    m = info.build_example().eval()
+    (x,) = testing.make_inputs(info)
+    dims = {0: Dim.AUTO, 1: Dim.AUTO} if info.layout == "nlc" else {0: Dim.AUTO, 2: Dim.AUTO, 3: Dim.AUTO}
+    shape = list(x.shape)
+    if info.layout == "nlc":
+        shape[0], shape[1] = 3, shape[1] + 5
+    else:
+        shape[0], shape[2], shape[3] = 3, shape[2] + 6, shape[3] + 4
+    y = torch.randn(shape)
+    reason = getattr(info.cls, "dynamic_export_unsupported", None)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ep = torch.export.export(m, (x,), dynamic_shapes=(dims,))
+            with torch.no_grad():
+                out, ref = ep.module()(y), m(y)
+    except Exception as e:  # noqa: BLE001
+        if reason:
+            return
+        raise AssertionError(f"{name}: dynamic export failed: {type(e).__name__}: {str(e)[:300]}") from e
+    assert not reason, f"{name} exports with dynamic shapes; drop dynamic_export_unsupported ({reason!r})"
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)

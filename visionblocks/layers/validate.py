@@ -39,7 +39,7 @@ from .norm import LayerNorm2d
 __all__ = [
     "KINDS", "ARG_KINDS", "check_arg", "validated", "check_input_dtype", "blocks_with_pooled_bn",
     "check_int", "check_odd_int", "check_size_arg", "check_probability", "check_positive_float",
-    "check_padding", "norm_layer_2d",
+    "check_padding", "norm_layer_2d", "check_conv_input",
 ]
 
 
@@ -285,6 +285,19 @@ def check_arg(name: str, value: Any, kind: str | None = None) -> Any:
 
 
 # ------------------------------------------------------------------------------------------- forward guard
+def check_conv_input(x: torch.Tensor, kernel_size, padding, dilation, name: str) -> None:
+    """The padded input of a convolution must hold one (dilated) kernel: ``H + 2 p >= d (k - 1) + 1`` (and the
+    same for W); a ``ValueError`` naming the block, its geometry and the input shape otherwise.  Eager only."""
+    if torch.compiler.is_compiling() or isinstance(padding, str):
+        return
+    for i in (0, 1):
+        size, k, p, d = x.shape[2 + i], kernel_size[i], padding[i], dilation[i]
+        if size + 2 * p < d * (k - 1) + 1:
+            raise ValueError(f"{name} with kernel_size={tuple(kernel_size)}, padding={tuple(padding)}, "
+                             f"dilation={tuple(dilation)} needs a padded input of at least one (dilated) kernel; "
+                             f"got input of shape {tuple(x.shape)}")
+
+
 def check_input_dtype(module: nn.Module, x: Any, name: str) -> None:
     """The one dtype rule: ``x`` floating, and of ``module``'s floating dtype (any, for a module without
     floating parameters/buffers; not enforced under ``torch.autocast``)."""

@@ -92,6 +92,9 @@ class CoAtNetTransformerBlock(nn.Module):
         drop_path, attn_drop, proj_drop: stochastic depth and dropouts.
     """
 
+    dynamic_export_unsupported = ("its relative-position table covers offsets up to rel_size, so an export holds H,"
+                                  " W <= rel_size (guarded), not any size")
+
     def __init__(self, channels: int, out_channels: int | None = None, dim_head: int = 32, mlp_ratio: float = 4.0,
                  rel_size=14, stride: int = 1, act_layer: LayerType = "gelu", drop_path: float = 0.0, attn_drop: float = 0.0,
                  proj_drop: float = 0.0):

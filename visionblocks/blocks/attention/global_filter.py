@@ -36,6 +36,9 @@ class GlobalFilter(nn.Module):
             (GFNet-224, patch 16: 14, 8); other sizes use the filter resized to their spectrum.
     """
 
+    dynamic_export_unsupported = ("the stored filter is used as is at its own spectrum size and resized otherwise: "
+                                  "an export specialises to the example's size")
+
     def __init__(self, channels: int, h: int = 14, w: int = 8):
         super().__init__()
         self.channels = check_positive_int("channels", channels)

@@ -58,6 +58,9 @@ class HaloAttention(nn.Module):
         qkv_bias: bias of the 1x1 q/k/v projections (paper: none).
     """
 
+    dynamic_export_unsupported = ("the map is split into block_size windows whose count enters the reshapes as a pr"
+                                  "oduct of ceilings: an export specialises to the example's window grid")
+
     def __init__(self, channels: int, out_channels: int | None = None, block_size: int = 8, halo_size: int = 3,
                  num_heads: int = 8, dim_head: int = 16, stride: int = 1, qkv_bias: bool = False):
         super().__init__()

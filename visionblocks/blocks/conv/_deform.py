@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import check_divisible, check_nchw, check_positive_int, to_2tuple
+from visionblocks.layers.validate import check_conv_input
 
 from ._conv_base import ConvBase
 
@@ -93,6 +94,7 @@ class DeformConvBase(ConvBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.in_channels, type(self).__name__)
+        check_conv_input(x, self.kernel_size, self.padding, self.dilation, type(self).__name__)
         offset, mask = self.conv_offset(x), None
         if self.modulated:
             offset, mask = offset[:, :self.num_offsets], torch.sigmoid(offset[:, self.num_offsets:])

@@ -10,6 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import check_positive_int
+from visionblocks.layers.validate import check_conv_input
 
 from ._conv_base import ConvBase
 
@@ -57,6 +58,7 @@ class KernelBankConv(ConvBase):
 
     def mixed_conv(self, x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         """``conv(x[b], sum_k r[b, k] W_k) + sum_k r[b, k] b_k`` for every sample b; r: (B, n)."""
+        check_conv_input(x, self.kernel_size, self.padding, self.dilation, type(self).__name__)
         weight = (r @ self.weight.flatten(1)).view(r.shape[0], *self.weight.shape[1:])   # one (B, n) x (n, -1) mm
         bias = r @ self.bias if self.bias is not None else None
         return per_sample_conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)

@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import check_nchw, conv_geometry
+from visionblocks.layers.validate import check_conv_input
 
 __all__ = ["CheckedConv2d"]
 
@@ -21,4 +22,5 @@ class CheckedConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.in_channels, type(self).__name__)
+        check_conv_input(x, self.kernel_size, self.padding, self.dilation, type(self).__name__)
         return super().forward(x)
