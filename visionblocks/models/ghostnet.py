@@ -6,6 +6,11 @@ BN), dropout 0.2 and the classifier.  A Ghost bottleneck is ghost module (ReLU) 
 BN when strided] -> [SE] -> ghost module (linear), plus a shortcut that is the identity, or depthwise kxk
 (stride s) + BN + 1x1 conv + BN when the shape changes.  SE follows the authors' code: reduction to
 ``make_divisible(C / 4, 4)`` channels, ReLU, hard-sigmoid gate.  Channel counts are rounded to multiples of 4.
+Stochastic depth (``drop_path_rate``, linear ramp) drops a bottleneck's residual branch (both ghost modules).
+
+Features (``feature_info``): the last bottleneck at each resolution, reductions 2, 4, 8, 16, 32 (16, 24, 40, 112,
+160 channels); the 1x1 convolution to 960 follows the last feature (``forward_final``), and the pooled 1x1
+convolution to 1280 (+ ReLU) belongs to the head: ``num_features`` is 1280, what ``reset_classifier(0)`` returns.
 """
 from __future__ import annotations
 
@@ -13,8 +18,9 @@ import torch
 import torch.nn as nn
 
 from visionblocks.blocks.conv import GhostConv
+from visionblocks.features import FeatureInfo
 from visionblocks.layers import (
-    ConvNormAct, LayerType, check_nchw, create_attn, deprecated_se_ratio, make_divisible, se_kwargs,
+    ConvNormAct, DropPath, LayerType, check_nchw, create_attn, deprecated_se_ratio, make_divisible, se_kwargs,
 )
 from visionblocks.registry import register_model
 
@@ -44,13 +50,15 @@ class GhostBottleneck(nn.Module):
             taking ``channels``, or ``None``).  ``"se"`` is GhostNet's SE: ``make_divisible(mid / 4, 4)`` wide,
             ReLU, hard-sigmoid gate (``attn_kwargs`` override these).
         attn_kwargs: further keyword arguments of the attention.
+        drop_path: stochastic depth of the residual branch.
 
     ``se_ratio=r`` (deprecated) is ``attn_layer="se"`` ``make_divisible(mid * r, 4)`` wide, or none for 0.
     """
 
     @deprecated_se_ratio(lambda a, r: make_divisible(a["mid_channels"] * r, 4))
     def __init__(self, in_channels: int, mid_channels: int, out_channels: int, kernel_size: int = 3,
-                 stride: int = 1, attn_layer: LayerType = None, attn_kwargs: dict | None = None):
+                 stride: int = 1, attn_layer: LayerType = None, attn_kwargs: dict | None = None,
+                 drop_path: float = 0.0):
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride}")
@@ -67,10 +75,11 @@ class GhostBottleneck(nn.Module):
             self.shortcut = nn.Sequential(
                 ConvNormAct(in_channels, in_channels, kernel_size, stride, groups=in_channels, act_layer=None),
                 ConvNormAct(in_channels, out_channels, 1, act_layer=None))
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.in_channels, type(self).__name__)
-        return self.ghost2(self.attn(self.conv_dw(self.ghost1(x)))) + self.shortcut(x)
+        return self.drop_path(self.ghost2(self.attn(self.conv_dw(self.ghost1(x))))) + self.shortcut(x)
 
 
 class GhostNet(ModelBase):
@@ -81,32 +90,60 @@ class GhostNet(ModelBase):
         num_classes, in_chans: classifier size (0 for none) and input channels.
         width: channel multiplier (1.0 for GhostNet 1.0x).
         drop_rate: dropout before the classifier (0.2).
+        drop_path_rate: stochastic depth of the bottlenecks' residual branches (linear ramp).
+
+    The head (``forward_head``) is global pooling, a 1x1 convolution to 1280 with ReLU, dropout and the
+    classifier ``head.fc``; ``reset_classifier(n, global_pool)`` changes the pooling before that convolution.
     """
 
     def __init__(self, cfg=GHOSTNET_CFG, num_classes: int = 1000, in_chans: int = 3, width: float = 1.0,
-                 drop_rate: float = 0.2):
+                 drop_rate: float = 0.2, drop_path_rate: float = 0.0):
         super().__init__()
         self.in_chans = in_chans
         stem = make_divisible(16 * width, 4)
         self.stem = ConvNormAct(in_chans, stem, 3, 2)
-        blocks, in_ch = [], stem
-        for k, mid, out, se, s in cfg:
+        blocks, in_ch, features, plan, steps, net_stride = [], stem, [], [], ["stem"], 2
+        for i, (k, mid, out, se, s) in enumerate(cfg):
             mid_c, out_c = make_divisible(mid * width, 4), make_divisible(out * width, 4)
             se_width = {"rd_channels": make_divisible(mid_c * se, 4)} if se > 0 else None
-            blocks.append(GhostBottleneck(in_ch, mid_c, out_c, k, s, "se" if se > 0 else None, se_width))
-            in_ch = out_c
+            blocks.append(GhostBottleneck(in_ch, mid_c, out_c, k, s, "se" if se > 0 else None, se_width,
+                                          drop_path=drop_path_rate * i / max(1, len(cfg) - 1)))
+            in_ch, net_stride = out_c, net_stride * s
+            steps.append(f"blocks.{i}")
+            if i == len(cfg) - 1 or cfg[i + 1][4] > 1:  # the last bottleneck at this resolution
+                features.append(dict(num_chs=in_ch, reduction=net_stride, module=steps[-1]))
+                plan.append(steps)
+                steps = []
         last = make_divisible(960 * width, 4)
         blocks.append(ConvNormAct(in_ch, last, 1))
         self.blocks = nn.Sequential(*blocks)
+        self.feature_info = FeatureInfo(features)
+        self.feature_plan = plan
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.conv_head = nn.Conv2d(last, 1280, 1, bias=True)
         self.act = nn.ReLU(inplace=True)
         self.num_features = 1280
         self.head = ClassifierHead(1280, num_classes, drop_rate)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        return self.blocks(self.stem(x))
+    def forward_final(self, x: torch.Tensor) -> torch.Tensor:
+        """The 1x1 convolution to 960 channels after the last bottleneck."""
+        return self.blocks[-1](x)
+
+    def final_norm_to_map(self, x: torch.Tensor) -> torch.Tensor:
+        return x  # a convolution, no norm: features keep their feature_info channels
+
+    def prune_final(self) -> None:
+        self.blocks[-1] = nn.Identity()
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A fresh classifier ``head.fc`` (0: none, ``forward`` returns the 1280 pre-logits); ``global_pool``
+        (``"avg"``, ``"max"``) is the pooling before the 1280 convolution (``""``: none, the convolution and ReLU
+        run on the map, for ``num_classes=0`` only)."""
+        # the head pools the 1x1 map again ("avg": the identity); "" and invalid values go to it to be checked
+        super().reset_classifier(num_classes, "avg" if global_pool in ("avg", "max") else global_pool)
+        if global_pool is not None:
+            self.pool = (nn.AdaptiveAvgPool2d(1) if global_pool == "avg" else nn.AdaptiveMaxPool2d(1)
+                         if global_pool == "max" else nn.Identity())
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         return self.head(self.act(self.conv_head(self.pool(x))), pre_logits=pre_logits)
