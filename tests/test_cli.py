@@ -33,6 +33,18 @@ def test_info_block_and_model(capsys):
     assert "25.557 M" in capsys.readouterr().out
 
 
+def test_info_model_prints_data_config_and_feature_table(capsys):
+    assert main(["info", "resnet50"]) == 0
+    out = capsys.readouterr().out
+    assert "data:   input (3, 224, 224), bilinear, crop_pct 0.875 (center), mean (0.485, 0.456, 0.406)" in out
+    assert "output_stride: 8, 16, 32" in out
+    lines = out.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.split() == ["index", "module", "channels", "reduction"])
+    table = [line.split() for line in lines[head + 2:head + 7]]
+    assert table == [["0", "stem.0", "64", "2"], ["1", "stages.0", "256", "4"], ["2", "stages.1", "512", "8"],
+                     ["3", "stages.2", "1024", "16"], ["4", "stages.3", "2048", "32"]]
+
+
 @pytest.mark.parametrize("argv,msg", [
     (["info", "cbm"], "did you mean: cbam"),
     (["list", "--family", "nope"], "invalid choice"),

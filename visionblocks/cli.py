@@ -1,5 +1,8 @@
 """The ``visionblocks`` command line: ``list``, ``info`` (and ``bench``).
 
+``visionblocks info MODEL`` prints the paper, parameters and MACs, the data configuration (what
+``resolve_data_config`` gives) and the feature table (index, module, channels, reduction) of the backbone.
+
 Unknown names and bad options exit with status 2 and a one-line message.
 """
 from __future__ import annotations
@@ -12,7 +15,7 @@ from . import registry
 from .measure import format_table
 from .registry import FAMILIES
 
-__all__ = ["build_parser", "main", "cmd_list", "cmd_info"]
+__all__ = ["build_parser", "main", "cmd_list", "cmd_info", "feature_rows"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,6 +45,40 @@ def _fmt_shape(shape) -> str:
     return str(tuple(shape))
 
 
+def feature_rows(name: str) -> list[list]:
+    """``[index, module, channels, reduction]`` (as text) for each feature of model ``name`` (built on the meta device:
+    nothing is allocated); ``[]`` for a model without ``feature_info``."""
+    import torch
+
+    with torch.device("meta"):
+        model = registry.create_model(name)
+    info = getattr(model, "feature_info", None)
+    if info is None:
+        return []
+    return [[str(e["index"]), e["module"], str(e["num_chs"]), str(e["reduction"])] for e in info]
+
+
+def _fmt_floats(values) -> str:
+    return "(" + ", ".join(f"{v:g}" for v in values) + ")"
+
+
+def _print_model_backbone(name: str) -> None:
+    """The data configuration, the output strides and the feature table of model ``name``."""
+    mi = registry.model_info(name)
+    cfg = mi.pretrained_cfg()
+    print(f"  data:   input {tuple(cfg['input_size'])}, {cfg['interpolation']}, crop_pct {cfg['crop_pct']:g} "
+          f"({cfg.get('crop_mode', 'center')}), mean {_fmt_floats(cfg['mean'])}, std {_fmt_floats(cfg['std'])}")
+    if mi.output_strides:
+        print(f"  output_stride: {', '.join(map(str, mi.output_strides))} (create_model({name!r}, output_stride=...))")
+    rows = feature_rows(name)
+    if not rows:
+        print("  features: none declared (no feature_info)")
+        return
+    print(f"  features: create_model({name!r}, features_only=True, out_indices=...)")
+    table = format_table(rows, ["index", "module", "channels", "reduction"])
+    print("\n".join("    " + line for line in table.splitlines()))
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     import torch
 
@@ -57,6 +94,7 @@ def cmd_info(args: argparse.Namespace) -> int:
               f"  MACs:   {macs / 1e9:.3f} G (paper: {mi.paper_macs} G)")
         if mi.paper_note:
             print(f"  note:  {mi.paper_note}")
+        _print_model_backbone(name)
         return 0
     if name not in registry.list_blocks():
         import difflib
@@ -95,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--models", action="store_true", help="list the models instead")
     pl.add_argument("--pattern", help="shell-style filter for --models, e.g. 'resnet*'")
     pl.set_defaults(fn=cmd_list)
-    pi = sub.add_parser("info", help="paper, layout, defaults, example shapes and parameters of one entry")
+    pi = sub.add_parser("info", help="paper, layout, defaults, example shapes and parameters of one entry "
+                                     "(for a model: its data configuration and feature table)")
     pi.add_argument("name")
     pi.set_defaults(fn=cmd_info)
     try:
