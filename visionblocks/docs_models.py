@@ -1,4 +1,5 @@
-"""Write ``docs/models.md``: every registered model, our parameters and MACs beside the paper's.
+"""Write ``docs/models.md``: every registered model, our parameters and MACs beside the paper's, and the
+features it offers as a backbone (``feature_info``: channels and reductions).
 
     python -m visionblocks.docs_models [--out docs/models.md]
 
@@ -9,12 +10,39 @@ from __future__ import annotations
 
 import argparse
 
+import torch
+
 from . import measure, registry
 
-__all__ = ["render", "main"]
+__all__ = ["render", "main", "feature_columns"]
 
 _HEADER = ["model", "input", "params (ours)", "params (paper)", "Δ params", "GMACs (ours)", "GMACs (paper)", "Δ MACs",
-           "paper", "note"]
+           "feature channels", "feature reductions", "paper", "note"]
+
+
+def _runs(values: list[int]) -> str:
+    """``64, 256, 512`` ; a run of equal values as ``768×12`` (isotropic models: one feature per block)."""
+    out: list[str] = []
+    i = 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and values[j + 1] == values[i]:
+            j += 1
+        out.append(f"{values[i]}×{j - i + 1}" if j - i >= 2 else ", ".join([str(values[i])] * (j - i + 1)))
+        i = j + 1
+    return ", ".join(out)
+
+
+def feature_columns(name: str) -> tuple[str, str]:
+    """(channels, reductions) of model ``name``'s features, as text (``"-"`` when it declares none); built on
+    the meta device."""
+    with torch.device("meta"):
+        model = registry.create_model(name)
+    info = getattr(model, "feature_info", None)
+    if info is None or len(info) == 0:
+        return "-", "-"
+    idx = list(range(len(info)))
+    return _runs(info.channels(idx)), _runs(info.reduction(idx))
 
 
 def _fmt(v, nd=2) -> str:
@@ -30,6 +58,8 @@ def render() -> str:
         "the model; MACs (multiply-accumulates, what most vision papers call FLOPs) in G, measured with",
         "`torch.utils.flop_counter` at the paper's input size (flop_counter's FLOPs / 2). Δ is ours relative to",
         "the paper; more than 1% off is a bug unless the note shows the paper's own figure is wrong or rounded.",
+        "Feature channels and reductions: what `create_model(name, features_only=True)` returns, in order",
+        "(`model.feature_info`; `c×n`: n features of c; see [backbones.md](backbones.md)).",
         "",
     ]
     rows = []
@@ -40,8 +70,9 @@ def render() -> str:
         dp = f"{100 * (p / info.paper_params - 1):+.2f}%" if info.paper_params else "—"
         dm = f"{100 * (m / info.paper_macs - 1):+.2f}%" if info.paper_macs else "—"
         size = "x".join(str(s) for s in info.input_size[1:])
+        chs, reds = feature_columns(name)
         rows.append([name, size, f"{p:.3f}", _fmt(info.paper_params), dp, f"{m:.3f}", _fmt(info.paper_macs, 3), dm,
-                     f"[{info.paper}]({info.url})", info.paper_note])
+                     chs, reds, f"[{info.paper}]({info.url})", info.paper_note])
     return "\n".join(intro) + "\n" + measure.format_table(rows, _HEADER, markdown=True) + "\n"
 
 
@@ -52,7 +83,7 @@ def main(argv=None) -> int:
     text = render()
     with open(args.out, "w") as f:
         f.write(text)
-    print(f"wrote {args.out} ({text.count(chr(10)) - 9} models)")
+    print(f"wrote {args.out} ({len(registry.list_models())} models)")
     return 0
 
 
