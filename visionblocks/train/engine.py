@@ -293,6 +293,8 @@ def config_for_resume(run_dir: str, overrides: dict[str, Any] | None = None) -> 
     for k, v in (overrides or {}).items():
         if v is None or k == "out":
             continue
+        if k == "attn" and str(v).lower() == "none":
+            v = None
         if k in RESUME_MUTABLE:
             setattr(cfg, k, v)
         elif getattr(cfg, k) != v:
@@ -317,14 +319,15 @@ def train(cfg: TrainConfig, resume: bool = False, *, on_step: Callable[[int, int
     if not out:
         raise TrainError("--out RUN_DIR is required (the run's checkpoints and logs go there)")
     ck_path = os.path.join(out, CHECKPOINT)
-    ck = None
-    if resume:
-        ck = ckpt.load_checkpoint(ck_path)
-    elif os.path.exists(ck_path) or os.path.exists(os.path.join(out, "config.json")):
-        raise TrainError(f"{out} already holds a run; continue it with --resume {out}, or choose another --out")
     stream = stream or sys.stderr
     dinfo = D.setup(cfg.device)
     try:
+        ck = None
+        if resume:
+            ck = ckpt.load_checkpoint(ck_path)
+        elif os.path.exists(ck_path) or os.path.exists(os.path.join(out, "config.json")):
+            raise TrainError(f"{out} already holds a run; continue it with --resume {out}, or choose another --out")
+        D.barrier(dinfo)  # every rank has looked before rank 0 writes
         return _run(cfg, dinfo, ck, on_step, stream)
     finally:
         D.cleanup(dinfo)
