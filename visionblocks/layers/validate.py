@@ -62,11 +62,10 @@ def _value_error(name: str, value: Any, allowed: str) -> ValueError:
 # ------------------------------------------------------------------------------------------- scalar checks
 def check_int(name: str, value: Any, low: int = 1) -> int:
     """An int ``>= low`` (bools, floats and strings refused); return it."""
-    allowed = "a positive int" if low == 1 else f"an int >= {low}"
     if not _is_int(value):
-        raise _type_error(name, value, allowed)
-    if value < low:
-        raise _value_error(name, value, allowed)
+        raise _type_error(name, value, "an int")
+    if value < low:  # the wording of layers.check_positive_int
+        raise ValueError(f"{name} must be {'positive' if low == 1 else f'>= {low}'}, got {value!r}")
     return int(value)
 
 
@@ -103,7 +102,7 @@ def check_probability(name: str, value: Any) -> float:
 
 def check_positive_float(name: str, value: Any, allow_zero: bool = False) -> float:
     """A finite number ``> 0`` (``>= 0`` with ``allow_zero``)."""
-    allowed = "a finite number >= 0" if allow_zero else "a positive finite number"
+    allowed = "a finite number >= 0" if allow_zero else "a positive number (finite)"
     if not _is_real(value):
         raise _type_error(name, value, allowed)
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
@@ -254,14 +253,14 @@ _INTS = ("channels in_channels out_channels dim in_features out_features num_hea
          "dim_head num_layers memory_units num_experts num_kernels levels part scale base_width radix "
          "group_channels pooling_r key_groups share_planes embed_reduction dw_size depth_multiplier num_dilated "
          "sr_ratio block_size num_branches fc3_groups fc1_fc2_reduction ch1x1 ch3x3red ch3x3 ch5x5red ch5x5 "
-         "pool_proj c_m c_n qk_reduction min_channels offset_groups D_mul transformer_dim ffn_dim num_classes h w "
+         "pool_proj c_m c_n min_channels offset_groups D_mul transformer_dim ffn_dim num_classes h w "
          "groups rd_channels internal_channels mid_channels").split()
 
 #: parameter name -> kind, the same meaning in every block (a block may override with ``@validated(name=kind)``)
 ARG_KINDS: dict[str, str] = {
     **{n: "int" for n in _INTS},
     "halo_size": "int0", "output_padding": "size0",
-    "reduction": "pos", "ratio": "int",
+    "reduction": "pos", "qk_reduction": "pos", "ratio": "int",
     "kernel_size": "size", "stride": "size", "dilation": "size", "padding": "padding",
     "size": "size", "partition": "size", "rel_size": "size", "patch_size": "size",
     "kernel_sizes": "ints", "dilations": "ints", "out_splits": "ints", "reparam_conv_k": "ints",
@@ -305,6 +304,8 @@ def check_input_dtype(module: nn.Module, x: Any, name: str) -> None:
         return
     if not x.is_floating_point():
         raise TypeError(f"{name} expects a floating-point input, got dtype {x.dtype} (convert it, e.g. x.float())")
+    if x.device.type == "meta":  # shape-only runs (parameter counting, lazy init): no dtype rule
+        return
     if torch.is_autocast_enabled(x.device.type):
         return
     for t in module.parameters():
