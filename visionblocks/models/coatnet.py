@@ -12,7 +12,10 @@ block ``x <- Proj(Pool(x)) + MBConv(BN(x), stride 2)`` (Sec. 2.3; Pool = 3x3/2 m
 Eq. (5) writes the stride on the first 1x1 convolution; the library's MBConv carries it on the depth-wise
 convolution (as EfficientNet does), which gives 4.23 G multiply-adds against the paper's 4.2 G (with the stride
 on the 1x1 the count would drop to about 4.0 G).  The SE bottleneck is a quarter of the expanded width.
-The head is global average pooling and a linear classifier.
+The head is global average pooling and a linear classifier.  Evaluated at 224 with crop ratio 0.875, bicubic,
+ImageNet mean/std (the paper states no evaluation transform; this is the standard ImageNet evaluation).
+
+Features (``feature_info``): one per stage, S0 (the stem, reduction 2) to S4 (32), as (B, C, H, W) maps.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import torch.nn as nn
 
 from visionblocks.blocks.attention import CoAtNetTransformerBlock
 from visionblocks.blocks.conv import MBConv
+from visionblocks.features import FeatureInfo
 from visionblocks.layers import ConvNormAct, DropPath, LayerType, deprecated_se_ratio, reduced_channels, se_kwargs
 from visionblocks.registry import register_model
 
@@ -66,7 +70,10 @@ class CoAtNet(ModelBase):
         depths: blocks of S0..S4.
         dims: channels of S0..S4.
         rel_sizes: relative-bias table sizes of S3, S4 (their feature size at 224x224).
-        num_classes, in_chans, drop_rate, drop_path_rate: classifier, input channels, dropout, stochastic depth.
+        num_classes, in_chans, drop_rate, drop_path_rate: classifier, input channels, dropout before the
+            classifier, stochastic depth of the residual branches of S1-S4 (linear ramp).
+
+    Features (``feature_info``): the stem S0 (reduction 2), then S1..S4 (4, 8, 16, 32).
     """
 
     def __init__(self, depths=(2, 2, 3, 5, 2), dims=(64, 96, 192, 384, 768), rel_sizes=(14, 7), num_classes: int = 1000,
@@ -92,15 +99,15 @@ class CoAtNet(ModelBase):
         self.stages = nn.Sequential(*stages)
         self.num_features = cin
         self.head = ClassifierHead(cin, num_classes, drop_rate)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        return self.stages(self.stem(x))
+        self.feature_info = FeatureInfo([dict(num_chs=dims[0], reduction=2, module="stem")] +
+                                        [dict(num_chs=dims[s], reduction=2 ** (s + 1), module=f"stages.{s - 1}")
+                                         for s in range(1, 5)])
+        self.feature_plan = [["stem"]] + [[f"stages.{s}"] for s in range(4)]
 
 
 @register_model("coatnet_0", paper="Dai et al., CoAtNet: Marrying Convolution and Attention for All Data Sizes, "
                 "NeurIPS 2021", url="https://arxiv.org/abs/2106.04803", input_size=(3, 224, 224), paper_params=25.0,
-                paper_macs=4.2, test_input_size=(32, 32))
+                paper_macs=4.2, test_input_size=(32, 32), data_cfg={"crop_pct": 0.875, "interpolation": "bicubic"})
 def coatnet_0(**kwargs) -> CoAtNet:
     """CoAtNet-0: 25 M params, 4.2 GFLOPs at 224x224 (Table 3 / Table 4 of the paper)."""
     return CoAtNet((2, 2, 3, 5, 2), (64, 96, 192, 384, 768), **kwargs)

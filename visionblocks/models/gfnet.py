@@ -6,7 +6,11 @@ raoyongming/GFNet; MLP ratio 4, GELU, LayerNorm eps 1e-6), a final LayerNorm, th
 linear classifier.  The global filters (``visionblocks.blocks.attention.global_filter``) and the position
 embedding are built for 224 / 16 = 14 x 14 tokens (filters 14 x 8); at other sizes both are resized to the
 token grid (filters: bicubic, align_corners=True; position embedding: bicubic), as GFNet does when it
-fine-tunes at another resolution.  Tokens are kept channels-last (B, H, W, C).
+fine-tunes at another resolution.  Tokens are kept channels-last (B, H, W, C).  Evaluated at 224 with crop ratio
+0.875, bicubic, ImageNet mean/std (the authors' code).
+
+Features (``feature_info``): isotropic, one per block, all at the patch reduction (16), as (B, C, H / 16, W / 16)
+maps; the first includes the patch and position embeddings.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.blocks.attention import GlobalFilter
+from visionblocks.features import FeatureInfo
 from visionblocks.layers import DropPath, Mlp, init_weights
 from visionblocks.registry import register_model
 
@@ -24,6 +29,7 @@ __all__ = ["GFNet", "GFNetBlock", "gfnet_ti", "gfnet_xs", "gfnet_s"]
 
 _PAPER = "Rao et al., Global Filter Networks for Image Classification, NeurIPS 2021"
 _URL = "https://arxiv.org/abs/2107.00645"
+_DATA = {"crop_pct": 0.875, "interpolation": "bicubic"}  # ImageNet mean/std (raoyongming/GFNet)
 _FFT_NOTE = ("The paper's FLOPs include the FFTs of the global filters (its own O(HWD log HW) estimate, about "
              "2-3 M per layer at 224), which torch.utils.flop_counter does not count; ours ({0} GMACs) is the rest "
              "and lies that much below the paper's {1}, hence macs_rel_tol.")
@@ -53,7 +59,11 @@ class GFNet(ModelBase):
         embed_dim, depth, mlp_ratio: the configuration (Ti: 256/12, XS: 384/12, S: 384/19).
         patch_size: 16.
         grid_size: the token grid the filters and position embedding are built for (224 / 16 = 14).
-        drop_rate, drop_path_rate: dropout and (linearly increasing) stochastic depth.
+        num_classes, in_chans: classifier size (0 for none) and input channels.
+        drop_rate, drop_path_rate: dropout (after the position embedding and in the MLPs, as the authors' code)
+            and stochastic depth of the residual branches (linear ramp).
+
+    Features (``feature_info``): one per block, (B, C, H / 16, W / 16) maps.
     """
 
     def __init__(self, embed_dim: int = 384, depth: int = 12, mlp_ratio: float = 4.0, patch_size: int = 16,
@@ -73,6 +83,10 @@ class GFNet(ModelBase):
         self.head = ClassifierHead(embed_dim, num_classes)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         init_weights(self, conv=None, linear="trunc_normal", std=0.02)
+        self.feature_info = FeatureInfo([dict(num_chs=embed_dim, reduction=patch_size, module=f"blocks.{i}")
+                                         for i in range(depth)])
+        self.feature_plan = [["patch_embed", "add_position", "pos_drop", "blocks.0"]] + \
+            [[f"blocks.{i}"] for i in range(1, depth)]
 
     def position_embedding(self, h: int, w: int, dtype: torch.dtype) -> torch.Tensor:
         """The position embedding for an (h, w) token grid, (1, h, w, C) (bicubic resize when not 14 x 14)."""
@@ -83,18 +97,29 @@ class GFNet(ModelBase):
         pos = F.interpolate(pos.permute(0, 3, 1, 2), size=(h, w), mode="bicubic", align_corners=False)
         return pos.permute(0, 2, 3, 1)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, in_chans, H, W) -> normalized tokens (B, H / 16, W / 16, C)."""
-        self.check_input(x)
-        x = self.patch_embed(x).permute(0, 2, 3, 1)
-        x = self.pos_drop(x + self.position_embedding(x.shape[1], x.shape[2], x.dtype))
-        return self.norm(self.blocks(x))
+    def add_position(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch-embedded map (B, C, h, w) -> channels-last tokens (B, h, w, C) plus the position embedding."""
+        x = x.permute(0, 2, 3, 1)
+        return x + self.position_embedding(x.shape[1], x.shape[2], x.dtype)
+
+    def feature_to_nchw(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(0, 3, 1, 2)
+
+    def forward_final(self, x: torch.Tensor) -> torch.Tensor:
+        """The final LayerNorm: normalised tokens (B, H / 16, W / 16, C)."""
+        return self.norm(x)
+
+    def prune_final(self) -> None:
+        self.norm = nn.Identity()
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x.mean(dim=(1, 2)), pre_logits=pre_logits)
+        """Pools the channels-last tokens (the head's ``global_pool``: mean or max over H, W) then classifies."""
+        pool = self.head.global_pool
+        x = x.mean(dim=(1, 2)) if pool == "avg" else x.amax(dim=(1, 2)) if pool == "max" else x
+        return self.head(x, pre_logits=pre_logits)
 
 
-@register_model("gfnet_ti", paper=_PAPER, url=_URL, paper_params=7.51, paper_macs=1.3, test_input_size=(64, 64),
+@register_model("gfnet_ti", paper=_PAPER, url=_URL, data_cfg=_DATA, paper_params=7.51, paper_macs=1.3, test_input_size=(64, 64),
                 paper_note="The paper's table gives 7 M params, a truncated figure: the architecture it specifies "
                            "(embed 256, depth 12, 14x8 filters, 1000-class head), parameter for parameter the "
                            "authors' code, has 7.51 M (7.25 M without the head), so paper_params holds 7.51. "
@@ -106,14 +131,16 @@ def gfnet_ti(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> GFNet:
     return GFNet(embed_dim=256, depth=12, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
-@register_model("gfnet_xs", paper=_PAPER, url=_URL, paper_params=16.0, paper_macs=2.9, test_input_size=(64, 64), paper_note=_FFT_NOTE.format(2.833, 2.9), macs_rel_tol=0.025)
+@register_model("gfnet_xs", paper=_PAPER, url=_URL, paper_params=16.0, paper_macs=2.9, test_input_size=(64, 64),
+                paper_note=_FFT_NOTE.format(2.833, 2.9), macs_rel_tol=0.025, data_cfg=_DATA)
 def gfnet_xs(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> GFNet:
     """GFNet-XS: embed 384, depth 12.  Paper: 16 M params, 2.9 GFLOPs at 224
     (ours: 15.99 M, 2.83 GMACs without the FFTs)."""
     return GFNet(embed_dim=384, depth=12, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
-@register_model("gfnet_s", paper=_PAPER, url=_URL, paper_params=25.0, paper_macs=4.5, test_input_size=(64, 64), paper_note=_FFT_NOTE.format(4.451, 4.5), macs_rel_tol=0.015)
+@register_model("gfnet_s", paper=_PAPER, url=_URL, paper_params=25.0, paper_macs=4.5, test_input_size=(64, 64),
+                paper_note=_FFT_NOTE.format(4.451, 4.5), macs_rel_tol=0.015, data_cfg=_DATA)
 def gfnet_s(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> GFNet:
     """GFNet-S: embed 384, depth 19.  Paper: 25 M params, 4.5 GFLOPs at 224
     (ours: 24.87 M, 4.45 GMACs without the FFTs)."""

@@ -13,6 +13,12 @@ MobileViTv2-alpha (Sec. 4 / Table 13): widths 32, 64, 128, 256, 384, 512 times a
 2 has two MV2, not three),
 transformer width d = 128, 192, 256 times alpha with L = 2, 4, 3 separable-attention layers, no final 1x1
 expansion: global pooling and a linear classifier on the 512 alpha features.
+
+Evaluated at 256 with crop ratio 0.9 (MobileViT) or 0.888 (MobileViTv2: resize to 288, crop 256), bicubic, and no
+normalisation (mean 0, std 1: the authors' ml-cvnets pipeline, as in timm).
+
+Features (``feature_info``): one per stage, (B, C, H / r, W / r) maps at r = 2 (the stem and stage 1), 4, 8,
+16, 32; the final 1x1 expansion of MobileViT follows the last feature (``forward_features`` applies it).
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import torch.nn as nn
 
 from visionblocks.blocks.attention import MobileViTBlock, MobileViTv2Block
 from visionblocks.blocks.conv import MBConv
+from visionblocks.features import FeatureInfo
 from visionblocks.layers import ConvNormAct, make_divisible
 from visionblocks.registry import register_model
 
@@ -48,26 +55,37 @@ class MobileViT(ModelBase):
         num_heads: attention heads of the v1 transformers (paper: 4).
         stage2_blocks: inverted residuals of stage 2 (v1: 3, v2: 2).
         num_classes, in_chans, drop_rate: classifier size, input channels, dropout before the classifier.
+        drop_path_rate: stochastic depth (linear ramp over the blocks) of the residual branches: those of the
+            inverted residuals with a skip, and the transformer layers of each MobileViT block (one rate a block).
+
+    Features (``feature_info``): one per stage (stage 1 includes the stem) at reductions 2, 4, 8, 16, 32.
     """
 
     def __init__(self, widths, dims, depths, expand_ratio: float, version: int = 1, exp_channels: int | None = None,
-                 num_heads: int = 4, stage2_blocks: int = 3, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0):
+                 num_heads: int = 4, stage2_blocks: int = 3, num_classes: int = 1000, in_chans: int = 3,
+                 drop_rate: float = 0.0, drop_path_rate: float = 0.0):
         super().__init__()
         self.in_chans = in_chans
         self.stem = ConvNormAct(in_chans, widths[0], 3, 2, act_layer="silu")
 
-        def mv2(cin, cout, stride):
-            return MBConv(cin, cout, 3, stride, expand_ratio=expand_ratio, attn_layer=None, act_layer="silu")
+        total = 1 + stage2_blocks + 2 * len(dims)  # blocks in network order: the ramp's positions
+        dpr = [drop_path_rate * i / max(1, total - 1) for i in range(total)]
 
-        stage2 = [mv2(widths[1], widths[2], 2)] + [mv2(widths[2], widths[2], 1) for _ in range(stage2_blocks - 1)]
-        stages = [nn.Sequential(mv2(widths[0], widths[1], 1)), nn.Sequential(*stage2)]
+        def mv2(cin, cout, stride, k):
+            return MBConv(cin, cout, 3, stride, expand_ratio=expand_ratio, attn_layer=None, act_layer="silu",
+                          drop_path=dpr[k])
+
+        # (built in this order so that a seeded model keeps its initialisation)
+        stage2 = [mv2(widths[1], widths[2], 2, 1)] + [mv2(widths[2], widths[2], 1, 1 + i)
+                                                      for i in range(1, stage2_blocks)]
+        stages = [nn.Sequential(mv2(widths[0], widths[1], 1, 0)), nn.Sequential(*stage2)]
         for i, (d, depth) in enumerate(zip(dims, depths)):
-            cin, cout = widths[2 + i], widths[3 + i]
+            cin, cout, k = widths[2 + i], widths[3 + i], 1 + stage2_blocks + 2 * i
             if version == 1:
-                block = MobileViTBlock(cout, d, 2 * d, depth, num_heads=num_heads)
+                block = MobileViTBlock(cout, d, 2 * d, depth, num_heads=num_heads, drop_path=dpr[k + 1])
             else:
-                block = MobileViTv2Block(cout, d, 2 * d, depth)
-            stages.append(nn.Sequential(mv2(cin, cout, 2), block))
+                block = MobileViTv2Block(cout, d, 2 * d, depth, drop_path=dpr[k + 1])
+            stages.append(nn.Sequential(mv2(cin, cout, 2, k), block))
         self.stages = nn.Sequential(*stages)
         if exp_channels is not None:
             self.final_conv = ConvNormAct(widths[-1], exp_channels, 1, act_layer="silu")
@@ -76,16 +94,28 @@ class MobileViT(ModelBase):
             self.final_conv = nn.Identity()
             self.num_features = widths[-1]
         self.head = ClassifierHead(self.num_features, num_classes, drop_rate)
+        self.feature_info = FeatureInfo([dict(num_chs=widths[1 + i], reduction=2 ** (i + 1), module=f"stages.{i}")
+                                         for i in range(len(stages))])
+        self.feature_plan = [["stem", "stages.0"]] + [[f"stages.{i}"] for i in range(1, len(stages))]
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        return self.final_conv(self.stages(self.stem(x)))
+    def forward_final(self, x: torch.Tensor) -> torch.Tensor:
+        """MobileViT's final 1x1 conv-BN-SiLU to ``exp_channels`` (MobileViTv2: none)."""
+        return self.final_conv(x)
+
+    def final_norm_to_map(self, x: torch.Tensor) -> torch.Tensor:
+        """No final norm: the last feature stays the last stage's map (the 1x1 expansion is part of the head)."""
+        return x
+
+    def prune_final(self) -> None:
+        self.final_conv = nn.Identity()
 
 
 def _reg(name, params, macs, paper=_PAPER, url=_URL, note="", macs_rel_tol=0.01):
+    crop_pct = 0.9 if paper == _PAPER else 0.888  # ml-cvnets: v2 resizes to 288 and crops 256
+    data_cfg = {"crop_pct": crop_pct, "interpolation": "bicubic", "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}
     return register_model(name, paper=paper, url=url, input_size=(3, 256, 256), paper_params=params,
                           paper_macs=macs, paper_note=note, test_input_size=(32, 32),
-                          macs_rel_tol=macs_rel_tol)
+                          macs_rel_tol=macs_rel_tol, data_cfg=data_cfg)
 
 
 _ROUND_NOTE = ("The paper gives {p} M parameters, rounded to 0.1 M; the exact count of this configuration is {q} M "
