@@ -128,7 +128,7 @@ def _modules_pkgs(pkg: str):
 class Piece:
     """One module-level statement of a test file (a test, helper, fixture, constant or import)."""
 
-    def __init__(self, node: ast.stmt, src: str, lines: list[str], origin: str):
+    def __init__(self, node: ast.stmt, lines: list[str], origin: str):
         self.node, self.origin = node, origin
         start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
         # keep the comment lines right above the statement (section rulers stay out: they name old groupings)
@@ -195,7 +195,7 @@ def parse_file(path: Path):
         elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and node is tree.body[0]:
             continue
         else:
-            pieces.append(Piece(node, src, lines, path.stem))
+            pieces.append(Piece(node, lines, path.stem))
     return doc, imports, pieces
 
 
@@ -473,9 +473,9 @@ def render_imports(imps: list[Imp]) -> str:
     return "\n\n".join(out)
 
 
-def _docstring(target: Target | None, path: str) -> str:
+def _docstring(target: Target | None) -> str:
     if target is None:
-        return f'"""Tests that name no single block or model (kept together by scripts/mirror_tests.py)."""'
+        return '"""Tests that name no single block or model (kept together by scripts/mirror_tests.py)."""'
     return f'"""Tests of :mod:`{target.module}`."""'
 
 
@@ -667,6 +667,8 @@ def main(argv=None):
                     if name in ref_bound and ref_bound[name] != p.text:
                         renames[(origin, name)] = f"{name}_{origin[5:]}"
                 text = prepare(p, origin)
+                if p.fixture == "autouse":  # shared: each file asks for it by name (usefixtures)
+                    text = re.sub(r"pytest\.fixture\(autouse=True\)", "pytest.fixture", text, count=1)
                 ref_bound.update({renames.get((origin, n), n): p.text for n in p.binds})
                 for imp in used_imports([text], origin):
                     if imp.module != REFERENCE:
@@ -703,8 +705,12 @@ def main(argv=None):
                 text = prepare(p, origin)
                 if p.fixture == "autouse" and mixed:
                     text = re.sub(r"pytest\.fixture\(autouse=True\)", "pytest.fixture", text, count=1)
-                if p.is_test and autouse and mixed:
-                    text = "".join(f'@pytest.mark.usefixtures("{a}")\n' for a in sorted(autouse)) + text
+                # an autouse fixture that now serves several files (or a file with other tests) is asked for
+                # by name, so that it applies to exactly the tests it applied to before
+                scoped = sorted(a for a in autouse if mixed or placement.get((origin, a)) == {REFERENCE})
+                if p.is_test and scoped:
+                    text = "".join(f'@pytest.mark.usefixtures("{renames.get((origin, a), a)}")\n'
+                                   for a in scoped) + text
                 bound.update({renames.get((origin, n), n): p.text for n in p.binds})
                 texts.append(text)
             # names this origin's pieces take from _reference.py
@@ -731,7 +737,7 @@ def main(argv=None):
             final.append(imp)
         if not future:
             final = [i for i in final if i.module != "__future__"]
-        text = _docstring(tgt, dest) + "\n" + render_imports(final) + "\n\n\n" + "\n\n\n".join(
+        text = _docstring(tgt) + "\n" + render_imports(final) + "\n\n\n" + "\n\n\n".join(
             b.strip("\n") for b in body if b.strip()) + "\n"
         out = TESTS / dest
         out.parent.mkdir(parents=True, exist_ok=True)
