@@ -10,7 +10,7 @@ demo: setup
 test: setup
 	.venv/bin/python -m pytest -n 2 -q
 	./scripts/setup_integration.sh
-	.venv-integration/bin/python -m pytest -n 2 -q -p no:cacheprovider tests/integration
+	.venv-integration/bin/python -m pytest -n 2 -q -p no:cacheprovider tests/integration tests/weights/integration
 
 test-fast: setup
 	.venv/bin/python -m pytest -n 2 -q -m "not slow"

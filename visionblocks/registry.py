@@ -265,9 +265,18 @@ def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, *, featu
         out_indices: the features to return (ints; negative ones count from the end).
         output_stride: run at a smaller stride with dilated convolutions, where the model offers it
             (``model_info(name).output_strides``).
-        pretrained: a checkpoint path or URL to load (see :func:`visionblocks.weights.load_checkpoint`).
+        pretrained: ``True`` (the model's default published weights), a weights tag, or a checkpoint path/URL
+            (see :func:`visionblocks.weights.create_pretrained`); ``"resnet50.tv_in1k"`` names the weights too.
         **kwargs: the model's own options (``drop_path_rate``, ``drop_rate``, ``attn`` ...).
     """
+    if pretrained is not None or (isinstance(name, str) and "." in name):  # weights: built as the checkpoint's net
+        from visionblocks.weights import create_pretrained  # noqa: PLC0415 (optional machinery, imported on use)
+        model = create_pretrained(name, True if pretrained is None else pretrained, num_classes=num_classes,
+                                  in_chans=in_chans, output_stride=output_stride, **kwargs)
+        if features_only:
+            from visionblocks.features import FeatureListNet  # noqa: PLC0415
+            model = FeatureListNet(model, out_indices)
+        return model
     info = model_info(name)
     _check_int("num_classes", num_classes, 0)
     _check_int("in_chans", in_chans, 1)
@@ -287,9 +296,6 @@ def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, *, featu
     model = info.fn(num_classes=num_classes, in_chans=in_chans, **kwargs)
     if hasattr(model, "pretrained_cfg"):
         model.pretrained_cfg = dict(info.pretrained_cfg(), **model.pretrained_cfg)
-    if pretrained is not None:
-        from visionblocks.weights import load_checkpoint  # noqa: PLC0415 (optional machinery, imported on use)
-        load_checkpoint(model, pretrained)
     if features_only:
         from visionblocks.features import FeatureListNet  # noqa: PLC0415
         model = FeatureListNet(model, out_indices)
