@@ -12,6 +12,13 @@ authors' code (imankgoyal/NonDeepNetworks, ``RepVGGBlock`` with ``avg_pool=True,
 input sizes the 2x2 average pool sees the input zero-padded at the bottom/right (always dividing by 4), so that
 it gives the size of the strided 3x3 branch and stays the 2x2 corner of its window (identical to the paper at
 even sizes; the two branches still fold into one 3x3 convolution).
+
+Features (``feature_info``): the first downsampling block (reduction 2), the outputs of stream 1 (4) and stream 2
+(8), the fusion of the three streams (16) and the last downsampling block (32).  The network is not sequential:
+the steps between these features are the model's methods :meth:`ParNet.run_stream1`, :meth:`ParNet.run_stream2`
+and :meth:`ParNet.run_stream3`, which carry what the later streams need (the downsampled input, the fusion so
+far) alongside the feature; the branches are the same as in ``forward`` (their order of evaluation differs, their
+results do not).
 """
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.blocks.reparam import RepConv3x3, RepVGGSSEBlock
+from visionblocks.features import FeatureInfo
 from visionblocks.layers import LayerType, channel_shuffle, create_act, init_weights, spatial_mean
 from visionblocks.registry import register_model
 
@@ -79,6 +87,8 @@ class ParNet(ModelBase):
         depths: RepVGG-SSE blocks per stream (4, 5, 5: the paper's depth-12 network).
         num_classes, in_chans: classifier size (0 for none) and input channels.
         drop_rate: dropout before the classifier.
+        drop_path_rate: accepted for a uniform model API, applied to nothing: ParNet has no residual branch to
+            drop (its blocks sum their branches, the skip-squeeze-excitation among them, before the activation).
         deploy: build the inference form (every 3x3/1x1 convolution pair folded, as the paper counts it).
 
     Weights keep torch's default initialisation, as in the authors' code (imankgoyal/NonDeepNetworks has no
@@ -87,7 +97,7 @@ class ParNet(ModelBase):
 
     def __init__(self, widths: tuple[int, int, int] = (96, 192, 384), out_features: int = 1280,
                  depths: tuple[int, int, int] = (4, 5, 5), num_classes: int = 1000, in_chans: int = 3,
-                 drop_rate: float = 0.0, deploy: bool = False):
+                 drop_rate: float = 0.0, deploy: bool = False, drop_path_rate: float = 0.0):
         super().__init__()
         if len(widths) != 3 or len(depths) != 3:
             raise ValueError(f"ParNet has three streams: widths and depths need 3 entries, got {widths}, {depths}")
@@ -106,18 +116,49 @@ class ParNet(ModelBase):
         self.final = ParNetDownsample(w3, out_features, **d)   # -> 1/32
         self.num_features = out_features
         self.head = ClassifierHead(out_features, num_classes, drop_rate)
+        self.feature_info = FeatureInfo([
+            dict(num_chs=stem, reduction=2, module="down1.0"), dict(num_chs=w1, reduction=4, module="streams.0"),
+            dict(num_chs=w2, reduction=8, module="streams.1"), dict(num_chs=w3, reduction=16, module="fuse3"),
+            dict(num_chs=out_features, reduction=32, module="final")])
+        self.feature_plan = [["down1.0"], ["run_stream1"], ["run_stream2"], ["run_stream3"], ["final"]]
         init_weights(self, conv=None, linear=None)  # torch's defaults: the authors' scheme
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        x1 = self.down1(x)
+    # the steps between features (see the module docstring); tuples carry what later streams need
+    def run_stream1(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """1/2 -> ``(x1, s1)``: the input of stream 1 at 1/4 and its output (the feature)."""
+        x1 = self.down1[1](x)
+        return x1, self.streams[0](x1)
+
+    def run_stream2(self, state: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """``(x1, s1)`` -> ``(x2, s2, fuse12(s1))``: stream 2's input and output (the feature) at 1/8, and stream
+        1's output brought to 1/8."""
+        x1, s1 = state
         x2 = self.down2(x1)
-        x3 = self.down3(x2)
-        s1, s2, s3 = (stream(t) for stream, t in zip(self.streams, (x1, x2, x3)))
-        y = self.fuse12(s1)
-        y = self.fuse2(s2, y)
-        y = self.fuse3(s3, y)
-        return self.final(y)
+        return x2, self.streams[1](x2), self.fuse12(s1)
+
+    def run_stream3(self, state: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """``(x2, s2, y)`` -> the fusion of the three streams at 1/16."""
+        x2, s2, y = state
+        s3 = self.streams[2](self.down3(x2))
+        return self.fuse3(s3, self.fuse2(s2, y))
+
+    def feature_to_nchw(self, index: int, x) -> torch.Tensor:
+        return x[1] if isinstance(x, tuple) else x  # a stream's output, carried with its input
+
+    #: the modules each method step runs, removed with it by prune_intermediate_layers
+    _STEP_MODULES = {"run_stream1": (), "run_stream2": ("down2", "streams.1", "fuse12"),
+                     "run_stream3": ("down3", "streams.2", "fuse2", "fuse3")}
+
+    def prune_intermediate_layers(self, indices=1, prune_norm: bool = False, prune_head: bool = True) -> list[int]:
+        take = super().prune_intermediate_layers(indices, prune_norm, prune_head)
+        for plan in self.feature_plan[max(take) + 1:]:
+            for path in (p for step in plan for p in self._STEP_MODULES.get(step, ())):
+                name, _, index = path.partition(".")
+                if index:
+                    getattr(self, name)[int(index)] = nn.Identity()
+                else:
+                    setattr(self, name, nn.Identity())
+        return take
 
 
 _NOTE = ("Goyal et al. count the re-parameterized network (1x1 branches and BatchNorms folded into the 3x3 "
