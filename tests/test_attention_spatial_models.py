@@ -51,6 +51,32 @@ def test_coord_mobilenetv2_structure():
     assert all(isinstance(b.attn, nn.Identity) for b in plain.modules() if isinstance(b, MBConv))
 
 
+@pytest.mark.parametrize("name", ["mobilenetv2", "coord_mobilenetv2"])
+def test_mobilenetv2_features_and_output_stride(name):
+    """As timm: the last block at /2, /4, /8, /16, /32 (16, 24, 32, 96, 320 channels), the 1x1 head convolution
+    after the last; at output_stride 16/8 the later blocks dilate their depthwise convolutions (DeepLab), with
+    the same parameters and the native features before the cut."""
+    torch.manual_seed(0)
+    ref = vb.create_model(name).eval()
+    assert ref.feature_info.channels() == [16, 24, 32, 96, 320]
+    assert ref.feature_info.module_name() == ["blocks.0", "blocks.2", "blocks.5", "blocks.12", "blocks.16"]
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        final, feats = ref.forward_intermediates(x)
+    torch.testing.assert_close(final, ref.conv_head(feats[-1]))
+    # blocks per stage 1, 2, 3, 4, 3, 3, 1: blocks 1, 3, 6 and 13 (first of stages 1, 2, 3, 5) are strided
+    for os_, dil, n_same in ((16, [1] * 14 + [2] * 3, 4), (8, [1] * 7 + [2] * 7 + [4] * 3, 3)):
+        m = vb.create_model(name, output_stride=os_).eval()
+        m.load_state_dict(ref.state_dict())
+        assert [b.conv_dw.conv.dilation[0] for b in m.blocks] == dil
+        assert m.feature_info.reduction() == [min(r, os_) for r in (2, 4, 8, 16, 32)]
+        with torch.no_grad():
+            got = m.forward_intermediates(x, intermediates_only=True)
+        for a, b in zip(feats[:n_same], got[:n_same]):
+            torch.testing.assert_close(b, a, rtol=0, atol=0)
+        assert all(f.shape[-1] == 64 // r for f, r in zip(got, m.feature_info.reduction()))
+
+
 def _ptflops_style_macs(model, size=224):
     """Multiply-adds as the ptflops-style counters of the triplet-attention and CoTNet authors count them:
     convolutions (+ bias adds), BatchNorm (2 per element), activations, pooling and linear layers, plus CoT's

@@ -115,3 +115,80 @@ def test_dy_resnet18_dynamic_convs_and_temperature():
     assert not any(isinstance(mod, DynamicConv) for mod in m.stem.modules())  # the first layer stays static
     set_dynamic_conv_temperature(m, 1.0)
     assert all(float(d.temperature) == 1.0 for d in dy)
+
+
+@pytest.mark.parametrize("name, channels", [("efficientnet_b0", [16, 24, 40, 112, 320]),
+                                            ("condconv_efficientnet_b0_8e", [16, 24, 40, 112, 320]),
+                                            ("ghostnet_100", [16, 24, 40, 112, 160])])
+def test_features_are_the_last_block_at_each_resolution(name, channels):
+    """As timm: the last block at /2, /4, /8, /16, /32, before the 1x1 head convolution (forward_final)."""
+    m = vb.create_model(name).eval()
+    assert m.feature_info.channels() == channels and m.feature_info.reduction() == [2, 4, 8, 16, 32]
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        final, feats = m.forward_intermediates(x)
+        head_conv = m.conv_head if hasattr(m, "conv_head") and name != "ghostnet_100" else m.blocks[-1]
+        torch.testing.assert_close(final, head_conv(feats[-1]))
+        normed = m.forward_intermediates(x, indices=[-1], norm=True, intermediates_only=True)[0]
+    torch.testing.assert_close(normed, feats[-1])  # the head convolution is no norm
+
+
+@pytest.mark.parametrize("name", ["efficientnet_b0", "condconv_efficientnet_b0_8e"])
+def test_efficientnet_output_stride_dilates_the_depthwise_convolutions(name):
+    """DeepLab: the stages past the output stride run at stride 1 with dilated depthwise convolutions (the first
+    block of such a stage keeps the previous dilation); parameters unchanged; the features before the cut are
+    the native ones."""
+    torch.manual_seed(0)
+    ref = vb.create_model(name).eval()
+    x = torch.randn(1, 3, 64, 64)
+    # blocks per stage 1, 2, 2, 3, 3, 4, 1; stages 3 (blocks 5-7) and 5 (blocks 11-14) are the strided ones
+    for os_, dil, first in ((16, [1] * 12 + [2] * 4, 11), (8, [1] * 6 + [2] * 6 + [4] * 4, 5)):
+        m = vb.create_model(name, output_stride=os_).eval()
+        m.load_state_dict(ref.state_dict())
+        dw = [b.conv_dw.conv if hasattr(b.conv_dw, "conv") else b.conv_dw for b in m.blocks]
+        assert [c.dilation[0] for c in dw] == dil and all(c.stride == (1, 1) for c in dw[first:])
+        assert m.feature_info.reduction() == [min(r, os_) for r in (2, 4, 8, 16, 32)]
+        with torch.no_grad():
+            a, b = ref.forward_intermediates(x, intermediates_only=True), m.forward_intermediates(x, intermediates_only=True)
+        n_same = 4 if os_ == 16 else 3
+        for p, q in zip(a[:n_same], b[:n_same]):
+            torch.testing.assert_close(q, p, rtol=0, atol=0)
+        assert b[-1].shape[-2:] == (64 // os_, 64 // os_)
+    with pytest.raises(ValueError, match="output_stride"):
+        vb.create_model(name, output_stride=4)
+
+
+def test_ghostnet_head_and_reset_classifier():
+    """GhostNet's head: pooling, 1x1 conv to 1280 + ReLU, dropout, head.fc; global_pool sets the pooling."""
+    m = vb.create_model("ghostnet_100", num_classes=7).eval()
+    x = torch.randn(2, 3, 64, 64)
+    assert m.get_classifier() is m.head.fc and m.num_features == 1280
+    with torch.no_grad():
+        feats = m.forward_features(x)
+        assert feats.shape[1] == 960
+        m.reset_classifier(0, global_pool="max")
+        torch.testing.assert_close(m(x), F.relu(m.conv_head(feats.amax((2, 3), keepdim=True))).flatten(1))
+        m.reset_classifier(0, global_pool="")
+        assert m(x).shape == (2, 1280, 2, 2)
+        m.reset_classifier(4, global_pool="avg")
+        assert m(x).shape == (2, 4) and m.num_classes == 4
+    with pytest.raises(ValueError, match="global_pool"):
+        m.reset_classifier(3, global_pool="")
+    with pytest.raises(ValueError, match="global_pool"):
+        m.reset_classifier(3, global_pool="mean")
+
+
+def test_ghost_bottleneck_drop_path_drops_the_residual_branch():
+    m = GhostBottleneck(8, 24, 8, drop_path=0.5).train()
+    assert m.drop_path.drop_prob == 0.5
+    x = torch.randn(64, 8, 5, 5)
+    torch.manual_seed(0)
+    y = m(x)
+    branch = m.ghost2(m.attn(m.conv_dw(m.ghost1(x))))
+    dropped = [torch.allclose(y[i], x[i]) for i in range(64)]
+    assert 10 < sum(dropped) < 54  # whole samples keep only the shortcut
+    kept = [i for i in range(64) if not dropped[i]]
+    torch.testing.assert_close(y[kept], x[kept] + 2 * branch[kept])
+    rates = [b.drop_path.drop_prob if b.drop_path.__class__.__name__ == "DropPath" else 0.0
+             for b in vb.create_model("ghostnet_100", drop_path_rate=0.15).blocks[:16]]
+    assert rates[0] == 0.0 and abs(rates[-1] - 0.15) < 1e-12 and rates == sorted(rates)

@@ -90,3 +90,47 @@ def test_convmixer_configurations():
     assert len(a.blocks) == 20 and a.blocks[0].dw.kernel_size == (9, 9) and isinstance(a.blocks[0].act1, torch.nn.GELU)
     assert len(b.blocks) == 32 and b.blocks[0].dw.kernel_size == (7, 7) and isinstance(b.blocks[0].act1, torch.nn.ReLU)
     assert a.stem[0].kernel_size == (7, 7) == a.stem[0].stride
+
+
+def test_convmixer_features_and_drop_path():
+    """Isotropic: one feature per layer at the patch reduction; stochastic depth drops only the residual
+    depthwise branch (the pointwise mixing always runs)."""
+    from visionblocks.models.convmixer import ConvMixer, ConvMixerLayer
+    m = ConvMixer(16, 3, 5, 4, num_classes=0).eval()
+    assert m.feature_info.channels() == [16] * 3 and m.feature_info.reduction() == [4] * 3
+    x = torch.randn(1, 3, 30, 26)
+    with torch.no_grad():
+        feats = m.forward_intermediates(x, intermediates_only=True)
+        t = m.stem(x)
+        for blk, f in zip(m.blocks, feats):
+            t = blk(t)
+            torch.testing.assert_close(f, t, rtol=0, atol=0)
+    rates = [b.drop_path.drop_prob for b in ConvMixer(16, 5, drop_path_rate=0.2).blocks[1:]]
+    assert rates == pytest.approx([0.05, 0.1, 0.15, 0.2])
+    layer = ConvMixerLayer(4, 3, drop_path=0.5).train()
+    layer.bn1.eval(), layer.bn2.eval()  # running statistics: samples independent
+    x = torch.randn(64, 4, 5, 5)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        y = layer(x)
+        mix = lambda t: layer.bn2(layer.act2(layer.pw(t)))  # noqa: E731
+        branch = layer.bn1(layer.act1(layer.dw(x)))
+        dropped, kept = mix(x), mix(x + 2 * branch)
+    is_dropped = [torch.allclose(y[i], dropped[i]) for i in range(64)]
+    assert 10 < sum(is_dropped) < 54
+    for i in range(64):
+        torch.testing.assert_close(y[i], dropped[i] if is_dropped[i] else kept[i])
+
+
+def test_repmlpnet_features_per_stage_and_final_norm():
+    m = RepMLPNet(channels=(8, 16), blocks=(1, 1), partitions=(4, 2), sharesets=(2, 4), num_classes=5).eval()
+    m = randomize_bn_stats(m)
+    assert m.feature_info.channels() == [8, 16] and m.feature_info.reduction() == [4, 8]
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        final, feats = m.forward_intermediates(x)
+        normed = m.forward_intermediates(x, indices=[-1], norm=True, intermediates_only=True)[0]
+        torch.testing.assert_close(final, m.norm(m.features(x)))
+    torch.testing.assert_close(normed, m.norm(feats[-1]))
+    with pytest.raises(ValueError, match="multiple of 16"):
+        m.forward_intermediates(torch.randn(1, 3, 24, 24))

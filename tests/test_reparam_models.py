@@ -8,7 +8,7 @@ import torch.nn as nn
 
 import visionblocks as vb
 from visionblocks.layers import ConvNormAct, fuse_conv_bn
-from visionblocks.testing import count_params
+from visionblocks.testing import count_params, randomize_bn_stats
 
 # RepVGG Table 2: (blocks of stages 2-5, a, b); Table 4: deployed params (M)
 REPVGG = {"repvgg_a0": ((2, 4, 14, 1), 0.75, 2.5, 8.30), "repvgg_a1": ((2, 4, 14, 1), 1.0, 2.5, 12.78),
@@ -86,3 +86,56 @@ def test_deploys_to_exactly_resnet18(name):
     assert count_params(train) > count_params(dep)
     kxk = [x for x in train.modules() if hasattr(x, "reparameterize")]
     assert len(kxk) == 17 and kxk[0].kernel_size == 7  # the 7x7 stem and the 16 3x3 convolutions
+
+
+@pytest.mark.parametrize("name", ["repvgg_a0", "parnet_s"])
+def test_features_survive_reparameterize(name):
+    """The feature plan names module paths that folding keeps (it replaces submodules inside the blocks): the
+    folded model gives the same features, and a folded features-only backbone runs."""
+    torch.manual_seed(0)
+    m = randomize_bn_stats(vb.create_model(name)).double().eval()
+    x = torch.randn(1, 3, 48, 40, dtype=torch.float64)
+    with torch.no_grad():
+        before = m.forward_intermediates(x, intermediates_only=True)
+        vb.reparameterize(m)
+        after = m.forward_intermediates(x, intermediates_only=True)
+    assert len(before) == len(after) == 5
+    for a, b in zip(before, after):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-10)
+    fx = vb.reparameterize(vb.create_model(name, features_only=True, out_indices=(1, 3)).eval())
+    with torch.no_grad():
+        assert [f.shape[1] for f in fx(torch.randn(1, 3, 32, 32))] == fx.feature_info.channels()
+
+
+def test_parnet_features_are_the_streams_and_their_fusion():
+    """ParNet's features, computed here from its modules in the paper's order: stream 1 (1/4), stream 2 (1/8),
+    the fusion of the three streams (1/16), the last downsampling (1/32); pruning drops the later streams."""
+    torch.manual_seed(0)
+    m = randomize_bn_stats(vb.create_model("parnet_s")).double().eval()
+    x = torch.randn(2, 3, 40, 36, dtype=torch.float64)
+    with torch.no_grad():
+        feats = m.forward_intermediates(x, intermediates_only=True)
+        t = m.down1[0](x)
+        x1 = m.down1[1](t)
+        x2 = m.down2(x1)
+        x3 = m.down3(x2)
+        s1, s2, s3 = m.streams[0](x1), m.streams[1](x2), m.streams[2](x3)
+        fused = m.fuse3(s3, m.fuse2(s2, m.fuse12(s1)))
+        want = [t, s1, s2, fused, m.final(fused)]
+    for f, w in zip(feats, want):
+        torch.testing.assert_close(f, w, rtol=0, atol=0)
+    assert m.feature_info.reduction() == [2, 4, 8, 16, 32]
+    part = vb.create_model("parnet_s", features_only=True, out_indices=(1,))
+    kept = {k.split(".")[0] for k in part.model.state_dict()}
+    assert kept == {"down1", "streams"} and all(isinstance(s, nn.Identity) for s in part.model.streams[1:])
+
+
+@pytest.mark.parametrize("name", ["repvgg_a0", "parnet_s"])
+def test_drop_path_rate_is_accepted_without_residual_branches(name):
+    """Neither network has a residual branch to drop: the rate is accepted and changes nothing."""
+    torch.manual_seed(0)
+    a = vb.create_model(name, drop_path_rate=0.3).train()
+    torch.manual_seed(0)
+    b = vb.create_model(name).train()
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(a(x), b(x))
