@@ -2,6 +2,7 @@
 CondConv-EfficientNet-B0, GhostNet, RedNet, DY-ResNet-18)."""
 import pytest
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 import visionblocks as vb
@@ -149,7 +150,8 @@ def test_efficientnet_output_stride_dilates_the_depthwise_convolutions(name):
         assert [c.dilation[0] for c in dw] == dil and all(c.stride == (1, 1) for c in dw[first:])
         assert m.feature_info.reduction() == [min(r, os_) for r in (2, 4, 8, 16, 32)]
         with torch.no_grad():
-            a, b = ref.forward_intermediates(x, intermediates_only=True), m.forward_intermediates(x, intermediates_only=True)
+            a = ref.forward_intermediates(x, intermediates_only=True)
+            b = m.forward_intermediates(x, intermediates_only=True)
         n_same = 4 if os_ == 16 else 3
         for p, q in zip(a[:n_same], b[:n_same]):
             torch.testing.assert_close(q, p, rtol=0, atol=0)
@@ -192,3 +194,22 @@ def test_ghost_bottleneck_drop_path_drops_the_residual_branch():
     rates = [b.drop_path.drop_prob if b.drop_path.__class__.__name__ == "DropPath" else 0.0
              for b in vb.create_model("ghostnet_100", drop_path_rate=0.15).blocks[:16]]
     assert rates[0] == 0.0 and abs(rates[-1] - 0.15) < 1e-12 and rates == sorted(rates)
+
+
+def test_dilate_convs_is_the_atrous_conversion():
+    from visionblocks.layers import ConvNormAct
+    from visionblocks.layers.dilation import dilate_convs
+    block = nn.Sequential(ConvNormAct(4, 4, 5, groups=4), ConvNormAct(4, 6, 1))
+    x = torch.randn(1, 4, 9, 8)
+    w = block[0].conv.weight.clone()
+    assert dilate_convs(block, 3) is block
+    assert block[0].conv.dilation == (3, 3) and block[0].conv.padding == (6, 6) and torch.equal(block[0].conv.weight, w)
+    assert block[1].conv.dilation == (1, 1) and block[1].conv.padding == (0, 0)  # 1x1 untouched
+    with torch.no_grad():
+        ref = F.conv2d(x, w, padding=6, dilation=3, groups=4)
+        torch.testing.assert_close(block[0].conv(x), ref)
+    assert block.eval()(x).shape == (1, 6, 9, 8)
+    with pytest.raises(ValueError, match="stride-1"):
+        dilate_convs(ConvNormAct(4, 4, 3, 2), 2)
+    with pytest.raises(ValueError, match="dilation"):
+        dilate_convs(block, 0)

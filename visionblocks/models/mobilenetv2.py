@@ -100,8 +100,8 @@ class MobileNetV2(ModelBase):
                 "CVPR 2018", url="https://arxiv.org/abs/1801.04381", paper_params=3.50, paper_macs=0.300,
                 paper_note="The paper prints 3.4 M parameters: the TF-slim reference model counts 3.47 M, which is our "
                 "3,504,872 less the 34,112 BatchNorm scales and shifts (3,470,760); the table truncates it to 3.4. "
-                "With BatchNorm affine parameters counted (torchvision, Hou et al.'s CA paper), it is 3.50 M.", test_input_size=(32, 32),
-                output_strides=(8, 16, 32))
+                "With BatchNorm affine parameters counted (torchvision, Hou et al.'s CA paper), it is 3.50 M.",
+                test_input_size=(32, 32), output_strides=(8, 16, 32))
 def mobilenetv2(**kwargs) -> MobileNetV2:
     """MobileNetV2 1.0: 3.50 M params, 300 M multiply-adds at 224x224 (paper Table 4: 300 M MAdds, "3.4 M"
     params; see ``paper_note``)."""
