@@ -485,7 +485,7 @@ def _run(cfg: TrainConfig, dinfo: D.DistInfo, ck: dict | None, on_step, stream) 
                 partial["loss_sum"] += lv * len(y)
                 partial["images"] += len(y)
                 bar.update(len(y) * dinfo.world_size, lv)
-                want_stop = stop.signum is not None or bool(on_step and on_step(epoch, step))
+                want_stop = bool(on_step and on_step(epoch, step)) or stop.signum is not None
                 if D.any_rank(want_stop, dinfo) and step < steps_per_epoch:
                     partial["time"] += time.perf_counter() - t0
                     save(epoch, step)
