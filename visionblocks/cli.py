@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_bench_parser(sub)
+    from .train.cli import add_subcommands as add_train_subcommands
+    add_train_subcommands(sub)  # train, compare
     return p
 
 
