@@ -4,7 +4,11 @@ share.
 
 Mixer-S/16: 8 layers, C = 512, D_S = 256, D_C = 2048.  Mixer-B/16: 12 layers, C = 768, D_S = 384, D_C = 3072.
 Patch 16 at 224 x 224 (196 tokens); final LayerNorm, global average pooling over tokens, linear head.
-The token-mixing MLPs are tied to 196 tokens, so the models only run at 224 x 224.
+The token-mixing MLPs are tied to 196 tokens, so the models only run at 224 x 224.  Evaluated at 224 with crop
+ratio 0.875, bicubic, mean = std = (0.5, 0.5, 0.5) (the authors' preprocessing, as in timm).
+
+Features (``feature_info``): isotropic, one per block, all at the patch reduction (16), as (B, C, 14, 14) maps;
+the first includes the patch embedding.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.blocks.mlp import MixerBlock
+from visionblocks.features import FeatureInfo, tokens_to_nchw
 from visionblocks.layers import to_2tuple
 from visionblocks.registry import register_model
 
@@ -27,6 +32,17 @@ class IsotropicMLP(ModelBase):
     (B, N, C) tokens, a final norm, average pooling over tokens and a linear classifier.
 
     The blocks mix tokens with weights tied to N, so the model runs only at ``img_size``.
+
+    Args:
+        block_fn: builds each block, ``block_fn(dim, num_tokens, drop_path=...)``.
+        dim, depth, patch_size: width, number of blocks, patch size.
+        img_size: the one input size.
+        num_classes, in_chans: classifier size (0 for none) and input channels.
+        norm_layer: the final norm (LayerNorm, eps 1e-6).
+        drop_rate, drop_path_rate: dropout before the classifier, stochastic depth of the blocks' residual
+            branches (linear ramp).
+
+    Features (``feature_info``): one per block, (B, C, H / p, W / p) maps at the patch reduction ``p``.
     """
 
     def __init__(self, block_fn: Callable[..., nn.Module], dim: int, depth: int, patch_size: int = 16,
@@ -38,24 +54,36 @@ class IsotropicMLP(ModelBase):
         self.img_size = to_2tuple(img_size)
         if self.img_size[0] % patch_size or self.img_size[1] % patch_size:
             raise ValueError(f"img_size {self.img_size} must be divisible by patch_size ({patch_size})")
-        num_tokens = (self.img_size[0] // patch_size) * (self.img_size[1] // patch_size)
+        self.grid_size = (self.img_size[0] // patch_size, self.img_size[1] // patch_size)
+        num_tokens = self.grid_size[0] * self.grid_size[1]
         self.stem = nn.Conv2d(in_chans, dim, patch_size, patch_size)
         dpr = [drop_path_rate * i / max(1, depth - 1) for i in range(depth)]
         self.blocks = nn.Sequential(*[block_fn(dim, num_tokens, drop_path=dpr[i]) for i in range(depth)])
         self.norm = norm_layer(dim) if norm_layer is not None else nn.LayerNorm(dim, eps=1e-6)
-        self.head = ClassifierHead(dim, num_classes, drop_rate)
+        self.head = ClassifierHead(dim, num_classes, drop_rate)  # pools (B, N, C) tokens: mean over N
         self.num_features = dim
+        self.feature_info = FeatureInfo([dict(num_chs=dim, reduction=patch_size, module=f"blocks.{i}")
+                                         for i in range(depth)])
+        self.feature_plan = [["stem", "to_tokens", "blocks.0"]] + [[f"blocks.{i}"] for i in range(1, depth)]
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
+    def check_input(self, x: torch.Tensor) -> None:
+        super().check_input(x)
         if tuple(x.shape[-2:]) != self.img_size:
             raise ValueError(f"{type(self).__name__} is built for input size {self.img_size} (its token-mixing "
                              f"weights are tied to the token count); got input of shape {tuple(x.shape)}")
-        x = self.stem(x).flatten(2).transpose(1, 2)  # (B, N, C)
-        return self.norm(self.blocks(x))
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x.mean(1), pre_logits=pre_logits)
+    def to_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch-embedded map (B, C, h, w) -> tokens (B, h w, C)."""
+        return x.flatten(2).transpose(1, 2)
+
+    def feature_to_nchw(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        return tokens_to_nchw(x, *self.grid_size)
+
+    def forward_final(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x)
+
+    def prune_final(self) -> None:
+        self.norm = nn.Identity()
 
 
 _PAPER = "Tolstikhin et al., MLP-Mixer: An all-MLP Architecture for Vision, NeurIPS 2021"
@@ -67,9 +95,12 @@ def _mixer(dim, depth, num_classes, in_chans, **kwargs):
                         num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
+_DATA = {"crop_pct": 0.875, "interpolation": "bicubic", "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
+
+
 def _reg(name: str, params: float, macs: float, note: str):
     return register_model(name, paper=_PAPER, url=_URL, paper_params=params, paper_macs=macs,
-                          paper_note=note)
+                          paper_note=note, data_cfg=_DATA)
 
 
 @_reg("mixer_s16", 18.53, 3.8, "Table 1 gives 18M, rounded to whole millions; 18.53M is the exact count of its "

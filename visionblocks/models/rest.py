@@ -12,6 +12,9 @@ Stem: the authors' repository builds the models with a three-conv stem (``BasicS
 conv3x3-BN-ReLU, conv3x3/2) but also defines ``Stem`` (conv7x7/2-BN-ReLU + maxpool).  The paper's parameter
 counts (10.49 / 13.66 / 30.28 M) are reproduced to 0.01 M only with the 7x7 ``Stem`` (the three-conv stem
 gives 10.51 / 13.68 / 30.33 M and 0.13-0.23 GMACs more), so the paper's reported models use it and so do we.
+Evaluated at 224 with crop ratio 0.875, bicubic, ImageNet mean/std (the authors' code).
+
+Features (``feature_info``): one per stage at reductions 4, 8, 16, 32, as (B, C, H, W) maps.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.blocks.attention import EMSA
+from visionblocks.features import FeatureInfo
 from visionblocks.layers import ConvNormAct, MetaFormerBlock, init_weights
 from visionblocks.registry import register_model
 
@@ -28,6 +32,7 @@ __all__ = ["ResT", "ResTBlock", "PixelAttention", "rest_lite", "rest_small", "re
 
 _PAPER = "Zhang & Yang, ResT: An Efficient Transformer for Visual Recognition, NeurIPS 2021"
 _URL = "https://arxiv.org/abs/2105.13677"
+_DATA = {"crop_pct": 0.875, "interpolation": "bicubic"}  # ImageNet mean/std (wofmanaf/ResT)
 _NOTE = ("The paper's FLOPs come from mmcv's get_model_complexity_info, which counts modules only and so "
          "misses EMSA's matrix products Q K^T and A V (the authors' get_flops.py adds them back only for ResTv2). "
          "Without those products ours is {0} GMACs, the paper's {1} to its rounding; with them (what "
@@ -87,7 +92,10 @@ class ResT(ModelBase):
         embed_dims, num_heads, depths, sr_ratios, mlp_ratio: the stage configuration.
         qkv_bias: biases of the EMSA projections (ResT: True).
         apply_transform: EMSA's head-mixing conv + instance norm (ResT: True).
-        drop_path_rate: stochastic depth, linearly increasing over the blocks.
+        num_classes, in_chans: classifier size (0 for none) and input channels.
+        drop_rate, drop_path_rate: dropout before the classifier, stochastic depth (linear ramp over the blocks).
+
+    Features (``feature_info``): one per stage, (B, C, H / r, W / r) maps at r = 4, 8, 16, 32.
     """
 
     def __init__(self, embed_dims=(64, 128, 256, 512), num_heads=(1, 2, 4, 8), depths=(2, 2, 2, 2),
@@ -111,35 +119,43 @@ class ResT(ModelBase):
         self.norm = nn.LayerNorm(embed_dims[-1])
         self.head = ClassifierHead(embed_dims[-1], num_classes, drop_rate)
         init_weights(self, conv="trunc_normal", linear="trunc_normal", std=0.02, conv_bias=False)
+        self.feature_info = FeatureInfo([dict(num_chs=dim, reduction=4 * 2 ** i, module=f"stages.{i}")
+                                         for i, dim in enumerate(embed_dims)])
+        self.feature_plan = [[f"stages.{i}"] for i in range(len(embed_dims))]
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        for stage in self.stages[:-1]:
-            x = stage(x)
-        x, H, W = self.stages[-1].forward_tokens(x)
-        x = self.norm(x)
-        return x.transpose(1, 2).reshape(x.shape[0], -1, H, W)
+    def forward_final(self, x: torch.Tensor) -> torch.Tensor:
+        """The final LayerNorm over the channels of the last stage's map."""
+        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+    def prune_final(self) -> None:
+        self.norm = nn.Identity()
 
 
 def _rest(num_classes: int, in_chans: int, **kwargs) -> ResT:
     return ResT(num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
-@register_model("rest_lite", paper=_PAPER, url=_URL, paper_params=10.49, paper_macs=1.4, test_input_size=(64, 64), paper_note=_NOTE.format(1.393, 1.4, 1.467), macs_rel_tol=0.05)
+@register_model("rest_lite", paper=_PAPER, url=_URL, data_cfg=_DATA,
+                paper_params=10.49, paper_macs=1.4, test_input_size=(64, 64),
+                paper_note=_NOTE.format(1.393, 1.4, 1.467), macs_rel_tol=0.05)
 def rest_lite(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResT:
     """ResT-Lite: dims (64, 128, 256, 512), depths (2, 2, 2, 2). Paper: 10.49 M params, 1.4 GFLOPs at 224
     (ours: 10.49 M, 1.47 GMACs incl. attention products)."""
     return _rest(num_classes, in_chans, embed_dims=(64, 128, 256, 512), depths=(2, 2, 2, 2), **kwargs)
 
 
-@register_model("rest_small", paper=_PAPER, url=_URL, paper_params=13.66, paper_macs=1.9, test_input_size=(64, 64), paper_note=_NOTE.format(1.934, 1.9, 2.027), macs_rel_tol=0.07)
+@register_model("rest_small", paper=_PAPER, url=_URL, data_cfg=_DATA,
+                paper_params=13.66, paper_macs=1.9, test_input_size=(64, 64),
+                paper_note=_NOTE.format(1.934, 1.9, 2.027), macs_rel_tol=0.07)
 def rest_small(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResT:
     """ResT-Small: dims (64, 128, 256, 512), depths (2, 2, 6, 2). Paper: 13.66 M params, 1.9 GFLOPs at 224
     (ours: 13.66 M, 2.03 GMACs incl. attention products)."""
     return _rest(num_classes, in_chans, embed_dims=(64, 128, 256, 512), depths=(2, 2, 6, 2), **kwargs)
 
 
-@register_model("rest_base", paper=_PAPER, url=_URL, paper_params=30.28, paper_macs=4.3, test_input_size=(64, 64), paper_note=_NOTE.format(4.256, 4.3, 4.396), macs_rel_tol=0.025)
+@register_model("rest_base", paper=_PAPER, url=_URL, data_cfg=_DATA,
+                paper_params=30.28, paper_macs=4.3, test_input_size=(64, 64),
+                paper_note=_NOTE.format(4.256, 4.3, 4.396), macs_rel_tol=0.025)
 def rest_base(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResT:
     """ResT-Base: dims (96, 192, 384, 768), depths (2, 2, 6, 2). Paper: 30.28 M params, 4.3 GFLOPs at 224
     (ours: 30.28 M, 4.40 GMACs incl. attention products)."""

@@ -7,7 +7,13 @@ downsampling conv to 384 channels and a learned 14x14 position embedding, then 4
 (12 heads, MLP ratio 3, no qkv bias), two class-attention blocks on a class token and the token-labelling head:
 ``logits = head(cls) + 0.5 * max_n aux_head(token_n)``.
 
-At another input size the position embedding is bicubically interpolated to the token grid.
+At another input size the position embedding is bicubically interpolated to the token grid.  Evaluated at 224
+with crop ratio 0.96, bicubic, ImageNet mean/std (the authors' configuration for VOLO-D1 at 224, sail-sg/volo).
+
+Features (``feature_info``): one per stage, as (B, C, H, W) maps: the outlookers (reduction 8, with the stem) and
+the three transformer stages (16; the first includes the downsampling and the position embedding).  The
+transformer blocks run on channels-last maps (B, H, W, C) (attention over the H W tokens); the class token joins
+after the last stage, in ``forward_features``.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.blocks.attention import OutlookAttention, SelfAttention
+from visionblocks.features import FeatureInfo
 from visionblocks.layers import ConvNormAct, MetaFormerBlock, merge_heads, split_heads
 from visionblocks.registry import register_model
 
@@ -39,11 +46,17 @@ class Outlooker(MetaFormerBlock):
 
 
 class TransformerBlock(MetaFormerBlock):
-    """Pre-norm transformer block on (B, N, C): multi-head self-attention without qkv bias, then the MLP."""
+    """Pre-norm transformer block: multi-head self-attention without qkv bias, then the MLP; on (B, N, C) tokens
+    or a channels-last map (B, H, W, C) (attention over its H W tokens)."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 3.0, drop_path: float = 0.0):
         super().__init__(dim, SelfAttention(dim, num_heads, qkv_bias=False, proj_bias=True), mlp_ratio,
                          drop_path=drop_path)
+
+    def mix_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 4:  # (B, H, W, C): attend over the H W tokens
+            return self.attn(x.flatten(1, 2)).reshape(x.shape)
+        return self.attn(x)
 
 
 class ClassAttention(nn.Module):
@@ -84,19 +97,30 @@ class VOLO(ModelBase):
         num_post: class-attention blocks (2).
         stem_hidden: channels of the convolutional stem (64).
         pos_size: the token grid the position embedding is built for (14 at 224x224).
-        num_classes, in_chans, drop_path_rate: classifier, input channels, stochastic depth.
+        num_classes, in_chans: classifier size (0 for none) and input channels.
+        global_pool: what the class head reads: ``"token"`` (the class token, VOLO) or ``"avg"`` (the mean of the
+            patch tokens).  The token-labelling head adds half the maximum over the patch tokens of its scores.
+        drop_rate, drop_path_rate: dropout before the heads, stochastic depth of the outlookers' and transformer
+            blocks' residual branches (linear ramp; the class-attention blocks have none, as in VOLO).
+
+    Features (``feature_info``): one per stage, at reductions 8, 16, 16, 16.
     """
+
+    classifier = "head"
 
     def __init__(self, layers=(4, 4, 8, 2), embed_dims=(192, 384, 384, 384), num_heads=(6, 12, 12, 12),
                  mlp_ratio: float = 3.0, num_post: int = 2, stem_hidden: int = 64, pos_size: int = 14,
-                 num_classes: int = 1000, in_chans: int = 3, drop_path_rate: float = 0.0):
+                 num_classes: int = 1000, in_chans: int = 3, global_pool: str = "token", drop_rate: float = 0.0,
+                 drop_path_rate: float = 0.0):
         super().__init__()
         self.in_chans = in_chans
+        self.global_pool = _check_pool(global_pool)
         self.stem = nn.Sequential(ConvNormAct(in_chans, stem_hidden, 7, 2), ConvNormAct(stem_hidden, stem_hidden, 3),
                                   ConvNormAct(stem_hidden, stem_hidden, 3), nn.Conv2d(stem_hidden, embed_dims[0], 4, 4))
         total = sum(layers)
         dpr = [drop_path_rate * i / max(1, total - 1) for i in range(total)]
-        self.outlookers = nn.Sequential(*[Outlooker(embed_dims[0], num_heads[0], mlp_ratio, dpr[i]) for i in range(layers[0])])
+        self.outlookers = nn.Sequential(*[Outlooker(embed_dims[0], num_heads[0], mlp_ratio, dpr[i])
+                                          for i in range(layers[0])])
         self.downsample = nn.Conv2d(embed_dims[0], embed_dims[1], 2, 2)
         dim = embed_dims[1]
         self.pos_embed = nn.Parameter(torch.randn(1, dim, pos_size, pos_size) * 0.02)
@@ -110,30 +134,73 @@ class VOLO(ModelBase):
         self.post = nn.Sequential(*[ClassBlock(dim, num_heads[-1], mlp_ratio) for _ in range(num_post)])
         self.norm = nn.LayerNorm(dim)
         self.num_features = dim
+        self.head_drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
         self.head = nn.Linear(dim, num_classes) if num_classes > 0 else nn.Identity()
         self.aux_head = nn.Linear(dim, num_classes) if num_classes > 0 else nn.Identity()
+        ends = [sum(layers[1:s + 1]) for s in range(len(layers))]  # blocks before each transformer stage ends
+        self.feature_plan = [["stem", "outlookers"], ["downsample", "add_position"]]
+        self.feature_plan[1] += [f"blocks.{i}" for i in range(ends[1])]
+        self.feature_plan += [[f"blocks.{i}" for i in range(ends[s - 1], ends[s])] for s in range(2, len(layers))]
+        self.feature_info = FeatureInfo(
+            [dict(num_chs=embed_dims[0], reduction=8, module="outlookers")] +
+            [dict(num_chs=embed_dims[s], reduction=16, module=self.feature_plan[s][-1]) for s in range(1, len(layers))])
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1 + N, C) normalised tokens, the class token first."""
-        self.check_input(x)
-        x = self.downsample(self.outlookers(self.stem(x)))
+    def add_position(self, x: torch.Tensor) -> torch.Tensor:
+        """Downsampled map (B, C, h, w) plus the position embedding (resized to h x w), as channels-last (B, h, w,
+        C) for the transformer blocks."""
         pos = self.pos_embed
         if pos.shape[-2:] != x.shape[-2:]:
             pos = F.interpolate(pos, size=x.shape[-2:], mode="bicubic", align_corners=False)
-        x = (x + pos).flatten(2).transpose(1, 2)
-        x = self.blocks(x)
+        return (x + pos).permute(0, 2, 3, 1)
+
+    def feature_to_nchw(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        return x if index == 0 else x.permute(0, 3, 1, 2)  # the outlookers' output is already a map
+
+    def forward_final(self, x: torch.Tensor) -> torch.Tensor:
+        """The class token joins the tokens, the class-attention blocks update it, the final LayerNorm: (B, 1 + N,
+        C) normalised tokens, the class token first."""
+        x = x.flatten(1, 2)
         x = self.post(torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1))
         return self.norm(x)
 
+    def final_norm_to_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The final LayerNorm on the last stage's map (no class token)."""
+        return self.norm(x)
+
+    def prune_final(self) -> None:
+        self.post = nn.Identity()
+        self.norm = nn.Identity()
+
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        pooled = x[:, 0] if self.global_pool == "token" else x[:, 1:].mean(dim=1)
         if pre_logits:
-            return x[:, 0]
-        return self.head(x[:, 0]) + 0.5 * self.aux_head(x[:, 1:]).amax(dim=1)
+            return pooled
+        out = self.head(self.head_drop(pooled))
+        return out + 0.5 * self.aux_head(self.head_drop(x[:, 1:])).amax(dim=1)
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """New class and token-labelling heads for ``num_classes`` (0: none; ``forward`` then returns the pooled
+        features plus half the maximum of the patch tokens, as timm's VOLO); ``global_pool``: ``"token"`` or
+        ``"avg"``."""
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
+            raise ValueError(f"num_classes must be an int >= 0 (0 removes the classifier), got {num_classes!r}")
+        if global_pool is not None:
+            self.global_pool = _check_pool(global_pool)
+        ref = self.cls_token
+        factory = {"device": ref.device, "dtype": ref.dtype}
+        self.head = nn.Linear(self.num_features, num_classes, **factory) if num_classes > 0 else nn.Identity()
+        self.aux_head = nn.Linear(self.num_features, num_classes, **factory) if num_classes > 0 else nn.Identity()
+
+
+def _check_pool(global_pool: str) -> str:
+    if global_pool not in ("token", "avg"):
+        raise ValueError(f"VOLO's global_pool must be 'token' (the class token) or 'avg', got {global_pool!r}")
+    return global_pool
 
 
 @register_model("volo_d1", paper="Yuan et al., VOLO: Vision Outlooker for Visual Recognition, TPAMI 2022",
                 url="https://arxiv.org/abs/2106.13112", input_size=(3, 224, 224), paper_params=26.6, paper_macs=6.8,
-                test_input_size=(32, 32), macs_rel_tol=0.02,
+                test_input_size=(32, 32), macs_rel_tol=0.02, data_cfg={"crop_pct": 0.96, "interpolation": "bicubic"},
                 paper_note="The paper gives VOLO-D1 27 M parameters and 6.8 G FLOPs at 224 (the official README, "
                            "sail-sg/volo, also lists 'volo_d1 | 27M | 224 | 84.2').  27 M is "
                            "rounded to 1 M: the official configuration (7x7/2 + two 3x3 stem convs, 4 outlookers at "
