@@ -81,7 +81,8 @@ class ModelInfo:
     """What the registry knows of one model.
 
     ``paper_params`` is in millions and ``paper_macs`` in G multiply-accumulates (what most vision papers
-    call "FLOPs"), both at ``input_size``; ``paper_note`` explains any known disagreement with the paper.
+    call "FLOPs"), both at ``input_size``; ``paper_note`` explains any known disagreement with the paper (the table
+    ``visionblocks/models/paper_notes.py`` holds the notes; a ``paper_note=`` argument overrides it).
     """
 
     name: str
@@ -221,7 +222,9 @@ def register_model(name: str | None = None, *, paper: str, url: str, input_size:
         key = name or fn.__name__
         if key in _MODELS and _MODELS[key].fn is not fn:
             raise ValueError(f"model {key!r} is already registered")
-        _MODELS[key] = ModelInfo(key, fn, paper, url, tuple(input_size), paper_params, paper_macs, paper_note,
+        from visionblocks.models.paper_notes import NOTES  # noqa: PLC0415 (a data table, imported on use)
+        note = paper_note or NOTES.get(key, "")
+        _MODELS[key] = ModelInfo(key, fn, paper, url, tuple(input_size), paper_params, paper_macs, note,
                                  test_input_size, macs_rel_tol, dict(count_kwargs or {}), dict(data_cfg or {}),
                                  tuple(output_strides), license)
         return fn

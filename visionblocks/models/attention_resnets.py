@@ -24,7 +24,7 @@ __all__ = ["register_attn_resnet", "se_resnet50", "cbam_resnet50", "eca_resnet50
 
 def register_attn_resnet(name: str, *, paper: str, url: str, params: float, macs: float, doc: str,
                          attn: str | None = None, stage_attn: str | None = None, stride_3x3: bool = False,
-                         note: str = "", test_input_size: tuple[int, int] = (64, 64)) -> Callable[..., ResNet]:
+                         test_input_size: tuple[int, int] = (64, 64)) -> Callable[..., ResNet]:
     """Register ``name``: ResNet-50 with ``attn`` in every bottleneck and/or ``stage_attn`` between the stages,
     the stride on the 3x3 (``stride_3x3``) or on the first 1x1, and the paper's ``params`` (M) and ``macs`` (G
     multiply-adds at 224x224).  Returns the builder, whose docstring is ``doc``."""
@@ -35,7 +35,7 @@ def register_attn_resnet(name: str, *, paper: str, url: str, params: float, macs
 
     build.__name__ = build.__qualname__ = name
     build.__doc__ = doc
-    return register_model(name, paper=paper, url=url, paper_params=params, paper_macs=macs, paper_note=note,
+    return register_model(name, paper=paper, url=url, paper_params=params, paper_macs=macs,
                           test_input_size=test_input_size, output_strides=(8, 16, 32))(build)
 
 
@@ -52,8 +52,6 @@ cbam_resnet50 = register_attn_resnet(
 eca_resnet50 = register_attn_resnet(
     "eca_resnet50", attn="eca", paper="Wang et al., ECA-Net, CVPR 2020", url="https://arxiv.org/abs/1910.03151",
     params=25.56, macs=3.86,
-    note="ECA-Net's Table 2 lists 24.37 M for both ResNet-50 and ECA-Net50, which no ResNet-50 has "
-         "(torchvision's and ours: 25.557 M; ECA adds 80 weights); we compare with 25.56 M.",
     doc="ECA-Net50: 25.56 M params, 3.86 GFLOPs at 224x224 (Wang et al.).")
 
 bam_resnet50 = register_attn_resnet(
@@ -66,11 +64,6 @@ sa_resnet50 = register_attn_resnet(
     "sa_resnet50", attn="shuffle_attention", stride_3x3=True,
     paper="Zhang & Yang, SA-Net: Shuffle Attention for Deep Convolutional Neural Networks, ICASSP 2021",
     url="https://arxiv.org/abs/2102.00240", params=25.56, macs=4.12,
-    note="The paper gives ResNet-50 25.56 M / 4.12 GFLOPs plus SA's '300 parameters and 2.76e-3 "
-         "GFLOPs'; SA's own definition (W1, b1, W2, b2 and the GroupNorm affine, C/2G each) adds 3C/G = 708 "
-         "parameters over the 16 bottlenecks, as does the authors' code.  Their FLOPs counter also counts "
-         "BatchNorm/activations/pooling (4.12 G for ResNet-50); torch's flop counter counts convolutions "
-         "and matmuls only: 4.089 G.",
     doc="SA-Net-50 (shuffle attention, G = 64): 25.56 M params, 4.12 GFLOPs (multiply-adds) at 224x224 "
         "(Zhang & Yang; ours: 25.558 M, 4.089 G).")
 
@@ -78,10 +71,6 @@ triplet_resnet50 = register_attn_resnet(
     "triplet_resnet50", attn="triplet_attention", stride_3x3=True,
     paper="Misra et al., Rotate to Attend: Convolutional Triplet Attention Module, WACV 2021",
     url="https://arxiv.org/abs/2010.03045", params=25.562, macs=4.169, test_input_size=(32, 32),
-    note="The paper's FLOPs come from a ptflops-style counter that also counts BatchNorm (2 per element), "
-         "activations, pooling and convolution biases: counted that way our model gives 4.169 G, the paper's "
-         "figure (and 4.122 G for its ResNet-50 baseline); torch's flop counter counts convolutions and "
-         "matmuls only: 4.136 G.",
     doc="ResNet-50 + triplet attention: 25.562 M params, 4.169 G FLOPs (multiply-adds) at 224x224 "
         "(Misra et al. Table 1; stride on the 3x3 convolution, as in their 4.122 G ResNet-50 baseline).")
 
@@ -89,8 +78,5 @@ sge_resnet50 = register_attn_resnet(
     "sge_resnet50", attn="sge", stride_3x3=True,
     paper="Li et al., Spatial Group-wise Enhance: Improving Semantic Feature Learning in Convolutional Networks, "
           "arXiv 2019", url="https://arxiv.org/abs/1905.09646", params=25.56, macs=4.127,
-    note="The paper's FLOPs counter also counts BatchNorm/activations/pooling (4.122 G for its ResNet-50 "
-         "baseline, 4.127 G with SGE); torch's flop counter counts convolutions and matmuls only: 4.089 G (SGE's "
-         "own multiply-adds are not convolutions).",
     doc="SGE-ResNet50 (G = 64): 25.56 M params, 4.127 GFLOPs (multiply-adds) at 224x224 (Li et al. Table; ours: "
         "25.559 M, 4.089 G).")

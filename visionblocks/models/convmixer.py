@@ -76,21 +76,17 @@ class ConvMixer(ModelBase):
         self.feature_plan = [["stem", "blocks.0"]] + [[f"blocks.{i}"] for i in range(1, depth)]
 
 
-_NOTE = ("the paper reports parameters and throughput but no FLOPs; MACs are checked against our own count of "
-         "its configuration")
-
-
 _DATA = {"crop_pct": 0.96, "interpolation": "bicubic"}  # the authors' timm config (locuslab/convmixer)
 
 
-@register_model("convmixer_1536_20", paper=_PAPER, url=_URL, paper_params=51.6, paper_macs=None, paper_note=_NOTE,
+@register_model("convmixer_1536_20", paper=_PAPER, url=_URL, paper_params=51.6, paper_macs=None,
                 test_input_size=(56, 56), data_cfg=_DATA)
 def convmixer_1536_20(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ConvMixer:
     """ConvMixer-1536/20 (k = 9, p = 7, GELU): 51.6M params (paper Table 1), 51.1 GMACs at 224 (our count)."""
     return ConvMixer(1536, 20, 9, 7, "gelu", num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
-@register_model("convmixer_768_32", paper=_PAPER, url=_URL, paper_params=21.1, paper_macs=None, paper_note=_NOTE,
+@register_model("convmixer_768_32", paper=_PAPER, url=_URL, paper_params=21.1, paper_macs=None,
                 test_input_size=(56, 56), data_cfg=_DATA)
 def convmixer_768_32(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ConvMixer:
     """ConvMixer-768/32 (k = 7, p = 7, ReLU): 21.1M params (paper Table 1), 20.7 GMACs at 224 (our count)."""

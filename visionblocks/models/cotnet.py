@@ -34,10 +34,6 @@ def cot_mid_layer(in_channels: int, out_channels: int, stride: int = 1, groups: 
 
 @register_model("cotnet50", paper="Li et al., Contextual Transformer Networks for Visual Recognition, TPAMI 2022",
                 url="https://arxiv.org/abs/2107.12292", paper_params=22.2, paper_macs=3.3,
-                paper_note="The paper's FLOPs come from the authors' ptflops-based counter (utils/flops_counter.py), "
-                "which also counts BatchNorm (2 per element), activations, pooling, convolution biases and the "
-                "local aggregation (k^2 C H W per CoT block): counted that way our model gives 3.287 G, printed "
-                "3.3; torch's flop counter counts convolutions and matmuls only: 3.231 G.",
                 macs_rel_tol=0.025, test_input_size=(32, 32))
 def cotnet50(**kwargs) -> ResNet:
     """CoTNet-50: 22.2 M params, 3.3 G FLOPs (multiply-adds) at 224x224 (Li et al. Table 1)."""

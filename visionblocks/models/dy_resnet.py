@@ -20,13 +20,7 @@ __all__ = ["dy_resnet18"]
 
 
 @register_model("dy_resnet18", paper="Chen et al., Dynamic Convolution: Attention over Convolution Kernels, CVPR 2020",
-                url="https://arxiv.org/abs/1912.03458", paper_params=44.77, paper_macs=1.85, test_input_size=(32, 32),
-                paper_note="Chen et al. print parameter counts in units of 2^20: their static ResNet-18 '11.1M' is "
-                "11.69e6 / 2^20 = 11.15 and ResNet-10 '5.2M' is 5.42e6 / 2^20 = 5.17; DY-ResNet-18's '42.7M' is thus "
-                "42.7 * 2^20 = 44.77e6 parameters, which we compare with (ours: 44.93e6). A decimal 42.7e6 is impossible "
-                "at K=4: the sixteen 3x3 kernels of ResNet-18 alone hold 10.985e6 weights, 43.94e6 when each is "
-                "replaced by 4 kernels. Multiply-adds are decimal (ResNet-18: 1.81 G, DY-ResNet-18: 1.85 G; ours "
-                "1.858 G).")
+                url="https://arxiv.org/abs/1912.03458", paper_params=44.77, paper_macs=1.85, test_input_size=(32, 32))
 def dy_resnet18(num_kernels: int = 4, **kwargs) -> ResNet:
     """DY-ResNet-18 (K=4): 42.7 "M" params (= 44.77e6, the paper counts in units of 2^20), 1.85 G multiply-adds
     at 224x224 (Chen et al.).  Every basic-block unit is a 3x3 DynamicConv of ``num_kernels`` kernels -> BN ->

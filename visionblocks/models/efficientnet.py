@@ -167,9 +167,6 @@ def efficientnet_b0(**kwargs) -> EfficientNet:
 @register_model("condconv_efficientnet_b0_8e", paper="Yang et al., CondConv: Conditionally Parameterized "
                 "Convolutions for Efficient Inference, NeurIPS 2019", url="https://arxiv.org/abs/1904.04971",
                 paper_params=24.0, paper_macs=0.413, test_input_size=(32, 32),
-                paper_note="torch's counter gives 407.2 M: the same network convention that gives EfficientNet-B0 "
-                "385.8 M where the CondConv paper lists 391 M for it (the paper also counts element-wise work such as "
-                "the SE gating); CondConv adds 21.4 M here (routing + kernel mixing), 22 M in the paper.",
                 macs_rel_tol=0.02, data_cfg=_TF_EVAL, output_strides=(8, 16, 32))
 def condconv_efficientnet_b0_8e(**kwargs) -> EfficientNet:
     """CondConv-EfficientNet-B0 with 8 experts: 24.0 M params, 413 M multiply-adds at 224x224 (Yang et al.,

@@ -30,9 +30,6 @@ __all__ = ["GFNet", "GFNetBlock", "gfnet_ti", "gfnet_xs", "gfnet_s"]
 _PAPER = "Rao et al., Global Filter Networks for Image Classification, NeurIPS 2021"
 _URL = "https://arxiv.org/abs/2107.00645"
 _DATA = {"crop_pct": 0.875, "interpolation": "bicubic"}  # ImageNet mean/std (raoyongming/GFNet)
-_FFT_NOTE = ("The paper's FLOPs include the FFTs of the global filters (its own O(HWD log HW) estimate, about "
-             "2-3 M per layer at 224), which torch.utils.flop_counter does not count; ours ({0} GMACs) is the rest "
-             "and lies that much below the paper's {1}, hence macs_rel_tol.")
 
 
 class GFNetBlock(nn.Module):
@@ -119,12 +116,7 @@ class GFNet(ModelBase):
         return self.head(x, pre_logits=pre_logits)
 
 
-@register_model("gfnet_ti", paper=_PAPER, url=_URL, data_cfg=_DATA, paper_params=7.51, paper_macs=1.3, test_input_size=(64, 64),
-                paper_note="The paper's table gives 7 M params, a truncated figure: the architecture it specifies "
-                           "(embed 256, depth 12, 14x8 filters, 1000-class head), parameter for parameter the "
-                           "authors' code, has 7.51 M (7.25 M without the head), so paper_params holds 7.51. "
-                           "MACs: ours 1.27 G without the FFTs (not counted by torch's flop counter), the paper's "
-                           "1.3 G with them.")
+@register_model("gfnet_ti", paper=_PAPER, url=_URL, data_cfg=_DATA, paper_params=7.51, paper_macs=1.3, test_input_size=(64, 64))
 def gfnet_ti(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> GFNet:
     """GFNet-Ti: embed 256, depth 12.  Paper: 7 M params (truncated; 7.51 M by
     its architecture), 1.3 GFLOPs at 224 (ours: 7.51 M, 1.27 GMACs without the FFTs)."""
@@ -132,7 +124,7 @@ def gfnet_ti(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> GFNet:
 
 
 @register_model("gfnet_xs", paper=_PAPER, url=_URL, paper_params=16.0, paper_macs=2.9, test_input_size=(64, 64),
-                paper_note=_FFT_NOTE.format(2.833, 2.9), macs_rel_tol=0.025, data_cfg=_DATA)
+                macs_rel_tol=0.025, data_cfg=_DATA)
 def gfnet_xs(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> GFNet:
     """GFNet-XS: embed 384, depth 12.  Paper: 16 M params, 2.9 GFLOPs at 224
     (ours: 15.99 M, 2.83 GMACs without the FFTs)."""
@@ -140,7 +132,7 @@ def gfnet_xs(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> GFNet:
 
 
 @register_model("gfnet_s", paper=_PAPER, url=_URL, paper_params=25.0, paper_macs=4.5, test_input_size=(64, 64),
-                paper_note=_FFT_NOTE.format(4.451, 4.5), macs_rel_tol=0.015, data_cfg=_DATA)
+                macs_rel_tol=0.015, data_cfg=_DATA)
 def gfnet_s(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> GFNet:
     """GFNet-S: embed 384, depth 19.  Paper: 25 M params, 4.5 GFLOPs at 224
     (ours: 24.87 M, 4.45 GMACs without the FFTs)."""

@@ -25,25 +25,15 @@ def _gmlp(dim, num_classes, in_chans, **kwargs):
     return IsotropicMLP(block, dim, 30, 16, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
-_NOTE = ("Table 2 rounds parameters to whole millions (Ti 6M, S 20M, B 73M) and FLOPs to 0.1G; its figures are not "
-         "mutually consistent (the exact count of gMLP-S's stated configuration, 19.42M, rounds to 19M, while "
-         "gMLP-B's, 73.08M, matches 73M).  paper_params holds the exact count of the stated configuration "
-         "(L=30, d_ffn=6d, 196 tokens).  Our multiply-adds (linear layers incl. the SGU's n^2 d_ffn/2 term) match "
-         "gMLP-B to 0.5%; for Ti/S the table is higher by 0.07G/0.11G (5%/2.4%), a gap no part of the network "
-         "accounts for (patch embedding 0.02/0.04G, head and element-wise ops < 0.02G) and which the same "
-         "structure does not show for B: with the table's figures rounded and demonstrably approximate, the MACs "
-         "tolerance is widened for Ti/S only.")
-
-
 @register_model("gmlp_ti16", paper=_PAPER, url=_URL, data_cfg=_DATA, paper_params=5.87, paper_macs=1.4,
-                paper_note=_NOTE, macs_rel_tol=0.06)
+                macs_rel_tol=0.06)
 def gmlp_ti16(num_classes: int = 1000, in_chans: int = 3, **kwargs):
     """gMLP-Ti at 224: 5.87M params (paper: 6M), 1.33 GMACs (paper: 1.4 GFLOPs)."""
     return _gmlp(128, num_classes, in_chans, **kwargs)
 
 
 @register_model("gmlp_s16", paper=_PAPER, url=_URL, data_cfg=_DATA, paper_params=19.42, paper_macs=4.5,
-                paper_note=_NOTE, macs_rel_tol=0.03)
+                macs_rel_tol=0.03)
 def gmlp_s16(num_classes: int = 1000, in_chans: int = 3, **kwargs):
     """gMLP-S at 224: 19.42M params (paper: 20M), 4.39 GMACs (paper: 4.5 GFLOPs)."""
     return _gmlp(256, num_classes, in_chans, **kwargs)

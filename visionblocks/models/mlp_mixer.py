@@ -98,22 +98,18 @@ def _mixer(dim, depth, num_classes, in_chans, **kwargs):
 _DATA = {"crop_pct": 0.875, "interpolation": "bicubic", "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
 
 
-def _reg(name: str, params: float, macs: float, note: str):
+def _reg(name: str, params: float, macs: float):
     return register_model(name, paper=_PAPER, url=_URL, paper_params=params, paper_macs=macs,
-                          paper_note=note, data_cfg=_DATA)
+                          data_cfg=_DATA)
 
 
-@_reg("mixer_s16", 18.53, 3.8, "Table 1 gives 18M, rounded to whole millions; 18.53M is the exact count of its "
-      "configuration (8 x 512, D_S 256, D_C 2048, patch 16). The paper reports no FLOPs; 3.8G is the figure later "
-      "MLP papers list for Mixer-S/16 (our count: 3.78G).")
+@_reg("mixer_s16", 18.53, 3.8)
 def mixer_s16(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> IsotropicMLP:
     """Mixer-S/16 at 224: 18.5M params (paper: 18M), 3.8 GMACs."""
     return _mixer(512, 8, num_classes, in_chans, **kwargs)
 
 
-@_reg("mixer_b16", 59.88, 12.6, "Table 1 gives 59M, rounded; 59.88M is the exact count of its configuration "
-      "(12 x 768, D_S 384, D_C 3072, patch 16). The paper reports no FLOPs; 12.6G is the figure later papers and "
-      "mmpretrain (12.61G) list for Mixer-B/16 (our count: 12.60G).")
+@_reg("mixer_b16", 59.88, 12.6)
 def mixer_b16(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> IsotropicMLP:
     """Mixer-B/16 at 224: 59.9M params (paper: 59M), 12.6 GMACs."""
     return _mixer(768, 12, num_classes, in_chans, **kwargs)

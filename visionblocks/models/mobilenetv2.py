@@ -98,9 +98,6 @@ class MobileNetV2(ModelBase):
 
 @register_model("mobilenetv2", paper="Sandler et al., MobileNetV2: Inverted Residuals and Linear Bottlenecks, "
                 "CVPR 2018", url="https://arxiv.org/abs/1801.04381", paper_params=3.50, paper_macs=0.300,
-                paper_note="The paper prints 3.4 M parameters: the TF-slim reference model counts 3.47 M, which is our "
-                "3,504,872 less the 34,112 BatchNorm scales and shifts (3,470,760); the table truncates it to 3.4. "
-                "With BatchNorm affine parameters counted (torchvision, Hou et al.'s CA paper), it is 3.50 M.",
                 test_input_size=(32, 32), output_strides=(8, 16, 32))
 def mobilenetv2(**kwargs) -> MobileNetV2:
     """MobileNetV2 1.0: 3.50 M params, 300 M multiply-adds at 224x224 (paper Table 4: 300 M MAdds, "3.4 M"
@@ -110,9 +107,7 @@ def mobilenetv2(**kwargs) -> MobileNetV2:
 
 @register_model("coord_mobilenetv2", paper="Hou et al., Coordinate Attention for Efficient Mobile Network "
                 "Design, CVPR 2021", url="https://arxiv.org/abs/2103.02907", paper_params=3.95, paper_macs=0.310,
-                test_input_size=(32, 32), output_strides=(8, 16, 32),
-                paper_note="We count 306.7 M multiply-adds of convolutions and matmuls; the paper's 310 M also counts "
-                "the two gate multiplications per element of every attended tensor (2 x 1.90 M), giving 310.5 M.")
+                test_input_size=(32, 32), output_strides=(8, 16, 32))
 def coord_mobilenetv2(**kwargs) -> MobileNetV2:
     """MobileNetV2 1.0 with coordinate attention (r = 32) in every expanding block: 3.95 M params,
     310 M multiply-adds at 224x224 (Hou et al. Table 1)."""

@@ -110,20 +110,15 @@ class MobileViT(ModelBase):
         self.final_conv = nn.Identity()
 
 
-def _reg(name, params, macs, paper=_PAPER, url=_URL, note="", macs_rel_tol=0.01):
+def _reg(name, params, macs, paper=_PAPER, url=_URL, macs_rel_tol=0.01):
     crop_pct = 0.9 if paper == _PAPER else 0.888  # ml-cvnets: v2 resizes to 288 and crops 256
     data_cfg = {"crop_pct": crop_pct, "interpolation": "bicubic", "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}
     return register_model(name, paper=paper, url=url, input_size=(3, 256, 256), paper_params=params,
-                          paper_macs=macs, paper_note=note, test_input_size=(32, 32),
+                          paper_macs=macs, test_input_size=(32, 32),
                           macs_rel_tol=macs_rel_tol, data_cfg=data_cfg)
 
 
-_ROUND_NOTE = ("The paper gives {p} M parameters, rounded to 0.1 M; the exact count of this configuration is {q} M "
-               "(2% below the rounded figure), the value compared here; MobileViT-XS/S and MobileViTv2-1.0/2.0, "
-               "built by the same code, match the paper's parameter counts within 1%.")
-
-
-@_reg("mobilevit_xxs", 1.27, 0.4, note=_ROUND_NOTE.format(p=1.3, q=1.27))
+@_reg("mobilevit_xxs", 1.27, 0.4)
 def mobilevit_xxs(**kwargs) -> MobileViT:
     """MobileViT-XXS: 1.3 M params (1.27 M exactly), 0.4 GFLOPs at 256x256 (paper)."""
     return MobileViT((16, 16, 24, 48, 64, 80), (64, 80, 96), (2, 4, 3), 2.0, 1, 320, **kwargs)
@@ -148,7 +143,7 @@ def _v2(alpha: float, **kwargs) -> MobileViT:
     return MobileViT(widths, dims, (2, 4, 3), 2.0, 2, None, stage2_blocks=2, **kwargs)
 
 
-@_reg("mobilevitv2_050", 1.37, 0.5, _PAPER2, _URL2, note=_ROUND_NOTE.format(p=1.4, q=1.37))
+@_reg("mobilevitv2_050", 1.37, 0.5, _PAPER2, _URL2)
 def mobilevitv2_050(**kwargs) -> MobileViT:
     """MobileViTv2-0.5: 1.4 M params (1.37 M exactly), 0.5 GFLOPs at 256x256 (paper)."""
     return _v2(0.5, **kwargs)
@@ -160,15 +155,7 @@ def mobilevitv2_100(**kwargs) -> MobileViT:
     return _v2(1.0, **kwargs)
 
 
-@_reg("mobilevitv2_200", 18.4, 7.5, _PAPER2, _URL2, macs_rel_tol=0.05,
-      note="Parameters: 18.4 M, as printed by the paper and by the official ml-cvnets model zoo "
-           "(docs/source/en/general/README-model-zoo.md, 'MobileViTv2-2.0 | 18.4 M'); ours 18.45 M.  FLOPs: the paper "
-           "prints 7.5 G; we count 7.16 G multiply-adds (convolutions and matmuls, torch.utils.flop_counter).  The "
-           "paper's 7.5 G is out of line with its own series: the model is the same network at every width "
-           "multiplier (FLOPs grow as the square of the width; the stem's 32*alpha = 64 is not clamped at 2.0), and "
-           "our count of this one code matches the paper's 0.75/1.0/1.25/1.5/1.75 figures (1.0/1.8/2.8/4.0/5.5 G) to "
-           "1.03/1.81/2.82/4.04/5.49 G and every width's parameter count to the model zoo's to 0.1 M, while the "
-           "paper's own 1.75 figure scaled by (2/1.75)^2 gives 7.18 G, not 7.5 G; hence macs_rel_tol=0.05.")
+@_reg("mobilevitv2_200", 18.4, 7.5, _PAPER2, _URL2, macs_rel_tol=0.05)
 def mobilevitv2_200(**kwargs) -> MobileViT:
     """MobileViTv2-2.0: 18.4 M params, 7.5 GFLOPs at 256x256 (paper; we count 7.16 G, see paper_note)."""
     return _v2(2.0, **kwargs)

@@ -161,14 +161,8 @@ class ParNet(ModelBase):
         return take
 
 
-_NOTE = ("Goyal et al. count the re-parameterized network (1x1 branches and BatchNorms folded into the 3x3 "
-         "convolutions, compared here with count_kwargs deploy=True) and report FLOPs as 2 x multiply-adds: "
-         "{pp} M params, {pf} GFLOPs = {pm} G multiply-adds. Training form (what create_model builds): "
-         "{tp} M params, {tm} G multiply-adds.")
-
-
-def _reg(name: str, params: float, macs: float, note: str):
-    return register_model(name, paper=_PAPER, url=_URL, paper_params=params, paper_macs=macs, paper_note=note,
+def _reg(name: str, params: float, macs: float):
+    return register_model(name, paper=_PAPER, url=_URL, paper_params=params, paper_macs=macs,
                           test_input_size=(32, 32), count_kwargs={"deploy": True})
 
 
@@ -176,21 +170,21 @@ def _reg(name: str, params: float, macs: float, note: str):
 PAPER_FIGURES = {"parnet_s": (19.2, 9.7), "parnet_m": (35.6, 17.2), "parnet_l": (54.9, 26.7)}
 
 
-@_reg("parnet_s", 19.2, 4.85, _NOTE.format(pp=19.2, pf=9.7, pm=4.85, tp=20.98, tm=5.374))
+@_reg("parnet_s", 19.2, 4.85)
 def parnet_s(**kwargs) -> ParNet:
     """ParNet-S: widths 64/96/192/384/1280; paper: 19.2 M params, 9.7 GFLOPs at 224x224 (folded form, FLOPs =
     2 x multiply-adds); training form: 20.98 M params, 5.37 G multiply-adds."""
     return ParNet((96, 192, 384), 1280, **kwargs)
 
 
-@_reg("parnet_m", 35.6, 8.6, _NOTE.format(pp=35.6, pf=17.2, pm=8.6, tp=38.95, tm=9.535))
+@_reg("parnet_m", 35.6, 8.6)
 def parnet_m(**kwargs) -> ParNet:
     """ParNet-M: widths 64/128/256/512/2048; paper: 35.6 M params, 17.2 GFLOPs at 224x224 (folded form, FLOPs =
     2 x multiply-adds); training form: 38.95 M params, 9.53 G multiply-adds."""
     return ParNet((128, 256, 512), 2048, **kwargs)
 
 
-@_reg("parnet_l", 54.9, 13.35, _NOTE.format(pp=54.9, pf=26.7, pm=13.35, tp=60.18, tm=14.80))
+@_reg("parnet_l", 54.9, 13.35)
 def parnet_l(**kwargs) -> ParNet:
     """ParNet-L: widths 64/160/320/640/2560; paper: 54.9 M params, 26.7 GFLOPs at 224x224 (folded form, FLOPs =
     2 x multiply-adds); training form: 60.18 M params, 14.80 G multiply-adds."""

@@ -31,15 +31,8 @@ def _rednet(layers, kwargs) -> ResNet:
                         mid_layer=partial(conv_mid_layer, kernel_size=7, conv_layer=Involution.from_conv_args))
 
 
-_NOTE = ("torch's FLOP counter sees the convolutions (kernel generation included) but not the involution's own "
-         "multiply-adds, an element-wise product and sum of C*K^2*H'*W' (0.034 / 0.053 / 0.071 G for RedNet-26/38/50); "
-         "with them ours is 1.685 / 2.167 / 2.649 G vs the paper's rounded 1.7 / 2.2 / 2.7 (within 1.9%), the "
-         "remainder being what a counter of BN/ReLU/pooling adds (0.02-0.04 G here). Parameters match the authors' "
-         "code exactly (9.23 / 12.39 / 15.54 M).")
-
-
 def _reg(name: str, params: float, macs: float):
-    return register_model(name, paper=_PAPER, url=_URL, paper_params=params, paper_macs=macs, paper_note=_NOTE,
+    return register_model(name, paper=_PAPER, url=_URL, paper_params=params, paper_macs=macs,
                           macs_rel_tol=0.05, test_input_size=(32, 32))
 
 

@@ -32,15 +32,9 @@ def rep_resnet(conv_block: type[nn.Module], layers=(2, 2, 2, 2), deploy: bool = 
                         stem_layer=partial(resnet_stem, unit_layer=unit))
 
 
-_NOTE = ("The paper's ImageNet table lists ResNet-18's 11.69 M params and 1.8 G FLOPs, the deployed network, which is "
-         "what the registry compares (count_kwargs deploy=True): ours 11.686 M (ResNet-18's 11.690 M minus the BN vectors of the "
-         "17 folded conv-BN units, 3,904 numbers: a folded unit keeps one bias vector instead of BN's weight and "
-         "bias) and 1.82 G.  Training-time form (deploy=False): {train} M params.")
-
-
 @register_model("acnet_resnet18", paper="Ding et al., ACNet: Strengthening the Kernel Skeletons for Powerful CNN via "
                 "Asymmetric Convolution Blocks, ICCV 2019", url="https://arxiv.org/abs/1908.03930",
-                paper_params=11.69, paper_macs=1.8, paper_note=_NOTE.format(train="19.03"), count_kwargs={"deploy": True},
+                paper_params=11.69, paper_macs=1.8, count_kwargs={"deploy": True},
                 test_input_size=(64, 64))
 def acnet_resnet18(num_classes: int = 1000, in_chans: int = 3, deploy: bool = False, **kwargs) -> ResNet:
     """ACNet ResNet-18 (every kxk conv-BN an asymmetric convolution block): deployed 11.69 M params,
@@ -51,7 +45,7 @@ def acnet_resnet18(num_classes: int = 1000, in_chans: int = 3, deploy: bool = Fa
 
 @register_model("dbb_resnet18", paper="Ding et al., Diverse Branch Block: Building a Convolution as an "
                 "Inception-like Unit, CVPR 2021", url="https://arxiv.org/abs/2103.13425",
-                paper_params=11.69, paper_macs=1.8, paper_note=_NOTE.format(train="26.30"), count_kwargs={"deploy": True},
+                paper_params=11.69, paper_macs=1.8, count_kwargs={"deploy": True},
                 test_input_size=(64, 64))
 def dbb_resnet18(num_classes: int = 1000, in_chans: int = 3, deploy: bool = False, **kwargs) -> ResNet:
     """DBB ResNet-18 (every kxk conv-BN a diverse branch block): deployed 11.69 M params, 1.8 GFLOPs at

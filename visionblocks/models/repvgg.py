@@ -78,33 +78,27 @@ _PAPER = "Ding et al., RepVGG: Making VGG-style ConvNets Great Again, CVPR 2021"
 _URL = "https://arxiv.org/abs/2101.03697"
 
 
-def _reg(name: str, params: float, macs: float, note: str):
+def _reg(name: str, params: float, macs: float):
     """Register a RepVGG variant, compared in its deployed form as the paper's Table 4 counts it."""
-    note = "Paper Table 4 counts the deployed network (compared here: count_kwargs deploy=True): " + note
-    return register_model(name, paper=_PAPER, url=_URL, paper_params=params, paper_macs=macs, paper_note=note,
+    return register_model(name, paper=_PAPER, url=_URL, paper_params=params, paper_macs=macs,
                           test_input_size=(64, 64), count_kwargs={"deploy": True})
 
 
-@_reg("repvgg_a0", 8.30, 1.4, "8.30 M params, 1.4 G FLOPs (multiply-adds); ours deployed: 8.309 M, 1.362 G.  "
-      "The paper gives no training-time count; ours with deploy=False: 9.108 M params (3x3 + 1x1 + identity BN "
-      "branches).  "
-      "Table 4 truncates params to two decimals (8.309 -> 8.30) and rounds FLOPs to one (1.36 -> 1.4).")
+@_reg("repvgg_a0", 8.30, 1.4)
 def repvgg_a0(num_classes: int = 1000, in_chans: int = 3, deploy: bool = False, **kwargs) -> RepVGG:
     """RepVGG-A0 (a=0.75, b=2.5; 2-4-14-1 blocks): deployed 8.30 M params, 1.4 GFLOPs at 224x224 (Table 4);
     training-time form (``deploy=False``) 9.11 M params."""
     return RepVGG((2, 4, 14, 1), (0.75, 2.5), num_classes, in_chans, deploy=deploy, **kwargs)
 
 
-@_reg("repvgg_a1", 12.78, 2.4, "12.78 M params, 2.4 G FLOPs; ours deployed: 12.786 M, 2.364 G.  "
-      "The paper gives no training-time count; ours with deploy=False: 14.090 M params.")
+@_reg("repvgg_a1", 12.78, 2.4)
 def repvgg_a1(num_classes: int = 1000, in_chans: int = 3, deploy: bool = False, **kwargs) -> RepVGG:
     """RepVGG-A1 (a=1, b=2.5; 2-4-14-1 blocks): deployed 12.78 M params, 2.4 GFLOPs at 224x224 (Table 4);
     training-time form (``deploy=False``) 14.09 M params."""
     return RepVGG((2, 4, 14, 1), (1.0, 2.5), num_classes, in_chans, deploy=deploy, **kwargs)
 
 
-@_reg("repvgg_b0", 14.33, 3.1, "14.33 M params, 3.1 G FLOPs; ours deployed: 14.339 M, 3.058 G.  "
-      "The paper gives no training-time count; ours with deploy=False: 15.820 M params.")
+@_reg("repvgg_b0", 14.33, 3.1)
 def repvgg_b0(num_classes: int = 1000, in_chans: int = 3, deploy: bool = False, **kwargs) -> RepVGG:
     """RepVGG-B0 (a=1, b=2.5; 4-6-16-1 blocks): deployed 14.33 M params, 3.1 GFLOPs at 224x224 (Table 4);
     training-time form (``deploy=False``) 15.82 M params."""

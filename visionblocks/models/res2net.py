@@ -39,12 +39,7 @@ class Res2NetBottleneck(Res2NetBlock):
                          avg_down=avg_down)
 
 
-_NOTE = ("Gao et al. print 4.2 G for 4.26 G multiply-adds: the authors' Bottle2neck (26w x 4s, split width "
-         "floor(planes * 26 / 64), stride on the split 3x3s) counts 4.255 G over its convolutions and classifier; "
-         "the table truncates to two digits, as He et al.'s ResNet-50 3.8 (3.86 G) does. Parameters match (25.70 M).")
-
-
-@register_model("res2net50_26w_4s", paper=_PAPER, url=_URL, paper_params=25.7, paper_macs=4.2, paper_note=_NOTE,
+@register_model("res2net50_26w_4s", paper=_PAPER, url=_URL, paper_params=25.7, paper_macs=4.2,
                 macs_rel_tol=0.02, test_input_size=(32, 32))
 def res2net50_26w_4s(**kwargs) -> ResNet:
     """Res2Net-50 (26w x 4s): 25.7 M params, 4.2 GFLOPs (4.26 G counted) at 224x224 (Gao et al., Table 2)."""

@@ -29,9 +29,7 @@ def _resmlp(depth, init_values, num_classes, in_chans, **kwargs):
     return IsotropicMLP(block, 384, depth, 16, num_classes=num_classes, in_chans=in_chans, norm_layer=Affine, **kwargs)
 
 
-@register_model("resmlp_12", paper=_PAPER, url=_URL, data_cfg=_DATA, paper_params=15.35, paper_macs=3.0,
-                paper_note="the paper gives 15M, rounded to whole millions; 15.35M is the exact count of its "
-                           "configuration (12 x 384, patch 16, 196x196 cross-patch layer)")
+@register_model("resmlp_12", paper=_PAPER, url=_URL, data_cfg=_DATA, paper_params=15.35, paper_macs=3.0)
 def resmlp_12(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> IsotropicMLP:
     """ResMLP-12 at 224: 15.4M params (paper: 15M), 3.0 GMACs."""
     return _resmlp(12, 0.1, num_classes, in_chans, **kwargs)

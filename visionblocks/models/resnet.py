@@ -309,9 +309,9 @@ def build_resnet(block: type[nn.Module], layers: tuple[int, ...], user_kwargs: d
     return ResNet(block, layers, **config)
 
 
-def _reg(name: str, params: float, macs: float, paper: str = _PAPER, url: str = _URL, note: str = "",
+def _reg(name: str, params: float, macs: float, paper: str = _PAPER, url: str = _URL,
          macs_rel_tol: float = 0.01):
-    return register_model(name, paper=paper, url=url, paper_params=params, paper_macs=macs, paper_note=note,
+    return register_model(name, paper=paper, url=url, paper_params=params, paper_macs=macs,
                           test_input_size=(64, 64), macs_rel_tol=macs_rel_tol, output_strides=(8, 16, 32))
 
 
@@ -321,15 +321,13 @@ def resnet18(**kwargs) -> ResNet:
     return build_resnet(BasicBlock, (2, 2, 2, 2), kwargs)
 
 
-@_reg("resnet34", 21.80, 3.6, note="He et al. print 3.6 for 3.66 G multiply-adds (torchvision's ResNet-34 also "
-     "counts 3.66 G); the table's figures are truncated to two digits.", macs_rel_tol=0.02)
+@_reg("resnet34", 21.80, 3.6, macs_rel_tol=0.02)
 def resnet34(**kwargs) -> ResNet:
     """ResNet-34: 21.80 M params, 3.6 GFLOPs at 224x224."""
     return build_resnet(BasicBlock, (3, 4, 6, 3), kwargs)
 
 
-@_reg("resnet50", 25.56, 3.8, note="He et al. print 3.8 for 3.86 G multiply-adds: SENet, CBAM and ECA-Net all "
-     "report 3.86 G for this same network; the table's figures are truncated to two digits.", macs_rel_tol=0.02)
+@_reg("resnet50", 25.56, 3.8, macs_rel_tol=0.02)
 def resnet50(**kwargs) -> ResNet:
     """ResNet-50: 25.56 M params, 3.8 GFLOPs at 224x224 (stride on the first 1x1, as in the paper)."""
     return build_resnet(Bottleneck, (3, 4, 6, 3), kwargs, stride_3x3=False)

@@ -200,18 +200,7 @@ def _check_pool(global_pool: str) -> str:
 
 @register_model("volo_d1", paper="Yuan et al., VOLO: Vision Outlooker for Visual Recognition, TPAMI 2022",
                 url="https://arxiv.org/abs/2106.13112", input_size=(3, 224, 224), paper_params=26.6, paper_macs=6.8,
-                test_input_size=(32, 32), macs_rel_tol=0.02, data_cfg={"crop_pct": 0.96, "interpolation": "bicubic"},
-                paper_note="The paper gives VOLO-D1 27 M parameters and 6.8 G FLOPs at 224 (the official README, "
-                           "sail-sg/volo, also lists 'volo_d1 | 27M | 224 | 84.2').  27 M is "
-                           "rounded to 1 M: the official configuration (7x7/2 + two 3x3 stem convs, 4 outlookers at "
-                           "192, 14 transformer blocks and 2 class blocks at 384, class and token-labelling heads) has "
-                           "26.63 M, compared here as 26.6.  We count 6.92 G multiply-adds (torch.utils.flop_counter): "
-                           "stem and patch embedding 1.20 G, outlookers 1.01 G, downsampling 0.06 G, transformer blocks "
-                           "4.46 G of which the attention products QK^T and AV are 0.41 G, class blocks 0.12 G, "
-                           "token-labelling head 0.075 G.  Without that head "
-                           "(a training device, though the official inference also applies it) the count is 6.84 G, "
-                           "0.6% from 6.8; without the attention products 6.51 G.  The paper does not say what it "
-                           "counted, so the 1.7% gap stays unresolved and the tolerance is 2%.")
+                test_input_size=(32, 32), macs_rel_tol=0.02, data_cfg={"crop_pct": 0.96, "interpolation": "bicubic"})
 def volo_d1(**kwargs) -> VOLO:
     """VOLO-D1: 27 M params (26.6 M exactly), 6.8 GFLOPs at 224x224 (paper; we count 6.92 G, see paper_note)."""
     return VOLO((4, 4, 8, 2), (192, 384, 384, 384), (6, 12, 12, 12), **kwargs)
