@@ -810,8 +810,11 @@ def _saved_bytes(fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, int]:
     seen: dict[int, int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
-        s = t.untyped_storage()
-        seen[s.data_ptr()] = s.nbytes()
+        try:
+            s = t.untyped_storage()
+            seen[s.data_ptr()] = s.nbytes()
+        except Exception:  # tensors without a storage (some tensor subclasses) are not counted
+            pass
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
