@@ -599,12 +599,12 @@ def _check_feature_info_entries(name: str, m: nn.Module) -> Any:
     reds = fi.reduction(_all(fi))
     assert reds == sorted(reds), f"{name}: feature reductions {reds} decrease"
     plan = getattr(m, "feature_plan", None)
-    if plan is not None:  # the BackboneMixin declaration: the entry's module is the last module of its steps
+    if plan is not None:  # BackboneMixin: the entry's module is the last module path of its steps (if it has any)
         assert len(plan) == len(fi), f"{name}: feature_plan has {len(plan)} entries for {len(fi)} features"
         for e, steps in zip(fi, plan):
             mods = [s for s in steps if not callable(getattr(type(m), s, None))]
-            assert mods and mods[-1] == e["module"], \
-                f"{name}: feature {e['index']} names module {e['module']!r}, its last step module is {mods[-1:]}"
+            assert not mods or mods[-1] == e["module"], \
+                f"{name}: feature {e['index']} names module {e['module']!r}, its last step module is {mods[-1]!r}"
     return fi
 
 
