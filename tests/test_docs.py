@@ -1,7 +1,10 @@
 """docs/models.md is generated from the registry: it must list every registered model with our counts."""
 import os
 
+import pytest
+
 import visionblocks as vb
+from visionblocks.docs_models import _HEADER, feature_columns
 
 DOCS = os.path.join(os.path.dirname(__file__), "..", "docs", "models.md")
 
@@ -13,3 +16,26 @@ def test_models_table_lists_every_model():
     assert not missing, f"docs/models.md is stale (run python -m visionblocks.docs_models): missing {missing}"
     info = vb.model_info("resnet50")
     assert f"| {info.paper_params:.2f} |" in rows["resnet50"]
+
+
+def _rows():
+    text = open(DOCS).read()
+    lines = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    return header, {c[0]: dict(zip(header, c)) for c in ([x.strip() for x in line.strip("|").split("|")]
+                                                          for line in lines[1:])}
+
+
+def test_models_table_has_the_feature_columns():
+    header, rows = _rows()
+    assert header == _HEADER, f"docs/models.md is stale (run python -m visionblocks.docs_models): header {header}"
+    assert rows["resnet50"]["feature channels"] == "64, 256, 512, 1024, 2048"
+    assert rows["resnet50"]["feature reductions"] == "2, 4, 8, 16, 32"
+
+
+@pytest.mark.parametrize("name", ["resnet50", "mobilevit_xxs", "volo_d1", "repvgg_a0", "mixer_s16"])
+def test_feature_columns_match_the_models(name):
+    _, rows = _rows()
+    chs, reds = feature_columns(name)
+    assert (rows[name]["feature channels"], rows[name]["feature reductions"]) == (chs, reds), \
+        f"docs/models.md is stale for {name} (run python -m visionblocks.docs_models)"
