@@ -1,0 +1,94 @@
+"""Tests of :mod:`visionblocks.blocks.attention.aft`."""
+import pytest
+import torch
+
+import visionblocks as vb
+
+from _reference import _block
+
+
+D = torch.float64
+def _aft_reference(q, k, v, w):
+    """Y_t = sigmoid(Q_t) * sum_t' exp(K_t' + w_tt') V_t' / sum_t' exp(K_t' + w_tt'), as explicit sums."""
+    B, T, C = q.shape
+    y = torch.zeros(B, T, C, dtype=q.dtype)
+    for b in range(B):
+        for t in range(T):
+            num = torch.zeros(C, dtype=q.dtype)
+            den = torch.zeros(C, dtype=q.dtype)
+            for s in range(T):
+                e = torch.exp(k[b, s] + w[t, s])
+                num += e * v[b, s]
+                den += e
+            y[b, t] = torch.sigmoid(q[b, t]) * num / den
+    return y
+def test_aft_full_weighted_average():
+    m = _block("aft_full", 8, 10)
+    x = torch.randn(2, 10, 8, dtype=D) * 2
+    q, k, v = (x @ m.qkv.weight.T + m.qkv.bias).chunk(3, -1)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), _aft_reference(q, k, v, m.pos_bias), rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="tokens"):
+        m(torch.randn(2, 11, 8, dtype=D))
+def test_aft_full_is_stable_for_large_logits():
+    m = _block("aft_full", 8, 6)
+    with torch.no_grad():
+        m.pos_bias.mul_(200)
+        m.qkv.weight.mul_(100)
+        y = m(torch.randn(1, 6, 8, dtype=D))
+    assert torch.isfinite(y).all()
+def test_aft_local_band():
+    T, s = 12, 3
+    m = _block("aft_local", 8, T, window_size=s)
+    x = torch.randn(2, T, 8, dtype=D)
+    q, k, v = (x @ m.qkv.weight.T + m.qkv.bias).chunk(3, -1)
+    w = torch.zeros(T, T, dtype=D)
+    for t in range(T):
+        for u in range(T):
+            if abs(t - u) < s:
+                w[t, u] = m.pos_bias[t, u]
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), _aft_reference(q, k, v, w), rtol=1e-10, atol=1e-10)
+    assert vb.create_block("aft_local", 8, 64).window_size == 32
+    with pytest.raises(ValueError, match="tokens"):
+        m(torch.randn(1, 5, 8, dtype=D))
+def test_aft_simple_reference_and_any_length():
+    m = _block("aft_simple", 8)
+    for n in (1, 7, 13):
+        x = torch.randn(2, n, 8, dtype=D)
+        q, k, v = (x @ m.qkv.weight.T + m.qkv.bias).chunk(3, -1)
+        with torch.no_grad():
+            torch.testing.assert_close(m(x), _aft_reference(q, k, v, torch.zeros(n, n, dtype=D)),
+                                       rtol=1e-10, atol=1e-10)
+def test_aft_conv_reference():
+    C, h, s, H, W = 6, 3, 3, 5, 4
+    m = _block("aft_conv", C, num_heads=h, kernel_size=s)
+    x = torch.randn(2, C, H, W, dtype=D)
+    qkv = torch.einsum("oc,bchw->bohw", m.qkv.weight[:, :, 0, 0], x) + m.qkv.bias[None, :, None, None]
+    q, k, v = qkv.chunk(3, 1)
+    d = C // h
+    y = torch.zeros_like(x)
+    for i in range(h):
+        raw = m.pos_bias[i, 0]
+        mu = raw.sum() / raw.numel()
+        sd = torch.sqrt(((raw - mu) ** 2).sum() / raw.numel())
+        w = m.gamma[i, 0, 0, 0] * (raw - mu) / sd + m.beta[i, 0, 0, 0]
+        for c in range(i * d, (i + 1) * d):
+            for b in range(2):
+                for r in range(H):
+                    for cc in range(W):
+                        num = den = 0.0
+                        for r2 in range(H):
+                            for c2 in range(W):
+                                dr, dc = r2 - r, c2 - cc
+                                bias = w[dr + s // 2, dc + s // 2] if abs(dr) <= s // 2 and abs(dc) <= s // 2 else 0.0
+                                e = torch.exp(k[b, c, r2, c2] + bias)
+                                num = num + e * v[b, c, r2, c2]
+                                den = den + e
+                        y[b, c, r, cc] = torch.sigmoid(q[b, c, r, cc]) * num / den
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), y, rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="num_heads"):
+        vb.create_block("aft_conv", 48, num_heads=32)
+    with pytest.raises(ValueError, match="odd"):
+        vb.create_block("aft_conv", 64, kernel_size=4)

@@ -1,0 +1,25 @@
+"""Tests of :mod:`visionblocks.blocks.attention.cbam`."""
+import torch
+
+import visionblocks as vb
+from visionblocks.testing import randomize_bn_stats
+
+
+def test_cbam_channel_then_spatial_gate():
+    m = randomize_bn_stats(vb.create_block("cbam", 32)).double().eval()
+    x = torch.randn(2, 32, 9, 7, dtype=torch.float64)
+    mlp = m.channel_gate.mlp
+    W1, b1, W2, b2 = mlp.fc1.weight[:, :, 0, 0], mlp.fc1.bias, mlp.fc2.weight[:, :, 0, 0], mlp.fc2.bias
+    f = lambda v: torch.relu(v @ W1.T + b1) @ W2.T + b2  # noqa: E731
+    mc = torch.sigmoid(f(x.mean((2, 3))) + f(x.flatten(2).max(2).values))
+    x1 = x * mc[:, :, None, None]
+    s = torch.stack([x1.mean(1), x1.max(1).values], 1)  # (B, 2, H, W): [avg; max]
+    w = m.spatial_gate.conv.weight[0]  # (2, 7, 7)
+    sp = torch.nn.functional.pad(s, (3, 3, 3, 3))
+    conv = torch.zeros(2, 9, 7, dtype=torch.float64)
+    for i in range(9):
+        for j in range(7):
+            conv[:, i, j] = (sp[:, :, i:i + 7, j:j + 7] * w).sum((1, 2, 3))
+    bn = m.spatial_gate.bn
+    ms = torch.sigmoid((conv - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias)
+    torch.testing.assert_close(m(x), x1 * ms[:, None], rtol=1e-10, atol=1e-10)

@@ -1,0 +1,50 @@
+"""Tests of :mod:`visionblocks.blocks.attention.danet`."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import visionblocks as vb
+
+from _reference import _cna, _randomize
+
+
+D = torch.float64
+def test_danet_position_attention_map_is_softmax_bt_c():
+    m = _randomize(vb.create_block("danet", 64)).double()
+    pam = m.pos_attn
+    a = torch.randn(2, 16, 6, 7, dtype=D)
+    for b in range(2):
+        A = a[b].flatten(1)                                                        # (C', N)
+        Bm = pam.conv_b.weight[:, :, 0, 0] @ A + pam.conv_b.bias[:, None]          # (C'/8, N)
+        Cm = pam.conv_c.weight[:, :, 0, 0] @ A + pam.conv_c.bias[:, None]
+        Dm = pam.conv_d.weight[:, :, 0, 0] @ A + pam.conv_d.bias[:, None]          # (C', N)
+        energy = Bm.T @ Cm                                                         # [i, j] = B_i . C_j
+        S = torch.exp(energy) / torch.exp(energy).sum(0, keepdim=True)             # s_ji, normalised over i
+        E = pam.alpha * (Dm @ S) + A                                               # E_j = a sum_i s_ji D_i + A_j
+        torch.testing.assert_close(pam(a[b:b + 1]).flatten(2)[0], E, rtol=1e-10, atol=1e-10)
+def test_danet_channel_attention_is_softmax_a_at():
+    m = _randomize(vb.create_block("danet", 64)).double()
+    cam = m.chan_attn
+    a = torch.randn(2, 16, 5, 4, dtype=D) * 0.3
+    for b in range(2):
+        A = a[b].flatten(1)                                                        # (C', N)
+        energy = A @ A.T                                                           # [j, i] = A_j . A_i
+        X = torch.exp(energy) / torch.exp(energy).sum(1, keepdim=True)             # x_ji, normalised over i
+        E = cam.beta * (X @ A) + A
+        torch.testing.assert_close(cam(a[b:b + 1]).flatten(2)[0], E, rtol=1e-10, atol=1e-10)
+def test_danet_module_composition_and_no_size_arguments():
+    m = _randomize(vb.create_block("danet", 64)).double()
+    assert m.pos_attn.alpha.item() != 0 and m.chan_attn.beta.item() != 0
+    x = torch.randn(1, 64, 9, 12, dtype=D)
+    p = _cna(m.pos_attn(_cna(x, m.pos_reduce)), m.pos_out)
+    c = _cna(m.chan_attn(_cna(x, m.chan_reduce)), m.chan_out)
+    ref = F.conv2d(p + c, m.proj.weight, m.proj.bias)
+    torch.testing.assert_close(m(x), ref, rtol=1e-10, atol=1e-10)
+    assert m(torch.randn(1, 64, 3, 20, dtype=D)).shape == (1, 64, 3, 20)
+    assert vb.create_block("danet", 64).pos_attn.alpha.item() == 0  # alpha, beta start at 0 (paper)
+    for c in (66, 3):  # any channel count: C' = max(1, C // 4), B/C have max(1, C' // 8) channels
+        assert vb.create_block("danet", c).eval()(torch.randn(1, c, 5, 6)).shape == (1, c, 5, 6)
+    with pytest.raises(ValueError, match="reduction must be a positive number"):
+        vb.create_block("danet", 64, reduction=0)
+    with pytest.raises(ValueError, match="reduction must be a positive number"):
+        vb.create_block("danet", 64, qk_reduction=-1)

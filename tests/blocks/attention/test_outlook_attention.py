@@ -1,0 +1,47 @@
+"""Tests of :mod:`visionblocks.blocks.attention.outlook_attention`."""
+import math
+
+import pytest
+import torch
+
+import visionblocks as vb
+
+from _reference import _float64, _randomize_attention_window, _w
+
+
+def _outlook_reference(m, x):
+    """Loop over the windows: A_ij = softmax(W_A pool(x)_ij * scale), Y_window += A_ij V_window, then W_O."""
+    B, C, H, W = x.shape
+    k, s, p, nh, d = m.kernel_size, m.stride, m.padding, m.num_heads, m.head_dim
+    wv, bv = _w(m.v)
+    wa, ba = _w(m.attn)
+    v = torch.einsum("oc,bchw->bohw", wv, x) + bv[:, None, None]
+    out = torch.zeros_like(x)
+    for i in range(math.ceil(H / s)):
+        for j in range(math.ceil(W / s)):
+            cell = x[:, :, i * s:(i + 1) * s, j * s:(j + 1) * s]          # the in-image part of the pooling cell
+            pooled = cell.mean((2, 3))
+            a = (pooled @ wa.T + ba).reshape(B, nh, k * k, k * k) * m.scale
+            a = torch.softmax(a, dim=-1)
+            pos = [(i * s - p + u, j * s - p + w) for u in range(k) for w in range(k)]
+            vw = torch.stack([v[:, :, r, c] if 0 <= r < H and 0 <= c < W else torch.zeros(B, C) for r, c in pos], 1)
+            vw = vw.reshape(B, k * k, nh, d).permute(0, 2, 1, 3)           # B, heads, kk, d
+            yw = (a @ vw).permute(0, 2, 1, 3).reshape(B, k * k, C)
+            for n, (r, c) in enumerate(pos):
+                if 0 <= r < H and 0 <= c < W:
+                    out[:, :, r, c] += yw[:, n]
+    wo, bo = _w(m.proj)
+    return torch.einsum("oc,bchw->bohw", wo, out) + bo[:, None, None]
+@pytest.mark.usefixtures("_float64")
+@pytest.mark.parametrize("stride,size", [(2, (7, 6)), (1, (5, 4)), (2, (8, 8))])
+def test_outlook_attention_matches_window_loop(stride, size):
+    m = _randomize_attention_window(vb.create_block("outlook_attention", 12, num_heads=3, kernel_size=3, stride=stride, qkv_bias=True))
+    x = torch.randn(2, 12, *size)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), _outlook_reference(m, x), rtol=1e-10, atol=1e-10)
+@pytest.mark.usefixtures("_float64")
+def test_outlook_attention_validates():
+    with pytest.raises(ValueError, match="num_heads"):
+        vb.create_block("outlook_attention", 10, num_heads=3)
+    with pytest.raises(ValueError, match="odd"):
+        vb.create_block("outlook_attention", 12, num_heads=3, kernel_size=4)

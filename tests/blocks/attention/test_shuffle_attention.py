@@ -1,0 +1,37 @@
+"""Tests of :mod:`visionblocks.blocks.attention.shuffle_attention`."""
+import pytest
+import torch
+
+import visionblocks as vb
+
+from _reference import _randomize
+
+
+D = torch.float64
+def test_shuffle_attention_gates_by_hand():
+    G = 4
+    m = _randomize(vb.create_block("shuffle_attention", 32, groups=G), scale=0.8).double()
+    x = torch.randn(2, 32, 5, 7, dtype=D)
+    C, half = 32, 32 // (2 * G)
+    y = torch.empty_like(x)
+    for g in range(G):
+        xg = x[:, g * C // G:(g + 1) * C // G]
+        x1, x2 = xg[:, :half], xg[:, half:]
+        s = x1.mean((2, 3), keepdim=True)
+        y1 = x1 * torch.sigmoid(m.cweight * s + m.cbias)                            # channel attention
+        mu = x2.mean((2, 3), keepdim=True)
+        var = ((x2 - mu) ** 2).mean((2, 3), keepdim=True)
+        gn = (x2 - mu) / torch.sqrt(var + 1e-5) * m.gn.weight.view(1, -1, 1, 1) + m.gn.bias.view(1, -1, 1, 1)
+        y2 = x2 * torch.sigmoid(m.sweight * gn + m.sbias)                           # spatial attention
+        y[:, g * C // G:(g + 1) * C // G] = torch.cat([y1, y2], 1)
+    ref = torch.empty_like(y)
+    for j in range(C // 2):  # channel shuffle with 2 groups: out[2j + k] = y[k * C/2 + j]
+        for k in range(2):
+            ref[:, 2 * j + k] = y[:, k * C // 2 + j]
+    torch.testing.assert_close(m(x), ref, rtol=1e-10, atol=1e-10)
+    assert sum(p.numel() for p in vb.create_block("shuffle_attention", 256).parameters()) == 3 * 256 // 64
+def test_shuffle_attention_and_sge_validate_groups():
+    with pytest.raises(ValueError, match=r"channels \(96\) must be divisible by 2 \* groups \(128\)"):
+        vb.create_block("shuffle_attention", 96)
+    with pytest.raises(ValueError, match=r"channels \(96\) must be divisible by groups \(64\)"):
+        vb.create_block("sge", 96)

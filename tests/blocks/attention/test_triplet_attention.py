@@ -1,0 +1,53 @@
+"""Tests of :mod:`visionblocks.blocks.attention.triplet_attention`."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import visionblocks as vb
+
+from _reference import _build, bn_eval as _bn
+
+
+def _triplet_reference(x, m):
+    """The paper's three rotated branches, literally: rotate, Z-pool [max; mean], conv7x7, BN, sigmoid,
+    multiply, rotate back; average."""
+    def branch(t, gate):
+        z = torch.cat([t.max(1, keepdim=True).values, t.mean(1, keepdim=True)], dim=1)
+        k = gate.conv.weight
+        s = F.conv2d(z, k, padding=k.shape[-1] // 2)
+        return t * torch.sigmoid(_bn(s, gate.bn))
+    out_cw = branch(x.permute(0, 2, 1, 3), m.gate_cw).permute(0, 2, 1, 3)   # H plays the channels
+    out_hc = branch(x.permute(0, 3, 2, 1), m.gate_hc).permute(0, 3, 2, 1)   # W plays the channels
+    out_hw = branch(x, m.gate_hw)
+    return (out_cw + out_hc + out_hw) / 3
+def test_triplet_matches_rotated_branches():
+    m = _build("triplet_attention", 12)
+    x = torch.randn(2, 12, 9, 11, dtype=torch.float64)
+    torch.testing.assert_close(m(x), _triplet_reference(x, m), rtol=1e-10, atol=1e-12)
+def test_triplet_known_gates():
+    """Centre-tap kernels (a on max, b on mean) and identity BN give gates sigmoid(a*max + b*mean)."""
+    m = vb.create_block("triplet_attention", 5).double().eval()
+    coef = {"gate_cw": (0.7, -0.4), "gate_hc": (-0.3, 0.9), "gate_hw": (0.5, 0.25)}
+    with torch.no_grad():
+        for name, (a, b) in coef.items():
+            gate = getattr(m, name)
+            gate.conv.weight.zero_()
+            gate.conv.weight[0, 0, 3, 3] = a
+            gate.conv.weight[0, 1, 3, 3] = b
+            gate.bn.eps = 0.0
+    x = torch.randn(2, 5, 6, 7, dtype=torch.float64)
+    B, C, H, W = x.shape
+    ref = torch.empty_like(x)
+    for bi in range(B):
+        for c in range(C):
+            for i in range(H):
+                for j in range(W):
+                    col, row, pix = x[bi, c, :, j], x[bi, c, i, :], x[bi, :, i, j]
+                    g1 = torch.sigmoid(0.7 * col.max() - 0.4 * col.mean())    # C-W plane (pool over H)
+                    g2 = torch.sigmoid(-0.3 * row.max() + 0.9 * row.mean())   # H-C plane (pool over W)
+                    g3 = torch.sigmoid(0.5 * pix.max() + 0.25 * pix.mean())   # H-W plane (pool over C)
+                    ref[bi, c, i, j] = x[bi, c, i, j] * (g1 + g2 + g3) / 3
+    torch.testing.assert_close(m(x), ref, rtol=1e-10, atol=1e-12)
+def test_triplet_rejects_even_kernel():
+    with pytest.raises(ValueError, match="odd"):
+        vb.create_block("triplet_attention", 8, kernel_size=4)
