@@ -7,6 +7,7 @@ from .conv_geometry import check_conv_channels, conv_geometry, square_conv_geome
 from .conv_mlp import ConvMlp
 from .conv_norm_act import ConvNormAct
 from .create_attn import get_attn_layer, create_attn
+from .dilation import dilate_convs
 from .drop import drop_path, DropPath
 from .fuse import fuse_conv_bn_weights, fuse_conv_bn, pad_kernel, identity_kernel
 from .heads import split_heads, merge_heads
@@ -31,6 +32,7 @@ from .validate import validated, check_arg, check_input_dtype, blocks_with_poole
 from .weight_init import init_weights
 
 __all__ = [
+    "dilate_convs",
     "get_act_layer", "create_act", "Affine", "MultiHeadAttention", "check_nchw", "check_nlc", "check_size",
     "check_tokens", "check_odd", "check_conv_channels", "conv_geometry", "square_conv_geometry", "same_padding", "ConvMlp",
     "ConvNormAct", "get_attn_layer", "create_attn", "drop_path", "DropPath", "fuse_conv_bn_weights",
