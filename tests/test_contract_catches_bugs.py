@@ -7,7 +7,9 @@ import torch.nn.functional as F
 
 import visionblocks as vb
 from visionblocks import testing as T
+from visionblocks.features import FeatureInfo
 from visionblocks.layers import check_nchw
+from visionblocks.models._base import ClassifierHead, ModelBase
 from visionblocks.registry import unregister_block
 
 EX = vb.Example(args=(8,), input_shape=(2, 8, 12, 12))
@@ -152,30 +154,25 @@ def test_correct_toy_block_passes_every_check():
 
 
 # ---------------------------------------------------------------------------------------------- models
-class ToyNet(nn.Module):
-    """A correct toy classifier: conv stem, global pooling, linear head; validates its input."""
+class ToyNet(ModelBase):
+    """A correct toy classifier: two conv stages (features at strides 2 and 4), global pooling, linear head;
+    the backbone API comes from its feature plan, the input check from ModelBase."""
 
-    def __init__(self, num_classes=1000, in_chans=3):
+    def __init__(self, num_classes=1000, in_chans=3, drop_rate=0.0, drop_path_rate=0.0):
         super().__init__()
         self.in_chans = in_chans
-        self.stem = nn.Conv2d(in_chans, 8, 3, 2, 1)
-        self.fc = nn.Linear(8, num_classes)
-
-    def forward_features(self, x):
-        if x.ndim != 4 or x.shape[1] != self.in_chans:
-            raise ValueError(f"ToyNet expects (B, {self.in_chans}, H, W), got {tuple(x.shape)}")
-        return torch.relu(self.stem(x))
-
-    def forward_head(self, x):
-        return self.fc(x.mean((2, 3)))
-
-    def forward(self, x):
-        return self.forward_head(self.forward_features(x))
+        self.stem = nn.Sequential(nn.Conv2d(in_chans, 8, 3, 2, 1), nn.ReLU())
+        self.stage = nn.Sequential(nn.Conv2d(8, 8, 3, 2, 1), nn.ReLU())
+        self.num_features = 8
+        self.head = ClassifierHead(8, num_classes, drop_rate)  # no residual branch: drop_path_rate has nothing to drop
+        self.feature_info = FeatureInfo([dict(num_chs=8, reduction=2, module="stem"),
+                                         dict(num_chs=8, reduction=4, module="stage")])
+        self.feature_plan = [["stem"], ["stage"]]
 
 
 class ToyNetNoValidation(ToyNet):
-    def forward_features(self, x):  # 4 channels fail deep inside torch
-        return torch.relu(self.stem(x))
+    def check_input(self, x):  # 4 channels fail deep inside torch
+        pass
 
 
 class ToyNetIgnoresInChans(ToyNet):
@@ -195,7 +192,7 @@ class ToyNetForwardIsNotTheComposition(ToyNet):
 
 
 def _toy_model(cls, **kw):
-    kw = {"paper": "toy", "url": "https://example.org", "input_size": (3, 32, 32), "paper_params": 0.009224, **kw}
+    kw = {"paper": "toy", "url": "https://example.org", "input_size": (3, 32, 32), "paper_params": 0.009808, **kw}
     return vb.ModelInfo(f"toy_{cls.__name__.lower()}", cls, **kw)
 
 

@@ -22,4 +22,5 @@ def test_model_compile_export(name):
 
 
 def test_every_model_check_is_run():
-    assert set(T.MODEL_CHECKS) == set(FAST) | {"compile_export"}
+    """Every model check runs somewhere: the fast and slow ones here, the backbone ones in test_contract_backbone."""
+    assert set(T.MODEL_CHECKS) == set(FAST) | {"compile_export"} | set(T.BACKBONE_CHECKS) | {"features_compile_export"}

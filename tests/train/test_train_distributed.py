@@ -58,7 +58,11 @@ def test_resumed_distributed_run_continues(folder_data, tmp_path):
     p = _torchrun(common, full)
     assert p.returncode == 0, p.stderr[-3000:]
     p = _torchrun([*common, "--stop-after-epoch", "1"], part)
-    assert p.returncode == 130, p.stderr[-3000:]
+    # every worker exits 130; torchrun passes that on only when it sees all of them end together, and otherwise
+    # stops the slower one and reports 1 (the checkpoint is complete either way: each rank saves before the
+    # all-reduce that tells it to stop)
+    assert p.returncode in (1, 130), p.stderr[-3000:]
+    assert "exitcode  : 130" in p.stderr or p.returncode == 130, p.stderr[-3000:]
     assert torch.load(os.path.join(part, "last.pt"), weights_only=True)["epoch"] == 1
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",

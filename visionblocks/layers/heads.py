@@ -14,6 +14,10 @@ def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
 
 
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
-    """(B, h, N, d) -> (B, N, h d)."""
+    """(B, h, N, d) -> (B, N, h d).
+
+    The explicit contiguous copy (one copy, as ``reshape`` of the transposed view would make) keeps
+    ``torch.onnx.export``'s decomposition of ``scaled_dot_product_attention`` with a mask valid: the
+    decomposed output has other strides than the fused kernel's, so a ``view`` chosen at trace time fails."""
     b, h, n, d = x.shape
-    return x.transpose(1, 2).reshape(b, n, h * d)
+    return x.transpose(1, 2).clone(memory_format=torch.contiguous_format).view(b, n, h * d)
