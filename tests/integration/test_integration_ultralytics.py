@@ -1,5 +1,6 @@
 """visionblocks blocks by name in ultralytics YOLO YAMLs: every width scale, bad lines, a few training steps and an
 export of a real YOLOv8 with a CBAM, offline (integration tier)."""
+import atexit
 import os
 import shutil
 import tempfile
@@ -9,6 +10,7 @@ import pytest
 
 # ultralytics reads these when imported: a private settings folder (with a font, so that nothing is downloaded)
 _CONFIG = Path(tempfile.mkdtemp(prefix="vb-ultralytics-"))
+atexit.register(shutil.rmtree, _CONFIG, True)  # every process that collects this file makes one; each removes it
 os.environ["YOLO_CONFIG_DIR"] = str(_CONFIG)
 os.environ["YOLO_OFFLINE"] = "1"
 os.environ.setdefault("YOLO_VERBOSE", "False")
