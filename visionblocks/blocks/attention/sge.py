@@ -6,8 +6,9 @@ The C channels are split into G groups; in each group, with ``x_i`` the (C/G)-ve
 ``a_i = gamma c^_i + beta`` (one gamma, beta per group, initialised to 0 and 1 as in the authors' code) and
 ``x^_i = x_i * sigmoid(a_i)``.  Paper default G = 64.
 
-Deviation from the authors' code: it divides by the unbiased standard deviation (1/(m-1)); we use the
-paper's 1/m, which also keeps a 1x1 input finite.
+The paper's Eq. (3) defines sigma_c with 1/m (the biased standard deviation): our default.  The authors'
+released code (implus/PytorchInsight) divides by the unbiased one (``torch.std``, 1/(m-1)); ``unbiased=True``
+computes that, so the authors' checkpoints load exactly (a 1x1 input then has no finite sigma, as in their code).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ __all__ = ["SpatialGroupEnhance"]
                       "Convolutional Networks, arXiv 2019",
                 url="https://arxiv.org/abs/1905.09646",
                 example=Example(args=(128,), kwargs={}, input_shape=(2, 128, 14, 14)))
-@validated()
+@validated(unbiased="bool")
 class SpatialGroupEnhance(nn.Module):
     """Per-group spatial gate from the similarity of each position to the group's global feature.
 
@@ -34,14 +35,17 @@ class SpatialGroupEnhance(nn.Module):
         channels: input (= output) channels C, divisible by ``groups``.
         groups: G, number of channel groups (paper: 64).
         eps: added to the standard deviation (1e-5).
+        unbiased: False (default) = the paper's formula, ``sigma_c^2 = 1/m sum (c_i - mu_c)^2``; True = the
+            authors' released code, the unbiased ``1/(m-1)`` (``torch.std``; its sigma is not finite on a 1x1 map).
     """
 
-    def __init__(self, channels: int, groups: int = 64, eps: float = 1e-5):
+    def __init__(self, channels: int, groups: int = 64, eps: float = 1e-5, unbiased: bool = False):
         super().__init__()
         self.channels = check_positive_int("channels", channels)
         self.groups = check_positive_int("groups", groups)
         check_divisible("channels", channels, "groups", groups)
         self.eps = eps
+        self.unbiased = unbiased
         self.weight = nn.Parameter(torch.zeros(1, groups, 1, 1))
         self.bias = nn.Parameter(torch.ones(1, groups, 1, 1))
 
@@ -52,6 +56,7 @@ class SpatialGroupEnhance(nn.Module):
         # product (no full-size product tensor in forward or backward)
         g = spatial_mean(xg).unsqueeze(-2)                                            # (B, G, 1, C/G)
         c = torch.matmul(g, xg.flatten(3)).unflatten(-1, x.shape[-2:]).squeeze(2)    # (B, G, H, W)
-        sigma, mu = torch.std_mean(c, dim=(2, 3), correction=0, keepdim=True)        # 1/m, the paper's sigma
+        # 1/m (the paper's sigma) or 1/(m-1) (the authors' code)
+        sigma, mu = torch.std_mean(c, dim=(2, 3), correction=int(self.unbiased), keepdim=True)
         a = torch.addcmul(self.bias, c - mu, self.weight / (sigma + self.eps))         # gamma c^ + beta
         return (xg * torch.sigmoid(a).unsqueeze(2)).flatten(1, 2)
