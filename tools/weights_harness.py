@@ -296,5 +296,76 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
+# --- W2: the authors' token / attention / other models (visionblocks/weights/authors_token.py) ------------------
+# Some authors' files import things their network does not use (numpy's old private modules, mmcv, cupy): a case
+# may name shims, installed in sys.modules (or patched onto their module) only while the source network is built.
+import contextlib  # noqa: E402
+import types  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+
+
+@contextlib.contextmanager
+def _stub_modules(stubs: dict[str, dict]) -> Iterator[None]:
+    """Install empty modules ``{name: attributes}`` for imports the source network does not use; restore after."""
+    saved = {name: sys.modules.get(name) for name in stubs}
+    try:
+        for name, attrs in stubs.items():
+            if name in sys.modules and not attrs.pop("_replace", False):
+                continue
+            mod = types.ModuleType(name)
+            mod.__dict__.update(attrs)
+            sys.modules[name] = mod
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = old
+
+
+def _unused(name: str) -> Callable:
+    def fail(*args, **kwargs):
+        raise RuntimeError(f"harness stub {name} was called: the source network uses it")
+    return fail
+
+
+# repository -> (module stubs, a function patching their imported module before the network is built)
+_W2_SHIMS: dict[str, tuple[dict[str, dict], Callable | None]] = {
+    "raoyongming/GFNet": ({"numpy.lib.arraypad": {"pad": _unused("numpy.lib.arraypad.pad")}}, None),
+}
+_W2_PATCH: dict[str, Callable[[types.ModuleType], None]] = {}  # spec -> patch of the authors' module
+
+
+_build_source_w2_base = build_source
+
+
+def build_source(case: Case) -> torch.nn.Module:  # noqa: F811 - the base one, with the W2 cases' shims
+    if case.source != "authors":
+        return _build_source_w2_base(case)
+    stubs, _ = _W2_SHIMS.get(case.source_model.split(":")[0], ({}, None))
+    patch = _W2_PATCH.get(case.source_model)
+    with _stub_modules({k: dict(v) for k, v in stubs.items()}):
+        if patch is None:
+            return _build_source_w2_base(case)
+        import importlib
+        _, module, fn = case.source_model.split(":")
+        path = str(_authors_repo(case.source_model))
+        sys.path.insert(0, path)
+        try:
+            for name in [m for m in sys.modules if m == module.split(".")[0] or m.startswith(module.split(".")[0] + ".")]:
+                del sys.modules[name]
+            mod = importlib.import_module(module)
+            patch(mod)
+            return getattr(mod, fn)(**case.source_kwargs)
+        finally:
+            sys.path.remove(path)
+
+
+_W2_GFNET = "raoyongming/GFNet:gfnet:GFNet"
+CASES += [_authors("authors.gfnet", _W2_GFNET, name, size=224, source_kwargs={"embed_dim": dim, "depth": depth})
+          for name, dim, depth in (("gfnet_ti", 256, 12), ("gfnet_xs", 384, 12), ("gfnet_s", 384, 19))]
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -251,3 +251,13 @@ register_weights(PretrainedWeights(
     model="sge_resnet50", tag="authors_in1k", url=None, page="https://drive.google.com/open?id=13HPCjrEle6aFbiCo8Afkr2jJssdNwdRn",
     layout="authors.attention_resnet", source="authors: implus/PytorchInsight", source_name="sge_resnet50.pth.tar",
     top1=77.584, top1_note="the authors' README; not loaded exactly: see the converter table"))
+
+
+# --- W2: the authors' token / attention / other models (converters in authors_token.py) ---------------------------
+for _model, _name, _fid, _top1 in (("gfnet_ti", "gfnet-ti", "3d0c1579aa524a0a99dd", 74.6),
+                                   ("gfnet_xs", "gfnet-xs", "e0ab5b1583954a1fa9b2", 78.6),
+                                   ("gfnet_s", "gfnet-s", "e5561fa070c44d9399bf", 80.0)):
+    register_weights(PretrainedWeights(
+        model=_model, tag="authors_in1k", url=f"https://cloud.tsinghua.edu.cn/f/{_fid}/?dl=1",
+        file_name=f"{_name}.pth", layout="authors.gfnet", source="authors: raoyongming/GFNet", source_name=_name,
+        top1=_top1, top1_note="the authors' README (ImageNet, 224)"))
