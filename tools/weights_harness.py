@@ -367,5 +367,12 @@ CASES += [_authors("authors.gfnet", _W2_GFNET, name, size=224, source_kwargs={"e
           for name, dim, depth in (("gfnet_ti", 256, 12), ("gfnet_xs", 384, 12), ("gfnet_s", 384, 19))]
 
 
+# ResT: their rest_* functions build BasicStem (three 3x3 convolutions); the paper's counts are those of their Stem
+# class (conv7x7 + maxpool), which ours follows: the case builds their network with their Stem.
+_W2_PATCH.update({f"wofmanaf/ResT:models.rest:{n}": lambda mod: setattr(mod, "BasicStem", mod.Stem)
+                  for n in ("rest_lite", "rest_small", "rest_base")})
+CASES += [_authors("authors.rest", f"wofmanaf/ResT:models.rest:{n}", n) for n in ("rest_lite", "rest_small", "rest_base")]
+
+
 if __name__ == "__main__":
     sys.exit(main())

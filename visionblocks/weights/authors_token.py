@@ -9,11 +9,13 @@ from __future__ import annotations
 import torch
 
 from visionblocks.models.gfnet import GFNet
+from visionblocks.models.rest import ResT
 
 from ._common import has_all
 from .convert import Converter, register_converter, rename_keys
+from .errors import ArchitectureMismatchError
 
-__all__ = ["GFNET", "convert_gfnet"]
+__all__ = ["GFNET", "convert_gfnet", "REST", "convert_rest"]
 
 StateDict = dict[str, torch.Tensor]
 
@@ -36,3 +38,36 @@ GFNET = register_converter(Converter(
     models={"gfnet_ti": "GFNet(embed_dim=256, depth=12)", "gfnet_xs": "GFNet(embed_dim=384, depth=12)",
             "gfnet_s": "GFNet(embed_dim=384, depth=19)"},
     notes="renames (isotropic GFNet; the hierarchical GFNet-H models have no counterpart here)"))
+
+
+# ------------------------------------------------------------------------------------ ResT (wofmanaf/ResT)
+def convert_rest(sd: StateDict, model: torch.nn.Module) -> StateDict:
+    """The authors' ResT (``models/rest.py``) with the paper's stem, their ``Stem`` class (conv7x7/2-BN-ReLU +
+    maxpool): ``stem.conv``/``stem.norm`` are our ``stages.0.embed.0.conv``/``.bn``, ``patch_embed_<k>.conv``/
+    ``.norm`` our ``stages.<k-1>.embed.conv``/``.bn``, the pixel attentions ``<embed>.pos.pa_conv`` our
+    ``stages.<i>.pos.conv``, ``stage<k>.<j>`` our ``stages.<k-1>.blocks.<j>`` (EMSA and MLP names kept), ``head``
+    our ``head.fc``.
+
+    Their repository builds the networks with ``BasicStem`` (three 3x3 convolutions) instead, which our ResT does
+    not have (its 7x7 stem reproduces the paper's parameter counts): such a checkpoint is refused by name."""
+    if any(k.startswith("stem.conv1.") for k in sd):
+        raise ArchitectureMismatchError(
+            "the checkpoint is of the authors' ResT with their three-convolution BasicStem (stem.conv1/2/3); our ResT "
+            "has the paper's conv7x7 + maxpool stem (their Stem class), and no option for BasicStem yet")
+    return rename_keys(sd, [
+        (r"stem\.pos\.pa_conv\.(.+)", r"stages.0.pos.conv.\1"),
+        (r"stem\.conv\.(.+)", r"stages.0.embed.0.conv.\1"),
+        (r"stem\.norm\.(.+)", r"stages.0.embed.0.bn.\1"),
+        (r"patch_embed_(\d)\.pos\.pa_conv\.(.+)", lambda m: f"stages.{int(m[1]) - 1}.pos.conv.{m[2]}"),
+        (r"patch_embed_(\d)\.conv\.(.+)", lambda m: f"stages.{int(m[1]) - 1}.embed.conv.{m[2]}"),
+        (r"patch_embed_(\d)\.norm\.(.+)", lambda m: f"stages.{int(m[1]) - 1}.embed.bn.{m[2]}"),
+        (r"stage(\d)\.(\d+)\.(.+)", lambda m: f"stages.{int(m[1]) - 1}.blocks.{m[2]}.{m[3]}"),
+        (r"head\.(weight|bias)", r"head.fc.\1"),
+    ])
+
+
+REST = register_converter(Converter(
+    name="authors.rest", source="authors: wofmanaf/ResT", model_types=(ResT,),
+    detect=lambda keys: has_all(keys, "patch_embed_2.conv.weight", "stage1.0.attn.q.weight"), convert=convert_rest,
+    models={"rest_lite": "rest_lite (Stem)", "rest_small": "rest_small (Stem)", "rest_base": "rest_base (Stem)"},
+    notes="renames; the paper's conv7x7 stem (their Stem class); a checkpoint with their BasicStem is refused"))
