@@ -8,13 +8,18 @@ The one place for every number ``visionblocks bench``, ``visionblocks info``, ``
     step = measure.TrainStep(block, (x,))                 # forward + backward with a fixed output gradient
     t = measure.time_callables({"ours": step, "peer": peer_step}, reset={"ours": step.reset, ...},
                                rounds=15, min_time=3.0)
-    t.median("ours"), t.iqr("ours"), t.ratio("peer", "ours")
+    t.median("ours"), t.iqr("ours"), t.spread("ours"), t.unstable(), t.ratio("peer", "ours")
+    measure.format_si(8192)                               # '8.19 K'
 
-**Timing** (:func:`time_callables`) runs every callable once per round, in a rotating order (with two, the
-order flips every round), after a few warm-up rounds; the run lasts at least ``rounds`` rounds and at least
-``min_time`` seconds of timed calls (the round's cost is estimated from the warm-up), since the ratio of a
-1 ms block swings by tens of percent between runs of a few dozen rounds.  The calls of one round are
-adjacent in time, so the *paired* ratio (the median over the rounds of the per-round ratio,
+
+**Timing** (:func:`time_callables`, the one timing routine of the bench, ``benchmarks/`` and ``visionblocks
+compare``) runs every callable once per round, in a rotating order (with two, the order flips every round),
+after warm-up rounds that go on until the round's time is stable; it runs at least ``rounds`` rounds and until
+the timed calls add up to ``min_time`` seconds, since the median of a 1 ms block swings by
+tens of percent between runs of a few dozen rounds on a shared machine.  It reports medians and interquartile
+ranges; a figure whose relative spread (IQR / median, :meth:`Timings.spread`) is above
+:data:`DEFAULT_MAX_SPREAD` is too noisy to be reported as a fact (:meth:`Timings.unstable`).  The calls of one
+round are adjacent in time, so the *paired* ratio (the median over the rounds of the per-round ratio,
 :meth:`Timings.ratio`) sees the same machine load on both sides, which the ratio of two medians does not on a
 shared machine whose load changes within a measurement.
 
@@ -38,7 +43,8 @@ from .registry import ModelInfo, model_info
 
 __all__ = [
     "count_params", "count_flops", "count_macs", "flatten_outputs", "activation_bytes", "TrainStep",
-    "Timings", "time_callables", "machine_description", "format_cell", "format_table",
+    "Timings", "time_callables", "DEFAULT_MAX_SPREAD", "machine_description", "malloc_settings", "format_si",
+    "format_cell", "format_table",
 ]
 
 
@@ -126,11 +132,17 @@ class TrainStep:
             t.grad = None
 
 
+DEFAULT_MAX_SPREAD = 0.3
+"""Relative spread (IQR / median) above which a figure is flagged as too noisy to trust."""
+
+
 @dataclass(frozen=True)
 class Timings:
-    """Per-call times in milliseconds of each timed callable, ``ms[name][i]`` taken in round ``i``."""
+    """Per-call times in milliseconds of each timed callable, ``ms[name][i]`` taken in round ``i``, and the
+    number of warm-up rounds that ran before them."""
 
     ms: dict[str, list[float]]
+    warmup: int = 0
 
     @property
     def rounds(self) -> int:
@@ -147,50 +159,94 @@ class Timings:
         q = statistics.quantiles(t, n=4)
         return q[2] - q[0]
 
+    def spread(self, name: str) -> float:
+        """Relative spread of ``name``'s times: IQR / median (0 for a zero median)."""
+        med = self.median(name)
+        return self.iqr(name) / med if med > 0 else 0.0
+
+    def unstable(self, max_spread: float = DEFAULT_MAX_SPREAD) -> list[str]:
+        """The callables whose relative spread is above ``max_spread``: figures too noisy to report as facts."""
+        return [n for n in self.ms if self.spread(n) > max_spread]
+
     def ratio(self, num: str, den: str) -> float:
         """Median over the rounds of ``num``'s time / ``den``'s time in the same round (> 1: ``den`` is faster)."""
         return statistics.median(a / b for a, b in zip(self.ms[num], self.ms[den]))
 
 
+def _stable(totals: Sequence[float], k: int, band: float) -> bool:
+    """Whether the last ``k`` round times are within ``band`` (relative) of each other, or within 20 us (the
+    jitter of a call, for callables of a few microseconds)."""
+    if len(totals) < k:
+        return False
+    last = totals[-k:]
+    return max(last) <= (1 + band) * min(last) or max(last) - min(last) <= 2e-5
+
+
 def time_callables(fns: Mapping[str, Callable[[], Any]], *, warmup: int = 2, rounds: int = 10,
                    min_time: float = 0.0, max_rounds: int = 2000,
                    reset: Mapping[str, Callable[[], Any]] | None = None,
-                   device: str | torch.device = "cpu") -> Timings:
+                   device: str | torch.device = "cpu", max_warmup: int = 20,
+                   max_warmup_time: float | None = None, stable_rounds: int = 3, stable_band: float = 0.2,
+                   clock: Callable[[], float] | None = None) -> Timings:
     """Time the callables ``fns`` side by side in paired rounds (see the module docstring).
 
-    ``warmup`` untimed rounds first; then at least ``rounds`` rounds and, when ``min_time`` > 0, as many as
-    ``min_time`` seconds of timed calls need (estimated from the fastest warm-up round, at most
-    ``max_rounds``).  ``reset[name]`` runs before each call of ``fns[name]``, outside the timed region (e.g.
-    :meth:`TrainStep.reset`).  On a CUDA ``device`` the timer synchronizes around each call.
+    **Warm-up until stable**: at least ``warmup`` untimed rounds, then more until the totals of the last
+    ``stable_rounds`` rounds are within ``stable_band`` of each other (caches, allocator, oneDNN primitives and
+    ``torch.compile`` settled), at most ``max_warmup`` rounds or ``max_warmup_time`` seconds (default:
+    ``max(1, 2 * min_time)``).  **Timed rounds**: at least ``rounds``, and until the timed calls of all the
+    callables add up to ``min_time`` seconds (so the figures of one measurement rest on that much of the
+    machine's time, whatever their cost: a 1 ms block gets ~1000 rounds at ``min_time=1``), at most
+    ``max_rounds``.  ``reset[name]`` runs before each call of
+    ``fns[name]``, outside the timed region (e.g. :meth:`TrainStep.reset`).  ``warmup=0``: no warm-up at all.
+
+    On a CUDA ``device`` each call is timed with CUDA events after a synchronisation (the GPU's time, not the
+    launch's).  ``clock`` (seconds, monotonic) replaces ``time.perf_counter`` (and the CUDA events): tests pass
+    a fake clock that the callables advance, to feed the routine known costs and disturbances.
     """
     if not fns:
         raise ValueError("time_callables needs at least one callable")
-    if rounds < 1 or warmup < 0:
-        raise ValueError(f"rounds must be >= 1 and warmup >= 0, got rounds={rounds}, warmup={warmup}")
-    if min_time > 0 and warmup < 1:
-        raise ValueError("min_time estimates the cost of a round from the warm-up: warmup must be >= 1")
+    if rounds < 1 or warmup < 0 or max_rounds < 1:
+        raise ValueError(f"rounds and max_rounds must be >= 1 and warmup >= 0, got rounds={rounds}, "
+                         f"max_rounds={max_rounds}, warmup={warmup}")
+    if min_time < 0 or stable_rounds < 1 or stable_band < 0:
+        raise ValueError("min_time and stable_band must be >= 0 and stable_rounds >= 1")
     names, reset = list(fns), dict(reset or {})
-    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    cuda = torch.device(device).type == "cuda" and clock is None
+    clock = clock or time.perf_counter
+    max_warmup = max(max_warmup, warmup)
+    max_warmup_time = max(1.0, 2 * min_time) if max_warmup_time is None else max_warmup_time
 
     def call(name: str) -> float:
         if name in reset:
             reset[name]()
-        sync()
-        t0 = time.perf_counter()
+        if cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            torch.cuda.synchronize(device)
+            start.record()
+            fns[name]()
+            end.record()
+            end.synchronize()
+            return start.elapsed_time(end) / 1e3
+        t0 = clock()
         fns[name]()
-        sync()
-        return time.perf_counter() - t0
+        return clock() - t0
 
-    per_round = math.inf
-    for _ in range(warmup):
-        per_round = min(per_round, sum(call(n) for n in names))
-    n_rounds = max(rounds, min(max_rounds, math.ceil(min_time / max(per_round, 1e-6))))
+    totals: list[float] = []
+    while len(totals) < warmup or (
+            warmup > 0 and len(totals) < max_warmup and sum(totals) < max_warmup_time
+            and not _stable(totals, stable_rounds, stable_band)):
+        totals.append(sum(call(n) for n in names))
     ms: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(n_rounds):
+    spent = dict.fromkeys(names, 0.0)
+    r = 0
+    while r < max_rounds and (r < rounds or sum(spent.values()) < min_time):
         k = r % len(names)
         for name in names[k:] + names[:k]:  # rotate who goes first
-            ms[name].append(call(name) * 1e3)
-    return Timings(ms)
+            dt = call(name)
+            spent[name] += dt
+            ms[name].append(dt * 1e3)
+        r += 1
+    return Timings(ms, warmup=len(totals))
 
 
 # ------------------------------------------------------------------------------------ the machine
@@ -208,19 +264,48 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def malloc_settings() -> str:
+    """Whether glibc's ``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_`` are set, e.g.
+    ``'MALLOC_MMAP_THRESHOLD_=1000000000, MALLOC_TRIM_THRESHOLD_ unset'``.  Unset, every fresh large temporary
+    is mmap-ed and page-faulted on each call, which can decide the time of a memory-bound block."""
+    return ", ".join(f"{k}={os.environ[k]}" if k in os.environ else f"{k} unset" for k in _MALLOC_VARS)
+
+
 def machine_description(device: str | torch.device = "cpu") -> str:
     """One line saying where numbers were measured: CPU (and GPU), torch, threads, load, glibc malloc."""
     dev = torch.device(device)
-    gpu = f", GPU {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else ""
+    gpu = ""
+    if dev.type == "cuda":
+        gpu = f", GPU {torch.cuda.get_device_name(dev)} (CUDA {torch.version.cuda})"
     load = f"; load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""
-    raised = [f"{k}={os.environ[k]}" for k in _MALLOC_VARS if k in os.environ]
-    malloc = f"raised: {', '.join(raised)}" if raised else "not raised (glibc defaults)"
+    raised = any(k in os.environ for k in _MALLOC_VARS)
+    malloc = f"raised: {malloc_settings()}" if raised else "not raised (glibc defaults)"
     return (f"{_cpu_model()} ({platform.machine()}, {os.cpu_count()} CPUs visible){gpu}; torch {torch.__version__}, "
             f"{torch.get_num_threads()} threads, Python {platform.python_version()}{load}; glibc "
             f"{'/'.join(_MALLOC_VARS)} {malloc}")
 
 
 # ------------------------------------------------------------------------------------ tables
+_SI = ((1.0, ""), (1e3, " K"), (1e6, " M"), (1e9, " G"), (1e12, " T"))
+
+
+def format_si(v: float | int | None, digits: int = 3) -> str:
+    """A count in units a person reads at a glance: ``8192`` -> ``'8.19 K'``, ``1.234e9`` -> ``'1.23 G'``,
+    ``512`` -> ``'512'``; ``digits`` significant digits; ``'—'`` for ``None``."""
+    if v is None:
+        return "—"
+    if isinstance(v, int) and abs(v) < 1000:
+        return str(v)
+    i = 0
+    while i + 1 < len(_SI) and abs(v) >= _SI[i + 1][0]:
+        i += 1
+    x = v / _SI[i][0]
+    if abs(float(f"{x:.{digits}g}")) >= 1000 and i + 1 < len(_SI):  # 999.7 K rounds to 1000 K: say 1 M
+        i += 1
+        x = v / _SI[i][0]
+    return (f"{x:.0f}" if abs(x) >= 10 ** digits else f"{x:.{digits}g}") + _SI[i][1]
+
+
 def format_cell(v: Any) -> str:
     """A table cell: '—' for a missing value, 4 significant digits for floats, thousands separators for ints."""
     if v is None:
