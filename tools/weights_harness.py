@@ -373,6 +373,8 @@ _W2_PATCH.update({f"wofmanaf/ResT:models.rest:{n}": lambda mod: setattr(mod, "Ba
                   for n in ("rest_lite", "rest_small", "rest_base")})
 CASES += [_authors("authors.rest", f"wofmanaf/ResT:models.rest:{n}", n) for n in ("rest_lite", "rest_small", "rest_base")]
 
+CASES += [_authors("authors.vip", "Andrew-Qibin/VisionPermutator:models.vip:vip_s7", "vip_s7", size=224)]
+
 
 if __name__ == "__main__":
     sys.exit(main())

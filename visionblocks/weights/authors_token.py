@@ -10,12 +10,13 @@ import torch
 
 from visionblocks.models.gfnet import GFNet
 from visionblocks.models.rest import ResT
+from visionblocks.models.vip import VisionPermutator
 
 from ._common import has_all
 from .convert import Converter, register_converter, rename_keys
 from .errors import ArchitectureMismatchError
 
-__all__ = ["GFNET", "convert_gfnet", "REST", "convert_rest"]
+__all__ = ["GFNET", "convert_gfnet", "REST", "convert_rest", "VIP", "convert_vip"]
 
 StateDict = dict[str, torch.Tensor]
 
@@ -71,3 +72,22 @@ REST = register_converter(Converter(
     detect=lambda keys: has_all(keys, "patch_embed_2.conv.weight", "stage1.0.attn.q.weight"), convert=convert_rest,
     models={"rest_lite": "rest_lite (Stem)", "rest_small": "rest_small (Stem)", "rest_base": "rest_base (Stem)"},
     notes="renames; the paper's conv7x7 stem (their Stem class); a checkpoint with their BasicStem is refused"))
+
+
+# ------------------------------------------------------------------ ViP (Andrew-Qibin/VisionPermutator)
+def convert_vip(sd: StateDict, model: torch.nn.Module) -> StateDict:
+    """The authors' Vision Permutator (``models/vip.py``): ``patch_embed.proj`` is our ``stem``, ``network.<i>``
+    (block sequences and the ``Downsample`` convolutions between them, in the same order) our ``stages.<i>``,
+    ``head`` our ``head.fc``; the permute-MLP's ``mlp_h``/``mlp_w``/``mlp_c``/``reweight``/``proj`` keep their
+    names (their segment number equals the token grid's side, as ours)."""
+    return rename_keys(sd, [
+        (r"patch_embed\.proj\.(weight|bias)", r"stem.\1"),
+        (r"network\.(.+)", r"stages.\1"),
+        (r"head\.(weight|bias)", r"head.fc.\1"),
+    ])
+
+
+VIP = register_converter(Converter(
+    name="authors.vip", source="authors: Andrew-Qibin/VisionPermutator", model_types=(VisionPermutator,),
+    detect=lambda keys: has_all(keys, "patch_embed.proj.weight", "network.0.0.attn.mlp_h.weight"),
+    convert=convert_vip, models={"vip_s7": "vip_s7"}, notes="renames"))

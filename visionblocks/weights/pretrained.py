@@ -261,3 +261,7 @@ for _model, _name, _fid, _top1 in (("gfnet_ti", "gfnet-ti", "3d0c1579aa524a0a99d
         model=_model, tag="authors_in1k", url=f"https://cloud.tsinghua.edu.cn/f/{_fid}/?dl=1",
         file_name=f"{_name}.pth", layout="authors.gfnet", source="authors: raoyongming/GFNet", source_name=_name,
         top1=_top1, top1_note="the authors' README (ImageNet, 224)"))
+register_weights(PretrainedWeights(
+    model="vip_s7", tag="authors_in1k", url=None, page="https://drive.google.com/file/d/1cX6eauDrsGsLSZnqsX7cl0oiKX8Dzv5z/view?usp=sharing",
+    layout="authors.vip", source="authors: Andrew-Qibin/VisionPermutator", source_name="ViP-Small/7", top1=81.5,
+    top1_note="the authors' README (224)"))
