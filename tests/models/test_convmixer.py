@@ -18,6 +18,23 @@ def test_convmixer_layer_matches_paper_equations():
     y = x + _bn(F.gelu(F.conv2d(x, m.dw.weight, m.dw.bias, padding=2, groups=6)), m.bn1)
     y = _bn(F.gelu(torch.einsum("oc,bchw->bohw", m.pw.weight[:, :, 0, 0], y) + m.pw.bias[:, None, None]), m.bn2)
     torch.testing.assert_close(m(x), y, rtol=1e-12, atol=1e-12)
+@pytest.mark.parametrize("k", [2, 4, 6])
+def test_even_kernel_pads_like_same(k):
+    """An even depthwise kernel pads (k-1)//2 on the left/top and k//2 on the right/bottom (PyTorch's
+    padding="same", the authors' Conv2d(..., padding="same")): the residual add works and the output is the
+    explicitly padded convolution."""
+    from visionblocks.models.convmixer import ConvMixer, ConvMixerLayer
+    torch.manual_seed(0)
+    m = randomize_bn_stats(ConvMixerLayer(6, k, "gelu"), seed=1).eval().double()
+    x = torch.randn(2, 6, 9, 8, dtype=torch.float64)
+    lo, hi = (k - 1) // 2, k // 2
+    dw = F.conv2d(F.pad(x, (lo, hi, lo, hi)), m.dw.weight, m.dw.bias, groups=6)
+    torch.testing.assert_close(dw, F.conv2d(x, m.dw.weight, m.dw.bias, padding="same", groups=6), rtol=0, atol=0)
+    y = x + _bn(F.gelu(dw), m.bn1)
+    y = _bn(F.gelu(F.conv2d(y, m.pw.weight, m.pw.bias)), m.bn2)
+    torch.testing.assert_close(m(x), y, rtol=1e-12, atol=1e-12)
+    net = ConvMixer(8, 2, kernel_size=k, patch_size=4, num_classes=5).eval()
+    assert net(torch.randn(1, 3, 32, 28)).shape == (1, 5)
 def test_convmixer_configurations():
     with torch.device("meta"):
         a, b = vb.create_model("convmixer_1536_20"), vb.create_model("convmixer_768_32")

@@ -6,35 +6,8 @@ import torch
 import torch.nn as nn
 
 import visionblocks as vb
-from visionblocks.layers import ConvNormAct, fuse_conv_bn
+from visionblocks.layers import ConvNormAct
 from visionblocks.models.resnet import BasicBlock, Bottleneck, build_resnet
-from visionblocks.testing import count_params
-
-from _reference import _meta_reparam_models
-
-
-def _fold_resnet(m: nn.Module, kxk_only: bool = True) -> nn.Module:
-    """Replace every conv-BN unit with a kxk (k > 1) kernel by its fused convolution (ReLU kept)."""
-    for name, mod in list(m.named_modules()):
-        for cname, child in list(mod.named_children()):
-            if isinstance(child, ConvNormAct) and (child.conv.kernel_size[0] > 1 or not kxk_only):
-                fused = nn.Sequential(fuse_conv_bn(child.conv, child.bn), child.act)
-                setattr(mod, cname, fused)
-    return m
-def _conv_shapes(m: nn.Module) -> list[tuple]:
-    return [tuple(x.weight.shape) for x in m.modules() if isinstance(x, nn.Conv2d)]
-@pytest.mark.parametrize("name", ["acnet_resnet18", "dbb_resnet18"])
-def test_deploys_to_exactly_resnet18(name):
-    """Deployed, every replaced conv-BN is one convolution with bias: the network is ResNet-18 with those
-    BNs folded (same convolutions in the same order, same parameter count)."""
-    r18 = _fold_resnet(_meta_reparam_models("resnet18"))
-    dep = _meta_reparam_models(name, deploy=True)
-    assert _conv_shapes(dep) == _conv_shapes(r18)
-    assert count_params(dep) == count_params(r18) == count_params(_meta_reparam_models("resnet18")) - 3904
-    train = _meta_reparam_models(name)
-    assert count_params(train) > count_params(dep)
-    kxk = [x for x in train.modules() if hasattr(x, "reparameterize")]
-    assert len(kxk) == 17 and kxk[0].kernel_size == 7  # the 7x7 stem and the 16 3x3 convolutions
 
 
 class Recorder(nn.Module):

@@ -2,7 +2,7 @@
 
 Patch embedding ``BN(act(Conv_{p x p, stride p}))`` to h channels, then d layers of::
 
-    x = x + BN(act(DepthwiseConv_{k x k}(x)))      # spatial mixing, "same" padding
+    x = x + BN(act(DepthwiseConv_{k x k}(x)))      # spatial mixing, "same" padding (even k: extra right/bottom)
     x = BN(act(PointwiseConv(x)))                  # channel mixing
 
 then global average pooling and a linear classifier.  Stochastic depth (``drop_path_rate``, linear ramp over the
@@ -36,7 +36,9 @@ class ConvMixerLayer(nn.Module):
 
     def __init__(self, dim: int, kernel_size: int, act_layer: LayerType = "gelu", drop_path: float = 0.0):
         super().__init__()
-        self.dw = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        # "same" padding; an even kernel pads one more on the right/bottom (PyTorch's rule, the authors' "same")
+        padding = kernel_size // 2 if kernel_size % 2 else "same"
+        self.dw = nn.Conv2d(dim, dim, kernel_size, padding=padding, groups=dim)
         self.act1 = create_act(act_layer)
         self.bn1 = nn.BatchNorm2d(dim)
         self.pw = nn.Conv2d(dim, dim, 1)

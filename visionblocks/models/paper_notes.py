@@ -12,9 +12,10 @@ NOTES: dict[str, str] = {
     "acnet_resnet18": (
         "The paper's ImageNet table lists ResNet-18's 11.69 M params and 1.8 G FLOPs, the deployed network, "
         "which is what the registry compares (count_kwargs deploy=True): ours 11.686 M (ResNet-18's 11.690 M "
-        "minus the BN vectors of the 17 folded conv-BN units, 3,904 numbers: a folded unit keeps one bias "
-        "vector instead of BN's weight and bias) and 1.82 G.  Training-time form (deploy=False): 19.03 M "
-        "params."
+        "minus the BN vectors of the 16 folded 3x3 conv-BN units, 3,840 numbers: a folded unit keeps one bias "
+        "vector instead of BN's weight and bias) and 1.81 G.  As in the authors' code, the 7x7 stem and the 1x1 "
+        "shortcuts are plain conv-BN (issue 14; before, the stem was re-parameterizable too).  Training-time "
+        "form (deploy=False): 19.03 M params."
     ),
     "coconv_resnet50": (
         "CoConv keeps the kernel count and the multiply-adds of the 3x3 convolution it replaces (dilation adds "
@@ -48,9 +49,10 @@ NOTES: dict[str, str] = {
     "dbb_resnet18": (
         "The paper's ImageNet table lists ResNet-18's 11.69 M params and 1.8 G FLOPs, the deployed network, "
         "which is what the registry compares (count_kwargs deploy=True): ours 11.686 M (ResNet-18's 11.690 M "
-        "minus the BN vectors of the 17 folded conv-BN units, 3,904 numbers: a folded unit keeps one bias "
-        "vector instead of BN's weight and bias) and 1.82 G.  Training-time form (deploy=False): 26.30 M "
-        "params."
+        "minus the BN vectors of the 16 folded 3x3 conv-BN units, 3,840 numbers: a folded unit keeps one bias "
+        "vector instead of BN's weight and bias) and 1.81 G.  As in the authors' code, the 7x7 stem and the 1x1 "
+        "shortcuts are plain conv-BN (issue 14; before, the stem was re-parameterizable too).  Training-time "
+        "form (deploy=False): 26.29 M params."
     ),
     "dy_resnet18": (
         "Chen et al. print parameter counts in units of 2^20: their static ResNet-18 '11.1M' is 11.69e6 / 2^20 "
@@ -180,19 +182,19 @@ NOTES: dict[str, str] = {
     ),
     "repvgg_a0": (
         "Paper Table 4 counts the deployed network (compared here: count_kwargs deploy=True): 8.30 M params, "
-        "1.4 G FLOPs (multiply-adds); ours deployed: 8.309 M, 1.362 G.  The paper gives no training-time "
-        "count; ours with deploy=False: 9.108 M params (3x3 + 1x1 + identity BN branches).  Table 4 truncates "
+        "1.4 G FLOPs (multiply-adds); ours deployed: 8,309,384 params, 1.361 G.  The paper gives no training-time "
+        "count; ours with deploy=False: 9,108,968 params (3x3 + 1x1 + identity BN branches).  Table 4 truncates "
         "params to two decimals (8.309 -> 8.30) and rounds FLOPs to one (1.36 -> 1.4)."
     ),
     "repvgg_a1": (
         "Paper Table 4 counts the deployed network (compared here: count_kwargs deploy=True): 12.78 M params, "
-        "2.4 G FLOPs; ours deployed: 12.786 M, 2.364 G.  The paper gives no training-time count; ours with "
-        "deploy=False: 14.090 M params."
+        "2.4 G FLOPs; ours deployed: 12,789,864 params (measured; 12.79 M), 2.364 G.  The paper gives no "
+        "training-time count; ours with deploy=False: 14,092,264 params."
     ),
     "repvgg_b0": (
         "Paper Table 4 counts the deployed network (compared here: count_kwargs deploy=True): 14.33 M params, "
-        "3.1 G FLOPs; ours deployed: 14.339 M, 3.058 G.  The paper gives no training-time count; ours with "
-        "deploy=False: 15.820 M params."
+        "3.1 G FLOPs; ours deployed: 14,339,048 params, 3.058 G.  The paper gives no training-time count; ours "
+        "with deploy=False: 15,817,960 params."
     ),
     "res2net50_26w_4s": (
         "Gao et al. print 4.2 G for 4.26 G multiply-adds: the authors' Bottle2neck (26w x 4s, split width "

@@ -12,6 +12,13 @@ Deviation from the authors' code (not from the paper): their code multiplies the
 spatial branch's final BatchNorm; we follow the paper (element-wise sum, its best combination in the ablation,
 and the BNs of Eqs. 2-3).  The BNs inside the spatial branch (after each convolution but the last) are the
 authors'.
+
+What their checkpoints mean for ours (Jongchan/attention-module, ``MODELS/bam.py``), besides the above: every
+convolution and linear layer of theirs carries a bias, those followed by a BatchNorm included (ours have none
+there: a bias before a BN only shifts its running mean); and their channel branch pools with
+``avg_pool2d(x, H, stride=H)``, a global average only on square inputs (on an H x W input with W != H it pools
+H x H windows and the MLP then sees ``C * (W // H)`` features, or fails).  Their BAM weights therefore do not
+load into this block as the same function.
 """
 from __future__ import annotations
 

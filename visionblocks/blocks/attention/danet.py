@@ -11,8 +11,11 @@ for each branch, each attention output is transformed by another 3x3 conv-BN-ReL
 In the paper a final convolution then predicts the segmentation map; here a 1x1 convolution maps the fused
 C' channels back to C so the block keeps its input shape.
 
-Deviation from the authors' code: their channel attention takes the softmax of ``max(energy) - energy``;
-we follow the paper's ``softmax(A A^T)`` (Eq. 3).
+Deviation from the authors' code: their channel attention takes the softmax of ``max(energy) - energy``
+(the max over each row, keepdim), which is ``softmax(-A A^T)``: a per-row constant does not change a softmax,
+so their attention weights the *least* similar channels most, the opposite sign of the paper's Eq. 3.  We
+follow the paper's ``softmax(A A^T)``: the authors' (junfu1115/DANet) weights do not give their network's
+output in this block.
 """
 from __future__ import annotations
 

@@ -8,8 +8,14 @@ composition")::
 
 ``D`` starts at zero (``D + I = I``: the layer starts as an ordinary convolution).  ``W'`` is a plain
 (C_out, C_in/g, M, N) kernel, so ``reparameterize()`` (:class:`visionblocks.reparam.ReparamModule`) folds the
-layer into one ``nn.Conv2d`` named ``conv`` with identical output (``deploy=True`` builds that form directly).  For a 1x1 kernel there is nothing to over-parameterize
-(``D`` is absent), as in the official code.
+layer into one ``nn.Conv2d`` named ``conv`` with identical output (``deploy=True`` builds that form directly).
+For a 1x1 kernel there is nothing to over-parameterize (``D`` is absent), as in the official code.
+
+What loads from the authors' code (yangyanli/DO-Conv, ``DOConv2d``): plain (g = 1) and depthwise
+(C_out = g) layers compose exactly as here.  Grouped layers with C_out != g pair the D slices differently:
+they reshape ``W`` (C_out, C_in/g, D_mul) to (C_out/g, C_in, D_mul), so output channel o is composed with the
+D slices of group ``o mod g`` instead of its own group ``o // (C_out/g)`` (the paper's c(o, i) above).  Such
+a layer's weights compose another kernel here; their folded kernel (``DoW``) loads exactly.
 """
 from __future__ import annotations
 

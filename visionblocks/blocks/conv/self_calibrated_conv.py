@@ -15,9 +15,9 @@ Every ``K_i`` is a ``k x k`` convolution followed by BatchNorm (as in the author
 (the identity ``X2`` inside the sigmoid needs it); ``K1``/``K4`` map C/2 -> C_out/2.  In SCNet the two halves
 come from the bottleneck's first 1x1 convolution(s), so splitting one input is the same layer.
 
-Deviation: ``AvgPool_r`` uses ``ceil_mode`` (a partial border window averages the pixels it covers) so that
-inputs smaller than ``r`` (and sizes not divisible by ``r``) work; at sizes divisible by ``r`` it is the
-authors' ``AvgPool2d(r, r)``.
+``AvgPool_r`` is the authors' ``AvgPool2d(r, r)`` (floor mode: a partial border window is dropped, so at 14x14
+with r = 4 it sees the top-left 12x12).  Only where the input is smaller than ``r`` (H or W < r), where that
+operator has no output, it falls back to ``ceil_mode`` (a partial window averages the pixels it covers).
 """
 from __future__ import annotations
 
@@ -75,7 +75,10 @@ class SelfCalibratedConv(nn.Module):
         check_nchw(x, self.in_channels, type(self).__name__)
         x1, x2 = x.chunk(2, dim=1)
         r = self.pooling_r
-        t = self.k2(F.avg_pool2d(x2, r, r, ceil_mode=True))
+        if x2.shape[2] < r or x2.shape[3] < r:  # the authors' AvgPool2d(r, r) has no output: ceil mode instead
+            t = self.k2(F.avg_pool2d(x2, r, r, ceil_mode=True))
+        else:
+            t = self.k2(F.avg_pool2d(x2, r, r))
         t = F.interpolate(t, size=(x2.shape[2], x2.shape[3]), mode="nearest")
         y2 = self.k4(self.k3(x2) * torch.sigmoid(x2 + t))
         return self.act(torch.cat([self.k1(x1), y2], dim=1))

@@ -10,6 +10,12 @@ column and every channel (paper, eqs. 3-5)::
 
 As in the authors' code (microsoft/SPACH, ``sMLPBlock``), the block is pre-activated by BatchNorm + GELU.
 ``W_H``/``W_W`` are tied to the spatial size by design.
+
+The authors' H/W naming is swapped (their block asserts H == W, so it never shows): their ``proj_h`` acts on
+``x.permute(0, 3, 1, 2)``, i.e. mixes along W, and their ``proh_w`` (sic) along H, and they concatenate
+``[X, their x_h, their x_w]``.  So their ``proj_h`` is our ``proj_w``, their ``proh_w`` our ``proj_h``, and
+the fuse's second and third input-channel blocks (C each) swap places; a converter of their checkpoints does
+exactly this.
 """
 from __future__ import annotations
 
