@@ -99,9 +99,8 @@ CASES += [
     _timm("timm.ghostnet", "ghostnet_100", "ghostnet_100"),
 ] + [_timm("timm.mlp_mixer", f"{name}_224", name, size=224) for name in (
     "mixer_s16", "mixer_b16", "resmlp_12", "resmlp_24", "resmlp_36")]
-_GMLP_NOTE = ("timm's spatial gating unit normalises with LayerNorm eps 1e-5 (ours: 1e-6, both block norms 1e-6 "
-              "as timm's); our gMLP has no option for it yet")
-CASES += [_timm("timm.mlp_mixer", f"{name}_224", name, size=224, tol=2e-5, note=_GMLP_NOTE)
+# timm's spatial gating unit normalises with LayerNorm eps 1e-5 (its block norms 1e-6, as ours): sgu_eps=1e-5
+CASES += [_timm("timm.mlp_mixer", f"{name}_224", name, size=224, sgu_eps=1e-5)
           for name in ("gmlp_ti16", "gmlp_s16", "gmlp_b16")]
 CASES += [
     _timm("timm.convmixer", "convmixer_768_32", "convmixer_768_32"),
@@ -374,6 +373,25 @@ _W2_PATCH.update({f"wofmanaf/ResT:models.rest:{n}": lambda mod: setattr(mod, "Ba
 CASES += [_authors("authors.rest", f"wofmanaf/ResT:models.rest:{n}", n) for n in ("rest_lite", "rest_small", "rest_base")]
 
 CASES += [_authors("authors.vip", "Andrew-Qibin/VisionPermutator:models.vip:vip_s7", "vip_s7", size=224)]
+
+
+class _Rearrange(torch.nn.Module):
+    """Stand-in for einops' ``Rearrange`` layer, for the two channel-order patterns sMLPNet uses."""
+
+    _PERMS = {"b c h w -> b h w c": (0, 2, 3, 1), "b h w c -> b c h w": (0, 3, 1, 2)}
+
+    def __init__(self, pattern: str):
+        super().__init__()
+        self.perm = self._PERMS[pattern]
+
+    def forward(self, x):
+        return x.permute(*self.perm)
+
+
+_W2_SHIMS["microsoft/SPACH"] = ({"einops": {"rearrange": _unused("einops.rearrange")}, "einops.layers": {},
+                                 "einops.layers.torch": {"Rearrange": _Rearrange, "Reduce": _unused("einops Reduce")}}, None)
+CASES += [_authors("authors.smlpnet", f"microsoft/SPACH:models.registry:smlpnet_{a}", f"smlpnet_{b}", size=224)
+          for a, b in (("tiny", "t"), ("small", "s"), ("base", "b"))]
 
 
 if __name__ == "__main__":

@@ -6,17 +6,21 @@ docs/weights.md.  Nothing of the authors' code is here: only which of their tens
 """
 from __future__ import annotations
 
+import re
+
 import torch
+import torch.nn as nn
 
 from visionblocks.models.gfnet import GFNet
 from visionblocks.models.rest import ResT
+from visionblocks.models.smlpnet import SMLPNet
 from visionblocks.models.vip import VisionPermutator
 
 from ._common import has_all
 from .convert import Converter, register_converter, rename_keys
 from .errors import ArchitectureMismatchError
 
-__all__ = ["GFNET", "convert_gfnet", "REST", "convert_rest", "VIP", "convert_vip"]
+__all__ = ["GFNET", "convert_gfnet", "REST", "convert_rest", "VIP", "convert_vip", "SMLPNET", "convert_smlpnet"]
 
 StateDict = dict[str, torch.Tensor]
 
@@ -91,3 +95,51 @@ VIP = register_converter(Converter(
     name="authors.vip", source="authors: Andrew-Qibin/VisionPermutator", model_types=(VisionPermutator,),
     detect=lambda keys: has_all(keys, "patch_embed.proj.weight", "network.0.0.attn.mlp_h.weight"),
     convert=convert_vip, models={"vip_s7": "vip_s7"}, notes="renames"))
+
+
+# ----------------------------------------------------------------------------- sMLPNet (microsoft/SPACH)
+_SMLP_NAMES = {"0.conv_merge.BN": "dw_norm", "0.conv_merge.Conv": "dw", "1.BN": "smlp.norm", "1.fuse": "smlp.fuse",
+               "1.proj_h": "smlp.proj_w", "1.proh_w": "smlp.proj_h"}  # token_mix.<b>.<name> -> ours (swapped H/W)
+_SMLP_MIX = {"1": "norm", "2.net.0": "mlp.fc1", "2.net.3": "mlp.fc2"}  # channel_mix.<b>.<name> -> ours
+
+
+def convert_smlpnet(sd: StateDict, model: torch.nn.Module) -> StateDict:
+    """The authors' sMLPNet (``models/smlp.py``): ``to_patch_embedding.<i>.0`` are the convolutions of our
+    ``features`` (the patch embedding and the 2x2 mergings), ``token_mix.<b>``/``channel_mix.<b>`` (the b-th
+    block) our ``features.<k>`` blocks in order, ``batch_norm`` our ``norm``, ``mlp_head.0`` our ``head.fc``.
+
+    Their sMLP block's H/W naming is swapped (it asserts H == W, so it never shows): ``proj_h`` acts on
+    ``x.permute(0, 3, 1, 2)``, mixing along W, and ``proh_w`` (sic) along H; they concatenate ``[x, x_h, x_w]``
+    with their names.  So their ``proj_h`` is our ``proj_w`` and their ``proh_w`` our ``proj_h`` (1x1 convolution
+    kernels (S, S, 1, 1) -> linear (S, S)), and the fuse's 2nd and 3rd blocks of C input channels are swapped."""
+    convs = [i for i, m in enumerate(model.features) if isinstance(m, nn.Conv2d)]
+    blocks = [i for i, m in enumerate(model.features) if not isinstance(m, nn.Conv2d)]
+    sd = dict(sd)
+    for k, v in list(sd.items()):
+        if re.fullmatch(r"token_mix\.\d+\.1\.(proj_h|proh_w)\.weight", k) and v.ndim == 4 and v.shape[2:] == (1, 1):
+            sd[k] = v[:, :, 0, 0]
+        elif re.fullmatch(r"token_mix\.\d+\.1\.fuse\.weight", k) and v.ndim == 4 and v.shape[1] % 3 == 0:
+            c = v.shape[1] // 3
+            sd[k] = torch.cat([v[:, :c], v[:, 2 * c:], v[:, c:2 * c]], dim=1)  # [x, x_W, x_H] -> [x, x_H, x_W]
+
+    def at(index, positions):
+        i = int(index)
+        return f"features.{positions[i]}" if i < len(positions) else f"features.?{index}"
+
+    return rename_keys(sd, [
+        (r"to_patch_embedding\.(\d+)\.0\.weight", lambda m: f"{at(m[1], convs)}.weight"),
+        (r"token_mix\.(\d+)\.(0\.conv_merge\.BN|0\.conv_merge\.Conv|1\.BN|1\.fuse|1\.proj_h|1\.proh_w)\.(.+)",
+         lambda m: f"{at(m[1], blocks)}.{_SMLP_NAMES[m[2]]}.{m[3]}"),
+        (r"channel_mix\.(\d+)\.(1|2\.net\.0|2\.net\.3)\.(.+)", lambda m: f"{at(m[1], blocks)}.{_SMLP_MIX[m[2]]}.{m[3]}"),
+        (r"batch_norm\.(.+)", r"norm.\1"),
+        (r"mlp_head\.0\.(weight|bias)", r"head.fc.\1"),
+    ])
+
+
+SMLPNET = register_converter(Converter(
+    name="authors.smlpnet", source="authors: microsoft/SPACH", model_types=(SMLPNet,),
+    detect=lambda keys: has_all(keys, "to_patch_embedding.0.0.weight", "token_mix.0.1.proh_w.weight"),
+    convert=convert_smlpnet,
+    models={"smlpnet_t": "smlpnet_tiny", "smlpnet_s": "smlpnet_small", "smlpnet_b": "smlpnet_base"},
+    notes="their swapped H/W projections: proj_h -> our proj_w, proh_w -> our proj_h, the fuse's input blocks "
+          "[x, x_W, x_H] -> [x, x_H, x_W]; 1x1 kernels as linears; flat block lists -> our features"))

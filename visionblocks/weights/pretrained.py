@@ -265,3 +265,8 @@ register_weights(PretrainedWeights(
     model="vip_s7", tag="authors_in1k", url=None, page="https://drive.google.com/file/d/1cX6eauDrsGsLSZnqsX7cl0oiKX8Dzv5z/view?usp=sharing",
     layout="authors.vip", source="authors: Andrew-Qibin/VisionPermutator", source_name="ViP-Small/7", top1=81.5,
     top1_note="the authors' README (224)"))
+for _model, _file, _top1 in (("smlpnet_s", "smlp_s.pth", 83.1), ("smlpnet_b", "smlp_b.pth", 83.4)):
+    register_weights(PretrainedWeights(
+        model=_model, tag="authors_in1k", url=f"https://github.com/microsoft/SPACH/releases/download/v1.0/{_file}",
+        file_name=f"spach_{_file}", layout="authors.smlpnet", source="authors: microsoft/SPACH", source_name=_file,
+        top1=_top1, top1_note="the authors' README (224)"))
