@@ -305,10 +305,14 @@ from collections.abc import Callable, Iterator  # noqa: E402
 
 @contextlib.contextmanager
 def _stub_modules(stubs: dict[str, dict]) -> Iterator[None]:
-    """Install empty modules ``{name: attributes}`` for imports the source network does not use; restore after."""
+    """Install empty modules ``{name: attributes}`` for imports the source network does not use (``None``: drop
+    the cached module of that name so that theirs is imported); restore ``sys.modules`` after."""
     saved = {name: sys.modules.get(name) for name in stubs}
     try:
         for name, attrs in stubs.items():
+            if attrs is None:  # a module of the same name from another repository: import theirs afresh
+                sys.modules.pop(name, None)
+                continue
             if name in sys.modules and not attrs.pop("_replace", False):
                 continue
             mod = types.ModuleType(name)
@@ -344,7 +348,7 @@ def build_source(case: Case) -> torch.nn.Module:  # noqa: F811 - the base one, w
         return _build_source_w2_base(case)
     stubs, _ = _W2_SHIMS.get(case.source_model.split(":")[0], ({}, None))
     patch = _W2_PATCH.get(case.source_model)
-    with _stub_modules({k: dict(v) for k, v in stubs.items()}):
+    with _stub_modules({k: None if v is None else dict(v) for k, v in stubs.items()}):
         if patch is None:
             return _build_source_w2_base(case)
         import importlib
@@ -392,6 +396,38 @@ _W2_SHIMS["microsoft/SPACH"] = ({"einops": {"rearrange": _unused("einops.rearran
                                  "einops.layers.torch": {"Rearrange": _Rearrange, "Reduce": _unused("einops Reduce")}}, None)
 CASES += [_authors("authors.smlpnet", f"microsoft/SPACH:models.registry:smlpnet_{a}", f"smlpnet_{b}", size=224)
           for a, b in (("tiny", "t"), ("small", "s"), ("base", "b"))]
+
+
+# CoTNet: their CoT layer aggregates with a CuPy CUDA kernel (cupy_layers.aggregation_zeropad): the same operation in
+# torch for the CPU check, out[b, c, h, w] = sum_k w[b, 0, c % Cw, k, h, w] * x_unfold[b, c, k, h, w] (zero
+# padding); their timm fork's config needs yacs (a dict with attributes stands in); unused kernels fail if called.
+class _LocalConvolution(torch.nn.Module):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, pad_mode=0):
+        super().__init__()
+        self.k, self.stride, self.padding, self.dilation = kernel_size, stride, padding, dilation
+
+    def forward(self, x, w):
+        b, c, kk, (h, wd) = x.shape[0], x.shape[1], self.k * self.k, w.shape[-2:]
+        cols = torch.nn.functional.unfold(x, self.k, self.dilation, self.padding, self.stride)
+        cols = cols.view(b, c // w.shape[2], w.shape[2], kk, h, wd)  # channel c = g * Cw + (c % Cw)
+        return (cols * w[:, :1]).sum(3).reshape(b, c, h, wd)
+
+
+class _CfgNode(dict):
+    __getattr__ = dict.get
+
+    def __setattr__(self, key, value):
+        self[key] = value
+
+
+_W2_SHIMS["JDAI-CV/CoTNet"] = ({
+    "cupy_layers": {"_replace": True}, "cupy_layers.aggregation_zeropad": {"_replace": True, "LocalConvolution": _LocalConvolution},
+    **{f"cupy_layers.aggregation_zeropad_{n}": {"_replace": True, f"LocalConvolution{n.title().replace('_', '')}": _unused(n)}
+       for n in ("mix", "mix_merge", "dilate")},
+    "yacs": {}, "yacs.config": {"CfgNode": _CfgNode}, "einops": {"rearrange": _unused("einops.rearrange")},
+    "config": None}, None)
+
+CASES += [_authors("authors.cotnet", "JDAI-CV/CoTNet:models.cotnet:cotnet50", "cotnet50")]
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.models.gfnet import GFNet
+from visionblocks.models.resnet import ResNet
 from visionblocks.models.rest import ResT
 from visionblocks.models.smlpnet import SMLPNet
 from visionblocks.models.vip import VisionPermutator
@@ -19,8 +20,10 @@ from visionblocks.models.vip import VisionPermutator
 from ._common import has_all
 from .convert import Converter, register_converter, rename_keys
 from .errors import ArchitectureMismatchError
+from .torchvision import block_name, resnet_rules
 
-__all__ = ["GFNET", "convert_gfnet", "REST", "convert_rest", "VIP", "convert_vip", "SMLPNET", "convert_smlpnet"]
+__all__ = ["GFNET", "convert_gfnet", "REST", "convert_rest", "VIP", "convert_vip", "SMLPNET", "convert_smlpnet", "COTNET",
+           "convert_cotnet"]
 
 StateDict = dict[str, torch.Tensor]
 
@@ -143,3 +146,33 @@ SMLPNET = register_converter(Converter(
     models={"smlpnet_t": "smlpnet_tiny", "smlpnet_s": "smlpnet_small", "smlpnet_b": "smlpnet_base"},
     notes="their swapped H/W projections: proj_h -> our proj_w, proh_w -> our proj_h, the fuse's input blocks "
           "[x, x_W, x_H] -> [x, x_H, x_W]; 1x1 kernels as linears; flat block lists -> our features"))
+
+
+# ------------------------------------------------------------------------------------ CoTNet (JDAI-CV/CoTNet)
+_COT = {"key_embed.0": "key_embed.conv", "key_embed.1": "key_embed.bn", "embed.0": "attn_embed.0.conv",
+        "embed.1": "attn_embed.0.bn", "embed.3": "attn_embed.1.conv", "embed.4": "attn_embed.1.bn",
+        "conv1x1.0": "value_embed.conv", "conv1x1.1": "value_embed.bn", "bn": "bn", "se.0": "fuse.0.conv",
+        "se.1": "fuse.0.bn", "se.3": "fuse.1"}  # their CotLayer's modules -> our ContextualTransformer's
+
+
+def convert_cotnet(sd: StateDict, model: torch.nn.Module) -> StateDict:
+    """The authors' CoTNet-50 (``models/cotnet.py``, on their timm fork's ResNet: torchvision-style keys): the
+    bottleneck's ``conv2`` is their ``CotLayer``, our ``conv2`` CoT block (behind the stride-2 average pool of a
+    downsampling block, ``conv2.1``); inside it ``key_embed``, ``embed`` (our ``attn_embed``), ``conv1x1`` (our
+    ``value_embed``), ``bn`` and ``se`` (our ``fuse``) map one to one."""
+    own = model.state_dict()
+
+    def cot(m):
+        b = block_name(m)
+        unit = f"{b}.conv2.1" if any(k.startswith(f"{b}.conv2.1.") for k in own) else f"{b}.conv2"
+        return f"{unit}.{_COT[m[3]]}.{m[4]}"
+
+    names = "|".join(n.replace(".", "\\.") for n in _COT)
+    return rename_keys(sd, [(rf"layer(\d+)\.(\d+)\.conv2\.({names})\.(.+)", cot)] + resnet_rules(sd, model))
+
+
+COTNET = register_converter(Converter(
+    name="authors.cotnet", source="authors: JDAI-CV/CoTNet", model_types=(ResNet,),
+    detect=lambda keys: has_all(keys, "layer1.0.conv2.key_embed.0.weight", "layer1.0.conv2.embed.3.weight"),
+    convert=convert_cotnet, priority=1, models={"cotnet50": "cotnet50"},
+    notes="renames (their CoT layer's Sequential indices -> our named units)"))

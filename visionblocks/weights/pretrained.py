@@ -180,7 +180,7 @@ _TIMM_WEIGHTS = (  # (our model, our kwargs, converter, timm model, timm tags wi
     ("resmlp_12", {}, "timm.mlp_mixer", "resmlp_12_224", ("fb_dino", "fb_distilled_in1k", "fb_in1k")),
     ("resmlp_24", {}, "timm.mlp_mixer", "resmlp_24_224", ("fb_dino", "fb_distilled_in1k", "fb_in1k")),
     ("resmlp_36", {}, "timm.mlp_mixer", "resmlp_36_224", ("fb_distilled_in1k", "fb_in1k")),
-    ("gmlp_s16", {}, "timm.mlp_mixer", "gmlp_s16_224", ("ra3_in1k",)),
+    ("gmlp_s16", {"sgu_eps": 1e-5}, "timm.mlp_mixer", "gmlp_s16_224", ("ra3_in1k",)),
     ("convmixer_768_32", {}, "timm.convmixer", "convmixer_768_32", ("in1k",)),
     ("convmixer_1536_20", {}, "timm.convmixer", "convmixer_1536_20", ("in1k",)),
     ("volo_d1", {}, "timm.volo", "volo_d1_224", ("sail_in1k",)),
@@ -270,3 +270,7 @@ for _model, _file, _top1 in (("smlpnet_s", "smlp_s.pth", 83.1), ("smlpnet_b", "s
         model=_model, tag="authors_in1k", url=f"https://github.com/microsoft/SPACH/releases/download/v1.0/{_file}",
         file_name=f"spach_{_file}", layout="authors.smlpnet", source="authors: microsoft/SPACH", source_name=_file,
         top1=_top1, top1_note="the authors' README (224)"))
+register_weights(PretrainedWeights(
+    model="cotnet50", tag="authors_in1k", url=None, page="https://drive.google.com/file/d/1SR5ezIu7LN943zHaUh4mC0ehxBVMqtfv/view?usp=sharing",
+    layout="authors.cotnet", source="authors: JDAI-CV/CoTNet", source_name="CoTNet-50", top1=81.3,
+    top1_note="the authors' README (224)"))
