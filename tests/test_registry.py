@@ -73,6 +73,27 @@ def test_register_block_validates_its_arguments():
         vb.register_block("x", family="conv", layout="nchw", paper="p", url="u", example=ex)(int)
 
 
+def test_export_reasons_are_sentences_in_the_registry():
+    ex = vb.Example(args=(8,), input_shape=(1, 8, 5, 5))
+    for key in ("onnx_unsupported", "dynamic_export_unsupported"):
+        for bad in ("no", "", 3):
+            with pytest.raises(ValueError, match=key):
+                vb.register_block("x", family="conv", layout="nchw", paper="p", url="u", example=ex, **{key: bad})
+    reason = vb.block_info("halo_attention").dynamic_export_unsupported
+    assert reason and "torch.export" in reason
+    assert vb.block_info("se").dynamic_export_unsupported is None
+    assert not hasattr(vb.block_info("halo_attention").cls, "dynamic_export_unsupported")  # the registry's, only
+
+
+def test_cli_info_shows_the_dynamic_export_reason(capsys):
+    from visionblocks.cli import main
+    assert main(["info", "global_filter"]) == 0
+    out = capsys.readouterr().out
+    assert "no dynamic batch/size: " + vb.block_info("global_filter").dynamic_export_unsupported in out
+    assert main(["info", "se"]) == 0
+    assert "dynamic" not in capsys.readouterr().out
+
+
 def test_public_api_and_every_module_declares_all():
     import importlib
     import pkgutil

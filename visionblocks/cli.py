@@ -120,6 +120,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         print("  re-parameterizable: yes (visionblocks.reparameterize)")
     if info.onnx_unsupported:
         print(f"  ONNX: not exportable: {info.onnx_unsupported}")
+    if info.dynamic_export_unsupported:
+        print(f"  torch.export: no dynamic batch/size: {info.dynamic_export_unsupported}")
     if info.notes:
         print(f"  notes: {info.notes}")
     return 0

@@ -70,6 +70,7 @@ class BlockInfo:
     onnx_unsupported: str | None = None
     notes: str = ""
     aliases: tuple[str, ...] = ()
+    dynamic_export_unsupported: str | None = None
 
     def build_example(self) -> nn.Module:
         """The block at its example configuration."""
@@ -127,13 +128,16 @@ def _unknown(kind: str, name: str, known: dict) -> ValueError:
 
 def register_block(name: str, *, family: str, layout: str, paper: str, url: str, fixed_size: bool = False,
                    example: Example, onnx_unsupported: str | None = None, notes: str = "",
-                   aliases: tuple[str, ...] = ()) -> Callable[[type], type]:
+                   aliases: tuple[str, ...] = (),
+                   dynamic_export_unsupported: str | None = None) -> Callable[[type], type]:
     """Class decorator registering an ``nn.Module`` subclass as block ``name``.
 
     ``family`` is one of :data:`FAMILIES`, ``layout`` one of :data:`LAYOUTS`.  ``fixed_size=True`` marks
     blocks whose weights are tied to a spatial size / token count by design (they must reject other sizes
     with a ``ValueError``).  ``onnx_unsupported`` is the reason a block cannot be exported to ONNX, when it
-    truly cannot.  ``aliases`` are former names of a renamed block: ``create_block``/``block_info`` still
+    truly cannot; ``dynamic_export_unsupported`` the reason ``torch.export`` cannot keep its batch and spatial
+    sizes dynamic (the export fails or specialises to the example's size), when its math does not allow it.
+    Both reasons are sentences (20 characters or more).  ``aliases`` are former names of a renamed block: ``create_block``/``block_info`` still
     resolve them, ``list_blocks`` shows only the canonical name.
     """
     if family not in FAMILIES:
@@ -146,6 +150,10 @@ def register_block(name: str, *, family: str, layout: str, paper: str, url: str,
         raise ValueError(f"block {name!r}: example.input_shape is required for layout {layout!r}")
     if layout == "special" and example.make_inputs is None:
         raise ValueError(f"block {name!r}: a 'special' block needs example.make_inputs")
+    for key, reason in (("onnx_unsupported", onnx_unsupported),
+                        ("dynamic_export_unsupported", dynamic_export_unsupported)):
+        if reason is not None and (not isinstance(reason, str) or len(reason.strip()) < 20):
+            raise ValueError(f"block {name!r}: {key} must be the reason, as a sentence; got {reason!r}")
 
     def decorator(cls: type) -> type:
         if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
@@ -156,7 +164,7 @@ def register_block(name: str, *, family: str, layout: str, paper: str, url: str,
             if alias in _BLOCKS or _BLOCK_ALIASES.get(alias, name) != name:
                 raise ValueError(f"alias {alias!r} of block {name!r} is already taken")
         _BLOCKS[name] = BlockInfo(name, cls, family, layout, paper, url, fixed_size, example,
-                                  onnx_unsupported, notes, tuple(aliases))
+                                  onnx_unsupported, notes, tuple(aliases), dynamic_export_unsupported)
         _BLOCK_ALIASES.update({alias: name for alias in aliases})
         return cls
 

@@ -35,7 +35,7 @@ from .registry import BlockInfo, ModelInfo, block_info, model_info
 __all__ = [
     "make_inputs", "expected_output_shapes", "shapes_of", "build", "randomize_params", "randomize_bn_stats",
     "check_forward", "check_other_sizes", "check_backward", "check_dtypes", "check_channels_last",
-    "check_compile", "check_export", "check_bad_input", "check_state_dict", "check_onnx", "check_onnx_reason",
+    "check_compile", "check_export", "check_export_dynamic", "check_bad_input", "check_state_dict", "check_onnx", "check_onnx_reason",
     "check_block", "BLOCK_CHECKS",
     "model_test_size", "check_model_forward_backward", "check_model_inputs", "check_model_paper_counts",
     "check_model_compile_export", "check_model", "MODEL_CHECKS",
@@ -326,6 +326,67 @@ def check_export(entry: str | BlockInfo) -> None:
         _close(_run(ep.module(), inputs), _run(m, inputs), f"{info.name}: exported vs eager")
 
 
+def _dynamic_cases(info: BlockInfo) -> tuple[tuple, list[tuple]]:
+    """The example's inputs and inputs at two other batches and sizes (batch only for ``fixed_size`` blocks)."""
+    sizes = [None, None] if info.fixed_size else _other_sizes(info)
+    return make_inputs(info), [make_inputs(info, batch=b, size=s, seed=i + 1)
+                               for i, (b, s) in enumerate(zip((3, 1), sizes))]
+
+
+def check_export_dynamic(entry: str | BlockInfo) -> None:
+    """``torch.export.export`` with every input dimension that varies between calls (batch, H, W; the token
+    count of ``nlc`` blocks; only the batch of ``fixed_size`` blocks) marked ``Dim.AUTO`` keeps those sizes
+    symbolic, and the exported program run at two other batches and sizes gives the eager result (atol/rtol
+    1e-4).  A block registered with ``dynamic_export_unsupported`` must state why and must really fail to
+    export, or specialise (a size fixed in the program, or a guard that refuses another size)."""
+    import warnings
+    from torch.export import Dim
+    info = _info(entry)
+    reason = info.dynamic_export_unsupported
+    m = build(info).eval()
+    inputs, others = _dynamic_cases(info)
+    dynamic = [sorted({d for o in others for d in range(t.ndim) if o[i].shape[d] != t.shape[d]})
+               for i, t in enumerate(inputs)]
+    spec = tuple({d: Dim.AUTO for d in dims} or None for dims in dynamic)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ep = torch.export.export(m, inputs, dynamic_shapes=spec)
+    except Exception as e:
+        if reason:
+            return
+        raise AssertionError(f"{info.name}: torch.export with dynamic {_dims_text(dynamic)} failed: "
+                             f"{type(e).__name__}: {str(e)[:300]}") from e
+    nodes = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
+    for i, name in enumerate(ep.graph_signature.user_inputs[:len(inputs)]):
+        shape = nodes[name].meta["val"].shape
+        fixed = [d for d in dynamic[i] if isinstance(shape[d], int)]
+        if fixed:
+            if reason:
+                return
+            raise AssertionError(f"{info.name}: torch.export specialised input {i} dimension(s) {fixed} to "
+                                 f"{[shape[d] for d in fixed]} (exported shape {tuple(shape)})")
+    program = ep.module()
+    for other in others:
+        try:
+            with torch.no_grad():
+                got = flatten_outputs(program(*other))
+        except Exception as e:  # a guard of the program (torch raises AssertionError) or a crash
+            if reason:
+                return
+            raise AssertionError(f"{info.name}: the program exported with dynamic {_dims_text(dynamic)} refuses "
+                                 f"input {shapes_of(other)} (specialised to the example's "
+                                 f"{shapes_of(inputs)}?): {type(e).__name__}: {str(e)[:300]}") from e
+        with torch.no_grad():
+            _close(got, _run(m, other), f"{info.name}: dynamically exported vs eager at {shapes_of(other)}", 1e-4, 1e-4)
+    assert not reason, (f"{info.name} says it cannot be exported with dynamic shapes ({reason}) but it exports "
+                        "and runs at other sizes: remove dynamic_export_unsupported")
+
+
+def _dims_text(dynamic: list) -> str:
+    return ", ".join(f"input {i} dims {dims}" for i, dims in enumerate(dynamic) if dims)
+
+
 def _raised_in_torch(tb) -> bool:
     frames = traceback.extract_tb(tb)
     return bool(frames) and os.path.abspath(frames[-1].filename).startswith(_TORCH_DIR + os.sep) \
@@ -402,16 +463,20 @@ def check_onnx(entry: str | BlockInfo) -> None:
 
 
 def check_onnx_reason(entry: str | BlockInfo) -> None:
-    """A block registered with ``onnx_unsupported`` explains why in a sentence."""
+    """A block registered with ``onnx_unsupported`` (or ``dynamic_export_unsupported``) explains why in a
+    sentence."""
     info = _info(entry)
-    if info.onnx_unsupported is not None:
-        assert len(info.onnx_unsupported.strip()) >= 20, f"{info.name}: onnx_unsupported must explain why"
+    for key in ("onnx_unsupported", "dynamic_export_unsupported"):
+        reason = getattr(info, key)
+        if reason is not None:
+            assert isinstance(reason, str) and len(reason.strip()) >= 20, f"{info.name}: {key} must explain why"
 
 
 BLOCK_CHECKS: dict[str, Callable[[Any], None]] = {
     "forward": check_forward, "other_sizes": check_other_sizes, "backward": check_backward,
     "dtypes": check_dtypes, "channels_last": check_channels_last, "compile": check_compile,
     "export": check_export, "bad_input": check_bad_input, "state_dict": check_state_dict, "onnx": check_onnx,
+    "export_dynamic": check_export_dynamic,
 }
 
 

@@ -75,7 +75,10 @@ class RelativeAttention(MultiHeadAttention):
                 paper="Dai et al., CoAtNet: Marrying Convolution and Attention for All Data Sizes, NeurIPS 2021",
                 url="https://arxiv.org/abs/2106.04803",
                 example=Example(args=(64,), kwargs={"dim_head": 32, "mlp_ratio": 4.0, "rel_size": 14},
-                                input_shape=(2, 64, 14, 14)))
+                                input_shape=(2, 64, 14, 14)),
+                dynamic_export_unsupported=("its relative-position table is cropped for maps up to rel_size and "
+                                            "interpolated for larger ones, a branch on the size: an export holds H, W "
+                                            "<= rel_size (guarded), not any size"))
 @validated()
 class CoAtNetTransformerBlock(nn.Module):
     """CoAtNet's pre-norm relative-attention transformer block, on (B, C, H, W).
@@ -91,9 +94,6 @@ class CoAtNetTransformerBlock(nn.Module):
         act_layer: FFN activation (paper: GELU).
         drop_path, attn_drop, proj_drop: stochastic depth and dropouts.
     """
-
-    dynamic_export_unsupported = ("its relative-position table covers offsets up to rel_size, so an export holds H,"
-                                  " W <= rel_size (guarded), not any size")
 
     def __init__(self, channels: int, out_channels: int | None = None, dim_head: int = 32, mlp_ratio: float = 4.0,
                  rel_size=14, stride: int = 1, act_layer: LayerType = "gelu", drop_path: float = 0.0, attn_drop: float = 0.0,

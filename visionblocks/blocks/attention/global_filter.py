@@ -25,7 +25,10 @@ __all__ = ["GlobalFilter"]
 @register_block("global_filter", family="attention", layout="nchw",
                 paper="Rao et al., Global Filter Networks for Image Classification, NeurIPS 2021",
                 url="https://arxiv.org/abs/2107.00645",
-                example=Example(args=(64,), kwargs={"h": 14, "w": 8}, input_shape=(2, 64, 14, 14)))
+                example=Example(args=(64,), kwargs={"h": 14, "w": 8}, input_shape=(2, 64, 14, 14)),
+                dynamic_export_unsupported=("the stored filter is used as is at its own spectrum size and resized "
+                                            "otherwise, a branch on the size: an export specialises to the example's "
+                                            "size"))
 @validated()
 class GlobalFilter(nn.Module):
     """Learnable global filter in the 2-D frequency domain, (B, C, H, W) -> (B, C, H, W).
@@ -35,9 +38,6 @@ class GlobalFilter(nn.Module):
         h, w: size of the stored half-spectrum filter, (H, W // 2 + 1) of the reference input
             (GFNet-224, patch 16: 14, 8); other sizes use the filter resized to their spectrum.
     """
-
-    dynamic_export_unsupported = ("the stored filter is used as is at its own spectrum size and resized otherwise: "
-                                  "an export specialises to the example's size")
 
     def __init__(self, channels: int, h: int = 14, w: int = 8):
         super().__init__()

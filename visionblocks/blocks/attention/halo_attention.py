@@ -40,7 +40,10 @@ def _rel_index(block: int, halo: int, stride: int, device=None) -> torch.Tensor:
                 paper="Vaswani et al., Scaling Local Self-Attention for Parameter Efficient Visual Backbones, CVPR 2021",
                 url="https://arxiv.org/abs/2103.12731",
                 example=Example(args=(64,), kwargs={"block_size": 8, "halo_size": 3, "num_heads": 8, "dim_head": 16},
-                                input_shape=(2, 64, 16, 16)))
+                                input_shape=(2, 64, 16, 16)),
+                dynamic_export_unsupported=("the map is split into block_size windows whose count enters the reshapes "
+                                            "as a product of ceilings, which torch.export cannot prove for a symbolic "
+                                            "size: it guards on the example's window grid"))
 @validated()
 class HaloAttention(nn.Module):
     """Blocked local self-attention with haloing, on (B, C, H, W).
@@ -57,9 +60,6 @@ class HaloAttention(nn.Module):
             output size ``ceil(H / stride)``).
         qkv_bias: bias of the 1x1 q/k/v projections (paper: none).
     """
-
-    dynamic_export_unsupported = ("the map is split into block_size windows whose count enters the reshapes as a pr"
-                                  "oduct of ceilings: an export specialises to the example's window grid")
 
     def __init__(self, channels: int, out_channels: int | None = None, block_size: int = 8, halo_size: int = 3,
                  num_heads: int = 8, dim_head: int = 16, stride: int = 1, qkv_bias: bool = False):
