@@ -5,6 +5,7 @@ gMLP-B: 512), final LayerNorm, average pooling over tokens, linear head.  Paper 
 1.4 GFLOPs, gMLP-S 20M 4.5 GFLOPs, gMLP-B 73M 15.8 GFLOPs.
 Evaluated at 224 with crop ratio 0.875, bicubic, ImageNet mean/std (the DeiT recipe the paper trains with).
 Features: one per block at reduction 16, as :class:`~visionblocks.models.mlp_mixer.IsotropicMLP`.
+``sgu_eps`` sets the spatial gating unit's LayerNorm epsilon (default 1e-6; timm's gMLP uses 1e-5).
 """
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ _URL = "https://arxiv.org/abs/2105.08050"
 _DATA = {"crop_pct": 0.875, "interpolation": "bicubic"}  # ImageNet mean/std
 
 
-def _gmlp(dim, num_classes, in_chans, **kwargs):
-    block = lambda d, n, drop_path: GMLPBlock(d, n, 6.0, drop_path=drop_path)  # noqa: E731
+def _gmlp(dim, num_classes, in_chans, sgu_eps: float = 1e-6, **kwargs):
+    """``sgu_eps``: the spatial gating unit's LayerNorm epsilon (ours 1e-6 as every norm; timm's gMLP: 1e-5,
+    which its checkpoints need to give timm's output exactly)."""
+    block = lambda d, n, drop_path: GMLPBlock(d, n, 6.0, drop_path=drop_path, sgu_eps=sgu_eps)  # noqa: E731
     return IsotropicMLP(block, dim, 30, 16, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 

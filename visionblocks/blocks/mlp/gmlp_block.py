@@ -54,10 +54,12 @@ class GMLPBlock(nn.Module):
         drop_path: stochastic-depth rate.
         init_std: standard deviation of the near-zero initialisation of the spatial weights.
         eps: LayerNorm epsilon.
+        sgu_eps: epsilon of the spatial gating unit's LayerNorm (``None``: ``eps``; timm's gMLP uses 1e-5 there
+            and 1e-6 in the block norm).
     """
 
     def __init__(self, dim: int, num_tokens: int, ffn_ratio: float = 6.0, act_layer: LayerType = "gelu",
-                 drop_path: float = 0.0, init_std: float = 1e-6, eps: float = 1e-6):
+                 drop_path: float = 0.0, init_std: float = 1e-6, eps: float = 1e-6, sgu_eps: float | None = None):
         super().__init__()
         self.dim = check_positive_int("dim", dim)
         self.num_tokens = check_positive_int("num_tokens", num_tokens)
@@ -67,7 +69,7 @@ class GMLPBlock(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=eps)
         self.proj_in = nn.Linear(dim, d_ffn)
         self.act = create_act(act_layer)
-        self.sgu = SpatialGatingUnit(d_ffn, num_tokens, init_std, eps)
+        self.sgu = SpatialGatingUnit(d_ffn, num_tokens, init_std, eps if sgu_eps is None else sgu_eps)
         self.proj_out = nn.Linear(d_ffn // 2, dim)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
