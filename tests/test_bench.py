@@ -1,10 +1,12 @@
-"""`visionblocks bench`: options, errors (exit 2, one line), and the files it writes."""
+"""`visionblocks bench`: options, errors (exit 2, one line), the files it writes, units, models, floors,
+flags and re-measuring (with a fake timer), compile."""
 import csv
 import json
 import subprocess
 import sys
 
 import pytest
+import torch
 import torch.nn as nn
 
 import visionblocks as vb
@@ -12,7 +14,7 @@ from visionblocks import bench
 from visionblocks.cli import main
 from visionblocks.registry import unregister_block
 
-TINY = ["--shape", "8,9,7", "--batch", "2", "--repeats", "2", "--warmup", "1", "--quiet"]
+TINY = ["--shape", "8,9,7", "--batch", "2", "--repeats", "2", "--warmup", "1", "--min-time", "0", "--quiet"]
 
 
 def test_bench_writes_parseable_csv_json_md(tmp_path, capsys):
@@ -24,10 +26,12 @@ def test_bench_writes_parseable_csv_json_md(tmp_path, capsys):
     data = json.load(open(tmp_path / "bench.json"))
     se = data["results"][0]
     assert se["input_shape"] == "2x8x9x7"
-    assert se["params"] == sum(p.numel() for p in vb.create_block("se", 8).parameters())
+    assert se["params"] == sum(p.numel() for p in vb.create_block("se", 8).parameters())   # raw numbers
+    assert isinstance(se["flops"], int) and se["macs"] == se["flops"] // 2
     assert se["fwd_ms"] > 0 and se["fwd_bwd_ms"] > 0 and se["peak_mem_mb"] > 0 and se["error"] == ""
+    assert se["floor_passes"] == 1.5 and se["floor_ms"] == pytest.approx(1.5 * se["mul_ms"])
     md = open(tmp_path / "bench.md").read()
-    assert md.startswith("Machine: ") and "| se | attention |" in md
+    assert md.startswith("Machine: ") and ("| se | attention |" in md or "| se * | attention |" in md)
 
 
 def test_min_time_is_used_and_reported(capsys, monkeypatch):
@@ -40,15 +44,17 @@ def test_min_time_is_used_and_reported(capsys, monkeypatch):
 
     monkeypatch.setattr(bench.measure, "time_callables", spy)
     assert main(["bench", "--names", "se", *TINY, "--min-time", "0.05"]) == 0
-    assert "min time 0.05 s" in capsys.readouterr().out
-    assert seen["min_time"] == 0.05 and seen["rounds"] == 2 and seen["names"] == ["fwd", "fwd_bwd"]
+    out = capsys.readouterr().out
+    assert "min time 0.05 s" in out and "MALLOC_TRIM_THRESHOLD_" in out and "torch threads:" in out
+    assert seen["min_time"] == 0.05 and seen["rounds"] == 2 and seen["names"] == ["fwd", "fwd_bwd", "mul"]
 
 
 def test_flops_and_macs_are_labelled_and_consistent():
     r = bench.bench_block("mbconv", bench.BenchConfig(batch=1, shape=(16, 8, 8), repeats=1, warmup=1))
     assert r.error == ""
     # the 1x1 expansion alone is 16*96*64 MACs; MACs = FLOPs / 2
-    assert r.gmacs * 1e9 > 16 * 96 * 64 and r.gflops == pytest.approx(2 * r.gmacs)
+    assert r.macs > 16 * 96 * 64 and r.flops == 2 * r.macs
+    assert r.mul_ms is None and r.floor_ms is None   # not a gate: no floor
 
 
 def test_failing_block_is_reported_and_run_goes_on(capsys):
@@ -71,6 +77,15 @@ def test_failing_block_is_reported_and_run_goes_on(capsys):
         unregister_block("bench_broken_for_test")
 
 
+def _run_cli(argv, capsys):
+    """``main(argv)`` in this process: (exit status, stderr)."""
+    try:
+        rc = main(argv)
+    except SystemExit as e:   # argparse errors
+        rc = e.code
+    return rc, capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv,msg", [
     (["bench", "--names", "nope"], "unknown block 'nope'"),
     (["bench", "--shape", "3,4"], "--shape"),
@@ -78,15 +93,178 @@ def test_failing_block_is_reported_and_run_goes_on(capsys):
     (["bench", "--dtype", "int8"], "invalid choice"),
     (["bench", "--device", "tpu"], "--device"),
     (["bench", "--min-time", "-1"], "non-negative"),
+    (["bench", "--max-spread", "0"], "positive number"),
+    (["bench", "--models", "nope"], "unknown model 'nope'"),
+    (["bench", "--models", "nope*"], "--models 'nope*' matches no model"),
+    (["bench", "--models", "resnet18", "--names", "se"], "cannot be combined"),
+    (["bench", "--models", "resnet18", "--size", "0"], "--size"),
 ])
-def test_bad_options_exit_2_with_one_line(argv, msg):
-    proc = subprocess.run([sys.executable, "-m", "visionblocks", *argv], capture_output=True, text=True)
+def test_bad_options_exit_2_with_one_line(argv, msg, capsys):
+    rc, err = _run_cli(argv, capsys)
+    lines = err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1 and msg in lines[0], err
+
+
+def test_bad_option_exits_2_from_the_command_line():
+    proc = subprocess.run([sys.executable, "-m", "visionblocks", "bench", "--models", "zz*"], capture_output=True,
+                          text=True)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and msg in lines[0], proc.stderr
+    assert len(lines) == 1 and "matches no model" in lines[0], proc.stderr
 
 
 def test_plot_writes_png(tmp_path):
     png = tmp_path / "b.png"
     assert main(["bench", "--names", "se,eca,cbam", *TINY, "--plot", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _result(**kw):
+    base = dict(name="x", family="attention", layout="nchw", input_shape="8x256x28x28", params=8192,
+                flops=1_234_000_000, macs=617_000_000, fwd_ms=1.5, fwd_iqr_ms=0.1, fwd_bwd_ms=4.0, fwd_bwd_iqr_ms=0.2)
+    base.update(kw)
+    return bench.BenchResult(**base)
+
+
+def test_table_counts_in_human_units_and_flagged_rows_marked(tmp_path):
+    rows = [_result(name="good"), _result(name="noisy", flags="fwd spread 80%")]
+    text = bench.format_results(rows)
+    assert "8.19 K" in text and "1.23 G" in text and "617 M" in text and "e-0" not in text
+    lines = text.splitlines()
+    assert lines[2].startswith("good ") and lines[3].startswith("noisy *") and "fwd spread 80%" in lines[3]
+    assert "speed-up" not in lines[0] and "floor" not in lines[0]   # optional columns only when measured
+    paths = bench.write_outputs(rows, str(tmp_path), "machine")
+    raw = list(csv.DictReader(open(paths[0])))
+    assert raw[0]["params"] == "8192" and raw[0]["flops"] == "1234000000"   # CSV keeps raw numbers
+    assert "* flagged" in open(paths[2]).read()
+
+
+def test_plot_draws_flagged_rows_apart(tmp_path):
+    pytest.importorskip("matplotlib")
+    png = bench.plot([_result(name="good"), _result(name="noisy", params=100, flags="fwd spread 80%")],
+                     str(tmp_path / "p.png"), x="flops")
+    assert open(png, "rb").read()[:4] == b"\x89PNG"
+
+
+def test_select_models_names_and_patterns():
+    assert bench.select_models("resnet50, se_resnet50") == ["resnet50", "se_resnet50"]
+    assert bench.select_models("resnet*") == vb.list_models("resnet*") and len(vb.list_models("resnet*")) >= 3
+    assert bench.select_models("resnet18,resnet1*") == ["resnet18"] + [n for n in vb.list_models("resnet1*")
+                                                                       if n != "resnet18"]   # no duplicates
+    assert bench.select_models("RESNET18") == ["resnet18"]
+    with pytest.raises(ValueError, match="matches no model"):
+        bench.select_models("resnet18,zz*")
+    with pytest.raises(ValueError, match="unknown model"):
+        bench.select_models("resnet_18_nope")
+
+
+@pytest.mark.slow
+def test_models_bench_from_the_command_line(capsys, tmp_path):
+    """A real model row, end to end (about 10 s on a loaded 2-core machine)."""
+    threads = torch.get_num_threads()
+    try:   # one thread: a model's round stays short on a loaded 2-core machine
+        assert main(["bench", "--models", "resnet18", "--size", "32", "--batch", "2", "--repeats", "1",
+                     "--warmup", "1", "--min-time", "0", "--threads", "1", "--quiet", "--out", str(tmp_path)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("resnet18"))
+    assert "model" in row and "2x3x32x32" in row and "11.7 M" in row
+    assert "1 models measured, 0 failed" in out
+    r = json.load(open(tmp_path / "bench.json"))["results"][0]
+    assert r["error"] == "" and r["params"] == 11_689_512 and r["fwd_ms"] > 0 and r["fwd_bwd_ms"] > 0
+
+
+class FakeTimer:
+    """Stands in for measure.time_callables: returns the given per-round times, one set per call."""
+
+    def __init__(self, *timings):
+        self.timings, self.calls, self.fns = list(timings), 0, None
+
+    def __call__(self, fns, **kw):
+        self.fns = fns
+        ms = self.timings[min(self.calls, len(self.timings) - 1)]
+        self.calls += 1
+        return bench.measure.Timings({k: list(ms[k]) for k in fns})
+
+
+CFG = bench.BenchConfig(batch=2, shape=(8, 6, 6), repeats=1, warmup=1)
+
+
+def test_models_have_the_same_columns_as_blocks(monkeypatch):
+    fake = FakeTimer({"fwd": [3.0] * 3, "fwd_bwd": [9.0] * 3})
+    monkeypatch.setattr(bench.measure, "time_callables", fake)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        r = bench.bench_model("resnet18", bench.BenchConfig(batch=2, model_size=(32, 32)))
+    finally:
+        torch.set_num_threads(threads)
+    assert r.error == "" and (r.family, r.input_shape, r.params) == ("model", "2x3x32x32", 11_689_512)
+    assert set(fake.fns) == {"fwd", "fwd_bwd"} and r.fwd_ms == 3.0 and r.fwd_bwd_ms == 9.0 and r.peak_mem_mb > 0
+    row = bench.format_results([r]).splitlines()[2]
+    # resnet18: 1.82 G MACs at 224x224, so about 2 x 1.82 G x (32/224)^2 = 74 M MACs for two 32x32 images
+    assert row.startswith("resnet18") and "11.7 M" in row and "150 M" in row and "75 M" in row
+
+
+def test_floor_is_passes_times_the_multiply_measured_in_the_same_rounds(monkeypatch):
+    fake = FakeTimer({"fwd": [6.0, 6.0, 6.0], "fwd_bwd": [20.0] * 3, "mul": [2.0, 2.0, 2.0]})
+    monkeypatch.setattr(bench.measure, "time_callables", fake)
+    r = bench.bench_block("cbam", CFG)
+    assert r.error == "" and r.floor_passes == bench.GATE_PASSES["cbam"][0] == 4.0
+    assert r.mul_ms == 2.0 and r.floor_ms == 8.0 and r.floor_ratio == pytest.approx(6 / 8)
+    assert "x*s ms" in bench.format_results([r]) and "0.75x" in bench.format_results([r])
+    with torch.no_grad():   # the floor's callable is one broadcast multiply of the block's input
+        fake.fns["mul"]()
+    r = bench.bench_block("mbconv", CFG)
+    assert "mul" not in fake.fns and r.floor_ms is None
+    assert set(bench.GATE_PASSES) == {"se", "eca", "cbam", "coord_attention", "sge", "shuffle_attention",
+                                      "triplet_attention"}
+    assert all(p >= 1 and why for p, why in bench.GATE_PASSES.values())
+
+
+def test_forward_slower_than_forward_backward_is_remeasured_then_flagged(monkeypatch):
+    bad = {"fwd": [9.0] * 3, "fwd_bwd": [5.0] * 3, "mul": [1.0] * 3}
+    good = {"fwd": [2.0] * 3, "fwd_bwd": [5.0] * 3, "mul": [1.0] * 3}
+    fake = FakeTimer(bad, good)
+    monkeypatch.setattr(bench.measure, "time_callables", fake)
+    r = bench.bench_block("se", CFG)
+    assert fake.calls == 2 and r.remeasured == 1 and r.flags == "" and r.fwd_ms == 2.0
+    fake = FakeTimer(bad)
+    monkeypatch.setattr(bench.measure, "time_callables", fake)
+    r = bench.bench_block("se", CFG)
+    assert fake.calls == 1 + CFG.remeasure and "fwd>fwd+bwd after 2 re-measurements" in r.flags
+    assert r.fwd_ms == 9.0   # reported, but flagged
+
+
+def test_wide_spread_is_flagged(monkeypatch):
+    fake = FakeTimer({"fwd": [1.0, 5.0, 1.0, 5.0, 1.0], "fwd_bwd": [9.0, 9.1, 9.0, 9.2, 9.0], "mul": [1.0] * 5})
+    monkeypatch.setattr(bench.measure, "time_callables", fake)
+    r = bench.bench_block("se", CFG)
+    assert r.flags.startswith("fwd spread") and "fwd+bwd" not in r.flags
+    r = bench.bench_block("se", bench.BenchConfig(batch=2, shape=(8, 6, 6), max_spread=5.0))
+    assert r.flags == ""
+
+
+def test_channels_last_and_bfloat16_run_on_cpu():
+    cfg = bench.BenchConfig(batch=2, shape=(8, 6, 6), repeats=1, warmup=1, dtype="bfloat16", channels_last=True)
+    r = bench.bench_block("cbam", cfg)
+    assert r.error == "" and r.fwd_ms > 0 and r.fwd_bwd_ms > 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message where CUDA is absent")
+def test_cuda_requested_and_absent_exits_2_with_one_line(capsys):
+    rc, err = _run_cli(["bench", "--names", "se", "--device", "cuda", "--dtype", "bfloat16", "--channels-last"],
+                       capsys)
+    assert rc == 2 and err.count("\n") == 1 and "CUDA is not available" in err
+
+
+@pytest.mark.slow
+def test_compile_times_compiled_and_eager_side_by_side(capsys):
+    """torch.compile on CPU takes seconds per block: slow."""
+    assert main(["bench", "--names", "se,eca", *TINY, "--compile"]) == 0
+    out = capsys.readouterr().out
+    assert "fwd speed-up" in out and "fwd+bwd speed-up" in out
+    assert "torch.compile speed-up (eager / compiled, geometric mean): forward" in out and "over 2 rows" in out
+    r = bench.bench_block("se", bench.BenchConfig(batch=2, shape=(8, 6, 6), repeats=2, warmup=1, compile=True))
+    assert r.error == "" and r.fwd_compiled_ms > 0 and r.fwd_speedup > 0 and r.fwd_bwd_speedup > 0

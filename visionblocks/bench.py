@@ -1,19 +1,34 @@
-"""``visionblocks bench``: which block should I put in my network, and what does it cost?
+"""``visionblocks bench``: which block (or model) should I put in my network, and what does it cost?
 
 For every registered block (or a family, or named blocks) at a realistic shape — batch 8 at a ResNet
 stage (256 channels at 56x56) for ``nchw``, ``conv`` and ``head`` blocks, the example configuration with
-batch 8 otherwise — it measures parameters, FLOPs and MACs (``torch.utils.flop_counter``: matmuls,
-convolutions and attention; element-wise ops are not counted), forward and forward+backward latency
-(median and interquartile range, timed side by side in paired rounds after warm-up by
-:func:`visionblocks.measure.time_callables`) and peak memory (on CUDA the allocator's peak during
-forward+backward; on CPU an estimate: the bytes of the output plus the activations autograd saves for
-backward, unique storages counted once).  A block that fails is reported with its error and the run goes on.
+batch 8 otherwise — or for named models (``--models resnet50,'se_*'``, batch 8 at 224x224) it measures
+parameters, FLOPs and MACs (``torch.utils.flop_counter``: matmuls, convolutions and attention; element-wise
+ops are not counted; printed as K/M/G, raw numbers in the CSV/JSON), the **forward** latency (eval mode, no
+grad: inference) and the **forward+backward** latency (train mode, the input requires grad, as inside a
+network), and peak memory (on CUDA the allocator's peak during one forward+backward; on CPU an estimate: the
+bytes of the output plus the activations autograd saves for backward, unique storages counted once).
+
+Every latency comes from :func:`visionblocks.measure.time_callables`, the product's one timing routine: the
+figures of one row are timed side by side in paired rounds, after warm-up until stable, with at least
+``--repeats`` rounds and ``--min-time`` seconds of timed calls per row; medians and interquartile ranges are reported.  A
+row is **flagged** (``*`` after its name, the ``flags`` column, grey in the PNG) when a figure's relative
+spread IQR/median is above ``--max-spread``, or when its forward is still slower than its forward+backward
+after re-measuring it (twice): such a figure is noise, not a fact.
+
+``--compile`` times ``torch.compile``'d copies in the same rounds as the eager module and reports the
+speed-ups (eager / compiled, paired) and their geometric mean.  For the memory-bound gates of
+:data:`GATE_PASSES` it also times ONE broadcast multiply ``x * s`` of the same input (``s`` of shape
+(B, C, 1, 1)) and reports the gate's floor (its pass count times that multiply) and its forward / floor.  A
+block that fails is reported with its error and the run goes on.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
+import math
 import os
 import sys
 from dataclasses import asdict, dataclass, fields
@@ -23,28 +38,64 @@ import torch.nn as nn
 
 from . import measure, registry, testing
 
-__all__ = ["BenchResult", "BenchConfig", "build_for_bench", "bench_block", "bench_description", "format_results",
+__all__ = ["BenchResult", "BenchConfig", "GATE_PASSES", "build_for_bench", "build_model_for_bench", "bench_block",
+           "bench_model", "select_models", "bench_description", "format_results", "compile_summary",
            "write_outputs", "plot", "add_bench_parser", "cmd_bench"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
+# The floor of a memory-bound gate, in units of ONE broadcast multiply ``y = x * s`` of the same tensor (which
+# reads x once and writes y once: 2 full-tensor transfers).  A gate's count = the full-size transfers its
+# equations need / 2, counted by the rules of docs/benchmarks_notes.md ("The bench: method and floors"):
+# every pooling of a full-size tensor reads it once; an element-wise chain whose other operands are small
+# (broadcast) reads each full-size operand once and writes once; a full-size intermediate that must be
+# reduced before it is used is written once; layout (split, concatenation, shuffle, permute) is free.
+GATE_PASSES: dict[str, tuple[float, str]] = {
+    "se": (1.5, "pool reads x; y = x * s reads x, writes y: 3 transfers"),
+    "eca": (1.5, "as se: pool reads x; y = x * s reads x, writes y: 3 transfers"),
+    "cbam": (4.0, "avg and max pools read x; F' = x * Mc reads x, writes F'; mean and max over C read F'; "
+                  "y = F' * Ms reads F', writes y: 8 transfers"),
+    "coord_attention": (2.0, "pools along H and along W read x; y = x * g_h * g_w reads x, writes y: 4 transfers"),
+    "sge": (2.0, "pool reads x; c = sum_c(g * x) reads x; y = x * sigmoid(norm(c)) reads x, writes y: 4 transfers"),
+    "shuffle_attention": (1.5, "channel half: pool + gated product (0.5 + 1); spatial half: GroupNorm statistics "
+                               "+ gated product of the normalised half (0.5 + 1); concat and shuffle free: 3"),
+    "triplet_attention": (4.0, "three branches, each a max and a mean pool of x (6 reads); "
+                               "y = x * (a1 + a2 + a3) / 3 reads x, writes y: 8 transfers"),
+}
+
 
 @dataclass
 class BenchResult:
-    """One row of the benchmark: a block's counts and timings at the benchmark's shape, or its error."""
+    """One row of the benchmark: a block's (or model's) counts and timings, or its error.
+
+    ``params``, ``flops`` and ``macs`` are raw counts (``macs = flops // 2``); times are medians in ms over the
+    paired rounds, ``*_iqr_ms`` their interquartile ranges; ``*_speedup`` = eager / compiled (paired);
+    ``floor_ms`` = ``floor_passes`` x ``mul_ms`` and ``floor_ratio`` = forward / floor (paired);
+    ``flags`` says why a row is not to be trusted ("" when it is)."""
 
     name: str
     family: str
     layout: str
     input_shape: str = ""
     params: int | None = None
-    gflops: float | None = None
-    gmacs: float | None = None
+    flops: int | None = None
+    macs: int | None = None
     fwd_ms: float | None = None
     fwd_iqr_ms: float | None = None
     fwd_bwd_ms: float | None = None
     fwd_bwd_iqr_ms: float | None = None
     peak_mem_mb: float | None = None
+    fwd_compiled_ms: float | None = None
+    fwd_speedup: float | None = None
+    fwd_bwd_compiled_ms: float | None = None
+    fwd_bwd_speedup: float | None = None
+    mul_ms: float | None = None
+    floor_passes: float | None = None
+    floor_ms: float | None = None
+    floor_ratio: float | None = None
+    rounds: int | None = None
+    remeasured: int = 0
+    flags: str = ""
     error: str = ""
 
 
@@ -60,9 +111,16 @@ class BenchConfig:
     dtype: str = "float32"
     warmup: int = 2
     repeats: int = 10
-    min_time: float = 0.0  # seconds of timed rounds per block at least (more rounds than repeats if needed)
+    min_time: float = 0.0  # seconds of timed calls per row at least (more rounds than repeats if needed)
     backward: bool = True
     compile: bool = False
+    channels_last: bool = False
+    max_spread: float = measure.DEFAULT_MAX_SPREAD
+    remeasure: int = 2  # times a row whose forward is slower than its forward+backward is re-measured
+    max_rounds: int = 2000
+    model_size: tuple[int, int] | None = None  # (H, W) for models; None: 224x224
+    model_test_size: bool = False  # models at their (smaller) test_input_size instead
+    floors: bool = True
 
 
 def build_for_bench(info: registry.BlockInfo, cfg: BenchConfig) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
@@ -93,68 +151,234 @@ def build_for_bench(info: registry.BlockInfo, cfg: BenchConfig) -> tuple[nn.Modu
     return m, testing.make_inputs(info, batch=cfg.batch)
 
 
+def build_model_for_bench(info: registry.ModelInfo, cfg: BenchConfig) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+    """The model (``create_model``, 1000 classes) and a batch at ``cfg.model_size`` (default 224x224, or the
+    model's ``test_input_size`` with ``cfg.model_test_size``)."""
+    size = cfg.model_size or (224, 224)
+    if cfg.model_test_size and info.test_input_size:
+        size = tuple(info.test_input_size)
+    torch.manual_seed(0)
+    m = registry.create_model(info.name)
+    return m, (torch.randn(cfg.batch, info.input_size[0], *size),)
+
+
+def select_models(spec: str) -> list[str]:
+    """Model names from ``--models``: comma-separated names and shell-style patterns (``'resnet*'``); an
+    unknown name or a pattern that matches nothing is a ValueError."""
+    names: list[str] = []
+    for item in (p.strip() for p in spec.split(",")):
+        if not item:
+            continue
+        if any(c in item for c in "*?["):
+            got = registry.list_models(item.lower())
+            if not got:
+                raise ValueError(f"--models {item!r} matches no model (see visionblocks list --models)")
+        else:
+            got = [registry.model_info(item).name]
+        names += [n for n in got if n not in names]
+    if not names:
+        raise ValueError("--models: no model named")
+    return names
+
+
+def _to(t: torch.Tensor, cfg: BenchConfig) -> torch.Tensor:
+    if not t.is_floating_point():
+        return t.to(cfg.device)
+    t = t.to(device=cfg.device, dtype=_DTYPES[cfg.dtype])
+    return t.contiguous(memory_format=torch.channels_last) if cfg.channels_last and t.dim() == 4 else t
+
+
+def _no_grad(fn, *inputs):
+    def call():
+        with torch.no_grad():
+            fn(*inputs)
+    return call
+
+
+def _time(fns, reset, cfg: BenchConfig) -> measure.Timings:
+    return measure.time_callables(fns, warmup=cfg.warmup, rounds=cfg.repeats, min_time=cfg.min_time, reset=reset,
+                                  device=cfg.device, max_rounds=cfg.max_rounds)
+
+
+_LABELS = {"fwd": "fwd", "fwd_bwd": "fwd+bwd", "fwd_compiled": "fwd compiled", "fwd_bwd_compiled": "fwd+bwd compiled",
+           "mul": "x*s"}
+
+
+def _measure(res: BenchResult, m: nn.Module, inputs: tuple, cfg: BenchConfig, passes: float | None) -> BenchResult:
+    """Fill ``res`` with the counts and timings of ``m(*inputs)`` at ``cfg`` (see the module docstring)."""
+    dtype = _DTYPES[cfg.dtype]
+    m = m.to(device=cfg.device, dtype=dtype)
+    if cfg.channels_last:
+        m = m.to(memory_format=torch.channels_last)
+    inputs = tuple(_to(t, cfg) for t in inputs)
+    m_eval = copy.deepcopy(m).eval()  # same weights; inference runs in eval mode
+    m.train()
+    res.input_shape = " ".join("x".join(map(str, t.shape)) for t in inputs)
+    res.params = measure.count_params(m)
+    res.flops = measure.count_flops(m_eval, inputs)
+    res.macs = res.flops // 2
+
+    fns = {"fwd": _no_grad(m_eval, *inputs)}
+    reset = {}
+    if cfg.compile:
+        fns["fwd_compiled"] = _no_grad(torch.compile(m_eval), *inputs)
+    step = None
+    if cfg.backward and any(t.is_floating_point() for t in inputs):
+        leaves = tuple(t.detach().requires_grad_(t.is_floating_point()) for t in inputs)
+        fns["fwd_bwd"] = step = measure.TrainStep(m, leaves)
+        reset["fwd_bwd"] = step.reset
+        if cfg.compile:
+            leaves_c = tuple(t.detach().clone().requires_grad_(t.is_floating_point()) for t in inputs)
+            fns["fwd_bwd_compiled"] = step_c = measure.TrainStep(torch.compile(m), leaves_c, params_of=m)
+            reset["fwd_bwd_compiled"] = step_c.reset
+    if passes is not None:
+        x = inputs[0]
+        s = torch.rand(x.shape[0], x.shape[1], 1, 1, device=x.device, dtype=x.dtype)
+        fns["mul"] = _no_grad(torch.mul, x, s)
+
+    t = _time(fns, reset, cfg)
+    flags = []
+    if step is not None:
+        while t.median("fwd") > t.median("fwd_bwd") and res.remeasured < cfg.remeasure:
+            res.remeasured += 1
+            t = _time(fns, reset, cfg)
+        if t.median("fwd") > t.median("fwd_bwd"):
+            flags.append(f"fwd>fwd+bwd after {res.remeasured} re-measurements")
+    flags += [f"{_LABELS[n]} spread {t.spread(n):.0%}" for n in t.unstable(cfg.max_spread)]
+    res.flags = "; ".join(flags)
+    res.rounds = t.rounds
+    res.fwd_ms, res.fwd_iqr_ms = t.median("fwd"), t.iqr("fwd")
+    if step is not None:
+        res.fwd_bwd_ms, res.fwd_bwd_iqr_ms = t.median("fwd_bwd"), t.iqr("fwd_bwd")
+    if cfg.compile:
+        res.fwd_compiled_ms, res.fwd_speedup = t.median("fwd_compiled"), t.ratio("fwd", "fwd_compiled")
+        if step is not None:
+            res.fwd_bwd_compiled_ms = t.median("fwd_bwd_compiled")
+            res.fwd_bwd_speedup = t.ratio("fwd_bwd", "fwd_bwd_compiled")
+    if passes is not None:
+        res.mul_ms, res.floor_passes = t.median("mul"), passes
+        res.floor_ms = passes * res.mul_ms
+        res.floor_ratio = t.ratio("fwd", "mul") / passes
+    if step is not None:
+        step.reset()
+        if cfg.device.startswith("cuda"):
+            torch.cuda.synchronize(cfg.device)
+            torch.cuda.reset_peak_memory_stats(cfg.device)
+            base = torch.cuda.memory_allocated(cfg.device)
+            step()
+            torch.cuda.synchronize(cfg.device)
+            res.peak_mem_mb = (torch.cuda.max_memory_allocated(cfg.device) - base) / 2**20
+        else:
+            res.peak_mem_mb = measure.activation_bytes(m, step.inputs) / 2**20
+    return res
+
+
+def _error(e: Exception) -> str:
+    return f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+
+
 def bench_block(name: str, cfg: BenchConfig) -> BenchResult:
-    """Measure block ``name`` at ``cfg``: forward and (with ``cfg.backward``) forward+backward timed side by
-    side; an exception is recorded in ``error``, not raised."""
+    """Measure block ``name`` at ``cfg``: eval forward and (with ``cfg.backward``) train forward+backward
+    timed side by side (with ``cfg.compile`` their compiled copies too, and for a gate of
+    :data:`GATE_PASSES` the multiply of its floor); an exception is recorded in ``error``, not raised."""
     info = registry.block_info(name)
-    res = BenchResult(name, info.family, info.layout)
+    res = BenchResult(info.name, info.family, info.layout)
     try:
         m, inputs = build_for_bench(info, cfg)
-        dtype = _DTYPES[cfg.dtype]
-        m = m.to(device=cfg.device, dtype=dtype).train(cfg.backward)
-        inputs = tuple(t.to(device=cfg.device, dtype=dtype) if t.is_floating_point() else t.to(cfg.device)
-                       for t in inputs)
-        res.input_shape = " ".join("x".join(map(str, t.shape)) for t in inputs)
-        res.params = measure.count_params(m)
-        res.gflops = measure.count_flops(m, inputs) / 1e9
-        res.gmacs = res.gflops / 2
-        run = torch.compile(m) if cfg.compile else m
-
-        def fwd():
-            with torch.no_grad():
-                run(*inputs)
-
-        fns, reset = {"fwd": fwd}, {}
-        if cfg.backward and any(p.requires_grad for p in m.parameters()):
-            leaves = tuple(t.detach().requires_grad_(t.is_floating_point()) for t in inputs)
-            fns["fwd_bwd"] = step = measure.TrainStep(run, leaves, params_of=m)
-            reset["fwd_bwd"] = step.reset
-        if cfg.device.startswith("cuda"):
-            torch.cuda.reset_peak_memory_stats()
-            base = torch.cuda.memory_allocated()
-        t = measure.time_callables(fns, warmup=cfg.warmup, rounds=cfg.repeats, min_time=cfg.min_time, reset=reset,
-                                   device=cfg.device)
-        res.fwd_ms, res.fwd_iqr_ms = t.median("fwd"), t.iqr("fwd")
-        if "fwd_bwd" in fns:
-            res.fwd_bwd_ms, res.fwd_bwd_iqr_ms = t.median("fwd_bwd"), t.iqr("fwd_bwd")
-            if cfg.device.startswith("cuda"):
-                res.peak_mem_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
-            else:
-                res.peak_mem_mb = measure.activation_bytes(m, leaves) / 2**20
+        passes = GATE_PASSES[info.name][0] if cfg.floors and info.name in GATE_PASSES else None
+        _measure(res, m, inputs, cfg, passes)
     except Exception as e:  # reported in the table; the run goes on
-        res.error = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+        res.error = _error(e)
+    return res
+
+
+def bench_model(name: str, cfg: BenchConfig) -> BenchResult:
+    """Measure model ``name`` as :func:`bench_block` measures a block (batch ``cfg.batch``, 224x224 unless
+    ``cfg.model_size``/``cfg.model_test_size`` say otherwise)."""
+    info = registry.model_info(name)
+    res = BenchResult(info.name, "model", "nchw")
+    try:
+        m, inputs = build_model_for_bench(info, cfg)
+        _measure(res, m, inputs, cfg, None)
+    except Exception as e:
+        res.error = _error(e)
     return res
 
 
 def bench_description(cfg: BenchConfig) -> str:
     """The machine and the benchmark's settings, one line."""
-    return (f"{measure.machine_description(cfg.device)}; device {cfg.device}, dtype {cfg.dtype}, batch {cfg.batch}, "
-            f"warm-up {cfg.warmup}, repeats {cfg.repeats}, min time {cfg.min_time:g} s, compile {cfg.compile}")
+    return (f"{measure.machine_description(cfg.device)}; device {cfg.device}, dtype {cfg.dtype}"
+            f"{', channels-last' if cfg.channels_last else ''}, batch {cfg.batch}, warm-up >= {cfg.warmup} rounds "
+            f"until stable, repeats {cfg.repeats}, min time {cfg.min_time:g} s per row, flag spread > "
+            f"{cfg.max_spread:.0%}, compile {cfg.compile}")
 
 
-_COLUMNS = [("name", "name"), ("family", "family"), ("input_shape", "input"), ("params", "params"),
-            ("gflops", "GFLOPs"), ("gmacs", "GMACs"), ("fwd_ms", "fwd ms"), ("fwd_iqr_ms", "±IQR"),
-            ("fwd_bwd_ms", "fwd+bwd ms"), ("fwd_bwd_iqr_ms", "±IQR"), ("peak_mem_mb", "mem MB"), ("error", "error")]
+def _ms(v):
+    return None if v is None else float(f"{v:.3g}") if v < 100 else round(v, 1)
+
+
+# (field, header, formatter); the optional groups are shown only when a row has a value in them
+_COLUMNS = [
+    ("name", "name", None), ("family", "family", None), ("input_shape", "input", None),
+    ("params", "params", measure.format_si), ("flops", "FLOPs", measure.format_si),
+    ("macs", "MACs", measure.format_si),
+    ("fwd_ms", "fwd ms", _ms), ("fwd_iqr_ms", "±IQR", _ms),
+    ("fwd_bwd_ms", "fwd+bwd ms", _ms), ("fwd_bwd_iqr_ms", "±IQR", _ms), ("peak_mem_mb", "mem MB", _ms),
+    ("fwd_compiled_ms", "fwd compiled ms", _ms), ("fwd_speedup", "fwd speed-up", lambda v: f"{v:.2f}x"),
+    ("fwd_bwd_compiled_ms", "fwd+bwd compiled ms", _ms),
+    ("fwd_bwd_speedup", "fwd+bwd speed-up", lambda v: f"{v:.2f}x"),
+    ("mul_ms", "x*s ms", _ms), ("floor_passes", "passes", lambda v: f"{v:g}"), ("floor_ms", "floor ms", _ms),
+    ("floor_ratio", "fwd/floor", lambda v: f"{v:.2f}x"),
+    ("flags", "flags", None), ("error", "error", None),
+]
+_ALWAYS = {"name", "family", "input_shape", "params", "flops", "macs", "fwd_ms", "fwd_iqr_ms", "fwd_bwd_ms",
+           "fwd_bwd_iqr_ms", "peak_mem_mb"}
 
 
 def format_results(results: list[BenchResult], markdown: bool = False) -> str:
-    """The results as an aligned text table (or Markdown)."""
-    return measure.format_table([[getattr(r, k) for k, _ in _COLUMNS] for r in results], [h for _, h in _COLUMNS],
-                                markdown=markdown)
+    """The results as an aligned text table (or Markdown), counts in K/M/G; a flagged row's name ends in
+    ``*``; the compile, floor, flags and error columns appear when a row has them."""
+    cols = [c for c in _COLUMNS if c[0] in _ALWAYS or any(getattr(r, c[0]) not in (None, "") for r in results)]
+    rows = []
+    for r in results:
+        row = []
+        for k, _, fmt in cols:
+            v = getattr(r, k)
+            if k == "name" and r.flags:
+                v += " *"
+            row.append(fmt(v) if fmt and v is not None else v)
+        rows.append(row)
+    return measure.format_table(rows, [h for _, h, _ in cols], markdown=markdown)
+
+
+def _geomean(values: list[float]) -> float | None:
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
+
+
+def compile_summary(results: list[BenchResult]) -> str:
+    """The geometric means of the ``torch.compile`` speed-ups (eager / compiled) over the measured rows."""
+    parts = []
+    for field, what in (("fwd_speedup", "forward"), ("fwd_bwd_speedup", "forward+backward")):
+        vals = [getattr(r, field) for r in results if getattr(r, field)]
+        if vals:
+            parts.append(f"{what} {_geomean(vals):.2f}x over {len(vals)} rows")
+    return "torch.compile speed-up (eager / compiled, geometric mean): " + ("; ".join(parts) or "none measured")
+
+
+def _legend(results: list[BenchResult], cfg: BenchConfig | None = None) -> list[str]:
+    lines = []
+    if any(r.flags for r in results):
+        lines.append(f"* flagged: a figure's IQR/median is above {cfg.max_spread if cfg else measure.DEFAULT_MAX_SPREAD:.0%}"
+                     " or the forward stayed slower than the forward+backward after re-measuring: noise, not a "
+                     "fact; re-run on a quieter machine or with a larger --min-time")
+    if any(r.floor_ms is not None for r in results):
+        lines.append("floor = passes x (one broadcast multiply x*s of the same input, eval, same rounds); "
+                     "passes argued in docs/benchmarks_notes.md")
+    return lines
 
 
 def write_outputs(results: list[BenchResult], out_dir: str, description: str) -> list[str]:
-    """Write ``bench.csv``, ``bench.json`` and ``bench.md`` under ``out_dir``; returns their paths."""
+    """Write ``bench.csv``, ``bench.json`` (raw numbers) and ``bench.md`` under ``out_dir``; returns their paths."""
     os.makedirs(out_dir, exist_ok=True)
     paths = [os.path.join(out_dir, f"bench.{ext}") for ext in ("csv", "json", "md")]
     with open(paths[0], "w", newline="") as f:
@@ -165,28 +389,47 @@ def write_outputs(results: list[BenchResult], out_dir: str, description: str) ->
     with open(paths[1], "w") as f:
         json.dump({"machine": description, "results": [asdict(r) for r in results]}, f, indent=1)
     with open(paths[2], "w") as f:
-        f.write(f"Machine: {description}\n\n{format_results(results, markdown=True)}\n")
+        legend = "".join(f"\n{line}\n" for line in _legend(results))
+        f.write(f"Machine: {description}\n\n{format_results(results, markdown=True)}\n{legend}")
     return paths
 
 
+_PLOT_X = {"params": ("params", "parameters"), "flops": ("flops", "FLOPs (flop_counter)"),
+           "gflops": ("flops", "FLOPs (flop_counter)")}
+
+
 def plot(results: list[BenchResult], path: str, x: str = "params") -> str:
+    """Forward latency against parameters (or FLOPs), log-log; flagged rows drawn as grey crosses, out of the
+    comparison, with a legend saying why."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter
     except ImportError as e:
         raise ValueError("--plot needs matplotlib: pip install 'visionblocks[plot]'") from e
-    ok = [r for r in results if not r.error and r.fwd_ms and getattr(r, x)]
+    field, label = _PLOT_X[x]
+    ok = [r for r in results if not r.error and r.fwd_ms and getattr(r, field)]
     fig, ax = plt.subplots(figsize=(10, 7))
+    trusted = [r for r in ok if not r.flags]
+    flagged = [r for r in ok if r.flags]
+    if trusted:
+        ax.scatter([getattr(r, field) for r in trusted], [r.fwd_ms for r in trusted], label="measured")
+    if flagged:
+        ax.scatter([getattr(r, field) for r in flagged], [r.fwd_ms for r in flagged], marker="x", color="0.6",
+                   label="flagged: spread too wide or fwd > fwd+bwd (not a fact)")
     for r in ok:
-        ax.scatter(getattr(r, x), r.fwd_ms)
-        ax.annotate(r.name, (getattr(r, x), r.fwd_ms), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.annotate(r.name, (getattr(r, field), r.fwd_ms), fontsize=7, xytext=(3, 3), textcoords="offset points",
+                    color="0.6" if r.flags else "black")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel({"params": "parameters", "gflops": "GFLOPs (flop_counter)"}[x])
-    ax.set_ylabel("forward latency, median ms")
-    ax.set_title("visionblocks bench: latency against " + ("parameters" if x == "params" else "FLOPs"))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: measure.format_si(v)))
+    ax.set_xlabel(label)
+    ax.set_ylabel("forward latency (eval), median ms")
+    ax.set_title(f"visionblocks bench: latency against {label.split(' ')[0]}")
     ax.grid(True, which="both", alpha=0.3)
+    if ok:
+        ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -212,6 +455,16 @@ def _parse_shape(s: str) -> tuple[int, ...]:
     return v
 
 
+def _parse_size(s: str) -> tuple[int, int]:
+    try:
+        v = tuple(int(p) for p in s.replace("x", ",").split(","))
+    except ValueError:
+        v = ()
+    if len(v) not in (1, 2) or min(v) <= 0:
+        raise argparse.ArgumentTypeError(f"--size must be S or H,W positive integers, got {s!r}")
+    return (v[0], v[0]) if len(v) == 1 else v
+
+
 def _number(convert, ok, what: str):
     """An argparse ``type``: ``convert(s)`` that must satisfy ``ok``, else the message 'expected <what>'."""
     def parse(s: str):
@@ -227,43 +480,58 @@ def _number(convert, ok, what: str):
 
 _positive = _number(int, lambda v: v > 0, "a positive integer")
 _non_negative = _number(float, lambda v: 0 <= v < float("inf"), "a non-negative number of seconds")
+_fraction = _number(float, lambda v: 0 < v < float("inf"), "a positive number (IQR/median, e.g. 0.3)")
 
 
 def add_bench_parser(sub) -> None:
-    p = sub.add_parser("bench", help="measure params, FLOPs, latency and memory of blocks side by side")
+    p = sub.add_parser("bench", help="measure params, FLOPs, latency and memory of blocks (or models) side by side")
     p.add_argument("--family", choices=registry.FAMILIES, help="only this family")
     p.add_argument("--names", help="comma-separated block names")
+    p.add_argument("--models", help="comma-separated model names or shell patterns, e.g. resnet50,'se_*' "
+                                    "(models at batch 8, 224x224)")
     p.add_argument("--shape", type=_parse_shape, help="C,H,W (or B,C,H,W) for nchw/conv/head blocks (default 256,56,56)")
+    p.add_argument("--size", type=_parse_size, help="H,W (or S) of the models' input (default 224)")
+    p.add_argument("--test-size", action="store_true", help="models at their test_input_size (faster)")
     p.add_argument("--batch", type=_positive, default=8)
     p.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     p.add_argument("--dtype", choices=list(_DTYPES), default="float32")
+    p.add_argument("--channels-last", action="store_true", help="module and 4-D inputs in channels-last memory format")
     p.add_argument("--threads", type=_positive, help="torch.set_num_threads (CPU)")
-    p.add_argument("--warmup", type=_positive, default=2)
-    p.add_argument("--repeats", type=_positive, default=10, help="timed rounds per block at least")
-    p.add_argument("--min-time", type=_non_negative, default=0.0,
-                   help="seconds of timed rounds per block at least (fast blocks get more than --repeats rounds)")
+    p.add_argument("--warmup", type=_positive, default=2, help="warm-up rounds at least (more until stable)")
+    p.add_argument("--repeats", type=_positive, default=10, help="timed rounds per row at least")
+    p.add_argument("--min-time", type=_non_negative, default=1.0,
+                   help="seconds of timed calls per row at least (fast blocks get more than --repeats rounds)")
+    p.add_argument("--max-spread", type=_fraction, default=measure.DEFAULT_MAX_SPREAD,
+                   help="flag a row whose IQR/median is above this")
     p.add_argument("--no-backward", action="store_true", help="forward only")
-    p.add_argument("--compile", action="store_true", help="time torch.compile'd blocks")
+    p.add_argument("--no-floors", action="store_true", help="do not time the gates' floor multiply")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile'd copies, side by side")
     p.add_argument("--out", help="directory for bench.csv, bench.json and bench.md")
-    p.add_argument("--plot", help="PNG path: latency against parameters (or --plot-x gflops)")
-    p.add_argument("--plot-x", choices=["params", "gflops"], default="params")
+    p.add_argument("--plot", help="PNG path: latency against parameters (or --plot-x flops)")
+    p.add_argument("--plot-x", choices=list(_PLOT_X), default="params")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_bench)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {args.device}: CUDA is not available on this machine")
     if not (args.device == "cpu" or args.device.startswith("cuda")):
         raise ValueError(f"--device must be cpu or cuda[:i], got {args.device!r}")
-    if args.names:
-        names = [n.strip() for n in args.names.split(",") if n.strip()]
-        for n in names:
-            registry.block_info(n)  # unknown names: ValueError -> exit 2
-        if args.family:
-            names = [n for n in names if registry.block_info(n).family == args.family]
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device}: CUDA is not available on this machine "
+                         f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'})")
+    if args.models and (args.names or args.family):
+        raise ValueError("--models cannot be combined with --names/--family: bench blocks and models in separate runs")
+    if args.models:
+        names, bench_one = select_models(args.models), bench_model
     else:
-        names = registry.list_blocks(args.family)
+        bench_one = bench_block
+        if args.names:
+            names = [n.strip() for n in args.names.split(",") if n.strip()]
+            names = [registry.block_info(n).name for n in names]  # unknown names: ValueError -> exit 2
+            if args.family:
+                names = [n for n in names if registry.block_info(n).family == args.family]
+        else:
+            names = registry.list_blocks(args.family)
     if not names:
         raise ValueError("no blocks selected")
     if args.plot:
@@ -279,22 +547,30 @@ def cmd_bench(args: argparse.Namespace) -> int:
         batch, shape = shape[0], shape[1:]
     cfg = BenchConfig(batch=batch, shape=shape, device=args.device, dtype=args.dtype, warmup=args.warmup,
                       repeats=args.repeats, min_time=args.min_time, backward=not args.no_backward,
-                      compile=args.compile)
+                      compile=args.compile, channels_last=args.channels_last, max_spread=args.max_spread,
+                      model_size=args.size, model_test_size=args.test_size, floors=not args.no_floors)
     description = bench_description(cfg)
+    print(f"Machine: {description}")
+    print(f"glibc malloc: {measure.malloc_settings()}; torch threads: {torch.get_num_threads()}", flush=True)
     results = []
     for i, n in enumerate(names):
         if not args.quiet:
             _progress(i, len(names), n)
-        results.append(bench_block(n, cfg))
+        results.append(bench_one(n, cfg))
     if not args.quiet:
         _progress(len(names), len(names), "done")
-    print(f"Machine: {description}")
     print(format_results(results))
+    for line in _legend(results, cfg):
+        print(line)
+    if cfg.compile:
+        print(compile_summary(results))
     if args.out:
         for p in write_outputs(results, args.out, description):
             print(f"wrote {p}")
     if args.plot:
         print(f"wrote {plot(results, args.plot, args.plot_x)}")
     failed = sum(1 for r in results if r.error)
-    print(f"{len(results) - failed} blocks measured, {failed} failed")
+    flagged = sum(1 for r in results if r.flags and not r.error)
+    what = "models" if args.models else "blocks"
+    print(f"{len(results) - failed} {what} measured, {failed} failed, {flagged} flagged")
     return 0
