@@ -333,7 +333,7 @@ def _unused(name: str) -> Callable:
     return fail
 
 
-# repository -> (module stubs, a function patching their imported module before the network is built)
+# repository -> (module stubs, or a function of the checkout's path returning them; a wrapper of the built network)
 _W2_SHIMS: dict[str, tuple[dict[str, dict], Callable | None]] = {
     "raoyongming/GFNet": ({"numpy.lib.arraypad": {"pad": _unused("numpy.lib.arraypad.pad")}}, None),
 }
@@ -344,25 +344,28 @@ _build_source_w2_base = build_source
 
 
 def build_source(case: Case) -> torch.nn.Module:  # noqa: F811 - the base one, with the W2 cases' shims
-    if case.source != "authors":
+    repo = case.source_model.split(":")[0]
+    if case.source != "authors" or (repo not in _W2_SHIMS and case.source_model not in _W2_PATCH):
         return _build_source_w2_base(case)
-    stubs, _ = _W2_SHIMS.get(case.source_model.split(":")[0], ({}, None))
+    import importlib
+    stubs, wrap = _W2_SHIMS.get(repo, ({}, None))
     patch = _W2_PATCH.get(case.source_model)
-    with _stub_modules({k: None if v is None else dict(v) for k, v in stubs.items()}):
-        if patch is None:
-            return _build_source_w2_base(case)
-        import importlib
-        _, module, fn = case.source_model.split(":")
-        path = str(_authors_repo(case.source_model))
-        sys.path.insert(0, path)
-        try:
-            for name in [m for m in sys.modules if m == module.split(".")[0] or m.startswith(module.split(".")[0] + ".")]:
-                del sys.modules[name]
+    _, module, fn = case.source_model.split(":")
+    root = _authors_repo(case.source_model)
+    stubs = stubs(root) if callable(stubs) else stubs
+    sys.path.insert(0, str(root))
+    try:
+        top = module.split(".")[0]
+        for name in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
+            del sys.modules[name]  # another repository's module of the same name
+        with _stub_modules({k: None if v is None else dict(v) for k, v in stubs.items()}):
             mod = importlib.import_module(module)
-            patch(mod)
-            return getattr(mod, fn)(**case.source_kwargs)
-        finally:
-            sys.path.remove(path)
+            if patch is not None:
+                patch(mod)
+            net = getattr(mod, fn)(**case.source_kwargs)
+            return wrap(net) if wrap is not None else net
+    finally:
+        sys.path.remove(str(root))
 
 
 _W2_GFNET = "raoyongming/GFNet:gfnet:GFNet"
@@ -428,6 +431,64 @@ _W2_SHIMS["JDAI-CV/CoTNet"] = ({
     "config": None}, None)
 
 CASES += [_authors("authors.cotnet", "JDAI-CV/CoTNet:models.cotnet:cotnet50", "cotnet50")]
+
+
+# RedNet: the authors' backbone file (cls/mmcls/models/backbones/rednet.py) is written for mmcv/mmcls, absent here.
+# The stand-ins follow mmcv's conventions for what the file builds (ConvModule = conv [bias only without norm] ->
+# "bn" -> activation; build_norm_layer(cfg, C, postfix) = ("bn<postfix>", BatchNorm2d)); their involution is their
+# own pure-torch involution_naive.py (instead of the CuPy one); the classifier around the backbone is mmcls's
+# ImageClassifier as their configs build it (global average pool, LinearClsHead "head.fc"), keys "backbone.*".
+class _ConvModule(torch.nn.Sequential):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, conv_cfg=None,
+                 norm_cfg=None, act_cfg={"type": "ReLU"}, inplace=True):  # noqa: B006 - mmcv's default
+        super().__init__()
+        self.conv = torch.nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=norm_cfg is None)
+        if norm_cfg is not None:
+            self.bn = torch.nn.BatchNorm2d(out_channels)
+        if act_cfg is not None:
+            self.activate = torch.nn.ReLU()
+
+
+class _Registry:
+    def register_module(self, *args, **kwargs):
+        return lambda cls: cls
+
+
+class _MMClsClassifier(torch.nn.Module):
+    def __init__(self, backbone, num_classes=1000):
+        super().__init__()
+        self.backbone = backbone
+        self.head = torch.nn.Module()
+        self.head.fc = torch.nn.Linear(backbone.feat_dim, num_classes)
+
+    def forward(self, x):
+        return self.head.fc(self.backbone(x).mean((2, 3)))
+
+
+def _rednet_stubs(root: Path) -> dict:
+    pkg = root / "cls" / "mmcls" / "models"
+
+    def involution(*args, **kwargs):
+        import importlib
+        return importlib.import_module("mmcls.models.utils.involution_naive").involution(*args, **kwargs)
+
+    return {"mmcv": {}, "mmcv.cnn": {"ConvModule": _ConvModule, "build_conv_layer": lambda cfg, *a, **k: torch.nn.Conv2d(*a, **k),
+                                     "build_norm_layer": lambda cfg, c, postfix="": (f"bn{postfix}", torch.nn.BatchNorm2d(c)),
+                                     "constant_init": _unused("constant_init"), "kaiming_init": _unused("kaiming_init")},
+            "mmcv.utils": {}, "mmcv.utils.parrots_wrapper": {"_BatchNorm": torch.nn.modules.batchnorm._BatchNorm},
+            "mmcls": {"_replace": True, "__path__": [str(pkg.parent)]},
+            "mmcls.models": {"_replace": True, "__path__": [str(pkg)]},
+            "mmcls.models.backbones": {"_replace": True, "__path__": [str(pkg / "backbones")]},
+            "mmcls.models.utils": {"_replace": True, "__path__": [str(pkg / "utils")]},
+            "mmcls.models.builder": {"_replace": True, "BACKBONES": _Registry()},
+            "mmcls.models.backbones.base_backbone": {"_replace": True, "BaseBackbone": torch.nn.Module},
+            "mmcls.models.utils.involution_cuda": {"_replace": True, "involution": involution},
+            "mmcls.models.utils.involution_naive": None}
+
+
+_W2_SHIMS["d-li14/involution"] = (_rednet_stubs, _MMClsClassifier)
+CASES += [_authors("authors.rednet", "d-li14/involution:mmcls.models.backbones.rednet:RedNet", f"rednet{d}",
+                   source_kwargs={"depth": d}) for d in (26, 38, 50)]
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from .errors import ArchitectureMismatchError
 from .torchvision import block_name, resnet_rules
 
 __all__ = ["GFNET", "convert_gfnet", "REST", "convert_rest", "VIP", "convert_vip", "SMLPNET", "convert_smlpnet", "COTNET",
-           "convert_cotnet"]
+           "convert_cotnet", "REDNET", "convert_rednet"]
 
 StateDict = dict[str, torch.Tensor]
 
@@ -176,3 +176,38 @@ COTNET = register_converter(Converter(
     detect=lambda keys: has_all(keys, "layer1.0.conv2.key_embed.0.weight", "layer1.0.conv2.embed.3.weight"),
     convert=convert_cotnet, priority=1, models={"cotnet50": "cotnet50"},
     notes="renames (their CoT layer's Sequential indices -> our named units)"))
+
+
+# ---------------------------------------------------------------------------------- RedNet (d-li14/involution)
+def convert_rednet(sd: StateDict, model: torch.nn.Module) -> StateDict:
+    """The authors' RedNet (mmcls ``ImageClassifier``: ``backbone.*`` = their ``RedNet`` backbone, ``head.fc`` the
+    linear classifier after global average pooling).  Their involution's ``conv1`` (ConvModule: ``conv``, ``bn``)
+    and ``conv2`` (``conv`` with bias) are our involution's ``reduce`` and ``span``; the stem's ``0``/``1``/``2``/``4``
+    (conv module, involution, BN, conv module) are our ``stem.0``, ``stem.1.conv``, ``stem.1.bn`` and ``stem.2``; the
+    residual layers have torchvision's names (``bn2`` follows the involution, which carries the stride)."""
+    sd = {k[len("backbone."):] if k.startswith("backbone.") else k: v for k, v in sd.items()}
+    inv = r"conv1\.(conv|bn)\.(.+)|conv2\.conv\.(.+)"
+
+    def involution(prefix: str, m: re.Match) -> str:
+        return f"{prefix}.reduce.{m[1]}.{m[2]}" if m[1] else f"{prefix}.span.{m[3]}"
+
+    def block_inv(m):
+        return involution(f"{block_name(m)}.conv2.conv", re.fullmatch(inv, m[3]))
+
+    out = rename_keys(sd, [
+        (r"stem\.0\.(conv|bn)\.(.+)", r"stem.0.\1.\2"),
+        (r"stem\.1\.(.+)", lambda m: involution("stem.1.conv", re.fullmatch(inv, m[1])) if re.fullmatch(inv, m[1])
+         else f"stem.1.?{m[1]}"),
+        (r"stem\.2\.(.+)", r"stem.1.bn.\1"),
+        (r"stem\.4\.(conv|bn)\.(.+)", r"stem.2.\1.\2"),
+        (rf"layer(\d+)\.(\d+)\.conv2\.((?:{inv}))", block_inv),
+    ])
+    return rename_keys(out, resnet_rules(out, model))
+
+
+REDNET = register_converter(Converter(
+    name="authors.rednet", source="authors: d-li14/involution (mmcls)", model_types=(ResNet,),
+    detect=lambda keys: has_all(keys, "backbone.stem.1.conv1.conv.weight", "backbone.layer1.0.conv2.conv2.conv.weight"),
+    convert=convert_rednet, priority=1,
+    models={"rednet26": "RedNet(depth=26)", "rednet38": "RedNet(depth=38)", "rednet50": "RedNet(depth=50)"},
+    notes="renames (mmcls classifier: backbone.* and head.fc; involution conv1/conv2 -> reduce/span)"))

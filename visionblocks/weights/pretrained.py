@@ -274,3 +274,11 @@ register_weights(PretrainedWeights(
     model="cotnet50", tag="authors_in1k", url=None, page="https://drive.google.com/file/d/1SR5ezIu7LN943zHaUh4mC0ehxBVMqtfv/view?usp=sharing",
     layout="authors.cotnet", source="authors: JDAI-CV/CoTNet", source_name="CoTNet-50", top1=81.3,
     top1_note="the authors' README (224)"))
+_REDNET = "https://hkustconnect-my.sharepoint.com/:u:/g/personal/dlibh_connect_ust_hk/"
+for _depth, _link, _top1 in ((26, "EWmTnvB1cqtIi-OI4HfxGBgBKzO0w_qc3CnErHhNfBitlg?e=XPws5X", 75.96),
+                             (38, "ETZIquU7P3lDvru0OAPiTYIBAt-B__2LpP_NeB4sR0hJsg?e=b9Rbl0", 77.48),
+                             (50, "EZjRG3qUMu5IuR7YH4Giyc8B6koPvu6s8rOlIG8-BuFevg?e=f4ce5G", 78.35)):
+    register_weights(PretrainedWeights(
+        model=f"rednet{_depth}", tag="authors_in1k", url=None, page=_REDNET + _link, layout="authors.rednet",
+        source="authors: d-li14/involution", source_name=f"RedNet-{_depth} (mmcls)", top1=_top1,
+        top1_note="the authors' README (224)"))
