@@ -5,16 +5,26 @@ from _reference import _build, bn_eval as _bn
 
 
 def test_coord_attention_pooled_descriptors_are_directional_means():
-    m = _build("coord_attention", 16)
+    # in training, F1's BatchNorm normalises over every pooled position of both directions (B * (H + W) values
+    # per channel): its running mean moves to momentum * the mean of W1 [z^h, z^w] + b1, with z^h the average
+    # over W and z^w the average over H
+    m = _build("coord_attention", 16).train()
+    bn = m.conv1.bn
+    bn.reset_running_stats()
     x = torch.randn(2, 16, 5, 7, dtype=torch.float64)
-    seen = {}
-    h = m.conv1.register_forward_hook(lambda mod, inp, out: seen.update(z=inp[0]))
+    w1, b1 = m.conv1.conv.weight[:, :, 0, 0], m.conv1.conv.bias
+    z = torch.cat([x.mean(3), x.mean(2)], dim=2)                   # (B, C, H + W)
+    f = torch.einsum("mc,bcl->bml", w1, z) + b1[:, None]
     m(x)
-    h.remove()
-    z = seen["z"]
-    assert z.shape == (2, 16, 5 + 7, 1)
-    torch.testing.assert_close(z[:, :, :5, 0], x.mean(3))   # z^h: average over W
-    torch.testing.assert_close(z[:, :, 5:, 0], x.mean(2))   # z^w: average over H
+    torch.testing.assert_close(bn.running_mean, bn.momentum * f.mean((0, 2)), rtol=1e-10, atol=1e-12)
+    var = f.var((0, 2), unbiased=True)
+    torch.testing.assert_close(bn.running_var, (1 - bn.momentum) + bn.momentum * var, rtol=1e-10, atol=1e-12)
+    # and the gates follow the axes: rolling the input along H or W rolls the output the same way
+    m.eval()
+    torch.testing.assert_close(m(x.roll(2, dims=3)), m(x).roll(2, dims=3))
+    torch.testing.assert_close(m(x.roll(1, dims=2)), m(x).roll(1, dims=2))
+
+
 def test_coord_attention_matches_equations():
     m = _build("coord_attention", 64, reduction=32)
     assert m.conv1.out_channels == 8  # max(8, 64 // 32)

@@ -18,6 +18,16 @@ from visionblocks.registry import Example, register_block
 __all__ = ["CBAM", "ChannelGate", "SpatialGate"]
 
 
+def _max_over(x: torch.Tensor, dim: int, keepdim: bool = False) -> torch.Tensor:
+    """``x.max(dim).values``.  With autograd recording through ``x``, the max with indices: its backward is a
+    scatter, several times cheaper than ``amax``'s tie-splitting mask (ties have probability 0 in float data;
+    where they occur, the two send the gradient to one element or split it: the values are the same).  Without
+    it, ``amax``: the plain reduction, several times faster than the one that also finds the indices."""
+    if x.requires_grad and torch.is_grad_enabled():
+        return x.max(dim, keepdim=keepdim).values
+    return x.amax(dim, keepdim=keepdim)
+
+
 class ChannelGate(nn.Module):
     """CBAM's channel attention map ``Mc`` (B, C, 1, 1)."""
 
@@ -26,8 +36,7 @@ class ChannelGate(nn.Module):
         self.mlp = ConvMlp(channels, rd_channels, act_layer=act_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # max with indices: its backward is a scatter, several times cheaper than amax's tie-splitting mask
-        pooled = torch.cat([spatial_mean(x), x.flatten(2).max(2).values])
+        pooled = torch.cat([spatial_mean(x), _max_over(x.flatten(2), 2)])
         avg, mx = self.mlp.forward_vector(pooled).chunk(2)  # one pass of the shared MLP over both descriptors
         return torch.sigmoid(avg + mx)[:, :, None, None]
 
@@ -42,7 +51,8 @@ class SpatialGate(nn.Module):
         self.bn = nn.BatchNorm2d(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = torch.cat([x.mean(1, keepdim=True), x.max(1, keepdim=True).values], dim=1)
+        # the channel mean as a sum over C divided on the small map: its backward is a broadcast view
+        s = torch.cat([x.sum(1, keepdim=True) / x.shape[1], _max_over(x, 1, keepdim=True)], dim=1)
         return torch.sigmoid(self.bn(self.conv(s)))
 
 
@@ -71,4 +81,6 @@ class CBAM(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
         x = x * self.channel_gate(x)
-        return x * self.spatial_gate(x)
+        ms = self.spatial_gate(x)
+        # without autograd, the second gate multiplies in place: no second full-size allocation
+        return x * ms if torch.is_grad_enabled() else x.mul_(ms)

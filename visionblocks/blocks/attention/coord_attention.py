@@ -12,7 +12,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import ConvNormAct, LayerType, check_nchw, check_positive_int, reduced_channels
+from visionblocks.layers import (
+    ConvNormAct, LayerType, check_nchw, check_positive_int, pointwise_forward, pointwise_linear, reduced_channels,
+)
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -49,10 +51,15 @@ class CoordAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
-        h, w = x.shape[-2:]
-        z_h = x.mean(3, keepdim=True)                      # (B, C, H, 1)
-        z_w = x.mean(2, keepdim=True).transpose(2, 3)      # (B, C, W, 1)
-        f_h, f_w = torch.split(self.conv1(torch.cat([z_h, z_w], dim=2)), [h, w], dim=2)
-        g_h = torch.sigmoid(self.conv_h(f_h))                  # (B, C, H, 1)
-        g_w = torch.sigmoid(self.conv_w(f_w)).transpose(2, 3)  # (B, C, 1, W)
-        return x * g_h * g_w
+        b, c, h, w = x.shape
+        # z^h (Eq. 2) and z^w (Eq. 3) as sums divided on the small maps (their backward is a broadcast view),
+        # laid out as B * (H + W) rows of C values: F1, F_h and F_w are 1x1 convolutions (their weights load
+        # from the authors' code) on these vectors, run as matrix products (pointwise_forward): a convolution
+        # on an (H + W) x 1 map takes ATen's slow im2col path
+        z = torch.cat([x.sum(3) / w, x.sum(2) / h], dim=2).transpose(1, 2)             # (B, H + W, C)
+        f = pointwise_forward(z.reshape(-1, c), self.conv1).view(b, h + w, -1)         # (B, H + W, mid)
+        g_h = torch.sigmoid(pointwise_linear(f[:, :h], self.conv_h)).transpose(1, 2)  # (B, C, H)
+        g_w = torch.sigmoid(pointwise_linear(f[:, h:], self.conv_w)).transpose(1, 2)  # (B, C, W)
+        y = x * g_h.unsqueeze(3)
+        # Eq. 7; without autograd, the second gate multiplies in place (no second full-size allocation)
+        return y * g_w.unsqueeze(2) if torch.is_grad_enabled() else y.mul_(g_w.unsqueeze(2))

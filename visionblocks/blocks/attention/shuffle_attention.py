@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from visionblocks.layers import channel_shuffle, check_divisible, check_nchw, check_positive_int, spatial_mean
 from visionblocks.layers.validate import validated
@@ -49,9 +50,18 @@ class ShuffleAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
         b, c, h, w = x.shape
-        xg = x.reshape(b * self.groups, c // self.groups, h, w)
-        x_c, x_s = xg.chunk(2, dim=1)
+        g, half = self.groups, c // (2 * self.groups)
+        x_c, x_s = x.reshape(b * g, 2 * half, h, w).chunk(2, dim=1)
         y_c = x_c * torch.sigmoid(self.cweight * spatial_mean(x_c, keepdim=True) + self.cbias)
-        y_s = x_s * torch.sigmoid(self.sweight * self.gn(x_s) + self.sbias)
-        y = torch.cat([y_c, y_s], dim=1).reshape(b, c, h, w)
-        return channel_shuffle(y, 2)
+        # W2 GN(X) + b2 is one GroupNorm whose affine is composed with (W2, b2): its weight W2 * gamma and bias
+        # W2 * beta + b2 (per channel), so the map is written once before the sigmoid (in place)
+        sw, sb = self.sweight.view(-1), self.sbias.view(-1)
+        gate = F.group_norm(x_s, self.gn.num_groups, self.gn.weight * sw, torch.addcmul(sb, self.gn.bias, sw),
+                            self.gn.eps)
+        y_s = x_s * gate.sigmoid_()
+        if g % 2:
+            return channel_shuffle(torch.cat([y_c, y_s], dim=1).reshape(b, c, h, w), 2)
+        # concatenation and shuffle in one copy: output channel 2 i + k is channel k C/2 + i of the concatenation,
+        # i.e. (group k G/2 + g', position j) -> (g', j, k); the halves are written straight to their places
+        y = torch.cat([t.view(b, 2, g // 2, half, h, w).permute(0, 2, 3, 1, 4, 5) for t in (y_c, y_s)], dim=2)
+        return y.view(b, c, h, w)

@@ -36,9 +36,24 @@ class ZPoolGate(nn.Module):
         return torch.sigmoid(self.bn(self.conv(z)))
 
 
+def _max_over(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """``x.amax(dim)``.  Without autograd recording through ``x``, the maximum over H (dim 2) is taken as a
+    halving tree of elementwise maxima (two overlapping halves when the length is odd): ATen's ``amax`` over a
+    middle axis with a short contiguous inner axis (W) costs several multiplies of the whole tensor, the tree
+    about one and a half.  With autograd, ``amax`` (its backward splits the gradient evenly among ties)."""
+    if dim != 2 or (x.requires_grad and torch.is_grad_enabled()):
+        return x.amax(dim)
+    while x.shape[dim] > 1:
+        n = x.shape[dim]
+        half = (n + 1) // 2
+        x = torch.maximum(x.narrow(dim, 0, half), x.narrow(dim, n - half, half))
+    return x.squeeze(dim)
+
+
 def _zpool(x: torch.Tensor, dim: int) -> torch.Tensor:
-    """Z-pool: ``[max; mean]`` over ``dim``, stacked as 2 channels at position 1."""
-    return torch.stack([x.amax(dim), x.mean(dim)], dim=1)
+    """Z-pool: ``[max; mean]`` over ``dim``, stacked as 2 channels at position 1 (the mean as a sum divided on
+    the small map: its backward is a broadcast view)."""
+    return torch.stack([_max_over(x, dim), x.sum(dim) / x.shape[dim]], dim=1)
 
 
 @register_block("triplet_attention", family="attention", layout="nchw",
@@ -65,11 +80,15 @@ class TripletAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
+        k = 0.5 if self.gate_hw is None else 1.0 / 3.0
+        # the average of the branches x * g is x times the average gate; the 1/k weights go on the small gates
         # (C, W) plane: H is reduced -> gate (B, 1, C, W) broadcast over H
-        g_cw = self.gate_cw(_zpool(x, 2)).transpose(1, 2)                    # (B, C, 1, W)
+        g_cw = self.gate_cw(_zpool(x, 2)).transpose(1, 2) * k                    # (B, C, 1, W)
         # (H, C) plane: W is reduced; the plane is laid out (H, C) as in the paper's rotation
-        g_hc = self.gate_hc(_zpool(x, 3).transpose(2, 3)).permute(0, 3, 2, 1)  # (B, C, H, 1)
-        if self.gate_hw is None:
-            return x * ((g_cw + g_hc) * 0.5)
-        g_hw = self.gate_hw(_zpool(x, 1))                                    # (B, 1, H, W)
-        return x * ((g_cw + g_hc + g_hw) * (1.0 / 3.0))
+        g_hc = self.gate_hc(_zpool(x, 3).transpose(2, 3)).permute(0, 3, 2, 1) * k  # (B, C, H, 1)
+        g = g_cw + g_hc                                                          # (B, C, H, W)
+        if self.gate_hw is not None:
+            g_hw = self.gate_hw(_zpool(x, 1)) * k                                # (B, 1, H, W)
+            g = g + g_hw if torch.is_grad_enabled() else g.add_(g_hw)
+        # without autograd, the product is written over the gate (no second full-size allocation)
+        return x * g if torch.is_grad_enabled() else g.mul_(x)
