@@ -129,9 +129,9 @@ CASES += [
              source_kwargs={"network_type": "ImageNet", "depth": 50, "num_classes": 1000, "att_type": "CBAM"},
              stride_3x3=True),
     _authors("authors.attention_resnet", "wofmanaf/SA-Net:models.sa_resnet:sa_resnet50", "sa_resnet50"),
+    # the authors' SGE divides by the unbiased standard deviation (torch.std): our sge's unbiased=True
     _authors("authors.attention_resnet", "implus/PytorchInsight:classification.models.imagenet.resnet_sge:sge_resnet50",
-             "sge_resnet50", tol=2e-3, note="the authors' SGE divides by the unbiased standard deviation (n - 1) plus "
-             "1e-5, ours by the paper's (1/m) sigma plus eps: our sge block has no option for it yet"),
+             "sge_resnet50", attn_kwargs={"unbiased": True}),
     _authors("authors.resmlp", "facebookresearch/deit:resmlp_models:resmlp_12", "resmlp_12", size=224),
     _authors("authors.resmlp", "facebookresearch/deit:resmlp_models:resmlp_24", "resmlp_24", size=224),
     _authors("authors.resmlp", "facebookresearch/deit:resmlp_models:resmlp_36", "resmlp_36", size=224),
@@ -489,6 +489,35 @@ def _rednet_stubs(root: Path) -> dict:
 _W2_SHIMS["d-li14/involution"] = (_rednet_stubs, _MMClsClassifier)
 CASES += [_authors("authors.rednet", "d-li14/involution:mmcls.models.backbones.rednet:RedNet", f"rednet{d}",
                    source_kwargs={"depth": d}) for d in (26, 38, 50)]
+
+
+# ParNet: the authors' network (imagenet/timm/models/simplenet_impl/simpnet.py) lives inside their fork of timm; only
+# its three files are imported (the fork's package __init__s, which need its old dependencies, are not run), and the
+# two imports from timm they use resolve to the installed timm's classifier head (pool, dropout, fc) and an unused
+# drop function.
+def _parnet_stubs(root: Path) -> dict:
+    pkg = root / "imagenet" / "timm" / "models"
+    from timm.layers import ClassifierHead
+    return {"imagenet": {"_replace": True, "__path__": [str(root / "imagenet")]},
+            "imagenet.timm": {"_replace": True, "__path__": [str(pkg.parent)]},
+            "imagenet.timm.models": {"_replace": True, "__path__": [str(pkg)]},
+            "imagenet.timm.models.simplenet_impl": {"_replace": True, "__path__": [str(pkg / "simplenet_impl")]},
+            "timm.models.layers.drop": {"_replace": True, "drop_path": _unused("drop_path"),
+                                        "drop_block_fast_2d": _unused("drop_block_fast_2d")},
+            "timm.models.layers.classifier": {"_replace": True, "ClassifierHead": ClassifierHead}}
+
+
+_W2_SHIMS["imankgoyal/NonDeepNetworks"] = (_parnet_stubs, None)
+_PARNET = "imankgoyal/NonDeepNetworks:imagenet.timm.models.simplenet_impl.simpnet:SimpNet"
+CASES += [_authors("authors.parnet", _PARNET, f"parnet_{n}", source_kwargs={
+    "planes": planes, "num_blocks": [5, 6, 6, 1], "dropout_lin": 0.0, "additional_branches": ["swish"]})
+    for n, planes in (("m", [128, 256, 512, 2048]), ("l", [160, 320, 640, 2560]))]
+
+
+# --- W1: the authors' CNN / re-parameterizable models (visionblocks/weights/authors_cnn.py) -------------------------
+# ECA-Net: their ResNet ends with AvgPool2d(7) (224 input); the released ECA-Net50 has kernel sizes 3, 5, 5, 7.
+CASES += [_authors("authors.eca", "BangguWu/ECANet:models.eca_resnet:eca_resnet50", "eca_resnet50", size=224,
+                   source_kwargs={"k_size": [3, 5, 5, 7]}, stride_3x3=True, eca_kernel_sizes=(3, 5, 5, 7))]
 
 
 if __name__ == "__main__":

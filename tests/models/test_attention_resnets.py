@@ -55,3 +55,21 @@ def test_attention_resnets_are_registered_one_way():
             assert all(type(b.attn) is vb.block_info(attn).cls for b in m.modules() if isinstance(b, Bottleneck))
         else:
             assert [type(s[-1]) for s in m.stages][:3] == [vb.block_info(stage_attn).cls] * 3
+
+
+def test_eca_resnet50_per_stage_kernel_sizes():
+    """Adaptive by default (5, 5, 5, 7 for 256..2048 channels); ``eca_kernel_sizes`` sets one per stage (the
+    authors' released ECA-Net50: 3, 5, 5, 7); the ECA output is the k-tap channel convolution of the pooled map."""
+    from visionblocks.blocks.attention.eca import EfficientChannelAttention
+    adaptive = _meta("eca_resnet50")
+    assert [[b.attn.kernel_size for b in s] for s in adaptive.stages] == [[5] * 3, [5] * 4, [5] * 6, [7] * 3]
+    with torch.device("meta"):
+        m = vb.create_model("eca_resnet50", eca_kernel_sizes=(3, 5, 5, 7), stride_3x3=True)
+    assert [[b.attn.kernel_size for b in s] for s in m.stages] == [[3] * 3, [5] * 4, [5] * 6, [7] * 3]
+    assert [tuple(b.attn.conv.weight.shape) for b in (s[0] for s in m.stages)] == [(1, 1, 3), (1, 1, 5), (1, 1, 5), (1, 1, 7)]
+    assert all(isinstance(b.attn, EfficientChannelAttention) for b in _bottlenecks(m))
+    assert m.stages[1][0].conv2.conv.stride == (2, 2)
+    with pytest.raises(ValueError, match="one kernel size per stage"):
+        vb.create_model("eca_resnet50", eca_kernel_sizes=(3, 5, 7))
+    with pytest.raises(ValueError, match="attn"):
+        vb.create_model("eca_resnet50", eca_kernel_sizes=(3, 5, 5, 7), attn="se")

@@ -12,8 +12,9 @@ whose authors built on it).
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, Sequence
 
+from visionblocks.blocks.attention import EfficientChannelAttention
 from visionblocks.registry import register_model
 
 from .resnet import Bottleneck, ResNet, build_resnet
@@ -24,14 +25,16 @@ __all__ = ["register_attn_resnet", "se_resnet50", "cbam_resnet50", "eca_resnet50
 
 def register_attn_resnet(name: str, *, paper: str, url: str, params: float, macs: float, doc: str,
                          attn: str | None = None, stage_attn: str | None = None, stride_3x3: bool = False,
-                         test_input_size: tuple[int, int] = (64, 64)) -> Callable[..., ResNet]:
+                         test_input_size: tuple[int, int] = (64, 64),
+                         options: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Callable[..., ResNet]:
     """Register ``name``: ResNet-50 with ``attn`` in every bottleneck and/or ``stage_attn`` between the stages,
     the stride on the 3x3 (``stride_3x3``) or on the first 1x1, and the paper's ``params`` (M) and ``macs`` (G
-    multiply-adds at 224x224).  Returns the builder, whose docstring is ``doc``."""
+    multiply-adds at 224x224).  ``options`` turns the model's own keyword arguments into ResNet ones.  Returns
+    the builder, whose docstring is ``doc``."""
     config = {"attn": attn, "stage_attn": stage_attn, "stride_3x3": stride_3x3}
 
     def build(**kwargs) -> ResNet:
-        return build_resnet(Bottleneck, (3, 4, 6, 3), kwargs, **config)
+        return build_resnet(Bottleneck, (3, 4, 6, 3), options(kwargs) if options else kwargs, **config)
 
     build.__name__ = build.__qualname__ = name
     build.__doc__ = doc
@@ -49,10 +52,38 @@ cbam_resnet50 = register_attn_resnet(
     url="https://arxiv.org/abs/1807.06521", params=28.09, macs=3.864,
     doc="ResNet-50 + CBAM in every bottleneck: 28.09 M params, 3.864 GFLOPs at 224x224 (Woo et al.).")
 
+def _eca_options(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``eca_kernel_sizes=(k1, k2, k3, k4)``: one ECA kernel size per stage instead of the adaptive rule (the
+    authors' released ECA-Net50 was trained with ``--ksize 3557``: 3, 5, 5, 7)."""
+    sizes: Sequence[int] | None = kwargs.pop("eca_kernel_sizes", None)
+    if sizes is None:
+        return kwargs
+    sizes = tuple(sizes)
+    if len(sizes) != 4:
+        raise ValueError(f"eca_kernel_sizes: one kernel size per stage (4), got {sizes}")
+    if kwargs.get("attn", "eca") != "eca" or "kernel_size" in (kwargs.get("attn_kwargs") or {}):
+        raise ValueError("eca_kernel_sizes sets the ECA modules' kernel sizes: pass neither attn= nor "
+                         "attn_kwargs={'kernel_size': ...} with it")
+    outs = [c * Bottleneck.expansion for c in kwargs.get("channels", (64, 128, 256, 512))]
+    if len(set(outs)) != len(sizes):
+        raise ValueError(f"eca_kernel_sizes needs 4 stages of distinct widths, got {outs} output channels")
+    by_channels = dict(zip(outs, sizes))  # a stage's output channels name it
+    extra = dict(kwargs.get("attn_kwargs") or {})
+
+    def eca(channels: int) -> EfficientChannelAttention:
+        if channels not in by_channels:
+            raise ValueError(f"eca_kernel_sizes: no stage of {sorted(by_channels)} channels has {channels}")
+        return EfficientChannelAttention(channels, kernel_size=by_channels[channels], **extra)
+
+    return {**kwargs, "attn": eca, "attn_kwargs": None}
+
+
 eca_resnet50 = register_attn_resnet(
     "eca_resnet50", attn="eca", paper="Wang et al., ECA-Net, CVPR 2020", url="https://arxiv.org/abs/1910.03151",
-    params=25.56, macs=3.86,
-    doc="ECA-Net50: 25.56 M params, 3.86 GFLOPs at 224x224 (Wang et al.).")
+    params=25.56, macs=3.86, options=_eca_options,
+    doc="ECA-Net50: 25.56 M params, 3.86 GFLOPs at 224x224 (Wang et al.).  The ECA kernel size follows the "
+        "paper's adaptive rule (5, 5, 5, 7 over the stages); ``eca_kernel_sizes=(3, 5, 5, 7)`` sets one per stage "
+        "(the authors' released ECA-Net50, BangguWu/ECANet ``--ksize 3557``).")
 
 bam_resnet50 = register_attn_resnet(
     "bam_resnet50", stage_attn="bam", paper="Park et al., BAM: Bottleneck Attention Module, BMVC 2018",

@@ -24,6 +24,7 @@ from .load import LoadResult, added_modules, adapt_input_conv, classifier_names,
 from . import torchvision as _torchvision  # noqa: F401  (registers its converters)
 from . import timm as _timm  # noqa: F401
 from . import authors as _authors  # noqa: F401
+from . import authors_cnn as _authors_cnn  # noqa: F401
 from . import authors_token as _authors_token  # noqa: F401
 from .pretrained import PretrainedWeights, create_pretrained, get_weights, list_weights, register_weights
 

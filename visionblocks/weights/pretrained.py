@@ -250,7 +250,8 @@ register_weights(PretrainedWeights(
 register_weights(PretrainedWeights(
     model="sge_resnet50", tag="authors_in1k", url=None, page="https://drive.google.com/open?id=13HPCjrEle6aFbiCo8Afkr2jJssdNwdRn",
     layout="authors.attention_resnet", source="authors: implus/PytorchInsight", source_name="sge_resnet50.pth.tar",
-    top1=77.584, top1_note="the authors' README; not loaded exactly: see the converter table"))
+    kwargs={"attn_kwargs": {"unbiased": True}}, top1=77.584,
+    top1_note="the authors' README (their SGE divides by the unbiased standard deviation: unbiased=True)"))
 
 
 # --- W2: the authors' token / attention / other models (converters in authors_token.py) ---------------------------
@@ -282,3 +283,12 @@ for _depth, _link, _top1 in ((26, "EWmTnvB1cqtIi-OI4HfxGBgBKzO0w_qc3CnErHhNfBitl
         model=f"rednet{_depth}", tag="authors_in1k", url=None, page=_REDNET + _link, layout="authors.rednet",
         source="authors: d-li14/involution", source_name=f"RedNet-{_depth} (mmcls)", top1=_top1,
         top1_note="the authors' README (224)"))
+
+
+# --- W1: the authors' CNN releases (converters in authors_cnn.py) ---------------------------------------------------
+register_weights(PretrainedWeights(
+    model="eca_resnet50", tag="authors_in1k", url=None,
+    page="https://drive.google.com/open?id=1670rce333c_lyMWFzBlNZoVUvtxbCF_U",
+    layout="authors.eca", source="authors: BangguWu/ECANet", source_name="eca_resnet50_k3557",
+    kwargs={"stride_3x3": True, "eca_kernel_sizes": (3, 5, 5, 7)}, top1=77.42,
+    top1_note="the authors' README (ECA-Net50, 224; also on BaiduDrive, code no6u)"))
