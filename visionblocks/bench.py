@@ -44,23 +44,25 @@ __all__ = ["BenchResult", "BenchConfig", "GATE_PASSES", "build_for_bench", "buil
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
-# The floor of a memory-bound gate, in units of ONE broadcast multiply ``y = x * s`` of the same tensor (which
-# reads x once and writes y once: 2 full-tensor transfers).  A gate's count = the full-size transfers its
-# equations need / 2, counted by the rules of docs/benchmarks_notes.md ("The bench: method and floors"):
-# every pooling of a full-size tensor reads it once; an element-wise chain whose other operands are small
-# (broadcast) reads each full-size operand once and writes once; a full-size intermediate that must be
-# reduced before it is used is written once; layout (split, concatenation, shuffle, permute) is free.
+# The floor of a memory-bound gate, in units of ONE broadcast multiply ``y = x * s`` of the same tensor (it reads
+# x once and writes y once: 2 full-tensor transfers).  A gate's count = the full-size transfers its equations need
+# / 2, by the rules of docs/benchmarks_notes.md ("The bench: method and floors"): each reduction (a pooling, a
+# normalisation's statistics) reads its full-size input once; element-wise operations whose other operands are
+# small (broadcast) are fused into the pass that consumes them (a reduction, or the writing of the output); the
+# output is written once; layout (split, concatenation, shuffle, permute) is free; intermediates that are not
+# small count their share of the tensor.  Counts at the bench's ResNet-stage shape (256 channels).
 GATE_PASSES: dict[str, tuple[float, str]] = {
-    "se": (1.5, "pool reads x; y = x * s reads x, writes y: 3 transfers"),
-    "eca": (1.5, "as se: pool reads x; y = x * s reads x, writes y: 3 transfers"),
-    "cbam": (4.0, "avg and max pools read x; F' = x * Mc reads x, writes F'; mean and max over C read F'; "
-                  "y = F' * Ms reads F', writes y: 8 transfers"),
-    "coord_attention": (2.0, "pools along H and along W read x; y = x * g_h * g_w reads x, writes y: 4 transfers"),
-    "sge": (2.0, "pool reads x; c = sum_c(g * x) reads x; y = x * sigmoid(norm(c)) reads x, writes y: 4 transfers"),
-    "shuffle_attention": (1.5, "channel half: pool + gated product (0.5 + 1); spatial half: GroupNorm statistics "
-                               "+ gated product of the normalised half (0.5 + 1); concat and shuffle free: 3"),
-    "triplet_attention": (4.0, "three branches, each a max and a mean pool of x (6 reads); "
-                               "y = x * (a1 + a2 + a3) / 3 reads x, writes y: 8 transfers"),
+    "se": (1.5, "pool reads x (1); y = x * s reads x, writes y (2): 3 transfers"),
+    "eca": (1.5, "as se: pool reads x (1); y = x * s reads x, writes y (2): 3 transfers"),
+    "cbam": (3.0, "avg and max pools of x (2); mean and max over C of Mc * x, the product fused (2); "
+                  "y = x * Mc * Ms (2): 6 transfers"),
+    "coord_attention": (2.0, "pools along H and along W (2); y = x * g_h * g_w (2): 4 transfers"),
+    "sge": (2.5, "pool (1); c = sum_c g * x reads x, writes the per-group map, G/C = 1/4 of x (1.25); its "
+                 "normalisation and sigmoid (0.5); y = x * a reads x and the map, writes y (2.25): 5 transfers"),
+    "shuffle_attention": (1.5, "pool of the channel half (0.5); GroupNorm statistics of the spatial half (0.5); "
+                               "both gated halves written to their shuffled places (2): 3 transfers"),
+    "triplet_attention": (4.0, "max and mean pools over C, over H and over W (6); "
+                               "y = x * (a_c + a_h + a_w) / 3 (2): 8 transfers"),
 }
 
 
@@ -424,6 +426,8 @@ def plot(results: list[BenchResult], path: str, x: str = "params") -> str:
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: measure.format_si(v)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.1g}"[0] in "25" else ""))
     ax.set_xlabel(label)
     ax.set_ylabel("forward latency (eval), median ms")
     ax.set_title(f"visionblocks bench: latency against {label.split(' ')[0]}")
