@@ -5,7 +5,8 @@ setup:
 	./scripts/setup.sh
 
 demo: setup
-	.venv/bin/visionblocks bench --family attention --shape 128,28,28 --repeats 5 --out bench_out --plot bench_out/bench.png
+	MALLOC_MMAP_THRESHOLD_=17179869184 MALLOC_TRIM_THRESHOLD_=17179869184 .venv/bin/visionblocks bench \
+		--family attention --shape 128,28,28 --repeats 5 --min-time 0.5 --out bench_out --plot bench_out/bench.png
 
 test: setup
 	.venv/bin/python -m pytest -n 2 -q
