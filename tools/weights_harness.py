@@ -518,6 +518,8 @@ CASES += [_authors("authors.parnet", _PARNET, f"parnet_{n}", source_kwargs={
 # ECA-Net: their ResNet ends with AvgPool2d(7) (224 input); the released ECA-Net50 has kernel sizes 3, 5, 5, 7.
 CASES += [_authors("authors.eca", "BangguWu/ECANet:models.eca_resnet:eca_resnet50", "eca_resnet50", size=224,
                    source_kwargs={"k_size": [3, 5, 5, 7]}, stride_3x3=True, eca_kernel_sizes=(3, 5, 5, 7))]
+# SCNet: compared at 224, where the K2 pooling (AvgPool2d(4, 4)) sees 56, 28, 14 and 7 pixel maps (the last two floor)
+CASES += [_authors("authors.scnet", "MCG-NKU/SCNet:scnet:scnet50", "scnet50", size=224)]
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.models.gfnet import GFNet
+from visionblocks.models.parnet import ParNet
 from visionblocks.models.resnet import ResNet
 from visionblocks.models.rest import ResT
 from visionblocks.models.smlpnet import SMLPNet
@@ -23,7 +24,8 @@ from .errors import ArchitectureMismatchError
 from .torchvision import block_name, resnet_rules
 
 __all__ = ["GFNET", "convert_gfnet", "REST", "convert_rest", "VIP", "convert_vip", "SMLPNET", "convert_smlpnet", "COTNET",
-           "convert_cotnet", "REDNET", "convert_rednet"]
+           "convert_cotnet", "REDNET", "convert_rednet", "PARNET",
+           "convert_parnet"]
 
 StateDict = dict[str, torch.Tensor]
 
@@ -211,3 +213,52 @@ REDNET = register_converter(Converter(
     convert=convert_rednet, priority=1,
     models={"rednet26": "RedNet(depth=26)", "rednet38": "RedNet(depth=38)", "rednet50": "RedNet(depth=50)"},
     notes="renames (mmcls classifier: backbone.* and head.fc; involution conv1/conv2 -> reduce/span)"))
+
+
+# ------------------------------------------------------------------------- ParNet (imankgoyal/NonDeepNetworks)
+_PARNET_UNITS = [(r"inits\.0\.([01])", r"down1.\1"), (r"inits\.1", "down2"), (r"inits\.2", "down3"),
+                 (r"streams\.(\d+)\.(\d+)", r"streams.\1.\2"), (r"downsamples_2\.0", "fuse12"),
+                 (r"downsamples_2\.1\.2", "fuse2.block"), (r"combine\.2", "fuse3.block"), (r"combine\.3", "final")]
+_PARNET_PARTS = [(r"rbr_dense\.(conv|bn)\.(.+)", r"conv.body.conv3x3.\1.\2"),
+                 (r"rbr_1x1\.(?:1\.)?(conv|bn)\.(.+)", r"conv.body.conv1x1.\1.\2"),
+                 (r"rbr_identity\.(.+)", r"skip_bn.\1")]
+
+
+def convert_parnet(sd: StateDict, model: torch.nn.Module) -> StateDict:
+    """The authors' ParNet (``SimpNet`` in ``imagenet/timm/models/simplenet_impl/simpnet.py``): ``inits`` are our
+    ``down1``/``down2``/``down3``, ``streams`` ours, ``downsamples_2.0`` our ``fuse12``, ``downsamples_2.1`` and
+    ``combine.0..2`` our ``fuse2``/``fuse3`` (``b1``/``b2`` their BNs of the stream and of the running fusion,
+    our ``bn_a``/``bn_b``), ``combine.3`` our ``final``.  Inside a RepVGG-style block (``block.``):
+    ``rbr_dense``/``rbr_1x1`` (after the stride's average pool: ``rbr_1x1.1``) are our 3x3/1x1 branches,
+    ``rbr_identity`` our ``skip_bn``, and ``se.cvsig.conv`` our ``sse_fc`` (stream blocks) or ``se_fc``
+    (downsampling blocks)."""
+    own = model.state_dict()
+    units = [(re.compile(p), r) for p, r in _PARNET_UNITS]
+    parts = [(re.compile(p), r) for p, r in _PARNET_PARTS]
+
+    def block(m):
+        unit = next((pat.fullmatch(m[1]).expand(rep) for pat, rep in units if pat.fullmatch(m[1])), f"?{m[1]}")
+        rest = m[2]
+        if rest == "se.cvsig.conv.weight":
+            return _first_of(own, f"{unit}.sse_fc.weight", f"{unit}.se_fc.weight")
+        part = next((pat.fullmatch(rest).expand(rep) for pat, rep in parts if pat.fullmatch(rest)), rest)
+        return f"{unit}.{part}"
+
+    return rename_keys(sd, [
+        (r"(.+?)\.block\.(.+)", block),
+        (r"downsamples_2\.1\.0\.b([12])\.(.+)", lambda m: f"fuse2.bn_{'ab'[int(m[1]) - 1]}.{m[2]}"),
+        (r"combine\.0\.b([12])\.(.+)", lambda m: f"fuse3.bn_{'ab'[int(m[1]) - 1]}.{m[2]}"),
+    ])
+
+
+def _first_of(own: StateDict, *names: str) -> str:
+    return next((n for n in names if n in own), names[0])
+
+
+PARNET = register_converter(Converter(
+    name="authors.parnet", source="authors: imankgoyal/NonDeepNetworks", model_types=(ParNet,),
+    detect=lambda keys: has_all(keys, "inits.0.0.block.rbr_dense.conv.weight", "combine.3.block.rbr_dense.conv.weight"),
+    convert=convert_parnet,
+    models={"parnet_m": "SimpNet(planes=[128, 256, 512, 2048], num_blocks=[5, 6, 6, 1])",
+            "parnet_l": "SimpNet(planes=[160, 320, 640, 2560], num_blocks=[5, 6, 6, 1])"},
+    notes="renames (their ParNet-S has 92 stream-1 channels, ours 96 as the paper's table: not loadable yet)"))

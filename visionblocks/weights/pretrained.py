@@ -292,3 +292,9 @@ register_weights(PretrainedWeights(
     layout="authors.eca", source="authors: BangguWu/ECANet", source_name="eca_resnet50_k3557",
     kwargs={"stride_3x3": True, "eca_kernel_sizes": (3, 5, 5, 7)}, top1=77.42,
     top1_note="the authors' README (ECA-Net50, 224; also on BaiduDrive, code no6u)"))
+for _model, _file in (("parnet_m", "planes_128_256_512_2048_num_blocks_5_6_6_1_sebv_13.pth.tar"),
+                      ("parnet_l", "planes_160_320_640_2560_num_blocks_5_6_6_1_sebv_13_dropout_lin.pth.tar")):
+    register_weights(PretrainedWeights(
+        model=_model, tag="authors_in1k", url=None, page="https://github.com/imankgoyal/NonDeepNetworks/releases/tag/v.0.1.0",
+        layout="authors.parnet", source="authors: imankgoyal/NonDeepNetworks", source_name=_file,
+        top1_note="the authors' README states none: see the paper (Table 1)"))
