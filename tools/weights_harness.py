@@ -362,7 +362,11 @@ def build_source(case: Case) -> torch.nn.Module:  # noqa: F811 - the base one, w
             mod = importlib.import_module(module)
             if patch is not None:
                 patch(mod)
-            net = getattr(mod, fn)(**case.source_kwargs)
+            kwargs = dict(case.source_kwargs)
+            if isinstance(kwargs.get("opts"), dict):  # an argparse namespace of dotted option names (ml-cvnets)
+                import argparse
+                kwargs["opts"] = argparse.Namespace(**kwargs["opts"])
+            net = getattr(mod, fn)(**kwargs)
             return wrap(net) if wrap is not None else net
     finally:
         sys.path.remove(str(root))
@@ -520,6 +524,28 @@ CASES += [_authors("authors.eca", "BangguWu/ECANet:models.eca_resnet:eca_resnet5
                    source_kwargs={"k_size": [3, 5, 5, 7]}, stride_3x3=True, eca_kernel_sizes=(3, 5, 5, 7))]
 # SCNet: compared at 224, where the K2 pooling (AvgPool2d(4, 4)) sees 56, 28, 14 and 7 pixel maps (the last two floor)
 CASES += [_authors("authors.scnet", "MCG-NKU/SCNet:scnet:scnet50", "scnet50", size=224)]
+
+
+# MobileViT: ml-cvnets builds its networks from an options namespace (their config/classification/imagenet/
+# mobilevit.yaml's model options); their top-level packages have generic names, imported afresh.
+_W2_SHIMS["apple/ml-cvnets"] = ({name: None for name in ("cvnets", "utils", "common", "options", "data", "loss_fn",
+                                                           "metrics", "engine", "optim")}, None)
+
+
+def _cvnets_opts(mode: str) -> dict:
+    return {"model.classification.name": "mobilevit", "model.classification.n_classes": 1000,
+            "model.classification.mit.mode": mode, "model.classification.mit.number_heads": 4,
+            "model.classification.mit.no_fuse_local_global_features": False,
+            "model.classification.mit.conv_kernel_size": 3, "model.classification.activation.name": "swish",
+            "model.normalization.name": "batch_norm", "model.normalization.momentum": 0.1,
+            "model.activation.name": "swish", "model.layer.global_pool": "mean",
+            "model.layer.conv_init": "kaiming_normal", "model.layer.linear_init": "trunc_normal",
+            "model.layer.linear_init_std_dev": 0.02}
+
+
+CASES += [_authors("authors.mobilevit", "apple/ml-cvnets:cvnets.models.classification.mobilevit:MobileViT",
+                   f"mobilevit_{ours}", source_kwargs={"opts": _cvnets_opts(mode)})
+          for mode, ours in (("xx_small", "xxs"), ("x_small", "xs"), ("small", "s"))]
 
 
 if __name__ == "__main__":

@@ -31,3 +31,20 @@ def test_eca_named_weights_build_the_released_network():
     m = _meta("eca_resnet50", **w.kwargs)
     assert [s[0].attn.kernel_size for s in m.stages] == [3, 5, 5, 7]
     assert load_checkpoint(m, manifest_state_dict("authors.eca--eca_resnet50")).layout == w.layout
+
+
+def test_scnet_stacks_their_two_1x1_halves_in_order():
+    """Their conv1_a (K1's half) comes first in our conv1, conv1_b (the self-calibrated half) second; the same for
+    every BN tensor; K2's conv is their scconv.k2.1 (k2.0 is the pooling)."""
+    from visionblocks.weights import get_converter
+    g = torch.Generator().manual_seed(0)
+    sd = {k: torch.randn(v.shape, generator=g) if v.is_floating_point() else torch.zeros((), dtype=v.dtype)
+          for k, v in manifest_state_dict("authors.scnet--scnet50").items()}
+    out = get_converter("authors.scnet").convert(sd, _meta("scnet50"))
+    b = "stages.2.3"
+    torch.testing.assert_close(out[f"{b}.conv1.conv.weight"],
+                               torch.cat([sd["layer3.3.conv1_a.weight"], sd["layer3.3.conv1_b.weight"]]), rtol=0, atol=0)
+    torch.testing.assert_close(out[f"{b}.conv1.bn.running_var"],
+                               torch.cat([sd["layer3.3.bn1_a.running_var"], sd["layer3.3.bn1_b.running_var"]]), rtol=0, atol=0)
+    assert out[f"{b}.conv2.k2.conv.weight"] is sd["layer3.3.scconv.k2.1.weight"]
+    assert out[f"{b}.conv2.k1.bn.bias"] is sd["layer3.3.k1.1.bias"]

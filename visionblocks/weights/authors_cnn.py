@@ -1,5 +1,5 @@
 """Converters from the layouts of the papers' authors' own code for CNNs and re-parameterizable networks (issue 14):
-ECA-Net (BangguWu/ECANet), ...
+ECA-Net (BangguWu/ECANet), SCNet (MCG-NKU/SCNet), ...
 
 Each converter names the repository (and the commit its harness case was verified at: see docs/weights.md).
 Nothing of the authors' code is here: only which of their tensors is which of ours.
@@ -14,10 +14,11 @@ from visionblocks.models.resnet import ResNet
 
 from ._common import check_stride_3x3, has_all, has_any
 from .authors import convert_attention_resnet
-from .convert import Converter, register_converter
+from .convert import Converter, register_converter, rename_keys
 from .errors import ArchitectureMismatchError
+from .torchvision import block_name, resnet_rules
 
-__all__ = ["ECA", "convert_eca"]
+__all__ = ["ECA", "SCNET", "convert_eca", "convert_scnet"]
 
 
 # ----------------------------------------------------------------------------------------- ECA-Net (BangguWu/ECANet)
@@ -55,3 +56,36 @@ ECA = register_converter(Converter(
     models={"eca_resnet50": "eca_resnet50"},
     notes="renames (their eca module is our attn); needs stride_3x3=True and their per-stage kernel sizes "
           "(eca_kernel_sizes, released ECA-Net50: (3, 5, 5, 7))"))
+
+
+# ----------------------------------------------------------------------------------------- SCNet (MCG-NKU/SCNet)
+_SC_UNITS = {"k1.0": "k1.conv", "k1.1": "k1.bn", "scconv.k2.1": "k2.conv", "scconv.k2.2": "k2.bn",
+             "scconv.k3.0": "k3.conv", "scconv.k3.1": "k3.bn", "scconv.k4.0": "k4.conv", "scconv.k4.1": "k4.bn"}
+
+
+def convert_scnet(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The authors' SCNet (``scnet.py``, ``SCBottleneck``): their two 1x1 convolutions ``conv1_a``/``conv1_b`` (and
+    BNs ``bn1_a``/``bn1_b``) are the two halves of our one ``conv1`` (``a`` first: it feeds K1, ``b`` the
+    self-calibrated half), stacked along the output channels; ``k1`` and ``scconv.k2/k3/k4`` are our
+    self-calibrated convolution's ``conv2.k1..k4`` (their K2 Sequential starts with the pooling, so its conv is
+    ``.1``); the rest is torchvision's ResNet."""
+    sd = dict(sd)
+    for key in [k for k in sd if k.endswith(".conv1_a.weight")]:
+        p = key[: -len(".conv1_a.weight")]
+        sd[f"{p}.conv1.weight"] = torch.cat([sd.pop(f"{p}.conv1_a.weight"), sd.pop(f"{p}.conv1_b.weight")])
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            sd[f"{p}.bn1.{name}"] = torch.cat([sd.pop(f"{p}.bn1_a.{name}"), sd.pop(f"{p}.bn1_b.{name}")])
+        if f"{p}.bn1_a.num_batches_tracked" in sd:
+            sd[f"{p}.bn1.num_batches_tracked"] = sd.pop(f"{p}.bn1_a.num_batches_tracked")
+            sd.pop(f"{p}.bn1_b.num_batches_tracked", None)
+    units = "|".join(re.escape(u) for u in _SC_UNITS)
+    return rename_keys(sd, [(rf"layer(\d+)\.(\d+)\.({units})\.(.+)",
+                             lambda m: f"{block_name(m)}.conv2.{_SC_UNITS[m[3]]}.{m[4]}")] + resnet_rules(sd, model))
+
+
+SCNET = register_converter(Converter(
+    name="authors.scnet", source="authors: MCG-NKU/SCNet", model_types=(ResNet,),
+    detect=lambda keys: has_any(keys, r"layer1\.0\.scconv\.k2\.1\.weight"), convert=convert_scnet, priority=1,
+    models={"scnet50": "scnet50"},
+    notes="their two half-width 1x1 convolutions (conv1_a, conv1_b) and BNs stacked into our one conv1; K1..K4 "
+          "renamed"))

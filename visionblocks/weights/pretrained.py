@@ -292,6 +292,10 @@ register_weights(PretrainedWeights(
     layout="authors.eca", source="authors: BangguWu/ECANet", source_name="eca_resnet50_k3557",
     kwargs={"stride_3x3": True, "eca_kernel_sizes": (3, 5, 5, 7)}, top1=77.42,
     top1_note="the authors' README (ECA-Net50, 224; also on BaiduDrive, code no6u)"))
+register_weights(PretrainedWeights(
+    model="scnet50", tag="authors_in1k", url="https://backseason.oss-cn-beijing.aliyuncs.com/scnet/scnet50-dc6a7e87.pth",
+    sha256="dc6a7e87", layout="authors.scnet", source="authors: MCG-NKU/SCNet", source_name="scnet50", top1=77.81,
+    top1_note="the authors' README lists top-1 error 22.19 (224)"))
 for _model, _file in (("parnet_m", "planes_128_256_512_2048_num_blocks_5_6_6_1_sebv_13.pth.tar"),
                       ("parnet_l", "planes_160_320_640_2560_num_blocks_5_6_6_1_sebv_13_dropout_lin.pth.tar")):
     register_weights(PretrainedWeights(
