@@ -39,7 +39,8 @@ sys.path.insert(0, ROOT)
 import visionblocks as vb  # noqa: E402
 from visionblocks import measure  # noqa: E402
 
-__all__ = ["Pair", "PAIRS", "transplant", "rel_diff", "ratio_stats", "geomean", "markdown", "main"]
+__all__ = ["Pair", "PAIRS", "transplant", "rel_diff", "ratio_stats", "geomean", "markdown", "keep_fuse_section",
+           "main"]
 
 B = 8
 MALLOC = {"MALLOC_MMAP_THRESHOLD_": "1000000000", "MALLOC_TRIM_THRESHOLD_": "1000000000"}
@@ -59,7 +60,6 @@ class Pair:
     timm_out: Callable[[torch.Tensor], torch.Tensor] | None = None  # timm's output -> our layout (check only)
     order: Callable[[list[str]], list[str]] | None = None           # timm's keys in our registration order
     fixed_size: int | None = None               # models whose input size is part of the architecture
-    reason: str = ""                            # why ours is not ahead (filled in from measurements)
 
 
 # ------------------------------------------------------------------------------------------- timm's side
@@ -163,7 +163,8 @@ PAIRS: list[Pair] = [
     Pair("mbconv", "block", _ob("mbconv", 64, 64, kernel_size=3, stride=1, expand_ratio=6), _mbconv_timm,
          (64, 28, 28), "InvertedResidual(64, 64, 3, exp_ratio=6, SiLU, SE rd_channels=16): MBConv6 k3 with "
          "EfficientNet's SE (width in/4)"),
-    Pair("repvgg_block", "block", _ob("repvgg_block", 256, 256, 3, 1), _tb("timm.models.byobnet", "RepVggBlock", 256, 256),
+    Pair("repvgg_block", "block", _ob("repvgg_block", 256, 256, 3, 1),
+         _tb("timm.models.byobnet", "RepVggBlock", 256, 256),
          (256, 28, 28), "RepVggBlock(256, 256): training form (3x3, 1x1, identity BN branches)", order=_repvgg_order),
     Pair("mixer_block", "block", _ob("mixer_block", 512, 196), _tb("timm.models.mlp_mixer", "MixerBlock", 512, 196),
          (196, 512), "MixerBlock(512, 196): Mixer-S/16"),
@@ -331,7 +332,9 @@ def time_pair(p: Pair, ours: nn.Module, theirs: nn.Module, size: int, repeats: i
 
 
 # ------------------------------------------------------------------------------------------- report
-REASONS_FILE = os.path.join(ROOT, "docs", "benchmarks_timm_notes.md")
+# Why a row is not ahead, from profiles of the pairs (kept here so that the generated table carries them).
+REASONS: dict[str, str] = {}
+FUSE_SECTION = "## Inference form: fuse"  # written by benchmarks/fuse_latency.py --out; kept when regenerating
 
 
 def markdown(rows: list[dict], command: str, description: str, versions: str, size: int) -> str:
@@ -348,19 +351,18 @@ def markdown(rows: list[dict], command: str, description: str, versions: str, si
            "ResMLP, gMLP, VOLO at 224x224: their token count is part of the network; MobileViT(v2) at 256x256, "
            "their resolution, which 2x2 patches divide at every stage).", ""]
     for kind in ("block", "model"):
-        sel = [r for r in rows if r["kind"] == kind and "train" in r]
+        sel = [r for r in rows if r["kind"] == kind and "error" not in r]
         if not sel:
             continue
-        gtr = geomean([r["train"]["ratio"] for r in sel if "train" in r])
-        gev = geomean([r["eval"]["ratio"] for r in sel if "eval" in r])
-        out += [f"## {kind.capitalize()}s", "",
-                f"Geometric mean of ours / timm over {len(sel)} {kind}s: **train {gtr:.3f}**, **eval {gev:.3f}**.", ""]
+        means = ", ".join(f"**{mode} {geomean([r[mode]['ratio'] for r in sel if mode in r]):.3f}**"
+                          for mode in ("train", "eval") if any(mode in r for r in sel))
+        out += [f"## {kind.capitalize()}s", "", f"Geometric mean of ours / timm over {len(sel)} {kind}s: {means}.", ""]
         table = []
         for r in rows:
             if r["kind"] != kind:
                 continue
             if "error" in r:
-                table.append([r["name"], r.get("shape", "—"), "—", "—", "—", "—", "—", "—", f"**{r['error']}**"])
+                table.append([r["name"], r.get("shape", "—")] + ["—"] * 6 + [f"**{r['error']}**"])
                 continue
             cells = [r["name"], r["shape"]]
             for mode in ("train", "eval"):
@@ -370,30 +372,25 @@ def markdown(rows: list[dict], command: str, description: str, versions: str, si
             behind = [mode for mode in ("train", "eval") if r.get(mode) and r[mode]["ratio"] >= 1.0]
             note = r["config"]
             if behind:
-                note += f". **Not ahead ({', '.join(behind)})**: {r.get('reason') or 'see the notes below'}"
+                note += f". **Not ahead ({', '.join(behind)})**: {REASONS.get(r['name'], 'not yet analysed')}"
             cells.append(note)
             table.append(cells)
         out.append(measure.format_table(
             table, [kind, "input", "train ours", "train timm", "train ratio", "eval ours", "eval timm", "eval ratio",
-                    "timm configuration / reason when not ahead"], markdown=True))
+                    "timm configuration; reason when not ahead"], markdown=True))
         out.append("")
-    text = "\n".join(out)
-    if os.path.exists(REASONS_FILE):
-        with open(REASONS_FILE) as fh:
-            text += "\n" + fh.read()
+    return "\n".join(out)
+
+
+def keep_fuse_section(text: str, path: str) -> str:
+    """``text`` followed by the "Inference form: fuse" section of the file at ``path`` (if any)."""
+    if os.path.exists(path):
+        old = open(path).read()
+        i = old.find(FUSE_SECTION)
+        if i >= 0:
+            end = old.find("\n## ", i + len(FUSE_SECTION))
+            text = text.rstrip("\n") + "\n\n" + (old[i:end + 1] if end >= 0 else old[i:])
     return text
-
-
-def load_reasons() -> dict[str, str]:
-    """Reasons for rows that are not ahead, kept by hand in docs/benchmarks_timm_notes.md as '- `name`: why'."""
-    reasons = {}
-    if os.path.exists(REASONS_FILE):
-        with open(REASONS_FILE) as fh:
-            for line in fh:
-                if line.startswith("- `") and "`:" in line:
-                    name, why = line[3:].split("`:", 1)
-                    reasons[name] = why.strip()
-    return reasons
 
 
 def _reexec_with_malloc_env(argv: list[str]) -> None:
@@ -427,10 +424,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"unknown pairs: {sorted(only - {p.name for p in pairs})}")
     print(f"malloc: {measure.malloc_settings()}", flush=True)
     print(measure.machine_description("cpu"), flush=True)
-    reasons = load_reasons()
     rows = []
     for p in pairs:
-        row = {"name": p.name, "kind": p.kind, "config": p.config, "reason": reasons.get(p.name, "")}
+        row = {"name": p.name, "kind": p.kind, "config": p.config}
         s = _shape(p, a.size)
         row["shape"] = "x".join(map(str, s[1:])) if p.kind == "model" else "x".join(map(str, s))
         try:
@@ -447,7 +443,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         msg = row.get("error") or f"diff {row['diff']:.1e}" + "".join(
             f"  {m}: ours {row[m]['ours']:.2f} timm {row[m]['timm']:.2f} ms  x{row[m]['ratio']:.3f} "
-            f"[{row[m]['q1']:.2f}, {row[m]['q3']:.2f}] ({row[m]['rounds']} rounds)" for m in ("train", "eval") if m in row)
+            f"[{row[m]['q1']:.2f}, {row[m]['q3']:.2f}] ({row[m]['rounds']} rounds)"
+            for m in ("train", "eval") if m in row)
         print(f"{p.name:<24} {msg}", flush=True)
     for kind in ("block", "model"):
         for mode in ("train", "eval"):
@@ -457,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.out and not a.check_only:
         versions = f"torch {torch.__version__}, timm {timm.__version__}, visionblocks {vb.__version__}"
         command = ("python benchmarks/compare_timm.py " + " ".join(argv)).strip()
-        text = markdown(rows, command, measure.machine_description("cpu"), versions, a.size)
+        text = keep_fuse_section(markdown(rows, command, measure.machine_description("cpu"), versions, a.size), a.out)
         with open(a.out, "w") as fh:
             fh.write(text)
     return 1 if any("error" in r for r in rows) else 0

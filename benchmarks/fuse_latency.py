@@ -1,21 +1,58 @@
-"""Eval latency of a model before and after ``visionblocks.fuse`` (conv-BN folds and re-parameterization), side
-by side in paired rounds (``visionblocks.measure.time_callables``), medians and the paired ratio.
+"""Eval latency of a model before and after ``visionblocks.fuse`` (conv-BN folds and re-parameterization), and of
+timm's same network where timm is installed, side by side in paired rounds (``visionblocks.measure.
+time_callables``): medians and the paired ratios.
 
-    MALLOC_MMAP_THRESHOLD_=... .venv/bin/python benchmarks/fuse_latency.py --models resnet50,mobilenetv2,efficientnet_b0
+    .venv-integration/bin/python benchmarks/fuse_latency.py [--models resnet18,resnet50,mobilenetv2,efficientnet_b0]
+        [--out docs/benchmarks_timm.md]
+
+The fused model's outputs are asserted equal to the unfused one's (1e-5 relative to the largest output, float32)
+and, with timm, timm's weights are loaded into ours first (``visionblocks.weights.load_checkpoint``) so that all
+three compute the same function.  ``--out FILE`` writes the table as the section "Inference form: fuse" of
+FILE (replacing that section, keeping the rest).  Like ``compare_timm.py`` it re-executes itself with
+``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_`` set unless they are (``--no-malloc-env``).
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import os
+import statistics
+import sys
 
 import torch
 
-import visionblocks as vb
-from visionblocks.measure import machine_description, time_callables
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import visionblocks as vb  # noqa: E402
+from visionblocks.measure import machine_description, malloc_settings, time_callables  # noqa: E402
+
+# ours (name, kwargs) -> timm's name: the same networks as in compare_timm.py
+TIMM = {"resnet18": ("resnet18", {}), "resnet50": ("resnet50", {"stride_3x3": True}),
+        "mobilenetv2": ("mobilenetv2_100", {}), "efficientnet_b0": ("efficientnet_b0", {"norm_layer": "batchnorm"})}
+SECTION = "## Inference form: fuse"
+MALLOC = {"MALLOC_MMAP_THRESHOLD_": "1000000000", "MALLOC_TRIM_THRESHOLD_": "1000000000"}
+
+
+def _q(values: list[float]) -> tuple[float, float, float]:
+    v = sorted(values)
+    if len(v) < 2:
+        return v[0], v[0], v[0]
+    q = statistics.quantiles(v, n=4)
+    return statistics.median(v), q[0], q[2]
+
+
+def replace_section(text: str, section: str) -> str:
+    """``text`` with its "Inference form: fuse" section (up to the next '## ' heading) replaced by ``section``
+    (appended when absent)."""
+    start = text.find(SECTION)
+    if start < 0:
+        return text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
+    end = text.find("\n## ", start + len(SECTION))
+    rest = text[end + 1:] if end >= 0 else ""
+    return text[:start] + section.rstrip("\n") + "\n" + ("\n" + rest if rest else "")
 
 
 def main(argv=None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default="resnet18,resnet50,mobilenetv2,efficientnet_b0")
     p.add_argument("--batch", type=int, default=8)
@@ -23,21 +60,71 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("--min-time", type=float, default=3.0)
+    p.add_argument("--no-timm", action="store_true", help="do not compare with timm even where it is installed")
+    p.add_argument("--no-malloc-env", action="store_true")
+    p.add_argument("--out", help="write the table as the 'Inference form: fuse' section of this Markdown file")
     a = p.parse_args(argv)
+    if not a.no_malloc_env and not all(k in os.environ for k in MALLOC) and not os.environ.get("VB_FUSE_CHILD"):
+        env = {**os.environ, **{k: os.environ.get(k, v) for k, v in MALLOC.items()}, "VB_FUSE_CHILD": "1"}
+        os.execve(sys.executable, [sys.executable, os.path.abspath(__file__), *argv], env)
     torch.set_num_threads(a.threads)
-    print(machine_description("cpu"))
-    print("malloc thresholds raised:", bool(os.environ.get("MALLOC_MMAP_THRESHOLD_")))
-    print(f"| model | unfused ms | fused ms | fused/unfused (paired median) |\n|---|---|---|---|")
+    timm = None
+    if not a.no_timm:
+        try:
+            import timm
+        except ImportError:
+            print("timm is not installed: only fused vs unfused", file=sys.stderr)
+    description = machine_description("cpu")
+    print(description)
+    print("malloc:", malloc_settings())
+    head = ("| model | unfused ms | fused ms | timm eval ms | fused / unfused [q1, q3] | fused / timm [q1, q3] |\n"
+            "|---|---|---|---|---|---|")
+    print(head, flush=True)
+    lines = []
     for name in a.models.split(","):
-        base = vb.create_model(name).eval()
-        fused = vb.fuse(copy.deepcopy(base))
+        timm_name, kwargs = TIMM.get(name, (None, {}))
+        base = vb.create_model(name, **kwargs).eval()
+        fns = {}
         x = torch.randn(a.batch, 3, a.size, a.size)
-        with torch.inference_mode():
-            torch.testing.assert_close(fused(x), base(x), rtol=1e-4, atol=1e-4)
-            t = time_callables({"unfused": lambda: base(x), "fused": lambda: fused(x)}, rounds=a.rounds,
-                               min_time=a.min_time)
-        print(f"| {name} | {t.median('unfused'):.1f} | {t.median('fused'):.1f} | {t.ratio('fused', 'unfused'):.3f} |",
-              flush=True)
+        if timm is not None and timm_name:
+            peer = timm.create_model(timm_name, pretrained=False).eval()
+            from visionblocks.weights import load_checkpoint
+            load_checkpoint(base, peer.state_dict(), strict=True)
+        else:
+            peer = None
+        fused = vb.fuse(copy.deepcopy(base))
+        with torch.no_grad():
+            ref = base(x)
+            tol = 1e-5 * float(ref.abs().max())
+            torch.testing.assert_close(fused(x), ref, rtol=1e-5, atol=tol)
+            if peer is not None:
+                torch.testing.assert_close(peer(x), ref, rtol=1e-5, atol=tol)
+            fns = {"unfused": lambda: base(x), "fused": lambda: fused(x)}
+            if peer is not None:
+                fns["timm"] = lambda: peer(x)
+            t = time_callables(fns, rounds=a.rounds, min_time=a.min_time)
+        fu = _q([f / u for f, u in zip(t.ms["fused"], t.ms["unfused"])])
+        cells = [name, f"{t.median('unfused'):.1f}", f"{t.median('fused'):.1f}"]
+        if peer is not None:
+            ft = _q([f / p for f, p in zip(t.ms["fused"], t.ms["timm"])])
+            cells += [f"{t.median('timm'):.1f} ({timm_name})", f"{fu[0]:.3f} [{fu[1]:.2f}, {fu[2]:.2f}]",
+                      f"{ft[0]:.3f} [{ft[1]:.2f}, {ft[2]:.2f}]"]
+        else:
+            cells += ["—", f"{fu[0]:.3f} [{fu[1]:.2f}, {fu[2]:.2f}]", "—"]
+        lines.append("| " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
+    if a.out:
+        command = ("python benchmarks/fuse_latency.py " + " ".join(argv)).strip()
+        section = "\n".join([
+            SECTION, "",
+            "`visionblocks.fuse(model)` folds every conv-BN pair (and re-parameterizable branches) for inference. "
+            f"Eval forward, batch {a.batch}, {a.size}x{a.size}, float32, the three run alternately in one process; "
+            "ratios are medians of the per-round ratios (< 1: the fused model is faster) with their interquartile "
+            "range. The fused outputs equal the unfused ones to 1e-5; timm's network carries the same weights.", "",
+            f"Command: `{command}`", "", f"Machine: {description}", "", head, *lines, ""])
+        text = open(a.out).read() if os.path.exists(a.out) else "# visionblocks vs timm\n"
+        with open(a.out, "w") as fh:
+            fh.write(replace_section(text, section))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,117 @@
+"""benchmarks/compare_timm.py and fuse_latency.py: the parts that need no timm (transplant, statistics, report)."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+from visionblocks.measure import Timings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+ct = _load("compare_timm")
+fl = _load("fuse_latency")
+
+
+class Ours(nn.Module):  # a conv-style layout of the same tensors as Theirs
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(4, 3, 1)
+        self.norm = nn.BatchNorm2d(3)
+
+    def forward(self, x):
+        return self.norm(self.a(x))
+
+
+class Theirs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        self.bn = nn.BatchNorm2d(3)
+
+    def forward(self, x):
+        return self.bn(self.fc(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
+
+
+def test_transplant_by_position_reshapes_and_gives_the_same_function():
+    ours, theirs = Ours().double().eval(), ct.randomise(Theirs().double()).eval()
+    x = torch.randn(2, 4, 5, 5, dtype=torch.float64)
+    assert ct.rel_diff(theirs(x), ours(x)) > 1e-3
+    ct.transplant(ours, theirs)
+    assert ct.rel_diff(theirs(x), ours(x)) < 1e-12
+    assert torch.equal(ours.norm.running_var, theirs.bn.running_var)
+
+
+def test_transplant_rejects_a_shape_mismatch_and_a_count_mismatch():
+    other = Theirs()
+    other.fc = nn.Linear(5, 3)
+    with pytest.raises(AssertionError, match="ours a.weight"):
+        ct.transplant(Ours(), other)
+    with pytest.raises(AssertionError, match="tensors in ours"):
+        ct.transplant(Ours(), nn.Linear(4, 3))
+
+
+def test_transplant_order_maps_a_permuted_registration():
+    class Swapped(Theirs):
+        def __init__(self):
+            super().__init__()
+            bn = self.bn
+            del self.fc, self.bn
+            self.bn, self.fc = bn, nn.Linear(4, 3)  # registered in the other order
+    theirs = ct.randomise(Swapped().double()).eval()
+    ours = Ours().double().eval()
+    with pytest.raises(AssertionError):
+        ct.transplant(ours, theirs)
+    ct.transplant(ours, theirs, order=lambda keys: [k for k in keys if k.startswith("fc")]
+                  + [k for k in keys if k.startswith("bn")])
+    x = torch.randn(2, 4, 3, 3, dtype=torch.float64)
+    assert ct.rel_diff(theirs(x), ours(x)) < 1e-12
+
+
+def test_ratio_stats_are_paired_per_round():
+    # ours is faster in every round though its median time is higher than timm's median
+    t = Timings({"ours": [9.0, 9.0, 1.8, 1.8, 9.0], "timm": [10.0, 10.0, 2.0, 2.0, 10.0]})
+    med, q1, q3 = ct.ratio_stats(t, "ours", "timm")
+    assert med == pytest.approx(0.9) and q1 == pytest.approx(0.9) and q3 == pytest.approx(0.9)
+    assert ct.geomean([0.5, 2.0]) == pytest.approx(1.0)
+
+
+def _row(name, kind, ratio):
+    m = {"ours": 1.0, "timm": 1.0, "ratio": ratio, "q1": ratio, "q3": ratio, "rounds": 15}
+    return {"name": name, "kind": kind, "config": f"cfg {name}", "shape": "8x8", "train": m, "eval": m}
+
+
+def test_markdown_gives_geomeans_and_a_reason_for_rows_not_ahead(monkeypatch):
+    monkeypatch.setitem(ct.REASONS, "slow", "because")
+    rows = [_row("fast", "block", 0.5), _row("slow", "block", 2.0), _row("net", "model", 0.8),
+            {"name": "broken", "kind": "model", "config": "", "shape": "8x8", "error": "AssertionError: differ"}]
+    text = ct.markdown(rows, "cmd", "machine", "versions", 128)
+    assert "over 2 blocks: **train 1.000**, **eval 1.000**" in text
+    assert "over 1 models: **train 0.800**" in text
+    assert "**Not ahead (train, eval)**: because" in text
+    assert text.count("Not ahead") == 1 and "**AssertionError: differ**" in text
+
+
+def test_fuse_section_is_replaced_and_kept(tmp_path):
+    doc = tmp_path / "b.md"
+    doc.write_text("# T\n\nold table\n")
+    text = fl.replace_section(doc.read_text(), fl.SECTION + "\n\nfirst\n")
+    assert text.endswith(fl.SECTION + "\n\nfirst\n") and "old table" in text
+    text = fl.replace_section(text + "\n## After\n\nkeep\n", fl.SECTION + "\n\nsecond\n")
+    assert "first" not in text and "second" in text and text.endswith("## After\n\nkeep\n")
+    doc.write_text(text)
+    regenerated = ct.keep_fuse_section("# T\n\nnew table\n", str(doc))
+    assert "new table" in regenerated and "old table" not in regenerated and "second" in regenerated
