@@ -3,14 +3,17 @@
 Every block whose forward calls ``F.scaled_dot_product_attention`` is found by recording the calls (on the CPU,
 at the bench's configuration); on CUDA its forward runs in bfloat16 and float16 under
 ``torch.nn.attention.sdpa_kernel([FLASH_ATTENTION, EFFICIENT_ATTENTION])`` (so the math fallback is excluded:
-no eligible kernel raises) and must match the math backend.  Skipped where CUDA is absent (issue 18: the code
+no eligible kernel raises) and must be as close to the float32 math result as the math backend in the same
+dtype is (parameters randomised, so that zero-initialised gates such as DANet's do not hide the attention).  Skipped where CUDA is absent (issue 18: the code
 must be ready for a GPU that no session is guaranteed).
 """
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from visionblocks import bench, registry
+from visionblocks import bench, registry, testing
 
 CFG = bench.BenchConfig(batch=2, shape=(64, 16, 16))
 
@@ -30,7 +33,7 @@ FLASH_RULED_OUT = {
 
 def _build(name, device="cpu", dtype=torch.float32):
     m, inputs = bench.build_for_bench(registry.block_info(name), CFG)
-    m = m.to(device=device, dtype=dtype).eval()
+    m = testing.randomize_params(m, scale=0.1, add=True).to(device=device, dtype=dtype).eval()
     return m, tuple(t.to(device=device, dtype=dtype) for t in inputs)
 
 
@@ -66,12 +69,18 @@ def test_fused_sdpa_kernels_run_and_match_math(name, dtype):
         pytest.skip("CUDA is not available: the fused SDPA kernels are CUDA kernels")
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    m, inputs = _build(name, "cuda", dtype)
+    m32, x32 = _build(name, "cuda")
+    m, inputs = copy.deepcopy(m32).to(dtype), tuple(t.to(dtype) for t in x32)
     with torch.no_grad():
         with sdpa_kernel([SDPBackend.MATH]):
-            ref = m(*inputs).float()
+            ref = m32(*x32)
+            math_out = m(*inputs).float()
         with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]):
             out = m(*inputs).float()   # raises when neither fused kernel can serve a call
     assert torch.isfinite(out).all()
-    rel = (out - ref).norm() / ref.norm()
-    assert rel < (2e-2 if dtype == torch.bfloat16 else 5e-3), (name, rel.item())
+
+    def err(o):
+        return ((o - ref).norm() / ref.norm()).item()
+
+    # the fused kernels accumulate in float32: no further from the float32 result than the math backend, up to 2x
+    assert err(out) <= 2 * err(math_out) + 1e-3, (name, err(out), err(math_out))
