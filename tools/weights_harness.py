@@ -338,6 +338,7 @@ _W2_SHIMS: dict[str, tuple[dict[str, dict], Callable | None]] = {
     "raoyongming/GFNet": ({"numpy.lib.arraypad": {"pad": _unused("numpy.lib.arraypad.pad")}}, None),
 }
 _W2_PATCH: dict[str, Callable[[types.ModuleType], None]] = {}  # spec -> patch of the authors' module
+_W2_OPTS: dict[str, Callable] = {}  # repository -> its options namespace with their defaults
 
 
 _build_source_w2_base = build_source
@@ -363,9 +364,11 @@ def build_source(case: Case) -> torch.nn.Module:  # noqa: F811 - the base one, w
             if patch is not None:
                 patch(mod)
             kwargs = dict(case.source_kwargs)
-            if isinstance(kwargs.get("opts"), dict):  # an argparse namespace of dotted option names (ml-cvnets)
-                import argparse
-                kwargs["opts"] = argparse.Namespace(**kwargs["opts"])
+            if isinstance(kwargs.get("opts"), dict):  # options with dotted names over the defaults (ml-cvnets)
+                opts = _W2_OPTS[repo]()
+                for key, value in kwargs["opts"].items():
+                    setattr(opts, key, value)
+                kwargs["opts"] = opts
             net = getattr(mod, fn)(**kwargs)
             return wrap(net) if wrap is not None else net
     finally:
@@ -524,12 +527,29 @@ CASES += [_authors("authors.eca", "BangguWu/ECANet:models.eca_resnet:eca_resnet5
                    source_kwargs={"k_size": [3, 5, 5, 7]}, stride_3x3=True, eca_kernel_sizes=(3, 5, 5, 7))]
 # SCNet: compared at 224, where the K2 pooling (AvgPool2d(4, 4)) sees 56, 28, 14 and 7 pixel maps (the last two floor)
 CASES += [_authors("authors.scnet", "MCG-NKU/SCNet:scnet:scnet50", "scnet50", size=224)]
+# DBB: their ResNet-18 picks its conv-BN unit from a module global (convnet_utils.switch_conv_bn_impl); their
+# modules are imported afresh (another checkout may have a "resnet" or "acb" module).
+_W1_DBB = "DingXiaoH/DiverseBranchBlock:resnet:create_Res18"
+_W2_SHIMS["DingXiaoH/DiverseBranchBlock"] = ({m: None for m in ("convnet_utils", "diversebranchblock", "acb",
+                                                                "dbb_transforms")}, None)
+_W2_PATCH[_W1_DBB] = lambda mod: sys.modules["convnet_utils"].switch_conv_bn_impl("DBB")
+CASES += [_authors("authors.dbb", _W1_DBB, "dbb_resnet18")]
 
 
 # MobileViT: ml-cvnets builds its networks from an options namespace (their config/classification/imagenet/
 # mobilevit.yaml's model options); their top-level packages have generic names, imported afresh.
 _W2_SHIMS["apple/ml-cvnets"] = ({name: None for name in ("cvnets", "utils", "common", "options", "data", "loss_fn",
                                                            "metrics", "engine", "optim")}, None)
+
+
+def _cvnets_defaults():
+    import argparse
+
+    from cvnets import modeling_arguments  # their model options and defaults (not the data/training ones)
+    return modeling_arguments(argparse.ArgumentParser()).parse_args([])
+
+
+_W2_OPTS["apple/ml-cvnets"] = _cvnets_defaults
 
 
 def _cvnets_opts(mode: str) -> dict:

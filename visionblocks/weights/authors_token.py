@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.models.gfnet import GFNet
+from visionblocks.models.mobilevit import MobileViT
 from visionblocks.models.parnet import ParNet
 from visionblocks.models.resnet import ResNet
 from visionblocks.models.rest import ResT
@@ -25,7 +26,7 @@ from .torchvision import block_name, resnet_rules
 
 __all__ = ["GFNET", "convert_gfnet", "REST", "convert_rest", "VIP", "convert_vip", "SMLPNET", "convert_smlpnet", "COTNET",
            "convert_cotnet", "REDNET", "convert_rednet", "PARNET",
-           "convert_parnet"]
+           "convert_parnet", "MOBILEVIT", "convert_mobilevit"]
 
 StateDict = dict[str, torch.Tensor]
 
@@ -262,3 +263,54 @@ PARNET = register_converter(Converter(
     models={"parnet_m": "SimpNet(planes=[128, 256, 512, 2048], num_blocks=[5, 6, 6, 1])",
             "parnet_l": "SimpNet(planes=[160, 320, 640, 2560], num_blocks=[5, 6, 6, 1])"},
     notes="renames (their ParNet-S has 92 stream-1 channels, ours 96 as the paper's table: not loadable yet)"))
+
+
+# ------------------------------------------------------------------------------- MobileViT (apple/ml-cvnets)
+_CVNETS_IR = {"exp_1x1": "conv_pw", "conv_3x3": "conv_dw", "red_1x1": "conv_pwl"}
+_CVNETS_MHA = {"pre_norm_mha.0": "norm1", "pre_norm_mha.1.qkv_proj": "attn.qkv", "pre_norm_mha.1.out_proj": "attn.proj",
+               "pre_norm_ffn.0": "norm2", "pre_norm_ffn.1": "ffn.fc1", "pre_norm_ffn.4": "ffn.fc2"}
+
+
+def _cvnets_norm(name: str) -> str:
+    return "bn" if name == "norm" else name
+
+
+def convert_mobilevit(sd: StateDict, model: torch.nn.Module) -> StateDict:
+    """The authors' MobileViT (v1) of ml-cvnets (``cvnets/models/classification/mobilevit.py``): their conv layers
+    ``<name>.block.conv``/``.block.norm`` are our conv-BN units ``.conv``/``.bn``; ``conv_1`` is our ``stem``,
+    ``layer_<i>.<j>`` our ``stages.<i-1>.<j>`` (inverted residuals ``exp_1x1``/``conv_3x3``/``red_1x1`` = our
+    ``conv_pw``/``conv_dw``/``conv_pwl``; MobileViT blocks' ``local_rep.conv_3x3``/``local_rep.conv_1x1`` = our
+    ``conv_kxk``/``conv_1x1_in``, ``global_rep.<k>`` our ``layers.<k>`` (pre-norm attention ``qkv_proj``/``out_proj``
+    = ``attn.qkv``/``attn.proj``, FFN ``1``/``4`` = ``ffn.fc1``/``fc2``) and its last entry, the LayerNorm, our
+    ``norm``; ``conv_proj`` and ``fusion`` = ``conv_proj`` and ``conv_fusion``), ``conv_1x1_exp`` our
+    ``final_conv``, ``classifier.fc`` our ``head.fc``."""
+    def stage(m):
+        return f"stages.{int(m[1]) - 1}.{m[2]}"
+
+    def mha(m):
+        return f"{stage(m)}.layers.{m[3]}.{_CVNETS_MHA[m[4]]}.{m[5]}"
+
+    mha_names = "|".join(n.replace(".", "\\.") for n in _CVNETS_MHA)
+    return rename_keys(sd, [
+        (r"conv_1\.block\.(conv|norm)\.(.+)", lambda m: f"stem.{_cvnets_norm(m[1])}.{m[2]}"),
+        (r"layer_(\d)\.(\d+)\.block\.(exp_1x1|conv_3x3|red_1x1)\.block\.(conv|norm)\.(.+)",
+         lambda m: f"{stage(m)}.{_CVNETS_IR[m[3]]}.{_cvnets_norm(m[4])}.{m[5]}"),
+        (r"layer_(\d)\.(\d+)\.local_rep\.conv_3x3\.block\.(conv|norm)\.(.+)",
+         lambda m: f"{stage(m)}.conv_kxk.{_cvnets_norm(m[3])}.{m[4]}"),
+        (r"layer_(\d)\.(\d+)\.local_rep\.conv_1x1\.block\.conv\.(.+)", lambda m: f"{stage(m)}.conv_1x1_in.{m[3]}"),
+        (rf"layer_(\d)\.(\d+)\.global_rep\.(\d+)\.({mha_names})\.(.+)", mha),
+        (r"layer_(\d)\.(\d+)\.global_rep\.\d+\.(weight|bias)", lambda m: f"{stage(m)}.norm.{m[3]}"),
+        (r"layer_(\d)\.(\d+)\.(conv_proj|fusion)\.block\.(conv|norm)\.(.+)",
+         lambda m: f"{stage(m)}.{'conv_fusion' if m[3] == 'fusion' else m[3]}.{_cvnets_norm(m[4])}.{m[5]}"),
+        (r"conv_1x1_exp\.block\.(conv|norm)\.(.+)", lambda m: f"final_conv.{_cvnets_norm(m[1])}.{m[2]}"),
+        (r"classifier\.fc\.(weight|bias)", r"head.fc.\1"),
+    ])
+
+
+MOBILEVIT = register_converter(Converter(
+    name="authors.mobilevit", source="authors: apple/ml-cvnets", model_types=(MobileViT,),
+    detect=lambda keys: has_all(keys, "conv_1.block.conv.weight", "layer_1.0.block.red_1x1.block.conv.weight"),
+    convert=convert_mobilevit,
+    models={"mobilevit_xxs": "mobilevit (mode xx_small)", "mobilevit_xs": "mobilevit (mode x_small)",
+            "mobilevit_s": "mobilevit (mode small)"},
+    notes="renames (MobileViT v1; their v2 networks are not covered: timm's layout of them is)"))

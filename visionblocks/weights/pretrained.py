@@ -296,9 +296,21 @@ register_weights(PretrainedWeights(
     model="scnet50", tag="authors_in1k", url="https://backseason.oss-cn-beijing.aliyuncs.com/scnet/scnet50-dc6a7e87.pth",
     sha256="dc6a7e87", layout="authors.scnet", source="authors: MCG-NKU/SCNet", source_name="scnet50", top1=77.81,
     top1_note="the authors' README lists top-1 error 22.19 (224)"))
+register_weights(PretrainedWeights(
+    model="dbb_resnet18", tag="authors_in1k", url=None,
+    page="https://drive.google.com/drive/folders/1BPuqY_ktKz8LvHjFK5abD0qy3ESp8v6H?usp=sharing",
+    layout="authors.dbb", source="authors: DingXiaoH/DiverseBranchBlock", source_name="ResNet-18_DBB_7101.pth",
+    top1=71.01, top1_note="the authors' file name (training-time form; also on Baidu Cloud, code dbbk)"))
 for _model, _file in (("parnet_m", "planes_128_256_512_2048_num_blocks_5_6_6_1_sebv_13.pth.tar"),
                       ("parnet_l", "planes_160_320_640_2560_num_blocks_5_6_6_1_sebv_13_dropout_lin.pth.tar")):
     register_weights(PretrainedWeights(
         model=_model, tag="authors_in1k", url=None, page="https://github.com/imankgoyal/NonDeepNetworks/releases/tag/v.0.1.0",
         layout="authors.parnet", source="authors: imankgoyal/NonDeepNetworks", source_name=_file,
         top1_note="the authors' README states none: see the paper (Table 1)"))
+for _model, _name, _top1 in (("mobilevit_xxs", "mobilevit_xxs", 69.0), ("mobilevit_xs", "mobilevit_xs", 74.7),
+                             ("mobilevit_s", "mobilevit_s", 78.3)):
+    register_weights(PretrainedWeights(
+        model=_model, tag="authors_in1k",
+        url=f"https://docs-assets.developer.apple.com/ml-research/models/cvnets/classification/{_name}.pt",
+        file_name=f"cvnets_{_name}.pt", layout="authors.mobilevit", source="authors: apple/ml-cvnets", source_name=_name,
+        top1=_top1, top1_note="the authors' model zoo (docs/source/en/general/README-model-zoo.md)"))
