@@ -567,6 +567,14 @@ CASES += [_authors("authors.mobilevit", "apple/ml-cvnets:cvnets.models.classific
                    f"mobilevit_{ours}", source_kwargs={"opts": _cvnets_opts(mode)})
           for mode, ours in (("xx_small", "xxs"), ("x_small", "xs"), ("small", "s"))]
 
+CASES += [_authors("authors.mobilevit", "apple/ml-cvnets:cvnets.models.classification.mobilevit_v2:MobileViTv2",
+                   f"mobilevitv2_{ours}", source_kwargs={"opts": dict(
+                       _cvnets_opts("small"), **{"model.classification.name": "mobilevit_v2",
+                                                 "model.classification.mitv2.width_multiplier": width,
+                                                 "model.classification.mitv2.attn_norm_layer": "layer_norm_2d",
+                                                 "model.normalization.name": "batch_norm"})})
+          for width, ours in ((0.5, "050"), (1.0, "100"), (2.0, "200"))]
+
 
 if __name__ == "__main__":
     sys.exit(main())

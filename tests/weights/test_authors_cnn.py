@@ -48,3 +48,9 @@ def test_scnet_stacks_their_two_1x1_halves_in_order():
                                torch.cat([sd["layer3.3.bn1_a.running_var"], sd["layer3.3.bn1_b.running_var"]]), rtol=0, atol=0)
     assert out[f"{b}.conv2.k2.conv.weight"] is sd["layer3.3.scconv.k2.1.weight"]
     assert out[f"{b}.conv2.k1.bn.bias"] is sd["layer3.3.k1.1.bias"]
+
+
+def test_dbb_deployed_checkpoint_is_refused_by_name():
+    sd = {k.replace(".dbb_origin.conv.", ".dbb_reparam."): v for k, v in manifest_state_dict("authors.dbb--dbb_resnet18").items()}
+    with pytest.raises(ArchitectureMismatchError, match="deployed"):
+        load_checkpoint(_meta("dbb_resnet18"), sd)

@@ -1,5 +1,5 @@
 """Converters from the layouts of the papers' authors' own code for CNNs and re-parameterizable networks (issue 14):
-ECA-Net (BangguWu/ECANet), SCNet (MCG-NKU/SCNet), ...
+ECA-Net (BangguWu/ECANet), SCNet (MCG-NKU/SCNet), DBB ResNet-18 (DingXiaoH/DiverseBranchBlock), ...
 
 Each converter names the repository (and the commit its harness case was verified at: see docs/weights.md).
 Nothing of the authors' code is here: only which of their tensors is which of ours.
@@ -10,7 +10,7 @@ import re
 
 import torch
 
-from visionblocks.models.resnet import ResNet
+from visionblocks.models.resnet import BasicBlock, ResNet
 
 from ._common import check_stride_3x3, has_all, has_any
 from .authors import convert_attention_resnet
@@ -18,7 +18,7 @@ from .convert import Converter, register_converter, rename_keys
 from .errors import ArchitectureMismatchError
 from .torchvision import block_name, resnet_rules
 
-__all__ = ["ECA", "SCNET", "convert_eca", "convert_scnet"]
+__all__ = ["ECA", "SCNET", "DBB", "convert_eca", "convert_scnet", "convert_dbb_resnet"]
 
 
 # ----------------------------------------------------------------------------------------- ECA-Net (BangguWu/ECANet)
@@ -89,3 +89,45 @@ SCNET = register_converter(Converter(
     models={"scnet50": "scnet50"},
     notes="their two half-width 1x1 convolutions (conv1_a, conv1_b) and BNs stacked into our one conv1; K1..K4 "
           "renamed"))
+
+
+# ------------------------------------------------------------------ DBB ResNet-18 (DingXiaoH/DiverseBranchBlock)
+_DBB_BRANCHES = [
+    (r"dbb_origin\.(conv|bn)\.(.+)", r"origin.\1.\2"),
+    (r"dbb_1x1\.(conv|bn)\.(.+)", r"conv_1x1.\1.\2"),
+    (r"dbb_avg\.conv\.(.+)", r"avg.pre.conv.\1"), (r"dbb_avg\.bn\.bn\.(.+)", r"avg.pre.bn.bn.\1"),
+    (r"dbb_avg\.avgbn\.(.+)", r"avg.bn.\1"),
+    (r"dbb_1x1_kxk\.(?:idconv1|conv1)\.(.+)", r"conv_1x1_kxk.conv1.\1"),
+    (r"dbb_1x1_kxk\.bn1\.bn\.(.+)", r"conv_1x1_kxk.bn1.bn.\1"),
+    (r"dbb_1x1_kxk\.(conv2|bn2)\.(.+)", r"conv_1x1_kxk.\1.\2"),
+]
+
+
+def convert_dbb_resnet(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The authors' ResNet-18 (``resnet.py`` with ``convnet_utils.switch_conv_bn_impl("DBB")``): ``stage0.conv1`` is
+    our stem's conv-BN, ``stage<i>.<j>`` our ``stages.<i-1>.<j>``, ``linear`` our ``head.fc``; inside a DBB their
+    ``dbb_origin``/``dbb_1x1``/``dbb_avg``/``dbb_1x1_kxk`` branches are our ``body.origin``/``conv_1x1``/``avg``/
+    ``conv_1x1_kxk`` (their ``dbb_avg.conv`` + ``.bn`` are our ``avg.pre``, their ``avgbn`` our ``avg.bn``; their
+    identity-initialised ``idconv1`` our ``conv1``).  Training form only (the model's deploy must be False)."""
+    if any(".dbb_reparam." in k for k in sd):
+        raise ArchitectureMismatchError(
+            "the checkpoint is the authors' deployed (folded) DBB ResNet-18, whose stem and shortcuts are folded too; "
+            "load their training-time checkpoint into dbb_resnet18 (deploy=False) and reparameterize it")
+
+    def branch(m: re.Match) -> str:
+        rest = next((re.sub(p, r, m[4]) for p, r in _DBB_BRANCHES if re.fullmatch(p, m[4])), m[4])
+        return f"stages.{int(m[1]) - 1}.{m[2]}.{m[3]}.body.{rest}"
+
+    return rename_keys(sd, [
+        (r"stage([1-9])\.(\d+)\.(conv[12])\.(dbb_.+)", branch),
+        (r"stage0\.conv1\.(conv|bn)\.(.+)", r"stem.0.\1.\2"),
+        (r"stage([1-9])\.(\d+)\.shortcut\.(conv|bn)\.(.+)", lambda m: f"stages.{int(m[1]) - 1}.{m[2]}.shortcut.{m[3]}.{m[4]}"),
+        (r"linear\.(.+)", r"head.fc.\1"),
+    ])
+
+
+DBB = register_converter(Converter(
+    name="authors.dbb", source="authors: DingXiaoH/DiverseBranchBlock", model_types=(ResNet,),
+    detect=lambda keys: has_any(keys, r"stage1\.0\.conv1\.dbb_(origin|reparam)\..+"), convert=convert_dbb_resnet,
+    models={"dbb_resnet18": "create_Res18 (switch_conv_bn_impl('DBB'))"},
+    notes="renames (their branch names are ours); training-time form"))
