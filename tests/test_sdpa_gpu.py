@@ -4,8 +4,8 @@ Every block whose forward calls ``F.scaled_dot_product_attention`` is found by r
 at the bench's configuration); on CUDA its forward runs in bfloat16 and float16 under
 ``torch.nn.attention.sdpa_kernel([FLASH_ATTENTION, EFFICIENT_ATTENTION])`` (so the math fallback is excluded:
 no eligible kernel raises) and must be as close to the float32 math result as the math backend in the same
-dtype is (parameters randomised, so that zero-initialised gates such as DANet's do not hide the attention).  Skipped where CUDA is absent (issue 18: the code
-must be ready for a GPU that no session is guaranteed).
+dtype is (parameters randomised, so that zero-initialised gates such as DANet's do not hide the attention).
+Skipped where CUDA is absent (issue 18: the code must be ready for a GPU that no session is guaranteed).
 """
 import copy
 

@@ -11,8 +11,8 @@ bytes of the output plus the activations autograd saves for backward, unique sto
 
 Every latency comes from :func:`visionblocks.measure.time_callables`, the product's one timing routine: the
 figures of one row are timed side by side in paired rounds, after warm-up until stable, with at least
-``--repeats`` rounds and ``--min-time`` seconds of timed calls per row; medians and interquartile ranges are reported.  A
-row is **flagged** (``*`` after its name, the ``flags`` column, grey in the PNG) when a figure's relative
+``--repeats`` rounds and ``--min-time`` seconds of timed calls per row; medians and interquartile ranges are
+reported.  A row is **flagged** (``*`` after its name, the ``flags`` column, grey in the PNG) when a figure's relative
 spread IQR/median is above ``--max-spread``, or when its forward is still slower than its forward+backward
 after re-measuring it (twice): such a figure is noise, not a fact.
 
@@ -370,7 +370,8 @@ def compile_summary(results: list[BenchResult]) -> str:
 def _legend(results: list[BenchResult], cfg: BenchConfig | None = None) -> list[str]:
     lines = []
     if any(r.flags for r in results):
-        lines.append(f"* flagged: a figure's IQR/median is above {cfg.max_spread if cfg else measure.DEFAULT_MAX_SPREAD:.0%}"
+        limit = cfg.max_spread if cfg else measure.DEFAULT_MAX_SPREAD
+        lines.append(f"* flagged: a figure's IQR/median is above {limit:.0%}"
                      " or the forward stayed slower than the forward+backward after re-measuring: noise, not a "
                      "fact; re-run on a quieter machine or with a larger --min-time")
     if any(r.floor_ms is not None for r in results):
@@ -493,7 +494,8 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--names", help="comma-separated block names")
     p.add_argument("--models", help="comma-separated model names or shell patterns, e.g. resnet50,'se_*' "
                                     "(models at batch 8, 224x224)")
-    p.add_argument("--shape", type=_parse_shape, help="C,H,W (or B,C,H,W) for nchw/conv/head blocks (default 256,56,56)")
+    p.add_argument("--shape", type=_parse_shape,
+                   help="C,H,W (or B,C,H,W) for nchw/conv/head blocks (default 256,56,56)")
     p.add_argument("--size", type=_parse_size, help="H,W (or S) of the models' input (default 224)")
     p.add_argument("--test-size", action="store_true", help="models at their test_input_size (faster)")
     p.add_argument("--batch", type=_positive, default=8)

@@ -11,7 +11,6 @@ The one place for every number ``visionblocks bench``, ``visionblocks info``, ``
     t.median("ours"), t.iqr("ours"), t.spread("ours"), t.unstable(), t.ratio("peer", "ours")
     measure.format_si(8192)                               # '8.19 K'
 
-
 **Timing** (:func:`time_callables`, the one timing routine of the bench, ``benchmarks/`` and ``visionblocks
 compare``) runs every callable once per round, in a rotating order (with two, the order flips every round),
 after warm-up rounds that go on until the round's time is stable; it runs at least ``rounds`` rounds and until
@@ -28,7 +27,6 @@ not counted), which counts 2 FLOPs per multiply-accumulate: MACs = FLOPs / 2.
 """
 from __future__ import annotations
 
-import math
 import os
 import platform
 import statistics
