@@ -534,6 +534,30 @@ _W2_SHIMS["DingXiaoH/DiverseBranchBlock"] = ({m: None for m in ("convnet_utils",
                                                                 "dbb_transforms")}, None)
 _W2_PATCH[_W1_DBB] = lambda mod: sys.modules["convnet_utils"].switch_conv_bn_impl("DBB")
 CASES += [_authors("authors.dbb", _W1_DBB, "dbb_resnet18")]
+# ACNet: create_ResNet18(cfg, builder) with their ACNetBuilder; at their HEAD the builder passes use_last_bn=False to an
+# ACBlock that no longer takes it (the shim drops it: no last BN, as False asks); their GAP is AvgPool2d(7) (224).
+_W1_ACNET = "DingXiaoH/ACNet:base_model.resnet:create_ResNet18"
+
+
+def _w1_acnet_patch(mod: types.ModuleType, deploy: bool = False) -> None:
+    import importlib
+    ab = importlib.import_module("acnet.acnet_builder")
+    block = ab.ACBlock
+
+    def acblock(*args, use_last_bn=False, **kwargs):
+        assert not use_last_bn
+        return block(*args, **kwargs)
+
+    ab.ACBlock = acblock
+    build = mod.create_ResNet18
+    mod.create_ResNet18 = lambda: build(types.SimpleNamespace(deps=None), ab.ACNetBuilder(base_config=None, deploy=deploy))
+
+
+_W2_SHIMS["DingXiaoH/ACNet"] = ({m: None for m in ("builder", "acnet", "acnet.acb", "acnet.acnet_builder", "custom_layers",
+                                                   "custom_layers.flatten_layer", "custom_layers.se_block")}, None)
+_W2_PATCH[_W1_ACNET] = _w1_acnet_patch
+CASES += [_authors("authors.acnet", _W1_ACNET, "acnet_resnet18", size=224),
+          Case("authors.acnet", "authors", _W1_ACNET, "acnet_resnet18", {"deploy": True}, size=224, folded=True)]
 
 
 # MobileViT: ml-cvnets builds its networks from an options namespace (their config/classification/imagenet/

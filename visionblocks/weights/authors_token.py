@@ -268,7 +268,11 @@ PARNET = register_converter(Converter(
 # ------------------------------------------------------------------------------- MobileViT (apple/ml-cvnets)
 _CVNETS_IR = {"exp_1x1": "conv_pw", "conv_3x3": "conv_dw", "red_1x1": "conv_pwl"}
 _CVNETS_MHA = {"pre_norm_mha.0": "norm1", "pre_norm_mha.1.qkv_proj": "attn.qkv", "pre_norm_mha.1.out_proj": "attn.proj",
-               "pre_norm_ffn.0": "norm2", "pre_norm_ffn.1": "ffn.fc1", "pre_norm_ffn.4": "ffn.fc2"}
+               "pre_norm_ffn.0": "norm2", "pre_norm_ffn.1": "ffn.fc1", "pre_norm_ffn.4": "ffn.fc2",
+               # MobileViTv2 (separable linear attention and FFN as 1x1 conv layers)
+               "pre_norm_attn.0": "norm1", "pre_norm_attn.1.qkv_proj.block.conv": "attn.qkv",
+               "pre_norm_attn.1.out_proj.block.conv": "attn.proj", "pre_norm_ffn.1.block.conv": "ffn.fc1",
+               "pre_norm_ffn.3.block.conv": "ffn.fc2"}
 
 
 def _cvnets_norm(name: str) -> str:
@@ -283,14 +287,18 @@ def convert_mobilevit(sd: StateDict, model: torch.nn.Module) -> StateDict:
     ``conv_kxk``/``conv_1x1_in``, ``global_rep.<k>`` our ``layers.<k>`` (pre-norm attention ``qkv_proj``/``out_proj``
     = ``attn.qkv``/``attn.proj``, FFN ``1``/``4`` = ``ffn.fc1``/``fc2``) and its last entry, the LayerNorm, our
     ``norm``; ``conv_proj`` and ``fusion`` = ``conv_proj`` and ``conv_fusion``), ``conv_1x1_exp`` our
-    ``final_conv``, ``classifier.fc`` our ``head.fc``."""
+    ``final_conv``, ``classifier.fc`` our ``head.fc``.
+
+    MobileViTv2 (``mobilevit_v2.py``): ``local_rep.0``/``.1`` are our ``conv_kxk``/``conv_1x1_in``, the pre-norm
+    separable attention's ``qkv_proj``/``out_proj`` and the FFN's ``1``/``3`` (1x1 conv layers) our ``attn.qkv``/
+    ``attn.proj`` and ``ffn.fc1``/``fc2``, ``classifier.1`` our ``head.fc``."""
     def stage(m):
         return f"stages.{int(m[1]) - 1}.{m[2]}"
 
     def mha(m):
         return f"{stage(m)}.layers.{m[3]}.{_CVNETS_MHA[m[4]]}.{m[5]}"
 
-    mha_names = "|".join(n.replace(".", "\\.") for n in _CVNETS_MHA)
+    mha_names = "|".join(n.replace(".", "\\.") for n in sorted(_CVNETS_MHA, key=len, reverse=True))
     return rename_keys(sd, [
         (r"conv_1\.block\.(conv|norm)\.(.+)", lambda m: f"stem.{_cvnets_norm(m[1])}.{m[2]}"),
         (r"layer_(\d)\.(\d+)\.block\.(exp_1x1|conv_3x3|red_1x1)\.block\.(conv|norm)\.(.+)",
@@ -298,12 +306,15 @@ def convert_mobilevit(sd: StateDict, model: torch.nn.Module) -> StateDict:
         (r"layer_(\d)\.(\d+)\.local_rep\.conv_3x3\.block\.(conv|norm)\.(.+)",
          lambda m: f"{stage(m)}.conv_kxk.{_cvnets_norm(m[3])}.{m[4]}"),
         (r"layer_(\d)\.(\d+)\.local_rep\.conv_1x1\.block\.conv\.(.+)", lambda m: f"{stage(m)}.conv_1x1_in.{m[3]}"),
+        (r"layer_(\d)\.(\d+)\.local_rep\.0\.block\.(conv|norm)\.(.+)",
+         lambda m: f"{stage(m)}.conv_kxk.{_cvnets_norm(m[3])}.{m[4]}"),
+        (r"layer_(\d)\.(\d+)\.local_rep\.1\.block\.conv\.(.+)", lambda m: f"{stage(m)}.conv_1x1_in.{m[3]}"),
         (rf"layer_(\d)\.(\d+)\.global_rep\.(\d+)\.({mha_names})\.(.+)", mha),
         (r"layer_(\d)\.(\d+)\.global_rep\.\d+\.(weight|bias)", lambda m: f"{stage(m)}.norm.{m[3]}"),
         (r"layer_(\d)\.(\d+)\.(conv_proj|fusion)\.block\.(conv|norm)\.(.+)",
          lambda m: f"{stage(m)}.{'conv_fusion' if m[3] == 'fusion' else m[3]}.{_cvnets_norm(m[4])}.{m[5]}"),
         (r"conv_1x1_exp\.block\.(conv|norm)\.(.+)", lambda m: f"final_conv.{_cvnets_norm(m[1])}.{m[2]}"),
-        (r"classifier\.fc\.(weight|bias)", r"head.fc.\1"),
+        (r"classifier\.(?:fc|1)\.(weight|bias)", r"head.fc.\1"),
     ])
 
 
@@ -312,5 +323,6 @@ MOBILEVIT = register_converter(Converter(
     detect=lambda keys: has_all(keys, "conv_1.block.conv.weight", "layer_1.0.block.red_1x1.block.conv.weight"),
     convert=convert_mobilevit,
     models={"mobilevit_xxs": "mobilevit (mode xx_small)", "mobilevit_xs": "mobilevit (mode x_small)",
-            "mobilevit_s": "mobilevit (mode small)"},
-    notes="renames (MobileViT v1; their v2 networks are not covered: timm's layout of them is)"))
+            "mobilevit_s": "mobilevit (mode small)", "mobilevitv2_050": "mobilevit_v2 (width 0.5)",
+            "mobilevitv2_100": "mobilevit_v2 (width 1.0)", "mobilevitv2_200": "mobilevit_v2 (width 2.0)"},
+    notes="renames (MobileViT and MobileViTv2)"))

@@ -314,3 +314,11 @@ for _model, _name, _top1 in (("mobilevit_xxs", "mobilevit_xxs", 69.0), ("mobilev
         url=f"https://docs-assets.developer.apple.com/ml-research/models/cvnets/classification/{_name}.pt",
         file_name=f"cvnets_{_name}.pt", layout="authors.mobilevit", source="authors: apple/ml-cvnets", source_name=_name,
         top1=_top1, top1_note="the authors' model zoo (docs/source/en/general/README-model-zoo.md)"))
+_CVNETS_V2 = "https://docs-assets.developer.apple.com/ml-research/models/cvnets-v2/classification/mobilevitv2/imagenet1k/256x256/"
+for _model, _width, _top1 in (("mobilevitv2_050", "0.5", 70.18), ("mobilevitv2_100", "1.0", 78.09),
+                              ("mobilevitv2_200", "2.0", 81.17)):
+    register_weights(PretrainedWeights(
+        model=_model, tag="authors_in1k", url=f"{_CVNETS_V2}mobilevitv2-{_width}.pt",
+        file_name=f"cvnets_mobilevitv2-{_width}_in1k_256.pt", layout="authors.mobilevit", source="authors: apple/ml-cvnets",
+        source_name=f"mobilevitv2-{_width} (imagenet1k, 256x256)", top1=_top1,
+        top1_note="the authors' model zoo (256x256)"))
