@@ -1,5 +1,6 @@
 """Converters from the layouts of the papers' authors' own code for CNNs and re-parameterizable networks (issue 14):
-ECA-Net (BangguWu/ECANet), SCNet (MCG-NKU/SCNet), DBB ResNet-18 (DingXiaoH/DiverseBranchBlock), ...
+ECA-Net (BangguWu/ECANet), SCNet (MCG-NKU/SCNet), DBB ResNet-18 (DingXiaoH/DiverseBranchBlock), ACNet ResNet-18
+(DingXiaoH/ACNet), ...
 
 Each converter names the repository (and the commit its harness case was verified at: see docs/weights.md).
 Nothing of the authors' code is here: only which of their tensors is which of ours.
@@ -18,7 +19,8 @@ from .convert import Converter, register_converter, rename_keys
 from .errors import ArchitectureMismatchError
 from .torchvision import block_name, resnet_rules
 
-__all__ = ["ECA", "SCNET", "DBB", "convert_eca", "convert_scnet", "convert_dbb_resnet"]
+__all__ = ["ECA", "SCNET", "DBB", "ACNET", "convert_eca", "convert_scnet", "convert_dbb_resnet",
+           "convert_acnet_resnet"]
 
 
 # ----------------------------------------------------------------------------------------- ECA-Net (BangguWu/ECANet)
@@ -131,3 +133,41 @@ DBB = register_converter(Converter(
     detect=lambda keys: has_any(keys, r"stage1\.0\.conv1\.dbb_(origin|reparam)\..+"), convert=convert_dbb_resnet,
     models={"dbb_resnet18": "create_Res18 (switch_conv_bn_impl('DBB'))"},
     notes="renames (their branch names are ours); training-time form"))
+
+
+# ------------------------------------------------------------------------------ ACNet ResNet-18 (DingXiaoH/ACNet)
+def convert_acnet_resnet(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The authors' ResNet-18 built by their ``ACNetBuilder`` (``base_model/resnet.py``): ``conv1`` (the stem's
+    plain conv-BN-ReLU) is our ``stem.0``, ``stage<i>.<j>`` our ``stages.<i-1>.<j>``, ``linear`` our ``head.fc``;
+    a block's ``conv1`` ACB sits in a Sequential (``conv1.acb``, then the ReLU), its ``conv2`` ACB does not.  An
+    ACB's ``square_conv``/``square_bn``, ``ver_*``, ``hor_*`` are our ``body.square/ver/hor.conv/bn``; in the
+    deployed form (``deploy=True`` in their builder, ``switch_to_deploy()``) its ``fused_conv`` is our ``body``
+    (the model's deploy must match)."""
+    folded = any(".fused_conv." in k for k in sd)
+    if folded != ("stages.0.0.conv1.body.weight" in model.state_dict()):
+        raise ArchitectureMismatchError(
+            f"the checkpoint is ACNet's {'deployed' if folded else 'training'} form, the model is not: build it with "
+            f"deploy={folded}", options={"deploy": folded})
+
+    def acb(m: re.Match) -> str:
+        part = m[4]
+        if part.startswith("fused_conv."):
+            part = "body." + part[len("fused_conv."):]
+        else:
+            part = re.sub(r"^(square|ver|hor)_(conv|bn)\.", r"body.\1.\2.", part)
+        return f"stages.{int(m[1]) - 1}.{m[2]}.{m[3]}.{part}"
+
+    return rename_keys(sd, [
+        (r"conv1\.(conv|bn)\.(.+)", r"stem.0.\1.\2"),
+        (r"stage([1-9])\.(\d+)\.(conv[12])\.(?:acb\.)?((?:square|ver|hor)_(?:conv|bn)\..+|fused_conv\..+)", acb),
+        (r"stage([1-9])\.(\d+)\.shortcut\.(conv|bn)\.(.+)", lambda m: f"stages.{int(m[1]) - 1}.{m[2]}.shortcut.{m[3]}.{m[4]}"),
+        (r"linear\.(.+)", r"head.fc.\1"),
+    ])
+
+
+ACNET = register_converter(Converter(
+    name="authors.acnet", source="authors: DingXiaoH/ACNet", model_types=(ResNet,),
+    detect=lambda keys: has_any(keys, r"stage1\.0\.conv1\.acb\.(square_conv|fused_conv)\.weight"),
+    convert=convert_acnet_resnet,
+    models={"acnet_resnet18": "base_model.resnet.create_ResNet18 (ACNetBuilder)"},
+    notes="renames; training and deployed forms (the model's deploy= must match)"))
