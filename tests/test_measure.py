@@ -1,6 +1,7 @@
 """visionblocks.measure: counting, the paired-round timing routine on modules of known cost (real sleeps, and a
 fake clock with injected disturbances), the machine line, units, tables."""
 import random
+import threading
 import time
 
 import pytest
@@ -120,6 +121,30 @@ def test_known_costs_keep_their_order_under_injected_disturbances_and_a_noisy_ro
     assert t.spread("noisy") > 0.5 and t.unstable() == ["noisy"] and t.unstable(max_spread=2.0) == []
     # the mean, which the spikes pull up by 3 ms, would not keep the true costs
     assert sum(t.ms["one"]) / t.rounds > 1.5
+
+
+def test_known_costs_keep_their_order_under_a_disturbing_thread():
+    """Real time: 1 ms and 3 ms sleeps while another thread holds the interpreter in bursts (a waking sleeper
+    waits for it: spikes of up to the switch interval in some rounds).  The medians keep the order."""
+    stop = threading.Event()
+
+    def disturb():
+        while not stop.is_set():
+            end = time.perf_counter() + 0.02
+            while time.perf_counter() < end:   # busy: holds the GIL between switches
+                pass
+            time.sleep(0.06)
+
+    one, three = Sleepy(1), Sleepy(3)
+    x = torch.randn(2, 2)
+    th = threading.Thread(target=disturb, daemon=True)
+    th.start()
+    try:
+        t = measure.time_callables({"three": lambda: three(x), "one": lambda: one(x)}, warmup=2, rounds=60)
+    finally:
+        stop.set()
+        th.join()
+    assert 1 <= t.median("one") < t.median("three") and t.ratio("three", "one") > 1.5
 
 
 def test_spread_and_unstable_on_given_times():
