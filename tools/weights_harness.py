@@ -558,6 +558,11 @@ _W2_SHIMS["DingXiaoH/ACNet"] = ({m: None for m in ("builder", "acnet", "acnet.ac
 _W2_PATCH[_W1_ACNET] = _w1_acnet_patch
 CASES += [_authors("authors.acnet", _W1_ACNET, "acnet_resnet18", size=224),
           Case("authors.acnet", "authors", _W1_ACNET, "acnet_resnet18", {"deploy": True}, size=224, folded=True)]
+# RepMLPNet: their fold is RepMLPNet.locality_injection() (RepMLPBlock.local_inject), named switch_to_deploy here.
+_W1_REPMLP = "DingXiaoH/RepMLP:repmlpnet:create_RepMLPNet_T224"
+_W2_PATCH[_W1_REPMLP] = lambda mod: setattr(mod.RepMLPBlock, "switch_to_deploy", mod.RepMLPBlock.local_inject)
+CASES += [_authors("authors.repmlpnet", _W1_REPMLP, "repmlpnet_t224", size=224),
+          Case("authors.repmlpnet", "authors", _W1_REPMLP, "repmlpnet_t224", {"deploy": True}, size=224, folded=True)]
 
 
 # MobileViT: ml-cvnets builds its networks from an options namespace (their config/classification/imagenet/

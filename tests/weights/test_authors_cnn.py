@@ -61,3 +61,16 @@ def test_acnet_form_mismatch_names_deploy():
         load_checkpoint(_meta("acnet_resnet18"), manifest_state_dict("authors.acnet--acnet_resnet18-folded"))
     with pytest.raises(ArchitectureMismatchError, match="deploy=False"):
         load_checkpoint(_meta("acnet_resnet18", deploy=True), manifest_state_dict("authors.acnet--acnet_resnet18"))
+
+
+def test_repmlpnet_flattens_stages_and_embeds_in_network_order():
+    """T224 has (2, 2, 6, 2) units: their stages.2.5 is our features.12, embeds.2 our features.13, stages.3.0 our
+    features.14; a form mismatch names deploy."""
+    from visionblocks.weights import get_converter
+    sd = manifest_state_dict("authors.repmlpnet--repmlpnet_t224")
+    out = get_converter("authors.repmlpnet").convert(sd, _meta("repmlpnet_t224"))
+    assert out["features.12.prebn1.weight"] is sd["stages.2.5.prebn1.weight"]
+    assert out["features.13.conv.weight"] is sd["embeds.2.conv.weight"]
+    assert out["features.14.block.local.conv3.conv.weight"] is sd["stages.3.0.repmlp_block.repconv3.conv.weight"]
+    with pytest.raises(ArchitectureMismatchError, match="deploy=False"):
+        load_checkpoint(_meta("repmlpnet_t224", deploy=True), sd)

@@ -1,6 +1,6 @@
 """Converters from the layouts of the papers' authors' own code for CNNs and re-parameterizable networks (issue 14):
 ECA-Net (BangguWu/ECANet), SCNet (MCG-NKU/SCNet), DBB ResNet-18 (DingXiaoH/DiverseBranchBlock), ACNet ResNet-18
-(DingXiaoH/ACNet), ...
+(DingXiaoH/ACNet), RepMLPNet (DingXiaoH/RepMLP), ...
 
 Each converter names the repository (and the commit its harness case was verified at: see docs/weights.md).
 Nothing of the authors' code is here: only which of their tensors is which of ours.
@@ -11,7 +11,8 @@ import re
 
 import torch
 
-from visionblocks.models.resnet import BasicBlock, ResNet
+from visionblocks.models.repmlpnet import RepMLPNet
+from visionblocks.models.resnet import ResNet
 
 from ._common import check_stride_3x3, has_all, has_any
 from .authors import convert_attention_resnet
@@ -20,7 +21,7 @@ from .errors import ArchitectureMismatchError
 from .torchvision import block_name, resnet_rules
 
 __all__ = ["ECA", "SCNET", "DBB", "ACNET", "convert_eca", "convert_scnet", "convert_dbb_resnet",
-           "convert_acnet_resnet"]
+           "convert_acnet_resnet", "REPMLPNET", "convert_repmlpnet"]
 
 
 # ----------------------------------------------------------------------------------------- ECA-Net (BangguWu/ECANet)
@@ -171,3 +172,53 @@ ACNET = register_converter(Converter(
     convert=convert_acnet_resnet,
     models={"acnet_resnet18": "base_model.resnet.create_ResNet18 (ACNetBuilder)"},
     notes="renames; training and deployed forms (the model's deploy= must match)"))
+
+
+# ------------------------------------------------------------------------------------ RepMLPNet (DingXiaoH/RepMLP)
+_REPMLP_UNIT = [
+    (r"repmlp_block\.gp\.fc([12])\.(.+)", r"block.gp_fc\1.\2"),
+    (r"repmlp_block\.(fc3|fc3_bn)\.(.+)", r"block.\1.\2"),
+    (r"repmlp_block\.repconv(\d+)\.(.+)", r"block.local.conv\1.\2"),
+    (r"ffn_block\.ffn_fc([12])\.(.+)", lambda m: f"ffn.{int(m[1]) - 1}.{m[2]}"),
+]
+
+
+def convert_repmlpnet(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The authors' RepMLPNet (``repmlpnet.py``): ``conv_embedding``, ``stages.<s>.<b>`` and ``embeds.<s>`` (the
+    downsampling between stages) are, in network order, our flat ``features.<i>``; in a unit ``repmlp_block.gp.fc1/2``
+    is our ``block.gp_fc1/2``, ``repconv<k>`` our ``block.local.conv<k>``, ``ffn_block.ffn_fc1/2`` our ``ffn.0/1``;
+    ``head_norm`` is our ``norm``, ``head`` our ``head.fc``.  Training and deployed (``locality_injection()``,
+    ``fc3`` with a bias) forms; the model's deploy must match."""
+    folded = any(k.endswith("repmlp_block.fc3.bias") for k in sd)
+    if folded != any(k.endswith("block.fc3.bias") for k in model.state_dict()):
+        raise ArchitectureMismatchError(
+            f"the checkpoint is RepMLPNet's {'deployed (locality-injected)' if folded else 'training'} form, the model "
+            f"is not: build it with deploy={folded}", options={"deploy": folded})
+    counts = {}
+    for k in sd:
+        m = re.match(r"stages\.(\d+)\.(\d+)\.", k)
+        if m:
+            counts[int(m[1])] = max(counts.get(int(m[1]), 0), int(m[2]) + 1)
+    starts, i = {}, 1
+    for s_ in sorted(counts):
+        starts[s_] = i
+        i += counts[s_] + 1  # the stage's units, then its downsampling embed
+
+    def unit(m: re.Match) -> str:
+        rest = next((re.sub(p, r, m[3]) for p, r in _REPMLP_UNIT if re.fullmatch(p, m[3])), m[3])
+        return f"features.{starts[int(m[1])] + int(m[2])}.{rest}"
+
+    return rename_keys(sd, [
+        (r"conv_embedding\.(.+)", r"features.0.\1"),
+        (r"stages\.(\d+)\.(\d+)\.(.+)", unit),
+        (r"embeds\.(\d+)\.(.+)", lambda m: f"features.{starts[int(m[1])] + counts[int(m[1])]}.{m[2]}"),
+        (r"head_norm\.(.+)", r"norm.\1"),
+        (r"head\.(weight|bias)", r"head.fc.\1"),
+    ])
+
+
+REPMLPNET = register_converter(Converter(
+    name="authors.repmlpnet", source="authors: DingXiaoH/RepMLP", model_types=(RepMLPNet,),
+    detect=lambda keys: has_any(keys, r"stages\.0\.0\.repmlp_block\.fc3\.weight") and has_all(keys, "head_norm.weight"),
+    convert=convert_repmlpnet, models={"repmlpnet_t224": "create_RepMLPNet_T224"},
+    notes="renames (stages and embeds flattened into features); training and deployed forms"))

@@ -301,6 +301,11 @@ register_weights(PretrainedWeights(
     page="https://drive.google.com/drive/folders/1BPuqY_ktKz8LvHjFK5abD0qy3ESp8v6H?usp=sharing",
     layout="authors.dbb", source="authors: DingXiaoH/DiverseBranchBlock", source_name="ResNet-18_DBB_7101.pth",
     top1=71.01, top1_note="the authors' file name (training-time form; also on Baidu Cloud, code dbbk)"))
+register_weights(PretrainedWeights(
+    model="repmlpnet_t224", tag="authors_in1k", url=None,
+    page="https://drive.google.com/file/d/1TgPDD78G-d3h_Y_vNTuqYdSJZHmnju7b/view?usp=sharing",
+    layout="authors.repmlpnet", source="authors: DingXiaoH/RepMLP", source_name="RepMLPNet-T224 (training form)",
+    top1=76.62, top1_note="the authors' README (224; also on Baidu, pwd rmlp)"))
 for _model, _file in (("parnet_m", "planes_128_256_512_2048_num_blocks_5_6_6_1_sebv_13.pth.tar"),
                       ("parnet_l", "planes_160_320_640_2560_num_blocks_5_6_6_1_sebv_13_dropout_lin.pth.tar")):
     register_weights(PretrainedWeights(
