@@ -12,13 +12,22 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import (
-    ConvNormAct, LayerType, check_nchw, check_positive_int, pointwise_forward, pointwise_linear, reduced_channels,
-)
+from visionblocks.layers import ConvNormAct, LayerType, check_nchw, check_positive_int, reduced_channels
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["CoordAttention"]
+
+
+def _conv1x1(t: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """The 1x1 convolution ``conv`` on a (B, C_in, L) map -> (B, C_out, L), as the matrix product of its
+    (out, in) weight: ``conv(t[..., None])[..., 0]``.  On these (L, 1) maps ATen's convolution takes its slow
+    im2col path; the product also leaves the gates contiguous in (B, C, L), which the broadcast multiplies
+    over x need."""
+    weight = conv.weight.flatten(1).expand(t.shape[0], -1, -1)
+    if conv.bias is None:
+        return torch.bmm(weight, t)
+    return torch.baddbmm(conv.bias[:, None], weight, t)  # bias added in the product's own kernel
 
 
 @register_block("coord_attention", family="attention", layout="nchw",
@@ -51,15 +60,13 @@ class CoordAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
-        b, c, h, w = x.shape
+        h, w = x.shape[-2:]
         # z^h (Eq. 2) and z^w (Eq. 3) as sums divided on the small maps (their backward is a broadcast view),
-        # laid out as B * (H + W) rows of C values: F1, F_h and F_w are 1x1 convolutions (their weights load
-        # from the authors' code) on these vectors, run as matrix products (pointwise_forward): a convolution
-        # on an (H + W) x 1 map takes ATen's slow im2col path
-        z = torch.cat([x.sum(3) / w, x.sum(2) / h], dim=2).transpose(1, 2)             # (B, H + W, C)
-        f = pointwise_forward(z.reshape(-1, c), self.conv1).view(b, h + w, -1)         # (B, H + W, mid)
-        g_h = torch.sigmoid(pointwise_linear(f[:, :h], self.conv_h)).transpose(1, 2)  # (B, C, H)
-        g_w = torch.sigmoid(pointwise_linear(f[:, h:], self.conv_w)).transpose(1, 2)  # (B, C, W)
-        y = x * g_h.unsqueeze(3)
+        # side by side as a (B, C, H + W) map for the shared F1 (Eq. 4)
+        z = torch.cat([x.sum(3) / w, x.sum(2) / h], dim=2)
+        f = self.conv1.act(self.conv1.bn(_conv1x1(z, self.conv1.conv).unsqueeze(-1))).squeeze(-1)
+        g_h = _conv1x1(f[:, :, :h], self.conv_h).sigmoid_().unsqueeze(3)  # (B, C, H, 1), Eq. 5
+        g_w = _conv1x1(f[:, :, h:], self.conv_w).sigmoid_().unsqueeze(2)  # (B, C, 1, W), Eq. 6
+        y = x * g_h
         # Eq. 7; without autograd, the second gate multiplies in place (no second full-size allocation)
-        return y * g_w.unsqueeze(2) if torch.is_grad_enabled() else y.mul_(g_w.unsqueeze(2))
+        return y * g_w if torch.is_grad_enabled() else y.mul_(g_w)

@@ -12,8 +12,6 @@ computes that, so the authors' checkpoints load exactly (a 1x1 input then has no
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 
@@ -63,6 +61,6 @@ class SpatialGroupEnhance(nn.Module):
         # mu and sigma over the m positions (1/m: the paper's sigma; 1/(m-1): the authors' code) as a sum
         # and a 2-norm of the deviations: torch.std_mean's one-pass kernel costs several times the whole gate
         d = c - c.sum(-1, keepdim=True) / m
-        sigma = torch.linalg.vector_norm(d, dim=-1, keepdim=True) / math.sqrt(m - int(self.unbiased))
+        sigma = torch.linalg.vector_norm(d, dim=-1, keepdim=True) / (m - int(self.unbiased)) ** 0.5
         a = torch.addcmul(self.bias, d, self.weight / (sigma + self.eps)).sigmoid_()  # sigmoid(gamma c^ + beta)
         return (xg * a).view_as(x)
