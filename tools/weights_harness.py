@@ -563,6 +563,11 @@ _W1_REPMLP = "DingXiaoH/RepMLP:repmlpnet:create_RepMLPNet_T224"
 _W2_PATCH[_W1_REPMLP] = lambda mod: setattr(mod.RepMLPBlock, "switch_to_deploy", mod.RepMLPBlock.local_inject)
 CASES += [_authors("authors.repmlpnet", _W1_REPMLP, "repmlpnet_t224", size=224),
           Case("authors.repmlpnet", "authors", _W1_REPMLP, "repmlpnet_t224", {"deploy": True}, size=224, folded=True)]
+# CoResNet: their models/ package imports div.download_from_url (requests), used only for pretrained=True.
+_W2_SHIMS["iduta/coconv"] = ({"models": None, "div": {"_replace": True},
+                              "div.download_from_url": {"_replace": True, "download_from_url": _unused("download_from_url")}},
+                             None)
+CASES += [_authors("authors.coresnet", "iduta/coconv:models.coresnet:coresnet50", "coconv_resnet50")]
 
 
 # MobileViT: ml-cvnets builds its networks from an options namespace (their config/classification/imagenet/

@@ -74,3 +74,15 @@ def test_repmlpnet_flattens_stages_and_embeds_in_network_order():
     assert out["features.14.block.local.conv3.conv.weight"] is sd["stages.3.0.repmlp_block.repconv3.conv.weight"]
     with pytest.raises(ArchitectureMismatchError, match="deploy=False"):
         load_checkpoint(_meta("repmlpnet_t224", deploy=True), sd)
+
+
+def test_coresnet_levels_in_dilation_order():
+    """Their conv2_<i> has dilation i: our levels.<i-1>; stage 4's plain conv2 is our single level."""
+    from visionblocks.weights import get_converter
+    sd = manifest_state_dict("authors.coresnet--coconv_resnet50")
+    m = _meta("coconv_resnet50")
+    out = get_converter("authors.coresnet").convert(sd, m)
+    assert out["stages.1.2.conv2.conv.levels.2.weight"] is sd["layer2.2.conv2.conv2_3.weight"]
+    assert [lv.dilation for lv in m.stages[1][2].conv2.conv.levels] == [(1, 1), (2, 2), (3, 3)]
+    last = [k for k in out if k.startswith("stages.3.0.conv2.conv")]
+    assert len(last) == 1 and out[last[0]] is sd["layer4.0.conv2.weight"]

@@ -1,6 +1,7 @@
 """Converters from the layouts of the papers' authors' own code for CNNs and re-parameterizable networks (issue 14):
 ECA-Net (BangguWu/ECANet), SCNet (MCG-NKU/SCNet), DBB ResNet-18 (DingXiaoH/DiverseBranchBlock), ACNet ResNet-18
-(DingXiaoH/ACNet), RepMLPNet (DingXiaoH/RepMLP), ...
+(DingXiaoH/ACNet), RepMLPNet (DingXiaoH/RepMLP), CoResNet (iduta/coconv),
+...
 
 Each converter names the repository (and the commit its harness case was verified at: see docs/weights.md).
 Nothing of the authors' code is here: only which of their tensors is which of ours.
@@ -18,10 +19,11 @@ from ._common import check_stride_3x3, has_all, has_any
 from .authors import convert_attention_resnet
 from .convert import Converter, register_converter, rename_keys
 from .errors import ArchitectureMismatchError
+from .timm import _pick
 from .torchvision import block_name, resnet_rules
 
 __all__ = ["ECA", "SCNET", "DBB", "ACNET", "convert_eca", "convert_scnet", "convert_dbb_resnet",
-           "convert_acnet_resnet", "REPMLPNET", "convert_repmlpnet"]
+           "convert_acnet_resnet", "REPMLPNET", "convert_repmlpnet", "CORESNET", "convert_coresnet"]
 
 
 # ----------------------------------------------------------------------------------------- ECA-Net (BangguWu/ECANet)
@@ -222,3 +224,24 @@ REPMLPNET = register_converter(Converter(
     detect=lambda keys: has_any(keys, r"stages\.0\.0\.repmlp_block\.fc3\.weight") and has_all(keys, "head_norm.weight"),
     convert=convert_repmlpnet, models={"repmlpnet_t224": "create_RepMLPNet_T224"},
     notes="renames (stages and embeds flattened into features); training and deployed forms"))
+
+
+# ---------------------------------------------------------------------------------------- CoResNet (iduta/coconv)
+def convert_coresnet(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The authors' CoResNet (``models/coresnet.py``, torchvision's ResNet keys, stride in the 3x3): a CoConv's
+    levels ``conv2.conv2_<i>`` (dilation i) are our ``conv2.conv.levels.<i-1>``; a one-level stage's plain
+    ``conv2`` is our one level.  Their ``bn_end_stage`` BN (after the addition) is the last block's ``bn3``, ours
+    ``conv3.bn`` of the block built with ``bn_after_add``: same tensors."""
+    own = model.state_dict()
+    return rename_keys(sd, [
+        (r"layer(\d+)\.(\d+)\.conv2\.conv2_(\d)\.weight", lambda m: f"{block_name(m)}.conv2.conv.levels.{int(m[3]) - 1}.weight"),
+        (r"layer(\d+)\.(\d+)\.conv2\.weight",
+         lambda m: _pick(own, f"{block_name(m)}.conv2.conv.levels.0.weight", f"{block_name(m)}.conv2.conv.weight")),
+    ] + resnet_rules(sd, model))
+
+
+CORESNET = register_converter(Converter(
+    name="authors.coresnet", source="authors: iduta/coconv", model_types=(ResNet,),
+    detect=lambda keys: has_any(keys, r"layer1\.0\.conv2\.conv2_1\.weight"), convert=convert_coresnet, priority=1,
+    check=lambda model: check_stride_3x3(model, "The CoConv authors'"),
+    models={"coconv_resnet50": "coresnet50"}, notes="renames (their CoConv levels conv2_<i> are our levels.<i-1>)"))

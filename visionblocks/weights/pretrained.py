@@ -306,6 +306,11 @@ register_weights(PretrainedWeights(
     page="https://drive.google.com/file/d/1TgPDD78G-d3h_Y_vNTuqYdSJZHmnju7b/view?usp=sharing",
     layout="authors.repmlpnet", source="authors: DingXiaoH/RepMLP", source_name="RepMLPNet-T224 (training form)",
     top1=76.62, top1_note="the authors' README (224; also on Baidu, pwd rmlp)"))
+register_weights(PretrainedWeights(
+    model="coconv_resnet50", tag="authors_in1k", url=None,
+    page="https://drive.google.com/uc?export=download&id=1fnANwWhU6SjRpPLSHIji-nLNhdVdtBSs",
+    layout="authors.coresnet", source="authors: iduta/coconv", source_name="coresnet50", kwargs={"stride_3x3": True},
+    top1=77.27, top1_note="the authors' README (CoResNet-50)"))
 for _model, _file in (("parnet_m", "planes_128_256_512_2048_num_blocks_5_6_6_1_sebv_13.pth.tar"),
                       ("parnet_l", "planes_160_320_640_2560_num_blocks_5_6_6_1_sebv_13_dropout_lin.pth.tar")):
     register_weights(PretrainedWeights(
