@@ -384,7 +384,9 @@ CASES += [_authors("authors.gfnet", _W2_GFNET, name, size=224, source_kwargs={"e
 # class (conv7x7 + maxpool), which ours follows: the case builds their network with their Stem.
 _W2_PATCH.update({f"wofmanaf/ResT:models.rest:{n}": lambda mod: setattr(mod, "BasicStem", mod.Stem)
                   for n in ("rest_lite", "rest_small", "rest_base")})
-CASES += [_authors("authors.rest", f"wofmanaf/ResT:models.rest:{n}", n) for n in ("rest_lite", "rest_small", "rest_base")]
+CASES += [_authors("authors.rest", f"wofmanaf/ResT:models.rest:{n}", n,
+                   note="their network built with their Stem class (conv7x7 + maxpool) in place of BasicStem")
+          for n in ("rest_lite", "rest_small", "rest_base")]
 
 CASES += [_authors("authors.vip", "Andrew-Qibin/VisionPermutator:models.vip:vip_s7", "vip_s7", size=224)]
 
@@ -437,7 +439,8 @@ _W2_SHIMS["JDAI-CV/CoTNet"] = ({
     "yacs": {}, "yacs.config": {"CfgNode": _CfgNode}, "einops": {"rearrange": _unused("einops.rearrange")},
     "config": None}, None)
 
-CASES += [_authors("authors.cotnet", "JDAI-CV/CoTNet:models.cotnet:cotnet50", "cotnet50")]
+CASES += [_authors("authors.cotnet", "JDAI-CV/CoTNet:models.cotnet:cotnet50", "cotnet50",
+                   note="their CuPy local aggregation replaced by the same sum in torch (harness)")]
 
 
 # RedNet: the authors' backbone file (cls/mmcls/models/backbones/rednet.py) is written for mmcv/mmcls, absent here.
@@ -495,7 +498,8 @@ def _rednet_stubs(root: Path) -> dict:
 
 _W2_SHIMS["d-li14/involution"] = (_rednet_stubs, _MMClsClassifier)
 CASES += [_authors("authors.rednet", "d-li14/involution:mmcls.models.backbones.rednet:RedNet", f"rednet{d}",
-                   source_kwargs={"depth": d}) for d in (26, 38, 50)]
+                   source_kwargs={"depth": d}, note="mmcv/mmcls stand-ins; their pure-torch involution_naive")
+          for d in (26, 38, 50)]
 
 
 # ParNet: the authors' network (imagenet/timm/models/simplenet_impl/simpnet.py) lives inside their fork of timm; only
@@ -568,6 +572,8 @@ _W2_SHIMS["iduta/coconv"] = ({"models": None, "div": {"_replace": True},
                               "div.download_from_url": {"_replace": True, "download_from_url": _unused("download_from_url")}},
                              None)
 CASES += [_authors("authors.coresnet", "iduta/coconv:models.coresnet:coresnet50", "coconv_resnet50")]
+_W2_SHIMS["murufeng/EPSANet"] = ({"models": None}, None)
+CASES += [_authors("authors.epsanet", "murufeng/EPSANet:models.epsanet:epsanet50", "epsanet50_small")]
 
 
 # MobileViT: ml-cvnets builds its networks from an options namespace (their config/classification/imagenet/

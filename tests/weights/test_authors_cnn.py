@@ -86,3 +86,18 @@ def test_coresnet_levels_in_dilation_order():
     assert [lv.dilation for lv in m.stages[1][2].conv2.conv.levels] == [(1, 1), (2, 2), (3, 3)]
     last = [k for k in out if k.startswith("stages.3.0.conv2.conv")]
     assert len(last) == 1 and out[last[0]] is sd["layer4.0.conv2.weight"]
+
+
+def test_epsanet_reverses_the_branch_blocks():
+    """Their PSA output is [branch 4, 3, 2, 1] (each branch prepended), ours [1, 2, 3, 4]: our conv2.bn block k is
+    their bn2 block 3 - k, our conv3 input block k their input block 3 - k; the branch convolutions keep order."""
+    from visionblocks.weights import get_converter
+    g = torch.Generator().manual_seed(0)
+    sd = {k: torch.randn(v.shape, generator=g) if v.is_floating_point() else torch.zeros((), dtype=v.dtype)
+          for k, v in manifest_state_dict("authors.epsanet--epsanet50_small").items()}
+    out = get_converter("authors.epsanet").convert(sd, _meta("epsanet50_small"))
+    theirs_bn, theirs_w = sd["layer2.1.bn2.running_mean"].view(4, 32), sd["layer2.1.conv3.weight"].view(512, 4, 32)
+    ours_bn, ours_w = out["stages.1.1.conv2.bn.running_mean"].view(4, 32), out["stages.1.1.conv3.conv.weight"].view(512, 4, 32)
+    for k in range(4):
+        assert torch.equal(ours_bn[k], theirs_bn[3 - k]) and torch.equal(ours_w[:, k], theirs_w[:, 3 - k])
+    assert out["stages.1.1.conv2.op.convs.3.weight"] is sd["layer2.1.conv2.conv_4.weight"]

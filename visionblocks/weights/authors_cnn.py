@@ -1,7 +1,7 @@
 """Converters from the layouts of the papers' authors' own code for CNNs and re-parameterizable networks (issue 14):
 ECA-Net (BangguWu/ECANet), SCNet (MCG-NKU/SCNet), DBB ResNet-18 (DingXiaoH/DiverseBranchBlock), ACNet ResNet-18
 (DingXiaoH/ACNet), RepMLPNet (DingXiaoH/RepMLP), CoResNet (iduta/coconv),
-...
+EPSANet (murufeng/EPSANet).
 
 Each converter names the repository (and the commit its harness case was verified at: see docs/weights.md).
 Nothing of the authors' code is here: only which of their tensors is which of ours.
@@ -23,7 +23,8 @@ from .timm import _pick
 from .torchvision import block_name, resnet_rules
 
 __all__ = ["ECA", "SCNET", "DBB", "ACNET", "convert_eca", "convert_scnet", "convert_dbb_resnet",
-           "convert_acnet_resnet", "REPMLPNET", "convert_repmlpnet", "CORESNET", "convert_coresnet"]
+           "convert_acnet_resnet", "REPMLPNET", "convert_repmlpnet", "CORESNET", "convert_coresnet",
+           "EPSANET", "convert_epsanet"]
 
 
 # ----------------------------------------------------------------------------------------- ECA-Net (BangguWu/ECANet)
@@ -245,3 +246,33 @@ CORESNET = register_converter(Converter(
     detect=lambda keys: has_any(keys, r"layer1\.0\.conv2\.conv2_1\.weight"), convert=convert_coresnet, priority=1,
     check=lambda model: check_stride_3x3(model, "The CoConv authors'"),
     models={"coconv_resnet50": "coresnet50"}, notes="renames (their CoConv levels conv2_<i> are our levels.<i-1>)"))
+
+
+# ----------------------------------------------------------------------------------- EPSANet (murufeng/EPSANet)
+def convert_epsanet(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The authors' EPSANet (``models/epsanet.py``, torchvision's ResNet keys, stride on the PSA module): a PSA
+    module's ``conv_<i>`` is our ``conv2.op.convs.<i-1>``, its shared ``se`` our ``conv2.op.se``.  Their module
+    concatenates the S weighted branches in *reversed* order (``out = cat(branch_i, out)``: branch S first), ours
+    in branch order, so the S channel blocks of the following ``bn2`` (our ``conv2.bn``) and of ``conv3``'s input
+    channels are reversed here."""
+    sd = dict(sd)
+    for key in [k for k in sd if re.fullmatch(r"layer\d+\.\d+\.conv2\.conv_1\.weight", k)]:
+        p = key[: -len(".conv2.conv_1.weight")]
+        branches = sum(1 for k in sd if re.fullmatch(rf"{re.escape(p)}\.conv2\.conv_\d+\.weight", k))
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            v = sd[f"{p}.bn2.{name}"]
+            sd[f"{p}.bn2.{name}"] = v.reshape(branches, -1).flip(0).reshape(v.shape)
+        w = sd[f"{p}.conv3.weight"]
+        sd[f"{p}.conv3.weight"] = w.reshape(w.shape[0], branches, -1, *w.shape[2:]).flip(1).reshape(w.shape)
+    return rename_keys(sd, [
+        (r"layer(\d+)\.(\d+)\.conv2\.conv_(\d+)\.weight", lambda m: f"{block_name(m)}.conv2.op.convs.{int(m[3]) - 1}.weight"),
+        (r"layer(\d+)\.(\d+)\.conv2\.se\.(.+)", lambda m: f"{block_name(m)}.conv2.op.se.{m[3]}"),
+    ] + resnet_rules(sd, model))
+
+
+EPSANET = register_converter(Converter(
+    name="authors.epsanet", source="authors: murufeng/EPSANet", model_types=(ResNet,),
+    detect=lambda keys: has_any(keys, r"layer1\.0\.conv2\.conv_1\.weight") and has_any(keys, r"layer1\.0\.conv2\.se\.fc1\.weight"),
+    convert=convert_epsanet, priority=1, check=lambda model: check_stride_3x3(model, "The EPSANet authors'"),
+    models={"epsanet50_small": "epsanet50"},
+    notes="their reversed branch order (branch S first) undone: bn2's and conv3's input channel blocks reversed"))
