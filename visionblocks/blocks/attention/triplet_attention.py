@@ -37,12 +37,12 @@ class ZPoolGate(nn.Module):
 
 
 def _max_over(x: torch.Tensor, dim: int) -> torch.Tensor:
-    """``x.amax(dim)``.  Without autograd recording through ``x``, the maximum over H (dim 2) is taken as a
-    halving tree of elementwise maxima (two overlapping halves when the length is odd): ATen's ``amax`` over a
-    middle axis with a short contiguous inner axis (W) costs several multiplies of the whole tensor, the tree
-    about one and a half.  With autograd, ``amax`` (its backward splits the gradient evenly among ties); under
-    ``torch.compile``/``torch.export`` too (a compiler fuses the reduction; the tree's depth would fix H)."""
-    if dim != 2 or (x.requires_grad and torch.is_grad_enabled()) or torch.compiler.is_compiling():
+    """``x.amax(dim)``.  Without autograd recording through ``x``, the maximum over H or W (dims 2, 3) is taken as
+    a halving tree of elementwise maxima (two overlapping halves when the length is odd): ATen's ``amax`` with a
+    short contiguous inner axis (W) costs 4-6 multiplies of the whole tensor, the tree 1.5-2.5 (the values are
+    the same).  With autograd, ``amax`` (its backward splits the gradient evenly among ties); under
+    ``torch.compile``/``torch.export`` too (a compiler fuses the reduction; the tree's depth would fix H, W)."""
+    if dim == 1 or (x.requires_grad and torch.is_grad_enabled()) or torch.compiler.is_compiling():
         return x.amax(dim)
     while x.shape[dim] > 1:
         n = x.shape[dim]
