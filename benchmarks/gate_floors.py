@@ -1,0 +1,107 @@
+"""The memory-bound gates against their floor: each gate's time over ONE broadcast multiply ``x * s``
+(s: (B, C, 1, 1)) of the same tensor, in eval and in training (forward + backward, the input requiring grad),
+timed side by side in paired rounds (``visionblocks.measure.time_callables``), with each gate's eval floor: the
+full-tensor passes its equations need, in units of that multiply (read x + write y = 1 pass; a full-tensor
+read or write alone = 1/2).  The pass counts are argued in docs/benchmarks_notes.md ("Gates and their floors").
+
+    MALLOC_MMAP_THRESHOLD_=17179869184 MALLOC_TRIM_THRESHOLD_=17179869184 \\
+        .venv/bin/python benchmarks/gate_floors.py --threads 2
+
+Ratios, not times, are what to compare: on a shared machine the multiply itself varies by 2x between runs.
+To measure another checkout's gates with this script, put its package first on the path
+(``cd /tmp && PYTHONPATH=/path/to/old/checkout python /work/main/benchmarks/gate_floors.py``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+import torch
+import torch.nn as nn
+
+import visionblocks as vb
+from visionblocks.measure import TrainStep, machine_description, time_callables
+
+# name -> eval floor in multiply passes at 8x256x28x28 (sge: G = 64, so its per-group maps are 1/4 of the
+# tensor), each operation of the equations one kernel reading its full-size inputs and writing its full-size
+# output (docs/benchmarks_notes.md, "Gates and their floors", argues each count; small maps and the gates' own
+# tiny convolutions and MLPs are not counted).
+FLOORS = {
+    "se": 1.5,                 # pool (read) + x * s
+    "eca": 1.5,                # the same
+    "sge": 3.0,                # pool + c = g . x (reads) + x * a; the (B, G, H, W) maps: 1/4-size passes = 1.0
+    "coord_attention": 3.0,    # mean over W + mean over H (reads) + x * g_h + (.) * g_w
+    "shuffle_attention": 3.75,  # halves: pool, x*gate; GN stats + GN + sigmoid + x*gate; one shuffling copy
+    "cbam": 4.0,               # mean, max over HW (reads) + x*Mc + mean, max over C (reads) + x'*Ms
+    "triplet_attention": 6.0,  # [max; mean] over H, W and C (6 reads) + gate sum (write, then add) + x*gate
+}
+
+
+class _Multiply(nn.Module):
+    """The unit: ``x * s`` with a (B, C, 1, 1) ``s`` (a parameter, so the training unit has both gradients)."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.s = nn.Parameter(torch.rand(shape[0], shape[1], 1, 1))
+
+    def forward(self, x):
+        return x * self.s
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--names", default=",".join(FLOORS))
+    p.add_argument("--shape", default="8,256,28,28")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=21)
+    p.add_argument("--min-time", type=float, default=2.0)
+    p.add_argument("--no-train", action="store_true", help="eval only")
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    shape = tuple(int(v) for v in a.shape.split(","))
+    print(machine_description("cpu"))
+    print("MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ set:",
+          {k: os.environ.get(k, "unset") for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")})
+    print(f"input {shape}, {a.threads} threads; ratios are paired medians over the rounds (gate / multiply)")
+    torch.manual_seed(0)
+    x = torch.randn(shape)
+    xg = x.clone().requires_grad_(True)
+    mul = _Multiply(shape)
+    mul_step = TrainStep(mul, (xg,))
+    print("| gate | eval ms | eval x mul | eval floor (passes) | eval / floor | fwd+bwd ms | fwd+bwd x mul | mul ms |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in a.names.split(","):
+        gate = vb.create_block(name, shape[1])
+        ev = gate.eval()
+
+        def run_eval(ev=ev):
+            with torch.inference_mode():
+                ev(x)
+
+        def run_mul():
+            with torch.inference_mode():
+                x * mul.s
+
+        fns = {"mul": run_mul, "eval": run_eval}
+        reset = {}
+        if not a.no_train:
+            tr = vb.create_block(name, shape[1]).train()
+            step = TrainStep(tr, (xg,))
+            fns.update({"train": step, "mul_train": mul_step})
+            reset = {"train": step.reset, "mul_train": mul_step.reset}
+        t = time_callables(fns, rounds=a.rounds, min_time=a.min_time, reset=reset)
+        floor = FLOORS.get(name, float("nan"))
+        re = t.ratio("eval", "mul")
+        row = f"| {name} | {t.median('eval'):.2f} | {re:.2f} | {floor:g} | {re / floor:.2f} |"
+        if not a.no_train:
+            row += f" {t.median('train'):.2f} | {t.ratio('train', 'mul'):.2f} |"
+        else:
+            row += " | |"
+        print(row + f" {t.median('mul'):.2f} |", flush=True)
+    if not a.no_train:
+        print("(the unit's own forward + backward, x * s with both gradients:",
+              f"{t.ratio('mul_train', 'mul'):.2f} multiplies in the last row's rounds)")
+
+
+if __name__ == "__main__":
+    main()
