@@ -71,6 +71,29 @@ def test_parameter_free_dtype_rule_is_floating_only():
         check_input_dtype(m, torch.ones(2, dtype=torch.int64), "id")
 
 
+def test_dtype_guard_reads_the_first_floating_parameter_in_parameters_order():
+    from visionblocks.layers.validate import _first_float_parameter
+    for name in list_blocks():
+        m = block_info(name).build_example()
+        want = next((p for p in m.parameters() if p.is_floating_point()), None)
+        assert _first_float_parameter(m) is want, name
+    m = create_block("se", 64)
+    m.fc1.weight = None  # a removed parameter is skipped, as parameters() skips it
+    assert _first_float_parameter(m) is m.fc1.bias
+
+
+def test_dtype_guard_exemptions_apply_on_a_mismatch_only():
+    from visionblocks.layers.validate import check_input_dtype
+    m = create_block("se", 64)
+    check_input_dtype(m, torch.empty(2, 64, 4, 4, dtype=torch.float64, device="meta"), "se")  # shape-only run
+    with pytest.raises(TypeError, match="int64"):  # but the input must be floating even there
+        check_input_dtype(m, torch.empty(2, 64, 4, 4, dtype=torch.int64, device="meta"), "se")
+    with pytest.raises(TypeError, match="float64"):
+        check_input_dtype(m, torch.empty(2, 64, 4, 4, dtype=torch.float64), "se")
+    m.double()  # the guard follows .to()/.double()
+    check_input_dtype(m, torch.empty(2, 64, 4, 4, dtype=torch.float64), "se")
+
+
 # ------------------------------------------------------------------------------------ contract inputs
 def test_emsa_1x1_map_in_eval_and_rest_lite_sized_inputs():
     m = create_block("emsa", 64, num_heads=4, sr_ratio=2).eval()

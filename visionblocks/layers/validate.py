@@ -297,23 +297,36 @@ def check_conv_input(x: torch.Tensor, kernel_size, padding, dilation, name: str)
                              f"got input of shape {tuple(x.shape)}")
 
 
+def _first_float_parameter(module: nn.Module) -> torch.Tensor | None:
+    """The first floating parameter in ``module.parameters()`` order (the module's own, then its children's,
+    depth first), found by walking the module dicts: no generator or memo set per call (the forward guard runs
+    this on every call; it is read each time, since ``.to()``/``.double()`` may change it)."""
+    for p in module._parameters.values():
+        if p is not None and p.is_floating_point():
+            return p
+    for child in module._modules.values():
+        if child is not None:
+            p = _first_float_parameter(child)
+            if p is not None:
+                return p
+    return None
+
+
 def check_input_dtype(module: nn.Module, x: Any, name: str) -> None:
     """The one dtype rule: ``x`` floating, and of ``module``'s floating dtype (any, for a module without
-    floating parameters/buffers; not enforced under ``torch.autocast``)."""
+    floating parameters; not enforced under ``torch.autocast`` nor on the meta device).  The exemptions are
+    looked at only on a mismatch: the common call costs a dtype comparison."""
     if not isinstance(x, torch.Tensor):
         return
     if not x.is_floating_point():
         raise TypeError(f"{name} expects a floating-point input, got dtype {x.dtype} (convert it, e.g. x.float())")
-    if x.device.type == "meta":  # shape-only runs (parameter counting, lazy init): no dtype rule
+    t = _first_float_parameter(module)
+    if t is None or t.dtype == x.dtype:
         return
-    if torch.is_autocast_enabled(x.device.type):
+    if x.is_meta or torch.is_autocast_enabled(x.device.type):  # shape-only runs; autocast's own business
         return
-    for t in module.parameters():
-        if t.is_floating_point():
-            if t.dtype != x.dtype:
-                raise TypeError(f"{name} holds {t.dtype} weights and got a {x.dtype} input; convert one to the "
-                                f"other (module.to({x.dtype}) or x.to({t.dtype}))")
-            return
+    raise TypeError(f"{name} holds {t.dtype} weights and got a {x.dtype} input; convert one to the "
+                    f"other (module.to({x.dtype}) or x.to({t.dtype}))")
 
 
 def _first_tensors(args: tuple) -> list:
