@@ -249,6 +249,25 @@ def test_wide_spread_is_flagged(monkeypatch):
     assert r.flags == ""
 
 
+def test_compiled_copies_are_timed_in_the_same_rounds_with_a_fresh_dynamo_cache(monkeypatch):
+    fake = FakeTimer({"fwd": [4.0] * 3, "fwd_compiled": [2.0] * 3, "fwd_bwd": [12.0] * 3,
+                      "fwd_bwd_compiled": [8.0] * 3, "mul": [1.0] * 3})
+    monkeypatch.setattr(bench.measure, "time_callables", fake)
+    resets, compiled = [], []
+    monkeypatch.setattr(torch.compiler, "reset", lambda: resets.append(1))
+    monkeypatch.setattr(torch, "compile", lambda m: compiled.append(m) or m)   # what runs is the fake timer's
+    cfg = bench.BenchConfig(batch=2, shape=(8, 6, 6), compile=True)
+    rows = [bench.bench_block(n, cfg) for n in ("se", "eca")]
+    assert set(fake.fns) == {"fwd", "fwd_compiled", "fwd_bwd", "fwd_bwd_compiled", "mul"}   # one call: same rounds
+    assert len(resets) == 2   # each row compiles afresh (shared frames would hit dynamo's recompile limit)
+    assert [m.training for m in compiled] == [False, True] * 2   # the eval module and the train module
+    assert rows[0].fwd_speedup == 2.0 and rows[0].fwd_bwd_speedup == 1.5 and rows[1].fwd_compiled_ms == 2.0
+    assert bench.compile_summary(rows) == ("torch.compile speed-up (eager / compiled, geometric mean): "
+                                           "forward 2.00x over 2 rows; forward+backward 1.50x over 2 rows")
+    assert bench.compile_summary([_result(fwd_speedup=4.0, fwd_bwd_speedup=1.0), _result(fwd_speedup=1.0)]) \
+        .startswith("torch.compile speed-up (eager / compiled, geometric mean): forward 2.00x over 2 rows")
+
+
 def test_channels_last_and_bfloat16_run_on_cpu():
     cfg = bench.BenchConfig(batch=2, shape=(8, 6, 6), repeats=1, warmup=1, dtype="bfloat16", channels_last=True)
     r = bench.bench_block("cbam", cfg)
