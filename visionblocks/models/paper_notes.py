@@ -250,8 +250,9 @@ NOTES: dict[str, str] = {
         "match exactly). Counting only convolutions and the classifier, the network is ResNet-50 with the "
         "stride on the 3x3 (4.09 G) where each of the 13 unstrided 3x3 convolutions costs 3/4 + 1/64 of its "
         "plain cost (K1, K3, K4 at full resolution, K2 at 1/16) and each of the 3 strided ones 1/2 + 1 + 1/16 "
-        "(K3 and K2 run before the stride): 4.09 - 13 x 0.0271 + 3 x 0.0650 = 3.93 G, and we count 3.938 G "
-        "(the ceil-mode pooling of K2 adds a little at 7x7 and 14x14); the convolutions alone cannot reach 4.0 "
+        "(K3 and K2 run before the stride): 4.09 - 13 x 0.0271 + 3 x 0.0650 = 3.93 G, and we count 3.925 G "
+        "(K2's floor-mode pooling, the authors' AvgPool2d(4, 4), keeps 3x3 of a 14x14 map and 1x1 of a 7x7 one, "
+        "a little under 1/16); the convolutions alone cannot reach 4.0 "
         "G, so the authors' figure counts more than multiply-adds of convolutions (or rounds up)."
     ),
     "sge_resnet50": (

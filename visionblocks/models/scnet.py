@@ -29,6 +29,6 @@ def sc_mid_layer(in_channels: int, out_channels: int, stride: int = 1, groups: i
 @register_model("scnet50", paper=_PAPER, url=_URL, paper_params=25.56, paper_macs=4.0,
                 macs_rel_tol=0.02, test_input_size=(32, 32))
 def scnet50(**kwargs) -> ResNet:
-    """SCNet-50: 25.56 M params, 4.0 GFLOPs (multiply-adds, authors' count; 3.94 G counting convolutions only) at
+    """SCNet-50: 25.56 M params, 4.0 GFLOPs (multiply-adds, authors' count; 3.93 G counting convolutions only) at
     224x224 (Liu et al., MCG-NKU/SCNet)."""
     return build_resnet(Bottleneck, (3, 4, 6, 3), kwargs, mid_layer=sc_mid_layer, stride_3x3=True)
