@@ -59,7 +59,9 @@ class Pair:
     timm_in: Callable[[torch.Tensor], torch.Tensor] | None = None  # our input -> timm's layout (outside timing)
     timm_out: Callable[[torch.Tensor], torch.Tensor] | None = None  # timm's output -> our layout (check only)
     order: Callable[[list[str]], list[str]] | None = None           # timm's keys in our registration order
-    fixed_size: int | None = None               # models whose input size is part of the architecture
+    size_kwargs: Callable[[int], tuple[dict, dict]] | None = None  # models built for one input size: --size ->
+    #                                                                  (our kwargs, timm's kwargs)
+    multiple: int = 1                           # models whose input size must be a multiple of this
 
 
 # ------------------------------------------------------------------------------------------- timm's side
@@ -81,22 +83,22 @@ def _tb(path: str, cls: str, *args, **kwargs) -> Callable[[], nn.Module]:
     return make
 
 
-def _tm(name: str, **kwargs) -> Callable[[], nn.Module]:
-    return lambda: _timm().create_model(name, pretrained=False, **kwargs)
+def _tm(name: str, **kwargs) -> Callable[..., nn.Module]:
+    return lambda **kw: _timm().create_model(name, pretrained=False, **kwargs, **kw)
 
 
 def _ob(name: str, *args, **kwargs) -> Callable[[], nn.Module]:
     return lambda: vb.create_block(name, *args, **kwargs)
 
 
-def _om(name: str, **kwargs) -> Callable[[], nn.Module]:
-    return lambda: vb.create_model(name, **kwargs)
+def _om(name: str, **kwargs) -> Callable[..., nn.Module]:
+    return lambda **kw: vb.create_model(name, **kwargs, **kw)
 
 
 def _sgu_eps(make: Callable[[], nn.Module], eps: float = 1e-6) -> Callable[[], nn.Module]:
     """timm's spatial gating unit normalises with LayerNorm eps 1e-5, ours (and its block norms) 1e-6."""
-    def build():
-        m = make()
+    def build(**kw):
+        m = make(**kw)
         for mod in m.modules():
             if type(mod).__name__ == "SpatialGatingUnit":
                 mod.norm.eps = eps
@@ -113,6 +115,10 @@ def _mbconv_timm():
     from timm.models._efficientnet_blocks import InvertedResidual, SqueezeExcite
     return InvertedResidual(64, 64, 3, exp_ratio=6, act_layer=nn.SiLU,
                             se_layer=partial(SqueezeExcite, rd_channels=16))
+
+
+def _img_size(size: int) -> tuple[dict, dict]:
+    return {"img_size": size}, {"img_size": size}
 
 
 def _repvgg_order(keys: list[str]) -> list[str]:
@@ -191,15 +197,16 @@ PAIRS: list[Pair] = [
     Pair("ghostnet_100", "model", _om("ghostnet_100"), _tm("ghostnet_100"), None, "ghostnet_100"),
     Pair("repvgg_a0", "model", _om("repvgg_a0"), _tm("repvgg_a0"), None, "repvgg_a0 (training form, both)"),
     Pair("mobilevit_s", "model", _om("mobilevit_s"), _tm("mobilevit_s"), None,
-         "mobilevit_s, at 256x256 (its resolution: at 224 the 7x7 last stage is not a multiple of the 2x2 patches, "
-         "which timm resizes and ours does not)", fixed_size=256),
+         "mobilevit_s (at a multiple of 64: at 224 the 7x7 last stage is not a multiple of the 2x2 patches, "
+         "which timm resizes and ours does not)", multiple=64),
     Pair("mobilevitv2_100", "model", _om("mobilevitv2_100"), _tm("mobilevitv2_100"), None,
-         "mobilevitv2_100 at 256x256 (as mobilevit_s)", fixed_size=256),
-    Pair("mixer_s16", "model", _om("mixer_s16"), _tm("mixer_s16_224"), None, "mixer_s16_224", fixed_size=224),
-    Pair("resmlp_12", "model", _om("resmlp_12"), _tm("resmlp_12_224"), None, "resmlp_12_224", fixed_size=224),
+         "mobilevitv2_100 (at a multiple of 64, as mobilevit_s)", multiple=64),
+    Pair("mixer_s16", "model", _om("mixer_s16"), _tm("mixer_s16_224"), None, "mixer_s16_224", size_kwargs=_img_size),
+    Pair("resmlp_12", "model", _om("resmlp_12"), _tm("resmlp_12_224"), None, "resmlp_12_224", size_kwargs=_img_size),
     Pair("gmlp_s16", "model", _om("gmlp_s16"), _sgu_eps(_tm("gmlp_s16_224")), None,
-         "gmlp_s16_224; its gates' LayerNorm eps set to ours (1e-6)", fixed_size=224),
-    Pair("volo_d1", "model", _om("volo_d1"), _tm("volo_d1_224"), None, "volo_d1_224", fixed_size=224),
+         "gmlp_s16_224; its gates' LayerNorm eps set to ours (1e-6)", size_kwargs=_img_size),
+    Pair("volo_d1", "model", _om("volo_d1"), _tm("volo_d1_224"), None,
+         "volo_d1_224; ours pos_size=size/16 (the position embedding of that token grid, as timm's img_size gives)", size_kwargs=lambda s: ({"pos_size": s // 16}, {"img_size": s})),
 ]
 
 
@@ -283,12 +290,11 @@ def check_same(p: Pair, ours: nn.Module, theirs: nn.Module, size: int) -> float:
 def _shape(p: Pair, size: int) -> tuple:
     if p.kind == "block":
         return p.shape
-    s = p.fixed_size or size
-    return (3, s, s)
+    return (3, size, size)
 
 
 def _check_size(p: Pair, size: int) -> int:
-    return p.fixed_size or min(size, CHECK_SIZE)
+    return size if p.size_kwargs or p.multiple > 1 else min(size, CHECK_SIZE)
 
 
 # ------------------------------------------------------------------------------------------- timing
@@ -348,8 +354,8 @@ def markdown(rows: list[dict], command: str, description: str, versions: str, si
            "[q1, q3] its interquartile range.", "",
            f"Command: `{command}`", "", f"Machine: {description}", "", f"Versions: {versions}", "",
            f"Input: batch {B}; blocks at the shape given (C, H, W or tokens, C); models at {size}x{size} (Mixer, "
-           "ResMLP, gMLP, VOLO at 224x224: their token count is part of the network; MobileViT(v2) at 256x256, "
-           "their resolution, which 2x2 patches divide at every stage).", ""]
+           "ResMLP, gMLP and VOLO, whose token count is part of the network, built for that size on both sides).",
+           ""]
     for kind in ("block", "model"):
         sel = [r for r in rows if r["kind"] == kind and "error" not in r]
         if not sel:
@@ -408,11 +414,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modes", default="train,eval")
     ap.add_argument("--repeats", type=int, default=15, help="timed rounds at least")
     ap.add_argument("--min-time", type=float, default=1.0, help="seconds of timed calls per callable at least")
-    ap.add_argument("--size", type=int, default=224, help="model input size (fixed-size token models: 224)")
+    ap.add_argument("--size", type=int, default=224, help="model input size (the token models are built for it; "
+                    "MobileViT needs a multiple of 64)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--check-only", action="store_true", help="only assert the outputs equal")
     ap.add_argument("--no-malloc-env", action="store_true", help="do not re-execute with the malloc thresholds")
-    ap.add_argument("--out", help="write the Markdown report here (e.g. docs/benchmarks_timm.md)")
+    ap.add_argument("--out", help="write the Markdown report here (e.g. docs/benchmarks_timm.md), after every row")
+    ap.add_argument("--json", help="append each finished row to this JSON-lines file; rows already in it are not "
+                    "measured again (a run split over several processes, or resumed, shares one file)")
     a = ap.parse_args(argv)
     if not a.no_malloc_env:
         _reexec_with_malloc_env(argv)
@@ -424,14 +433,38 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"unknown pairs: {sorted(only - {p.name for p in pairs})}")
     print(f"malloc: {measure.malloc_settings()}", flush=True)
     print(measure.machine_description("cpu"), flush=True)
+    import json
+    done: dict[str, dict] = {}
+    if a.json and os.path.exists(a.json):
+        with open(a.json) as fh:
+            done = {r["name"]: r for r in map(json.loads, filter(str.strip, fh))}
+    versions = f"torch {torch.__version__}, timm {timm.__version__}, visionblocks {vb.__version__}"
+    command = ("python benchmarks/compare_timm.py " + " ".join(argv)).strip()
+
+    def write(rows):
+        if a.out and not a.check_only:
+            order = {p.name: i for i, p in enumerate(PAIRS)}
+            got = {**done, **{r["name"]: r for r in rows}}
+            got.update({p.name: {"name": p.name, "kind": p.kind, "config": p.config, "shape": "—",
+                                 "error": "not measured in this run"} for p in pairs if p.name not in got})
+            everything = sorted(got.values(), key=lambda r: order[r["name"]])
+            text = markdown(everything, command, measure.machine_description("cpu"), versions, a.size)
+            with open(a.out, "w") as fh:
+                fh.write(keep_fuse_section(text, a.out))
+
     rows = []
     for p in pairs:
+        if p.name in done and "error" not in done[p.name]:
+            continue
         row = {"name": p.name, "kind": p.kind, "config": p.config}
         s = _shape(p, a.size)
         row["shape"] = "x".join(map(str, s[1:])) if p.kind == "model" else "x".join(map(str, s))
         try:
             torch.manual_seed(0)
-            ours, theirs = p.ours(), p.timm()
+            if p.kind == "model" and a.size % p.multiple:
+                raise ValueError(f"--size {a.size} is not a multiple of {p.multiple}")
+            kw_ours, kw_timm = p.size_kwargs(a.size) if p.size_kwargs else ({}, {})
+            ours, theirs = p.ours(**kw_ours), p.timm(**kw_timm)
             if measure.count_params(ours) != measure.count_params(theirs):
                 raise AssertionError(f"parameters: ours {measure.count_params(ours)}, timm "
                                      f"{measure.count_params(theirs)}")
@@ -446,17 +479,16 @@ def main(argv: list[str] | None = None) -> int:
             f"[{row[m]['q1']:.2f}, {row[m]['q3']:.2f}] ({row[m]['rounds']} rounds)"
             for m in ("train", "eval") if m in row)
         print(f"{p.name:<24} {msg}", flush=True)
+        if a.json and not a.check_only:
+            with open(a.json, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+        write(rows)
     for kind in ("block", "model"):
         for mode in ("train", "eval"):
             rs = [r[mode]["ratio"] for r in rows if r["kind"] == kind and mode in r]
             if rs:
                 print(f"geomean {kind}s {mode}: {geomean(rs):.3f} over {len(rs)}")
-    if a.out and not a.check_only:
-        versions = f"torch {torch.__version__}, timm {timm.__version__}, visionblocks {vb.__version__}"
-        command = ("python benchmarks/compare_timm.py " + " ".join(argv)).strip()
-        text = keep_fuse_section(markdown(rows, command, measure.machine_description("cpu"), versions, a.size), a.out)
-        with open(a.out, "w") as fh:
-            fh.write(text)
+    write(rows)
     return 1 if any("error" in r for r in rows) else 0
 
 
