@@ -1,6 +1,8 @@
 """Tests of :mod:`visionblocks.blocks.attention.coord_attention`."""
 import torch
 
+import visionblocks as vb
+
 from _reference import _build, bn_eval as _bn
 
 
@@ -41,3 +43,20 @@ def test_coord_attention_matches_equations():
     gw = torch.sigmoid(torch.einsum("cm,bmw->bcw", m.conv_w.weight[:, :, 0, 0], fw) + m.conv_w.bias[:, None])
     ref = x * gh[:, :, :, None] * gw[:, :, None, :]
     torch.testing.assert_close(m(x), ref, rtol=1e-10, atol=1e-12)
+
+
+def test_coord_attention_inference_path_equals_autograd_path():
+    # without autograd the block takes other kernels (amax instead of max with indices, halving-tree maxima,
+    # gates multiplied in place): the same values, and the caller's input untouched
+    torch.manual_seed(0)
+    m = vb.create_block("coord_attention", 32).double().eval()
+    for p in m.parameters():
+        p.data.normal_()
+    x = torch.randn(2, 32, 9, 7, dtype=torch.float64)
+    x0 = x.clone()
+    with torch.no_grad():
+        y_inference = m(x)
+    assert torch.equal(x, x0)
+    y_autograd = m(x.clone().requires_grad_(True))
+    assert y_autograd.requires_grad
+    torch.testing.assert_close(y_inference, y_autograd.detach(), rtol=1e-12, atol=1e-14)
