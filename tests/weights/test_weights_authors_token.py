@@ -76,3 +76,14 @@ def test_resnet_family_layouts_are_not_taken_for_another(name, model):
     with pytest.raises(Exception) as e:
         load_checkpoint(other, sd)
     assert "missing" in str(e.value) or "layout" in str(e.value)
+
+
+def test_parnet_checkpoint_of_other_widths_is_refused_naming_them():
+    """The authors' ParNet-S has 92 stream-1 channels (ours 96): a checkpoint whose widths differ from the model's
+    is refused naming the widths that build it (here ParNet-M's into ParNet-L)."""
+    sd = manifest_state_dict("authors.parnet--parnet_m")
+    with torch.device("meta"):
+        model = vb.create_model("parnet_l")
+    with pytest.raises(ArchitectureMismatchError, match=r"widths \(128, 256, 512\)") as e:
+        load_checkpoint(model, sd)
+    assert e.value.options == {"widths": (128, 256, 512)}

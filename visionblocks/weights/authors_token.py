@@ -232,8 +232,22 @@ def convert_parnet(sd: StateDict, model: torch.nn.Module) -> StateDict:
     our ``bn_a``/``bn_b``), ``combine.3`` our ``final``.  Inside a RepVGG-style block (``block.``):
     ``rbr_dense``/``rbr_1x1`` (after the stride's average pool: ``rbr_1x1.1``) are our 3x3/1x1 branches,
     ``rbr_identity`` our ``skip_bn``, and ``se.cvsig.conv`` our ``sse_fc`` (stream blocks) or ``se_fc``
-    (downsampling blocks)."""
+    (downsampling blocks).
+
+    Their widths must be the model's: their ParNet-S has 92 channels in stream 1 where our ``parnet_s`` (the
+    paper's table) has 96; such a checkpoint is refused naming the widths (``ParNet(widths, out_features)`` builds
+    it: verified exact against their code)."""
     own = model.state_dict()
+    theirs = [f"inits.{i}.block.rbr_dense.conv.weight" for i in ("0.1", "1", "2")]
+    ours = [f"{u}.conv.body.conv3x3.conv.weight" for u in ("down1.1", "down2", "down3")]
+    if all(k in sd for k in theirs) and all(k in own for k in ours):
+        widths = tuple(int(sd[k].shape[0]) for k in theirs)
+        mine = tuple(int(own[k].shape[0]) for k in ours)
+        if widths != mine:
+            raise ArchitectureMismatchError(
+                f"the checkpoint is a ParNet with stream widths {widths}, the model's are {mine}: build "
+                f"visionblocks.models.parnet.ParNet({widths}, out_features) (their ParNet-S has 92 stream-1 "
+                f"channels, our parnet_s the paper's 96)", options={"widths": widths})
     units = [(re.compile(p), r) for p, r in _PARNET_UNITS]
     parts = [(re.compile(p), r) for p, r in _PARNET_PARTS]
 
