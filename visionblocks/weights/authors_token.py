@@ -1,5 +1,5 @@
 """Converters from the papers' authors' own layouts for the token, attention and other models (their released
-checkpoints): GFNet, ResT, ViP, CoTNet, RedNet, ParNet, sMLPNet.
+checkpoints): GFNet, ResT, ViP, sMLPNet, CoTNet, RedNet, ParNet, MobileViT and MobileViTv2.
 
 Each converter names the repository; the commit its harness case was verified at is in its manifest and in
 docs/weights.md.  Nothing of the authors' code is here: only which of their tensors is which of ours.
@@ -24,9 +24,9 @@ from .convert import Converter, register_converter, rename_keys
 from .errors import ArchitectureMismatchError
 from .torchvision import block_name, resnet_rules
 
-__all__ = ["GFNET", "convert_gfnet", "REST", "convert_rest", "VIP", "convert_vip", "SMLPNET", "convert_smlpnet", "COTNET",
-           "convert_cotnet", "REDNET", "convert_rednet", "PARNET",
-           "convert_parnet", "MOBILEVIT", "convert_mobilevit"]
+__all__ = ["GFNET", "convert_gfnet", "REST", "convert_rest", "VIP", "convert_vip", "SMLPNET", "convert_smlpnet",
+           "COTNET", "convert_cotnet", "REDNET", "convert_rednet", "PARNET", "convert_parnet", "MOBILEVIT",
+           "convert_mobilevit"]
 
 StateDict = dict[str, torch.Tensor]
 
@@ -136,7 +136,8 @@ def convert_smlpnet(sd: StateDict, model: torch.nn.Module) -> StateDict:
         (r"to_patch_embedding\.(\d+)\.0\.weight", lambda m: f"{at(m[1], convs)}.weight"),
         (r"token_mix\.(\d+)\.(0\.conv_merge\.BN|0\.conv_merge\.Conv|1\.BN|1\.fuse|1\.proj_h|1\.proh_w)\.(.+)",
          lambda m: f"{at(m[1], blocks)}.{_SMLP_NAMES[m[2]]}.{m[3]}"),
-        (r"channel_mix\.(\d+)\.(1|2\.net\.0|2\.net\.3)\.(.+)", lambda m: f"{at(m[1], blocks)}.{_SMLP_MIX[m[2]]}.{m[3]}"),
+        (r"channel_mix\.(\d+)\.(1|2\.net\.0|2\.net\.3)\.(.+)",
+         lambda m: f"{at(m[1], blocks)}.{_SMLP_MIX[m[2]]}.{m[3]}"),
         (r"batch_norm\.(.+)", r"norm.\1"),
         (r"mlp_head\.0\.(weight|bias)", r"head.fc.\1"),
     ])
