@@ -8,6 +8,10 @@ read or write alone = 1/2).  The pass counts are argued in docs/benchmarks_notes
         .venv/bin/python benchmarks/gate_floors.py --threads 2
 
 Ratios, not times, are what to compare: on a shared machine the multiply itself varies by 2x between runs.
+On a machine with more runnable jobs than cores, multi-threaded wall times measure mostly how long each OpenMP
+region waits for its threads to be scheduled (a gate of ten small kernels then "costs" ten time slices);
+``--cpu-time`` (one thread) times each call by the CPU time of the calling thread instead, which leaves out
+the time spent waiting for a core (same alternating rounds, medians of the per-round ratios).
 To measure another checkout's gates with this script, put its package first on the path
 (``cd /tmp && PYTHONPATH=/path/to/old/checkout python /work/main/benchmarks/gate_floors.py``).
 """
@@ -15,12 +19,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 
 import torch
 import torch.nn as nn
 
 import visionblocks as vb
-from visionblocks.measure import TrainStep, machine_description, time_callables
+from visionblocks.measure import Timings, TrainStep, machine_description, time_callables
 
 # name -> eval floor in multiply passes at 8x256x28x28 (sge: G = 64, so its per-group maps are 1/4 of the
 # tensor), each operation of the equations one kernel reading its full-size inputs and writing its full-size
@@ -48,6 +53,27 @@ class _Multiply(nn.Module):
         return x * self.s
 
 
+def _time_cpu(fns, reset, rounds: int, min_time: float) -> Timings:
+    """:func:`time_callables`' alternating rounds, each call timed by ``time.thread_time`` (one thread)."""
+    names, ms = list(fns), {n: [] for n in fns}
+    for _ in range(2):  # warm-up
+        for n in names:
+            reset.get(n, lambda: None)()
+            fns[n]()
+    spent, r = 0.0, 0
+    while r < rounds or spent < min_time:
+        k = r % len(names)
+        for n in names[k:] + names[:k]:
+            reset.get(n, lambda: None)()
+            t0 = time.thread_time()
+            fns[n]()
+            dt = time.thread_time() - t0
+            ms[n].append(dt * 1e3)
+            spent += dt
+        r += 1
+    return Timings(ms)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--names", default=",".join(FLOORS))
@@ -56,13 +82,18 @@ def main(argv=None) -> None:
     p.add_argument("--rounds", type=int, default=21)
     p.add_argument("--min-time", type=float, default=2.0)
     p.add_argument("--no-train", action="store_true", help="eval only")
+    p.add_argument("--cpu-time", action="store_true",
+                   help="one thread, each call timed by the calling thread's CPU time (time.thread_time)")
     a = p.parse_args(argv)
+    if a.cpu_time:
+        a.threads = 1
     torch.set_num_threads(a.threads)
     shape = tuple(int(v) for v in a.shape.split(","))
     print(machine_description("cpu"))
     print("MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ set:",
           {k: os.environ.get(k, "unset") for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")})
-    print(f"input {shape}, {a.threads} threads; ratios are paired medians over the rounds (gate / multiply)")
+    print(f"input {shape}, {a.threads} threads; ratios are paired medians over the rounds (gate / multiply)"
+          + ("; times: CPU time of the calling thread" if a.cpu_time else ""))
     torch.manual_seed(0)
     x = torch.randn(shape)
     xg = x.clone().requires_grad_(True)
@@ -89,7 +120,10 @@ def main(argv=None) -> None:
             step = TrainStep(tr, (xg,))
             fns.update({"train": step, "mul_train": mul_step})
             reset = {"train": step.reset, "mul_train": mul_step.reset}
-        t = time_callables(fns, rounds=a.rounds, min_time=a.min_time, reset=reset)
+        if a.cpu_time:
+            t = _time_cpu(fns, reset, a.rounds, a.min_time)
+        else:
+            t = time_callables(fns, rounds=a.rounds, min_time=a.min_time, reset=reset)
         floor = FLOORS.get(name, float("nan"))
         re = t.ratio("eval", "mul")
         row = f"| {name} | {t.median('eval'):.2f} | {re:.2f} | {floor:g} | {re / floor:.2f} |"
