@@ -27,6 +27,9 @@ import torch.nn as nn
 import visionblocks as vb
 from visionblocks.measure import Timings, TrainStep, machine_description, time_callables
 
+# The bench's floors (``visionblocks.bench.GATE_PASSES``) count what the equations need with every element-wise
+# operation fused into the pass that consumes it (what one fused kernel per pass could reach).  The "eager" floors
+# below count what eager PyTorch must do:
 # name -> eval floor in multiply passes at 8x256x28x28 (sge: G = 64, so its per-group maps are 1/4 of the
 # tensor), each operation of the equations one kernel reading its full-size inputs and writing its full-size
 # output (docs/benchmarks_notes.md, "Gates and their floors", argues each count; small maps and the gates' own
@@ -99,8 +102,14 @@ def main(argv=None) -> None:
     xg = x.clone().requires_grad_(True)
     mul = _Multiply(shape)
     mul_step = TrainStep(mul, (xg,))
-    print("| gate | eval ms | eval x mul | eval floor (passes) | eval / floor | fwd+bwd ms | fwd+bwd x mul | mul ms |")
-    print("|---|---|---|---|---|---|---|---|")
+    try:
+        from visionblocks.bench import GATE_PASSES
+        fused = {k: v[0] for k, v in GATE_PASSES.items()}
+    except ImportError:  # a checkout without the bench's floors
+        fused = {}
+    print("| gate | eval ms | eval x mul | eager floor | / eager floor | fused floor | / fused floor | fwd+bwd ms "
+          "| fwd+bwd x mul | mul ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in a.names.split(","):
         gate = vb.create_block(name, shape[1])
         ev = gate.eval()
@@ -126,7 +135,9 @@ def main(argv=None) -> None:
             t = time_callables(fns, rounds=a.rounds, min_time=a.min_time, reset=reset)
         floor = FLOORS.get(name, float("nan"))
         re = t.ratio("eval", "mul")
-        row = f"| {name} | {t.median('eval'):.2f} | {re:.2f} | {floor:g} | {re / floor:.2f} |"
+        ff = fused.get(name, float("nan"))
+        row = (f"| {name} | {t.median('eval'):.2f} | {re:.2f} | {floor:g} | {re / floor:.2f} | {ff:g} | "
+               f"{re / ff:.2f} |")
         if not a.no_train:
             row += f" {t.median('train'):.2f} | {t.ratio('train', 'mul'):.2f} |"
         else:
