@@ -537,7 +537,8 @@ _W1_DBB = "DingXiaoH/DiverseBranchBlock:resnet:create_Res18"
 _W2_SHIMS["DingXiaoH/DiverseBranchBlock"] = ({m: None for m in ("convnet_utils", "diversebranchblock", "acb",
                                                                 "dbb_transforms")}, None)
 _W2_PATCH[_W1_DBB] = lambda mod: sys.modules["convnet_utils"].switch_conv_bn_impl("DBB")
-CASES += [_authors("authors.dbb", _W1_DBB, "dbb_resnet18")]
+CASES += [_authors("authors.dbb", _W1_DBB, "dbb_resnet18"),
+          Case("authors.dbb", "authors", _W1_DBB, "dbb_resnet18", {"deploy": True}, folded=True)]
 # ACNet: create_ResNet18(cfg, builder) with their ACNetBuilder; at their HEAD the builder passes use_last_bn=False to an
 # ACBlock that no longer takes it (the shim drops it: no last BN, as False asks); their GAP is AvgPool2d(7) (224).
 _W1_ACNET = "DingXiaoH/ACNet:base_model.resnet:create_ResNet18"

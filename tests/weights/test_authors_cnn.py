@@ -50,10 +50,11 @@ def test_scnet_stacks_their_two_1x1_halves_in_order():
     assert out[f"{b}.conv2.k1.bn.bias"] is sd["layer3.3.k1.1.bias"]
 
 
-def test_dbb_deployed_checkpoint_is_refused_by_name():
-    sd = {k.replace(".dbb_origin.conv.", ".dbb_reparam."): v for k, v in manifest_state_dict("authors.dbb--dbb_resnet18").items()}
-    with pytest.raises(ArchitectureMismatchError, match="deployed"):
-        load_checkpoint(_meta("dbb_resnet18"), sd)
+def test_dbb_form_mismatch_names_deploy():
+    with pytest.raises(ArchitectureMismatchError, match="deploy=True"):
+        load_checkpoint(_meta("dbb_resnet18"), manifest_state_dict("authors.dbb--dbb_resnet18-folded"))
+    with pytest.raises(ArchitectureMismatchError, match="deploy=False"):
+        load_checkpoint(_meta("dbb_resnet18", deploy=True), manifest_state_dict("authors.dbb--dbb_resnet18"))
 
 
 def test_acnet_form_mismatch_names_deploy():

@@ -106,7 +106,17 @@ _DBB_BRANCHES = [
     (r"dbb_1x1_kxk\.(?:idconv1|conv1)\.(.+)", r"conv_1x1_kxk.conv1.\1"),
     (r"dbb_1x1_kxk\.bn1\.bn\.(.+)", r"conv_1x1_kxk.bn1.bn.\1"),
     (r"dbb_1x1_kxk\.(conv2|bn2)\.(.+)", r"conv_1x1_kxk.\1.\2"),
+    (r"dbb_reparam\.(weight|bias)", r"\1"),
 ]
+
+
+def _conv_bias_as_bn(sd: dict[str, torch.Tensor], conv: str, bn: str, eps: float) -> None:
+    """Replace the folded conv's bias ``<conv>.bias`` by an identity BatchNorm ``<bn>.*`` carrying that bias
+    (weight 1, mean 0, variance 1 - eps: ``(x - 0) / sqrt(1 - eps + eps) * 1 + b``, exact to rounding)."""
+    b = sd.pop(f"{conv}.bias")
+    sd.update({f"{bn}.weight": torch.ones_like(b), f"{bn}.bias": b, f"{bn}.running_mean": torch.zeros_like(b),
+               f"{bn}.running_var": torch.full_like(b, 1.0 - eps),
+               f"{bn}.num_batches_tracked": torch.zeros((), dtype=torch.long, device=b.device)})
 
 
 def convert_dbb_resnet(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -114,11 +124,21 @@ def convert_dbb_resnet(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> d
     our stem's conv-BN, ``stage<i>.<j>`` our ``stages.<i-1>.<j>``, ``linear`` our ``head.fc``; inside a DBB their
     ``dbb_origin``/``dbb_1x1``/``dbb_avg``/``dbb_1x1_kxk`` branches are our ``body.origin``/``conv_1x1``/``avg``/
     ``conv_1x1_kxk`` (their ``dbb_avg.conv`` + ``.bn`` are our ``avg.pre``, their ``avgbn`` our ``avg.bn``; their
-    identity-initialised ``idconv1`` our ``conv1``).  Training form only (the model's deploy must be False)."""
-    if any(".dbb_reparam." in k for k in sd):
+    identity-initialised ``idconv1`` our ``conv1``).  Their deployed form (``convert.py``: ``dbb_reparam``, our
+    ``body`` of ``deploy=True``) also folds the stem's and shortcuts' BN into a conv bias, where ours keep a
+    conv-BN: that bias becomes an identity BN (weight 1, mean 0, variance 1 - eps) carrying it.  The model's
+    deploy must match the checkpoint's form."""
+    own = model.state_dict()
+    folded = any(".dbb_reparam." in k for k in sd)
+    if folded != ("stages.0.0.conv1.body.weight" in own):
         raise ArchitectureMismatchError(
-            "the checkpoint is the authors' deployed (folded) DBB ResNet-18, whose stem and shortcuts are folded too; "
-            "load their training-time checkpoint into dbb_resnet18 (deploy=False) and reparameterize it")
+            f"the checkpoint is the authors' {'deployed' if folded else 'training-time'} DBB ResNet-18, the model is "
+            f"not: build it with deploy={folded}", options={"deploy": folded})
+    if folded:
+        sd = dict(sd)
+        eps = next(m.eps for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+        for k in [k for k in sd if re.fullmatch(r"(stage0\.conv1|stage\d\.\d+\.shortcut)\.conv\.bias", k)]:
+            _conv_bias_as_bn(sd, k[: -len(".bias")], k[: -len(".conv.bias")] + ".bn", eps)
 
     def branch(m: re.Match) -> str:
         rest = next((re.sub(p, r, m[4]) for p, r in _DBB_BRANCHES if re.fullmatch(p, m[4])), m[4])
@@ -136,7 +156,8 @@ DBB = register_converter(Converter(
     name="authors.dbb", source="authors: DingXiaoH/DiverseBranchBlock", model_types=(ResNet,),
     detect=lambda keys: has_any(keys, r"stage1\.0\.conv1\.dbb_(origin|reparam)\..+"), convert=convert_dbb_resnet,
     models={"dbb_resnet18": "create_Res18 (switch_conv_bn_impl('DBB'))"},
-    notes="renames (their branch names are ours); training-time form"))
+    notes="renames (their branch names are ours); training and deployed forms (their deployed stem and shortcut "
+          "biases become identity BNs; the model's deploy= must match)"))
 
 
 # ------------------------------------------------------------------------------ ACNet ResNet-18 (DingXiaoH/ACNet)
