@@ -82,3 +82,12 @@ def test_parnet_features_are_the_streams_and_their_fusion():
     part = vb.create_model("parnet_s", features_only=True, out_indices=(1,))
     kept = {k.split(".")[0] for k in part.model.state_dict()}
     assert kept == {"down1", "streams"} and all(isinstance(s, nn.Identity) for s in part.model.streams[1:])
+
+
+def test_named_variants_take_other_widths():
+    """The authors' released ParNet-S has 92 stream-1 channels: ``parnet_s(widths=...)`` builds it (the
+    variant functions used to pass widths positionally, so the keyword raised 'multiple values')."""
+    m = vb.create_model("parnet_s", widths=(92, 192, 384), out_features=1024)
+    assert m.feature_info.channels()[1:4] == [92, 192, 384]
+    assert m.num_features == 1024 and m.get_classifier().in_features == 1024
+    assert vb.create_model("parnet_s").feature_info.channels()[1:4] == [96, 192, 384]

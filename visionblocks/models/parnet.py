@@ -173,19 +173,20 @@ PAPER_FIGURES = {"parnet_s": (19.2, 9.7), "parnet_m": (35.6, 17.2), "parnet_l": 
 @_reg("parnet_s", 19.2, 4.85)
 def parnet_s(**kwargs) -> ParNet:
     """ParNet-S: widths 64/96/192/384/1280; paper: 19.2 M params, 9.7 GFLOPs at 224x224 (folded form, FLOPs =
-    2 x multiply-adds); training form: 20.98 M params, 5.37 G multiply-adds."""
-    return ParNet((96, 192, 384), 1280, **kwargs)
+    2 x multiply-adds); training form: 20.98 M params, 5.37 G multiply-adds.  ``widths``/``out_features`` may be
+    overridden: the authors' released ParNet-S has 92 stream-1 channels, ``parnet_s(widths=(92, 192, 384))``."""
+    return ParNet(**{"widths": (96, 192, 384), "out_features": 1280, **kwargs})
 
 
 @_reg("parnet_m", 35.6, 8.6)
 def parnet_m(**kwargs) -> ParNet:
     """ParNet-M: widths 64/128/256/512/2048; paper: 35.6 M params, 17.2 GFLOPs at 224x224 (folded form, FLOPs =
     2 x multiply-adds); training form: 38.95 M params, 9.53 G multiply-adds."""
-    return ParNet((128, 256, 512), 2048, **kwargs)
+    return ParNet(**{"widths": (128, 256, 512), "out_features": 2048, **kwargs})
 
 
 @_reg("parnet_l", 54.9, 13.35)
 def parnet_l(**kwargs) -> ParNet:
     """ParNet-L: widths 64/160/320/640/2560; paper: 54.9 M params, 26.7 GFLOPs at 224x224 (folded form, FLOPs =
     2 x multiply-adds); training form: 60.18 M params, 14.80 G multiply-adds."""
-    return ParNet((160, 320, 640), 2560, **kwargs)
+    return ParNet(**{"widths": (160, 320, 640), "out_features": 2560, **kwargs})
