@@ -53,6 +53,9 @@ class SpatialGate(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # the channel mean as a sum over C divided on the small map: its backward is a broadcast view
         s = torch.cat([x.sum(1, keepdim=True) / x.shape[1], _max_over(x, 1, keepdim=True)], dim=1)
+        if torch.is_grad_enabled():
+            # oneDNN's backward of this 2 -> 1 channel convolution is several times faster on a channels-last input
+            s = s.contiguous(memory_format=torch.channels_last)
         return torch.sigmoid(self.bn(self.conv(s)))
 
 

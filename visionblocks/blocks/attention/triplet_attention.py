@@ -33,6 +33,9 @@ class ZPoolGate(nn.Module):
         self.bn = nn.BatchNorm2d(1, momentum=0.01)  # the authors' BN momentum
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            # oneDNN's backward of this 2 -> 1 channel convolution is about 3x faster on a channels-last input
+            z = z.contiguous(memory_format=torch.channels_last)
         return torch.sigmoid(self.bn(self.conv(z)))
 
 
