@@ -51,6 +51,7 @@ class Case:
     tol: float = TOL
     note: str = ""  # why a case is not exact (then ``tol`` is the measured bound it is held to)
     folded: bool = False  # compare the source's re-parameterized (deploy) form
+    variant: str = ""  # tells apart two cases of one source network and model (e.g. another stem option)
 
     @property
     def label(self) -> str:
@@ -60,7 +61,8 @@ class Case:
     @property
     def id(self) -> str:
         prefix = "" if self.converter.startswith(self.source + ".") else self.source + "."
-        return f"{self.converter}--{prefix}{self.label}" + ("-folded" if self.folded else "")
+        return (f"{self.converter}--{prefix}{self.label}" + ("-folded" if self.folded else "")
+                + (f"-{self.variant}" if self.variant else ""))
 
 
 def _tv(name, ours, size=64, **kw):
@@ -387,6 +389,9 @@ _W2_PATCH.update({f"wofmanaf/ResT:models.rest:{n}": lambda mod: setattr(mod, "Ba
 CASES += [_authors("authors.rest", f"wofmanaf/ResT:models.rest:{n}", n,
                    note="their network built with their Stem class (conv7x7 + maxpool) in place of BasicStem")
           for n in ("rest_lite", "rest_small", "rest_base")]
+# ... and as their rest_* functions build it (BasicStem), the form of their released checkpoints: our stem="basic"
+CASES += [Case("authors.rest", "authors", f"wofmanaf/ResT:models:{n}", n, {"stem": "basic"},
+               variant="basicstem") for n in ("rest_lite", "rest_small", "rest_base")]
 
 CASES += [_authors("authors.vip", "Andrew-Qibin/VisionPermutator:models.vip:vip_s7", "vip_s7", size=224)]
 

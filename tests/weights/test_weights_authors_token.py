@@ -54,15 +54,37 @@ def test_smlp_swapped_axes_follow_the_authors_forward():
     assert (got - literal).abs().max() > 1e-2
 
 
-def test_rest_checkpoint_with_the_three_conv_stem_is_refused_by_name():
-    sd = dict(manifest_state_dict("authors.rest--rest_lite"))
-    for k in [k for k in sd if k.startswith("stem.conv.") or k.startswith("stem.norm.")]:
-        del sd[k]
-    sd["stem.conv1.weight"] = torch.empty(32, 3, 3, 3, device="meta")
+@pytest.mark.parametrize("manifest, model_stem, want", [("authors.rest--rest_lite-basicstem", "conv7x7", "'basic'"),
+                                                       ("authors.rest--rest_lite", "basic", "'conv7x7'")])
+def test_rest_checkpoint_of_the_other_stem_is_refused_naming_the_option(manifest, model_stem, want):
+    """Their repository's BasicStem (three 3x3 convs) and their Stem (the paper's 7x7) load only into the model
+    built with the same ``stem=``; the other is refused before anything is copied, naming the option."""
+    sd = dict(manifest_state_dict(manifest))
     with torch.device("meta"):
-        model = vb.create_model("rest_lite")
-    with pytest.raises(ArchitectureMismatchError, match="BasicStem"):
+        model = vb.create_model("rest_lite", stem=model_stem)
+    with pytest.raises(ArchitectureMismatchError, match=f"stem={want}"):
         load_checkpoint(model, sd)
+
+
+def test_rest_basic_stem_is_the_authors_three_convolutions():
+    """``stem="basic"``: conv3x3/2-BN-ReLU (C0/2), conv3x3-BN-ReLU, conv3x3/2 without bias or norm, then PA; the
+    output is checked against those operations applied by hand to its own parameters."""
+    torch.manual_seed(0)
+    m = vb.create_model("rest_lite", stem="basic").double().eval()
+    e = m.stages[0].embed
+    assert [tuple(c.weight.shape) for c in (e[0].conv, e[1].conv, e[2])] == [(32, 3, 3, 3), (32, 32, 3, 3), (64, 32, 3, 3)]
+    assert e[2].bias is None
+    x = torch.randn(1, 3, 32, 36, dtype=torch.float64)
+
+    def cbr(c, t, stride):
+        t = torch.nn.functional.conv2d(t, c.conv.weight, None, stride, 1)
+        return torch.relu(torch.nn.functional.batch_norm(t, c.bn.running_mean, c.bn.running_var, c.bn.weight,
+                                                         c.bn.bias, False, 0.0, c.bn.eps))
+    want = torch.nn.functional.conv2d(cbr(e[1], cbr(e[0], x, 2), 1), e[2].weight, None, 2, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(e(x), want, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="stem must be one of"):
+        vb.create_model("rest_lite", stem="7x7")
 
 
 @pytest.mark.parametrize("name, model", [("authors.cotnet--cotnet50", "cotnet50"),

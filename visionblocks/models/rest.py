@@ -11,7 +11,8 @@ The layer details follow the authors' code (wofmanaf/ResT).  Any input size work
 Stem: the authors' repository builds the models with a three-conv stem (``BasicStem``: conv3x3/2-BN-ReLU,
 conv3x3-BN-ReLU, conv3x3/2) but also defines ``Stem`` (conv7x7/2-BN-ReLU + maxpool).  The paper's parameter
 counts (10.49 / 13.66 / 30.28 M) are reproduced to 0.01 M only with the 7x7 ``Stem`` (the three-conv stem
-gives 10.51 / 13.68 / 30.33 M and 0.13-0.23 GMACs more), so the paper's reported models use it and so do we.
+gives 10.51 / 13.68 / 30.33 M and 0.13-0.23 GMACs more), so the paper's reported models use it and so do we by
+default; ``stem="basic"`` builds the repository's ``BasicStem`` (its checkpoints then load: see docs/weights.md).
 Evaluated at 224 with crop ratio 0.875, bicubic, ImageNet mean/std (the authors' code).
 
 Features (``feature_info``): one per stage at reductions 4, 8, 16, 32, as (B, C, H, W) maps.
@@ -32,6 +33,7 @@ __all__ = ["ResT", "ResTBlock", "PixelAttention", "rest_lite", "rest_small", "re
 
 _PAPER = "Zhang & Yang, ResT: An Efficient Transformer for Visual Recognition, NeurIPS 2021"
 _URL = "https://arxiv.org/abs/2105.13677"
+_STEMS = ("conv7x7", "basic")
 _DATA = {"crop_pct": 0.875, "interpolation": "bicubic"}  # ImageNet mean/std (wofmanaf/ResT)
 
 
@@ -89,20 +91,29 @@ class ResT(ModelBase):
         apply_transform: EMSA's head-mixing conv + instance norm (ResT: True).
         num_classes, in_chans: classifier size (0 for none) and input channels.
         drop_rate, drop_path_rate: dropout before the classifier, stochastic depth (linear ramp over the blocks).
+        stem: ``"conv7x7"`` (the paper's: conv7x7/2-BN-ReLU + maxpool) or ``"basic"`` (the authors' repository's
+            three 3x3 convolutions, for their released checkpoints); positions are encoded after either.
 
     Features (``feature_info``): one per stage, (B, C, H / r, W / r) maps at r = 4, 8, 16, 32.
     """
 
     def __init__(self, embed_dims=(64, 128, 256, 512), num_heads=(1, 2, 4, 8), depths=(2, 2, 2, 2),
                  sr_ratios=(8, 4, 2, 1), mlp_ratio: float = 4.0, qkv_bias: bool = True, apply_transform: bool = True,
-                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, drop_path_rate: float = 0.0):
+                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
+                 stem: str = "conv7x7"):
         super().__init__()
+        if stem not in _STEMS:
+            raise ValueError(f"stem must be one of {_STEMS}, got {stem!r}")
         self.in_chans = in_chans
         self.num_features = embed_dims[-1]
         total = sum(depths)
         dpr = [drop_path_rate * i / max(1, total - 1) for i in range(total)]
         c0 = embed_dims[0]
-        stem = nn.Sequential(ConvNormAct(in_chans, c0, 7, 2), nn.MaxPool2d(3, 2, 1))
+        if stem == "conv7x7":  # the paper's (the authors' Stem class)
+            stem = nn.Sequential(ConvNormAct(in_chans, c0, 7, 2), nn.MaxPool2d(3, 2, 1))
+        else:  # the authors' BasicStem: conv3x3/2-BN-ReLU, conv3x3-BN-ReLU, conv3x3/2 (C0/2 hidden channels)
+            stem = nn.Sequential(ConvNormAct(in_chans, c0 // 2, 3, 2), ConvNormAct(c0 // 2, c0 // 2, 3, 1),
+                                 nn.Conv2d(c0 // 2, c0, 3, 2, 1, bias=False))
         stages, cur = [], 0
         for i, dim in enumerate(embed_dims):
             embed = stem if i == 0 else ConvNormAct(embed_dims[i - 1], dim, 3, 2, bias=True, act_layer=None)

@@ -59,15 +59,22 @@ def convert_rest(sd: StateDict, model: torch.nn.Module) -> StateDict:
     ``stages.<i>.pos.conv``, ``stage<k>.<j>`` our ``stages.<k-1>.blocks.<j>`` (EMSA and MLP names kept), ``head``
     our ``head.fc``.
 
-    Their repository builds the networks with ``BasicStem`` (three 3x3 convolutions) instead, which our ResT does
-    not have (its 7x7 stem reproduces the paper's parameter counts): such a checkpoint is refused by name."""
-    if any(k.startswith("stem.conv1.") for k in sd):
+    Their repository's ``rest_*`` functions build ``BasicStem`` (three 3x3 convolutions: ``stem.conv1/norm1``,
+    ``conv2/norm2``, ``conv3``), our ``ResT(stem="basic")`` (``stages.0.embed.0/1/2``); the paper's counts are those
+    of ``Stem``, our default.  The checkpoint's stem must be the model's: otherwise the error names ``stem=``."""
+    basic_ckpt = any(k.startswith("stem.conv1.") for k in sd)
+    basic_model = model.stages[0].embed[0].conv.kernel_size == (3, 3)
+    if basic_ckpt != basic_model:
+        want = "basic" if basic_ckpt else "conv7x7"
         raise ArchitectureMismatchError(
-            "the checkpoint is of the authors' ResT with their three-convolution BasicStem (stem.conv1/2/3); our ResT "
-            "has the paper's conv7x7 + maxpool stem (their Stem class), and no option for BasicStem yet")
+            f"the checkpoint is of the authors' ResT with their {'BasicStem (stem.conv1/2/3)' if basic_ckpt else 'Stem (conv7x7 + maxpool)'}, "
+            f"the model's stem is not: build it with stem={want!r}", options={"stem": want})
     return rename_keys(sd, [
         (r"stem\.pos\.pa_conv\.(.+)", r"stages.0.pos.conv.\1"),
         (r"stem\.conv\.(.+)", r"stages.0.embed.0.conv.\1"),
+        (r"stem\.conv([12])\.(.+)", lambda m: f"stages.0.embed.{int(m[1]) - 1}.conv.{m[2]}"),
+        (r"stem\.norm([12])\.(.+)", lambda m: f"stages.0.embed.{int(m[1]) - 1}.bn.{m[2]}"),
+        (r"stem\.conv3\.(.+)", r"stages.0.embed.2.\1"),
         (r"stem\.norm\.(.+)", r"stages.0.embed.0.bn.\1"),
         (r"patch_embed_(\d)\.pos\.pa_conv\.(.+)", lambda m: f"stages.{int(m[1]) - 1}.pos.conv.{m[2]}"),
         (r"patch_embed_(\d)\.conv\.(.+)", lambda m: f"stages.{int(m[1]) - 1}.embed.conv.{m[2]}"),
@@ -80,8 +87,8 @@ def convert_rest(sd: StateDict, model: torch.nn.Module) -> StateDict:
 REST = register_converter(Converter(
     name="authors.rest", source="authors: wofmanaf/ResT", model_types=(ResT,),
     detect=lambda keys: has_all(keys, "patch_embed_2.conv.weight", "stage1.0.attn.q.weight"), convert=convert_rest,
-    models={"rest_lite": "rest_lite (Stem)", "rest_small": "rest_small (Stem)", "rest_base": "rest_base (Stem)"},
-    notes="renames; the paper's conv7x7 stem (their Stem class); a checkpoint with their BasicStem is refused"))
+    models={"rest_lite": "rest_lite", "rest_small": "rest_small", "rest_base": "rest_base"},
+    notes="renames; their Stem (conv7x7, our default) or their BasicStem (our stem='basic'); the model's stem must match"))
 
 
 # ------------------------------------------------------------------ ViP (Andrew-Qibin/VisionPermutator)

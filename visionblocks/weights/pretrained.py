@@ -262,6 +262,13 @@ for _model, _name, _fid, _top1 in (("gfnet_ti", "gfnet-ti", "3d0c1579aa524a0a99d
         model=_model, tag="authors_in1k", url=f"https://cloud.tsinghua.edu.cn/f/{_fid}/?dl=1",
         file_name=f"{_name}.pth", layout="authors.gfnet", source="authors: raoyongming/GFNet", source_name=_name,
         top1=_top1, top1_note="the authors' README (ImageNet, 224)"))
+for _model, _top1 in (("rest_lite", 77.2), ("rest_small", 79.6), ("rest_base", 81.6)):
+    register_weights(PretrainedWeights(
+        model=_model, tag="authors_in1k", url=None, kwargs={"stem": "basic"},
+        page="https://drive.google.com/drive/folders/1H6QUZsKYbU6LECtxzGHKqEeGbx1E8uQ9",
+        layout="authors.rest", source="authors: wofmanaf/ResT", source_name=_model.replace("rest_", "ResTv1-"),
+        top1=_top1, top1_note="the authors' README (ResTv1, 224); built with their code's BasicStem (stem='basic'): "
+                              "a file with their 7x7 Stem is refused, naming stem='conv7x7'"))
 register_weights(PretrainedWeights(
     model="vip_s7", tag="authors_in1k", url=None, page="https://drive.google.com/file/d/1cX6eauDrsGsLSZnqsX7cl0oiKX8Dzv5z/view?usp=sharing",
     layout="authors.vip", source="authors: Andrew-Qibin/VisionPermutator", source_name="ViP-Small/7", top1=81.5,
