@@ -27,8 +27,13 @@ def test_sge_gates_by_hand(unbiased):
             a = m.weight.flatten()[g] * (c - mu) / (sigma + 1e-5) + m.bias.flatten()[g]
             ref[b, g * cg:(g + 1) * cg] = (xg * torch.sigmoid(a)).reshape(cg, 6, 5)
     torch.testing.assert_close(m(x), ref, rtol=1e-10, atol=1e-10)
-    if not unbiased:
-        assert torch.isfinite(vb.create_block("sge", 128).eval()(torch.randn(1, 128, 1, 1))).all()
+    one_by_one = vb.create_block("sge", 128, unbiased=unbiased).eval()
+    if unbiased:   # 1/(m - 1) has no value on a single position: refused by name, not a NaN
+        with pytest.raises(ValueError, match="unbiased"):
+            one_by_one(torch.randn(1, 128, 1, 1))
+    else:
+        assert torch.isfinite(one_by_one(torch.randn(1, 128, 1, 1))).all()
+    assert one_by_one(torch.randn(0, 128, 3, 3)).shape == (0, 128, 3, 3)
 
 
 def test_sge_unbiased_option_differs_and_threads_to_the_model():

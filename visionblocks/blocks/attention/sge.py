@@ -8,7 +8,7 @@ The C channels are split into G groups; in each group, with ``x_i`` the (C/G)-ve
 
 The paper's Eq. (3) defines sigma_c with 1/m (the biased standard deviation): our default.  The authors'
 released code (implus/PytorchInsight) divides by the unbiased one (``torch.std``, 1/(m-1)); ``unbiased=True``
-computes that, so the authors' checkpoints load exactly (a 1x1 input then has no finite sigma, as in their code).
+computes that, so the authors' checkpoints load exactly (it refuses a 1x1 map, whose sigma is 0/0 there).
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class SpatialGroupEnhance(nn.Module):
         groups: G, number of channel groups (paper: 64).
         eps: added to the standard deviation (1e-5).
         unbiased: False (default) = the paper's formula, ``sigma_c^2 = 1/m sum (c_i - mu_c)^2``; True = the
-            authors' released code, the unbiased ``1/(m-1)`` (``torch.std``; its sigma is not finite on a 1x1 map).
+            authors' released code, the unbiased ``1/(m-1)`` (``torch.std``; a 1x1 map is refused: 0/0).
     """
 
     def __init__(self, channels: int, groups: int = 64, eps: float = 1e-5, unbiased: bool = False):
@@ -51,12 +51,15 @@ class SpatialGroupEnhance(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
-        b, _, h, w = x.shape
+        b, ch, h, w = x.shape
         m = h * w
-        xg = x.reshape(b, self.groups, -1, m)                                        # (B, G, C/G, m)
+        if self.unbiased and not torch.compiler.is_compiling() and m < 2:
+            raise ValueError(f"{type(self).__name__} with unbiased=True divides by m - 1 positions: it needs H * W >= "
+                             f"2, got an input of spatial size {tuple(x.shape[-2:])}")
+        xg = x.reshape(b, self.groups, ch // self.groups, m)                        # (B, G, C/G, m)
         # c_i = g . x_i, the dot product of each position with the group mean g, as one batched matrix
         # product (no full-size product tensor in forward or backward)
-        g = spatial_mean(x).view(b, self.groups, 1, -1)                               # (B, G, 1, C/G)
+        g = spatial_mean(x).view(b, self.groups, 1, ch // self.groups)               # (B, G, 1, C/G)
         c = torch.matmul(g, xg)                                                       # (B, G, 1, m)
         # mu and sigma over the m positions (1/m: the paper's sigma; 1/(m-1): the authors' code) as a sum
         # and a 2-norm of the deviations: torch.std_mean's one-pass kernel costs several times the whole gate
