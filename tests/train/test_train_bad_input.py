@@ -107,6 +107,34 @@ def test_corrupt_or_mismatched_checkpoint_is_refused(done_run, folder_data, caps
     _one_line_error(capsys, "--resume", done_run, "--epochs", "2", match="not a visionblocks training checkpoint")
 
 
+def test_fsdp_outside_torchrun_or_with_ema_is_a_clear_error(folder_data, tmp_path, capsys):
+    _one_line_error(capsys, "--data", folder_data, "--out", str(tmp_path / "r"), "--fsdp", "--device", "cpu", *TINY,
+                    match="run the command under torchrun")
+    _one_line_error(capsys, "--data", folder_data, "--out", str(tmp_path / "r"), "--fsdp", "--ema", "0.99", *TINY,
+                    match="--fsdp")
+    assert not (tmp_path / "r").exists()
+
+
 def test_sync_bn_on_cpu_is_a_clear_error(folder_data, tmp_path, capsys):
     _one_line_error(capsys, "--data", folder_data, "--out", str(tmp_path / "r"), "--sync-bn", "--device", "cpu",
                     *TINY, match="SyncBatchNorm")
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again(folder_data, tmp_path, capsys):
+    from visionblocks.train import TrainConfig, train
+    out = str(tmp_path / "killed")
+    cfg = TrainConfig(data=folder_data, out=out, epochs=1, batch_size=4, input_size=16, progress=False)
+
+    def die(epoch, step):  # the process dies (no checkpoint yet): config.json is there, last.pt is not
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        train(cfg, on_step=die)
+    assert os.listdir(out) == ["config.json"]
+    before = _snapshot(out)
+    # another run into that directory is refused, nothing overwritten
+    _one_line_error(capsys, "--data", folder_data, "--out", out, *TINY, "--lr", "0.5", match="another run")
+    assert _snapshot(out) == before
+    # the same run starts again (there is nothing of it to lose)
+    res = train(cfg)
+    assert res.epochs_done == 1 and os.path.exists(os.path.join(out, "last.pt"))

@@ -1,5 +1,6 @@
 """visionblocks compare: identical recipe per variant, resumable run by run, a table and a Pareto chart; the digits demo
 (slow tier) reaches >= 95 % for every variant."""
+import importlib
 import io
 import json
 import os
@@ -40,6 +41,24 @@ def test_compare_tiny(folder_data, tmp_path):
     res2 = compare(base, ["none", "se"], [0], out, bench_batch=2, bench_rounds=1, stream=log)
     assert log.getvalue().count("complete, read back") == 2
     assert [r["top1"] for r in res2.rows] == [r["top1"] for r in res.rows]
+
+
+@pytest.mark.slow
+def test_an_interrupted_comparison_stops_and_continues(folder_data, tmp_path, monkeypatch):
+    compare_mod = importlib.import_module("visionblocks.train.compare")  # the package's `compare` is the function
+    base = TrainConfig(model="resnet18", data=folder_data, epochs=1, batch_size=4, input_size=16, progress=False)
+    out = str(tmp_path / "cmp")
+    real_train = compare_mod.train
+    # the first variant's run is interrupted after its first step (as by Ctrl-C): the next one must not start
+    monkeypatch.setattr(compare_mod, "train", lambda cfg, **kw: real_train(cfg, on_step=lambda e, s: True, **kw))
+    res = compare(base, ["none", "se"], [0], out, bench_batch=2, bench_rounds=1, stream=io.StringIO())
+    assert res.interrupted and res.rows == [] and res.files == []
+    assert sorted(os.listdir(out)) == ["none"] and not os.path.exists(os.path.join(out, "compare.csv"))
+    monkeypatch.setattr(compare_mod, "train", real_train)
+    log = io.StringIO()
+    res = compare(base, ["none", "se"], [0], out, bench_batch=2, bench_rounds=1, stream=log)
+    assert not res.interrupted and [r["variant"] for r in res.rows] == ["none", "se"]
+    assert "resuming at epoch 1" in log.getvalue()
 
 
 def test_compare_cli_bad_variant(folder_data, tmp_path, capsys):

@@ -73,6 +73,8 @@ def _add_recipe(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=_non_negative_int, help="DataLoader workers (default: 0 in memory, 8 files)")
     p.add_argument("--device", help="cpu or cuda (default cuda when available)")
     p.add_argument("--sync-bn", action="store_true", default=None, help="SyncBatchNorm under torchrun (GPUs)")
+    p.add_argument("--fsdp", action="store_true", default=None,
+                   help="under torchrun: shard parameters, gradients and optimizer state over the processes (FSDP2)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -131,7 +133,8 @@ def main_train(args: argparse.Namespace) -> int:
 
 
 def main_compare(args: argparse.Namespace) -> int:
-    """``visionblocks compare``: trains (or resumes) every variant, then writes the table and chart."""
+    """``visionblocks compare``: trains (or resumes) every variant, then writes the table and chart; 130 when a run
+    is interrupted (the comparison stops there; the same command continues it)."""
     from .compare import compare
     from .engine import TrainConfig
     ov = _overrides(args)
@@ -145,6 +148,9 @@ def main_compare(args: argparse.Namespace) -> int:
     base = TrainConfig(**ov)
     out = args.out or f"compare-{base.model}"
     res = compare(base, variants, seeds, out, bench_batch=args.bench_batch, bench_rounds=args.bench_rounds)
+    if res.interrupted:
+        from .engine import INTERRUPTED
+        return INTERRUPTED
     print(res.table)
     for p in res.files:
         print(f"wrote {p}")

@@ -37,6 +37,7 @@ class CompareResult:
     runs: dict[str, list[RunResult]]
     table: str
     files: list[str]
+    interrupted: bool = False  # a run was interrupted (SIGINT/SIGTERM): the comparison stopped there, resumable
 
 
 def _variant_config(base: TrainConfig, variant: str, seed: int, out: str) -> TrainConfig:
@@ -144,7 +145,11 @@ def compare(base: TrainConfig, variants: Sequence[str], seeds: Sequence[int], ou
     for v in variants:
         for s in seeds:
             print(f"== {v} (seed {s})", file=stream)
-            runs.setdefault(v, []).append(_run_one(_variant_config(base, v, s, out), stream))
+            r = _run_one(_variant_config(base, v, s, out), stream)
+            runs.setdefault(v, []).append(r)
+            if r.interrupted:  # the user asked to stop: the next variant must not start
+                print(f"comparison stopped during {v} (seed {s}); the same command continues it", file=stream)
+                return CompareResult([], runs, "", [], interrupted=True)
     print("== measuring costs", file=stream)
     device = base.device or ("cuda" if torch.cuda.is_available() else "cpu")
     costs = measure_costs(models, (info.in_chans, info.input_size, info.input_size), bench_batch, bench_rounds,

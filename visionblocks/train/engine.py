@@ -83,6 +83,7 @@ class TrainConfig:
     workers: int | None = None
     device: str | None = None
     sync_bn: bool = False
+    fsdp: bool = False
     stop_after_epoch: int | None = None
     progress: bool = True
 
@@ -109,6 +110,8 @@ class TrainConfig:
             raise TrainError(f"--label-smoothing must be in [0, 1), got {c.label_smoothing}")
         if c.ema is not None and not 0 < c.ema < 1:
             raise TrainError(f"--ema is the decay, in (0, 1), got {c.ema}")
+        if c.fsdp and c.ema is not None:
+            raise TrainError("--ema keeps a full copy of the weights on every process; it does not combine with --fsdp")
         if c.attn is not None and c.attn.lower() in ("none", ""):
             c.attn = None
         return c
@@ -208,11 +211,18 @@ def _optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
 # ---------------------------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, dinfo: D.DistInfo, amp: bool = False,
-             channels_last: bool = False) -> dict[str, float]:
-    """Loss, top-1 and top-5 (%) over the loader, summed over the ranks."""
+             channels_last: bool = False, lockstep: bool = False) -> dict[str, float]:
+    """Loss, top-1 and top-5 (%) over the loader, summed over the ranks.  ``lockstep`` (a sharded model, whose
+    forward is collective): every rank runs as many forwards as the rank with the most batches (uncounted
+    repeats of its last batch on the others)."""
     was_training = model.training
     model.eval()
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top1, top5, n
+    extra = 0
+    if lockstep and dinfo.distributed:
+        n = torch.tensor([len(loader)], device=device)
+        extra = int(D.all_reduce_max(n.clone(), dinfo).item()) - len(loader)
+    x = None
     for x, y in loader:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if channels_last:
@@ -226,6 +236,9 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, dinfo: 
         sums += torch.stack([F.cross_entropy(out, y, reduction="sum").double(), hit[:, 0].sum().double(),
                              hit.any(1).sum().double(), torch.tensor(float(len(y)), dtype=torch.float64,
                                                                      device=device)])
+    for _ in range(extra):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            model(x if x is not None else loader.dataset[0][0][None].to(device))
     D.all_reduce_sum(sums, dinfo)
     model.train(was_training)
     n = max(1.0, sums[3].item())
@@ -325,12 +338,28 @@ def train(cfg: TrainConfig, resume: bool = False, *, on_step: Callable[[int, int
         ck = None
         if resume:
             ck = ckpt.load_checkpoint(ck_path)
-        elif os.path.exists(ck_path) or os.path.exists(os.path.join(out, "config.json")):
+        elif os.path.exists(ck_path):
             raise TrainError(f"{out} already holds a run; continue it with --resume {out}, or choose another --out")
+        elif os.path.exists(os.path.join(out, "config.json")) and not _same_run(os.path.join(out, "config.json"), cfg):
+            raise TrainError(f"{out} already holds another run (stopped before its first checkpoint); choose another "
+                             f"--out")
+        # (the same run, killed before its first checkpoint, starts again: there is nothing of it to lose)
         D.barrier(dinfo)  # every rank has looked before rank 0 writes
         return _run(cfg, dinfo, ck, on_step, stream)
     finally:
         D.cleanup(dinfo)
+
+
+def _same_run(config_json: str, cfg: TrainConfig) -> bool:
+    """Whether ``config_json`` (a run directory's) describes the run ``cfg`` (up to the options a resume may change)."""
+    try:
+        with open(config_json) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return False
+    mine = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+    return isinstance(saved, dict) and all(saved.get(k) == v for k, v in mine.items()
+                                           if k not in RESUME_MUTABLE and k != "out")
 
 
 def _seed_all(seed: int) -> None:
@@ -341,6 +370,18 @@ def _seed_all(seed: int) -> None:
         np.random.seed(seed % 2**32)
     except ImportError:
         pass
+
+
+def _restore_partial(ck: dict, dinfo: D.DistInfo, empty: dict[str, Any]) -> dict[str, Any]:
+    """This rank's loss and image sums of the interrupted epoch: its own when the run had as many processes; on
+    another number of processes, rank 0 takes all of them (the epoch's mean loss stays right)."""
+    parts = ck.get("partial_ranks") or [ck.get("partial") or empty]
+    if len(parts) == dinfo.world_size:
+        return dict(parts[dinfo.rank])
+    if dinfo.rank > 0:
+        return dict(empty)
+    return {"loss_sum": sum(p["loss_sum"] for p in parts), "images": sum(p["images"] for p in parts),
+            "time": max(p["time"] for p in parts)}
 
 
 def _run(cfg: TrainConfig, dinfo: D.DistInfo, ck: dict | None, on_step, stream) -> RunResult:
@@ -390,6 +431,18 @@ def _run(cfg: TrainConfig, dinfo: D.DistInfo, ck: dict | None, on_step, stream) 
         ema.to(dev)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
+    if ck is not None and not cfg.fsdp:
+        try:
+            opt_probe = _optimizer(cfg, model)
+            opt_probe.load_state_dict(ck["optimizer"])  # refuses other group sizes before the real load
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise TrainError(f"{where}: the optimizer state does not match ({e}); nothing was loaded") from None
+    if ck is not None:
+        model.load_state_dict(ck["model"])  # full tensors, before any sharding
+        if ema is not None:
+            ema.load_state_dict(ck["model_ema"])
+    if cfg.fsdp:
+        model = D.shard_model(model, dinfo, cfg.sync_bn)  # before the optimizer: it must see the shards
     optimizer = _optimizer(cfg, model)
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
     schedule = CosineWarmup(total_steps, warmup, cfg.min_lr / cfg.lr if cfg.lr > 0 else 0.0)
@@ -397,30 +450,31 @@ def _run(cfg: TrainConfig, dinfo: D.DistInfo, ck: dict | None, on_step, stream) 
     start_epoch, start_step, global_step = 0, 0, 0
     partial = {"loss_sum": 0.0, "images": 0, "time": 0.0}
     if ck is not None:
-        try:
-            opt_probe = _optimizer(cfg, model)
-            opt_probe.load_state_dict(ck["optimizer"])  # refuses other group sizes before the real load
-        except (ValueError, KeyError, RuntimeError) as e:
-            raise TrainError(f"{where}: the optimizer state does not match ({e}); nothing was loaded") from None
-        model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        if ema is not None:
-            ema.load_state_dict(ck["model_ema"])
+        if cfg.fsdp:
+            try:
+                D.load_full_optimizer_state(model, optimizer, ck["optimizer"])
+            except (ValueError, KeyError, RuntimeError) as e:
+                raise TrainError(f"{where}: the optimizer state does not match ({str(e).splitlines()[0]})") from None
+        else:
+            optimizer.load_state_dict(ck["optimizer"])
         history = list(ck["history"])
         start_epoch, start_step, global_step = ck["epoch"], ck["step_in_epoch"], ck["global_step"]
-        partial = dict(ck.get("partial") or partial)
+        partial = _restore_partial(ck, dinfo, partial)
         if ck["schedule"]["total"] != schedule.total and dinfo.is_main:
             print(f"note: --epochs changed from {ck['config']['epochs']} to {cfg.epochs}: the learning-rate "
                   f"schedule is stretched from here on", file=stream)
-        if dinfo.rank == 0:
+        rngs = ck.get("rng_ranks")
+        if rngs is not None and len(rngs) == dinfo.world_size:  # every rank's own random state (dropout, drop path)
+            ckpt.set_rng_state(rngs[dinfo.rank])
+        elif dinfo.rank == 0:
             ckpt.set_rng_state(ck["rng"])
-        else:
+        else:  # resumed on more processes than it ran on: the new ranks draw from a fresh seed
             torch.manual_seed(cfg.seed + 1_000_003 * dinfo.rank + global_step)
     elif dinfo.distributed:
         torch.manual_seed(cfg.seed + 1_000_003 * dinfo.rank)  # after the (identical) initialisation
     base_lrs = [cfg.lr for _ in optimizer.param_groups]
 
-    net = D.wrap_model(model, dinfo, cfg.sync_bn)
+    net = model if cfg.fsdp else D.wrap_model(model, dinfo, cfg.sync_bn)
     step_fn = torch.compile(net) if cfg.compile else net
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     workers = cfg.workers if cfg.workers is not None else (0 if info.kind != "folder" else min(8, os.cpu_count() or 1))
@@ -439,13 +493,23 @@ def _run(cfg: TrainConfig, dinfo: D.DistInfo, ck: dict | None, on_step, stream) 
     title = f"{cfg.model}" + (f" + {cfg.attn}" if cfg.attn else "") + (f" + {cfg.insert}" if cfg.insert else "")
 
     def save(epoch: int, step_in_epoch: int) -> None:
+        # every rank's random state and partial-epoch sums, so that a resumed run under torchrun continues each
+        # rank exactly (rank 0's alone would give the other ranks other dropout masks and lose their loss sums)
+        rngs = D.gather_objects(ckpt.rng_state(), dinfo)
+        partials = D.gather_objects(dict(partial), dinfo)
+        if cfg.fsdp:  # the full tensors, gathered on rank 0 (every rank takes part)
+            model_sd, opt_sd = D.full_state_dicts(model, optimizer)
+        else:
+            model_sd, opt_sd = model.state_dict(), optimizer.state_dict()
         if main:
             ckpt.atomic_save({
                 "format": ckpt.FORMAT, "version": ckpt.VERSION, "identity": identity, "config": dataclasses.asdict(cfg),
                 "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
-                "model": model.state_dict(), "model_ema": None if ema is None else ema.state_dict(),
-                "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "rng": ckpt.rng_state(),
+                "model": model_sd, "model_ema": None if ema is None else ema.state_dict(),
+                "optimizer": opt_sd, "schedule": schedule.state_dict(), "rng": rngs[0],
                 "history": history, "partial": partial,
+                "rng_ranks": rngs if dinfo.distributed else None,
+                "partial_ranks": partials if dinfo.distributed else None,
             }, os.path.join(cfg.out, CHECKPOINT))
         D.barrier(dinfo)
 
@@ -497,8 +561,12 @@ def _run(cfg: TrainConfig, dinfo: D.DistInfo, ck: dict | None, on_step, stream) 
             partial["time"] += time.perf_counter() - t0
             loss_sum = D.all_reduce_sum(torch.tensor([partial["loss_sum"], float(partial["images"])],
                                                      dtype=torch.float64), dinfo)
-            val = evaluate(model, val_loader, dev, dinfo, cfg.amp, cfg.channels_last)
-            ev = evaluate(ema.module, val_loader, dev, dinfo, cfg.amp, cfg.channels_last) if ema is not None else None
+            D.broadcast_buffers(model, dinfo)  # every rank evaluates the model rank 0 saves (its BN statistics)
+            val = evaluate(model, val_loader, dev, dinfo, cfg.amp, cfg.channels_last, lockstep=cfg.fsdp)
+            ev = None
+            if ema is not None:
+                D.broadcast_buffers(ema, dinfo)
+                ev = evaluate(ema.module, val_loader, dev, dinfo, cfg.amp, cfg.channels_last)
             row = {"epoch": epoch + 1, "train_loss": loss_sum[0].item() / max(1.0, loss_sum[1].item()),
                    "val_loss": val["loss"], "val_top1": val["top1"], "val_top5": val["top5"],
                    "ema_top1": ev["top1"] if ev else None, "ema_top5": ev["top5"] if ev else None,
