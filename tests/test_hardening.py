@@ -134,6 +134,15 @@ def test_pooled_bn_list_from_registry():
                                        "split_attention_conv"]
 
 
+def test_readme_lists_the_pooled_bn_blocks_of_the_registry():
+    import re
+    with open(os.path.join(os.path.dirname(_PKG), "README.md")) as f:
+        text = " ".join(f.read().split())
+    m = re.search(r"blocks_with_pooled_bn\(\)`: ([a-z0-9_, ]+)\)", text)
+    assert m, "README no longer lists the blocks with BatchNorm on pooled features"
+    assert [n.strip() for n in m.group(1).split(",")] == blocks_with_pooled_bn()
+
+
 @pytest.mark.parametrize("name", ["bam", "cot", "selective_kernel_conv", "split_attention_conv", "repvgg_sse_block"])
 def test_batch_1_training_refused_by_name_works_in_eval(name):
     info = block_info(name)
