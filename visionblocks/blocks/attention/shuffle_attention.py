@@ -52,16 +52,26 @@ class ShuffleAttention(nn.Module):
         b, c, h, w = x.shape
         g, half = self.groups, c // (2 * self.groups)
         x_c, x_s = x.reshape(b * g, 2 * half, h, w).chunk(2, dim=1)
-        y_c = x_c * torch.sigmoid(self.cweight * spatial_mean(x_c, keepdim=True) + self.cbias)
+        gate_c = torch.sigmoid(self.cweight * spatial_mean(x_c, keepdim=True) + self.cbias)
         # W2 GN(X) + b2 is one GroupNorm whose affine is composed with (W2, b2): its weight W2 * gamma and bias
         # W2 * beta + b2 (per channel), so the map is written once before the sigmoid (in place)
         sw, sb = self.sweight.view(-1), self.sbias.view(-1)
-        gate = F.group_norm(x_s, self.gn.num_groups, self.gn.weight * sw, torch.addcmul(sb, self.gn.bias, sw),
-                            self.gn.eps)
-        y_s = x_s * gate.sigmoid_()
+        gate_s = F.group_norm(x_s, self.gn.num_groups, self.gn.weight * sw, torch.addcmul(sb, self.gn.bias, sw),
+                              self.gn.eps).sigmoid_()
         if g % 2:
-            return channel_shuffle(torch.cat([y_c, y_s], dim=1).reshape(b, c, h, w), 2)
-        # concatenation and shuffle in one copy: output channel 2 i + k is channel k C/2 + i of the concatenation,
-        # i.e. (group k G/2 + g', position j) -> (g', j, k); the halves are written straight to their places
-        y = torch.cat([t.view(b, 2, g // 2, half, h, w).permute(0, 2, 3, 1, 4, 5) for t in (y_c, y_s)], dim=2)
-        return y.view(b, c, h, w)
+            return channel_shuffle(torch.cat([x_c * gate_c, x_s * gate_s], dim=1).reshape(b, c, h, w), 2)
+        # concatenation + shuffle: output channel 2 i + k is channel k C/2 + i of the concatenation, i.e. (group
+        # k G/2 + g', position j) -> (g', j, k): in the 6-D view below each half has its place
+        def shuffled(t: torch.Tensor) -> torch.Tensor:
+            return t.reshape(b, 2, g // 2, *t.shape[1:]).permute(0, 2, 3, 1, 4, 5)
+
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():
+            y = torch.cat([shuffled(x_c * gate_c), shuffled(x_s * gate_s)], dim=2)  # one copy
+            return y.view(b, c, h, w)
+        # without autograd, the gated halves are written straight to their places: no copy at all
+        out = x.new_empty(b, c, h, w)
+        y = out.view(b, g // 2, 2 * half, 2, h, w)
+        xs = shuffled(x.reshape(b * g, 2 * half, h, w))
+        torch.mul(xs[:, :, :half], shuffled(gate_c), out=y[:, :, :half])
+        torch.mul(xs[:, :, half:], shuffled(gate_s), out=y[:, :, half:])
+        return out
