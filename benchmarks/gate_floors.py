@@ -39,7 +39,7 @@ FLOORS = {
     "eca": 1.5,                # the same
     "sge": 3.0,                # pool + c = g . x (reads) + x * a; the (B, G, H, W) maps: 1/4-size passes = 1.0
     "coord_attention": 3.0,    # mean over W + mean over H (reads) + x * g_h + (.) * g_w
-    "shuffle_attention": 3.75,  # halves: pool, x*gate; GN stats + GN + sigmoid + x*gate; one shuffling copy
+    "shuffle_attention": 2.75,  # halves: pool, x*gate; GN stats + GN + sigmoid + x*gate, written shuffled
     "cbam": 4.0,               # mean, max over HW (reads) + x*Mc + mean, max over C (reads) + x'*Ms
     "triplet_attention": 6.0,  # [max; mean] over H, W and C (6 reads) + gate sum (write, then add) + x*gate
 }
