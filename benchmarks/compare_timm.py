@@ -418,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
                     "MobileViT needs a multiple of 64)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--check-only", action="store_true", help="only assert the outputs equal")
+    ap.add_argument("--report-only", action="store_true", help="write --out from the rows in --json, measure nothing")
     ap.add_argument("--no-malloc-env", action="store_true", help="do not re-execute with the malloc thresholds")
     ap.add_argument("--out", help="write the Markdown report here (e.g. docs/benchmarks_timm.md), after every row")
     ap.add_argument("--json", help="append each finished row to this JSON-lines file; rows already in it are not "
@@ -454,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for p in pairs:
-        if p.name in done and "error" not in done[p.name]:
+        if (p.name in done and "error" not in done[p.name]) or a.report_only:
             continue
         row = {"name": p.name, "kind": p.kind, "config": p.config}
         s = _shape(p, a.size)

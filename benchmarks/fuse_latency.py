@@ -113,6 +113,11 @@ def main(argv=None) -> None:
             cells += ["—", f"{fu[0]:.3f} [{fu[1]:.2f}, {fu[2]:.2f}]", "—"]
         lines.append("| " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
+        if a.out:  # after every model, so that a stopped run keeps what it measured
+            write(a, argv, description, head, lines)
+
+
+def write(a, argv, description, head, lines) -> None:
     if a.out:
         command = ("python benchmarks/fuse_latency.py " + " ".join(argv)).strip()
         section = "\n".join([
