@@ -187,7 +187,7 @@ def compare(base: TrainConfig, variants: Sequence[str], seeds: Sequence[int], ou
     from .plots import MATPLOTLIB_MISSING, have_matplotlib, plot_compare
     if have_matplotlib():
         files.append(plot_compare(rows, os.path.join(out, "compare.png"), "infer_ms",
-                                  f"{base.model}, {info.kind}, {base.epochs} epochs"))
+                                  f"{base.model}, {info.kind}, {base.epochs} epochs", batch=bench_batch))
     else:
         print(f"note: no chart: {MATPLOTLIB_MISSING}", file=stream)
     return CompareResult(rows, runs, desc + "\n" + table, files)

@@ -61,24 +61,28 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda i: points[i][0])
 
 
-def plot_compare(rows: Sequence[dict[str, Any]], path: str, x: str = "infer_ms", title: str = "") -> str:
-    """Top-1 against latency, one point per variant (error bars: spread over seeds), the Pareto front joined."""
+def plot_compare(rows: Sequence[dict[str, Any]], path: str, x: str = "infer_ms", title: str = "",
+                 batch: int | None = None) -> str:
+    """Top-1 against latency (of a batch of ``batch`` images when given), one point per variant (error bars: spread
+    over seeds), the Pareto front joined and ringed."""
     plt = _pyplot()
     xs = [float(r[x]) for r in rows]
     ys = [float(r["top1"]) for r in rows]
     errs = [float(r.get("top1_std") or 0.0) for r in rows]
     front = pareto_front(list(zip(xs, ys)))
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ax.errorbar(xs, ys, yerr=errs, fmt="o", color="tab:blue", capsize=3, label="variant")
-    ax.plot([xs[i] for i in front], [ys[i] for i in front], "--", color="tab:red", label="Pareto front")
-    ax.scatter([xs[i] for i in front], [ys[i] for i in front], s=110, facecolors="none", edgecolors="tab:red")
+    ax.errorbar(xs, ys, yerr=errs, fmt="o", color="tab:blue", capsize=3,
+                label="variant" + (" (mean ± sd over seeds)" if any(errs) else ""))
+    ax.plot([xs[i] for i in front], [ys[i] for i in front], "--o", color="tab:red", markersize=11,
+            markerfacecolor="none", label="Pareto front (no variant faster and more accurate)")
     for r, xv, yv in zip(rows, xs, ys):
-        ax.annotate(str(r["variant"]), (xv, yv), textcoords="offset points", xytext=(6, 4), fontsize=9)
-    ax.set_xlabel({"infer_ms": "inference latency (ms / batch)", "train_ms": "train step latency (ms / batch)"}
-                  .get(x, x))
-    ax.set_ylabel("val top-1 (%)")
+        ax.annotate(str(r["variant"]), (xv, yv), textcoords="offset points", xytext=(7, 5), fontsize=9)
+    per = f"ms per batch of {batch}" if batch else "ms per batch"
+    ax.set_xlabel({"infer_ms": f"inference latency ({per})", "train_ms": f"training step latency ({per})"}.get(x, x))
+    ax.set_ylabel("val top-1 accuracy (%)")
+    ax.margins(x=0.18, y=0.2)  # room for the labels of the points at the edges
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="best", fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
