@@ -622,5 +622,17 @@ CASES += [_authors("authors.mobilevit", "apple/ml-cvnets:cvnets.models.classific
           for width, ours in ((0.5, "050"), (1.0, "100"), (2.0, "200"))]
 
 
+# --- BAM: the authors' ResNet-50 + BAM (visionblocks/weights/authors_cnn.py, authors.bam) ----------------------------
+# Their ChannelGate.__init__ reads an undefined module global (``self.gate_activation = gate_activation``: a
+# NameError at their HEAD; the attribute is never used): the patch defines it as None in their MODELS.bam.  Their
+# channel gate pools H x H windows (a global average on square inputs only) and their ResNet ends with AvgPool2d(7):
+# compared at 224 x 224, as the CBAM case of the same repository.
+_BAM_SPEC = "Jongchan/attention-module:MODELS.model_resnet:ResidualNet"
+_W2_PATCH[_BAM_SPEC] = lambda mod: setattr(sys.modules["MODELS.bam"], "gate_activation", None)
+CASES += [_authors("authors.bam", _BAM_SPEC, "bam_resnet50", size=224,
+                   source_kwargs={"network_type": "ImageNet", "depth": 50, "num_classes": 1000, "att_type": "BAM"},
+                   stride_3x3=True, stage_attn_kwargs={"layout": "authors"})]
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -297,3 +297,79 @@ EPSANET = register_converter(Converter(
     convert=convert_epsanet, priority=1, check=lambda model: check_stride_3x3(model, "The EPSANet authors'"),
     models={"epsanet50_small": "epsanet50"},
     notes="their reversed branch order (branch S first) undone: bn2's and conv3's input channel blocks reversed"))
+
+
+# ----------------------------------------------------------------------- BAM ResNet-50 (Jongchan/attention-module)
+from visionblocks.blocks.attention import BAM as _BAM  # noqa: E402
+
+__all__ += ["BAM", "convert_bam"]
+
+_BAM_UNITS = [  # inside one of their BAM modules -> inside ours (layout="authors"); the spatial final conv below
+    (r"channel_att\.gate_c\.gate_c_fc_0\.(.+)", r"channel_gate.mlp.0.conv.\1"),
+    (r"channel_att\.gate_c\.gate_c_bn_1\.(.+)", r"channel_gate.mlp.0.bn.\1"),
+    (r"channel_att\.gate_c\.gate_c_fc_final\.(.+)", r"channel_gate.mlp.1.\1"),
+    (r"spatial_att\.gate_s\.gate_s_conv_reduce0\.(.+)", r"spatial_gate.body.0.conv.\1"),
+    (r"spatial_att\.gate_s\.gate_s_bn_reduce0\.(.+)", r"spatial_gate.body.0.bn.\1"),
+    (r"spatial_att\.gate_s\.gate_s_(conv|bn)_di_(\d+)\.(.+)", lambda m: f"spatial_gate.body.{int(m[2]) + 1}.{m[1]}.{m[3]}"),
+]
+
+
+def _check_bam(model: torch.nn.Module) -> None:
+    check_stride_3x3(model, "The BAM authors'")
+    bams = [m for m in model.modules() if isinstance(m, _BAM)]
+    if not bams:
+        raise ArchitectureMismatchError(
+            "the checkpoint is the BAM authors' ResNet (a BAM module after each of the first three stages); the "
+            "model has no BAM: use bam_resnet50 (or stage_attn='bam'), with stride_3x3=True and "
+            "stage_attn_kwargs={'layout': 'authors'}", options={"stage_attn": "bam", "stride_3x3": True,
+                                                                 "stage_attn_kwargs": {"layout": "authors"}})
+    if any((m.layout, m.combine) != ("authors", "mul") for m in bams):
+        raise ArchitectureMismatchError(
+            "the checkpoint is the BAM authors' network (BN on the channel MLP's hidden layer, biased convolutions, "
+            "no final spatial BN, the two maps multiplied): build the model's BAM with layout='authors' (and "
+            "combine='mul', its default there): stage_attn_kwargs={'layout': 'authors'}",
+            options={"stage_attn_kwargs": {"layout": "authors"}})
+
+
+def convert_bam(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The authors' BAM-ResNet (``MODELS/model_resnet.py`` with ``att_type='BAM'``: torchvision-style ResNet keys,
+    stride in the 3x3): their ``bam<k>`` (after ``layer<k>``, k = 1..3) is our stage attention
+    ``stages.<k-1>.<n>`` (n: the stage's number of blocks), a BAM built with ``layout="authors"``.  Inside it,
+    their ``channel_att.gate_c`` linears ``gate_c_fc_0``/``gate_c_fc_final`` (as 1x1 convolutions) and hidden
+    ``gate_c_bn_1`` are our ``channel_gate.mlp.0.conv``/``mlp.1`` and ``mlp.0.bn``; their ``spatial_att.gate_s``
+    ``conv/bn_reduce0``, ``conv/bn_di_<i>`` and ``conv_final`` are our ``spatial_gate.body.0``, ``body.<i+1>`` and
+    the last ``body`` convolution.  Their BAM computes ``(1 + sigmoid(Mc * Ms)) * F`` (ours with the default
+    ``combine`` of that layout, ``"mul"``) and pools the channel branch with an H x H window: the same function as
+    ours on square inputs only (their ImageNet network runs at 224 x 224)."""
+    own = model.state_dict()
+    blocks = {}  # their stage k -> number of residual blocks
+    for k in sd:
+        if m := re.match(r"layer(\d+)\.(\d+)\.", k):
+            blocks[int(m[1])] = max(blocks.get(int(m[1]), 0), int(m[2]) + 1)
+    dilated: dict[int, set] = {}
+    for k in sd:
+        if m := re.match(r"bam(\d+)\.spatial_att\.gate_s\.gate_s_conv_di_(\d+)\.", k):
+            dilated.setdefault(int(m[1]), set()).add(int(m[2]))
+
+    def bam(m: re.Match) -> str:
+        k, rest = int(m[1]), m[2]
+        where = f"stages.{k - 1}.{blocks.get(k, 0)}"
+        if fm := re.fullmatch(r"spatial_att\.gate_s\.gate_s_conv_final\.(.+)", rest):
+            return f"{where}.spatial_gate.body.{len(dilated.get(k, ())) + 1}.{fm[1]}"
+        return f"{where}." + next((re.sub(p, r, rest) for p, r in _BAM_UNITS if re.fullmatch(p, rest)), rest)
+
+    out = rename_keys(sd, [(r"bam(\d+)\.(.+)", bam)] + resnet_rules(sd, model))
+    for k, v in out.items():  # their linears (out, in) -> our 1x1 convolutions (out, in, 1, 1)
+        if k in own and v.ndim == 2 and own[k].ndim == 4 and own[k].shape[2:] == (1, 1):
+            out[k] = v[:, :, None, None]
+    return out
+
+
+BAM = register_converter(Converter(
+    name="authors.bam", source="authors: Jongchan/attention-module", model_types=(ResNet,),
+    detect=lambda keys: has_any(keys, r"bam1\.channel_att\.gate_c\.gate_c_fc_0\.weight"), convert=convert_bam,
+    check=_check_bam, priority=1,
+    models={"bam_resnet50": "ResidualNet('ImageNet', 50, 1000, 'BAM')"},
+    notes="bam<k> -> the stage attention after stage k; linears as 1x1 convolutions; needs stride_3x3=True and "
+          "stage_attn_kwargs={'layout': 'authors'} (their BAM: BN on the channel MLP's hidden layer, biased "
+          "convolutions, no final spatial BN, the maps multiplied)"))

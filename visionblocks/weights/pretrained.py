@@ -339,3 +339,11 @@ for _model, _width, _top1 in (("mobilevitv2_050", "0.5", 70.18), ("mobilevitv2_1
         file_name=f"cvnets_mobilevitv2-{_width}_in1k_256.pt", layout="authors.mobilevit", source="authors: apple/ml-cvnets",
         source_name=f"mobilevitv2-{_width} (imagenet1k, 256x256)", top1=_top1,
         top1_note="the authors' model zoo (256x256)"))
+
+# --- BAM: the authors' ResNet50+BAM (converter authors.bam in authors_cnn.py) ----------------------------------------
+register_weights(PretrainedWeights(
+    model="bam_resnet50", tag="authors_in1k", url=None, layout="authors.bam",
+    page="https://drive.google.com/file/d/1auVf70gfL0ol40bvaX5rlbpn9cKIxhAL/view?usp=sharing",
+    source="authors: Jongchan/attention-module", source_name="ResNet50+BAM (90 epochs)",
+    kwargs={"stride_3x3": True, "stage_attn_kwargs": {"layout": "authors"}},
+    top1=76.860, top1_note="the authors' README (ACC@1)"))
