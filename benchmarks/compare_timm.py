@@ -206,7 +206,8 @@ PAIRS: list[Pair] = [
     Pair("gmlp_s16", "model", _om("gmlp_s16"), _sgu_eps(_tm("gmlp_s16_224")), None,
          "gmlp_s16_224; its gates' LayerNorm eps set to ours (1e-6)", size_kwargs=_img_size),
     Pair("volo_d1", "model", _om("volo_d1"), _tm("volo_d1_224"), None,
-         "volo_d1_224; ours pos_size=size/16 (the position embedding of that token grid, as timm's img_size gives)", size_kwargs=lambda s: ({"pos_size": s // 16}, {"img_size": s})),
+         "volo_d1_224; ours pos_size=size/16 (the position embedding of that token grid, as timm's img_size gives)",
+         size_kwargs=lambda s: ({"pos_size": s // 16}, {"img_size": s})),
 ]
 
 
@@ -339,7 +340,15 @@ def time_pair(p: Pair, ours: nn.Module, theirs: nn.Module, size: int, repeats: i
 
 # ------------------------------------------------------------------------------------------- report
 # Why a row is not ahead, from profiles of the pairs (kept here so that the generated table carries them).
-REASONS: dict[str, str] = {}
+REASONS: dict[str, str] = {
+    "outlook_attention": "profiled (eval): the three 1x1 convolutions (v, attn, proj) run as oneDNN convolutions on "
+    "the NCHW input, 2.2x the time of timm's three Linear GEMMs on its channels-last (NHWC) input; unfold/fold and "
+    "the copies cost ours less than timm. Inside our VOLO the maps are channels-last, where these convolutions are "
+    "GEMMs too. Tried: the convolutions as matrix products (eval 1.24 -> 1.17) and a channels-last copy of the "
+    "input (eval 1.22 -> 1.11, train unchanged 1.16), both within the noise of this machine: not kept",
+    "resnet18": "the same operations in the same order as timm (oneDNN convolutions, BatchNorm, ReLU, the residual "
+    "add); the difference is within the spread of this run",
+}
 FUSE_SECTION = "## Inference form: fuse"  # written by benchmarks/fuse_latency.py --out; kept when regenerating
 
 
@@ -352,6 +361,7 @@ def markdown(rows: list[dict], command: str, description: str, versions: str, si
            "gradient, input requires grad), **eval** = forward under `torch.no_grad`, float32. Times are medians "
            "in ms; **ratio** = median over the rounds of ours / timm in the same round (< 1: ours is faster), "
            "[q1, q3] its interquartile range.", "",
+           *_load_caveat(),
            f"Command: `{command}`", "", f"Machine: {description}", "", f"Versions: {versions}", "",
            f"Input: batch {B}; blocks at the shape given (C, H, W or tokens, C); models at {size}x{size} (Mixer, "
            "ResMLP, gMLP and VOLO, whose token count is part of the network, built for that size on both sides).",
@@ -386,6 +396,17 @@ def markdown(rows: list[dict], command: str, description: str, versions: str, si
                     "timm configuration; reason when not ahead"], markdown=True))
         out.append("")
     return "\n".join(out)
+
+
+def _load_caveat() -> list[str]:
+    """A warning paragraph when the machine is oversubscribed (load average above the CPU count)."""
+    load, cpus = (os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0), os.cpu_count() or 1
+    if load <= cpus:
+        return []
+    return [f"**Caveat: this run shared the machine (load average {load:.1f} on {cpus} CPUs when the report was "
+            "written).** Two-thread kernels then wait on descheduled threads at every OpenMP barrier, times are tens "
+            "of times those of a quiet machine, and ratios near 1 (and wide [q1, q3]) are within the noise: re-run "
+            "such a row on a quiet machine before believing it.", ""]
 
 
 def keep_fuse_section(text: str, path: str) -> str:
