@@ -85,7 +85,7 @@ class TripletAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
         k = 0.5 if self.gate_hw is None else 1.0 / 3.0
-        # the average of the branches x * g is x times the average gate; the 1/k weights go on the small gates
+        # the average of the branches x * g is x times the average gate; the weight k goes on the small gates
         # (C, W) plane: H is reduced -> gate (B, 1, C, W) broadcast over H
         g_cw = self.gate_cw(_zpool(x, 2)).transpose(1, 2) * k                    # (B, C, 1, W)
         # (H, C) plane: W is reduced; the plane is laid out (H, C) as in the paper's rotation
