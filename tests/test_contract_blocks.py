@@ -30,27 +30,13 @@ def test_block_onnx(name):
 # tier; a cheap sample covering every kind of entry (nchw, nlc, special, fixed_size, a documented refusal) runs
 # in the default tier
 DYNAMIC_FAST = ["cbam", "se", "self_attention", "graph_conv", "mixer_block", "global_filter"]
-# their exported program holds only the example's parity / divisibility by the patch size; the reason belongs in
-# their register_block(...) (dynamic_export_unsupported); until it is there, a known failure
-DYNAMIC_PENDING = {
-    "mobilevit_attention": "padded to a multiple of patch_size with a mask only when needed: parity specialised",
-    "mobilevitv2_attention": "padded to a multiple of patch_size with a mask only when needed: parity specialised",
-    "octave_conv": "low-frequency size is ceil(high / 2), not expressible between two dynamic inputs",
-}
-
-
-def _dynamic_params(names):
-    return [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=DYNAMIC_PENDING[n]))
-            if n in DYNAMIC_PENDING and vb.block_info(n).dynamic_export_unsupported is None else n for n in names]
-
-
-@pytest.mark.parametrize("name", _dynamic_params(DYNAMIC_FAST))
+@pytest.mark.parametrize("name", DYNAMIC_FAST)
 def test_block_export_dynamic_sample(name):
     T.check_export_dynamic(name)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", _dynamic_params([n for n in BLOCKS if n not in DYNAMIC_FAST]))
+@pytest.mark.parametrize("name", [n for n in BLOCKS if n not in DYNAMIC_FAST])
 def test_block_export_dynamic(name):
     T.check_export_dynamic(name)
 

@@ -46,12 +46,17 @@ class TransformerLayer(nn.Module):
         return x + self.drop_path(self.ffn(self.norm2(x)))
 
 
+_DYNAMIC = ("the map is zero padded to a multiple of patch_size and the padded tokens masked only when there are "
+            "any, a branch on H % p_h and W % p_w: an export holds the example's divisibility by the patch size")
+
+
 @register_block("mobilevit_attention", family="attention", layout="nchw",
                 paper="Mehta & Rastegari, MobileViT: Light-weight, General-purpose, and Mobile-friendly Vision "
                       "Transformer, ICLR 2022",
                 url="https://arxiv.org/abs/2110.02178",
                 example=Example(args=(48,), kwargs={"transformer_dim": 64, "num_layers": 2, "num_heads": 4,
-                                                    "patch_size": 2}, input_shape=(2, 48, 16, 16)))
+                                                    "patch_size": 2}, input_shape=(2, 48, 16, 16)),
+                dynamic_export_unsupported=_DYNAMIC)
 @validated(kernel_size="odd")
 class MobileViTBlock(nn.Module):
     """MobileViT block (local conv, transformers over unfolded patches, fold, fusion), on (B, C, H, W).

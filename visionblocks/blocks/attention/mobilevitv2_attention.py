@@ -89,11 +89,16 @@ class LinearTransformerLayer(nn.Module):
         return x + self.drop_path(self.ffn(self.norm2(x, mask)))
 
 
+_DYNAMIC = ("the map is zero padded to a multiple of patch_size and the padded tokens masked only when there are "
+            "any, a branch on H % p_h and W % p_w: an export holds the example's divisibility by the patch size")
+
+
 @register_block("mobilevitv2_attention", family="attention", layout="nchw",
                 paper="Mehta & Rastegari, Separable Self-attention for Mobile Vision Transformers, TMLR 2023",
                 url="https://arxiv.org/abs/2206.02680",
                 example=Example(args=(64,), kwargs={"transformer_dim": 32, "num_layers": 2, "patch_size": 2},
-                                input_shape=(2, 64, 16, 16)))
+                                input_shape=(2, 64, 16, 16)),
+                dynamic_export_unsupported=_DYNAMIC)
 @validated(kernel_size="odd")
 class MobileViTv2Block(nn.Module):
     """MobileViTv2 block with separable self-attention, on (B, C, H, W).

@@ -75,7 +75,10 @@ def _output_shapes(inputs, channels=(32, 32), stride=1):
                 example=Example(args=(64, 64, 3), kwargs={"alpha_in": 0.5, "alpha_out": 0.5},
                                 make_inputs=_make_inputs, output_shapes=_output_shapes),
                 notes="forward(x_h, x_l=None) -> (y_h, y_l); x_l is ceil(H/2) x ceil(W/2); y_l is None when "
-                      "alpha_out == 0")
+                      "alpha_out == 0",
+                dynamic_export_unsupported=("the low-frequency input is the high one halved and rounded up, a "
+                                            "relation torch.export cannot state between two dynamic inputs: an "
+                                            "export holds the example's parity (high = 2 x low)"))
 @validated()
 class OctaveConv(nn.Module):
     """Octave convolution on a (high, low) frequency pair.
