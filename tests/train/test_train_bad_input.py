@@ -138,3 +138,25 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(folder_data, tmp_
     # the same run starts again (there is nothing of it to lose)
     res = train(cfg)
     assert res.epochs_done == 1 and os.path.exists(os.path.join(out, "last.pt"))
+
+
+def test_no_readable_images_and_undecodable_pixels(tmp_path, capsys):
+    d = make_folder(tmp_path / "d")
+    for split in ("train", "val"):  # every file of the split unreadable: a clear error, not an empty run
+        for c in ("cat", "dog"):
+            for f in os.listdir(os.path.join(d, split, c)):
+                with open(os.path.join(d, split, c, f), "wb") as fh:
+                    fh.write(b"junk")
+    _one_line_error(capsys, "--data", d, "--out", str(tmp_path / "r"), *TINY, match="no readable images")
+    assert not (tmp_path / "r").exists()
+    # a header that reads but pixels that do not decode (a truncated PNG), found by a DataLoader worker: the
+    # worker's own message, naming the file, on one line
+    d2 = make_folder(tmp_path / "d2")
+    bad = os.path.join(d2, "train", "cat", "0.png")
+    good = open(bad, "rb").read()
+    with open(bad, "wb") as fh:
+        fh.write(good[: len(good) // 2])
+    msg = _one_line_error(capsys, "--data", d2, "--out", str(tmp_path / "r2"), "--workers", "1", *TINY,
+                          match="cannot decode image")
+    assert bad in msg and "DataLoader" not in msg
+    assert not (tmp_path / "r2" / "last.pt").exists()

@@ -175,5 +175,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.fn(args)
     except ValueError as e:  # TrainError and the library's bad-value errors
-        print(f"visionblocks {args.command}: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        print(f"visionblocks {args.command}: error: {_first_line(e)}", file=sys.stderr)
         return 2
+
+
+def _first_line(e: BaseException) -> str:
+    """The message's first line; for an error re-raised from a DataLoader worker ("Caught TrainError in DataLoader
+    worker process 0. Original Traceback ..."), the worker's own message."""
+    lines = [ln for ln in str(e).splitlines() if ln.strip()]
+    if len(lines) > 1 and lines[0].startswith("Caught ") and "DataLoader worker" in lines[0]:
+        last = lines[-1]
+        name = type(e).__name__ + ": "
+        return last.split(name, 1)[1] if name in last else last
+    return lines[0] if lines else type(e).__name__
