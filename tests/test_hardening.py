@@ -277,3 +277,24 @@ def test_create_block_case_insensitive_and_suggestions():
         create_block("sxe", 64)
     with pytest.raises(ValueError, match="se"):
         create_block("SEE", 64)
+
+
+def test_compiling_many_block_classes_compiles_each():
+    """Every validated block has a forward of its own code object: torch.compile caches at most
+    ``recompile_limit`` (8) graphs per code object, so with one shared guard the ninth block class compiled in a
+    process silently ran eagerly (no graph)."""
+    from torch._dynamo.utils import counters
+
+    import visionblocks.testing as T
+    names = ["se", "eca", "cbam", "coord_attention", "sge", "shuffle_attention", "triplet_attention", "bam",
+             "external_attention", "simplified_self_attention"]
+    assert len(names) > torch._dynamo.config.recompile_limit
+    torch._dynamo.reset()
+    for name in names:
+        info = T._info(name)
+        m, x = T.build(info).eval(), T.make_inputs(info)
+        before = counters["stats"]["unique_graphs"]
+        with torch.no_grad():
+            torch.compile(m, backend="eager")(*x)
+        assert counters["stats"]["unique_graphs"] == before + 1, f"{name}: no graph compiled (ran eagerly)"
+    assert len({id(T._info(n).cls.forward.__code__) for n in names}) == len(names)

@@ -29,6 +29,7 @@ import functools
 import inspect
 import math
 import numbers
+import types
 from typing import Any, Callable
 
 import torch
@@ -419,12 +420,21 @@ def validated(_cls: type | None = None, *, pooled_bn: str | None = None, check_d
             return forward(self, *args, **kwargs)
 
         cls.__init__ = __init__
-        cls.forward = guarded_forward
+        cls.forward = _own_code(guarded_forward, forward, label)
         cls.__arg_kinds__ = {n: k for n, (k, _) in specs.items()}
         cls.__pooled_bn__ = pooled_bn
         return cls
 
     return decorator(_cls) if _cls is not None else decorator
+
+
+def _own_code(fn: Callable, wrapped: Callable, label: str) -> Callable:
+    """``fn`` with a code object of its own.  torch.compile keeps its compiled graphs per code object, at most
+    ``torch._dynamo.config.recompile_limit`` (8) of them: were the guarded forwards of every block one code object,
+    the ninth block class compiled in a process would silently run eagerly."""
+    code = fn.__code__.replace(co_name=fn.__code__.co_name, co_qualname=f"{label}.forward")
+    own = types.FunctionType(code, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    return functools.update_wrapper(own, wrapped)
 
 
 def blocks_with_pooled_bn() -> list[str]:
