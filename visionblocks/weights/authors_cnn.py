@@ -1,7 +1,7 @@
-"""Converters from the layouts of the papers' authors' own code for CNNs and re-parameterizable networks (issue 14):
+"""Converters from the layouts of the papers' authors' own code for CNNs and re-parameterizable networks:
 ECA-Net (BangguWu/ECANet), SCNet (MCG-NKU/SCNet), DBB ResNet-18 (DingXiaoH/DiverseBranchBlock), ACNet ResNet-18
-(DingXiaoH/ACNet), RepMLPNet (DingXiaoH/RepMLP), CoResNet (iduta/coconv),
-EPSANet (murufeng/EPSANet).
+(DingXiaoH/ACNet), RepMLPNet (DingXiaoH/RepMLP), CoResNet (iduta/coconv), EPSANet (murufeng/EPSANet) and
+BAM ResNet-50 (Jongchan/attention-module).
 
 Each converter names the repository (and the commit its harness case was verified at: see docs/weights.md).
 Nothing of the authors' code is here: only which of their tensors is which of ours.
