@@ -348,6 +348,8 @@ REASONS: dict[str, str] = {
     "input (eval 1.22 -> 1.11, train unchanged 1.16), both within the noise of this machine: not kept",
     "resnet18": "the same operations in the same order as timm (oneDNN convolutions, BatchNorm, ReLU, the residual "
     "add); the difference is within the spread of this run",
+    "ghost_conv": "the same operations as timm's GhostModule (1x1 conv-BN-ReLU, depthwise 3x3 conv-BN-ReLU, "
+    "concatenation, channel slice); the difference is within the spread of this run",
 }
 FUSE_SECTION = "## Inference form: fuse"  # written by benchmarks/fuse_latency.py --out; kept when regenerating
 
@@ -388,7 +390,7 @@ def markdown(rows: list[dict], command: str, description: str, versions: str, si
             behind = [mode for mode in ("train", "eval") if r.get(mode) and r[mode]["ratio"] >= 1.0]
             note = r["config"]
             if behind:
-                note += f". **Not ahead ({', '.join(behind)})**: {REASONS.get(r['name'], 'not yet analysed')}"
+                note += f". **Not ahead ({', '.join(behind)})**: {_reason(r, behind)}"
             cells.append(note)
             table.append(cells)
         out.append(measure.format_table(
@@ -396,6 +398,16 @@ def markdown(rows: list[dict], command: str, description: str, versions: str, si
                     "timm configuration; reason when not ahead"], markdown=True))
         out.append("")
     return "\n".join(out)
+
+
+def _reason(row: dict, behind: list[str]) -> str:
+    """The analysed reason, else whether the measurement resolves the difference at all."""
+    if row["name"] in REASONS:
+        return REASONS[row["name"]]
+    if all(row[m]["q1"] < 1.0 for m in behind):
+        return ("unresolved: the interquartile range of the per-round ratio includes 1 (no measurable difference in "
+                "this run; re-run on a quiet machine)")
+    return "not analysed yet"
 
 
 def _load_caveat() -> list[str]:

@@ -115,3 +115,11 @@ def test_fuse_section_is_replaced_and_kept(tmp_path):
     doc.write_text(text)
     regenerated = ct.keep_fuse_section("# T\n\nnew table\n", str(doc))
     assert "new table" in regenerated and "old table" not in regenerated and "second" in regenerated
+
+
+def test_a_row_not_ahead_without_an_analysis_says_whether_it_is_resolved():
+    noisy = _row("noisy", "block", 1.05)
+    noisy["train"] = {**noisy["train"], "q1": 0.9, "q3": 1.2}
+    assert ct._reason(noisy, ["train"]).startswith("unresolved")
+    behind = _row("behind", "block", 1.3)
+    assert ct._reason(behind, ["train", "eval"]) == "not analysed yet"
