@@ -222,3 +222,21 @@ def _rep_models() -> list[str]:
 def _meta_reparam_models(name, **kw):
     with torch.device("meta"):
         return vb.create_model(name, **kw)
+
+
+def assert_inference_path_equals_autograd_path(name: str, *args, input_shape: tuple[int, ...], **kwargs) -> None:
+    """A gate that takes other kernels without autograd (amax instead of max with indices, halving-tree maxima,
+    gates multiplied in place) gives the values of its autograd path, and leaves the caller's input untouched:
+    block ``name(*args, **kwargs)`` in float64 with random parameters, on a random ``input_shape`` input."""
+    torch.manual_seed(0)
+    m = vb.create_block(name, *args, **kwargs).double().eval()
+    for p in m.parameters():
+        p.data.normal_()
+    x = torch.randn(*input_shape, dtype=torch.float64)
+    x0 = x.clone()
+    with torch.no_grad():
+        y_inference = m(x)
+    assert torch.equal(x, x0), f"{name}: the inference path wrote into its input"
+    y_autograd = m(x.clone().requires_grad_(True))
+    assert y_autograd.requires_grad
+    torch.testing.assert_close(y_inference, y_autograd.detach(), rtol=1e-12, atol=1e-14)

@@ -3,7 +3,7 @@ import torch
 
 import visionblocks as vb
 
-from _reference import _build, bn_eval as _bn
+from _reference import _build, bn_eval as _bn, assert_inference_path_equals_autograd_path
 
 
 def test_coord_attention_pooled_descriptors_are_directional_means():
@@ -46,17 +46,4 @@ def test_coord_attention_matches_equations():
 
 
 def test_coord_attention_inference_path_equals_autograd_path():
-    # without autograd the block takes other kernels (amax instead of max with indices, halving-tree maxima,
-    # gates multiplied in place): the same values, and the caller's input untouched
-    torch.manual_seed(0)
-    m = vb.create_block("coord_attention", 32).double().eval()
-    for p in m.parameters():
-        p.data.normal_()
-    x = torch.randn(2, 32, 9, 7, dtype=torch.float64)
-    x0 = x.clone()
-    with torch.no_grad():
-        y_inference = m(x)
-    assert torch.equal(x, x0)
-    y_autograd = m(x.clone().requires_grad_(True))
-    assert y_autograd.requires_grad
-    torch.testing.assert_close(y_inference, y_autograd.detach(), rtol=1e-12, atol=1e-14)
+    assert_inference_path_equals_autograd_path("coord_attention", 32, input_shape=(2, 32, 9, 7))

@@ -4,7 +4,7 @@ import torch
 
 import visionblocks as vb
 
-from _reference import _randomize
+from _reference import _randomize, assert_inference_path_equals_autograd_path
 
 
 D = torch.float64
@@ -39,17 +39,4 @@ def test_shuffle_attention_and_sge_validate_groups():
 
 @pytest.mark.parametrize("groups", [2, 3])
 def test_shuffle_attention_inference_path_equals_autograd_path(groups):
-    # without autograd the block takes other kernels (amax instead of max with indices, halving-tree maxima,
-    # gates multiplied in place): the same values, and the caller's input untouched
-    torch.manual_seed(0)
-    m = vb.create_block("shuffle_attention", 24, groups=groups).double().eval()
-    for p in m.parameters():
-        p.data.normal_()
-    x = torch.randn(2, 24, 6, 5, dtype=torch.float64)
-    x0 = x.clone()
-    with torch.no_grad():
-        y_inference = m(x)
-    assert torch.equal(x, x0)
-    y_autograd = m(x.clone().requires_grad_(True))
-    assert y_autograd.requires_grad
-    torch.testing.assert_close(y_inference, y_autograd.detach(), rtol=1e-12, atol=1e-14)
+    assert_inference_path_equals_autograd_path("shuffle_attention", 24, groups=groups, input_shape=(2, 24, 6, 5))
