@@ -8,6 +8,31 @@ from __future__ import annotations
 
 __all__ = ["NOTES"]
 
+# one note for all the variants of a family
+_CONVMIXER = (
+    "the paper reports parameters and throughput but no FLOPs; MACs are checked against our own count of "
+    "its configuration"
+)
+
+_GMLP = (
+    "Table 2 rounds parameters to whole millions (Ti 6M, S 20M, B 73M) and FLOPs to 0.1G; its figures are "
+    "not mutually consistent (the exact count of gMLP-S's stated configuration, 19.42M, rounds to 19M, "
+    "while gMLP-B's, 73.08M, matches 73M).  paper_params holds the exact count of the stated configuration "
+    "(L=30, d_ffn=6d, 196 tokens).  Our multiply-adds (linear layers incl. the SGU's n^2 d_ffn/2 term) "
+    "match gMLP-B to 0.5%; for Ti/S the table is higher by 0.07G/0.11G (5%/2.4%), a gap no part of the "
+    "network accounts for (patch embedding 0.02/0.04G, head and element-wise ops < 0.02G) and which the "
+    "same structure does not show for B: with the table's figures rounded and demonstrably approximate, "
+    "the MACs tolerance is widened for Ti/S only."
+)
+
+_REDNET = (
+    "torch's FLOP counter sees the convolutions (kernel generation included) but not the involution's own "
+    "multiply-adds, an element-wise product and sum of C*K^2*H'*W' (0.034 / 0.053 / 0.071 G for "
+    "RedNet-26/38/50); with them ours is 1.685 / 2.167 / 2.649 G vs the paper's rounded 1.7 / 2.2 / 2.7 "
+    "(within 1.9%), the remainder being what a counter of BN/ReLU/pooling adds (0.02-0.04 G here). "
+    "Parameters match the authors' code exactly (9.23 / 12.39 / 15.54 M)."
+)
+
 NOTES: dict[str, str] = {
     "acnet_resnet18": (
         "The paper's ImageNet table lists ResNet-18's 11.69 M params and 1.8 G FLOPs, the deployed network, "
@@ -28,14 +53,8 @@ NOTES: dict[str, str] = {
         "the CondConv paper lists 391 M for it (the paper also counts element-wise work such as the SE "
         "gating); CondConv adds 21.4 M here (routing + kernel mixing), 22 M in the paper."
     ),
-    "convmixer_1536_20": (
-        "the paper reports parameters and throughput but no FLOPs; MACs are checked against our own count of "
-        "its configuration"
-    ),
-    "convmixer_768_32": (
-        "the paper reports parameters and throughput but no FLOPs; MACs are checked against our own count of "
-        "its configuration"
-    ),
+    "convmixer_1536_20": _CONVMIXER,
+    "convmixer_768_32": _CONVMIXER,
     "coord_mobilenetv2": (
         "We count 306.7 M multiply-adds of convolutions and matmuls; the paper's 310 M also counts the two "
         "gate multiplications per element of every attended tensor (2 x 1.90 M), giving 310.5 M."
@@ -85,26 +104,8 @@ NOTES: dict[str, str] = {
         "per layer at 224), which torch.utils.flop_counter does not count; ours (2.833 GMACs) is the rest and "
         "lies that much below the paper's 2.9, hence macs_rel_tol."
     ),
-    "gmlp_s16": (
-        "Table 2 rounds parameters to whole millions (Ti 6M, S 20M, B 73M) and FLOPs to 0.1G; its figures are "
-        "not mutually consistent (the exact count of gMLP-S's stated configuration, 19.42M, rounds to 19M, "
-        "while gMLP-B's, 73.08M, matches 73M).  paper_params holds the exact count of the stated configuration "
-        "(L=30, d_ffn=6d, 196 tokens).  Our multiply-adds (linear layers incl. the SGU's n^2 d_ffn/2 term) "
-        "match gMLP-B to 0.5%; for Ti/S the table is higher by 0.07G/0.11G (5%/2.4%), a gap no part of the "
-        "network accounts for (patch embedding 0.02/0.04G, head and element-wise ops < 0.02G) and which the "
-        "same structure does not show for B: with the table's figures rounded and demonstrably approximate, "
-        "the MACs tolerance is widened for Ti/S only."
-    ),
-    "gmlp_ti16": (
-        "Table 2 rounds parameters to whole millions (Ti 6M, S 20M, B 73M) and FLOPs to 0.1G; its figures are "
-        "not mutually consistent (the exact count of gMLP-S's stated configuration, 19.42M, rounds to 19M, "
-        "while gMLP-B's, 73.08M, matches 73M).  paper_params holds the exact count of the stated configuration "
-        "(L=30, d_ffn=6d, 196 tokens).  Our multiply-adds (linear layers incl. the SGU's n^2 d_ffn/2 term) "
-        "match gMLP-B to 0.5%; for Ti/S the table is higher by 0.07G/0.11G (5%/2.4%), a gap no part of the "
-        "network accounts for (patch embedding 0.02/0.04G, head and element-wise ops < 0.02G) and which the "
-        "same structure does not show for B: with the table's figures rounded and demonstrably approximate, "
-        "the MACs tolerance is widened for Ti/S only."
-    ),
+    "gmlp_s16": _GMLP,
+    "gmlp_ti16": _GMLP,
     "mixer_b16": (
         "Table 1 gives 59M, rounded; 59.88M is the exact count of its configuration (12 x 768, D_S 384, D_C "
         "3072, patch 16). The paper reports no FLOPs; 12.6G is the figure later papers and mmpretrain (12.61G) "
@@ -159,27 +160,9 @@ NOTES: dict[str, str] = {
         "19.2 M params, 9.7 GFLOPs = 4.85 G multiply-adds. Training form (what create_model builds): 20.98 M "
         "params, 5.374 G multiply-adds."
     ),
-    "rednet26": (
-        "torch's FLOP counter sees the convolutions (kernel generation included) but not the involution's own "
-        "multiply-adds, an element-wise product and sum of C*K^2*H'*W' (0.034 / 0.053 / 0.071 G for "
-        "RedNet-26/38/50); with them ours is 1.685 / 2.167 / 2.649 G vs the paper's rounded 1.7 / 2.2 / 2.7 "
-        "(within 1.9%), the remainder being what a counter of BN/ReLU/pooling adds (0.02-0.04 G here). "
-        "Parameters match the authors' code exactly (9.23 / 12.39 / 15.54 M)."
-    ),
-    "rednet38": (
-        "torch's FLOP counter sees the convolutions (kernel generation included) but not the involution's own "
-        "multiply-adds, an element-wise product and sum of C*K^2*H'*W' (0.034 / 0.053 / 0.071 G for "
-        "RedNet-26/38/50); with them ours is 1.685 / 2.167 / 2.649 G vs the paper's rounded 1.7 / 2.2 / 2.7 "
-        "(within 1.9%), the remainder being what a counter of BN/ReLU/pooling adds (0.02-0.04 G here). "
-        "Parameters match the authors' code exactly (9.23 / 12.39 / 15.54 M)."
-    ),
-    "rednet50": (
-        "torch's FLOP counter sees the convolutions (kernel generation included) but not the involution's own "
-        "multiply-adds, an element-wise product and sum of C*K^2*H'*W' (0.034 / 0.053 / 0.071 G for "
-        "RedNet-26/38/50); with them ours is 1.685 / 2.167 / 2.649 G vs the paper's rounded 1.7 / 2.2 / 2.7 "
-        "(within 1.9%), the remainder being what a counter of BN/ReLU/pooling adds (0.02-0.04 G here). "
-        "Parameters match the authors' code exactly (9.23 / 12.39 / 15.54 M)."
-    ),
+    "rednet26": _REDNET,
+    "rednet38": _REDNET,
+    "rednet50": _REDNET,
     "repvgg_a0": (
         "Paper Table 4 counts the deployed network (compared here: count_kwargs deploy=True): 8.30 M params, "
         "1.4 G FLOPs (multiply-adds); ours deployed: 8,309,384 params, 1.361 G.  The paper gives no training-time "
