@@ -12,7 +12,7 @@ from visionblocks.features import BackboneMixin
 from visionblocks.layers import LayerType, get_attn_layer, spatial_mean
 from visionblocks.registry import model_info
 
-__all__ = ["ClassifierHead", "ModelBase", "resolve_attn", "resolve_data_config"]
+__all__ = ["ClassifierHead", "ModelBase", "ChannelsLastModel", "resolve_attn", "resolve_data_config"]
 
 
 def resolve_attn(attn: LayerType, attn_kwargs: dict | None = None) -> Callable[[int], nn.Module] | None:
@@ -143,6 +143,27 @@ class ModelBase(BackboneMixin, nn.Module):
         (every parameter with fewer than 2 dimensions), position embeddings and relative-position tables."""
         keep = ("pos_embed", "rel_table", "relative_position", "cls_token")
         return {n for n, p in self.named_parameters() if p.ndim <= 1 or any(k in n for k in keep)}
+
+
+class ChannelsLastModel(ModelBase):
+    """A model whose stages run on channels-last (B, H, W, C) maps and end in a LayerNorm ``self.norm`` (GFNet, ViP):
+    its features are returned as (B, C, H, W), the head pools over H and W (``global_pool`` mean or max)."""
+
+    def feature_to_nchw(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(0, 3, 1, 2)
+
+    def forward_final(self, x: torch.Tensor) -> torch.Tensor:
+        """The final LayerNorm over the channels of the (B, H, W, C) map."""
+        return self.norm(x)
+
+    def prune_final(self) -> None:
+        self.norm = nn.Identity()
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pools the channels-last map (the head's ``global_pool``: mean or max over H, W) then classifies."""
+        pool = self.head.global_pool
+        x = x.mean((1, 2)) if pool == "avg" else x.amax((1, 2)) if pool == "max" else x
+        return self.head(x, pre_logits=pre_logits)
 
 
 def resolve_data_config(model: nn.Module | str, **overrides: Any) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from visionblocks.features import FeatureInfo
 from visionblocks.layers import DropPath, Mlp, init_weights
 from visionblocks.registry import register_model
 
-from ._base import ClassifierHead, ModelBase
+from ._base import ChannelsLastModel, ClassifierHead
 
 __all__ = ["GFNet", "GFNetBlock", "gfnet_ti", "gfnet_xs", "gfnet_s"]
 
@@ -49,7 +49,7 @@ class GFNetBlock(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(self.filter.forward_nhwc(self.norm1(x)))))
 
 
-class GFNet(ModelBase):
+class GFNet(ChannelsLastModel):
     """Isotropic GFNet.
 
     Args:
@@ -98,22 +98,6 @@ class GFNet(ModelBase):
         """Patch-embedded map (B, C, h, w) -> channels-last tokens (B, h, w, C) plus the position embedding."""
         x = x.permute(0, 2, 3, 1)
         return x + self.position_embedding(x.shape[1], x.shape[2], x.dtype)
-
-    def feature_to_nchw(self, index: int, x: torch.Tensor) -> torch.Tensor:
-        return x.permute(0, 3, 1, 2)
-
-    def forward_final(self, x: torch.Tensor) -> torch.Tensor:
-        """The final LayerNorm: normalised tokens (B, H / 16, W / 16, C)."""
-        return self.norm(x)
-
-    def prune_final(self) -> None:
-        self.norm = nn.Identity()
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Pools the channels-last tokens (the head's ``global_pool``: mean or max over H, W) then classifies."""
-        pool = self.head.global_pool
-        x = x.mean(dim=(1, 2)) if pool == "avg" else x.amax(dim=(1, 2)) if pool == "max" else x
-        return self.head(x, pre_logits=pre_logits)
 
 
 @register_model("gfnet_ti", paper=_PAPER, url=_URL, data_cfg=_DATA, paper_params=7.51, paper_macs=1.3, test_input_size=(64, 64))

@@ -21,7 +21,7 @@ from visionblocks.features import FeatureInfo
 from visionblocks.layers import MetaFormerBlock
 from visionblocks.registry import register_model
 
-from ._base import ClassifierHead, ModelBase
+from ._base import ChannelsLastModel, ClassifierHead
 
 __all__ = ["VisionPermutator", "PermutatorBlock", "vip_s7"]
 
@@ -36,7 +36,7 @@ class PermutatorBlock(MetaFormerBlock):
         return self.attn.forward_nhwc(x)
 
 
-class VisionPermutator(ModelBase):
+class VisionPermutator(ChannelsLastModel):
     """Stages of Permutator blocks; ``downsample[i]`` puts a 2x2 stride-2 conv after stage i.
 
     Args:
@@ -94,22 +94,6 @@ class VisionPermutator(ModelBase):
     def to_nhwc(self, x: torch.Tensor) -> torch.Tensor:
         """Patch-embedded map (B, C, H, W) -> channels-last (B, H, W, C), the layout of the blocks."""
         return x.permute(0, 2, 3, 1)
-
-    def feature_to_nchw(self, index: int, x: torch.Tensor) -> torch.Tensor:
-        return x.permute(0, 3, 1, 2)
-
-    def forward_final(self, x: torch.Tensor) -> torch.Tensor:
-        """The final LayerNorm: normalised channels-last features (B, H, W, C)."""
-        return self.norm(x)
-
-    def prune_final(self) -> None:
-        self.norm = nn.Identity()
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Pools the channels-last features (the head's ``global_pool``: mean or max over H, W) then classifies."""
-        pool = self.head.global_pool
-        x = x.mean((1, 2)) if pool == "avg" else x.amax((1, 2)) if pool == "max" else x
-        return self.head(x, pre_logits=pre_logits)
 
 
 class _ChannelsLastConv(nn.Module):
