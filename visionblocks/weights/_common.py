@@ -9,7 +9,7 @@ import torch.nn as nn
 from .errors import ArchitectureMismatchError
 
 __all__ = ["has_all", "has_any", "flat_block_index", "first_conv", "bottleneck_blocks", "check_stride_3x3",
-           "modules_of"]
+           "modules_of", "linears_to_1x1"]
 
 
 def has_all(keys: Sequence[str], *required: str) -> bool:
@@ -54,3 +54,12 @@ def check_stride_3x3(model: nn.Module, source: str) -> None:
                 f"{type(model).__name__} strides in the first 1x1 (He et al.): build it with stride_3x3=True "
                 f"(create_model(..., stride_3x3=True)), or ask for the weights by name "
                 f"(visionblocks.weights.create_pretrained), which does so", options={"stride_3x3": True})
+
+
+def linears_to_1x1(sd: dict, own: dict) -> dict:
+    """In place, and returned: each source ``nn.Linear`` weight (out, in) whose key is one of our 1x1 convolutions
+    (out, in, 1, 1) reshaped to it (the gates' MLPs the sources write as linears on pooled vectors)."""
+    for k, v in sd.items():
+        if k in own and v.ndim == 2 and own[k].ndim == 4 and own[k].shape[2:] == (1, 1):
+            sd[k] = v[:, :, None, None]
+    return sd

@@ -14,7 +14,7 @@ from visionblocks.models.mlp_mixer import IsotropicMLP
 from visionblocks.models.repvgg import RepVGG
 from visionblocks.models.resnet import ResNet
 
-from ._common import check_stride_3x3, has_all, has_any
+from ._common import check_stride_3x3, has_all, has_any, linears_to_1x1
 from .convert import Converter, register_converter, rename_keys
 from .errors import ArchitectureMismatchError
 from .timm import _pick, fit_shapes
@@ -101,10 +101,7 @@ def convert_cbam(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[st
         if sd[k].shape[1] == 2:
             sd[k] = sd[k].flip(1)  # [max, mean] -> [mean, max]
     out = rename_keys(sd, [(r"layer(\d+)\.(\d+)\.cbam\.(.+)", gate)] + resnet_rules(sd, model))
-    for k, v in out.items():  # linear (out, in) -> 1x1 convolution (out, in, 1, 1)
-        if k in own and v.ndim == 2 and own[k].ndim == 4 and own[k].shape[2:] == (1, 1):
-            out[k] = v[:, :, None, None]
-    return out
+    return linears_to_1x1(out, own)
 
 
 CBAM = register_converter(Converter(

@@ -15,7 +15,7 @@ import torch
 from visionblocks.models.repmlpnet import RepMLPNet
 from visionblocks.models.resnet import ResNet
 
-from ._common import check_stride_3x3, has_all, has_any
+from ._common import check_stride_3x3, has_all, has_any, linears_to_1x1
 from .authors import convert_attention_resnet
 from .convert import Converter, register_converter, rename_keys
 from .errors import ArchitectureMismatchError
@@ -359,10 +359,7 @@ def convert_bam(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str
         return f"{where}." + next((re.sub(p, r, rest) for p, r in _BAM_UNITS if re.fullmatch(p, rest)), rest)
 
     out = rename_keys(sd, [(r"bam(\d+)\.(.+)", bam)] + resnet_rules(sd, model))
-    for k, v in out.items():  # their linears (out, in) -> our 1x1 convolutions (out, in, 1, 1)
-        if k in own and v.ndim == 2 and own[k].ndim == 4 and own[k].shape[2:] == (1, 1):
-            out[k] = v[:, :, None, None]
-    return out
+    return linears_to_1x1(out, own)
 
 
 BAM = register_converter(Converter(

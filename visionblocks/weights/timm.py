@@ -20,7 +20,7 @@ from visionblocks.models.repvgg import RepVGG
 from visionblocks.models.resnet import ResNet
 from visionblocks.models.volo import VOLO
 
-from ._common import check_stride_3x3, has_all, has_any
+from ._common import check_stride_3x3, has_all, has_any, linears_to_1x1
 from .convert import Converter, register_converter, rename_keys
 from .torchvision import block_name, resnet_rules
 
@@ -300,10 +300,7 @@ def convert_volo(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[st
     ])
     if "pos_embed" in out and "pos_embed" in own and out["pos_embed"].shape != own["pos_embed"].shape:
         out["pos_embed"] = out["pos_embed"].permute(0, 3, 1, 2)
-    for k, v in out.items():  # linear (out, in) -> 1x1 convolution (out, in, 1, 1)
-        if k in own and v.ndim == 2 and own[k].ndim == 4 and own[k].shape[2:] == (1, 1):
-            out[k] = v[:, :, None, None]
-    return out
+    return linears_to_1x1(out, own)
 
 
 VOLO_CONVERTER = register_converter(Converter(
