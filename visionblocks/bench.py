@@ -223,8 +223,8 @@ def _measure(res: BenchResult, m: nn.Module, inputs: tuple, cfg: BenchConfig, pa
     fns = {"fwd": _no_grad(m_eval, *inputs)}
     reset = {}
     if cfg.compile:
-        # a fresh dynamo cache per row: the blocks share frames (the input-checking forward wrapper), and after
-        # 8 recompilations of a frame dynamo runs it eager, so the later rows would time eager as "compiled"
+        # a fresh dynamo cache per row: each row compiles on its own, whatever the rows before it left cached
+        # (shared helper frames count toward dynamo's recompile limit)
         torch.compiler.reset()
         fns["fwd_compiled"] = _no_grad(torch.compile(m_eval), *inputs)
     step = None
