@@ -20,3 +20,21 @@ def test_spatial_mean_equals_mean_over_the_last_two_dims_with_the_same_gradient(
 def test_spatial_mean_float16_does_not_overflow():
     x = torch.full((1, 1, 64, 64), 1000.0, dtype=torch.float16)   # the float16 sum, 4.1e6, would be inf
     assert spatial_mean(x).item() == 1000.0
+
+
+@pytest.mark.parametrize("shape,stride", [((2, 3, 8, 6), 2), ((2, 3, 9, 6), 3), ((1, 2, 7, 5), 2), ((2, 3, 4, 4), 1)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_avg_pool_ceil_is_the_mean_of_each_window_with_partial_border_windows(shape, stride, channels_last):
+    from visionblocks.layers import avg_pool_ceil
+    x = torch.randn(*shape, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    out = avg_pool_ceil(x, stride)
+    B, C, H, W = shape
+    oh, ow = -(-H // stride), -(-W // stride)
+    ref = torch.stack([torch.stack([x[:, :, i * stride:(i + 1) * stride, j * stride:(j + 1) * stride].mean((-2, -1))
+                                    for j in range(ow)], -1) for i in range(oh)], -2)       # the naive window loop
+    torch.testing.assert_close(out, ref)
+    g = torch.randn_like(ref)
+    torch.testing.assert_close(torch.autograd.grad(out, x, g)[0], torch.autograd.grad(ref, x, g)[0])

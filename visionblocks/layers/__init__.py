@@ -23,11 +23,12 @@ from .norm import LayerNorm2d, GroupNorm1, get_norm_layer, create_norm
 from .norm_act import NormAct
 from .patches import pad_to_patches, unfold_patches, fold_patches
 from .pointwise import pointwise_linear, pointwise_forward
-from .pool import spatial_mean
+from .pool import avg_pool_ceil, spatial_mean
 from .se_options import se_kwargs, deprecated_se_ratio
 from .shuffle import channel_shuffle
 from .squeeze_excite import SqueezeExcite
 from .token_linear import token_linear
+from .windows import fold_windows, gather_windows, window_count
 from .validate import validated, check_arg, check_input_dtype, blocks_with_pooled_bn
 from .weight_init import init_weights
 
@@ -40,7 +41,7 @@ __all__ = [
     "reduced_channels", "to_2tuple", "check_positive_int", "check_divisible", "deprecated_kwargs",
     "deprecated_flag", "LayerType", "local_aggregate", "MetaFormerBlock", "Mlp", "LayerNorm2d", "GroupNorm1",
     "get_norm_layer", "create_norm", "NormAct", "pad_to_patches", "unfold_patches", "fold_patches",
-    "pointwise_linear", "pointwise_forward", "spatial_mean", "se_kwargs", "deprecated_se_ratio",
+    "pointwise_linear", "pointwise_forward", "spatial_mean", "avg_pool_ceil", "se_kwargs", "deprecated_se_ratio",
     "channel_shuffle", "SqueezeExcite", "token_linear", "init_weights", "validated", "check_arg",
-    "check_input_dtype", "blocks_with_pooled_bn",
+    "check_input_dtype", "blocks_with_pooled_bn", "gather_windows", "fold_windows", "window_count",
 ]

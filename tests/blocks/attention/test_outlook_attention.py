@@ -33,12 +33,21 @@ def _outlook_reference(m, x):
     wo, bo = _w(m.proj)
     return torch.einsum("oc,bchw->bohw", wo, out) + bo[:, None, None]
 @pytest.mark.usefixtures("_float64")
-@pytest.mark.parametrize("stride,size", [(2, (7, 6)), (1, (5, 4)), (2, (8, 8))])
-def test_outlook_attention_matches_window_loop(stride, size):
-    m = _randomize_attention_window(vb.create_block("outlook_attention", 12, num_heads=3, kernel_size=3, stride=stride, qkv_bias=True))
+@pytest.mark.parametrize("stride,size,k", [(2, (7, 6), 3), (1, (5, 4), 3), (2, (8, 8), 3), (3, (10, 8), 5), (2, (1, 3), 5)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_outlook_attention_matches_window_loop(stride, size, k, channels_last):
+    """Both paths (strided copies in eager; unfold/fold under compile/export), NCHW and channels-last inputs,
+    forward and the input gradient, against the window loop."""
+    m = _randomize_attention_window(vb.create_block("outlook_attention", 12, num_heads=3, kernel_size=k, stride=stride, qkv_bias=True))
     x = torch.randn(2, 12, *size)
-    with torch.no_grad():
-        torch.testing.assert_close(m(x), _outlook_reference(m, x), rtol=1e-10, atol=1e-10)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    ref = _outlook_reference(m, x.requires_grad_())
+    g = torch.randn_like(ref)
+    (gref,) = torch.autograd.grad(ref, x, g)
+    for y in (m(x), m._forward_unfold(x)):
+        torch.testing.assert_close(y, ref, rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(torch.autograd.grad(y, x, g)[0], gref, rtol=1e-10, atol=1e-10)
 @pytest.mark.usefixtures("_float64")
 def test_outlook_attention_validates():
     with pytest.raises(ValueError, match="num_heads"):

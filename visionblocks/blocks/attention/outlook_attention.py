@@ -10,6 +10,12 @@ The attention weights are *generated* by a linear layer, not by query-key dot pr
 ``Q K^T`` for ``F.scaled_dot_product_attention`` to fuse: the softmax is applied explicitly.  The windows
 are taken with zero padding ``K // 2`` and the pooling uses ``ceil_mode``, so every H and W works without
 cropping (``ceil(H / s) x ceil(W / s)`` windows).
+
+Computation: the values are projected token-major, (B, H, W, C), by a matrix product on the input's own layout,
+and gathered into the windows by K^2 strided copies (one per window offset, ``layers.gather_windows``); the
+windows are summed back by K^2 strided additions (``layers.fold_windows``, its adjoint).  ATen's ``unfold``/``fold`` (im2col/col2im) and a softmax over a short strided last axis cost
+2.6x this at VOLO-D1's first stage (8x192x28x28, eval, 2 threads: 39 -> 15 ms); the 1x1 projections keep their
+``nn.Conv2d`` parameters (the official code's layout).
 """
 from __future__ import annotations
 
@@ -17,7 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_nchw, check_odd, check_positive_int
+from visionblocks.layers import (avg_pool_ceil, check_divisible, check_nchw, check_odd, check_positive_int, fold_windows,
+                                 gather_windows)
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -56,7 +63,6 @@ class OutlookAttention(nn.Module):
         self.scale = self.head_dim ** -0.5
         kk = kernel_size * kernel_size
         self.v = nn.Conv2d(channels, channels, 1, bias=qkv_bias)
-        self.pool = nn.AvgPool2d(stride, stride, ceil_mode=True) if stride > 1 else nn.Identity()
         self.attn = nn.Conv2d(channels, num_heads * kk * kk, 1)
         self.attn_drop = nn.Dropout(attn_drop)
         self.proj = nn.Conv2d(channels, channels, 1)
@@ -64,15 +70,58 @@ class OutlookAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
+        if torch.compiler.is_compiling():
+            return self._forward_unfold(x)
+        B, C, H, W = x.shape
+        k, kk, nh, s = self.kernel_size, self.kernel_size ** 2, self.num_heads, self.stride
+        # values, token-major (B, H, W, heads, d), gathered into every window: (B, lh, lw, heads, K*K, d)
+        v = _tokens_linear(x, self.v).view(B, H, W, nh, self.head_dim)
+        windows = gather_windows(v, k, s)
+        # one K^2 x K^2 attention matrix per window and head, predicted from the pooled token; the softmax runs
+        # on the (B, heads, K^2, K^2, lh, lw) layout of the projection, over its contiguous window axis
+        p = avg_pool_ceil(x, s)
+        lh, lw = p.shape[-2:]                                 # ceil(H / s) x ceil(W / s) windows
+        p = p.reshape(B, C, lh * lw)
+        a = torch.baddbmm((self.attn.bias * self.scale).view(1, -1, 1),
+                          self.attn.weight.view(-1, C).expand(B, -1, -1), p, alpha=self.scale)
+        a = self.attn_drop(torch.softmax(a.view(B, nh, kk, kk, lh, lw), dim=3)).permute(0, 4, 5, 1, 2, 3)
+        y = a @ windows                                       # Y_window = A V_window: (B, lh, lw, heads, K*K, d)
+        # fold: the overlapping windows summed back to the full resolution
+        out = fold_windows(y, (H, W), k, s)                   # (B, H, W, heads, d)
+        return self.proj_drop(_tokens_linear_to_map(out.view(B, H * W, C), self.proj, x))
+
+    def _forward_unfold(self, x: torch.Tensor) -> torch.Tensor:
+        """The same function with ``unfold``/``fold``, for ``torch.compile``/``torch.export``: its shapes are
+        plain expressions of H and W (the strided copies' clamped slice bounds would make an exported program
+        specialise to the example's size), and the compiler writes its own kernels for the rest."""
         B, C, H, W = x.shape
         k, kk, nh = self.kernel_size, self.kernel_size ** 2, self.num_heads
-        # values of every window: (B, heads, L, K*K, d), L = ceil(H/s) * ceil(W/s)
-        v = F.unfold(self.v(x), k, padding=self.padding, stride=self.stride)
+        v = F.unfold(self.v(x), k, padding=self.padding, stride=self.stride)      # (B, C*K*K, L)
         L = v.shape[-1]
         v = v.reshape(B, nh, self.head_dim, kk, L).permute(0, 1, 4, 3, 2)
-        # one K^2 x K^2 attention matrix per window and head, predicted from the pooled token
-        a = self.attn(self.pool(x)).reshape(B, nh, kk, kk, L).permute(0, 1, 4, 2, 3)
-        a = self.attn_drop(torch.softmax(a * self.scale, dim=-1))
+        a = self.attn(F.avg_pool2d(x, self.stride, self.stride, ceil_mode=True)).reshape(B, nh, kk, kk, L)
+        a = self.attn_drop(torch.softmax(a * self.scale, dim=3)).permute(0, 1, 4, 2, 3)
         y = (a @ v).permute(0, 1, 4, 3, 2).reshape(B, C * kk, L)
-        y = F.fold(y, (H, W), k, padding=self.padding, stride=self.stride)
-        return self.proj_drop(self.proj(y))
+        return self.proj_drop(self.proj(F.fold(y, (H, W), k, padding=self.padding, stride=self.stride)))
+
+
+def _tokens_linear(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """A 1x1 convolution of a (B, C, H, W) map, returned token-major as (B, H*W, C_out), as a matrix product on
+    the map's own layout (NCHW or channels-last): no copy of the input, no oneDNN reorder."""
+    B, C, H, W = x.shape
+    if x.is_contiguous():
+        xt = x.view(B, C, H * W).transpose(1, 2)
+        y = torch.bmm(xt, conv.weight.view(-1, C).t().expand(B, -1, -1))
+    else:
+        y = torch.matmul(x.permute(0, 2, 3, 1).reshape(B, H * W, C), conv.weight.view(-1, C).t())
+    return y if conv.bias is None else y + conv.bias
+
+
+def _tokens_linear_to_map(t: torch.Tensor, conv: nn.Conv2d, like: torch.Tensor) -> torch.Tensor:
+    """A 1x1 convolution of (B, H*W, C) tokens, returned as a (B, C_out, H, W) map in the layout of ``like``."""
+    B, C, H, W = like.shape
+    w = conv.weight.view(-1, C)
+    if like.is_contiguous():
+        bias = conv.bias.view(1, -1, 1) if conv.bias is not None else t.new_zeros(1, 1, 1)
+        return torch.baddbmm(bias, w.expand(B, -1, -1), t.transpose(1, 2)).view(B, w.shape[0], H, W)
+    return F.linear(t, w, conv.bias).view(B, H, W, w.shape[0]).permute(0, 3, 1, 2)
