@@ -27,22 +27,8 @@ import torch.nn as nn
 import visionblocks as vb
 from visionblocks.measure import Timings, TrainStep, machine_description, time_callables
 
-# The bench's floors (``visionblocks.bench.GATE_PASSES``) count what the equations need with every element-wise
-# operation fused into the pass that consumes it (what one fused kernel per pass could reach).  The "eager" floors
-# below count what eager PyTorch must do:
-# name -> eval floor in multiply passes at 8x256x28x28 (sge: G = 64, so its per-group maps are 1/4 of the
-# tensor), each operation of the equations one kernel reading its full-size inputs and writing its full-size
-# output (docs/benchmarks_notes.md, "Gates and their floors", argues each count; small maps and the gates' own
-# tiny convolutions and MLPs are not counted).
-FLOORS = {
-    "se": 1.5,                 # pool (read) + x * s
-    "eca": 1.5,                # the same
-    "sge": 3.0,                # pool + c = g . x (reads) + x * a; the (B, G, H, W) maps: 1/4-size passes = 1.0
-    "coord_attention": 3.0,    # mean over W + mean over H (reads) + x * g_h + (.) * g_w
-    "shuffle_attention": 2.75,  # halves: pool, x*gate; GN stats + GN + sigmoid + x*gate, written shuffled
-    "cbam": 4.0,               # mean, max over HW (reads) + x*Mc + mean, max over C (reads) + x'*Ms
-    "triplet_attention": 6.0,  # [max; mean] over H, W and C (6 reads) + gate sum (write, then add) + x*gate
-}
+# The floors: ``visionblocks.bench.GATE_PASSES`` (the eager count the bench reports, and the fused count).
+NAMES = ("se", "eca", "sge", "coord_attention", "shuffle_attention", "cbam", "triplet_attention")
 
 
 class _Multiply(nn.Module):
@@ -79,7 +65,7 @@ def _time_cpu(fns, reset, rounds: int, min_time: float) -> Timings:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--names", default=",".join(FLOORS))
+    p.add_argument("--names", default=",".join(NAMES))
     p.add_argument("--shape", default="8,256,28,28")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=21)
@@ -102,11 +88,9 @@ def main(argv=None) -> None:
     xg = x.clone().requires_grad_(True)
     mul = _Multiply(shape)
     mul_step = TrainStep(mul, (xg,))
-    try:
-        from visionblocks.bench import GATE_PASSES
-        fused = {k: v[0] for k, v in GATE_PASSES.items()}
-    except ImportError:  # a checkout without the bench's floors
-        fused = {}
+    from visionblocks.bench import GATE_PASSES
+    floors = {k: v.passes for k, v in GATE_PASSES.items()}
+    fused = {k: v.fused for k, v in GATE_PASSES.items()}
     print("| gate | eval ms | eval x mul | eager floor | / eager floor | fused floor | / fused floor | fwd+bwd ms "
           "| fwd+bwd x mul | mul ms |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -133,7 +117,7 @@ def main(argv=None) -> None:
             t = _time_cpu(fns, reset, a.rounds, a.min_time)
         else:
             t = time_callables(fns, rounds=a.rounds, min_time=a.min_time, reset=reset)
-        floor = FLOORS.get(name, float("nan"))
+        floor = floors.get(name, float("nan"))
         re = t.ratio("eval", "mul")
         ff = fused.get(name, float("nan"))
         row = (f"| {name} | {t.median('eval'):.2f} | {re:.2f} | {floor:g} | {re / floor:.2f} | {ff:g} | "

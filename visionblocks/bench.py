@@ -32,37 +32,58 @@ import math
 import os
 import sys
 from dataclasses import asdict, dataclass, fields
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
 
 from . import measure, registry, testing
 
-__all__ = ["BenchResult", "BenchConfig", "GATE_PASSES", "build_for_bench", "build_model_for_bench", "bench_block",
+__all__ = ["BenchResult", "BenchConfig", "GateFloor", "GATE_PASSES", "build_for_bench", "build_model_for_bench", "bench_block",
            "bench_model", "select_models", "bench_description", "format_results", "compile_summary",
            "write_outputs", "plot", "add_bench_parser", "cmd_bench"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
-# The floor of a memory-bound gate, in units of ONE broadcast multiply ``y = x * s`` of the same tensor (it reads
-# x once and writes y once: 2 full-tensor transfers).  A gate's count = the full-size transfers its equations need
-# / 2, by the rules of docs/benchmarks_notes.md ("The bench: method and floors"): each reduction (a pooling, a
-# normalisation's statistics) reads its full-size input once; element-wise operations whose other operands are
-# small (broadcast) are fused into the pass that consumes them (a reduction, or the writing of the output); the
-# output is written once; layout (split, concatenation, shuffle, permute) is free; intermediates that are not
-# small count their share of the tensor.  Counts at the bench's ResNet-stage shape (256 channels).
-GATE_PASSES: dict[str, tuple[float, str]] = {
-    "se": (1.5, "pool reads x (1); y = x * s reads x, writes y (2): 3 transfers"),
-    "eca": (1.5, "as se: pool reads x (1); y = x * s reads x, writes y (2): 3 transfers"),
-    "cbam": (3.0, "avg and max pools of x (2); mean and max over C of Mc * x, the product fused (2); "
-                  "y = x * Mc * Ms (2): 6 transfers"),
-    "coord_attention": (2.0, "pools along H and along W (2); y = x * g_h * g_w (2): 4 transfers"),
-    "sge": (2.5, "pool (1); c = sum_c g * x reads x, writes the per-group map, G/C = 1/4 of x (1.25); its "
-                 "normalisation and sigmoid (0.5); y = x * a reads x and the map, writes y (2.25): 5 transfers"),
-    "shuffle_attention": (1.5, "pool of the channel half (0.5); GroupNorm statistics of the spatial half (0.5); "
-                               "both gated halves written to their shuffled places (2): 3 transfers"),
-    "triplet_attention": (4.0, "max and mean pools over C, over H and over W (6); "
-                               "y = x * (a_c + a_h + a_w) / 3 (2): 8 transfers"),
+class GateFloor(NamedTuple):
+    """A memory-bound gate's floor, in units of ONE broadcast multiply ``y = x * s`` of the same tensor (it reads x
+    and writes y: 2 full-tensor transfers, 1 pass; a full-tensor read or write alone is 1/2).
+
+    ``passes``: the floor the bench reports -- the passes its equations need when every operation is one kernel
+    that reads its full-size operands and writes its full-size result (what eager PyTorch must do: two poolings
+    of one tensor are two reads, a product with two broadcast gates is two passes; small maps, the gates' MLPs
+    and their small convolutions are not counted).  ``fused``: the passes left when every element-wise operation
+    is fused into the pass that consumes it (one generated kernel per pass, as ``torch.compile`` writes them), a
+    lower bound no eager implementation reaches.  docs/benchmarks_notes.md ("Floors of the memory-bound gates")
+    argues both counts, at the bench's ResNet-stage shape (256 channels; sge: 64 groups)."""
+    passes: float
+    why: str
+    fused: float
+    fused_why: str
+
+
+GATE_PASSES: dict[str, GateFloor] = {
+    "se": GateFloor(1.5, "pool reads x (1/2); y = x * s (1)", 1.5, "the same: read x twice, write y once"),
+    "eca": GateFloor(1.5, "as se: pool (1/2); y = x * s (1)", 1.5, "the same"),
+    "cbam": GateFloor(4.0, "mean and max over H, W: two reads (1); x' = Mc * x (1); mean and max over C of x': two "
+                           "reads (1); y = Ms * x' (1)",
+                      3.0, "the two pools of x (1); Mc * x fused into the two reductions over C (1); "
+                           "y = x * Mc * Ms (1)"),
+    "coord_attention": GateFloor(3.0, "mean over W and mean over H: two reads (1); x * g_h (1), then * g_w (1)",
+                                 2.0, "the two pools (1); y = x * g_h * g_w in one pass (1)"),
+    "sge": GateFloor(3.0, "pool (1/2); c = g . x, one batched product reading x (1/2); y = x * sigmoid(a) (1); the "
+                          "(B, G, H, W) maps are 1/4 of x: c written, read for mu and sigma, the affine and the "
+                          "sigmoid each read and write it, y reads it: 8 quarter transfers (1)",
+                     2.5, "pool (1/2); c = g . x, reading x and writing the 1/4-size map (5/8); normalisation and "
+                          "sigmoid in one pass over the map (1/4); y = x * a, reading x and the map (9/8)"),
+    "shuffle_attention": GateFloor(2.75, "channel half: pool (1/4), product (1/2); spatial half: GroupNorm "
+                                         "statistics (1/4), GroupNorm with W2, b2 in its affine (1/2), sigmoid "
+                                         "(1/2), product (3/4); both written to their shuffled places (no copy)",
+                                   1.5, "pool of the channel half (1/4); GroupNorm statistics of the spatial half "
+                                        "(1/4); both gated halves written to their shuffled places (1)"),
+    "triplet_attention": GateFloor(6.0, "[max; mean] over H, over W and over C: six reads (3); g_cw + g_hc written "
+                                        "full-size (1/2), + g_hw in place (1), * x in place (3/2)",
+                                   4.0, "the six pools (3); y = x * (g_cw + g_hc + g_hw) / 3 in one pass (1)"),
 }
 
 
@@ -290,7 +311,7 @@ def bench_block(name: str, cfg: BenchConfig) -> BenchResult:
     res = BenchResult(info.name, info.family, info.layout)
     try:
         m, inputs = build_for_bench(info, cfg)
-        passes = GATE_PASSES[info.name][0] if cfg.floors and info.name in GATE_PASSES else None
+        passes = GATE_PASSES[info.name].passes if cfg.floors and info.name in GATE_PASSES else None
         _measure(res, m, inputs, cfg, passes)
     except Exception as e:  # reported in the table; the run goes on
         res.error = _error(e)
