@@ -40,7 +40,7 @@ import visionblocks as vb  # noqa: E402
 from visionblocks import measure  # noqa: E402
 
 __all__ = ["Pair", "PAIRS", "transplant", "rel_diff", "ratio_stats", "geomean", "markdown", "keep_fuse_section",
-           "main"]
+           "kernel_census", "census_difference", "main"]
 
 B = 8
 MALLOC = {"MALLOC_MMAP_THRESHOLD_": "1000000000", "MALLOC_TRIM_THRESHOLD_": "1000000000"}
@@ -338,6 +338,62 @@ def time_pair(p: Pair, ours: nn.Module, theirs: nn.Module, size: int, repeats: i
     return row
 
 
+# ------------------------------------------------------------------------------------------- kernel census
+def kernel_census(fn: Callable[[], object]) -> "collections.Counter[tuple[str, str]]":
+    """The ATen kernels one call of ``fn`` runs: a count of (operator, input shapes) over the profiler's leaf
+    events (operators that call no other operator: the kernels that do the work, forward and backward)."""
+    import collections
+
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        fn()
+    out: collections.Counter = collections.Counter()
+    for e in prof.events():
+        if e.name.startswith("aten::") and not e.cpu_children and e.name not in _LAYOUT_OPS:
+            out[(e.name, str([list(s) for s in e.input_shapes if s]))] += 1
+    return out
+
+
+# metadata-only operators (no data moved): left out of the census
+_LAYOUT_OPS = {"aten::empty", "aten::empty_strided", "aten::as_strided", "aten::view", "aten::_unsafe_view",
+               "aten::detach", "aten::resolve_conj", "aten::resolve_neg", "aten::lift_fresh", "aten::alias",
+               "aten::_reshape_alias", "aten::set_", "aten::zeros_like", "aten::empty_like"}
+
+
+def census_difference(ours: "collections.Counter", theirs: "collections.Counter", limit: int = 4) -> str:
+    """"identical" or a short list of the kernels only one side runs."""
+    only_ours, only_theirs = ours - theirs, theirs - ours
+    if not only_ours and not only_theirs:
+        return f"identical ({sum(ours.values())} kernels)"
+
+    def fmt(c):
+        items = sorted(c.items(), key=lambda kv: -kv[1])[:limit]
+        more = len(c) - len(items)
+        return ", ".join(f"{n}x {k[0][6:]}{k[1]}" for k, n in items) + (f" +{more} more" if more > 0 else "")
+    return f"only ours: {fmt(only_ours) or '-'}; only timm: {fmt(only_theirs) or '-'}"
+
+
+def census_pair(p: "Pair", ours: nn.Module, theirs: nn.Module, size: int, mode: str) -> str:
+    """The kernel census of ours against timm's in ``mode`` (one eval forward, or one training step)."""
+    x = torch.randn(2, *_shape(p, size))
+    xt = p.timm_in(x) if p.timm_in else x
+    res = []
+    for m, inp in ((ours, x), (theirs, xt)):
+        if mode == "train":
+            m.train()
+            step = measure.TrainStep(m, (inp.clone().requires_grad_(),))
+            step()                                   # allocates the output gradient outside the census
+            res.append(kernel_census(step))
+        else:
+            m.eval()
+
+            def run(m=m, inp=inp):
+                with torch.no_grad():
+                    m(inp)
+            res.append(kernel_census(run))
+    return census_difference(*res)
+
+
 # ------------------------------------------------------------------------------------------- report
 # Why a row is not ahead, from profiles of the pairs (kept here so that the generated table carries them).
 REASONS: dict[str, str] = {
@@ -405,13 +461,17 @@ def markdown(rows: list[dict], command: str, description: str, versions: str, si
 
 
 def _reason(row: dict, behind: list[str]) -> str:
-    """The analysed reason, else whether the measurement resolves the difference at all."""
+    """Per mode not ahead: whether both sides run the same ATen kernels (the census, batch 2), and whether the
+    run resolves the difference at all (the per-round ratio's [q1, q3] includes 1); then the analysis, if any."""
+    parts = []
+    for m in behind:
+        spread = ("its [q1, q3] includes 1: no measurable difference in this run" if row[m]["q1"] < 1.0
+                  else "beyond the run's spread")
+        census = row[m].get("census")
+        parts.append(f"{m}: kernels {census}; {spread}" if census else f"{m}: {spread}")
     if row["name"] in REASONS:
-        return REASONS[row["name"]]
-    if all(row[m]["q1"] < 1.0 for m in behind):
-        return ("unresolved: the interquartile range of the per-round ratio includes 1 (no measurable difference in "
-                "this run; re-run on a quiet machine)")
-    return "not analysed yet"
+        parts.append(REASONS[row["name"]])
+    return "; ".join(parts)
 
 
 def _load_caveat() -> list[str]:
@@ -510,6 +570,9 @@ def main(argv: list[str] | None = None) -> int:
             row["diff"] = check_same(p, ours, theirs, _check_size(p, a.size))
             if not a.check_only:
                 row.update(time_pair(p, ours, theirs, a.size, a.repeats, a.min_time, tuple(a.modes.split(","))))
+                for mode in ("train", "eval"):       # why a row is not ahead: do both sides run the same kernels?
+                    if mode in row and row[mode]["ratio"] >= 1.0:
+                        row[mode]["census"] = census_pair(p, ours, theirs, _check_size(p, a.size), mode)
         except Exception as e:  # a failing pair is reported, not hidden
             row["error"] = f"{type(e).__name__}: {str(e)[:200]}"
         rows.append(row)

@@ -101,7 +101,7 @@ def test_markdown_gives_geomeans_and_a_reason_for_rows_not_ahead(monkeypatch):
     text = ct.markdown(rows, "cmd", "machine", "versions", 128)
     assert "over 2 blocks: **train 1.000**, **eval 1.000**" in text
     assert "over 1 models: **train 0.800**" in text
-    assert "**Not ahead (train, eval)**: because" in text
+    assert "**Not ahead (train, eval)**: train: beyond the run's spread; eval: beyond the run's spread; because" in text
     assert text.count("Not ahead") == 1 and "**AssertionError: differ**" in text
 
 
@@ -117,9 +117,20 @@ def test_fuse_section_is_replaced_and_kept(tmp_path):
     assert "new table" in regenerated and "old table" not in regenerated and "second" in regenerated
 
 
-def test_a_row_not_ahead_without_an_analysis_says_whether_it_is_resolved():
+def test_a_row_not_ahead_says_whether_it_is_resolved_and_what_kernels_differ():
     noisy = _row("noisy", "block", 1.05)
-    noisy["train"] = {**noisy["train"], "q1": 0.9, "q3": 1.2}
-    assert ct._reason(noisy, ["train"]).startswith("unresolved")
+    noisy["train"] = {**noisy["train"], "q1": 0.9, "q3": 1.2, "census": "identical (12 kernels)"}
+    assert ct._reason(noisy, ["train"]) == ("train: kernels identical (12 kernels); its [q1, q3] includes 1: no "
+                                            "measurable difference in this run")
     behind = _row("behind", "block", 1.3)
-    assert ct._reason(behind, ["train", "eval"]) == "not analysed yet"
+    assert ct._reason(behind, ["train", "eval"]) == "train: beyond the run's spread; eval: beyond the run's spread"
+
+
+def test_kernel_census_sees_an_extra_kernel_and_its_shapes():
+    import torch.nn as nn
+    lin = nn.Linear(8, 4)
+    x = torch.randn(3, 8)
+    same = ct.census_difference(ct.kernel_census(lambda: lin(x)), ct.kernel_census(lambda: lin(x)))
+    assert same.startswith("identical (")
+    diff = ct.census_difference(ct.kernel_census(lambda: lin(x).relu()), ct.kernel_census(lambda: lin(x)))
+    assert diff.startswith("only ours: 1x clamp_min[[3, 4]]") and diff.endswith("only timm: -")   # relu's kernel
