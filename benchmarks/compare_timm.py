@@ -397,19 +397,6 @@ def census_pair(p: "Pair", ours: nn.Module, theirs: nn.Module, size: int, mode: 
 # ------------------------------------------------------------------------------------------- report
 # Why a row is not ahead, from profiles of the pairs (kept here so that the generated table carries them).
 REASONS: dict[str, str] = {
-    "outlook_attention": "profiled (eval): the three 1x1 convolutions (v, attn, proj) run as oneDNN convolutions on "
-    "the NCHW input, 2.2x the time of timm's three Linear GEMMs on its channels-last (NHWC) input; unfold/fold and "
-    "the copies cost ours less than timm. Inside our VOLO the maps are channels-last, where these convolutions are "
-    "GEMMs too. Tried: the convolutions as matrix products (eval 1.24 -> 1.17) and a channels-last copy of the "
-    "input (eval 1.22 -> 1.11, train unchanged 1.16), both within the noise of this machine: not kept",
-    "resnet18": "the same operations in the same order as timm (oneDNN convolutions, BatchNorm, ReLU, the residual "
-    "add); the difference is within the spread of this run",
-    "mixer_block": "profiled (eval): the token MLP runs as per-sample 1-D convolutions (layers.token_linear: "
-    "oneDNN, about 30% of our forward) where timm transposes once and calls GEMMs (a copy, addmm, mm); the "
-    "channel MLP, LayerNorms and GELU cost the same. Next step: the token MLP as transpose + GEMMs in eval, "
-    "measured on a quiet machine",
-    "ghost_conv": "the same operations as timm's GhostModule (1x1 conv-BN-ReLU, depthwise 3x3 conv-BN-ReLU, "
-    "concatenation, channel slice); the difference is within the spread of this run",
 }
 FUSE_SECTION = "## Inference form: fuse"  # written by benchmarks/fuse_latency.py --out; kept when regenerating
 

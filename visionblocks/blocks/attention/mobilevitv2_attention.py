@@ -68,8 +68,12 @@ class SeparableSelfAttention(nn.Module):
             # then gets uniform scores instead of NaN (it is cropped); elsewhere padded tokens get exactly 0
             i = i.masked_fill(~mask, torch.finfo(i.dtype).min)
         scores = self.attn_drop(torch.softmax(i, dim=-1))          # (B, 1, P, N)
-        context = (k * scores).sum(-1, keepdim=True)                 # (B, d, P, 1)
-        return self.proj_drop(self.proj(F.relu(v) * context))
+        if torch.is_grad_enabled():
+            context = (k * scores).sum(-1, keepdim=True)             # (B, d, P, 1)
+            return self.proj_drop(self.proj(F.relu(v) * context))
+        # without autograd, k and v (views of the projection's output, used once) are overwritten in place
+        context = k.mul_(scores).sum(-1, keepdim=True)
+        return self.proj_drop(self.proj(v.relu_().mul_(context)))
 
 
 class LinearTransformerLayer(nn.Module):

@@ -63,10 +63,17 @@ class Branches(nn.ModuleDict):
         self.kernel_size, self.groups = kernel_size, groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # without autograd the sum accumulates in the first branch's output (a fresh tensor, never x itself)
+        in_place = not torch.is_grad_enabled()
         out = None
         for branch in self.values():
             y = branch(x)
-            out = y if out is None else out + y
+            if out is None:
+                out = y
+            elif in_place and out is not x and out.shape == torch.broadcast_shapes(out.shape, y.shape):
+                out = out.add_(y)
+            else:
+                out = out + y
         return out
 
     def fused_kernel_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
