@@ -8,7 +8,7 @@ from .conv_mlp import ConvMlp
 from .conv_norm_act import ConvNormAct
 from .create_attn import get_attn_layer, create_attn
 from .dilation import dilate_convs
-from .drop import drop_path, DropPath
+from .drop import add_residual, drop_path, DropPath
 from .fuse import fuse_conv_bn_weights, fuse_conv_bn, pad_kernel, identity_kernel
 from .heads import split_heads, merge_heads
 from .helpers import (
@@ -36,7 +36,7 @@ __all__ = [
     "dilate_convs",
     "get_act_layer", "create_act", "Affine", "MultiHeadAttention", "check_nchw", "check_nlc", "check_size",
     "check_tokens", "check_odd", "check_conv_channels", "conv_geometry", "square_conv_geometry", "same_padding", "ConvMlp",
-    "ConvNormAct", "get_attn_layer", "create_attn", "drop_path", "DropPath", "fuse_conv_bn_weights",
+    "ConvNormAct", "get_attn_layer", "create_attn", "drop_path", "DropPath", "add_residual", "fuse_conv_bn_weights",
     "fuse_conv_bn", "pad_kernel", "identity_kernel", "split_heads", "merge_heads", "make_divisible",
     "reduced_channels", "to_2tuple", "check_positive_int", "check_divisible", "deprecated_kwargs",
     "deprecated_flag", "LayerType", "local_aggregate", "MetaFormerBlock", "Mlp", "LayerNorm2d", "GroupNorm1",

@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from visionblocks.blocks.conv import GhostConv
 from visionblocks.features import FeatureInfo
-from visionblocks.layers import (
+from visionblocks.layers import (add_residual,
     ConvNormAct, DropPath, LayerType, check_nchw, create_attn, deprecated_se_ratio, make_divisible, se_kwargs,
 )
 from visionblocks.registry import register_model
@@ -79,7 +79,7 @@ class GhostBottleneck(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.in_channels, type(self).__name__)
-        return self.drop_path(self.ghost2(self.attn(self.conv_dw(self.ghost1(x))))) + self.shortcut(x)
+        return add_residual(self.drop_path(self.ghost2(self.attn(self.conv_dw(self.ghost1(x))))), self.shortcut(x))
 
 
 class GhostNet(ModelBase):
