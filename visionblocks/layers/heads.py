@@ -16,8 +16,13 @@ def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """(B, h, N, d) -> (B, N, h d).
 
-    The explicit contiguous copy (one copy, as ``reshape`` of the transposed view would make) keeps
-    ``torch.onnx.export``'s decomposition of ``scaled_dot_product_attention`` with a mask valid: the
-    decomposed output has other strides than the fused kernel's, so a ``view`` chosen at trace time fails."""
+    A view when the heads' memory is already (B, N, h, d) (``F.scaled_dot_product_attention``'s CPU kernels
+    return that layout, so no copy is made), one copy otherwise.  While tracing (``torch.compile``,
+    ``torch.export``, ``torch.onnx.export``) always the explicit contiguous copy: the ONNX exporter's
+    decomposition of a masked ``scaled_dot_product_attention`` gives other strides than the fused kernel, so a
+    ``view`` chosen at trace time would fail there."""
     b, h, n, d = x.shape
-    return x.transpose(1, 2).clone(memory_format=torch.contiguous_format).view(b, n, h * d)
+    t = x.transpose(1, 2)
+    if t.is_contiguous() and not torch.compiler.is_compiling() and not torch.onnx.is_in_onnx_export():
+        return t.view(b, n, h * d)
+    return t.clone(memory_format=torch.contiguous_format).view(b, n, h * d)
