@@ -54,3 +54,14 @@ def test_outlook_attention_validates():
         vb.create_block("outlook_attention", 10, num_heads=3)
     with pytest.raises(ValueError, match="odd"):
         vb.create_block("outlook_attention", 12, num_heads=3, kernel_size=4)
+
+
+def test_outlook_attention_compiles_at_volo_d1_first_stage():
+    """torch.compile of the unfold/fold form corrupted the heap at this shape (inductor, torch 2.13, CPU: "double
+    free or corruption" in eval); the compiled block now runs the strided-copy form, equal to eager."""
+    torch.manual_seed(0)
+    m = vb.create_block("outlook_attention", 192, num_heads=6, stride=2).eval()
+    x = torch.randn(8, 192, 28, 28)
+    compiled = torch.compile(m, fullgraph=True)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), m(x), rtol=1e-4, atol=1e-5)

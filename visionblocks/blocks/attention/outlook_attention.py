@@ -70,7 +70,7 @@ class OutlookAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
-        if torch.compiler.is_compiling():
+        if torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export():
             return self._forward_unfold(x)
         B, C, H, W = x.shape
         k, kk, nh, s = self.kernel_size, self.kernel_size ** 2, self.num_heads, self.stride
@@ -91,9 +91,11 @@ class OutlookAttention(nn.Module):
         return self.proj_drop(_tokens_linear_to_map(out.view(B, H * W, C), self.proj, x))
 
     def _forward_unfold(self, x: torch.Tensor) -> torch.Tensor:
-        """The same function with ``unfold``/``fold``, for ``torch.compile``/``torch.export``: its shapes are
-        plain expressions of H and W (the strided copies' clamped slice bounds would make an exported program
-        specialise to the example's size), and the compiler writes its own kernels for the rest."""
+        """The same function with ``unfold``/``fold``, for ``torch.export`` and ONNX: its shapes are plain
+        expressions of H and W (the strided copies' clamped slice bounds would make an exported program
+        specialise to the example's size).  ``torch.compile`` keeps the strided copies: with this form, inductor
+        (torch 2.13, CPU) generated a kernel that corrupts the heap at 8x192x28x28 ("double free or corruption"
+        in eval; the same with the unfold/fold code before the strided copies)."""
         B, C, H, W = x.shape
         k, kk, nh = self.kernel_size, self.kernel_size ** 2, self.num_heads
         v = F.unfold(self.v(x), k, padding=self.padding, stride=self.stride)      # (B, C*K*K, L)
