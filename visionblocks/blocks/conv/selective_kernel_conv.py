@@ -54,7 +54,7 @@ class SelectiveKernelConv(nn.Module):
         self.num_branches = check_positive_int("num_branches", num_branches)
         self.branches = nn.ModuleList(
             ConvNormAct(channels, out_channels, 3, stride, dilation=m + 1, groups=groups, norm_layer=norm_layer,
-                        act_layer=act_layer, inplace=False)
+                        act_layer=act_layer)
             for m in range(num_branches))
         d = reduced_channels(out_channels, reduction, min_channels=check_positive_int("min_channels", min_channels))
         self.fuse = ConvNormAct(out_channels, d, 1, norm_layer=norm_layer, act_layer=act_layer)
