@@ -13,9 +13,10 @@ cropping (``ceil(H / s) x ceil(W / s)`` windows).
 
 Computation: the values are projected token-major, (B, H, W, C), by a matrix product on the input's own layout,
 and gathered into the windows by K^2 strided copies (one per window offset, ``layers.gather_windows``); the
-windows are summed back by K^2 strided additions (``layers.fold_windows``, its adjoint).  ATen's ``unfold``/``fold`` (im2col/col2im) and a softmax over a short strided last axis cost
-2.6x this at VOLO-D1's first stage (8x192x28x28, eval, 2 threads: 39 -> 15 ms); the 1x1 projections keep their
-``nn.Conv2d`` parameters (the official code's layout).
+windows are summed back by K^2 strided additions (``layers.fold_windows``, its adjoint).  ATen's
+``unfold``/``fold`` (im2col/col2im) and a softmax over a short strided last axis cost 2.6x this at VOLO-D1's
+first stage (8x192x28x28, eval, 2 threads: 39 -> 15 ms); the 1x1 projections keep their ``nn.Conv2d``
+parameters (the official code's layout).
 """
 from __future__ import annotations
 
