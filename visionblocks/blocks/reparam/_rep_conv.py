@@ -17,8 +17,8 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
-    ConvNormAct, LayerType, check_divisible, check_nchw, check_odd, check_positive_int, create_act, create_attn,
-    fuse_conv_bn_weights, identity_kernel, pad_kernel,
+    ConvNormAct, LayerType, add_residual, check_divisible, check_nchw, check_odd, check_positive_int, create_act,
+    create_attn, fuse_conv_bn_weights, identity_kernel, pad_kernel,
 )
 from visionblocks.registry import Example
 from visionblocks.reparam import ReparamModule
@@ -63,17 +63,12 @@ class Branches(nn.ModuleDict):
         self.kernel_size, self.groups = kernel_size, groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # without autograd the sum accumulates in the first branch's output (a fresh tensor, never x itself)
-        in_place = not torch.is_grad_enabled()
+        # without autograd the sum accumulates in the first branch's output (layers.add_residual), unless that
+        # output is x itself (an identity branch)
         out = None
         for branch in self.values():
             y = branch(x)
-            if out is None:
-                out = y
-            elif in_place and out is not x and out.shape == torch.broadcast_shapes(out.shape, y.shape):
-                out = out.add_(y)
-            else:
-                out = out + y
+            out = y if out is None else out + y if out is x else add_residual(out, y)
         return out
 
     def fused_kernel_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
