@@ -38,3 +38,28 @@ def test_avg_pool_ceil_is_the_mean_of_each_window_with_partial_border_windows(sh
     torch.testing.assert_close(out, ref)
     g = torch.randn_like(ref)
     torch.testing.assert_close(torch.autograd.grad(out, x, g)[0], torch.autograd.grad(ref, x, g)[0])
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 7, 9), (2, 3, 28, 1), (1, 4, 1, 6)])
+@pytest.mark.parametrize("dim", [0, 1, 2, 3, -1, -2])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_max_over_is_amax_without_and_with_autograd(shape, dim, keepdim):
+    from visionblocks.layers import max_over
+    x = torch.randn(*shape, dtype=torch.float64)            # continuous data: no ties
+    expected = x.amax(dim, keepdim=keepdim)
+    with torch.no_grad():
+        out = max_over(x, dim, keepdim=keepdim)
+    assert out.shape == expected.shape
+    assert torch.equal(out, expected)
+    xg, ref = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out, expected = max_over(xg, dim, keepdim=keepdim), ref.amax(dim, keepdim=keepdim)
+    assert torch.equal(out, expected)
+    g = torch.randn_like(expected)
+    torch.testing.assert_close(torch.autograd.grad(out, xg, g)[0], torch.autograd.grad(expected, ref, g)[0])
+
+
+def test_max_over_3d_and_integer_tensors():
+    from visionblocks.layers import max_over
+    x = torch.randint(-50, 50, (3, 4, 5))
+    for d in range(3):
+        assert torch.equal(max_over(x, d), x.amax(d))

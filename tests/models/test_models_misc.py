@@ -38,8 +38,9 @@ def _ptflops_style_macs(model, size=224):
              nn.Linear: lambda m, i, o: total.__setitem__(0, total[0] + i[0].numel() * o.shape[-1]),
              ContextualTransformer: lambda m, i, o: total.__setitem__(0, total[0] + m.kernel_size ** 2 * o.numel())}
     for mod in model.modules():
-        if type(mod) in hooks:
-            mod.register_forward_hook(hooks[type(mod)])
+        hook = next((hooks[c] for c in type(mod).__mro__ if c in hooks), None)   # subclasses too (PlaneConv2d)
+        if hook is not None:
+            mod.register_forward_hook(hook)
     with torch.no_grad():
         model(torch.empty(1, 3, size, size, device="meta"))
     return total[0] / 1e9

@@ -21,9 +21,10 @@ from .metaformer import MetaFormerBlock
 from .mlp import Mlp
 from .norm import LayerNorm2d, GroupNorm1, get_norm_layer, create_norm
 from .norm_act import NormAct
+from .plane_conv import PlaneConv2d
 from .patches import pad_to_patches, unfold_patches, fold_patches
 from .pointwise import pointwise_linear, pointwise_forward
-from .pool import avg_pool_ceil, spatial_mean
+from .pool import avg_pool_ceil, max_over, spatial_mean
 from .se_options import se_kwargs, deprecated_se_ratio
 from .shuffle import channel_shuffle
 from .squeeze_excite import SqueezeExcite
@@ -40,8 +41,9 @@ __all__ = [
     "fuse_conv_bn", "pad_kernel", "identity_kernel", "split_heads", "merge_heads", "make_divisible",
     "reduced_channels", "to_2tuple", "check_positive_int", "check_divisible", "deprecated_kwargs",
     "deprecated_flag", "LayerType", "local_aggregate", "MetaFormerBlock", "Mlp", "LayerNorm2d", "GroupNorm1",
-    "get_norm_layer", "create_norm", "NormAct", "pad_to_patches", "unfold_patches", "fold_patches",
-    "pointwise_linear", "pointwise_forward", "spatial_mean", "avg_pool_ceil", "se_kwargs", "deprecated_se_ratio",
+    "get_norm_layer", "create_norm", "NormAct", "PlaneConv2d", "pad_to_patches", "unfold_patches", "fold_patches",
+    "pointwise_linear", "pointwise_forward", "spatial_mean", "avg_pool_ceil", "max_over", "se_kwargs",
+    "deprecated_se_ratio",
     "channel_shuffle", "SqueezeExcite", "token_linear", "init_weights", "validated", "check_arg",
     "check_input_dtype", "blocks_with_pooled_bn", "gather_windows", "fold_windows", "window_count",
 ]

@@ -10,22 +10,13 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
-    ConvMlp, LayerType, check_nchw, check_odd, check_positive_int, reduced_channels, spatial_mean,
+    ConvMlp, LayerType, PlaneConv2d, check_nchw, check_odd, check_positive_int, max_over, reduced_channels,
+    spatial_mean,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["CBAM", "ChannelGate", "SpatialGate"]
-
-
-def _max_over(x: torch.Tensor, dim: int, keepdim: bool = False) -> torch.Tensor:
-    """``x.max(dim).values``.  With autograd recording through ``x``, the max with indices: its backward is a
-    scatter, several times cheaper than ``amax``'s tie-splitting mask (ties have probability 0 in float data;
-    where they occur, the two send the gradient to one element or split it: the values are the same).  Without
-    it, ``amax``: the plain reduction, several times faster than the one that also finds the indices."""
-    if x.requires_grad and torch.is_grad_enabled():
-        return x.max(dim, keepdim=keepdim).values
-    return x.amax(dim, keepdim=keepdim)
 
 
 class ChannelGate(nn.Module):
@@ -36,7 +27,7 @@ class ChannelGate(nn.Module):
         self.mlp = ConvMlp(channels, rd_channels, act_layer=act_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = torch.cat([spatial_mean(x), _max_over(x.flatten(2), 2)])
+        pooled = torch.cat([spatial_mean(x), max_over(x.flatten(2), 2)])
         avg, mx = self.mlp.forward_vector(pooled).chunk(2)  # one pass of the shared MLP over both descriptors
         return torch.sigmoid(avg + mx)[:, :, None, None]
 
@@ -47,15 +38,12 @@ class SpatialGate(nn.Module):
     def __init__(self, kernel_size: int = 7):
         super().__init__()
         check_odd("kernel_size", kernel_size)
-        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
+        self.conv = PlaneConv2d(2, 1, kernel_size)
         self.bn = nn.BatchNorm2d(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # the channel mean as a sum over C divided on the small map: its backward is a broadcast view
-        s = torch.cat([x.sum(1, keepdim=True) / x.shape[1], _max_over(x, 1, keepdim=True)], dim=1)
-        if torch.is_grad_enabled():
-            # oneDNN's backward of this 2 -> 1 channel convolution is several times faster on a channels-last input
-            s = s.contiguous(memory_format=torch.channels_last)
+        s = torch.cat([x.sum(1, keepdim=True) / x.shape[1], max_over(x, 1, keepdim=True)], dim=1)
         return torch.sigmoid(self.bn(self.conv(s)))
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_nchw, check_odd, check_positive_int
+from visionblocks.layers import PlaneConv2d, check_nchw, check_odd, check_positive_int, max_over
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -29,35 +29,17 @@ class ZPoolGate(nn.Module):
 
     def __init__(self, kernel_size: int = 7):
         super().__init__()
-        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
+        self.conv = PlaneConv2d(2, 1, kernel_size)  # banded along the long axis of a (C, W) or (H, C) plane
         self.bn = nn.BatchNorm2d(1, momentum=0.01)  # the authors' BN momentum
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled():
-            # oneDNN's backward of this 2 -> 1 channel convolution is about 3x faster on a channels-last input
-            z = z.contiguous(memory_format=torch.channels_last)
         return torch.sigmoid(self.bn(self.conv(z)))
-
-
-def _max_over(x: torch.Tensor, dim: int) -> torch.Tensor:
-    """``x.amax(dim)``.  Without autograd recording through ``x``, the maximum over H or W (dims 2, 3) is taken as
-    a halving tree of elementwise maxima (two overlapping halves when the length is odd): ATen's ``amax`` with a
-    short contiguous inner axis (W) costs 4-6 multiplies of the whole tensor, the tree 1.5-2.5 (the values are
-    the same).  With autograd, ``amax`` (its backward splits the gradient evenly among ties); under
-    ``torch.compile``/``torch.export`` too (a compiler fuses the reduction; the tree's depth would fix H, W)."""
-    if dim == 1 or (x.requires_grad and torch.is_grad_enabled()) or torch.compiler.is_compiling():
-        return x.amax(dim)
-    while x.shape[dim] > 1:
-        n = x.shape[dim]
-        half = (n + 1) // 2
-        x = torch.maximum(x.narrow(dim, 0, half), x.narrow(dim, n - half, half))
-    return x.squeeze(dim)
 
 
 def _zpool(x: torch.Tensor, dim: int) -> torch.Tensor:
     """Z-pool: ``[max; mean]`` over ``dim``, stacked as 2 channels at position 1 (the mean as a sum divided on
     the small map: its backward is a broadcast view)."""
-    return torch.stack([_max_over(x, dim), x.sum(dim) / x.shape[dim]], dim=1)
+    return torch.stack([max_over(x, dim), x.sum(dim) / x.shape[dim]], dim=1)
 
 
 @register_block("triplet_attention", family="attention", layout="nchw",
