@@ -63,3 +63,28 @@ def test_max_over_3d_and_integer_tensors():
     x = torch.randint(-50, 50, (3, 4, 5))
     for d in range(3):
         assert torch.equal(max_over(x, d), x.amax(d))
+
+
+@pytest.mark.parametrize("dim", [0, 1, 2, 3, -1, -2])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_mean_over_is_mean_without_and_with_autograd(dim, dtype):
+    from visionblocks.layers import mean_over
+    x = torch.randn(2, 5, 7, 9, dtype=dtype)
+    tol = {"rtol": 1e-12, "atol": 1e-12} if dtype is torch.float64 else {"rtol": 1e-5, "atol": 1e-6}
+    with torch.no_grad():
+        torch.testing.assert_close(mean_over(x, dim), x.mean(dim), **tol)
+        # a non-contiguous input takes the sum form, with the same values
+        torch.testing.assert_close(mean_over(x.transpose(2, 3), dim), x.transpose(2, 3).mean(dim), **tol)
+    xg, ref = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out, expected = mean_over(xg, dim), ref.mean(dim)
+    torch.testing.assert_close(out, expected, **tol)
+    g = torch.randn_like(expected)
+    torch.testing.assert_close(torch.autograd.grad(out, xg, g)[0], torch.autograd.grad(expected, ref, g)[0], **tol)
+
+
+def test_mean_over_float16_and_integers():
+    from visionblocks.layers import mean_over
+    x = torch.full((1, 1, 64, 64), 1000.0, dtype=torch.float16)
+    assert mean_over(x, 3).eq(1000.0).all()             # no float16 overflow of the sum
+    with pytest.raises(RuntimeError):                   # as torch: the mean of integers is not defined
+        mean_over(torch.ones(2, 2, 3, 3, dtype=torch.int64), 3)

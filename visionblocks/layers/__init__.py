@@ -24,7 +24,7 @@ from .norm_act import NormAct
 from .plane_conv import PlaneConv2d
 from .patches import pad_to_patches, unfold_patches, fold_patches
 from .pointwise import pointwise_linear, pointwise_forward
-from .pool import avg_pool_ceil, max_over, spatial_mean
+from .pool import avg_pool_ceil, max_over, mean_over, spatial_mean
 from .se_options import se_kwargs, deprecated_se_ratio
 from .shuffle import channel_shuffle
 from .squeeze_excite import SqueezeExcite
@@ -42,7 +42,7 @@ __all__ = [
     "reduced_channels", "to_2tuple", "check_positive_int", "check_divisible", "deprecated_kwargs",
     "deprecated_flag", "LayerType", "local_aggregate", "MetaFormerBlock", "Mlp", "LayerNorm2d", "GroupNorm1",
     "get_norm_layer", "create_norm", "NormAct", "PlaneConv2d", "pad_to_patches", "unfold_patches", "fold_patches",
-    "pointwise_linear", "pointwise_forward", "spatial_mean", "avg_pool_ceil", "max_over", "se_kwargs",
+    "pointwise_linear", "pointwise_forward", "spatial_mean", "avg_pool_ceil", "max_over", "mean_over", "se_kwargs",
     "deprecated_se_ratio",
     "channel_shuffle", "SqueezeExcite", "token_linear", "init_weights", "validated", "check_arg",
     "check_input_dtype", "blocks_with_pooled_bn", "gather_windows", "fold_windows", "window_count",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import PlaneConv2d, check_nchw, check_odd, check_positive_int, max_over
+from visionblocks.layers import PlaneConv2d, check_nchw, check_odd, check_positive_int, max_over, mean_over
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -37,9 +37,8 @@ class ZPoolGate(nn.Module):
 
 
 def _zpool(x: torch.Tensor, dim: int) -> torch.Tensor:
-    """Z-pool: ``[max; mean]`` over ``dim``, stacked as 2 channels at position 1 (the mean as a sum divided on
-    the small map: its backward is a broadcast view)."""
-    return torch.stack([max_over(x, dim), x.sum(dim) / x.shape[dim]], dim=1)
+    """Z-pool: ``[max; mean]`` over ``dim``, stacked as 2 channels at position 1."""
+    return torch.stack([max_over(x, dim), mean_over(x, dim)], dim=1)
 
 
 @register_block("triplet_attention", family="attention", layout="nchw",
