@@ -40,7 +40,7 @@ def test_avg_pool_ceil_is_the_mean_of_each_window_with_partial_border_windows(sh
     torch.testing.assert_close(torch.autograd.grad(out, x, g)[0], torch.autograd.grad(ref, x, g)[0])
 
 
-@pytest.mark.parametrize("shape", [(2, 5, 7, 9), (2, 3, 28, 1), (1, 4, 1, 6)])
+@pytest.mark.parametrize("shape", [(2, 5, 7, 9), (2, 3, 28, 1), (1, 4, 1, 6), (2, 3, 5, 29), (2, 2, 3, 15)])
 @pytest.mark.parametrize("dim", [0, 1, 2, 3, -1, -2])
 @pytest.mark.parametrize("keepdim", [False, True])
 def test_max_over_is_amax_without_and_with_autograd(shape, dim, keepdim):
