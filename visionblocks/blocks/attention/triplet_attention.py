@@ -69,11 +69,15 @@ class TripletAttention(nn.Module):
         # the average of the branches x * g is x times the average gate; the weight k goes on the small gates
         # (C, W) plane: H is reduced -> gate (B, 1, C, W) broadcast over H
         g_cw = self.gate_cw(_zpool(x, 2)).transpose(1, 2) * k                    # (B, C, 1, W)
-        # (H, C) plane: W is reduced; the plane is laid out (H, C) as in the paper's rotation
-        g_hc = self.gate_hc(_zpool(x, 3).transpose(2, 3)).permute(0, 3, 2, 1) * k  # (B, C, H, 1)
+        # (H, C) plane: W is reduced; the plane is laid out (H, C) as in the paper's rotation (the gate is made
+        # contiguous in (B, C, H): a C-innermost gate would leave g, and the products over x, in a (B, H, C, W)
+        # layout, each pass then striding across x)
+        g_hc = (self.gate_hc(_zpool(x, 3).transpose(2, 3)).permute(0, 3, 2, 1) * k).contiguous()  # (B, C, H, 1)
+        g_hw = None if self.gate_hw is None else self.gate_hw(_zpool(x, 1)) * k  # (B, 1, H, W)
         g = g_cw + g_hc                                                          # (B, C, H, W)
-        if self.gate_hw is not None:
-            g_hw = self.gate_hw(_zpool(x, 1)) * k                                # (B, 1, H, W)
-            g = g + g_hw if torch.is_grad_enabled() else g.add_(g_hw)
-        # without autograd, the product is written over the gate (no second full-size allocation)
-        return x * g if torch.is_grad_enabled() else g.mul_(x)
+        if torch.is_grad_enabled():
+            return x * (g if g_hw is None else g + g_hw)
+        # without autograd, + g_hw and the product are written over g (no second full-size tensor)
+        if g_hw is not None:
+            g.add_(g_hw)
+        return g.mul_(x)
