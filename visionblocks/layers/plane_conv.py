@@ -23,7 +23,12 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils._python_dispatch import is_in_torch_dispatch_mode
+
+try:  # a private module of torch's: a torch without it loses only the direct form under dispatch modes
+    from torch.utils._python_dispatch import is_in_torch_dispatch_mode
+except ImportError:  # pragma: no cover
+    def is_in_torch_dispatch_mode() -> bool:
+        return False
 
 from .helpers import check_positive_int
 from .checks import check_odd

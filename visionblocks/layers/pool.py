@@ -85,14 +85,16 @@ def mean_over(x: torch.Tensor, dim: int) -> torch.Tensor:
     matrix product with a constant ``1/n`` vector, which reads ``x`` once in a GEMV kernel (at 8x256x28x28 on one
     thread: over W 0.55-0.72 broadcast multiplies of the tensor, over H 0.49-0.59, against 0.84-1.04 and
     0.71-0.82 for ATen's sums over those short axes, and no division).  Otherwise a sum divided on the small
-    result: ``sum``'s backward is a broadcast view, where ``mean``'s materialises the expanded gradient (and
-    float16 keeps ``mean``, which accumulates in float32).
+    result: ``sum``'s backward is a broadcast view, where ``mean``'s materialises the expanded gradient (float16
+    and integer tensors keep ``mean``: it accumulates float16 in float32, and rejects integers as torch does).
     """
-    d = dim % x.ndim if x.ndim else dim
-    n = x.shape[d]
-    if (x.ndim != 4 or d < 2 or n == 0 or not x.is_floating_point() or not x.is_contiguous()
-            or (x.requires_grad and torch.is_grad_enabled()) or torch.compiler.is_compiling()):
-        return x.mean(dim) if x.dtype is torch.float16 or not x.is_floating_point() else x.sum(dim) / n
+    if (x.ndim != 4 or dim % 4 < 2 or x.numel() == 0 or x.dtype is torch.float16 or not x.is_floating_point()
+            or not x.is_contiguous() or (x.requires_grad and torch.is_grad_enabled())
+            or torch.compiler.is_compiling()):
+        if x.dtype is torch.float16 or not x.is_floating_point():
+            return x.mean(dim)
+        return x.sum(dim) / (x.shape[dim] if x.ndim else 1)
+    d = dim % 4
     B, C, H, W = x.shape
     if d == 3:
         return torch.mv(x.view(-1, W), x.new_full((W,), 1.0 / W)).view(B, C, H)
