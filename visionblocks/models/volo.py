@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from visionblocks.blocks.attention import OutlookAttention, SelfAttention
 from visionblocks.features import FeatureInfo
-from visionblocks.layers import ConvNormAct, MetaFormerBlock, merge_heads, split_heads
+from visionblocks.layers import ConvNormAct, MetaFormerBlock, max_over, merge_heads, split_heads
 from visionblocks.registry import register_model
 
 from ._base import ModelBase
@@ -176,7 +176,7 @@ class VOLO(ModelBase):
         if pre_logits:
             return pooled
         out = self.head(self.head_drop(pooled))
-        return out + 0.5 * self.aux_head(self.head_drop(x[:, 1:])).amax(dim=1)
+        return out + 0.5 * max_over(self.aux_head(self.head_drop(x[:, 1:])), 1)   # max over tokens
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """New class and token-labelling heads for ``num_classes`` (0: none; ``forward`` then returns the pooled
