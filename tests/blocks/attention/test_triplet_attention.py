@@ -12,16 +12,19 @@ from _reference import _build, bn_eval as _bn, assert_inference_path_equals_auto
 
 def _triplet_reference(x, m):
     """The paper's three rotated branches, literally: rotate, Z-pool [max; mean], conv7x7, BN, sigmoid,
-    multiply, rotate back; average."""
+    multiply, rotate back; average.  In eval the BN is written out (``bn_eval``); in training each gate's own BN
+    normalises the reference's conv output with its batch statistics."""
     def branch(t, gate):
         z = torch.cat([t.max(1, keepdim=True).values, t.mean(1, keepdim=True)], dim=1)
         k = gate.conv.weight
         s = F.conv2d(z, k, padding=k.shape[-1] // 2)
-        return t * torch.sigmoid(_bn(s, gate.bn))
+        return t * torch.sigmoid(gate.bn(s) if m.training else _bn(s, gate.bn))
     out_cw = branch(x.permute(0, 2, 1, 3), m.gate_cw).permute(0, 2, 1, 3)   # H plays the channels
     out_hc = branch(x.permute(0, 3, 2, 1), m.gate_hc).permute(0, 3, 2, 1)   # W plays the channels
     out_hw = branch(x, m.gate_hw)
     return (out_cw + out_hc + out_hw) / 3
+
+
 @pytest.mark.parametrize("channels,hw,banded", [(12, (9, 11), False), (64, (9, 11), True), (48, (5, 12), True)])
 def test_triplet_matches_rotated_branches(channels, hw, banded):
     """In eval and in training (gradients of input and weights); with C >= 4 H, 4 W the (C, W) and (H, C) planes'
@@ -34,7 +37,7 @@ def test_triplet_matches_rotated_branches(channels, hw, banded):
     x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
     y1 = m(x1)
     ref = copy.deepcopy(m)
-    y2 = _triplet_reference_train(x2, ref)
+    y2 = _triplet_reference(x2, ref)
     torch.testing.assert_close(y1, y2, rtol=1e-10, atol=1e-12)
     g = torch.randn_like(y1)
     y1.backward(g)
@@ -42,18 +45,6 @@ def test_triplet_matches_rotated_branches(channels, hw, banded):
     torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-9, atol=1e-11)
     for (name, p), q in zip(m.named_parameters(), ref.parameters()):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-11, msg=name)
-def _triplet_reference_train(x, m):
-    """The rotated branches in training: each gate's BN normalises with its batch statistics (the module's own
-    BN, called on the reference's conv output)."""
-    def branch(t, gate):
-        z = torch.cat([t.max(1, keepdim=True).values, t.mean(1, keepdim=True)], dim=1)
-        k = gate.conv.weight
-        return t * torch.sigmoid(gate.bn(F.conv2d(z, k, padding=k.shape[-1] // 2)))
-    out_cw = branch(x.permute(0, 2, 1, 3), m.gate_cw).permute(0, 2, 1, 3)
-    out_hc = branch(x.permute(0, 3, 2, 1), m.gate_hc).permute(0, 3, 2, 1)
-    return (out_cw + out_hc + branch(x, m.gate_hw)) / 3
-
-
 def test_triplet_known_gates():
     """Centre-tap kernels (a on max, b on mean) and identity BN give gates sigmoid(a*max + b*mean)."""
     m = vb.create_block("triplet_attention", 5).double().eval()
