@@ -1,5 +1,7 @@
 """visionblocks.fuse: the inference form of every registered model gives the same eval outputs (float64,
 BatchNorm statistics and affine parameters away from their initial values) with fewer BatchNorms."""
+import copy
+
 import pytest
 import torch
 import torch.nn as nn
@@ -21,8 +23,9 @@ FOLDS = {"resnet18", "resnet50", "resnext50_32x4d", "se_resnet50", "coconv_resne
          "efficientnet_b0", "ghostnet_100", "mobilevit_xxs"}
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("name", FUSED)
-def test_fuse_keeps_outputs(name):
+def test_fuse_keeps_outputs(name, channels_last):
     info = vb.model_info(name)
     torch.manual_seed(0)
     m = vb.create_model(name, num_classes=5).double().eval()
@@ -31,7 +34,7 @@ def test_fuse_keeps_outputs(name):
     with torch.no_grad():
         ref = m(x)
         before = _bn_count(m)
-        vb.fuse(m)
+        vb.fuse(m, channels_last=channels_last)
         got = m(x)
     torch.testing.assert_close(got, ref, rtol=1e-9, atol=1e-9 * ref.abs().max().item())
     if name in FOLDS:
@@ -58,3 +61,86 @@ def test_fuse_folds_plain_sequential_pairs_and_leaves_others():
     vb.fuse(net)
     assert isinstance(net[1], nn.Identity) and isinstance(net[5], nn.BatchNorm2d)  # BN after ReLU stays
     torch.testing.assert_close(net(x), ref, rtol=1e-5, atol=1e-6)
+
+
+# --- channels-last weights (fuse's default on the CPU) ------------------------------------------------------
+CL = torch.channels_last
+
+
+def _spatial_conv_weights(m):
+    """Weights of the k x k (k > 1) convolutions: the ones whose NCHW and channels-last layouts differ."""
+    return [c.weight for c in m.modules() if isinstance(c, nn.Conv2d) and c.weight.shape[-2:].numel() > 1]
+
+
+def test_fuse_stores_conv_weights_channels_last_on_cpu_by_default():
+    m = vb.create_model("resnet18").eval()
+    vb.fuse(m)
+    ws = _spatial_conv_weights(m)
+    assert len(ws) == 17 and all(w.is_contiguous(memory_format=CL) and not w.is_contiguous() for w in ws)
+    x = torch.randn(2, 3, 32, 32)  # an NCHW input is accepted; the maps come out channels-last
+    assert m.forward_features(x).is_contiguous(memory_format=CL)
+
+
+def test_fuse_channels_last_false_keeps_nchw_weights_and_bad_values_are_refused():
+    m = vb.create_model("resnet18").eval()
+    vb.fuse(m, channels_last=False)
+    assert all(w.is_contiguous() for w in _spatial_conv_weights(m))
+    m2 = vb.create_model("resnet18").eval()
+    with pytest.raises(TypeError, match="channels_last must be True, False or None.*str"):
+        vb.fuse(m2, channels_last="yes")
+    assert _bn_count(m2) == 20  # refused before anything was folded
+
+
+@pytest.mark.parametrize("where", ["meta", "float64"])
+def test_fuse_default_leaves_weights_alone_off_the_cpu_or_in_float64(where):
+    m = vb.create_model("resnet18").eval()
+    m = m.to("meta") if where == "meta" else m.double()
+    vb.fuse(m)
+    assert _bn_count(m) == 0  # folded, but not made channels-last: the default is for oneDNN's types on the CPU
+    assert all(w.is_contiguous() for w in _spatial_conv_weights(m))
+    m = vb.fuse(vb.create_model("resnet18").eval().to("meta" if where == "meta" else torch.float64),
+                channels_last=True)  # asked for: done anywhere
+    assert all(w.is_contiguous(memory_format=CL) and not w.is_contiguous() for w in _spatial_conv_weights(m))
+
+
+@pytest.mark.parametrize("name", vb.list_models())
+def test_channels_last_weights_keep_eval_outputs(name):
+    """Every model computes the same function with its convolution weights channels-last (fuse's CPU default):
+    no view, reshape or kernel in any block depends on the layout of the maps that then flow through it.  In
+    float32 (float64 channels-last depthwise convolutions take a slow generic kernel: minutes per model), held to
+    the float64 NCHW reference: the channels-last result may not be further from it than a few times float32's own
+    rounding error in NCHW (a layout bug mixes channels or positions: an error of the size of the output)."""
+    info = vb.model_info(name)
+    torch.manual_seed(0)
+    m = vb.create_model(name, num_classes=5).eval()
+    x = torch.randn(2, 3, *T.model_test_size(info))
+    with torch.no_grad():
+        ref = copy.deepcopy(m).double()(x.double())
+        nchw = m(x)
+        vb.to_channels_last(m)
+        got = m(x)
+    assert any(w.is_contiguous(memory_format=CL) and not w.is_contiguous() for w in _spatial_conv_weights(m))
+    scale = ref.abs().max().item()
+    assert ref.isfinite().all() and scale > 0
+    err_nchw = (nchw.double() - ref).abs().max().item()
+    err_cl = (got.double() - ref).abs().max().item()
+    assert err_cl <= 4 * err_nchw + 1e-6 * scale, (err_cl / scale, err_nchw / scale)
+
+
+def test_to_channels_last_touches_only_conv_weights():
+    """Kernel banks of dynamic convolutions are 5-D (``model.to(memory_format=...)`` refuses them) and stay as they
+    are; so do 4-D parameters that are not convolution weights."""
+    m = vb.create_model("dy_resnet18").eval()
+    before = dict(m.named_parameters())
+    with pytest.raises(RuntimeError, match="rank 4"):
+        m.to(memory_format=CL)  # the reason for to_channels_last
+    five = {n: p.stride() for n, p in m.named_parameters() if p.dim() == 5}
+    assert five
+    vb.to_channels_last(m)
+    assert {n: p.stride() for n, p in m.named_parameters() if p.dim() == 5} == five
+    assert all(p is before[n] for n, p in m.named_parameters())  # the same Parameter objects (optimizers, hooks)
+    assert any(p.is_contiguous(memory_format=CL) and not p.is_contiguous() for p in m.parameters())
+    net = nn.Sequential(nn.Conv2d(3, 4, 3))
+    net.register_parameter("table", nn.Parameter(torch.randn(1, 4, 3, 3)))
+    vb.to_channels_last(net)
+    assert net.table.is_contiguous() and net[0].weight.is_contiguous(memory_format=CL)

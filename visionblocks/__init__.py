@@ -15,7 +15,7 @@ from .registry import (
     list_models, model_info, register_block, register_model,
 )
 from .reparam import reparameterize
-from .inference import fuse
+from .inference import fuse, to_channels_last
 from .weights import create_pretrained, load_checkpoint
 from . import layers  # shared layers
 from . import blocks  # registers the blocks
@@ -33,7 +33,7 @@ __all__ = [
     "FAMILIES", "LAYOUTS", "BlockInfo", "Example", "ModelInfo", "block_info", "create_block", "create_model",
     "list_blocks", "list_models", "model_info", "register_block", "register_model",
     # re-parameterization
-    "reparameterize", "fuse", "load_checkpoint", "create_pretrained",
+    "reparameterize", "fuse", "to_channels_last", "load_checkpoint", "create_pretrained",
     # surgery on any nn.Module, framework integration, backbone features
     "insert", "replace", "lazy", "timm_attn", "FeatureInfo", "ModelBase", "resolve_data_config",
     # sub-packages and modules

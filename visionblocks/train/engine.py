@@ -40,6 +40,7 @@ from . import distributed as D
 from .data import DataInfo, ShardSampler, load_data
 from .errors import TrainError
 from .progress import ProgressBar
+from ..inference import to_channels_last
 
 __all__ = ["TrainConfig", "CosineWarmup", "RunResult", "train", "build_model", "param_groups", "evaluate",
            "config_for_resume", "RESUME_MUTABLE", "CHECKPOINT", "INTERRUPTED"]
@@ -429,8 +430,8 @@ def _run(cfg: TrainConfig, dinfo: D.DistInfo, ck: dict | None, on_step, stream) 
     model.to(dev)
     if ema is not None:
         ema.to(dev)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
+    if cfg.channels_last:  # the convolution weights (model.to(memory_format=...) refuses 5-D kernel banks)
+        to_channels_last(model)
     if ck is not None and not cfg.fsdp:
         try:
             opt_probe = _optimizer(cfg, model)
