@@ -1,13 +1,16 @@
-"""Eval latency of a model before and after ``visionblocks.fuse`` (conv-BN folds and re-parameterization), and of
-timm's same network where timm is installed, side by side in paired rounds (``visionblocks.measure.
-time_callables``): medians and the paired ratios.
+"""Eval latency of a model before and after ``visionblocks.fuse`` (conv-BN folds and re-parameterization; on the
+CPU also the convolution weights channels-last), and of timm's same network where timm is installed, side by side
+in paired rounds (``visionblocks.measure.time_callables``): medians and the paired ratios.
 
     .venv-integration/bin/python benchmarks/fuse_latency.py [--models resnet18,resnet50,mobilenetv2,efficientnet_b0]
         [--out docs/benchmarks_timm.md]
 
-The fused model's outputs are asserted equal to the unfused one's (1e-5 relative to the largest output, float32)
-and, with timm, timm's weights are loaded into ours first (``visionblocks.weights.load_checkpoint``) so that all
-three compute the same function.  ``--out FILE`` writes the table as the section "Inference form: fuse" of
+Timed per model, alternately: the unfused model; ``fuse(m, channels_last=False)`` (the folds alone, NCHW);
+``fuse(m)`` (the default on the CPU: folds and channels-last weights); timm's network as created, and timm's network
+after ``.to(memory_format=torch.channels_last)`` (what a timm user can do by hand: the fair peer for the layout
+part).  Inputs are NCHW for all.  Every output is asserted equal to the unfused one's (1e-5 relative to the largest
+output, float32); with timm, timm's weights are loaded into ours first (``visionblocks.weights.load_checkpoint``)
+so that all compute the same function.  ``--out FILE`` writes the table as the section "Inference form: fuse" of
 FILE (replacing that section, keeping the rest).  Like ``compare_timm.py`` it re-executes itself with
 ``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_`` set unless they are (``--no-malloc-env``).
 """
@@ -27,7 +30,9 @@ from visionblocks.measure import machine_description, malloc_settings, time_call
 
 # ours (name, kwargs) -> timm's name: the same networks as in compare_timm.py
 TIMM = {"resnet18": ("resnet18", {}), "resnet50": ("resnet50", {"stride_3x3": True}),
-        "mobilenetv2": ("mobilenetv2_100", {}), "efficientnet_b0": ("efficientnet_b0", {"norm_layer": "batchnorm"})}
+        "se_resnet50": ("seresnet50", {"stride_3x3": True}), "resnext50_32x4d": ("resnext50_32x4d", {}),
+        "mobilenetv2": ("mobilenetv2_100", {}), "efficientnet_b0": ("efficientnet_b0", {"norm_layer": "batchnorm"}),
+        "ghostnet_100": ("ghostnet_100", {}), "repvgg_a0": ("repvgg_a0", {})}
 SECTION = "## Inference form: fuse"
 MALLOC = {"MALLOC_MMAP_THRESHOLD_": "1000000000", "MALLOC_TRIM_THRESHOLD_": "1000000000"}
 
@@ -77,40 +82,42 @@ def main(argv=None) -> None:
     description = machine_description("cpu")
     print(description)
     print("malloc:", malloc_settings())
-    head = ("| model | unfused ms | fused ms | timm eval ms | fused / unfused [q1, q3] | fused / timm [q1, q3] |\n"
-            "|---|---|---|---|---|---|")
+    head = ("| model | unfused ms | fused NCHW ms | fused ms | timm ms | timm CL ms | fused NCHW / unfused | "
+            "fused / unfused | fused / timm | fused / timm CL |\n|---|---|---|---|---|---|---|---|---|---|")
     print(head, flush=True)
     lines = []
     for name in a.models.split(","):
         timm_name, kwargs = TIMM.get(name, (None, {}))
         base = vb.create_model(name, **kwargs).eval()
-        fns = {}
         x = torch.randn(a.batch, 3, a.size, a.size)
+        peer = peer_cl = None
         if timm is not None and timm_name:
             peer = timm.create_model(timm_name, pretrained=False).eval()
             from visionblocks.weights import load_checkpoint
             load_checkpoint(base, peer.state_dict(), strict=True)
-        else:
-            peer = None
+            peer_cl = copy.deepcopy(peer).to(memory_format=torch.channels_last)
+        fused_nchw = vb.fuse(copy.deepcopy(base), channels_last=False)
         fused = vb.fuse(copy.deepcopy(base))
+        nets = {"unfused": base, "fused NCHW": fused_nchw, "fused": fused, "timm": peer, "timm CL": peer_cl}
+        nets = {k: v for k, v in nets.items() if v is not None}
         with torch.no_grad():
             ref = base(x)
             tol = 1e-5 * float(ref.abs().max())
-            torch.testing.assert_close(fused(x), ref, rtol=1e-5, atol=tol)
-            if peer is not None:
-                torch.testing.assert_close(peer(x), ref, rtol=1e-5, atol=tol)
-            fns = {"unfused": lambda: base(x), "fused": lambda: fused(x)}
-            if peer is not None:
-                fns["timm"] = lambda: peer(x)
+            for k, net in nets.items():
+                torch.testing.assert_close(net(x), ref, rtol=1e-5, atol=tol, msg=lambda m, k=k: f"{name} {k}: {m}")
+            fns = {k: (lambda net=net: net(x)) for k, net in nets.items()}
             t = time_callables(fns, rounds=a.rounds, min_time=a.min_time)
-        fu = _q([f / u for f, u in zip(t.ms["fused"], t.ms["unfused"])])
-        cells = [name, f"{t.median('unfused'):.1f}", f"{t.median('fused'):.1f}"]
-        if peer is not None:
-            ft = _q([f / p for f, p in zip(t.ms["fused"], t.ms["timm"])])
-            cells += [f"{t.median('timm'):.1f} ({timm_name})", f"{fu[0]:.3f} [{fu[1]:.2f}, {fu[2]:.2f}]",
-                      f"{ft[0]:.3f} [{ft[1]:.2f}, {ft[2]:.2f}]"]
-        else:
-            cells += ["—", f"{fu[0]:.3f} [{fu[1]:.2f}, {fu[2]:.2f}]", "—"]
+
+        def ratio(num: str, den: str) -> str:
+            if den not in t.ms:
+                return "—"
+            r = _q([n / d for n, d in zip(t.ms[num], t.ms[den])])
+            return f"{r[0]:.3f} [{r[1]:.2f}, {r[2]:.2f}]"
+        cells = [name] + [f"{t.median(k):.1f}" if k in t.ms else "—" for k in ("unfused", "fused NCHW", "fused")]
+        cells += [f"{t.median('timm'):.1f} ({timm_name})" if "timm" in t.ms else "—",
+                  f"{t.median('timm CL'):.1f}" if "timm CL" in t.ms else "—"]
+        cells += [ratio("fused NCHW", "unfused"), ratio("fused", "unfused"), ratio("fused", "timm"),
+                  ratio("fused", "timm CL")]
         lines.append("| " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
         if a.out:  # after every model, so that a stopped run keeps what it measured
@@ -122,10 +129,13 @@ def write(a, argv, description, head, lines) -> None:
         command = ("python benchmarks/fuse_latency.py " + " ".join(argv)).strip()
         section = "\n".join([
             SECTION, "",
-            "`visionblocks.fuse(model)` folds every conv-BN pair (and re-parameterizable branches) for inference. "
-            f"Eval forward, batch {a.batch}, {a.size}x{a.size}, float32, the three run alternately in one process; "
-            "ratios are medians of the per-round ratios (< 1: the fused model is faster) with their interquartile "
-            "range. The fused outputs equal the unfused ones to 1e-5; timm's network carries the same weights.", "",
+            "`visionblocks.fuse(model)` folds every conv-BN pair (and re-parameterizable branches) for inference and, "
+            "on the CPU, stores the convolution weights channels-last (oneDNN's native layout; `channels_last=False` "
+            "keeps NCHW: the **fused NCHW** column). **timm CL** is timm's network after "
+            "`.to(memory_format=torch.channels_last)`, what a timm user can do by hand. Eval forward, NCHW input, "
+            f"batch {a.batch}, {a.size}x{a.size}, float32, all run alternately in one process; ratios are medians of "
+            "the per-round ratios (< 1: the first is faster) with their interquartile range. Every output equals the "
+            "unfused one to 1e-5; timm's network carries the same weights.", "",
             f"Command: `{command}`", "", f"Machine: {description}", "", head, *lines, ""])
         text = open(a.out).read() if os.path.exists(a.out) else "# visionblocks vs timm\n"
         with open(a.out, "w") as fh:
