@@ -59,7 +59,8 @@ def replace_section(text: str, section: str) -> str:
 def main(argv=None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default="resnet18,resnet50,mobilenetv2,efficientnet_b0")
+    p.add_argument("--models", default="resnet18,resnet50,mobilenetv2,efficientnet_b0",
+                   help="comma-separated registry names, or 'all'")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--threads", type=int, default=2)
@@ -82,14 +83,16 @@ def main(argv=None) -> None:
     description = machine_description("cpu")
     print(description)
     print("malloc:", malloc_settings())
-    head = ("| model | unfused ms | fused NCHW ms | fused ms | timm ms | timm CL ms | fused NCHW / unfused | "
-            "fused / unfused | fused / timm | fused / timm CL |\n|---|---|---|---|---|---|---|---|---|---|")
+    head = ("| model | input | unfused ms | fused NCHW ms | fused ms | timm ms | timm CL ms | fused NCHW / unfused | "
+            "fused / unfused | fused / timm | fused / timm CL |\n|---|---|---|---|---|---|---|---|---|---|---|")
     print(head, flush=True)
     lines = []
-    for name in a.models.split(","):
+    names = vb.list_models() if a.models == "all" else a.models.split(",")
+    for name in names:
         timm_name, kwargs = TIMM.get(name, (None, {}))
         base = vb.create_model(name, **kwargs).eval()
-        x = torch.randn(a.batch, 3, a.size, a.size)
+        size = input_size(base, name, a.size)
+        x = torch.randn(a.batch, 3, *size)
         peer = peer_cl = None
         if timm is not None and timm_name:
             peer = timm.create_model(timm_name, pretrained=False).eval()
@@ -113,7 +116,7 @@ def main(argv=None) -> None:
                 return "—"
             r = _q([n / d for n, d in zip(t.ms[num], t.ms[den])])
             return f"{r[0]:.3f} [{r[1]:.2f}, {r[2]:.2f}]"
-        cells = [name] + [f"{t.median(k):.1f}" if k in t.ms else "—" for k in ("unfused", "fused NCHW", "fused")]
+        cells = [name, f"{size[0]}x{size[1]}"] + [f"{t.median(k):.1f}" if k in t.ms else "—" for k in ("unfused", "fused NCHW", "fused")]
         cells += [f"{t.median('timm'):.1f} ({timm_name})" if "timm" in t.ms else "—",
                   f"{t.median('timm CL'):.1f}" if "timm CL" in t.ms else "—"]
         cells += [ratio("fused NCHW", "unfused"), ratio("fused", "unfused"), ratio("fused", "timm"),
@@ -122,6 +125,17 @@ def main(argv=None) -> None:
         print(lines[-1], flush=True)
         if a.out:  # after every model, so that a stopped run keeps what it measured
             write(a, argv, description, head, lines)
+
+
+def input_size(model: torch.nn.Module, name: str, size: int) -> tuple[int, int]:
+    """``size`` x ``size`` where the model takes it, else the size it is built for (Mixer, ResMLP, ...)."""
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, size, size))
+        return size, size
+    except (ValueError, RuntimeError):
+        h, w = vb.model_info(name).pretrained_cfg()["input_size"][-2:]
+        return h, w
 
 
 def write(a, argv, description, head, lines) -> None:
@@ -133,11 +147,11 @@ def write(a, argv, description, head, lines) -> None:
             "on the CPU, stores the convolution weights channels-last (oneDNN's native layout; `channels_last=False` "
             "keeps NCHW: the **fused NCHW** column). **timm CL** is timm's network after "
             "`.to(memory_format=torch.channels_last)`, what a timm user can do by hand. Eval forward, NCHW input, "
-            f"batch {a.batch}, {a.size}x{a.size}, float32, all run alternately in one process; ratios are medians of "
+            f"batch {a.batch}, {a.size}x{a.size} (models built for one input size: theirs), float32, all run alternately in one process; ratios are medians of "
             "the per-round ratios (< 1: the first is faster) with their interquartile range. Every output equals the "
             "unfused one to 1e-5; timm's network carries the same weights.", "",
             f"Command: `{command}`", "", f"Machine: {description}", "", head, *lines, ""])
-        text = open(a.out).read() if os.path.exists(a.out) else "# visionblocks vs timm\n"
+        text = open(a.out).read() if os.path.exists(a.out) else "# visionblocks.fuse: the inference form\n"
         with open(a.out, "w") as fh:
             fh.write(replace_section(text, section))
 

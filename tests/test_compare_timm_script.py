@@ -134,3 +134,23 @@ def test_kernel_census_sees_an_extra_kernel_and_its_shapes():
     assert same.startswith("identical (")
     diff = ct.census_difference(ct.kernel_census(lambda: lin(x).relu()), ct.kernel_census(lambda: lin(x)))
     assert diff.startswith("only ours: 1x clamp_min[[3, 4]]") and diff.endswith("only timm: -")   # relu's kernel
+
+
+def test_fuse_latency_times_a_model_at_the_size_it_takes():
+    import visionblocks as vb
+    assert fl.input_size(vb.create_model("resnet18").eval(), "resnet18", 96) == (96, 96)
+    # Mixer-S/16 is built for 224 x 224 (its token-mixing MLPs are sized by the token count): 96 is refused
+    assert fl.input_size(vb.create_model("mixer_s16").eval(), "mixer_s16", 96) == (224, 224)
+
+
+def test_fuse_latency_runs_without_timm_and_writes_its_section(tmp_path, monkeypatch):
+    out = tmp_path / "fuse.md"
+    monkeypatch.setenv("VB_FUSE_CHILD", "1")  # no re-exec with the malloc variables
+    fl.main(["--models", "resnet18", "--size", "32", "--batch", "1", "--rounds", "1", "--min-time", "0",
+             "--threads", str(torch.get_num_threads()), "--no-timm", "--out", str(out)])
+    text = out.read_text()
+    assert text.startswith("# visionblocks.fuse: the inference form\n") and fl.SECTION in text
+    row = next(line for line in text.splitlines() if line.startswith("| resnet18 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "32x32" and cells[5] == cells[6] == "—" and cells[9] == cells[10] == "—"
+    assert all(float(c) > 0 for c in cells[2:5])
