@@ -8,9 +8,10 @@ in paired rounds (``visionblocks.measure.time_callables``): medians and the pair
 Timed per model, alternately: the unfused model; ``fuse(m, channels_last=False)`` (the folds alone, NCHW);
 ``fuse(m)`` (the default on the CPU: folds and channels-last weights); timm's network as created, and timm's network
 after ``.to(memory_format=torch.channels_last)`` (what a timm user can do by hand: the fair peer for the layout
-part).  Inputs are NCHW for all.  Every output is asserted equal to the unfused one's (1e-5 relative to the largest
-output, float32); with timm, timm's weights are loaded into ours first (``visionblocks.weights.load_checkpoint``)
-so that all compute the same function.  ``--out FILE`` writes the table as the section "Inference form: fuse" of
+part).  Inputs are NCHW for all.  Every float32 output is held to the unfused network's float64 output: no
+further from it than a few times the unfused float32 output is (``check_outputs``); with timm, timm's weights are
+loaded into ours first (``visionblocks.weights.load_checkpoint``) so that all compute the same function.  A network
+that fails the check gets a row saying so, and is not timed.  ``--out FILE`` writes the table as the section "Inference form: fuse" of
 FILE (replacing that section, keeping the rest).  Like ``compare_timm.py`` it re-executes itself with
 ``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_`` set unless they are (``--no-malloc-env``).
 """
@@ -103,11 +104,13 @@ def main(argv=None) -> None:
         fused = vb.fuse(copy.deepcopy(base))
         nets = {"unfused": base, "fused NCHW": fused_nchw, "fused": fused, "timm": peer, "timm CL": peer_cl}
         nets = {k: v for k, v in nets.items() if v is not None}
+        try:
+            check_outputs(nets, x)
+        except AssertionError as e:
+            lines.append(f"| {name} | {size[0]}x{size[1]} | " + " | ".join(["—"] * 9) + f" | outputs differ: {e} |")
+            print(lines[-1], flush=True)
+            continue
         with torch.no_grad():
-            ref = base(x)
-            tol = 1e-5 * float(ref.abs().max())
-            for k, net in nets.items():
-                torch.testing.assert_close(net(x), ref, rtol=1e-5, atol=tol, msg=lambda m, k=k: f"{name} {k}: {m}")
             fns = {k: (lambda net=net: net(x)) for k, net in nets.items()}
             t = time_callables(fns, rounds=a.rounds, min_time=a.min_time)
 
@@ -125,6 +128,21 @@ def main(argv=None) -> None:
         print(lines[-1], flush=True)
         if a.out:  # after every model, so that a stopped run keeps what it measured
             write(a, argv, description, head, lines)
+
+
+def check_outputs(nets: dict[str, torch.nn.Module], x: torch.Tensor) -> None:
+    """Every network's float32 output is as close to the float64 output of ``nets["unfused"]`` as a few times
+    the unfused float32 output is (plus 1e-5 of the largest output): the same function up to float32 rounding,
+    which some networks amplify at their initialisation (CoTNet's GroupNorms on 4 x 4 maps: 1e-2 relative)."""
+    with torch.no_grad():
+        ref = copy.deepcopy(nets["unfused"]).double()(x.double())
+        scale = float(ref.abs().max())
+        bound = 4 * float((nets["unfused"](x).double() - ref).abs().max()) + 1e-5 * scale
+        for k, net in nets.items():
+            err = float((net(x).double() - ref).abs().max())
+            if not err <= bound:
+                raise AssertionError(f"{k}: {err / scale:.1e} of the largest output from the float64 reference, "
+                                     f"allowed {bound / scale:.1e}")
 
 
 def input_size(model: torch.nn.Module, name: str, size: int) -> tuple[int, int]:
@@ -148,8 +166,9 @@ def write(a, argv, description, head, lines) -> None:
             "keeps NCHW: the **fused NCHW** column). **timm CL** is timm's network after "
             "`.to(memory_format=torch.channels_last)`, what a timm user can do by hand. Eval forward, NCHW input, "
             f"batch {a.batch}, {a.size}x{a.size} (models built for one input size: theirs), float32, all run alternately in one process; ratios are medians of "
-            "the per-round ratios (< 1: the first is faster) with their interquartile range. Every output equals the "
-            "unfused one to 1e-5; timm's network carries the same weights.", "",
+            "the per-round ratios (< 1: the first is faster) with their interquartile range. Every float32 output is "
+            "as close to the unfused network's float64 output as a few times the unfused float32 one (float32 "
+            "rounding, amplified by some networks at initialisation); timm's network carries the same weights.", "",
             f"Command: `{command}`", "", f"Machine: {description}", "", head, *lines, ""])
         text = open(a.out).read() if os.path.exists(a.out) else "# visionblocks.fuse: the inference form\n"
         with open(a.out, "w") as fh:

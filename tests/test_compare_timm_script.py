@@ -154,3 +154,16 @@ def test_fuse_latency_runs_without_timm_and_writes_its_section(tmp_path, monkeyp
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "32x32" and cells[5] == cells[6] == "—" and cells[9] == cells[10] == "—"
     assert all(float(c) > 0 for c in cells[2:5])
+
+
+def test_fuse_latency_check_catches_a_network_computing_something_else():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).eval()
+    x = torch.randn(2, 3, 8, 8)
+    fl.check_outputs({"unfused": net, "same": net}, x)  # the control
+    other = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).eval()
+    other.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        other[0].weight[0, 0, 0, 0] += 1e-3  # one weight off by 1e-3: far beyond float32 rounding
+    with pytest.raises(AssertionError, match="wrong: .* of the largest output from the float64 reference"):
+        fl.check_outputs({"unfused": net, "wrong": other}, x)
