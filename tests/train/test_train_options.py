@@ -104,3 +104,12 @@ def test_compile_trains_through_the_compiled_module(folder_data, tmp_path, tiny_
     assert len(calls) == 3  # every training step went through the compiled wrapper
     assert counters["stats"]["unique_graphs"] >= 1  # and dynamo captured a graph of it
     assert res.history[-1]["epoch"] == 1
+
+
+def test_channels_last_takes_a_model_with_5d_kernel_banks(folder_data, tmp_path):
+    """dy_resnet18's dynamic convolutions hold (K, O, I, k, k) kernel banks, which model.to(memory_format=...)
+    refuses ("required rank 4 tensor"); --channels-last converts the convolution weights only."""
+    cfg = TrainConfig(model="dy_resnet18", data=folder_data, out=str(tmp_path / "dy"), epochs=1, batch_size=4,
+                      input_size=16, progress=False, device="cpu", channels_last=True)
+    row = train(cfg).history[-1]
+    assert math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"]), row
