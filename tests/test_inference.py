@@ -144,3 +144,5 @@ def test_to_channels_last_touches_only_conv_weights():
     net.register_parameter("table", nn.Parameter(torch.randn(1, 4, 3, 3)))
     vb.to_channels_last(net)
     assert net.table.is_contiguous() and net[0].weight.is_contiguous(memory_format=CL)
+    with pytest.raises(TypeError, match="to_channels_last expects an nn.Module, got Tensor"):
+        vb.to_channels_last(torch.zeros(1, 1, 1, 1))

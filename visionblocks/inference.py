@@ -52,9 +52,10 @@ def fuse(model: nn.Module, channels_last: bool | None = None) -> nn.Module:
     1e-5 relative in float32).  ``channels_last``: store every ``nn.Conv2d`` weight in ``torch.channels_last``
     layout (see the module docstring); ``None`` (default) does so when the model is on the CPU in float32, bfloat16
     or float16, where oneDNN runs channels-last convolutions faster, and not in float64 or on other devices (pass
-    ``True`` to choose it there).  Raises
-    ``RuntimeError`` in training mode (BatchNorm statistics are fixed only in eval mode) and ``TypeError`` for a
-    non-module or a non-bool ``channels_last``; on error the model is left as it was.
+    ``True`` to choose it there).  The state dict then holds channels-last-strided weights: ``torch.save`` keeps
+    them as they are; ``safetensors`` wants ``{k: v.contiguous() for k, v in sd.items()}``.  Raises ``RuntimeError``
+    in training mode (BatchNorm statistics are fixed only in eval mode) and ``TypeError`` for a non-module or a
+    non-bool ``channels_last``; on error the model is left as it was.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"fuse expects an nn.Module, got {type(model).__name__}")
@@ -85,6 +86,8 @@ def to_channels_last(model: nn.Module) -> nn.Module:
     and parameter identity unchanged); return it.  Unlike ``model.to(memory_format=torch.channels_last)`` it
     touches only 2-D convolution weights: no other 4-D parameter or buffer (position embeddings, tables) changes
     its strides, and models with 5-D parameters (dynamic convolutions' kernel banks) are fine."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"to_channels_last expects an nn.Module, got {type(model).__name__}")
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.Conv2d) and not is_lazy(m.weight) and m.weight.dim() == 4:
