@@ -91,6 +91,13 @@ def test_fuse_channels_last_false_keeps_nchw_weights_and_bad_values_are_refused(
     assert _bn_count(m2) == 20  # refused before anything was folded
 
 
+def test_fuse_default_keeps_nchw_for_a_network_whose_blocks_prefer_it():
+    m = vb.fuse(vb.create_model("resnest50").eval())  # split attention: 1.26x slower on channels-last maps
+    assert _bn_count(m) < 60 and all(w.is_contiguous() for w in _spatial_conv_weights(m))
+    m = vb.fuse(vb.create_model("resnest50").eval(), channels_last=True)  # asked for: done
+    assert all(w.is_contiguous(memory_format=CL) and not w.is_contiguous() for w in _spatial_conv_weights(m))
+
+
 @pytest.mark.parametrize("where", ["meta", "float64"])
 def test_fuse_default_leaves_weights_alone_off_the_cpu_or_in_float64(where):
     m = vb.create_model("resnet18").eval()

@@ -52,6 +52,10 @@ class SplitAttentionConv(nn.Module):
     The former keyword names still work, with a ``DeprecationWarning``.
     """
 
+    # visionblocks.fuse's default layout: a network with this block stays NCHW (fused ResNeSt-50 with channels-last
+    # weights took 1.26x [1.12, 1.31] the NCHW time, eval, batch 8, 128 x 128: benchmarks/fuse_latency.py)
+    prefers_nchw = True
+
     @deprecated_kwargs(reduction_factor="reduction", min_inter_channels="min_channels")
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, groups: int = 1,
                  radix: int = 2, reduction: int = 4, min_channels: int = 32, dilation: int = 1,
