@@ -11,7 +11,8 @@ after ``.to(memory_format=torch.channels_last)`` (what a timm user can do by han
 part).  Inputs are NCHW for all.  Every float32 output is held to the unfused network's float64 output: no
 further from it than a few times the unfused float32 output is (``check_outputs``); with timm, timm's weights are
 loaded into ours first (``visionblocks.weights.load_checkpoint``) so that all compute the same function.  A network
-that fails the check gets a row saying so, and is not timed.  ``--out FILE`` writes the table as the section "Inference form: fuse" of
+that fails the check gets a row saying so, and is not timed.  ``--models all``: every registered model (those
+built for one input size at theirs).  ``--out FILE`` writes the table as the section "Inference form: fuse" of
 FILE (replacing that section, keeping the rest).  Like ``compare_timm.py`` it re-executes itself with
 ``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_`` set unless they are (``--no-malloc-env``).
 """
@@ -119,7 +120,8 @@ def main(argv=None) -> None:
                 return "—"
             r = _q([n / d for n, d in zip(t.ms[num], t.ms[den])])
             return f"{r[0]:.3f} [{r[1]:.2f}, {r[2]:.2f}]"
-        cells = [name, f"{size[0]}x{size[1]}"] + [f"{t.median(k):.1f}" if k in t.ms else "—" for k in ("unfused", "fused NCHW", "fused")]
+        cells = [name, f"{size[0]}x{size[1]}"]
+        cells += [f"{t.median(k):.1f}" if k in t.ms else "—" for k in ("unfused", "fused NCHW", "fused")]
         cells += [f"{t.median('timm'):.1f} ({timm_name})" if "timm" in t.ms else "—",
                   f"{t.median('timm CL'):.1f}" if "timm CL" in t.ms else "—"]
         cells += [ratio("fused NCHW", "unfused"), ratio("fused", "unfused"), ratio("fused", "timm"),
@@ -137,9 +139,9 @@ def check_outputs(nets: dict[str, torch.nn.Module], x: torch.Tensor) -> None:
     with torch.no_grad():
         ref = copy.deepcopy(nets["unfused"]).double()(x.double())
         scale = float(ref.abs().max())
-        bound = 4 * float((nets["unfused"](x).double() - ref).abs().max()) + 1e-5 * scale
-        for k, net in nets.items():
-            err = float((net(x).double() - ref).abs().max())
+        errs = {k: float((net(x).double() - ref).abs().max()) for k, net in nets.items()}
+        bound = 4 * errs["unfused"] + 1e-5 * scale
+        for k, err in errs.items():
             if not err <= bound:
                 raise AssertionError(f"{k}: {err / scale:.1e} of the largest output from the float64 reference, "
                                      f"allowed {bound / scale:.1e}")
@@ -165,8 +167,9 @@ def write(a, argv, description, head, lines) -> None:
             "on the CPU, stores the convolution weights channels-last (oneDNN's native layout; `channels_last=False` "
             "keeps NCHW: the **fused NCHW** column). **timm CL** is timm's network after "
             "`.to(memory_format=torch.channels_last)`, what a timm user can do by hand. Eval forward, NCHW input, "
-            f"batch {a.batch}, {a.size}x{a.size} (models built for one input size: theirs), float32, all run alternately in one process; ratios are medians of "
-            "the per-round ratios (< 1: the first is faster) with their interquartile range. Every float32 output is "
+            f"batch {a.batch}, {a.size}x{a.size} (models built for one input size: theirs), float32, all run "
+            "alternately in one process; ratios are medians of the per-round ratios (< 1: the first is faster) "
+            "with their interquartile range. Every float32 output is "
             "as close to the unfused network's float64 output as a few times the unfused float32 one (float32 "
             "rounding, amplified by some networks at initialisation); timm's network carries the same weights.", "",
             f"Command: `{command}`", "", f"Machine: {description}", "", head, *lines, ""])

@@ -275,6 +275,15 @@ def test_channels_last_and_bfloat16_run_on_cpu():
     assert r.error == "" and r.fwd_ms > 0 and r.fwd_bwd_ms > 0
 
 
+@pytest.mark.parametrize("name", ["dynamic_conv", "cond_conv"])
+def test_channels_last_takes_blocks_with_5d_kernel_banks(name):
+    """model.to(memory_format=torch.channels_last) refuses their (K, O, I, k, k) banks; the bench converts the
+    convolution weights only."""
+    cfg = bench.BenchConfig(batch=2, shape=(8, 6, 6), repeats=1, warmup=1, channels_last=True)
+    r = bench.bench_block(name, cfg)
+    assert r.error == "" and r.fwd_ms > 0 and r.fwd_bwd_ms > 0
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message where CUDA is absent")
 def test_cuda_requested_and_absent_exits_2_with_one_line(capsys):
     rc, err = _run_cli(["bench", "--names", "se", "--device", "cuda", "--dtype", "bfloat16", "--channels-last"],

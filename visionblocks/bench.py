@@ -38,6 +38,7 @@ import torch
 import torch.nn as nn
 
 from . import measure, registry, testing
+from .inference import to_channels_last
 
 __all__ = ["BenchResult", "BenchConfig", "GateFloor", "GATE_PASSES", "build_for_bench", "build_model_for_bench", "bench_block",
            "bench_model", "select_models", "bench_description", "format_results", "compile_summary",
@@ -231,8 +232,8 @@ def _measure(res: BenchResult, m: nn.Module, inputs: tuple, cfg: BenchConfig, pa
     """Fill ``res`` with the counts and timings of ``m(*inputs)`` at ``cfg`` (see the module docstring)."""
     dtype = _DTYPES[cfg.dtype]
     m = m.to(device=cfg.device, dtype=dtype)
-    if cfg.channels_last:
-        m = m.to(memory_format=torch.channels_last)
+    if cfg.channels_last:  # the convolution weights (model.to(memory_format=...) refuses 5-D kernel banks)
+        to_channels_last(m)
     inputs = tuple(_to(t, cfg) for t in inputs)
     m_eval = copy.deepcopy(m).eval()  # same weights; inference runs in eval mode
     m.train()
@@ -525,7 +526,8 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--batch", type=_positive, default=8)
     p.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     p.add_argument("--dtype", choices=list(_DTYPES), default="float32")
-    p.add_argument("--channels-last", action="store_true", help="module and 4-D inputs in channels-last memory format")
+    p.add_argument("--channels-last", action="store_true",
+                   help="convolution weights and 4-D inputs in channels-last memory format")
     p.add_argument("--threads", type=_positive, help="torch.set_num_threads (CPU)")
     p.add_argument("--warmup", type=_positive, default=2, help="warm-up rounds at least (more until stable)")
     p.add_argument("--repeats", type=_positive, default=10, help="timed rounds per row at least")
