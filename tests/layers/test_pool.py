@@ -88,3 +88,35 @@ def test_mean_over_float16_and_integers():
     assert mean_over(x, 3).eq(1000.0).all()             # no float16 overflow of the sum
     with pytest.raises(RuntimeError):                   # as torch: the mean of integers is not defined
         mean_over(torch.ones(2, 2, 3, 3, dtype=torch.int64), 3)
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 7, 9), (2, 6, 1, 4), (1, 3, 28, 28)])
+@pytest.mark.parametrize("dim", [0, 1, 2, 3, -1, -2])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_max_and_mean_over_a_channels_last_map(shape, dim, keepdim):
+    """A channels-last map is reduced on its (B, H, W, C) view: the same values (max: exactly), the same shape,
+    and the same gradients."""
+    from visionblocks.layers import is_channels_last, max_over, mean_over
+    x = torch.randn(*shape, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    assert is_channels_last(x)
+    with torch.no_grad():
+        out = max_over(x, dim, keepdim=keepdim)
+        assert out.shape == x.amax(dim, keepdim=keepdim).shape
+        assert torch.equal(out, x.contiguous().amax(dim, keepdim=keepdim))
+        torch.testing.assert_close(mean_over(x, dim), x.contiguous().mean(dim), rtol=1e-12, atol=1e-12)
+    xg, ref = x.clone().requires_grad_(), x.contiguous().requires_grad_()
+    out, expected = mean_over(xg, dim), ref.mean(dim)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(expected)
+    torch.testing.assert_close(torch.autograd.grad(out, xg, g)[0], torch.autograd.grad(expected, ref, g)[0])
+
+
+def test_is_channels_last():
+    from visionblocks.layers import is_channels_last
+    cl = torch.channels_last
+    assert is_channels_last(torch.randn(2, 3, 4, 5).contiguous(memory_format=cl))
+    assert not is_channels_last(torch.randn(2, 3, 4, 5))
+    assert not is_channels_last(torch.randn(2, 1, 4, 5).contiguous(memory_format=cl))   # C == 1: both layouts
+    assert not is_channels_last(torch.randn(2, 3, 1, 1).contiguous(memory_format=cl))   # 1x1: both layouts
+    assert not is_channels_last(torch.randn(2, 3, 4, 10).contiguous(memory_format=cl)[..., ::2])  # not dense
+    assert not is_channels_last(torch.randn(3, 4, 5))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .memory_format import is_channels_last
+
 __all__ = ["spatial_mean", "avg_pool_ceil", "max_over", "mean_over"]
 
 
@@ -45,6 +47,21 @@ def avg_pool_ceil(x: torch.Tensor, stride: int) -> torch.Tensor:
     return y.mul_(1.0 / (stride * stride))
 
 
+def _nhwc(x: torch.Tensor) -> torch.Tensor | None:
+    """The (B, H, W, C) contiguous view of a 4-d tensor stored channels-last (and not also NCHW-contiguous), else
+    None.  ATen reduces a channels-last map over H, W or C at 0.35-0.6 broadcast multiplies when asked on this
+    view (its output then keeps C innermost), but at 3-6 when asked on the (B, C, H, W) view (at 8x256x28x28, one
+    and two threads): the output is allocated NCHW and the reduction loses its vectorisation along C."""
+    return x.permute(0, 2, 3, 1) if is_channels_last(x) else None
+
+
+def _reduce_nhwc(xp: torch.Tensor, op, dim: int, keepdim: bool) -> torch.Tensor:
+    """``op(x, dim)`` of a channels-last ``x`` given as its (B, H, W, C) view ``xp``: reduced on that view, returned
+    in the (B, C, H, W) axis order (a channels-last-strided view of the small result)."""
+    y = op(xp, (0, 3, 1, 2)[dim]).permute(0, 3, 1, 2)   # NCHW axis -> its position in (B, H, W, C)
+    return y if keepdim else y.squeeze(dim)
+
+
 def max_over(x: torch.Tensor, dim: int, keepdim: bool = False) -> torch.Tensor:
     """The maximum of ``x`` over ``dim``: the value of ``x.amax(dim, keepdim)``, in the fastest eager form.
 
@@ -58,6 +75,8 @@ def max_over(x: torch.Tensor, dim: int, keepdim: bool = False) -> torch.Tensor:
       the tree stops at rows of 7 or fewer and ``amax`` finishes them (its last levels, on rows of 4 and 2,
       cost more than that: 0.72-0.92 of the full tree's time at 8x{1024x7x7, 512x14x14, 256x28x28, 64x56x56};
       over H the full tree is fastest).
+    - Without it, any axis of a channels-last 4-d tensor: ``amax`` on its (B, H, W, C) view (0.4-0.6 multiplies
+      where ``amax`` on the (B, C, H, W) view costs 4-6 and the tree 1.3-2.3).
     - Otherwise (and under ``torch.compile``/``torch.export``, whose compiler fuses the reduction, and for which
       the tree's depth would fix the size): ``amax``.
     """
@@ -66,6 +85,9 @@ def max_over(x: torch.Tensor, dim: int, keepdim: bool = False) -> torch.Tensor:
     if x.requires_grad and torch.is_grad_enabled():
         return x.max(dim, keepdim=keepdim).values
     d = dim % x.ndim if x.ndim else dim
+    xp = _nhwc(x)
+    if xp is not None and x.shape[d] > 0:
+        return _reduce_nhwc(xp, lambda t, k: t.amax(k, keepdim=True), d, keepdim)
     if x.ndim != 4 or d < 2 or x.shape[d] == 0:
         return x.amax(dim, keepdim=keepdim)
     stop = 1 if d == 2 else 7   # over W the last levels (rows of 7 or fewer) cost more than amax over them
@@ -84,10 +106,16 @@ def mean_over(x: torch.Tensor, dim: int) -> torch.Tensor:
     Without autograd recording through ``x``, over H or W of a contiguous 4-d floating tensor (dims 2, 3): a
     matrix product with a constant ``1/n`` vector, which reads ``x`` once in a GEMV kernel (at 8x256x28x28 on one
     thread: over W 0.55-0.72 broadcast multiplies of the tensor, over H 0.49-0.59, against 0.84-1.04 and
-    0.71-0.82 for ATen's sums over those short axes, and no division).  Otherwise a sum divided on the small
+    0.71-0.82 for ATen's sums over those short axes, and no division).  Over any axis of a channels-last 4-d
+    floating tensor (with or without autograd): the sum on its (B, H, W, C) view (0.35-0.55 multiplies, against
+    3.3 for the sum over H or W asked on the (B, C, H, W) view).  Otherwise a sum divided on the small
     result: ``sum``'s backward is a broadcast view, where ``mean``'s materialises the expanded gradient (float16
     and integer tensors keep ``mean``: it accumulates float16 in float32, and rejects integers as torch does).
     """
+    xp = _nhwc(x)
+    if (xp is not None and x.is_floating_point() and x.dtype is not torch.float16 and x.shape[dim] > 0
+            and not torch.compiler.is_compiling()):
+        return _reduce_nhwc(xp, lambda t, k: t.sum(k, keepdim=True), dim % 4, False) / x.shape[dim]
     if (x.ndim != 4 or dim % 4 < 2 or x.numel() == 0 or x.dtype is torch.float16 or not x.is_floating_point()
             or not x.is_contiguous() or (x.requires_grad and torch.is_grad_enabled())
             or torch.compiler.is_compiling()):

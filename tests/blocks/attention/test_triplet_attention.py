@@ -25,14 +25,22 @@ def _triplet_reference(x, m):
     return (out_cw + out_hc + out_hw) / 3
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("channels,hw,banded", [(12, (9, 11), False), (64, (9, 11), True), (48, (5, 12), True)])
-def test_triplet_matches_rotated_branches(channels, hw, banded):
+def test_triplet_matches_rotated_branches(channels, hw, banded, channels_last):
     """In eval and in training (gradients of input and weights); with C >= 4 H, 4 W the (C, W) and (H, C) planes'
-    convolutions run banded (layers.PlaneConv2d), otherwise direct."""
+    convolutions run banded (layers.PlaneConv2d), otherwise direct.  A channels-last input (its pools taken on the
+    (B, H, W, C) view, its gates laid out C-innermost) gives the same values and a channels-last output."""
     m = _build("triplet_attention", channels)
     assert m.gate_cw.conv.use_banded(channels, hw[1]) is banded and m.gate_hc.conv.use_banded(hw[0], channels) is banded
     x = torch.randn(2, channels, *hw, dtype=torch.float64)
-    torch.testing.assert_close(m(x), _triplet_reference(x, m), rtol=1e-10, atol=1e-12)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        y = m(x)
+    torch.testing.assert_close(y, _triplet_reference(x, m), rtol=1e-10, atol=1e-12)
+    assert y.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    torch.testing.assert_close(m(x), y, rtol=1e-10, atol=1e-12)    # with autograd on
     m.train()
     x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
     y1 = m(x1)

@@ -17,7 +17,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import PlaneConv2d, check_nchw, check_odd, check_positive_int, max_over, mean_over
+from visionblocks.layers import (
+    PlaneConv2d, check_nchw, check_odd, check_positive_int, is_channels_last, max_over, mean_over,
+)
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -69,15 +71,18 @@ class TripletAttention(nn.Module):
         # the average of the branches x * g is x times the average gate; the weight k goes on the small gates
         # (C, W) plane: H is reduced -> gate (B, 1, C, W) broadcast over H
         g_cw = self.gate_cw(_zpool(x, 2)).transpose(1, 2) * k                    # (B, C, 1, W)
-        # (H, C) plane: W is reduced; the plane is laid out (H, C) as in the paper's rotation (the gate is made
-        # contiguous in (B, C, H): a C-innermost gate would leave g, and the products over x, in a (B, H, C, W)
-        # layout, each pass then striding across x)
-        g_hc = (self.gate_hc(_zpool(x, 3).transpose(2, 3)).permute(0, 3, 2, 1) * k).contiguous()  # (B, C, H, 1)
+        # (H, C) plane: W is reduced; the plane is laid out (H, C) as in the paper's rotation
+        g_hc = self.gate_hc(_zpool(x, 3).transpose(2, 3)).permute(0, 3, 2, 1) * k  # (B, C, H, 1)
         g_hw = None if self.gate_hw is None else self.gate_hw(_zpool(x, 1)) * k  # (B, 1, H, W)
-        g = g_cw + g_hc                                                          # (B, C, H, W)
+        # the two (B, C, .) gates are laid out as x (C innermost for a channels-last x, else W and H): a gate
+        # laid out across x's order leaves g, and the products over x, striding through one of the layouts
+        fmt = torch.channels_last if is_channels_last(x) else torch.contiguous_format
+        g_cw, g_hc = g_cw.contiguous(memory_format=fmt), g_hc.contiguous(memory_format=fmt)
         if torch.is_grad_enabled():
+            g = g_cw + g_hc                                                      # (B, C, H, W)
             return x * (g if g_hw is None else g + g_hw)
-        # without autograd, + g_hw and the product are written over g (no second full-size tensor)
+        # without autograd, g is laid out as x, and + g_hw and the product are written over it
+        g = torch.add(g_cw, g_hc, out=torch.empty_like(x))
         if g_hw is not None:
             g.add_(g_hw)
         return g.mul_(x)
