@@ -8,10 +8,20 @@ from _reference import _randomize, assert_inference_path_equals_autograd_path
 
 
 D = torch.float64
-def test_shuffle_attention_gates_by_hand():
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("grad", [False, True])
+def test_shuffle_attention_gates_by_hand(channels_last, grad):
+    """The paper's two gates per group and the shuffle, by hand; a channels-last input (its own path: one
+    var_mean over the positions, the shuffle written by the last product) gives the same values and keeps its
+    layout, with and without autograd, and the same gradients."""
     G = 4
     m = _randomize(vb.create_block("shuffle_attention", 32, groups=G), scale=0.8).double()
     x = torch.randn(2, 32, 5, 7, dtype=D)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(grad)
     C, half = 32, 32 // (2 * G)
     y = torch.empty_like(x)
     for g in range(G):
@@ -28,7 +38,16 @@ def test_shuffle_attention_gates_by_hand():
     for j in range(C // 2):  # channel shuffle with 2 groups: out[2j + k] = y[k * C/2 + j]
         for k in range(2):
             ref[:, 2 * j + k] = y[:, k * C // 2 + j]
-    torch.testing.assert_close(m(x), ref, rtol=1e-10, atol=1e-10)
+    with torch.set_grad_enabled(grad):
+        out = m(x)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    assert out.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    if grad:
+        g = torch.randn_like(ref)
+        got = torch.autograd.grad(out, [x, *m.parameters()], g)
+        want = torch.autograd.grad(ref, [x, *m.parameters()], g)
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
     assert sum(p.numel() for p in vb.create_block("shuffle_attention", 256).parameters()) == 3 * 256 // 64
 def test_shuffle_attention_and_sge_validate_groups():
     with pytest.raises(ValueError, match=r"channels \(96\) must be divisible by 2 \* groups \(128\)"):

@@ -13,7 +13,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import channel_shuffle, check_divisible, check_nchw, check_positive_int, spatial_mean
+from visionblocks.layers import (
+    channel_shuffle, check_divisible, check_nchw, check_positive_int, is_channels_last, spatial_mean,
+)
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -49,6 +51,8 @@ class ShuffleAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
+        if is_channels_last(x):
+            return self._forward_channels_last(x)
         b, c, h, w = x.shape
         g, half = self.groups, c // (2 * self.groups)
         x_c, x_s = x.reshape(b * g, 2 * half, h, w).chunk(2, dim=1)
@@ -74,4 +78,37 @@ class ShuffleAttention(nn.Module):
         xs = shuffled(x.reshape(b * g, 2 * half, h, w))
         torch.mul(xs[:, :, :half], shuffled(gate_c), out=y[:, :, :half])
         torch.mul(xs[:, :, half:], shuffled(gate_s), out=y[:, :, half:])
+        return out
+
+    def _forward_channels_last(self, x: torch.Tensor) -> torch.Tensor:
+        """The same function on a channels-last map, in its (B, H W, C) view (the (B G, C/G, H, W) view of the
+        NCHW form would copy the map, and the shuffle's strided writes would stride across C).
+
+        Both halves are ``x * sigmoid(x * A + D)`` with per-(image, channel) A and D: the channel half has A = 0 and
+        D = W1 s + b1; the spatial half's GroupNorm (one channel per group) composed with (W2, b2) has
+        A = W2 gamma / sqrt(var + eps) and D = W2 beta + b2 - mu A.  Two sums over the positions (C
+        innermost) give s, mu and var of every channel; the shuffle is a reordering of C, written by the last
+        product without autograd (copied after it with autograd).
+        """
+        b, c, h, w = x.shape
+        g, half = self.groups, c // (2 * self.groups)
+        xp = x.permute(0, 2, 3, 1).reshape(b, h * w, c)                               # a view: x is channels-last
+        # mean and (two-pass) variance of every channel over the positions: sums over the non-innermost axis
+        # (torch.var_mean and native_group_norm over that axis cost 17 broadcast multiplies, these passes ~3)
+        mu = xp.sum(1, keepdim=True) / (h * w)                                         # (B, 1, C)
+        var = (xp - mu).pow_(2).sum(1) / (h * w)                                       # (B, C)
+        mu4, var4 = mu.view(b, g, 2, half), var.view(b, g, 2, half)
+        a_s = (self.gn.weight * self.sweight.view(-1)) * torch.rsqrt(var4[:, :, 1] + self.gn.eps)
+        d_s = torch.addcmul(self.sbias.view(-1), self.gn.bias, self.sweight.view(-1)) - mu4[:, :, 1] * a_s
+        d_c = torch.addcmul(self.cbias.view(-1), self.cweight.view(-1), mu4[:, :, 0])
+        a = torch.stack([torch.zeros_like(a_s), a_s], dim=2).view(b, 1, c)            # (B, 1, C)
+        d = torch.stack([d_c, d_s], dim=2).view(b, 1, c)
+        t = torch.addcmul(d, xp, a).sigmoid_()                                        # the gates, (B, H W, C)
+        # output channel 2 i + k is channel k C/2 + i of the gated map: a (2, C/2) -> (C/2, 2) transpose of C
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():
+            y = (t * xp).view(b, h * w, 2, c // 2).transpose(2, 3).reshape(b, h, w, c)
+            return y.permute(0, 3, 1, 2)
+        out = torch.empty_like(x)
+        torch.mul(t.view(b, h * w, 2, c // 2), xp.view(b, h * w, 2, c // 2),
+                  out=out.permute(0, 2, 3, 1).view(b, h * w, c // 2, 2).transpose(2, 3))
         return out
