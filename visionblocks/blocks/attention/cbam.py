@@ -10,8 +10,8 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
-    ConvMlp, LayerType, PlaneConv2d, check_nchw, check_odd, check_positive_int, max_over, reduced_channels,
-    spatial_mean,
+    ConvMlp, LayerType, PlaneConv2d, check_nchw, check_odd, check_positive_int, is_channels_last, max_over,
+    reduced_channels, spatial_mean,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
@@ -27,7 +27,10 @@ class ChannelGate(nn.Module):
         self.mlp = ConvMlp(channels, rd_channels, act_layer=act_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = torch.cat([spatial_mean(x), max_over(x.flatten(2), 2)])
+        # the spatial maximum over the positions as one axis: (B, C, H W), or (B, H W, C) for a channels-last x
+        # (flattening its (B, C, H, W) view would copy it)
+        mx = max_over(x.permute(0, 2, 3, 1).flatten(1, 2), 1) if is_channels_last(x) else max_over(x.flatten(2), 2)
+        pooled = torch.cat([spatial_mean(x), mx])
         avg, mx = self.mlp.forward_vector(pooled).chunk(2)  # one pass of the shared MLP over both descriptors
         return torch.sigmoid(avg + mx)[:, :, None, None]
 

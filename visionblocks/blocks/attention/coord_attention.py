@@ -12,7 +12,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import ConvNormAct, LayerType, check_nchw, check_positive_int, mean_over, reduced_channels
+from visionblocks.layers import (
+    ConvNormAct, LayerType, check_nchw, check_positive_int, layout_like, mean_over, reduced_channels,
+)
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -71,8 +73,9 @@ class CoordAttention(nn.Module):
         # side by side as a (B, C, H + W) map for the shared F1 (Eq. 4)
         z = _direction_means(x)
         f = self.conv1.act(self.conv1.bn(_conv1x1(z, self.conv1.conv).unsqueeze(-1))).squeeze(-1)
-        g_h = _conv1x1(f[:, :, :h], self.conv_h).sigmoid_().unsqueeze(3)  # (B, C, H, 1), Eq. 5
-        g_w = _conv1x1(f[:, :, h:], self.conv_w).sigmoid_().unsqueeze(2)  # (B, C, 1, W), Eq. 6
+        # the gates are laid out as x (C innermost for a channels-last map)
+        g_h = layout_like(_conv1x1(f[:, :, :h], self.conv_h).sigmoid_().unsqueeze(3), x)  # (B, C, H, 1), Eq. 5
+        g_w = layout_like(_conv1x1(f[:, :, h:], self.conv_w).sigmoid_().unsqueeze(2), x)  # (B, C, 1, W), Eq. 6
         y = x * g_h
         # Eq. 7; without autograd, the second gate multiplies in place (no second full-size allocation)
         return y * g_w if torch.is_grad_enabled() else y.mul_(g_w)

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
-    PlaneConv2d, check_nchw, check_odd, check_positive_int, is_channels_last, max_over, mean_over,
+    PlaneConv2d, check_nchw, check_odd, check_positive_int, layout_like, max_over, mean_over,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
@@ -76,8 +76,7 @@ class TripletAttention(nn.Module):
         g_hw = None if self.gate_hw is None else self.gate_hw(_zpool(x, 1)) * k  # (B, 1, H, W)
         # the two (B, C, .) gates are laid out as x (C innermost for a channels-last x, else W and H): a gate
         # laid out across x's order leaves g, and the products over x, striding through one of the layouts
-        fmt = torch.channels_last if is_channels_last(x) else torch.contiguous_format
-        g_cw, g_hc = g_cw.contiguous(memory_format=fmt), g_hc.contiguous(memory_format=fmt)
+        g_cw, g_hc = layout_like(g_cw, x), layout_like(g_hc, x)
         if torch.is_grad_enabled():
             g = g_cw + g_hc                                                      # (B, C, H, W)
             return x * (g if g_hw is None else g + g_hw)
