@@ -77,6 +77,23 @@ def test_channels_last_puts_inputs_and_weights_in_nhwc(folder_data, tmp_path, ti
     assert all(s["out_dtype"] == torch.float32 and not s["autocast"] for s in tiny_model)
 
 
+def test_channels_last_puts_the_ema_copy_in_nhwc_too(folder_data, tmp_path, monkeypatch):
+    """The EMA copy (evaluated every epoch on the same channels-last batches) gets channels-last weights too."""
+    evals = []
+
+    def build(cfg, num_classes, in_chans, input_size):
+        m = Tiny(num_classes, in_chans)
+        m.conv.register_forward_hook(lambda mod, inp, out: evals.append(
+            (mod.training, inp[0].is_contiguous(memory_format=CL), mod.weight.is_contiguous(memory_format=CL))))
+        return m
+
+    monkeypatch.setattr(engine, "build_model", build)
+    _run(folder_data, tmp_path, "ema", channels_last=True, ema=0.9)
+    evaluated = [e for e in evals if not e[0]]
+    assert len(evaluated) >= 2                 # the model's and the EMA copy's evaluation (the copy keeps the hook)
+    assert all(inp_cl and w_cl for _, inp_cl, w_cl in evaluated), evaluated
+
+
 def test_amp_and_channels_last_together(folder_data, tmp_path, tiny_model):
     _run(folder_data, tmp_path, "both", amp=True, channels_last=True)
     assert tiny_model and all(s["input_cl"] and s["weight_cl"] and s["out_dtype"] == torch.bfloat16

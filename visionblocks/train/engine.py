@@ -432,6 +432,8 @@ def _run(cfg: TrainConfig, dinfo: D.DistInfo, ck: dict | None, on_step, stream) 
         ema.to(dev)
     if cfg.channels_last:  # the convolution weights (model.to(memory_format=...) refuses 5-D kernel banks)
         to_channels_last(model)
+        if ema is not None:  # the EMA copy is evaluated on the same channels-last batches
+            to_channels_last(ema.module)
     if ck is not None and not cfg.fsdp:
         try:
             opt_probe = _optimizer(cfg, model)
