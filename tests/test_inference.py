@@ -92,10 +92,29 @@ def test_fuse_channels_last_false_keeps_nchw_weights_and_bad_values_are_refused(
 
 
 def test_fuse_default_keeps_nchw_for_a_network_whose_blocks_prefer_it():
-    m = vb.fuse(vb.create_model("resnest50").eval())  # split attention: 1.26x slower on channels-last maps
-    assert _bn_count(m) < 60 and all(w.is_contiguous() for w in _spatial_conv_weights(m))
-    m = vb.fuse(vb.create_model("resnest50").eval(), channels_last=True)  # asked for: done
+    def build():
+        m = vb.create_model("resnet18").eval()
+        list(m.children())[-2].prefers_nchw = True   # a block measured slower on channels-last maps says so
+        return m
+    m = vb.fuse(build())
+    assert _bn_count(m) == 0 and all(w.is_contiguous() for w in _spatial_conv_weights(m))
+    m = vb.fuse(build(), channels_last=True)  # asked for: done
     assert all(w.is_contiguous(memory_format=CL) and not w.is_contiguous() for w in _spatial_conv_weights(m))
+
+
+def test_fuse_default_puts_resnest_in_channels_last():
+    """ResNeSt's split attention has a channels-last path (it was 1.26x slower on channels-last maps before, and
+    declared prefers_nchw): fuse's default now stores its network's weights channels-last, outputs unchanged."""
+    torch.manual_seed(0)
+    m = vb.create_model("resnest50").eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = m.double()(x.double())
+        m = vb.fuse(m.float())
+        out = m(x)
+    assert not any(getattr(mod, "prefers_nchw", False) for mod in m.modules())
+    assert all(w.is_contiguous(memory_format=CL) and not w.is_contiguous() for w in _spatial_conv_weights(m))
+    torch.testing.assert_close(out.double(), ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
 
 
 @pytest.mark.parametrize("where", ["meta", "float64"])

@@ -1,9 +1,12 @@
 """Tests of :mod:`visionblocks.blocks.conv.split_attention_conv`."""
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from visionblocks.blocks.conv.split_attention_conv import SplitAttentionConv
+from visionblocks import to_channels_last
 from visionblocks.testing import randomize_bn_stats
 
 from _reference import bn_eval as bn
@@ -41,15 +44,33 @@ def reference(m, x):
     return torch.cat(outs, 1)
 @pytest.mark.parametrize("radix,groups,stride,size", [(2, 1, 1, (8, 9)), (2, 2, 2, (11, 10)), (1, 2, 1, (6, 6)),
                                                       (4, 2, 2, (7, 7))])
-def test_matches_per_group_loop(radix, groups, stride, size):
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_matches_per_group_loop(radix, groups, stride, size, channels_last):
+    """Also with channels-last weights and input (the block's (B, HW, R, C) path: values, a channels-last output,
+    and the gradients of the NCHW form)."""
     torch.manual_seed(0)
     m = SplitAttentionConv(16, 24, 3, stride, groups=groups, radix=radix, min_channels=8).to(D)
     randomize_bn_stats(m, seed=1)
     m.eval()
     x = torch.randn(2, 16, *size, dtype=D)
+    ref = reference(m, x)
+    m_nchw = copy.deepcopy(m)
+    if channels_last:
+        to_channels_last(m)
+        x = x.contiguous(memory_format=torch.channels_last)
     y = m(x)
     assert y.shape == (2, 24, -(-size[0] // stride), -(-size[1] // stride))
-    torch.testing.assert_close(y, reference(m, x), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(y, ref, rtol=1e-10, atol=1e-10)
+    if channels_last:
+        assert y.is_contiguous(memory_format=torch.channels_last)
+        xg, xr = x.clone().requires_grad_(), x.contiguous().requires_grad_()
+        m.train(), m_nchw.train()
+        y, yr = m(xg), m_nchw(xr)
+        torch.testing.assert_close(y, yr, rtol=1e-10, atol=1e-10)
+        g = torch.randn_like(yr)
+        for a, b in zip(torch.autograd.grad(y, [xg, *m.parameters()], g),
+                        torch.autograd.grad(yr, [xr, *m_nchw.parameters()], g)):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
 def test_output_is_convex_combination_of_splits():
     torch.manual_seed(0)
     m = SplitAttentionConv(32, 32, radix=2).to(D).eval()
