@@ -55,11 +55,11 @@ def fuse(model: nn.Module, channels_last: bool | None = None) -> nn.Module:
     1e-5 relative in float32).  ``channels_last``: store every ``nn.Conv2d`` weight in ``torch.channels_last``
     layout (see the module docstring); ``None`` (default) does so when the model is on the CPU in float32, bfloat16
     or float16, where oneDNN runs channels-last convolutions faster, and not in float64, on other devices, or when a
-    module declares ``prefers_nchw = True`` (a block measured slower on channels-last maps); ``True`` chooses it there too.  The state
-    dict then holds channels-last-strided weights: ``torch.save`` keeps them as they are; ``safetensors`` wants
-    ``{k: v.contiguous() for k, v in sd.items()}``.  Raises ``RuntimeError`` in training mode (BatchNorm statistics
-    are fixed only in eval mode) and ``TypeError`` for a non-module or a non-bool ``channels_last``; on error the
-    model is left as it was.
+    module declares ``prefers_nchw = True`` (a block measured slower on channels-last maps); ``True`` chooses it
+    there too.  The state dict then holds channels-last-strided weights: ``torch.save`` keeps them as they are;
+    ``safetensors`` wants ``{k: v.contiguous() for k, v in sd.items()}``.  Raises ``RuntimeError`` in training mode
+    (BatchNorm statistics are fixed only in eval mode) and ``TypeError`` for a non-module or a non-bool
+    ``channels_last``; on error the model is left as it was.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"fuse expects an nn.Module, got {type(model).__name__}")

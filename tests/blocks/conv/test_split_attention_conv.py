@@ -91,3 +91,15 @@ def test_former_keyword_names_still_work():
     assert m.inter_channels == SplitAttentionConv(64, 64, reduction=2, min_channels=16).inter_channels == 64
     with pytest.raises(TypeError, match="both"):
         SplitAttentionConv(64, 64, reduction_factor=2, reduction=2)
+
+
+def test_channels_last_float16_does_not_overflow():
+    """The channels-last path pools with a mean: a float16 sum over 56x56 positions of ~30 overflows."""
+    torch.manual_seed(0)
+    m = SplitAttentionConv(64, 64).eval()
+    x = torch.randn(2, 64, 56, 56) * 3 + 30
+    with torch.no_grad():
+        ref = m(x)
+        out = to_channels_last(copy.deepcopy(m).half())(x.half().contiguous(memory_format=torch.channels_last))
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out.float(), ref, rtol=2e-2, atol=2e-2 * ref.abs().max().item())

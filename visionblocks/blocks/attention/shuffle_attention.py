@@ -86,17 +86,18 @@ class ShuffleAttention(nn.Module):
 
         Both halves are ``x * sigmoid(x * A + D)`` with per-(image, channel) A and D: the channel half has A = 0 and
         D = W1 s + b1; the spatial half's GroupNorm (one channel per group) composed with (W2, b2) has
-        A = W2 gamma / sqrt(var + eps) and D = W2 beta + b2 - mu A.  Two sums over the positions (C
+        A = W2 gamma / sqrt(var + eps) and D = W2 beta + b2 - mu A.  Two means over the positions (C
         innermost) give s, mu and var of every channel; the shuffle is a reordering of C, written by the last
         product without autograd (copied after it with autograd).
         """
         b, c, h, w = x.shape
         g, half = self.groups, c // (2 * self.groups)
         xp = x.permute(0, 2, 3, 1).reshape(b, h * w, c)                               # a view: x is channels-last
-        # mean and (two-pass) variance of every channel over the positions: sums over the non-innermost axis
-        # (torch.var_mean and native_group_norm over that axis cost 17 broadcast multiplies, these passes ~3)
-        mu = xp.sum(1, keepdim=True) / (h * w)                                         # (B, 1, C)
-        var = (xp - mu).pow_(2).sum(1) / (h * w)                                       # (B, C)
+        # mean and (two-pass) variance of every channel over the positions, reduced over the non-innermost axis
+        # (torch.var_mean and native_group_norm over that axis cost 17 broadcast multiplies, these passes ~3);
+        # means, not sums divided: a float16 sum over the positions overflows
+        mu = xp.mean(1, keepdim=True)                                                  # (B, 1, C)
+        var = (xp - mu).pow_(2).mean(1)                                                # (B, C)
         mu4, var4 = mu.view(b, g, 2, half), var.view(b, g, 2, half)
         a_s = (self.gn.weight * self.sweight.view(-1)) * torch.rsqrt(var4[:, :, 1] + self.gn.eps)
         d_s = torch.addcmul(self.sbias.view(-1), self.gn.bias, self.sweight.view(-1)) - mu4[:, :, 1] * a_s

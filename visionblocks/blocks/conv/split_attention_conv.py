@@ -89,7 +89,7 @@ class SplitAttentionConv(nn.Module):
         would have ATen reduce across C (at 8x64x28x28: 10x the NCHW sum) and return an NCHW map."""
         b, _, h, w = u.shape
         up = u.permute(0, 2, 3, 1).reshape(b, h * w, self.radix, self.out_channels)   # a view
-        a = self._attention(up.sum((1, 2)) / (h * w))                                  # (B, R, C)
+        a = self._attention(up.mean(1).sum(1))    # (B, R, C); a mean (a float16 sum over positions overflows)
         out = up[:, :, 0] * a[:, None, 0]
         for i in range(1, self.radix):                                                 # sum over the splits
             out = torch.addcmul(out, up[:, :, i], a[:, None, i])
