@@ -12,6 +12,8 @@ On a machine with more runnable jobs than cores, multi-threaded wall times measu
 region waits for its threads to be scheduled (a gate of ten small kernels then "costs" ten time slices);
 ``--cpu-time`` (one thread) times each call by the CPU time of the calling thread instead, which leaves out
 the time spent waiting for a core (same alternating rounds, medians of the per-round ratios).
+``--channels-last``: input and unit channels-last, the gates' convolution weights too (what a network fused on
+the CPU hands its gates); the unit is then the multiply of the channels-last tensor.
 To measure another checkout's gates with this script, put its package first on the path
 (``cd /tmp && PYTHONPATH=/path/to/old/checkout python /work/main/benchmarks/gate_floors.py``).
 """
@@ -73,6 +75,9 @@ def main(argv=None) -> None:
     p.add_argument("--no-train", action="store_true", help="eval only")
     p.add_argument("--cpu-time", action="store_true",
                    help="one thread, each call timed by the calling thread's CPU time (time.thread_time)")
+    p.add_argument("--channels-last", action="store_true",
+                   help="the input (and the unit's) stored channels-last, the gates' convolution weights too: what "
+                        "the gates of a network fused on the CPU receive")
     a = p.parse_args(argv)
     if a.cpu_time:
         a.threads = 1
@@ -81,10 +86,13 @@ def main(argv=None) -> None:
     print(machine_description("cpu"))
     print("MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ set:",
           {k: os.environ.get(k, "unset") for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")})
-    print(f"input {shape}, {a.threads} threads; ratios are paired medians over the rounds (gate / multiply)"
+    print(f"input {shape}{' channels-last' if a.channels_last else ''}, {a.threads} threads; ratios are paired "
+          "medians over the rounds (gate / multiply)"
           + ("; times: CPU time of the calling thread" if a.cpu_time else ""))
     torch.manual_seed(0)
     x = torch.randn(shape)
+    if a.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     xg = x.clone().requires_grad_(True)
     mul = _Multiply(shape)
     mul_step = TrainStep(mul, (xg,))
@@ -96,7 +104,7 @@ def main(argv=None) -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name in a.names.split(","):
         gate = vb.create_block(name, shape[1])
-        ev = gate.eval()
+        ev = vb.to_channels_last(gate.eval()) if a.channels_last else gate.eval()
 
         def run_eval(ev=ev):
             with torch.inference_mode():
@@ -110,6 +118,8 @@ def main(argv=None) -> None:
         reset = {}
         if not a.no_train:
             tr = vb.create_block(name, shape[1]).train()
+            if a.channels_last:
+                vb.to_channels_last(tr)
             step = TrainStep(tr, (xg,))
             fns.update({"train": step, "mul_train": mul_step})
             reset = {"train": step.reset, "mul_train": mul_step.reset}
