@@ -87,8 +87,8 @@ class ShuffleAttention(nn.Module):
         Both halves are ``x * sigmoid(x * A + D)`` with per-(image, channel) A and D: the channel half has A = 0 and
         D = W1 s + b1; the spatial half's GroupNorm (one channel per group) composed with (W2, b2) has
         A = W2 gamma / sqrt(var + eps) and D = W2 beta + b2 - mu A.  Two means over the positions (C
-        innermost) give s, mu and var of every channel; the shuffle is a reordering of C, written by the last
-        product without autograd (copied after it with autograd).
+        innermost) give s, mu and var of every channel; the shuffle is ``layers.channel_shuffle`` (ATen's kernel,
+        which keeps the layout).
         """
         b, c, h, w = x.shape
         g, half = self.groups, c // (2 * self.groups)
@@ -105,11 +105,6 @@ class ShuffleAttention(nn.Module):
         a = torch.stack([torch.zeros_like(a_s), a_s], dim=2).view(b, 1, c)            # (B, 1, C)
         d = torch.stack([d_c, d_s], dim=2).view(b, 1, c)
         t = torch.addcmul(d, xp, a).sigmoid_()                                        # the gates, (B, H W, C)
-        # output channel 2 i + k is channel k C/2 + i of the gated map: a (2, C/2) -> (C/2, 2) transpose of C
-        if torch.is_grad_enabled() or torch.compiler.is_compiling():
-            y = (t * xp).view(b, h * w, 2, c // 2).transpose(2, 3).reshape(b, h, w, c)
-            return y.permute(0, 3, 1, 2)
-        out = torch.empty_like(x)
-        torch.mul(t.view(b, h * w, 2, c // 2), xp.view(b, h * w, 2, c // 2),
-                  out=out.permute(0, 2, 3, 1).view(b, h * w, c // 2, 2).transpose(2, 3))
-        return out
+        y = t * xp if torch.is_grad_enabled() else t.mul_(xp)
+        # output channel 2 i + k is channel k C/2 + i of the gated map (ATen's kernel on a channels-last map)
+        return channel_shuffle(y.view(b, h, w, c).permute(0, 3, 1, 2), 2)
