@@ -79,6 +79,18 @@ class GraphBreak(Good):
         return x * torch.sigmoid(self.conv(x))
 
 
+class ChannelsLastGraphBreak(Good):
+    """A channels-last path dynamo cannot trace (a strided ``out=``): the NCHW example compiles, a fused network's
+    channels-last maps would not (triplet attention had this bug)."""
+
+    def forward(self, x):
+        check_nchw(x, self.channels, "ChannelsLastGraphBreak")
+        g = torch.sigmoid(self.conv(x))
+        if x.is_contiguous():
+            return x * g
+        return torch.mul(x, g, out=torch.empty_like(x))
+
+
 class StateOutsideParams(Good):
     """Keeps a tensor as a plain attribute: not in the state_dict."""
 
@@ -122,6 +134,7 @@ CASES = [
     (WrongShape, "forward", {}), (NonFinite, "forward", {}), (TiedToExampleSize, "other_sizes", {}),
     (TiedToExampleSize, "other_sizes", {"fixed_size": True}), (UnusedParameter, "backward", {}),
     (NoValidation, "bad_input", {}), (BatchMixing, "other_sizes", {}), (GraphBreak, "compile", {}),
+    (ChannelsLastGraphBreak, "compile", {}),
     (StateOutsideParams, "state_dict", {}), (ChannelsLastBug, "channels_last", {}), (Float64Bug, "dtypes", {}),
     (ExportBug, "export", {}), (FalseOnnxClaim, "onnx", {"onnx_unsupported": "claims ONNX cannot express it at all"}),
 ]

@@ -297,20 +297,27 @@ def check_channels_last(entry: str | BlockInfo) -> None:
 
 
 def check_compile(entry: str | BlockInfo) -> None:
-    """``torch.compile(fullgraph=True)`` traces with no graph break and gives the eager result."""
+    """``torch.compile(fullgraph=True)`` traces with no graph break and gives the eager result, for the example
+    input and, where it has (B, C, H, W) inputs, for the same inputs stored channels-last (what a block of a network
+    fused on the CPU receives: layout-aware blocks take other code paths there)."""
     import torch._dynamo
     info = _info(entry)
     m = build(info).eval()
     inputs = make_inputs(info)
+    variants = [("", inputs)]
+    if any(t.ndim == 4 for t in inputs):
+        variants.append((" (channels-last input)", tuple(
+            t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 else t for t in inputs)))
     torch._dynamo.reset()
     compiled = torch.compile(m, fullgraph=True, backend="eager")
     with torch.no_grad():
-        try:
-            got = _run(compiled, inputs)
-        except Exception as e:  # a graph break under fullgraph=True raises
-            raise AssertionError(f"{info.name}: torch.compile(fullgraph=True) failed: {type(e).__name__}: "
-                                 f"{str(e).splitlines()[0] if str(e) else ''}") from e
-        _close(got, _run(m, inputs), f"{info.name}: compiled vs eager")
+        for what, inp in variants:
+            try:
+                got = _run(compiled, inp)
+            except Exception as e:  # a graph break under fullgraph=True raises
+                raise AssertionError(f"{info.name}: torch.compile(fullgraph=True){what} failed: {type(e).__name__}: "
+                                     f"{str(e).splitlines()[0] if str(e) else ''}") from e
+            _close(got, _run(m, inp), f"{info.name}: compiled vs eager{what}")
 
 
 def check_export(entry: str | BlockInfo) -> None:
@@ -556,8 +563,11 @@ def check_model_paper_counts(entry: str | ModelInfo) -> None:
 
 
 def check_model_compile_export(entry: str | ModelInfo) -> None:
-    """``torch.compile(fullgraph=True)`` and ``torch.export`` give the eager logits (atol/rtol 1e-4).  Slow."""
+    """``torch.compile(fullgraph=True)`` and ``torch.export`` give the eager logits (atol/rtol 1e-4), and so does
+    ``torch.compile`` of the inference form (``visionblocks.fuse``: on the CPU its maps are channels-last, which
+    layout-aware blocks handle on other code paths).  Slow."""
     import torch._dynamo
+    from .inference import fuse
     info = _model_info(entry)
     m = _build_model(info, num_classes=10).eval()
     x = _model_input(info, batch=1)
@@ -567,6 +577,12 @@ def check_model_compile_export(entry: str | ModelInfo) -> None:
         compiled = torch.compile(m, fullgraph=True, backend="eager")
         got = _call(compiled, (x,), f"{info.name}: torch.compile(fullgraph=True)")
         assert torch.allclose(got, ref, atol=1e-4, rtol=1e-4), f"{info.name}: compiled vs eager logits differ"
+        fused = fuse(copy.deepcopy(m))
+        ref_fused = fused(x)
+        got = _call(torch.compile(fused, fullgraph=True, backend="eager"), (x,),
+                    f"{info.name}: torch.compile(fullgraph=True) of the fused model")
+        assert torch.allclose(got, ref_fused, atol=1e-4, rtol=1e-4), \
+            f"{info.name}: compiled vs eager logits of the fused model differ"
         try:
             ep = torch.export.export(m, (x,))
         except Exception as e:

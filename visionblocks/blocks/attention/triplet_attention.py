@@ -77,7 +77,7 @@ class TripletAttention(nn.Module):
         # the two (B, C, .) gates are laid out as x (C innermost for a channels-last x, else W and H): a gate
         # laid out across x's order leaves g, and the products over x, striding through one of the layouts
         g_cw, g_hc = layout_like(g_cw, x), layout_like(g_hc, x)
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():  # (dynamo refuses a strided out=; it fuses)
             g = g_cw + g_hc                                                      # (B, C, H, W)
             return x * (g if g_hw is None else g + g_hw)
         # without autograd, g is laid out as x, and + g_hw and the product are written over it
