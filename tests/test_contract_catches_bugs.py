@@ -112,6 +112,34 @@ class ChannelsLastBug(Good):
         return flat.view(x.shape) * torch.sigmoid(self.conv(x))
 
 
+class PermutedOutput(Good):
+    """Right values, but the output is a permuted view: computed on the (B, H, W, C) view and permuted back, an
+    NCHW input gives a channels-last output (danet, emsa, S2 and ViP's blocks did)."""
+
+    def forward(self, x):
+        check_nchw(x, self.channels, "Permuted")
+        t = torch.sigmoid(self.conv(x)).permute(0, 2, 3, 1).contiguous() * x.permute(0, 2, 3, 1)  # (B, H, W, C)
+        return t.permute(0, 3, 1, 2)
+
+
+class NchwOutputOnChannelsLast(Good):
+    """Right values, but a channels-last input gives an NCHW output (the result allocated in (B, C, H, W) order
+    regardless of the input: cot, halo, the per-sample and deformable convolutions did)."""
+
+    def forward(self, x):
+        check_nchw(x, self.channels, "NchwOut")
+        return (x * torch.sigmoid(self.conv(x))).contiguous()
+
+
+class ChannelsLastOnlyInTraining(Good):
+    """Keeps the layout in eval, loses it under autograd (a path taken only when gradients are recorded)."""
+
+    def forward(self, x):
+        check_nchw(x, self.channels, "TrainOnly")
+        y = x * torch.sigmoid(self.conv(x))
+        return y.contiguous() if torch.is_grad_enabled() else y
+
+
 class Float64Bug(Good):
     def forward(self, x):
         check_nchw(x, self.channels, "F64")
@@ -136,6 +164,8 @@ CASES = [
     (NoValidation, "bad_input", {}), (BatchMixing, "other_sizes", {}), (GraphBreak, "compile", {}),
     (ChannelsLastGraphBreak, "compile", {}),
     (StateOutsideParams, "state_dict", {}), (ChannelsLastBug, "channels_last", {}), (Float64Bug, "dtypes", {}),
+    (PermutedOutput, "channels_last", {}), (NchwOutputOnChannelsLast, "channels_last", {}),
+    (ChannelsLastOnlyInTraining, "channels_last", {}),
     (ExportBug, "export", {}), (FalseOnnxClaim, "onnx", {"onnx_unsupported": "claims ONNX cannot express it at all"}),
 ]
 

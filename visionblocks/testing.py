@@ -283,17 +283,47 @@ def check_dtypes(entry: str | BlockInfo) -> None:
             assert rel < 0.1, f"{info.name}: bfloat16 output is {rel:.3f} (relative norm) away from float32"
 
 
+def _to_channels_last(inputs: tuple) -> tuple:
+    return tuple(t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 else t for t in inputs)
+
+
+def _check_layout(outs: list[torch.Tensor], channels_last: bool, what: str) -> None:
+    """Every 4-d output is stored as the input was: channels-last for a channels-last input, NCHW-contiguous for
+    an NCHW one (PyTorch's own layers' rule; a (B, C, 1, 1) or C = 1 output is both)."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    for i, t in enumerate(outs):
+        if t.ndim == 4 and not t.is_contiguous(memory_format=fmt):
+            raise AssertionError(
+                f"{what}: output {i} {tuple(t.shape)} is stored with strides {t.stride()}, not "
+                f"{'channels-last' if channels_last else 'NCHW-contiguous'} as its input: a block's output keeps "
+                f"its input's memory format (layers.layout_like)")
+
+
 def check_channels_last(entry: str | BlockInfo) -> None:
-    """A channels_last input gives the same result as a contiguous one."""
+    """A channels_last input gives the same result as a contiguous one, and every 4-d output keeps the input's
+    memory format: NCHW in, NCHW-contiguous out; channels-last in, channels-last out -- with the block as built
+    and with its weights channels-last too (``model.to(memory_format=torch.channels_last)``, ``fuse`` on the
+    CPU), in eval and with autograd recording.  A block that hands the next layer another layout makes a
+    network switch layouts mid-way (a reorder before the next convolution) and breaks a user's ``.view``."""
+    from .inference import to_channels_last
     info = _info(entry)
     m = build(info).eval()
     inputs = make_inputs(info)
     if not any(t.ndim == 4 for t in inputs):
         return  # no image input: nothing to reorder
-    cl = tuple(t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 else t for t in inputs)
+    cl = _to_channels_last(inputs)
     with torch.no_grad():
-        _close(_run(m, cl, f"{info.name}: channels_last"), _run(m, inputs), f"{info.name}: channels_last vs contiguous",
-               rtol=1e-5, atol=1e-5)
+        ref = _run(m, inputs)
+        _check_layout(ref, False, f"{info.name}: NCHW input (eval)")
+        got = _run(m, cl, f"{info.name}: channels_last")
+        _close(got, ref, f"{info.name}: channels_last vs contiguous", rtol=1e-5, atol=1e-5)
+        _check_layout(got, True, f"{info.name}: channels-last input (eval)")
+        m_cl = to_channels_last(copy.deepcopy(m))
+        _check_layout(_run(m_cl, cl), True, f"{info.name}: channels-last input and weights (eval)")
+    m.train()
+    for name, inp in (("NCHW", inputs), ("channels-last", cl)):
+        grad_inp = tuple(t.detach().requires_grad_() if t.is_floating_point() else t for t in inp)
+        _check_layout(_run(m, grad_inp), name != "NCHW", f"{info.name}: {name} input (training, autograd)")
 
 
 def check_compile(entry: str | BlockInfo) -> None:

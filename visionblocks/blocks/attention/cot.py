@@ -101,4 +101,4 @@ class ContextualTransformer(nn.Module):
         # split attention over the two contexts: the fusion MLP on their pooled sum, its 1x1 convolutions as
         # matrix products on the (B, C) vector
         s = torch.softmax(pointwise_forward(spatial_mean(k1 + k2), self.fuse).view(b, c, self.radix), dim=2)
-        return k2 * s[:, :, 0, None, None] + k1 * s[:, :, 1, None, None]
+        return k1 * s[:, :, 1, None, None] + k2 * s[:, :, 0, None, None]  # k1 (a conv of x: its layout) first

@@ -47,7 +47,7 @@ class PositionAttention(nn.Module):
         k = self.conv_b(x).flatten(2).transpose(1, 2).unsqueeze(1)      # (B, 1, N, C'/8)
         v = self.conv_d(x).flatten(2).transpose(1, 2).unsqueeze(1)      # (B, 1, N, C')
         e = F.scaled_dot_product_attention(q, k, v, scale=1.0)           # (B, 1, N, C')
-        return self.alpha * e.squeeze(1).transpose(1, 2).unflatten(2, x.shape[2:]) + x
+        return x + self.alpha * e.squeeze(1).transpose(1, 2).unflatten(2, x.shape[2:])  # x first: its layout
 
 
 class ChannelAttention(nn.Module):
@@ -60,7 +60,7 @@ class ChannelAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = x.flatten(2).unsqueeze(1)                                    # (B, 1, C, N)
         e = F.scaled_dot_product_attention(a, a, a, scale=1.0)           # (B, 1, C, N)
-        return self.beta * e.squeeze(1).unflatten(2, x.shape[2:]) + x
+        return x + self.beta * e.squeeze(1).unflatten(2, x.shape[2:])  # x first: its layout
 
 
 @register_block("danet", family="attention", layout="nchw",

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_nchw, check_positive_int, reduced_channels
+from visionblocks.layers import check_nchw, check_positive_int, is_channels_last, reduced_channels
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -53,6 +53,9 @@ class DoubleAttention(nn.Module):
         attn_maps = attn_maps.softmax(dim=2)                        # (B, n, N): each map sums to 1 over N
         attn_vecs = attn_vecs.softmax(dim=1)                        # (B, n, N): sums to 1 over n per position
         g = torch.bmm(a, attn_maps.transpose(1, 2))                 # (B, c_m, n)  gather
-        z = torch.bmm(g, attn_vecs)                                 # (B, c_m, N)  distribute
+        if is_channels_last(x):  # z laid out (B, N, c_m) as x: z^T = attn_vecs^T g^T
+            z = torch.bmm(attn_vecs.transpose(1, 2), g.transpose(1, 2)).transpose(1, 2)
+        else:
+            z = torch.bmm(g, attn_vecs)                             # (B, c_m, N)  distribute
         # residual added in place into the projection's output (its backward does not need that output)
         return self.proj(z.unflatten(2, x.shape[2:])).add_(x)

@@ -15,7 +15,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_nchw, check_positive_int, merge_heads, split_heads
+from visionblocks.layers import (
+    check_divisible, check_nchw, check_positive_int, layout_like, merge_heads, split_heads,
+)
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -99,4 +101,4 @@ class EMSA(nn.Module):
         check_nchw(x, self.channels, type(self).__name__)
         B, C, H, W = x.shape
         y = self.forward_tokens(x.flatten(2).transpose(1, 2), H, W)
-        return y.transpose(1, 2).reshape(B, C, H, W)
+        return layout_like(y.transpose(1, 2).reshape(B, C, H, W), x)  # (a channels-last view: x's layout)

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_nchw, check_positive_int
+from visionblocks.layers import check_nchw, check_positive_int, layout_like
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -72,4 +72,6 @@ class GlobalFilter(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
-        return self._filter(x, (2, 3), channels_last=False)
+        # the transforms return the (B, C, H, W) order whatever x's layout (on channels-last input the FFT of the
+        # (B, H, W, C) view, as forward_nhwc, is no faster): the output is put back in x's layout
+        return layout_like(self._filter(x, (2, 3), channels_last=False), x)

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_nchw, check_positive_int
+from visionblocks.layers import check_divisible, check_nchw, check_positive_int, is_channels_last, memory_format_of
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -109,5 +109,10 @@ class HaloAttention(nn.Module):
         n = B * nh * nby * nbx
         out = F.scaled_dot_product_attention(q.reshape(1, n, bq * bq, dk), k.reshape(1, n, win * win, dk),
                                              v.reshape(1, n, win * win, dv), attn_mask=bias.reshape(1, n, bq * bq, win * win))
-        out = out.reshape(B, nh, nby, nbx, bq, bq, dv).permute(0, 1, 6, 2, 4, 3, 5).reshape(B, nh * dv, nby * bq, nbx * bq)
-        return out[:, :, :math.ceil(H / s), :math.ceil(W / s)]
+        out = out.reshape(B, nh, nby, nbx, bq, bq, dv)
+        if is_channels_last(x):  # the one copy writes x's layout: (B, H, W, heads * dv), viewed (B, C, H, W)
+            out = out.permute(0, 2, 4, 3, 5, 1, 6).reshape(B, nby * bq, nbx * bq, nh * dv).permute(0, 3, 1, 2)
+        else:
+            out = out.permute(0, 1, 6, 2, 4, 3, 5).reshape(B, nh * dv, nby * bq, nbx * bq)
+        # cropped to the map (a copy only when the map was padded to whole blocks)
+        return out[:, :, :math.ceil(H / s), :math.ceil(W / s)].contiguous(memory_format=memory_format_of(x))

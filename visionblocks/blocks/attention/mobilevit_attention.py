@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from visionblocks.layers import (
     ConvNormAct, DropPath, LayerType, Mlp, MultiHeadAttention, check_divisible, check_nchw, check_positive_int,
-    fold_patches, pad_to_patches, to_2tuple, unfold_patches,
+    fold_patches, layout_like, pad_to_patches, to_2tuple, unfold_patches,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
@@ -107,4 +107,5 @@ class MobileViTBlock(nn.Module):
         for layer in self.layers:
             t = layer(t, mask)
         y = fold_patches(self.norm(t), Hp, Wp, ph, pw, channels_last=True)[:, :, :H, :W]
+        y = layout_like(y, x)  # the copy the projection makes anyway, in x's layout (so the concatenation keeps it)
         return self.conv_fusion(torch.cat([x, self.conv_proj(y)], dim=1))

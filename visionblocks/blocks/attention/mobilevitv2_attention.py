@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from visionblocks.layers import (
     ConvMlp, ConvNormAct, DropPath, GroupNorm1, LayerType, check_nchw, check_positive_int, fold_patches,
-    pad_to_patches, to_2tuple, unfold_patches,
+    layout_like, pad_to_patches, to_2tuple, unfold_patches,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
@@ -145,4 +145,4 @@ class MobileViTv2Block(nn.Module):
         for layer in self.layers:
             t = layer(t, mask)
         y = fold_patches(self.norm(t, mask), Hp, Wp, ph, pw)[:, :, :H, :W]
-        return self.conv_proj(y)
+        return self.conv_proj(layout_like(y, x))  # the copy the projection makes anyway, in x's layout

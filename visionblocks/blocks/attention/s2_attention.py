@@ -18,7 +18,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import LayerType, check_divisible, check_nchw, check_positive_int, create_act
+from visionblocks.layers import (
+    LayerType, check_divisible, check_nchw, check_positive_int, create_act, is_channels_last, token_linear,
+)
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -87,7 +89,11 @@ class S2Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
-        x = self.mlp1(x.permute(0, 2, 3, 1))                       # (B, H, W, 3C)
-        x1, x2, x3 = x.chunk(3, dim=-1)
-        xs = torch.stack([spatial_shift(x1, 1), spatial_shift(x2, 2), x3], dim=1)
-        return self.mlp2(self.split_attention(xs)).permute(0, 3, 1, 2)
+        t = self.mlp1(x.permute(0, 2, 3, 1))                       # (B, H, W, 3C)
+        t1, t2, t3 = t.chunk(3, dim=-1)
+        ts = torch.stack([spatial_shift(t1, 1), spatial_shift(t2, 2), t3], dim=1)
+        u = self.split_attention(ts)                                # (B, H, W, C)
+        if is_channels_last(x):
+            return self.mlp2(u).permute(0, 3, 1, 2)                 # (B, H, W, C) memory: x's layout
+        # NCHW: the last projection written channels-first, W u^T + b (the same products, no transposing copy)
+        return token_linear(u.flatten(1, 2).transpose(1, 2), self.mlp2).unflatten(2, x.shape[2:])

@@ -9,7 +9,7 @@ import math
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_divisible, check_nchw, check_positive_int, to_2tuple
+from visionblocks.layers import check_divisible, check_nchw, check_positive_int, layout_like, to_2tuple
 from visionblocks.layers.validate import check_conv_input
 
 from ._conv_base import ConvBase
@@ -98,7 +98,8 @@ class DeformConvBase(ConvBase):
         offset, mask = self.conv_offset(x), None
         if self.modulated:
             offset, mask = offset[:, :self.num_offsets], torch.sigmoid(offset[:, self.num_offsets:])
-        return deform_conv2d(x, offset, self.weight, self.bias, self.stride, self.padding, self.dilation, mask=mask)
+        y = deform_conv2d(x, offset, self.weight, self.bias, self.stride, self.padding, self.dilation, mask=mask)
+        return layout_like(y, x)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, offset_groups={self.offset_groups}"

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_positive_int
+from visionblocks.layers import check_positive_int, layout_like
 from visionblocks.layers.validate import check_conv_input
 
 from ._conv_base import ConvBase
@@ -61,4 +61,4 @@ class KernelBankConv(ConvBase):
         check_conv_input(x, self.kernel_size, self.padding, self.dilation, type(self).__name__)
         weight = (r @ self.weight.flatten(1)).view(r.shape[0], *self.weight.shape[1:])   # one (B, n) x (n, -1) mm
         bias = r @ self.bias if self.bias is not None else None
-        return per_sample_conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+        return layout_like(per_sample_conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups), x)

@@ -17,7 +17,8 @@ import torch.nn as nn
 
 from visionblocks.layers import (
     square_conv_geometry,
-    ConvNormAct, LayerType, check_divisible, check_nchw, check_positive_int, local_aggregate, reduced_channels,
+    ConvNormAct, LayerType, check_divisible, check_nchw, check_positive_int, layout_like, local_aggregate,
+    reduced_channels,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
@@ -82,4 +83,4 @@ class Involution(nn.Module):
         # each group's K*K kernel at every position, applied to its C/G channels' K x K neighbourhoods
         out = local_aggregate(x.view(b, g, self.group_channels, *x.shape[-2:]), kernel.view(b, g, 1, k * k, ho, wo),
                               k, self.stride)
-        return out.reshape(b, self.in_channels, ho, wo)
+        return layout_like(out.reshape(b, self.in_channels, ho, wo), x)

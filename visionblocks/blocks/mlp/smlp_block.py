@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
-    LayerType, check_nchw, check_positive_int, check_size, create_act, create_norm, to_2tuple,
+    LayerType, check_nchw, check_positive_int, check_size, create_act, create_norm, layout_like, to_2tuple,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
@@ -61,7 +61,7 @@ class SparseMLPBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
         check_size(x, self.size, type(self).__name__)
-        x = self.act(self.norm(x))
-        x_h = torch.matmul(self.proj_h.weight, x) + self.proj_h.bias[:, None]   # proj_h along H (dim -2)
-        x_w = self.proj_w(x)                                                    # proj_w along W (last dim)
-        return self.fuse(torch.cat([x, x_h, x_w], dim=1))
+        t = self.act(self.norm(x))
+        t_h = torch.matmul(self.proj_h.weight, t) + self.proj_h.bias[:, None]   # proj_h along H (dim -2)
+        t_w = self.proj_w(t)                                                    # proj_w along W (last dim)
+        return layout_like(self.fuse(torch.cat([t, t_h, t_w], dim=1)), x)

@@ -19,7 +19,8 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
-    LayerType, Mlp, check_divisible, check_nchw, check_positive_int, check_size, reduced_channels, to_2tuple,
+    LayerType, Mlp, check_divisible, check_nchw, check_positive_int, check_size, is_channels_last, reduced_channels,
+    to_2tuple, token_linear,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
@@ -78,13 +79,20 @@ class WeightedPermuteMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
         check_size(x, self.size, type(self).__name__)
-        return self.forward_nhwc(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        if is_channels_last(x):  # its (B, H, W, C) view is contiguous, and the result keeps that layout
+            return self.forward_nhwc(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        # NCHW: the last projection written channels-first, W y^T + b (the same products, no transposing copy)
+        y = self._weighted_sum(x.permute(0, 2, 3, 1))
+        return token_linear(y.flatten(1, 2).transpose(1, 2), self.proj).unflatten(2, x.shape[2:])
 
     def forward_nhwc(self, x: torch.Tensor) -> torch.Tensor:
         """The same on a channels-last (B, H, W, C) tensor (what ViP's stages carry), without checks."""
+        return self.proj(self._weighted_sum(x))
+
+    def _weighted_sum(self, x: torch.Tensor) -> torch.Tensor:
+        """The three branches on (B, H, W, C), summed with their split-attention weights (before ``proj``)."""
         xh, xw, xc = self._permute_mlp_h(x), self._permute_mlp_w(x), self.mlp_c(x)
         a = (xh + xw + xc).mean((1, 2))                               # (B, C)
         a = self.reweight(a).unflatten(-1, (self.channels, 3)).softmax(-1)  # (B, C, 3)
         a = a[:, None, None]                                          # (B, 1, 1, C, 3)
-        y = xh * a[..., 0] + xw * a[..., 1] + xc * a[..., 2]
-        return self.proj(y)
+        return xh * a[..., 0] + xw * a[..., 1] + xc * a[..., 2]

@@ -22,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import (check_divisible, check_nchw, check_odd, check_positive_int, check_size,
-                                 fuse_conv_bn_weights, to_2tuple)
+                                 fuse_conv_bn_weights, is_channels_last, to_2tuple)
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -86,7 +86,7 @@ class RepMLPBlock(PartitionPerceptron):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
         check_size(x, self.size, type(self).__name__)
-        B = x.shape[0]
+        B, channels_last = x.shape[0], is_channels_last(x)
         (hp, wp), (h, w) = self.parts, self.partition
         C, O = self.channels, self.out_channels
         x = x.reshape(B, C, hp, h, wp, w)
@@ -95,8 +95,10 @@ class RepMLPBlock(PartitionPerceptron):
             v = self.fc2(F.relu(self.fc1(v)))
             x = x + v.reshape(B, C, hp, 1, wp, 1)
         out = self.partition_perceptron(x.permute(0, 2, 4, 1, 3, 5))        # partitions (B, hp, wp, C, h, w)
-        out = out.reshape(B, hp, wp, O, h, w).permute(0, 3, 1, 4, 2, 5)      # (B, O, hp, h, wp, w)
-        return out.reshape(B, O, hp * h, wp * w)
+        out = out.reshape(B, hp, wp, O, h, w)
+        if channels_last:  # the one copy writes the input's layout: (B, hp, h, wp, w, O), viewed (B, O, H, W)
+            return out.permute(0, 1, 4, 2, 5, 3).reshape(B, hp * h, wp * w, O).permute(0, 3, 1, 2)
+        return out.permute(0, 3, 1, 4, 2, 5).reshape(B, O, hp * h, wp * w)     # (B, O, hp, h, wp, w)
 
     def drop_training_parts(self) -> None:
         """Besides FC3's fold: the BN after the global perceptron's pooling folds into FC1."""
