@@ -1,6 +1,7 @@
-"""The gates with a channels-last path (pools on the (B, H, W, C) view, gates laid out as the map, shuffle
-attention's own form): a channels-last input gives the NCHW input's values and gradients (float64, eval and
-training) and a channels-last output, so the next convolution of a channels-last network gets its layout."""
+"""The blocks with a channels-last path (gates: pools on the (B, H, W, C) view, gates laid out as the map,
+shuffle attention's own form; involution and CoT: the local aggregation on the (B, H, W, C) memory): a
+channels-last input gives the NCHW input's values and gradients (float64, eval and training) and a channels-last
+output, so the next convolution of a channels-last network gets its layout."""
 import copy
 
 import pytest
@@ -12,12 +13,15 @@ from visionblocks.layers import is_channels_last, layout_like
 from _reference import _randomize
 
 
-@pytest.mark.parametrize("name,channels", [("cbam", 32), ("coord_attention", 32), ("triplet_attention", 64),
-                                           ("shuffle_attention", 32), ("se", 32), ("eca", 32)])
+@pytest.mark.parametrize("name,args,kwargs", [
+    ("cbam", (32,), {}), ("coord_attention", (32,), {}), ("triplet_attention", (64,), {}),
+    ("shuffle_attention", (32,), {"groups": 4}), ("se", (32,), {}), ("eca", (32,), {}),
+    ("involution", (32, 32, 5, 1), {"group_channels": 8}), ("involution", (32, 32, 3, 2), {"group_channels": 8}),
+    ("cot", (32,), {})])
 @pytest.mark.parametrize("training", [False, True])
-def test_channels_last_input_same_values_gradients_and_layout(name, channels, training):
-    kwargs = {"groups": 4} if name == "shuffle_attention" else {}
-    m = _randomize(vb.create_block(name, channels, **kwargs), scale=0.5).double().train(training)
+def test_channels_last_input_same_values_gradients_and_layout(name, args, kwargs, training):
+    channels = args[0]
+    m = _randomize(vb.create_block(name, *args, **kwargs), scale=0.5).double().train(training)
     m_cl = copy.deepcopy(m)
     x = torch.randn(2, channels, 9, 11, dtype=torch.float64)
     x_cl = x.contiguous(memory_format=torch.channels_last).requires_grad_()

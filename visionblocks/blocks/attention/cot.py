@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from visionblocks.layers import (
     ConvNormAct, LayerType, check_divisible, check_nchw, check_odd, check_positive_int, create_act,
-    deprecated_kwargs, local_aggregate, pointwise_forward, reduced_channels, spatial_mean,
+    deprecated_kwargs, is_channels_last, local_aggregate, pointwise_forward, reduced_channels, spatial_mean,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
@@ -89,6 +89,10 @@ class ContextualTransformer(nn.Module):
         share one kernel (the "share planes" grouping of the authors' code)."""
         b, c, h, w = v.shape
         k, g = self.kernel_size, self.weight_groups
+        if is_channels_last(v):  # on the (B, H, W, C) memory: no transposing copy in or out
+            out = local_aggregate(v.permute(0, 2, 3, 1).view(b, h, w, c // g, g),
+                                  a.permute(0, 2, 3, 1).reshape(b, h, w, 1, g, k * k), k, channels_last=True)
+            return out.view(b, h, w, c).permute(0, 3, 1, 2)
         out = local_aggregate(v.view(b, c // g, g, h, w), a.view(b, 1, g, k * k, h, w), k)
         return out.reshape(b, c, h, w)
 

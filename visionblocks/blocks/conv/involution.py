@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from visionblocks.layers import (
     square_conv_geometry,
-    ConvNormAct, LayerType, check_divisible, check_nchw, check_positive_int, layout_like, local_aggregate,
+    ConvNormAct, LayerType, check_divisible, check_nchw, check_positive_int, is_channels_last, local_aggregate,
     reduced_channels,
 )
 from visionblocks.layers.validate import validated
@@ -81,6 +81,11 @@ class Involution(nn.Module):
         kernel = self.span(self.reduce(self.pool(x)))  # (B, G*K*K, Ho, Wo)
         b, _, ho, wo = kernel.shape
         # each group's K*K kernel at every position, applied to its C/G channels' K x K neighbourhoods
+        if is_channels_last(x):  # on the (B, H, W, C) memory: no transposing copy in or out
+            xv = x.permute(0, 2, 3, 1).view(b, *x.shape[-2:], g, self.group_channels)
+            kv = kernel.permute(0, 2, 3, 1).reshape(b, ho, wo, g, 1, k * k)
+            out = local_aggregate(xv, kv, k, self.stride, channels_last=True)    # (B, Ho, Wo, G, C/G)
+            return out.view(b, ho, wo, self.in_channels).permute(0, 3, 1, 2)
         out = local_aggregate(x.view(b, g, self.group_channels, *x.shape[-2:]), kernel.view(b, g, 1, k * k, ho, wo),
                               k, self.stride)
-        return layout_like(out.reshape(b, self.in_channels, ho, wo), x)
+        return out.reshape(b, self.in_channels, ho, wo)
