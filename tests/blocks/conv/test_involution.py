@@ -29,12 +29,16 @@ def involution_reference(m, x):
                 patch = xp[:, ch, s * i:s * i + k, s * j:s * j + k]
                 y[:, ch, i, j] = (kern[:, gi] * patch).sum((1, 2))
     return y
+# NCHW input: output rows of 6 and 4 run the NCHW form, rows of 3 (shorter than the group of 4 channels) the
+# channels-last form on a copy; channels-last input: the channels-last form
 @pytest.mark.parametrize("stride,size", [(1, (7, 6)), (2, (9, 7)), (2, (8, 5)), (2, (1, 5)), (3, (7, 8))])
-def test_involution_matches_loop(stride, size):
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_involution_matches_loop(stride, size, channels_last):
     m = randomize_bn_stats(vb.create_block("involution", 8, 8, 3, stride, group_channels=4, reduction=2))
     m = m.double().eval()
     x = torch.randn(2, 8, *size, dtype=D)
-    y = m(x)
+    y = m(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
+    assert y.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     assert y.shape == (2, 8, -(-size[0] // stride), -(-size[1] // stride))
     torch.testing.assert_close(y, involution_reference(m, x), rtol=1e-10, atol=1e-10)
 def test_involution_rednet_defaults_and_validation():
@@ -55,3 +59,18 @@ def test_rednet_uses_involution_with_stride_on_it():
     assert not any(isinstance(mod, torch.nn.Conv2d) and mod.kernel_size == (3, 3) for mod in m.stages.modules())
     with torch.no_grad():
         assert m.eval()(torch.randn(1, 3, 45, 39)).shape == (1, 1000)
+
+
+def test_involution_short_rows_through_channels_last_form_same_values_and_gradients():
+    """NCHW maps whose output rows are shorter than a group (7 < 16) run the channels-last form on a copy; the
+    values and every gradient are the NCHW form's (``_aggregate`` on the NCHW map), in training mode."""
+    torch.manual_seed(0)
+    m = vb.create_block("involution", 32, 32, 7, 2).double().train()
+    x = torch.randn(2, 32, 14, 13, dtype=D, requires_grad=True)
+    y, y_nchw = m(x), m._aggregate(x)
+    assert y.is_contiguous() and torch.allclose(y, y_nchw, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(y)
+    got = torch.autograd.grad(y, [x, *m.parameters()], g)
+    want = torch.autograd.grad(y_nchw, [x, *m.parameters()], g)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
