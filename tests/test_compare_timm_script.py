@@ -167,3 +167,30 @@ def test_fuse_latency_check_catches_a_network_computing_something_else():
         other[0].weight[0, 0, 0, 0] += 1e-3  # one weight off by 1e-3: far beyond float32 rounding
     with pytest.raises(AssertionError, match="wrong: .* of the largest output from the float64 reference"):
         fl.check_outputs({"unfused": net, "wrong": other}, x)
+
+
+def test_gpu_setting_is_named_and_the_cpu_runs_analysis_left_out(monkeypatch):
+    """A run in another setting (e.g. bfloat16 on cuda) says so in its title and text, and carries neither the
+    committed CPU run's summary nor its per-row analyses (they were measured on the CPU in float32)."""
+    monkeypatch.setitem(ct.REASONS, "slow", "because of a CPU kernel")
+    monkeypatch.setattr(ct, "SUMMARY", "**Summary of the committed run**")
+    setting = ct.setting_text("cuda", torch.bfloat16, True)
+    assert setting == "bfloat16 on cuda, channels-last (convolution weights and 4-d inputs)"
+    assert ct.setting_text() == "float32"
+    rows = [_row("fast", "block", 0.5), _row("slow", "block", 2.0)]
+    gpu = ct.markdown(rows, "cmd", "machine", "versions", 128, setting)
+    assert gpu.startswith(f"# visionblocks vs timm ({setting})") and f"`torch.no_grad`, {setting}." in gpu
+    assert "Summary of the committed run" not in gpu and "because of a CPU kernel" not in gpu
+    assert "**Not ahead (train, eval)**: train: beyond the run's spread; eval: beyond the run's spread" in gpu
+    cpu = ct.markdown(rows, "cmd", "machine", "versions", 128)
+    assert "Summary of the committed run" in cpu and "because of a CPU kernel" in cpu
+
+
+def test_unavailable_device_is_one_line_and_exit_2(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the refusal cannot be provoked")
+    with pytest.raises(SystemExit) as e:
+        ct.main(["--device", "cuda", "--no-malloc-env"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "CUDA is not available" in err[0]
