@@ -140,6 +140,17 @@ class ChannelsLastOnlyInTraining(Good):
         return y.contiguous() if torch.is_grad_enabled() else y
 
 
+class CroppedView(Good):
+    """Pads an odd-sized map to even size and returns the cropped view: right values, but at odd sizes the output
+    is a strided view (the example, 12x12, needs no pad)."""
+
+    def forward(self, x):
+        check_nchw(x, self.channels, "Cropped")
+        h, w = x.shape[-2:]
+        xp = F.pad(x, (0, w % 2, 0, h % 2))
+        return (xp * torch.sigmoid(self.conv(xp)))[:, :, :h, :w]
+
+
 class Float64Bug(Good):
     def forward(self, x):
         check_nchw(x, self.channels, "F64")
@@ -165,7 +176,7 @@ CASES = [
     (ChannelsLastGraphBreak, "compile", {}),
     (StateOutsideParams, "state_dict", {}), (ChannelsLastBug, "channels_last", {}), (Float64Bug, "dtypes", {}),
     (PermutedOutput, "channels_last", {}), (NchwOutputOnChannelsLast, "channels_last", {}),
-    (ChannelsLastOnlyInTraining, "channels_last", {}),
+    (ChannelsLastOnlyInTraining, "channels_last", {}), (CroppedView, "other_sizes", {}),
     (ExportBug, "export", {}), (FalseOnnxClaim, "onnx", {"onnx_unsupported": "claims ONNX cannot express it at all"}),
 ]
 

@@ -213,8 +213,9 @@ def _other_sizes(info: BlockInfo) -> list:
 
 
 def check_other_sizes(entry: str | BlockInfo) -> None:
-    """Blocks not tied to a size give the right shape at other sizes (odd ones included) and at batch 1 in
-    eval mode; ``fixed_size`` blocks reject another size with a ``ValueError``."""
+    """Blocks not tied to a size give the right shape at other sizes (odd ones included; an NCHW input gives
+    NCHW-contiguous outputs there too) and at batch 1 in eval mode; ``fixed_size`` blocks reject another size with
+    a ``ValueError``."""
     info = _info(entry)
     m = build(info)
     for size in _other_sizes(info):
@@ -230,6 +231,8 @@ def check_other_sizes(entry: str | BlockInfo) -> None:
             assert shapes_of(out) == expected_output_shapes(info, inputs), \
                 f"{info.name}: at input {shapes_of(inputs)} got {shapes_of(out)}, expected {expected_output_shapes(info, inputs)}"
             assert all(torch.isfinite(t).all() for t in flatten_outputs(out)), f"{info.name}: non-finite output at {size}"
+            if any(t.ndim == 4 for t in inputs):  # (a crop or pad at an odd size must not leave a strided view)
+                _check_layout(flatten_outputs(out), False, f"{info.name}: NCHW input at {size}")
     m.eval()
     inputs = make_inputs(info, batch=1)
     with torch.no_grad():
