@@ -63,3 +63,44 @@ def test_shuffle_attention_channels_last_float16_does_not_overflow():
         out = m.half()(x.half().contiguous(memory_format=torch.channels_last))
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out.float(), ref, rtol=2e-2, atol=2e-2 * ref.abs().max().item())
+
+
+# blocks that compute on another layout inside (tokens, (B, H, W, C) tables, per-sample groups, FFTs, padded
+# windows) and put their result back in the input's layout: odd sizes, strides, float64, gradients
+LAYOUT_CASES = [
+    ("halo_attention", (64,), {"block_size": 4, "halo_size": 1, "num_heads": 4}, (13, 11)),
+    ("halo_attention", (64,), {"block_size": 4, "halo_size": 1, "num_heads": 4, "stride": 2}, (13, 11)),
+    ("double_attention", (32,), {}, (9, 7)), ("cot", (32,), {}, (9, 11)),
+    ("involution", (32, 32, 3, 2), {"group_channels": 8}, (9, 11)),
+    ("global_filter", (32,), {"h": 9, "w": 6}, (9, 11)), ("s2_attention", (32,), {}, (9, 11)),
+    ("danet", (32,), {}, (9, 11)), ("emsa", (32,), {}, (9, 11)),
+    ("mobilevit_attention", (32,), {"transformer_dim": 32, "num_heads": 4}, (9, 11)),
+    ("mobilevitv2_attention", (32,), {}, (9, 11)), ("cond_conv", (16, 32, 3, 2), {}, (9, 11)),
+    ("dynamic_conv", (16, 32, 3, 1), {}, (9, 11)), ("deformable_conv", (16, 32, 3, 2), {}, (9, 11)),
+    ("repmlp_block", (16, (12, 12)), {"partition": (6, 6)}, (12, 12)),
+    ("smlp_block", (16,), {"size": 12}, (12, 12)),
+    ("weighted_permute_mlp", (24,), {"size": 8}, (8, 8)),
+]
+
+
+@pytest.mark.parametrize("name,args,kwargs,size", LAYOUT_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(LAYOUT_CASES)])
+@pytest.mark.parametrize("training", [False, True])
+def test_blocks_put_results_back_in_the_input_layout(name, args, kwargs, size, training):
+    """Channels-last input and convolution weights (a fused CPU network) against NCHW: the same values and
+    gradients (float64), each output in its input's layout."""
+    torch.manual_seed(0)
+    m = _randomize(vb.create_block(name, *args, **kwargs), scale=0.3).double().train(training)
+    m_cl = vb.to_channels_last(copy.deepcopy(m))
+    x = torch.randn(2, args[0], *size, dtype=torch.float64)
+    x_cl = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    x = x.requires_grad_()
+    y, y_cl = m(x), m_cl(x_cl)
+    assert y.is_contiguous() and is_channels_last(y_cl), (y.stride(), y_cl.stride())
+    torch.testing.assert_close(y_cl, y, rtol=1e-10, atol=1e-12)
+    g = torch.randn_like(y)
+    got = torch.autograd.grad(y_cl, [x_cl, *m_cl.parameters()], g, allow_unused=True)
+    want = torch.autograd.grad(y, [x, *m.parameters()], g, allow_unused=True)
+    for a, b in zip(got, want):
+        assert (a is None) == (b is None)
+        if b is not None:
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
