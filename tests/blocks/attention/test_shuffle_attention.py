@@ -1,4 +1,6 @@
 """Tests of :mod:`visionblocks.blocks.attention.shuffle_attention`."""
+import copy
+
 import pytest
 import torch
 
@@ -59,3 +61,56 @@ def test_shuffle_attention_and_sge_validate_groups():
 @pytest.mark.parametrize("groups", [2, 3])
 def test_shuffle_attention_inference_path_equals_autograd_path(groups):
     assert_inference_path_equals_autograd_path("shuffle_attention", 24, groups=groups, input_shape=(2, 24, 6, 5))
+
+
+@pytest.mark.parametrize("dim,shape,coef", [(1, (2, 6, 4), (1, 1, 4)), (2, (2, 4, 6), (1, 4, 1))])
+def test_gated_instance_norm_backward_is_the_derivative(dim, shape, coef):
+    """The hand-written backward of the channels-last training form against finite differences (float64)."""
+    from visionblocks.blocks.attention.shuffle_attention import _GatedInstanceNorm
+    torch.manual_seed(0)
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    a, k, e = (torch.randn(coef, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    assert torch.autograd.gradcheck(lambda *t: _GatedInstanceNorm.apply(*t, 1e-5, dim), (x, a, k, e))
+
+
+def test_channels_last_training_form_low_precision():
+    torch.manual_seed(0)
+    m = vb.create_block("shuffle_attention", 64, groups=8).train()
+    x = (torch.randn(2, 64, 9, 7) * 3 + 5).contiguous(memory_format=torch.channels_last)
+    ref_x = x.clone().requires_grad_()
+    ref = m(ref_x.contiguous())                                          # NCHW form, float32
+    g = torch.randn_like(ref)
+    (ref_gx,) = torch.autograd.grad(ref, ref_x, g)
+    mb = copy.deepcopy(m).to(torch.bfloat16)
+    xb = x.to(torch.bfloat16).requires_grad_()
+    yb = mb(xb)
+    (gxb,) = torch.autograd.grad(yb, xb, g.to(torch.bfloat16))
+    assert torch.isfinite(yb).all() and torch.isfinite(gxb).all()
+    assert (yb.float() - ref).norm() / ref.norm() < 0.05
+    assert (gxb.float() - ref_gx).norm() / ref_gx.norm() < 0.1
+
+
+
+def test_channels_last_training_form_second_derivatives():
+    """A gradient penalty (create_graph=True) differentiates the gradient: the hand-written backward steps aside
+    and autograd's graph of the formula gives the second derivatives, equal to the NCHW form's (float64)."""
+    torch.manual_seed(0)
+    m = _randomize(vb.create_block("shuffle_attention", 32, groups=4), scale=0.5).double().train()
+    x = torch.randn(2, 32, 5, 6, dtype=D)
+    grads = []
+    for inp in (x.clone(), x.contiguous(memory_format=torch.channels_last)):
+        inp.requires_grad_()
+        (gx,) = torch.autograd.grad((m(inp) ** 2).sum(), inp, create_graph=True)
+        penalty = (gx ** 2).sum()
+        grads.append(torch.autograd.grad(penalty, [inp, *m.parameters()]))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("dim,shape,coef", [(1, (2, 6, 4), (1, 1, 4)), (2, (2, 4, 6), (1, 4, 1))])
+def test_gated_instance_norm_double_backward(dim, shape, coef):
+    from visionblocks.blocks.attention.shuffle_attention import _GatedInstanceNorm
+    torch.manual_seed(0)
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    a, k, e = (torch.randn(coef, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    assert torch.autograd.gradgradcheck(lambda *t: _GatedInstanceNorm.apply(*t, 1e-5, dim), (x, a, k, e))
