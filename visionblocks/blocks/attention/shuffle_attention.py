@@ -41,7 +41,7 @@ class _GatedInstanceNorm(torch.autograd.Function):
     ``gy t + u A + c1 x + c0`` with per-(image, channel) ``A = a rstd`` and ``c1``, ``c0`` from the sums of ``u``
     and ``u x`` over the positions (the gradients through ``mu`` and ``var``): about 11 full-tensor passes where
     autograd's graph of the same forward takes about 20.  Used for channels-last maps under autograd (measured
-    forward + backward, batch 8, 2 threads: 0.57-0.66 of autograd's graph of the channels-last form at 128x28x28,
+    forward + backward, batch 8, 2 threads: 0.66-0.69 of autograd's graph of the channels-last form at 128x28x28,
     512x14x14, 256x56x56, 2048x7x7; NCHW maps keep GroupNorm's fused kernels, faster there).  A backward asked to
     build a graph (``create_graph=True``: gradient penalties) differentiates the forward's formula with autograd
     instead, so second derivatives are right.
