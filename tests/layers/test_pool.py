@@ -109,6 +109,14 @@ def test_max_and_mean_over_a_channels_last_map(shape, dim, keepdim):
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
     g = torch.randn_like(expected)
     torch.testing.assert_close(torch.autograd.grad(out, xg, g)[0], torch.autograd.grad(expected, ref, g)[0])
+    # max under autograd: the values, and the gradient of the arg-max (scattered), laid out channels-last as x
+    xg = x.clone().requires_grad_()
+    out, expected = max_over(xg, dim, keepdim=keepdim), ref.max(dim, keepdim=keepdim).values
+    assert torch.equal(out, expected)
+    g = torch.randn_like(expected)
+    got, want = torch.autograd.grad(out, xg, g)[0], torch.autograd.grad(expected, ref, g)[0]
+    assert torch.equal(got, want)
+    assert is_channels_last(got) or not is_channels_last(x), got.stride()
 
 
 def test_is_channels_last():

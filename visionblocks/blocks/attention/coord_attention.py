@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
-    ConvNormAct, LayerType, check_nchw, check_positive_int, layout_like, mean_over, reduced_channels,
+    ConvNormAct, LayerType, check_nchw, check_positive_int, is_channels_last, layout_like, mean_over, reduced_channels,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
@@ -76,6 +76,12 @@ class CoordAttention(nn.Module):
         # the gates are laid out as x (C innermost for a channels-last map)
         g_h = layout_like(_conv1x1(f[:, :, :h], self.conv_h).sigmoid_().unsqueeze(3), x)  # (B, C, H, 1), Eq. 5
         g_w = layout_like(_conv1x1(f[:, :, h:], self.conv_w).sigmoid_().unsqueeze(2), x)  # (B, C, 1, W), Eq. 6
+        if torch.is_grad_enabled() and is_channels_last(x):
+            # on the (B, H, W, C) view: autograd reduces x * g to each gate's shape in the view's order, over a
+            # non-innermost axis (vectorised along C); on the (B, C, H, W) view of a channels-last map those sums
+            # are 2-3x slower (forward + backward, channels-last, new / old: 0.80-0.81 at 8x{64,256}x28x28)
+            xp, gh, gw = (t.permute(0, 2, 3, 1) for t in (x, g_h, g_w))
+            return (xp * gh * gw).permute(0, 3, 1, 2)
         y = x * g_h
         # Eq. 7; without autograd, the second gate multiplies in place (no second full-size allocation)
         return y * g_w if torch.is_grad_enabled() else y.mul_(g_w)
