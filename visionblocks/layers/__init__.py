@@ -17,7 +17,7 @@ from .helpers import (
 )
 from .layer_type import LayerType
 from .local_aggregate import local_aggregate
-from .memory_format import is_channels_last, layout_like, memory_format_of
+from .memory_format import cat_channels, is_channels_last, layout_like, memory_format_of
 from .metaformer import MetaFormerBlock
 from .mlp import Mlp
 from .norm import LayerNorm2d, GroupNorm1, get_norm_layer, create_norm
@@ -41,7 +41,7 @@ __all__ = [
     "ConvNormAct", "get_attn_layer", "create_attn", "drop_path", "DropPath", "add_residual", "fuse_conv_bn_weights",
     "fuse_conv_bn", "pad_kernel", "identity_kernel", "split_heads", "merge_heads", "make_divisible",
     "reduced_channels", "to_2tuple", "check_positive_int", "check_divisible", "deprecated_kwargs",
-    "deprecated_flag", "LayerType", "local_aggregate", "is_channels_last", "layout_like", "memory_format_of", "MetaFormerBlock", "Mlp",
+    "deprecated_flag", "LayerType", "local_aggregate", "is_channels_last", "layout_like", "memory_format_of", "cat_channels", "MetaFormerBlock", "Mlp",
     "LayerNorm2d", "GroupNorm1",
     "get_norm_layer", "create_norm", "NormAct", "PlaneConv2d", "pad_to_patches", "unfold_patches", "fold_patches",
     "pointwise_linear", "pointwise_forward", "spatial_mean", "avg_pool_ceil", "max_over", "mean_over", "se_kwargs",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["is_channels_last", "layout_like", "memory_format_of"]
+__all__ = ["is_channels_last", "layout_like", "memory_format_of", "cat_channels"]
 
 
 def is_channels_last(x: torch.Tensor) -> bool:
@@ -36,3 +36,30 @@ def layout_like(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     strides through one of the two (at 8x64x28x28: coordinate attention 1.36x slower on a channels-last map with
     NCHW gates)."""
     return t.contiguous(memory_format=memory_format_of(x))
+
+
+class _CatChannels(torch.autograd.Function):
+    """``torch.cat(tensors, dim=1)`` whose backward hands each input its gradient dense, in the input's layout."""
+
+    @staticmethod
+    def forward(ctx, *tensors):
+        ctx.sizes = [t.shape[1] for t in tensors]
+        ctx.formats = [memory_format_of(t) for t in tensors]
+        return torch.cat(tensors, dim=1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return tuple(g.contiguous(memory_format=f) for g, f in zip(grad.split(ctx.sizes, dim=1), ctx.formats))
+
+
+def cat_channels(tensors: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """``torch.cat(tensors, dim=1)`` of 4-d maps.  Under autograd with channels-last maps, each input's gradient
+    comes back dense in its layout: a channel slice of a channels-last gradient (what ``cat``'s backward hands
+    out) strides within every pixel's channel vector, and BatchNorm's backward runs about 5x slower on it (at
+    8x64x28x28, 2 threads: 7.1 ms against 1.4 ms with the copy that makes it dense).  Use it where a BatchNorm
+    output (no activation between) is concatenated; elsewhere, and for NCHW maps (whose channel slices are
+    dense per image), it is ``torch.cat``."""
+    if (torch.is_grad_enabled() and not torch.compiler.is_compiling() and any(t.requires_grad for t in tensors)
+            and any(is_channels_last(t) for t in tensors)):
+        return _CatChannels.apply(*tensors)
+    return torch.cat(tensors, dim=1)

@@ -12,7 +12,9 @@ import math
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import ConvNormAct, LayerType, check_nchw, check_odd, check_positive_int, conv_geometry
+from visionblocks.layers import (
+    ConvNormAct, LayerType, cat_channels, check_nchw, check_odd, check_positive_int, conv_geometry, memory_format_of,
+)
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -54,4 +56,11 @@ class GhostConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.in_channels, type(self).__name__)
         y = self.primary(x)
-        return torch.cat([y, self.cheap(y)], dim=1)[:, :self.out_channels]
+        # the linear module's halves end with a BatchNorm, whose backward wants a dense gradient (cat_channels);
+        # after an activation, its backward already hands one over
+        linear = isinstance(self.cheap.act, nn.Identity)
+        out = cat_channels([y, self.cheap(y)]) if linear else torch.cat([y, self.cheap(y)], dim=1)
+        if out.shape[1] == self.out_channels:
+            return out
+        # ceil(n / r) r maps > n: the first n, stored densely (a channel slice is a strided view)
+        return out[:, :self.out_channels].contiguous(memory_format=memory_format_of(out))

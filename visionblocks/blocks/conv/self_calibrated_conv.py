@@ -25,7 +25,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import square_conv_geometry, ConvNormAct, LayerType, check_divisible, check_nchw, check_positive_int, create_act
+from visionblocks.layers import (
+    square_conv_geometry, ConvNormAct, LayerType, cat_channels, check_divisible, check_nchw, check_positive_int, create_act,
+)
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -81,4 +83,4 @@ class SelfCalibratedConv(nn.Module):
             t = self.k2(F.avg_pool2d(x2, r, r))
         t = F.interpolate(t, size=(x2.shape[2], x2.shape[3]), mode="nearest")
         y2 = self.k4(self.k3(x2) * torch.sigmoid(x2 + t))
-        return self.act(torch.cat([self.k1(x1), y2], dim=1))
+        return self.act(cat_channels([self.k1(x1), y2]))  # (k1 and k4 end with a BatchNorm)
