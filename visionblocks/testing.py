@@ -305,8 +305,8 @@ def _check_layout(outs: list[torch.Tensor], channels_last: bool, what: str) -> N
 def check_channels_last(entry: str | BlockInfo) -> None:
     """A channels_last input gives the same result as a contiguous one, and every 4-d output keeps the input's
     memory format: NCHW in, NCHW-contiguous out; channels-last in, channels-last out -- with the block as built
-    and with its weights channels-last too (``model.to(memory_format=torch.channels_last)``, ``fuse`` on the
-    CPU), in eval and with autograd recording.  A block that hands the next layer another layout makes a
+    and with its convolution weights channels-last too (``to_channels_last``, what ``fuse`` does on the CPU), in
+    eval and with autograd recording.  A block that hands the next layer another layout makes a
     network switch layouts mid-way (a reorder before the next convolution) and breaks a user's ``.view``."""
     from .inference import to_channels_last
     info = _info(entry)
@@ -339,8 +339,7 @@ def check_compile(entry: str | BlockInfo) -> None:
     inputs = make_inputs(info)
     variants = [("", inputs)]
     if any(t.ndim == 4 for t in inputs):
-        variants.append((" (channels-last input)", tuple(
-            t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 else t for t in inputs)))
+        variants.append((" (channels-last input)", _to_channels_last(inputs)))
     torch._dynamo.reset()
     compiled = torch.compile(m, fullgraph=True, backend="eager")
     with torch.no_grad():

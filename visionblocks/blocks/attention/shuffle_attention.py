@@ -22,20 +22,23 @@ from visionblocks.registry import Example, register_block
 __all__ = ["ShuffleAttention"]
 
 
-def _gated_instance_norm(x, a, k, e, eps: float, dim: int):
-    """``(y, t, mu, rstd)``: ``y = x * t``, ``t = sigmoid(a (x - mu) rstd + k mu + e)`` with ``mu``, ``rstd`` the mean
-    and ``1/sqrt(var + eps)`` (two-pass variance) of each (image, channel) over axis ``dim``."""
+def _instance_norm_gate(x, a, k, e, eps: float, dim: int):
+    """``(t, mu, rstd)``: the gate ``t = sigmoid(a (x - mu) rstd + k mu + e)`` with ``mu``, ``rstd`` the mean and
+    ``1/sqrt(var + eps)`` (two-pass variance; means, not sums divided: a float16 sum over the positions overflows)
+    of each (image, channel) over axis ``dim``, and per-channel ``a``, ``k``, ``e``: both halves of shuffle
+    attention in one formula (spatial half: GroupNorm with one channel per group composed with (W2, b2), ``a = W2
+    gamma``, ``k = 0``, ``e = W2 beta + b2``; channel half: ``a = 0``, ``k = W1``, ``e = b1``)."""
     mu = x.mean(dim, keepdim=True)
-    rstd = torch.rsqrt((x - mu).square().mean(dim, keepdim=True) + eps)
+    d = x - mu
+    d = d.square() if torch.is_grad_enabled() else d.square_()    # (in place when nothing records)
+    rstd = torch.rsqrt(d.mean(dim, keepdim=True) + eps)
+    del d  # (freed before the gate is allocated: the allocator reuses its memory)
     A = a * rstd
-    t = torch.sigmoid(torch.addcmul(torch.addcmul(e, k, mu) - A * mu, x, A))
-    return x * t, t, mu, rstd
+    return torch.addcmul(torch.addcmul(e, k, mu) - A * mu, x, A).sigmoid_(), mu, rstd
 
 
 class _GatedInstanceNorm(torch.autograd.Function):
-    """:func:`_gated_instance_norm`'s ``y`` with per-channel ``a``, ``k``, ``e`` (broadcastable): both halves of
-    shuffle attention in one formula (spatial half: ``a = W2 gamma``, ``k = 0``, ``e = W2 beta + b2``; channel
-    half: ``a = 0``, ``k = W1``, ``e = b1``).
+    """``y = x * t`` with :func:`_instance_norm_gate`'s gate ``t``.
 
     Its backward is written out: with ``u = dL/dz = gy x t (1 - t)`` (``t`` the gate), the input gradient is
     ``gy t + u A + c1 x + c0`` with per-(image, channel) ``A = a rstd`` and ``c1``, ``c0`` from the sums of ``u``
@@ -49,7 +52,8 @@ class _GatedInstanceNorm(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, a, k, e, eps: float, dim: int):
-        y, t, mu, rstd = _gated_instance_norm(x, a, k, e, eps, dim)
+        t, mu, rstd = _instance_norm_gate(x, a, k, e, eps, dim)
+        y = x * t
         ctx.save_for_backward(x, a, k, e, t, y, mu, rstd)
         ctx.eps, ctx.dim = eps, dim
         return y
@@ -60,7 +64,7 @@ class _GatedInstanceNorm(torch.autograd.Function):
         if torch.is_grad_enabled():  # create_graph: a differentiable backward, through autograd's own graph
             inputs = (x, a, k, e)
             with torch.enable_grad():
-                y = _gated_instance_norm(*inputs, ctx.eps, ctx.dim)[0]
+                y = x * _instance_norm_gate(*inputs, ctx.eps, ctx.dim)[0]
             need = [i for i, n in enumerate(ctx.needs_input_grad[:4]) if n]
             got = torch.autograd.grad(y, [inputs[i] for i in need], gy, create_graph=True)
             grads = [None] * 4
@@ -144,34 +148,26 @@ class ShuffleAttention(nn.Module):
         """The same function on a channels-last map, in its (B, H W, C) view (the (B G, C/G, H, W) view of the
         NCHW form would copy the map, and the shuffle's strided writes would stride across C).
 
-        Both halves are ``x * sigmoid(x * A + D)`` with per-(image, channel) A and D: the channel half has A = 0 and
-        D = W1 s + b1; the spatial half's GroupNorm (one channel per group) composed with (W2, b2) has
-        A = W2 gamma / sqrt(var + eps) and D = W2 beta + b2 - mu A.  Two means over the positions (C
-        innermost) give s, mu and var of every channel; the shuffle is ``layers.channel_shuffle`` (ATen's kernel,
-        which keeps the layout).
+        Both halves are ``x * sigmoid(x * A + D)`` with per-(image, channel) A and D (:func:`_instance_norm_gate`):
+        the channel half has A = 0 and D = W1 s + b1; the spatial half's GroupNorm (one channel per group) composed
+        with (W2, b2) has A = W2 gamma / sqrt(var + eps) and D = W2 beta + b2 - mu A.  Two means over the positions
+        (C innermost; torch.var_mean and native_group_norm over that axis cost 17 broadcast multiplies, these passes
+        ~3) give s, mu and var of every channel; under autograd the hand-written backward of
+        :class:`_GatedInstanceNorm`.  The shuffle is ``layers.channel_shuffle`` (ATen's kernel, which keeps the
+        layout).
         """
         b, c, h, w = x.shape
         g, half = self.groups, c // (2 * self.groups)
         xp = x.permute(0, 2, 3, 1).reshape(b, h * w, c)                               # a view: x is channels-last
-        if torch.is_grad_enabled() and not torch.compiler.is_compiling():
-            sw, z = self.sweight.view(-1), self.sweight.new_zeros(half)
-            a, k, e = (torch.stack(pair).expand(g, 2, half).reshape(1, 1, c) for pair in (
-                (z, sw * self.gn.weight), (self.cweight.view(-1), z),
-                (self.cbias.view(-1), torch.addcmul(self.sbias.view(-1), self.gn.bias, sw))))
+        sw, z = self.sweight.view(-1), self.sweight.new_zeros(half)
+        a, k, e = (torch.stack(pair).expand(g, 2, half).reshape(1, 1, c) for pair in (
+            (z, sw * self.gn.weight), (self.cweight.view(-1), z),
+            (self.cbias.view(-1), torch.addcmul(self.sbias.view(-1), self.gn.bias, sw))))
+        if not torch.is_grad_enabled():
+            y = _instance_norm_gate(xp, a, k, e, self.gn.eps, 1)[0].mul_(xp)
+        elif torch.compiler.is_compiling():
+            y = xp * _instance_norm_gate(xp, a, k, e, self.gn.eps, 1)[0]
+        else:
             y = _GatedInstanceNorm.apply(xp, a, k, e, self.gn.eps, 1)
-            return channel_shuffle(y.view(b, h, w, c).permute(0, 3, 1, 2), 2)
-        # mean and (two-pass) variance of every channel over the positions, reduced over the non-innermost axis
-        # (torch.var_mean and native_group_norm over that axis cost 17 broadcast multiplies, these passes ~3);
-        # means, not sums divided: a float16 sum over the positions overflows
-        mu = xp.mean(1, keepdim=True)                                                  # (B, 1, C)
-        var = (xp - mu).pow_(2).mean(1)                                                # (B, C)
-        mu4, var4 = mu.view(b, g, 2, half), var.view(b, g, 2, half)
-        a_s = (self.gn.weight * self.sweight.view(-1)) * torch.rsqrt(var4[:, :, 1] + self.gn.eps)
-        d_s = torch.addcmul(self.sbias.view(-1), self.gn.bias, self.sweight.view(-1)) - mu4[:, :, 1] * a_s
-        d_c = torch.addcmul(self.cbias.view(-1), self.cweight.view(-1), mu4[:, :, 0])
-        a = torch.stack([torch.zeros_like(a_s), a_s], dim=2).view(b, 1, c)            # (B, 1, C)
-        d = torch.stack([d_c, d_s], dim=2).view(b, 1, c)
-        t = torch.addcmul(d, xp, a).sigmoid_()                                        # the gates, (B, H W, C)
-        y = t * xp if torch.is_grad_enabled() else t.mul_(xp)
         # output channel 2 i + k is channel k C/2 + i of the gated map (ATen's kernel on a channels-last map)
         return channel_shuffle(y.view(b, h, w, c).permute(0, 3, 1, 2), 2)
