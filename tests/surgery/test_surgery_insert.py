@@ -52,6 +52,25 @@ def test_after_a_sequential_appends_to_it():
     assert _params(net.stem[3]) == _params(vb.create_block("cbam", 8, reduction=2))
 
 
+def test_append_to_a_sequential_with_named_keys_keeps_every_module():
+    # a Sequential built from an OrderedDict can hold a module under the key "2" at index 1: appending under
+    # str(len(seq)) would overwrite it (and the shape check would not notice a lost BatchNorm)
+    from collections import OrderedDict
+    seq = nn.Sequential(OrderedDict([("conv", nn.Conv2d(3, 8, 3, padding=1)), ("2", nn.BatchNorm2d(8))]))
+    net = nn.Sequential(seq, nn.ReLU())
+    bn = seq[1]
+    report = insert(net, "se", after="0", example_input=X, reduction=2)
+    assert report == ["0.3"] and list(seq._modules) == ["conv", "2", "3"]
+    assert seq._modules["2"] is bn and isinstance(seq._modules["3"], type(vb.create_block("se", 8, reduction=2)))
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_inserted_modules_take_the_mode_of_their_place(mode):
+    net = TinyNet().train(mode == "train")
+    insert(net, "se", after="down", example_input=X)
+    assert {m.training for m in net.modules()} == {mode == "train"}  # the wrapper, too
+
+
 def test_inserted_after_reads_through_and_loads_original_keys():
     net = TinyNet()
     original = {k: v.clone() for k, v in net.state_dict().items()}

@@ -1,8 +1,12 @@
-"""Reading checkpoints: files, file:// URLs through torch.hub's cache, sha256, wrappers, prefixes, safetensors."""
+"""Reading checkpoints: files, file:// URLs (read in place), http URLs through torch.hub's cache (a local server),
+sha256, wrappers, prefixes, safetensors."""
 from __future__ import annotations
 
+import functools
 import hashlib
+import http.server
 import pickle
+import threading
 
 import pytest
 import torch
@@ -39,6 +43,24 @@ def hub_dir(tmp_path, monkeypatch):
     torch.hub.set_dir(str(tmp_path / "hub"))
     yield tmp_path / "hub"
     torch.hub.set_dir(old)
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """(directory, base URL): an HTTP server on localhost serving the directory, for the download path."""
+    root = tmp_path / "served"
+    root.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.mark.parametrize("wrap", [
@@ -95,26 +117,53 @@ def test_argparse_namespace_of_training_checkpoints_is_accepted(tmp_path):
     assert set(read_checkpoint(tmp_path / "ck.pth")) == set(_sd())
 
 
-def test_file_url_goes_through_the_hub_cache(tmp_path, hub_dir):
+def test_http_url_goes_through_the_hub_cache(http_root, hub_dir):
+    root, base = http_root
     sd = _sd()
-    path = tmp_path / "tiny-abc.pth"
-    torch.save(sd, path)
-    url = path.as_uri()
+    torch.save(sd, root / "tiny-abc.pth")
     m = Tiny()
-    load_checkpoint(m, url, progress=False)
+    load_checkpoint(m, f"{base}/tiny-abc.pth", progress=False)
     assert _same(m, sd)
     cached = hub_dir / "checkpoints" / "tiny-abc.pth"
     assert cached.is_file()
-    path.unlink()  # a second load reads the cached copy
+    (root / "tiny-abc.pth").unlink()  # a second load reads the cached copy
     m2 = Tiny()
-    load_checkpoint(m2, url, progress=False)
+    load_checkpoint(m2, f"{base}/tiny-abc.pth", progress=False)
     assert _same(m2, sd)
+    with pytest.raises(CheckpointError, match="cannot download .*absent.pth"):  # one clear error, nothing cached
+        read_checkpoint(f"{base}/absent.pth", progress=False)
+    assert not (hub_dir / "checkpoints" / "absent.pth").exists()
 
 
-def test_sha256_checked_before_loading(tmp_path, hub_dir):
+def test_file_url_is_read_in_place(tmp_path, hub_dir):
+    # two files of one name at two places, and a file overwritten: each load reads the file the URL names now
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    sd_a, sd_b = _sd(1), _sd(2)
+    torch.save(sd_a, tmp_path / "a" / "best.pth")
+    torch.save(sd_b, tmp_path / "b" / "best.pth")
+    m = Tiny()
+    load_checkpoint(m, (tmp_path / "a" / "best.pth").as_uri())
+    assert _same(m, sd_a)
+    load_checkpoint(m, (tmp_path / "b" / "best.pth").as_uri())
+    assert _same(m, sd_b)
+    sd_c = _sd(3)
+    torch.save(sd_c, tmp_path / "a" / "best.pth")
+    load_checkpoint(m, (tmp_path / "a" / "best.pth").as_uri())
+    assert _same(m, sd_c)
+    assert not (hub_dir / "checkpoints").exists()  # nothing copied into the cache
+    with pytest.raises(FileNotFoundError, match="no checkpoint file"):  # as its path would
+        read_checkpoint((tmp_path / "absent.pth").as_uri())
+    with pytest.raises(CheckpointError, match="on this machine"):
+        read_checkpoint("file://otherhost/w.pth")
+
+
+def test_sha256_checked_before_loading(tmp_path, hub_dir, http_root):
+    root, base = http_root
     sd = _sd()
-    path = tmp_path / "tiny.pth"
+    path = root / "tiny.pth"
     torch.save(sd, path)
+    url = f"{base}/tiny.pth"
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     assert sha256_of(path) == digest
     m = Tiny()
@@ -122,15 +171,17 @@ def test_sha256_checked_before_loading(tmp_path, hub_dir):
     bad = "0" * 64 if not digest.startswith("0") else "f" * 64
     with pytest.raises(ChecksumError, match="sha256"):
         load_checkpoint(m, path, sha256=bad)
+    with pytest.raises(ChecksumError, match="sha256"):
+        load_checkpoint(m, path.as_uri(), sha256=bad)
     with pytest.raises(ChecksumError, match="sha256"):  # a fresh download is refused too
-        load_checkpoint(m, path.as_uri(), sha256=bad, progress=False)
+        load_checkpoint(m, url, sha256=bad, progress=False)
     assert not (hub_dir / "checkpoints" / "tiny.pth").exists()  # the bad download is not kept
     assert _same(m, before)  # nothing was loaded
     load_checkpoint(m, path, sha256=digest)
-    load_checkpoint(m, path.as_uri(), sha256=digest[:8].upper(), progress=False)  # a prefix, as torchvision's names
+    load_checkpoint(m, url, sha256=digest[:8].upper(), progress=False)  # a prefix, as torchvision's names
     assert _same(m, sd)
     with pytest.raises(ChecksumError):  # the cached copy is checked as well
-        load_checkpoint(m, path.as_uri(), sha256=bad, progress=False)
+        load_checkpoint(m, url, sha256=bad, progress=False)
 
 
 def test_safetensors_round_trip(tmp_path, hub_dir):
@@ -144,6 +195,10 @@ def test_safetensors_round_trip(tmp_path, hub_dir):
     m = Tiny()
     load_checkpoint(m, (tmp_path / "w.safetensors").as_uri(), progress=False)
     assert _same(m, sd)
+    data = (tmp_path / "w.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])  # a damaged file: our error, its path
+    with pytest.raises(CheckpointError, match="cut.safetensors"):
+        load_checkpoint(Tiny(), tmp_path / "cut.safetensors")
 
 
 def test_safetensors_without_the_package_names_the_extra(tmp_path, monkeypatch):

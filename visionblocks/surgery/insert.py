@@ -29,6 +29,15 @@ from ._core import (
 __all__ = ["InsertedAfter", "PRESETS", "insert"]
 
 
+def _free_index_key(seq: nn.Sequential) -> str:
+    """The key a module appended to ``seq`` gets: ``str(len(seq))`` as ``nn.Sequential.append`` gives, or the next
+    integer key not taken (a Sequential built from an OrderedDict may hold a module under the key "2" at index 0)."""
+    n = len(seq)
+    while str(n) in seq._modules:
+        n += 1
+    return str(n)
+
+
 class InsertedAfter(nn.Module):
     """``block(module(*args))``: a block inserted after a module that is not an ``nn.Sequential``.
 
@@ -42,6 +51,7 @@ class InsertedAfter(nn.Module):
         super().__init__()
         self.module = module
         self.block = block
+        self.training = module.training  # the wrapper takes the mode of the module it stands for
         self._register_load_state_dict_pre_hook(self._map_original_keys)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -288,7 +298,7 @@ def _insert_at(model: nn.Module, spec: BlockSpec, places: list[tuple[str, str, n
             new_name = name
         elif kind == "append":
             seq = model.get_submodule(name)
-            new_key = str(len(seq))
+            new_key = _free_index_key(seq)
             edits.append(Edit(seq, new_key, new))
             new_name = f"{name}.{new_key}"
         else:

@@ -45,9 +45,10 @@ def load_checkpoint(model: nn.Module, checkpoint: str | os.PathLike | Mapping, *
 
     Args:
         model: the network to fill.
-        checkpoint: a file path, an ``http(s)://`` or ``file://`` URL (cached by ``torch.hub``), or a loaded
-            mapping.  A plain state dict, one under ``state_dict``/``model``/``model_ema``..., keys prefixed
-            with ``module.`` (DDP), or a safetensors file (needs the ``safetensors`` package).
+        checkpoint: a file path, an ``http(s)://`` URL (downloaded once into ``torch.hub``'s cache), a
+            ``file://`` URL (read in place, as its path), or a loaded mapping.  A plain state dict, one under
+            ``state_dict``/``model``/``model_ema``..., keys prefixed with ``module.`` (DDP), or a safetensors file
+            (needs the ``safetensors`` package).
         strict: raise, naming every key, when the checkpoint lacks a model key or has one the model lacks
             (beyond the expected cases: added blocks, a replaced classifier); ``False`` loads the common keys
             and returns the lists.  A wrong shape always raises.  Nothing is loaded when it raises.

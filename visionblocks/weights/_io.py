@@ -1,7 +1,9 @@
 """Reading a checkpoint: a path, an http(s)/file URL or an in-memory mapping, to a flat state dict.
 
-URLs go through torch's own hub cache (``torch.hub.get_dir()/checkpoints``, the directory
-``torch.hub.load_state_dict_from_url`` uses): a file downloaded once is reused.  ``sha256=`` verifies the file
+http(s) URLs go through torch's own hub cache (``torch.hub.get_dir()/checkpoints``, the directory
+``torch.hub.load_state_dict_from_url`` uses, keyed as there by the URL's file name): a file downloaded once is
+reused.  A ``file://`` URL names a local file and is read in place, as its path would be (a copy in the cache would
+go stale when the file changes, and two files of one name would share it).  ``sha256=`` verifies the file
 (a full hex digest, or a prefix of one, as torchvision's file names carry) *before* anything is unpickled or
 loaded.  Torch files are always read with ``weights_only=True``; safetensors files need the ``safetensors``
 package.
@@ -14,7 +16,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.error import URLError
 from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import torch
 
@@ -49,19 +53,30 @@ def _check_sha256(path: str, sha256: str | None, what: str) -> None:
                             f"(nothing was loaded; delete {path!r} if it is a damaged copy)")
 
 
+def _file_url_path(url: str) -> str:
+    """The local path a ``file://`` URL names (``file:///tmp/w.pth`` -> ``/tmp/w.pth``)."""
+    parsed = urlparse(url)
+    if parsed.netloc not in ("", "localhost"):
+        raise CheckpointError(f"{url}: a file:// URL names a file on this machine (file:///path), got host "
+                              f"{parsed.netloc!r}")
+    return url2pathname(parsed.path)
+
+
 def _cached_url(url: str, sha256: str | None, progress: bool, model_dir: str | None, file_name: str | None) -> str:
-    """The local copy of ``url`` in torch's hub cache, downloading it (sha256-checked) when absent."""
+    """The local copy of the http(s) ``url`` in torch's hub cache, downloading it (sha256-checked) when absent."""
     model_dir = model_dir or os.path.join(torch.hub.get_dir(), "checkpoints")
     os.makedirs(model_dir, exist_ok=True)
     cached = os.path.join(model_dir, file_name or os.path.basename(urlparse(url).path))
     if not os.path.exists(cached):
-        try:
+        try:  # (torch writes a temporary file and renames it when complete: no half-written copy is cached)
             torch.hub.download_url_to_file(url, cached, hash_prefix=sha256.lower() if sha256 else None,
                                            progress=progress)
         except RuntimeError as e:
             if "invalid hash value" in str(e):
                 raise ChecksumError(f"sha256 of {url} does not match {sha256}: {e} (nothing was loaded)") from e
             raise
+        except (URLError, OSError) as e:
+            raise CheckpointError(f"cannot download {url}: {getattr(e, 'reason', e)} (nothing was loaded)") from e
     else:
         _check_sha256(cached, sha256, f"{url} (cached at {cached})")
     return cached
@@ -82,7 +97,10 @@ def _load_safetensors(path: str) -> dict[str, torch.Tensor]:
     except ImportError as e:
         raise CheckpointError(f"{path} is a safetensors file: install the 'safetensors' package "
                               f"(pip install 'visionblocks[safetensors]') to read it") from e
-    return load_file(path, device="cpu")
+    try:
+        return load_file(path, device="cpu")
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error type for a damaged file
+        raise CheckpointError(f"cannot read {path} as a safetensors file: {e}") from e
 
 
 def _torch_load(path: str) -> Any:
@@ -134,7 +152,7 @@ def read_checkpoint(source: str | os.PathLike | Mapping, *, sha256: str | None =
     """The flat state dict of ``source``: a path, an http(s) or ``file://`` URL, or an already loaded mapping.
 
     ``sha256`` (hex digest or prefix) is checked before the file is read; on a mismatch a
-    :class:`ChecksumError` is raised.  ``model_dir``/``file_name`` place the cached download as in
+    :class:`ChecksumError` is raised.  ``model_dir``/``file_name`` place the cached download of an http(s) URL as in
     ``torch.hub.load_state_dict_from_url``.
     """
     if isinstance(source, Mapping):
@@ -143,7 +161,7 @@ def read_checkpoint(source: str | os.PathLike | Mapping, *, sha256: str | None =
         return unwrap_state_dict(source, use_ema)
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"checkpoint must be a path, a URL or a state dict, got {type(source).__name__}")
-    if is_url(str(source)):
+    if is_url(str(source)) and urlparse(str(source)).scheme != "file":
         url = str(source)
         path = _cached_url(url, sha256, progress, model_dir, file_name)
         if _is_safetensors(path):
@@ -157,6 +175,8 @@ def read_checkpoint(source: str | os.PathLike | Mapping, *, sha256: str | None =
                 except Exception as e:  # noqa: BLE001
                     raise CheckpointError(f"cannot read {url} with torch.load(weights_only=True): {e}") from e
         return unwrap_state_dict(obj, use_ema)
+    if is_url(str(source)):  # file://: the file itself, as its path
+        source = _file_url_path(str(source))
     path = str(Path(source).expanduser())
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no checkpoint file at {path!r}")
