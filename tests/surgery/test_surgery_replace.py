@@ -138,12 +138,73 @@ def test_impossible_geometries_name_module_block_and_need():
 
 def test_absorb_norm_false_keeps_the_bn():
     net = TinyNet()
+    original = net.state_dict()
     replace(net, target="layer1.conv1", block="acnet_block", example_input=X, absorb_norm=False)
     assert type(net.layer1.bn1) is nn.BatchNorm2d
+    train_steps(net, X)
+    trained = net(X)
     vb.reparameterize(net.eval())
-    assert type(net.layer1.conv1) is nn.Conv2d and net.layer1.conv1.bias is not None  # the fold's bias stays in it
+    # the bias-free convolution's folded bias goes into the kept BatchNorm's running mean: the original keys
+    assert type(net.layer1.conv1) is nn.Conv2d and net.layer1.conv1.bias is None
+    assert list(net.state_dict()) == list(original)
+    torch.testing.assert_close(net(X), trained, rtol=1e-4, atol=1e-4 * trained.abs().max().item())
     with pytest.raises(SurgeryError, match="absorb_norm=True, but no BatchNorm"):
         replace(vgg_style(), target="0", block="acnet_block", example_input=X, absorb_norm=True)
+
+
+class BatchNormReLU(nn.BatchNorm2d):
+    """A BatchNorm subclass that does more than normalise (as timm's BatchNormAct2d: BN, then an activation)."""
+
+    def forward(self, x):
+        return torch.relu(super().forward(x))
+
+
+class ConvBnActNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, 1, 1, bias=False)
+        self.bn1 = BatchNormReLU(8)
+        self.conv2 = nn.Conv2d(8, 8, 3, 1, 1, bias=False)
+        self.bn2 = BatchNormReLU(8)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        return self.fc(self.bn2(self.conv2(self.bn1(self.conv1(x)))).mean((2, 3)))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_norm_that_also_activates_stays_and_takes_the_folded_bias(dtype):
+    # timm's EfficientNet/MobileNet: conv (no bias) -> BatchNormAct2d. The subclass is not absorbed (its activation
+    # would be lost); the fold's bias goes into its running mean, so the original architecture comes back.
+    net = ConvBnActNet().to(dtype)
+    x = X.to(dtype)
+    original = net.state_dict()
+    replace(net, target=is_3x3, block="acnet_block", example_input=x)
+    assert type(net.bn1) is BatchNormReLU and isinstance(net.conv1, RepSlot)
+    train_steps(net, x)
+    trained = net(x)
+    vb.reparameterize(net)
+    assert type(net.conv1) is nn.Conv2d and net.conv1.bias is None
+    state = net.state_dict()
+    assert list(state) == list(original)
+    tol = 1e-10 if dtype == torch.float64 else 1e-4
+    torch.testing.assert_close(net(x), trained, rtol=tol, atol=tol * trained.abs().max().item())
+    plain = ConvBnActNet().to(dtype)
+    plain.load_state_dict(state)  # strict
+    assert torch.equal(plain.eval()(x), net(x))
+    with pytest.raises(SurgeryError, match="BatchNormReLU, which does more than normalise"):
+        replace(ConvBnActNet(), target="conv1", block="acnet_block", example_input=X, absorb_norm=True)
+
+
+def test_a_bias_free_conv_without_a_norm_after_it_warns_that_the_fold_adds_a_bias():
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1, bias=False), nn.ReLU(), nn.Conv2d(8, 8, 3, 1, 1, bias=False))
+    with pytest.warns(UserWarning, match=r"'0', '2' \(2 convolutions\) have no bias and no BatchNorm"):
+        replace(net, target=nn.Conv2d, block="acnet_block", example_input=X)
+    train_steps(net, X)
+    trained = net(X)
+    vb.reparameterize(net)
+    assert net[0].bias is not None  # the fold's bias has no other place to go
+    torch.testing.assert_close(net(X), trained, rtol=1e-4, atol=1e-4 * trained.abs().max().item())
 
 
 def test_replaced_model_deepcopies_and_pickles_then_folds():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import warnings
 from typing import Any, Callable
 
 import torch
@@ -159,11 +160,15 @@ class RepSlot(nn.Module):
 
     is_reparameterized = False
 
-    def __init__(self, block: nn.Module, conv: nn.Conv2d, norm: AbsorbedNorm | None = None):
+    def __init__(self, block: nn.Module, conv: nn.Conv2d, norm: AbsorbedNorm | None = None,
+                 bias_norm: nn.Module | None = None):
         super().__init__()
         self.block = block
         self.__dict__["template"] = _meta_copy(conv)
         self.__dict__["norm"] = norm  # lives in its own slot of the parent
+        # a BatchNorm (kept, not absorbed) that takes the convolution's output: a bias-free convolution's folded
+        # bias goes into its running mean (BN(y + b) = BN(y) with running_mean - b, in eval and in training)
+        self.__dict__["bias_norm"] = bias_norm
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.block(x)
@@ -192,7 +197,9 @@ class RepSlot(nn.Module):
                 become(self.norm, bn.train(self.norm.training))
             elif conv.bias is not None:
                 conv.bias.copy_(bias)
-            else:  # the original convolution had no bias and no BatchNorm followed it to take one
+            elif self.bias_norm is not None:
+                self.bias_norm.running_mean.sub_(bias.to(self.bias_norm.running_mean))
+            else:  # the original convolution had no bias and no BatchNorm takes its output (replace warned)
                 conv.bias = nn.Parameter(bias.clone())
         become(self, conv.train(self.training))
 
@@ -223,19 +230,26 @@ def _norm_plus_bias(bn: nn.Module, bias: torch.Tensor) -> None:
 
 
 def _following_norm(model: nn.Module, name: str, conv: nn.Conv2d) -> tuple[str, nn.Module] | None:
-    """The BatchNorm registered right after ``conv`` in its parent, when it normalises ``conv.out_channels`` with
-    running statistics (the candidate; the probe confirms that it takes exactly the convolution's output)."""
+    """The BatchNorm (or a subclass of one, such as timm's ``BatchNormAct2d``) registered right after ``conv`` in
+    its parent, when it normalises ``conv.out_channels`` with running statistics (the candidate; the probe confirms
+    that it takes exactly the convolution's output)."""
     parent, key = parent_and_key(model, name)
     keys = list(parent._modules)
     i = keys.index(key)
     if i + 1 >= len(keys):
         return None
     nxt = parent._modules[keys[i + 1]]
-    if type(nxt) in (nn.BatchNorm2d, nn.SyncBatchNorm) and nxt.num_features == conv.out_channels \
+    if isinstance(nxt, nn.modules.batchnorm._BatchNorm) and nxt.num_features == conv.out_channels \
             and nxt.track_running_stats:
         prefix = name.rpartition(".")[0]
         return (f"{prefix}.{keys[i + 1]}" if prefix else keys[i + 1]), nxt
     return None
+
+
+def _plain_norm(norm: nn.Module) -> bool:
+    """A BatchNorm that does nothing but normalise (a subclass may do more: timm's ``BatchNormAct2d`` activates),
+    so that a block normalising its own output can stand in for it."""
+    return type(norm) in (nn.BatchNorm2d, nn.SyncBatchNorm)
 
 
 # ------------------------------------------------------------------------------------------------------ replace
@@ -276,20 +290,19 @@ def replace(model: nn.Module, /, target: Selector, block: Any, example_input: An
     absorb = _normalises(spec, block_kwargs) if absorb_norm is None else bool(absorb_norm)
     cls = spec.factory.func if isinstance(spec.factory, functools.partial) else spec.factory
     foldable = isinstance(cls, type) and is_reparameterizable(cls)
-    norms = {}
-    if absorb:
-        for name, module in outer:
-            if isinstance(module, nn.Conv2d):
-                found = _following_norm(model, name, module)
-                if found is not None:
-                    norms[name] = found
+    followers = {}  # conv name -> (name, BatchNorm) registered right after it (the probe confirms it takes its output)
+    for name, module in outer:
+        if isinstance(module, nn.Conv2d) and (absorb or foldable):
+            found = _following_norm(model, name, module)
+            if found is not None:
+                followers[name] = found
     if example_input is None:
         example_input = default_input(model)
     watch = dict(outer)
-    watch.update({bn_name: bn for bn_name, bn in norms.values()})
+    watch.update({bn_name: bn for bn_name, bn in followers.values()})
     probe = run_probe(model, example_input, watch, keep=watch)
     label = f"replace with {spec.name}"
-    edits, names, per_module, units = [], [], {}, {}
+    edits, names, per_module, units, biased = [], [], {}, {}, []
     for name, module in outer:
         if probe.calls.get(name, 0) == 0:
             raise SurgeryError(f"{label}: module {name!r} did not run in the probe forward; choose modules the forward "
@@ -310,18 +323,25 @@ def replace(model: nn.Module, /, target: Selector, block: Any, example_input: An
         args, kwargs = _block_call(spec, geom, block_kwargs, where)
         new = spec.build(*args, where=where, **kwargs)
         new = place_like(new, out, module.training)
-        pair = norms.get(name)
-        if pair is not None and probe.kept_in.get(pair[0]) is not out:
-            pair = None  # registered after the convolution, but not what normalises its output
+        follower = followers.get(name)
+        if follower is not None and probe.kept_in.get(follower[0]) is not out:
+            follower = None  # registered after the convolution, but not what normalises its output
+        pair = follower if absorb and follower is not None and _plain_norm(follower[1]) else None
         if absorb_norm and pair is None and isinstance(module, nn.Conv2d):
-            raise SurgeryError(f"{label}: absorb_norm=True, but no BatchNorm takes the output of {name!r} directly")
+            why = "" if follower is None else (f" ({follower[0]!r} is a {type(follower[1]).__name__}, which does more "
+                                               "than normalise)")
+            raise SurgeryError(f"{label}: absorb_norm=True, but no BatchNorm takes the output of {name!r} directly"
+                               + why)
+        bias_norm = follower[1] if follower is not None and pair is None else None
+        if foldable and isinstance(module, nn.Conv2d) and module.bias is None and pair is None and bias_norm is None:
+            biased.append(name)
         parent, key = parent_and_key(model, name)
         norm_slot = None
         if pair is not None:
             bn_parent, bn_key = parent_and_key(model, pair[0])
             norm_slot = AbsorbedNorm(pair[1]).train(pair[1].training) if foldable else nn.Identity()
             edits.append(Edit(bn_parent, bn_key, norm_slot))
-        unit = RepSlot(new, module, norm_slot).train(module.training) \
+        unit = RepSlot(new, module, norm_slot, bias_norm).train(module.training) \
             if foldable and isinstance(module, nn.Conv2d) else new
         edits.append(Edit(parent, key, unit))
         names.append(name)
@@ -339,6 +359,11 @@ def replace(model: nn.Module, /, target: Selector, block: Any, example_input: An
             raise SurgeryError(f"{label}: the model's output changed from {probe.output} to {after.output}")
 
     apply_edits(edits, check)
+    if biased:
+        warnings.warn(f"{label}: {', '.join(map(repr, biased[:3]))}{' ...' if len(biased) > 3 else ''} "
+                      f"({len(biased)} convolution{'s' if len(biased) > 1 else ''}) have no bias and no BatchNorm takes "
+                      "their output, so the convolutions reparameterize folds them back into carry a bias (the "
+                      "original has none: a strict load into the original class then reports it)", stacklevel=2)
     report = SurgeryReport(names, "replace", spec.name, before, count_params(model), per_module)
     logger.info("%s", report.summary())
     return report
