@@ -166,9 +166,29 @@ def test_other_num_classes_drops_the_classifier_and_says_so():
     assert torch.equal(m.head.fc.weight, fc)
     assert torch.equal(m.stem[0].conv.weight, sd["stem.0.conv.weight"])
     m0 = _model(num_classes=0)
-    with pytest.warns(UserWarning, match="0 classes"):
+    with pytest.warns(UserWarning, match=r"the model has no classifier \(head.fc: num_classes=0\)"):
         res = load_checkpoint(m0, sd)
     assert res.dropped_keys == ["head.fc.weight", "head.fc.bias"] and res.missing_keys == []
+
+
+def test_a_damaged_classifier_is_an_error_not_another_class_count():
+    # the same class count with another input width, or a classifier key missing, is a damaged (or another
+    # model's) checkpoint: named, nothing loaded; only another class count drops the classifier
+    m = _model()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    sd = _ours()
+    sd["head.fc.weight"] = torch.zeros(sd["head.fc.weight"].shape[0], 7)
+    with pytest.raises(StateDictMismatchError, match=r"head.fc.weight: checkpoint \(1000, 7\)"):
+        load_checkpoint(m, sd)
+    sd = _ours()
+    del sd["head.fc.bias"]
+    with pytest.raises(StateDictMismatchError, match=r"missing from the checkpoint \(1\): head.fc.bias"):
+        load_checkpoint(m, sd)
+    sd = _ours()
+    sd["head.fc.bias"] = torch.zeros(10)  # 1000-class weight, 10-class bias
+    with pytest.raises(StateDictMismatchError, match=r"head.fc.weight: checkpoint \(1000, \d+\), model \(10, "):
+        load_checkpoint(_model(num_classes=10), sd)
+    assert all(torch.equal(v, before[k]) for k, v in m.state_dict().items())
 
 
 def test_headless_checkpoint_leaves_the_classifier_and_says_so():
@@ -285,3 +305,21 @@ def test_no_warning_on_a_clean_load():
 def test_weights_without_a_direct_url_say_where_to_download_them():
     with pytest.raises(CheckpointError, match="drive.google.com.*stride_3x3=True"):
         create_pretrained("cbam_resnet50.authors_in1k")
+
+
+@pytest.mark.parametrize("manifest,model,kwargs,anchor,ours", [
+    ("torchvision.resnet--resnet50", "resnet50", {"stride_3x3": True}, "layer1.0.conv1.weight",
+     "stages.0.0.conv1.conv.weight"),
+    ("torchvision.mobilenetv2--mobilenet_v2", "mobilenetv2", {}, "features.1.conv.0.0.weight",
+     "blocks.0.conv_dw.conv.weight"),
+])
+def test_a_missing_key_the_layout_detector_looks_for_is_named(manifest, model, kwargs, anchor, ours):
+    # without it the detector does not recognise the layout; the converter whose renamed keys are nearly all the
+    # model's still applies, so the strict load names the missing key (was: "unrecognised checkpoint layout")
+    sd = manifest_state_dict(manifest)
+    del sd[anchor]
+    with torch.device("meta"):
+        m = vb.create_model(model, **kwargs)
+    with pytest.raises(StateDictMismatchError, match=rf"missing from the checkpoint \(1\): {ours}") as e:
+        load_checkpoint(m, sd)
+    assert e.value.missing_keys == [ours] and manifest.split("--")[0] in str(e.value)

@@ -104,6 +104,25 @@ def _overlap(keys: Sequence[str], own: Sequence[str]) -> float:
     return sum(k in own_set for k in keys) / max(1, len(keys))
 
 
+def _nearest_converter(model: nn.Module, state_dict: Mapping[str, torch.Tensor], own: Sequence[str],
+                       threshold: float = 0.9) -> Converter | None:
+    """The converter for ``model`` whose renamed keys are nearly all the model's (>= ``threshold``), when no
+    detector recognised the checkpoint: a checkpoint lacking one of the keys a detector looks for is still in that
+    layout, and the strict load then names what is missing instead of "unrecognised layout"."""
+    scored = []
+    for order, conv in enumerate(_CONVERTERS.values()):
+        if not conv.applies_to(model):
+            continue
+        try:
+            renamed = conv.convert(dict(state_dict), model)
+        except Exception:  # noqa: BLE001 - a converter may refuse keys of another layout in its own way
+            continue
+        overlap = _overlap(list(renamed), own)
+        if overlap >= threshold:  # the best overlap; among equals the most generic layout (lowest priority: a
+            scored.append((overlap, -conv.priority, -order, conv))  # specialised one's detector would have fired)
+    return max(scored, key=lambda t: t[:3])[3] if scored else None
+
+
 def find_converter(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
                    layout: str | None = None) -> Converter | None:
     """The converter for loading ``state_dict`` into ``model`` (``None``: it is already in our layout).
@@ -136,6 +155,9 @@ def find_converter(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
                           f"{type(model).__name__}: is it a checkpoint of another model?")
     if _overlap(keys, own) >= 0.5:  # ours, with differences the strict load names
         return None
+    near = _nearest_converter(model, state_dict, own)
+    if near is not None:  # a known layout whose detector missed a key it looks for (a damaged checkpoint)
+        return near
     mine = list_converters(model)
     raise LayoutError(f"unrecognised checkpoint layout for {type(model).__name__}: its first keys are "
                       f"{keys[:4]}, the model's are {own[:4]}; layouts known for this model: "

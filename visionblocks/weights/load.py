@@ -143,6 +143,18 @@ def _named(keys: Sequence[str]) -> str:
     return ", ".join(keys[:_MAX_NAMED]) + more
 
 
+def _another_class_count(sd: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor], ck: list[str],
+                         mine: list[str]) -> bool:
+    """Whether the checkpoint's classifier ``ck`` is the model's ``mine`` for another number of classes: the same
+    keys, each tensor shaped as the model's but in its first (class) dimension, one class count throughout.  A
+    classifier damaged otherwise (a key missing, another input width) is not dropped: the load names it."""
+    if sorted(ck) != sorted(mine):
+        return False
+    counts = {sd[k].shape[0] if sd[k].ndim else None for k in ck}
+    return (len(counts) == 1 and None not in counts and all(
+        sd[k].shape[1:] == own[k].shape[1:] and sd[k].shape[0] != own[k].shape[0] for k in ck))
+
+
 def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, strict: bool = True,
                     layout: str | None = None, allow_missing: str | Sequence[str] | None = "added",
                     converter: Converter | None = None) -> LoadResult:
@@ -168,15 +180,16 @@ def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
     for cls in classifier_names(model, converter):
         ck = _prefix_keys(sd, cls)
         mine = _prefix_keys(own, cls)
-        if ck and (sorted(ck) != sorted(mine) or any(tuple(sd[k].shape) != tuple(own[k].shape) for k in ck)):
+        if ck and (not mine or _another_class_count(sd, own, ck, mine)):
             n_ck = sd[f"{cls}.weight"].shape[0] if f"{cls}.weight" in sd else "?"
             n_own = own[f"{cls}.weight"].shape[0] if f"{cls}.weight" in own else 0
             for k in ck:
                 del sd[k]
             result.dropped_keys += ck
             expected_missing.update(mine)
-            result.messages.append(f"dropped the checkpoint's {n_ck}-class classifier ({', '.join(ck)}): the model "
-                                   f"has {n_own} classes; {cls} keeps its initialisation")
+            result.messages.append(f"dropped the checkpoint's {n_ck}-class classifier ({', '.join(ck)}): " + (
+                f"the model has {n_own} classes; {cls} keeps its initialisation" if mine else
+                f"the model has no classifier ({cls}: num_classes=0)"))
         elif not ck and mine:  # a headless (num_classes=0, feature-extractor) checkpoint
             expected_missing.update(mine)
             result.messages.append(f"the checkpoint has no classifier: {cls} keeps its initialisation")
