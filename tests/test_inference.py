@@ -52,6 +52,33 @@ def test_fuse_refuses_training_mode_and_non_modules():
         vb.fuse("resnet18")
 
 
+def _state(m):
+    return {k: v.clone() for k, v in m.state_dict().items()}
+
+
+def test_fuse_with_one_part_in_training_mode_folds_nothing():
+    # a block (or one BatchNorm) left in training mode: refused, naming it, before anything is folded (it folded 21
+    # of RepVGG-A0's 22 blocks and then raised; a training-mode BatchNorm was folded with its running statistics,
+    # changing the output)
+    x = torch.randn(2, 3, 32, 32)
+    m = vb.create_model("repvgg_a0", num_classes=5).eval()
+    blocks = [b for b in m.modules() if type(b).__name__ == "RepVGGBlock"]
+    blocks[-1].train()
+    before = _state(m)
+    for fold in (vb.fuse, vb.reparameterize):
+        with pytest.raises(RuntimeError, match=r"RepVGGBlock\) is in training mode.*nothing was folded"):
+            fold(m)
+        after = _state(m)
+        assert list(after) == list(before) and all(torch.equal(after[k], v) for k, v in before.items())
+    m = vb.create_model("resnet18", num_classes=5).eval()
+    m.stages[3][1].conv2.bn.train()
+    before, ref = _state(m), m(x)
+    with pytest.raises(RuntimeError, match=r"fuse: stages.3.1.conv2.bn \(BatchNorm2d\) is in training mode"):
+        vb.fuse(m)
+    after = _state(m)
+    assert list(after) == list(before) and torch.equal(m(x), ref)
+
+
 def test_fuse_folds_plain_sequential_pairs_and_leaves_others():
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 1), nn.ReLU(),
                         nn.BatchNorm2d(4)).eval()

@@ -24,7 +24,7 @@ import torch.nn as nn
 from torch.nn.parameter import is_lazy
 
 from .layers import ConvNormAct, fuse_conv_bn
-from .reparam import reparameterize
+from .reparam import check_foldable_modes, reparameterize
 
 __all__ = ["fuse", "to_channels_last"]
 
@@ -69,6 +69,12 @@ def fuse(model: nn.Module, channels_last: bool | None = None) -> nn.Module:
     if model.training:
         raise RuntimeError("fuse folds BatchNorm running statistics, which are used only in eval mode; "
                            "call model.eval() first")
+    check_foldable_modes(model, "fuse")
+    for name, m in model.named_modules():  # a BatchNorm left in training mode normalises with batch statistics
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training:
+            raise RuntimeError(f"fuse: {name} ({type(m).__name__}) is in training mode, so it normalises with batch "
+                               "statistics, not the running statistics a fold uses; call model.eval() first "
+                               "(nothing was folded)")
     reparameterize(model)
     for module in list(model.modules()):
         if isinstance(module, ConvNormAct) and getattr(module, "fusable", True) and _foldable(module.conv, module.bn):

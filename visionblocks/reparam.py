@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-__all__ = ["ReparamModule", "reparameterize", "is_reparameterizable", "require_eval"]
+__all__ = ["ReparamModule", "reparameterize", "is_reparameterizable", "require_eval", "check_foldable_modes"]
 
 
 def is_reparameterizable(obj: nn.Module | type[nn.Module]) -> bool:
@@ -105,8 +105,24 @@ def reparameterize(module: nn.Module) -> nn.Module:
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"reparameterize expects an nn.Module, got {type(module).__name__}")
+    check_foldable_modes(module, "reparameterize")  # before anything is folded: never half a network
     _walk(module)
     return module
+
+
+def check_foldable_modes(module: nn.Module, caller: str) -> None:
+    """Raise ``RuntimeError`` naming the first module in training mode inside a re-parameterizable module of
+    ``module`` that is still to be folded (the module itself or any part of it, e.g. a branch's BatchNorm), so that
+    a fold refused for one block leaves every block as it was."""
+    for name, m in module.named_modules():
+        if is_reparameterizable(m) and not getattr(m, "is_reparameterized", False):
+            for sub_name, sub in m.named_modules():
+                if sub.training:
+                    where = ".".join(n for n in (name, sub_name) if n) or "the module"
+                    raise RuntimeError(
+                        f"{caller}: {where} ({type(sub).__name__}) is in training mode: re-parameterization folds "
+                        "BatchNorm running statistics, which are only used in eval mode; call .eval() first "
+                        "(nothing was folded)")
 
 
 def _walk(module: nn.Module) -> None:
