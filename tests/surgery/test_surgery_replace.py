@@ -10,7 +10,7 @@ from _surgery_nets import TinyNet, same_snapshot, snapshot, train_steps, vgg_sty
 import visionblocks as vb
 from visionblocks.surgery import AbsorbedNorm, RepSlot, SurgeryError, replace
 
-X = torch.randn(2, 3, 32, 32)
+X = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))  # the same draw in every run
 
 
 def is_3x3(name, m):
@@ -224,3 +224,23 @@ def test_fold_refuses_training_mode():
     replace(net, target=is_3x3, block="acnet_block", example_input=X)
     with pytest.raises(RuntimeError, match="training mode"):
         vb.reparameterize(net.train())
+
+
+@pytest.mark.parametrize("bad", [torch.randn(1, 4, 32, 32), [X[:1]], X[:1].long()],
+                         ids=["4-channels", "list", "int64"])
+def test_an_example_input_the_model_cannot_take_is_a_surgery_error(bad):
+    # the first probe's failure is a SurgeryError naming the input (was the raw RuntimeError/TypeError of a conv)
+    net = TinyNet()
+    before = snapshot(net)
+    with pytest.raises(SurgeryError, match=r"replace with acnet_block: the model's forward fails on example_input"):
+        replace(net, target=is_3x3, block="acnet_block", example_input=bad)
+    with pytest.raises(SurgeryError, match=r"insert se: the model's forward fails on example_input"):
+        vb.insert(net, "se", after="layer1.bn2", example_input=bad)
+    assert same_snapshot(snapshot(net), before)
+
+
+def test_surgery_on_something_not_a_module_is_a_type_error():
+    with pytest.raises(TypeError, match="replace expects the model as an nn.Module .* got str"):
+        replace("resnet18", target="a", block="acnet_block")
+    with pytest.raises(TypeError, match="insert expects the model as an nn.Module .* got NoneType"):
+        vb.insert(None, "se", preset="se")

@@ -217,3 +217,9 @@ def test_safetensors_without_the_package_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(CheckpointError, match="safetensors"):
         read_checkpoint(tmp_path / "w.safetensors")
+
+
+def test_the_model_comes_first(tmp_path):
+    torch.save(_sd(), tmp_path / "ck.pth")
+    with pytest.raises(TypeError, match=r"load_checkpoint expects the model to fill as its first argument .* got str"):
+        load_checkpoint(str(tmp_path / "ck.pth"), Tiny())

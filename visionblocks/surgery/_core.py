@@ -17,7 +17,7 @@ from visionblocks.registry import BlockInfo, block_info, list_blocks
 
 __all__ = ["BlockSpec", "Edit", "Probe", "Selector", "SurgeryError", "SurgeryReport", "become", "count_params",
            "verify_forward",
-           "resolve_block", "run_probe", "select_modules", "shape_signature"]
+           "resolve_block", "run_probe", "select_modules", "shape_signature", "check_model", "first_probe"]
 
 logger = logging.getLogger("visionblocks.surgery")
 
@@ -214,6 +214,35 @@ def default_input(model: nn.Module) -> torch.Tensor:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(1, first_conv.in_channels, 224, 224, generator=gen, dtype=dtype)
     return x.to(device)
+
+
+def check_model(model: Any, label: str) -> None:
+    """``TypeError`` unless ``model`` is an ``nn.Module`` (a model name or a path is not one)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{label} expects the model as an nn.Module (built, e.g. by vb.create_model), got "
+                        f"{type(model).__name__}")
+
+
+def _describe_input(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_describe_input(v) for v in value) + ")"
+    return f"a {type(value).__name__}"
+
+
+def first_probe(model: nn.Module, example_input: Any, watch: dict[str, nn.Module], keep: Iterable[str],
+                label: str) -> Probe:
+    """:func:`run_probe` before any change: a forward that fails on ``example_input`` is a :class:`SurgeryError`
+    naming the input (the model is untouched)."""
+    try:
+        return run_probe(model, example_input, watch, keep=keep)
+    except SurgeryError:
+        raise
+    except Exception as e:
+        raise SurgeryError(f"{label}: the model's forward fails on example_input ({_describe_input(example_input)}) "
+                           f"before any change ({type(e).__name__}: {e}); pass an input the model takes (a tensor, "
+                           "or a tuple of its positional inputs)") from e
 
 
 def run_probe(model: nn.Module, example_input: Any, watch: dict[str, nn.Module],

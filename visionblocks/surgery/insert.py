@@ -23,7 +23,7 @@ import torch.nn as nn
 
 from ._core import (
     BlockSpec, Edit, Selector, SurgeryError, SurgeryReport, apply_edits, count_params, default_input, logger,
-    parent_and_key, place_like, resolve_block, run_probe, select_modules, verify_forward,
+    check_model, first_probe, parent_and_key, place_like, resolve_block, select_modules, verify_forward,
 )
 
 __all__ = ["InsertedAfter", "PRESETS", "insert"]
@@ -222,6 +222,7 @@ def insert(model: nn.Module, block: Any, /, after: Selector | None = None, examp
         SurgeryError (a ``ValueError``): no module matched, an output that is not (B, C, H, W), a block that cannot
         be built or changes the shape.  The model is then exactly as it was.
     """
+    check_model(model, "insert")
     if (after is None) == (preset is None):
         raise TypeError("insert: pass exactly one of after= (a selector) and preset= (" + ", ".join(PRESETS) + ")")
     spec = resolve_block(block)
@@ -258,7 +259,7 @@ def _insert_at(model: nn.Module, spec: BlockSpec, places: list[tuple[str, str, n
             handles.append(child.register_forward_hook(
                 lambda m, a, o, parent=parent, child_key=child_key: calls.append((parent, child_key))))
     try:
-        probe = run_probe(model, example_input, {n: m for n, m in watch.items()}, keep=watch)
+        probe = first_probe(model, example_input, {n: m for n, m in watch.items()}, watch, label)
     finally:
         for h in handles:
             h.remove()

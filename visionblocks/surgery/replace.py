@@ -22,7 +22,7 @@ from visionblocks.reparam import is_reparameterizable, reparameterize, require_e
 
 from ._core import (
     BlockSpec, Edit, Selector, SurgeryError, SurgeryReport, apply_edits, become, count_params, default_input, logger,
-    parent_and_key, place_like, resolve_block, run_probe, select_modules, verify_forward,
+    check_model, first_probe, parent_and_key, place_like, resolve_block, select_modules, verify_forward,
 )
 
 __all__ = ["AbsorbedNorm", "RepSlot", "replace"]
@@ -281,6 +281,7 @@ def replace(model: nn.Module, /, target: Selector, block: Any, example_input: An
         SurgeryError (a ``ValueError``) with the module, the block and what was expected; the model is then left
         exactly as it was.
     """
+    check_model(model, "replace")
     spec = resolve_block(block)
     matches = select_modules(model, target, "target")
     outer: list[tuple[str, nn.Module]] = []
@@ -300,8 +301,8 @@ def replace(model: nn.Module, /, target: Selector, block: Any, example_input: An
         example_input = default_input(model)
     watch = dict(outer)
     watch.update({bn_name: bn for bn_name, bn in followers.values()})
-    probe = run_probe(model, example_input, watch, keep=watch)
     label = f"replace with {spec.name}"
+    probe = first_probe(model, example_input, watch, watch, label)
     edits, names, per_module, units, biased = [], [], {}, {}, []
     for name, module in outer:
         if probe.calls.get(name, 0) == 0:

@@ -20,7 +20,9 @@ from .convert import OURS, Converter, find_converter, get_converter, list_conver
 from .errors import (
     ArchitectureMismatchError, CheckpointError, ChecksumError, LayoutError, StateDictMismatchError,
 )
-from .load import LoadResult, added_modules, adapt_input_conv, classifier_names, first_conv_name, load_state_dict
+from .load import (
+    LoadResult, added_modules, adapt_input_conv, check_model_arg, classifier_names, first_conv_name, load_state_dict,
+)
 from . import torchvision as _torchvision  # noqa: F401  (registers its converters)
 from . import timm as _timm  # noqa: F401
 from . import authors as _authors  # noqa: F401
@@ -62,6 +64,7 @@ def load_checkpoint(model: nn.Module, checkpoint: str | os.PathLike | Mapping, *
         a :class:`LoadResult` (layout, missing/unexpected keys, the added blocks' keys, dropped classifier and
         adapted first-convolution keys, and messages).
     """
+    check_model_arg(model, "load_checkpoint")  # before a download
     state_dict = read_checkpoint(checkpoint, sha256=sha256, use_ema=use_ema, progress=progress, model_dir=model_dir,
                                  file_name=file_name)
     return load_state_dict(model, state_dict, strict=strict, layout=layout, allow_missing=allow_missing)
