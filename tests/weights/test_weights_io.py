@@ -223,3 +223,16 @@ def test_the_model_comes_first(tmp_path):
     torch.save(_sd(), tmp_path / "ck.pth")
     with pytest.raises(TypeError, match=r"load_checkpoint expects the model to fill as its first argument .* got str"):
         load_checkpoint(str(tmp_path / "ck.pth"), Tiny())
+
+
+def test_files_that_are_not_checkpoints_and_other_schemes_are_named(tmp_path):
+    (tmp_path / "notes.pth").write_text("hello world")
+    (tmp_path / "empty.pth").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"notes.pth is not a checkpoint: .*starts with b'hell'"):
+        read_checkpoint(tmp_path / "notes.pth")
+    with pytest.raises(CheckpointError, match=r"empty.pth is not a checkpoint: .*it is empty"):
+        read_checkpoint(tmp_path / "empty.pth")
+    torch.save(_sd(), tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)  # a pickle, not a zip: read
+    assert set(read_checkpoint(tmp_path / "legacy.pth")) == set(_sd())
+    with pytest.raises(CheckpointError, match="unsupported URL scheme 'ftp'"):
+        read_checkpoint("ftp://example.org/w.pth")

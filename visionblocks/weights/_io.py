@@ -104,6 +104,14 @@ def _load_safetensors(path: str) -> dict[str, torch.Tensor]:
 
 
 def _torch_load(path: str) -> Any:
+    with open(path, "rb") as f:
+        head = f.read(4)
+    # torch.save writes a zip archive ("PK\x03\x04"); before torch 1.6, and with _use_new_zipfile_serialization=False,
+    # a pickle (protocol byte 0x80); anything else is not a torch checkpoint
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+        found = f"it starts with {head!r}" if head else "it is empty"
+        raise CheckpointError(f"{path} is not a checkpoint: neither a torch.save file (a zip archive or a pickle) nor "
+                              f"a safetensors file ({found})")
     # training checkpoints (timm, DeiT, many authors' scripts) carry their argparse arguments next to the weights
     with torch.serialization.safe_globals([argparse.Namespace]):
         try:
@@ -155,6 +163,9 @@ def read_checkpoint(source: str | os.PathLike | Mapping, *, sha256: str | None =
     :class:`ChecksumError` is raised.  ``model_dir``/``file_name`` place the cached download of an http(s) URL as in
     ``torch.hub.load_state_dict_from_url``.
     """
+    if isinstance(source, str) and "://" in source and not is_url(source):
+        raise CheckpointError(f"{source}: unsupported URL scheme {urlparse(source).scheme!r} (checkpoints are read "
+                              "from a path, an http(s):// URL or a file:// URL)")
     if isinstance(source, Mapping):
         if sha256 is not None:
             raise CheckpointError("sha256= checks a file: pass a path or URL, not a loaded state dict")
