@@ -301,3 +301,96 @@ def test_compile_times_compiled_and_eager_side_by_side(capsys, tmp_path):
     for r in json.load(open(tmp_path / "bench.json"))["results"]:
         assert r["error"] == "" and r["fwd_compiled_ms"] > 0 and r["fwd_bwd_compiled_ms"] > 0
         assert r["fwd_speedup"] > 0 and r["fwd_bwd_speedup"] > 0
+
+
+@pytest.fixture
+def no_timing(monkeypatch):
+    """Fails the test when anything is benchmarked (errors that must come before any timing)."""
+    def timed(*a, **kw):
+        raise AssertionError("a row was benchmarked before the error")
+    monkeypatch.setattr(bench, "bench_block", timed)
+    monkeypatch.setattr(bench, "bench_model", timed)
+
+
+def _one_line_exit_2(argv, capsys, *msgs):
+    rc, err = _run_cli(argv, capsys)
+    lines = err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1 and lines[0].startswith("visionblocks bench: error:"), err
+    assert all(m in lines[0] for m in msgs), lines[0]
+
+
+def test_unusable_output_paths_exit_2_before_any_timing(tmp_path, capsys, no_timing):
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    (tmp_path / "d" / "bench.json").mkdir(parents=True)
+    new = tmp_path / "new"
+    cases = [(["--out", str(afile)], "is not a directory"),
+             (["--out", str(afile / "sub")], "is not a directory"),
+             (["--plot", str(afile / "x.png")], "is not a directory"),
+             (["--plot", str(tmp_path / "d")], "is a directory"),
+             (["--out", str(tmp_path / "d")], "bench.json is a directory"),
+             # the --out directory is not left behind when --plot is refused
+             (["--out", str(new / "sub"), "--plot", str(afile / "p.png")], "is not a directory")]
+    if sys.platform.startswith("linux"):
+        cases.append((["--out", "/proc/visionblocks-nonexistent"], "cannot write in"))
+    for argv, msg in cases:
+        _one_line_exit_2(["bench", "--names", "cbam", *TINY, *argv], capsys, argv[-1], msg)
+    assert afile.read_text() == "keep" and not new.exists() and sorted(p.name for p in tmp_path.iterdir()) == \
+        ["afile", "d"]
+
+
+def test_write_failure_at_the_end_exits_2_and_leaves_no_partial_set(tmp_path, capsys, monkeypatch):
+    out, png = tmp_path / "out", tmp_path / "plots" / "b.png"
+    out.mkdir()
+    (out / "bench.csv").write_text("old")
+
+    def disk_full(*a, **kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(bench.json, "dump", disk_full)
+    fake = FakeTimer({"fwd": [2.0] * 3, "fwd_bwd": [5.0] * 3, "mul": [1.0] * 3})
+    monkeypatch.setattr(bench.measure, "time_callables", fake)
+    _one_line_exit_2(["bench", "--names", "cbam", *TINY, "--out", str(out), "--plot", str(png)], capsys,
+                     f"cannot write {out / 'bench.json'}: No space left on device")
+    assert [p.name for p in out.iterdir()] == ["bench.csv"] and (out / "bench.csv").read_text() == "old"
+    assert not png.parent.exists()   # no plot either, and not the directory made for it before the timing
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="out_dir .*is not a directory"):   # the Python API: a ValueError too
+        bench.write_outputs([_result()], str(out / "bench.csv"), "machine")
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["--names", ""], "--names '' names no block"),
+    (["--models", ""], "--models: no model named"),
+    (["--models", "resnet18", "--shape", "3,8,8", "--size", "8"], "--shape"),
+    (["--models", "resnet18", "--shape", "3,8,8", "--test-size"], "--shape"),
+])
+def test_empty_selection_and_conflicting_sizes_exit_2_before_any_timing(argv, msg, capsys, no_timing):
+    _one_line_exit_2(["bench", *argv], capsys, msg)
+
+
+def test_models_take_the_shape_as_their_input(monkeypatch, capsys):
+    fake = FakeTimer({"fwd": [3.0] * 3, "fwd_bwd": [9.0] * 3})
+    monkeypatch.setattr(bench.measure, "time_callables", fake)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert main(["bench", "--models", "resnet18", "--shape", "2,3,16,16", "--quiet"]) == 0
+        row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("resnet18"))
+        assert "2x3x16x16" in row
+        r = bench.bench_model("resnet18", bench.BenchConfig(batch=2, shape=(1, 16, 12)))   # C: the in_chans
+        assert r.error == "" and r.input_shape == "2x1x16x12"
+        r = bench.bench_model("resnet18", bench.BenchConfig(batch=1, shape=(3, 16, 16), model_size=(32, 32)))
+        assert r.error.startswith("ValueError") and "model_size" in r.error
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_shape_a_block_cannot_take_is_named_in_one_warning(monkeypatch, capsys):
+    fake = FakeTimer({"fwd": [2.0] * 3, "fwd_bwd": [5.0] * 3, "mul": [1.0] * 3})
+    monkeypatch.setattr(bench.measure, "time_callables", fake)
+    assert main(["bench", "--names", "graph_conv,se,self_attention", *TINY]) == 0
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "--shape 8,9,7 does not apply to graph_conv, self_attention" in warnings[0]
+    assert main(["bench", "--names", "se", *TINY]) == 0 and "warning" not in capsys.readouterr().err

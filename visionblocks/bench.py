@@ -25,14 +25,16 @@ block that fails is reported with its error and the run goes on.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import csv
 import json
 import math
 import os
 import sys
+import tempfile
 from dataclasses import asdict, dataclass, fields
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn as nn
@@ -128,7 +130,7 @@ class BenchConfig:
     """What ``visionblocks bench`` measures at: shape, device, dtype, and the timing's rounds."""
 
     batch: int = 8
-    shape: tuple[int, ...] | None = None  # (C, H, W) override for nchw/conv/head blocks
+    shape: tuple[int, ...] | None = None  # (C, H, W) override for nchw/conv/head blocks, or the models' input
     channels: int = 256
     size: tuple[int, int] = (56, 56)
     device: str = "cpu"
@@ -177,13 +179,19 @@ def build_for_bench(info: registry.BlockInfo, cfg: BenchConfig) -> tuple[nn.Modu
 
 def build_model_for_bench(info: registry.ModelInfo, cfg: BenchConfig) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
     """The model (``create_model``, 1000 classes) and a batch at ``cfg.model_size`` (default 224x224, or the
-    model's ``test_input_size`` with ``cfg.model_test_size``)."""
-    size = cfg.model_size or (224, 224)
-    if cfg.model_test_size and info.test_input_size:
-        size = tuple(info.test_input_size)
+    model's ``test_input_size`` with ``cfg.model_test_size``); ``cfg.shape`` (C, H, W), when given, is the input
+    instead (the model built with ``in_chans=C``), and then the other two must not be set."""
+    if cfg.shape is not None:  # (C, H, W): C input channels (the model is built with in_chans=C), H x W
+        if cfg.model_size or cfg.model_test_size:
+            raise ValueError("shape gives the models' input size: do not combine it with model_size/model_test_size")
+        chans, size = cfg.shape[0], tuple(cfg.shape[1:])
+    else:
+        chans, size = info.input_size[0], cfg.model_size or (224, 224)
+        if cfg.model_test_size and info.test_input_size:
+            size = tuple(info.test_input_size)
     torch.manual_seed(0)
-    m = registry.create_model(info.name)
-    return m, (torch.randn(cfg.batch, info.input_size[0], *size),)
+    m = registry.create_model(info.name, **({"in_chans": chans} if chans != info.input_size[0] else {}))
+    return m, (torch.randn(cfg.batch, chans, *size),)
 
 
 def select_models(spec: str) -> list[str]:
@@ -405,21 +413,102 @@ def _legend(results: list[BenchResult], cfg: BenchConfig | None = None) -> list[
     return lines
 
 
+def _prepare_dirs(dirs: list[tuple[str, str]]) -> list[str]:
+    """Create the directories ``[(what, path), ...]`` that do not exist and check that each can take a new file;
+    returns the directories created.  On failure remove them and raise ValueError ``"<what>: <why>"`` (``what``
+    names the option and its path)."""
+    created: list[str] = []
+    what, path = "", ""
+    try:
+        for what, path in dirs:
+            missing, top = [], os.path.abspath(path)
+            while not os.path.exists(top):
+                missing.append(top)
+                top = os.path.dirname(top)
+            if not os.path.isdir(top):
+                raise ValueError(f"{what}: {top} exists and is not a directory")
+            for d in reversed(missing):
+                os.mkdir(d)
+                created.append(d)
+            with tempfile.TemporaryFile(dir=path):
+                pass
+    except (OSError, ValueError) as e:
+        _remove_dirs(created)
+        if isinstance(e, ValueError):
+            raise
+        raise ValueError(f"{what}: cannot write in {path} ({e.strerror or e})") from None
+    return created
+
+
+def _remove_dirs(created: list[str]) -> None:
+    """Remove the directories :func:`_prepare_dirs` created (those still empty), deepest first."""
+    for d in reversed(created):
+        with contextlib.suppress(OSError):
+            os.rmdir(d)
+
+
+def _check_targets(files: list[tuple[str, str]]) -> None:
+    """``[(what, path), ...]``: ValueError ``"<what>: <why>"`` when a file to be written is a directory or a file
+    that cannot be replaced."""
+    for what, path in files:
+        if os.path.isdir(path):
+            raise ValueError(f"{what}: {path} is a directory")
+        if os.path.exists(path) and not os.access(path, os.W_OK):
+            raise ValueError(f"{what}: {path} exists and is not writable")
+
+
+def _write_files(files: list[tuple[str, Callable[[str], None]]]) -> list[str]:
+    """Write every ``(path, write)`` (``write(tmp)`` writes the file's content to ``tmp``) to a temporary file
+    beside its path, then move them all into place: a failure (OSError) leaves none of them written, and the
+    files already there as they were (the OSError raised names the path).  Returns the paths."""
+    tmps: list[str] = []
+    path = ""
+    try:
+        for path, write in files:
+            head, tail = os.path.split(os.path.abspath(path))
+            tmps.append(os.path.join(head, f".{tail}.{os.getpid()}.tmp{os.path.splitext(tail)[1]}"))
+            write(tmps[-1])
+        for (path, _), tmp in zip(files, tmps):
+            os.replace(tmp, path)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror or str(e), path) from e
+    finally:
+        for tmp in tmps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    return [path for path, _ in files]
+
+
+def _output_files(results: list[BenchResult], out_dir: str, description: str) -> list[tuple[str, Callable]]:
+    """``bench.csv``, ``bench.json`` and ``bench.md`` under ``out_dir``, as ``(path, write)`` for _write_files."""
+    def write_csv(tmp):
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=[fd.name for fd in fields(BenchResult)])
+            w.writeheader()
+            for r in results:
+                w.writerow(asdict(r))
+
+    def write_json(tmp):
+        with open(tmp, "w") as f:
+            json.dump({"machine": description, "results": [asdict(r) for r in results]}, f, indent=1)
+
+    def write_md(tmp):
+        with open(tmp, "w") as f:
+            legend = "".join(f"\n{line}\n" for line in _legend(results))
+            f.write(f"Machine: {description}\n\n{format_results(results, markdown=True)}\n{legend}")
+
+    return [(os.path.join(out_dir, f"bench.{ext}"), fn)
+            for ext, fn in (("csv", write_csv), ("json", write_json), ("md", write_md))]
+
+
 def write_outputs(results: list[BenchResult], out_dir: str, description: str) -> list[str]:
-    """Write ``bench.csv``, ``bench.json`` (raw numbers) and ``bench.md`` under ``out_dir``; returns their paths."""
-    os.makedirs(out_dir, exist_ok=True)
-    paths = [os.path.join(out_dir, f"bench.{ext}") for ext in ("csv", "json", "md")]
-    with open(paths[0], "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=[fd.name for fd in fields(BenchResult)])
-        w.writeheader()
-        for r in results:
-            w.writerow(asdict(r))
-    with open(paths[1], "w") as f:
-        json.dump({"machine": description, "results": [asdict(r) for r in results]}, f, indent=1)
-    with open(paths[2], "w") as f:
-        legend = "".join(f"\n{line}\n" for line in _legend(results))
-        f.write(f"Machine: {description}\n\n{format_results(results, markdown=True)}\n{legend}")
-    return paths
+    """Write ``bench.csv``, ``bench.json`` (raw numbers) and ``bench.md`` under ``out_dir`` (created if needed; a
+    path that cannot be a writable directory is a ValueError); all three or none (an OSError while writing leaves
+    the files there as they were).  Returns their paths."""
+    files = _output_files(results, out_dir, description)
+    _check_targets([(f"out_dir {out_dir!r}", p) for p, _ in files])
+    _prepare_dirs([(f"out_dir {out_dir!r}", out_dir)])
+    return _write_files(files)
 
 
 _PLOT_X = {"params": ("params", "parameters"), "flops": ("flops", "FLOPs (flop_counter)"),
@@ -428,7 +517,18 @@ _PLOT_X = {"params": ("params", "parameters"), "flops": ("flops", "FLOPs (flop_c
 
 def plot(results: list[BenchResult], path: str, x: str = "params") -> str:
     """Forward latency against parameters (or FLOPs), log-log; flagged rows drawn as grey crosses, out of the
-    comparison, with a legend saying why."""
+    comparison, with a legend saying why.  Written to ``path`` (its directory created if needed) or not at all."""
+    _check_targets([(f"plot path {path!r}", path)])
+    _prepare_dirs([(f"plot path {path!r}", os.path.dirname(os.path.abspath(path)))])
+    return _write_files([_plot_file(results, path, x)])[0]
+
+
+def _plot_file(results: list[BenchResult], path: str, x: str) -> tuple[str, Callable[[str], None]]:
+    """The plot as ``(path, write)`` for _write_files (the format from ``path``'s extension)."""
+    return path, lambda tmp: _draw(results, x, tmp, os.path.splitext(path)[1][1:] or "png")
+
+
+def _draw(results: list[BenchResult], x: str, path: str, fmt: str) -> None:
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -461,10 +561,10 @@ def plot(results: list[BenchResult], path: str, x: str = "params") -> str:
     if ok:
         ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    try:
+        fig.savefig(path, dpi=120, format=fmt)
+    finally:
+        plt.close(fig)
 
 
 def _progress(i: int, n: int, name: str, stream=sys.stderr) -> None:
@@ -518,9 +618,11 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--family", choices=registry.FAMILIES, help="only this family")
     p.add_argument("--names", help="comma-separated block names")
     p.add_argument("--models", help="comma-separated model names or shell patterns, e.g. resnet50,'se_*' "
-                                    "(models at batch 8, 224x224)")
+                                    "(models at batch 8, 3x224x224)")
     p.add_argument("--shape", type=_parse_shape,
-                   help="C,H,W (or B,C,H,W) for nchw/conv/head blocks (default 256,56,56)")
+                   help="C,H,W (or B,C,H,W) for nchw/conv/head blocks (default 256,56,56; the other blocks keep "
+                        "their example shape, with a warning naming them); with --models the models' input, C their "
+                        "in_chans (instead of --size)")
     p.add_argument("--size", type=_parse_size, help="H,W (or S) of the models' input (default 224)")
     p.add_argument("--test-size", action="store_true", help="models at their test_input_size (faster)")
     p.add_argument("--batch", type=_positive, default=8)
@@ -551,14 +653,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {args.device}: CUDA is not available on this machine "
                          f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'})")
-    if args.models and (args.names or args.family):
+    if args.models is not None and (args.names is not None or args.family):
         raise ValueError("--models cannot be combined with --names/--family: bench blocks and models in separate runs")
-    if args.models:
+    if args.models is not None:
         names, bench_one = select_models(args.models), bench_model
+        if args.shape is not None and (args.size or args.test_size):
+            raise ValueError("--shape gives the models' input (C,H,W): do not combine it with --size/--test-size")
     else:
         bench_one = bench_block
-        if args.names:
+        if args.names is not None:
             names = [n.strip() for n in args.names.split(",") if n.strip()]
+            if not names:
+                raise ValueError(f"--names {args.names!r} names no block (see visionblocks list)")
             names = [registry.block_info(n).name for n in names]  # unknown names: ValueError -> exit 2
             if args.family:
                 names = [n for n in names if registry.block_info(n).family == args.family]
@@ -571,6 +677,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
             import matplotlib  # noqa: F401
         except ImportError:
             raise ValueError("--plot needs matplotlib: pip install 'visionblocks[plot]'") from None
+    # where the results go, checked (and created) before any timing
+    dirs = ([(f"--out {args.out}", args.out)] if args.out else []) + \
+           ([(f"--plot {args.plot}", os.path.dirname(args.plot) or ".")] if args.plot else [])
+    targets = ([(f"--out {args.out}", os.path.join(args.out, f"bench.{ext}")) for ext in ("csv", "json", "md")]
+               if args.out else []) + ([(f"--plot {args.plot}", args.plot)] if args.plot else [])
+    _check_targets(targets)  # (a file whose directory is still to be made is not there yet)
+    created = _prepare_dirs(dirs)
+    try:
+        return _run_bench(args, names, bench_one)
+    except BaseException:  # an interrupted or failed run leaves no directory of its own behind
+        _remove_dirs(created)
+        raise
+
+
+def _run_bench(args: argparse.Namespace, names: list[str], bench_one) -> int:
+    """``cmd_bench`` once its options are checked and the output directories made: measure, print, write."""
     if args.threads:
         torch.set_num_threads(args.threads)
     shape = args.shape
@@ -596,13 +718,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(line)
     if cfg.compile:
         print(compile_summary(results))
-    if args.out:
-        for p in write_outputs(results, args.out, description):
+    if args.shape is not None:
+        want = "x".join(map(str, (batch, *shape)))
+        other = [r.name for r in results if not r.error and r.input_shape != want]
+        if other:
+            print(f"visionblocks bench: warning: --shape {','.join(map(str, args.shape))} does not apply to "
+                  f"{', '.join(other)} (layout or arguments): measured at the example shape in the input column",
+                  file=sys.stderr)
+    files = (_output_files(results, args.out, description) if args.out else []) + \
+            ([_plot_file(results, args.plot, args.plot_x)] if args.plot else [])
+    try:
+        for p in _write_files(files):
             print(f"wrote {p}")
-    if args.plot:
-        print(f"wrote {plot(results, args.plot, args.plot_x)}")
+    except OSError as e:  # disk full, the directory removed meanwhile...
+        raise ValueError(f"cannot write {e.filename}: {e.strerror}") from None
     failed = sum(1 for r in results if r.error)
     flagged = sum(1 for r in results if r.flags and not r.error)
-    what = "models" if args.models else "blocks"
+    what = "models" if args.models is not None else "blocks"
     print(f"{len(results) - failed} {what} measured, {failed} failed, {flagged} flagged")
     return 0

@@ -86,3 +86,40 @@ def test_torch_compile(first_call):
     out = compiled(x)  # when the first call is compiled, torch.compile builds the block (cls_to_become) first
     assert type(model[1]).__name__ == "CBAM"
     torch.testing.assert_close(out, model(x) if eager is None else eager)
+
+
+def test_bad_argument_values_fail_at_construction_channel_dependent_ones_wait_for_the_input():
+    for args, kwargs, match in (("cbam", {"reduction": -1}, "reduction must be a positive number"),
+                                ("cbam", {"kernel_size": 4}, "kernel_size must be a positive odd int"),
+                                ("se", {"act_layer": "nope"}, "unknown activation 'nope'"),
+                                ("vanilla_conv", {"kernel_size": -3}, "kernel_size")):
+        with pytest.raises(SurgeryError, match=rf"cannot build block '{args}' for lazy\('{args}'\).*{match}"):
+            lazy(args, **kwargs)
+    # valid or not depending on the channel count: decided by the first input, as before
+    state = torch.get_rng_state()
+    gates = [(lazy("sge", groups=48), 96), (lazy("inception_block", ch1x1=32), 224), (lazy("group_conv", groups=5), 10)]
+    assert torch.equal(torch.get_rng_state(), state)   # the check draws no random numbers
+    for gate, c in gates:
+        assert gate(torch.randn(1, c, 8, 8)).shape[1] == c and not isinstance(gate, LazyBlock)
+    with pytest.raises(SurgeryError, match="inception_block"):
+        lazy("inception_block", ch1x1=32)(torch.randn(1, 48, 8, 8))
+
+
+def test_a_failed_first_call_leaves_the_module_lazy():
+    gate = lazy("cbam", reduction=8)
+    gate.i = 7
+    seen = []
+    gate.register_forward_pre_hook(lambda m, a: seen.append("pre"))
+    gate.register_forward_hook(lambda m, a, out: seen.append("post"))
+    model = nn.Sequential(nn.Identity(), gate)
+    with pytest.raises(TypeError, match="floating-point input"):
+        model(torch.ones(2, 48, 14, 14, dtype=torch.long))   # the block's forward refuses it
+    assert type(model[1]) is LazyBlock and isinstance(model[1], LazyModuleMixin) and not list(gate.parameters())
+    assert gate.i == 7 and seen == ["pre"]
+    with pytest.raises(RuntimeError, match="not built yet"):   # still refuses a state dict, as a lazy module does
+        gate.load_state_dict(vb.create_block("cbam", 48, reduction=8).state_dict())
+    y = model(X)   # the next call materialises it, hooks and attributes kept
+    ref = vb.create_block("cbam", 48, reduction=8)
+    assert type(gate) is type(ref) and list(gate.state_dict()) == list(ref.state_dict()) and gate.i == 7
+    assert seen == ["pre", "pre", "post"] and y.shape == X.shape
+    assert not gate._forward_pre_hooks_with_kwargs   # the initialisation hook is gone

@@ -6,6 +6,8 @@ import torch
 
 from conftest import make_folder
 from visionblocks.train.cli import main
+from visionblocks.train.engine import TrainConfig, train
+from visionblocks.train.errors import TrainError
 
 TINY = ["--epochs", "1", "--batch-size", "4", "--input-size", "16", "--quiet"]
 
@@ -64,6 +66,42 @@ def test_bad_option_values(folder_data, tmp_path, capsys):
                     match="--ema")
     _one_line_error(capsys, "--data", folder_data, "--out", str(tmp_path / "r"), "--batch-size", "1000",
                     "--epochs", "1", match="larger than the training split")
+
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--hflip", "2"], "--hflip (the flip probability) must be a number in [0, 1], got 2.0"),
+    (["--hflip", "-0.5"], "--hflip"),
+    (["--lr", "0"], "--lr must be a number > 0"),
+    (["--momentum", "1.5"], "--momentum must be a number in [0, 1)"),
+    (["--min-lr", "1", "--lr", "0.1"], "--min-lr 1 is above the peak --lr 0.1"),
+])
+def test_out_of_range_option_values_exit_2_with_one_line(argv, match, folder_data, tmp_path, capsys):
+    _one_line_error(capsys, "--data", folder_data, "--out", str(tmp_path / "r"), *argv, *TINY, match=match)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"hflip": 2.0}, r"--hflip \(the flip probability\) must be a number in \[0, 1\], got 2.0"),
+    ({"hflip": -0.1}, "--hflip"), ({"hflip": float("nan")}, "--hflip"), ({"hflip": "0.5"}, "--hflip"),
+    ({"lr": 0.0}, "--lr must be a number > 0"), ({"momentum": 1.0}, "--momentum"),
+    ({"min_lr": 0.01, "lr": 0.001}, "--min-lr"),
+    ({"workers": -1}, "--workers must be an integer >= 0, got -1"), ({"limit": 0}, "--limit must be an integer >= 1"),
+    ({"input_size": 0}, "--input-size"), ({"in_chans": 0}, "--in-chans"), ({"eval_batch_size": 0}, "--eval-batch-size"),
+    ({"stop_after_epoch": 0}, "--stop-after-epoch"), ({"limit": 2.5}, "--limit"),
+])
+def test_out_of_range_config_values_are_refused_by_the_python_api(kw, match):
+    with pytest.raises(TrainError, match=match):
+        TrainConfig(out="unused", **kw).resolved()
+    for ok in ({"hflip": 0}, {"hflip": 1.0}, {"workers": 0}, {"momentum": 0.0}, {"lr": 0.1, "min_lr": 0.1}):
+        TrainConfig(**ok).resolved()
+
+
+def test_a_refused_config_writes_nothing(folder_data, tmp_path):
+    with pytest.raises(TrainError, match="--hflip"):
+        train(TrainConfig(data=folder_data, out=str(tmp_path / "r"), hflip=1.5, epochs=1, batch_size=4,
+                          input_size=16, progress=False))
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.fixture

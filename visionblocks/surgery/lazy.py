@@ -9,13 +9,15 @@ a model scaled from n to x) need.
 from __future__ import annotations
 
 import functools
-from typing import Any
+import threading
+import warnings
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
 from torch.nn.modules.lazy import LazyModuleMixin
 
-from ._core import BlockSpec, SurgeryError, become, resolve_block
+from ._core import _HOOK_DICTS, BlockSpec, SurgeryError, become, resolve_block
 
 __all__ = ["LazyBlock", "lazy"]
 
@@ -28,6 +30,9 @@ class LazyBlock(LazyModuleMixin, nn.Module):
     the default dtype), then this module turns into it (like ``LazyConv2d`` into ``Conv2d``).  Attributes set on the
     lazy module by a framework (ultralytics' ``i``/``f``/``type``) and its hooks are kept.  Create optimizers after
     the first call (as for any lazy module).
+
+    The arguments of a registered block are checked at creation (the block is built once on the meta device with a
+    placeholder channel count); a first call that fails (the build or the block's forward) leaves the module lazy.
     """
 
     cls_to_become = None
@@ -39,6 +44,7 @@ class LazyBlock(LazyModuleMixin, nn.Module):
             raise SurgeryError(f"lazy blocks take their channel count from a (B, C, H, W) input: {spec.name!r} has "
                                f"layout {spec.info.layout!r}")
         _check_arguments(spec, args, kwargs)
+        _check_values(spec, args, kwargs)
         self.__dict__["spec"] = spec
         # the class this module turns into, when known in advance (torch.compile reads it before the first call)
         factory = spec.factory.func if isinstance(spec.factory, functools.partial) else spec.factory
@@ -75,8 +81,11 @@ class LazyBlock(LazyModuleMixin, nn.Module):
 
     def _infer_parameters(self, module: nn.Module, args: tuple, kwargs: dict | None = None) -> None:
         # LazyModuleMixin's forward pre-hook (torch.compile calls it too): initialize_parameters removes the hooks and
-        # turns the module into the block itself, so there is nothing left for the mixin's version to do.
+        # turns the module into the block itself, so there is nothing left for the mixin's version to do.  The
+        # forward that follows (below) turns the module back into this lazy one if it fails.
+        undo = _undo_of(module)
         module.initialize_parameters(*args, **(kwargs or {}))
+        _first_call.pending = (module, undo)
 
     def _lazy_load_hook(self, state_dict, prefix, *args) -> None:
         if any(k.startswith(prefix) for k in state_dict):
@@ -95,11 +104,71 @@ class LazyBlock(LazyModuleMixin, nn.Module):
         # The first call's pre-hook turned this module into the block, but the call already bound this method.
         if isinstance(self, LazyBlock):
             raise RuntimeError(f"lazy block {self.spec.name!r} was called without its initialisation hook")
-        return type(self).forward(self, *args, **kwargs)
+        module, undo = getattr(_first_call, "pending", (None, None))
+        _first_call.pending = (None, None)
+        try:
+            return type(self).forward(self, *args, **kwargs)
+        except BaseException:
+            if module is self:
+                undo()
+            raise
 
     def extra_repr(self) -> str:
         shown = [repr(a) for a in self.block_args] + [f"{k}={v!r}" for k, v in self.block_kwargs.items()]
         return f"{self.spec.name}(<channels from the first input>{''.join(', ' + s for s in shown)})"
+
+
+# the lazy module whose first call is under way (its pre-hook materialised it) and how to undo that
+_first_call = threading.local()
+
+
+def _undo_of(module: LazyBlock) -> Callable[[], None]:
+    """A function that turns ``module`` (materialised since) back into the lazy module it is now, with its hooks."""
+    state, cls = dict(module.__dict__), type(module)
+    hooks = {k: dict(state[k]) for k in _HOOK_DICTS if k in state}
+
+    def undo() -> None:
+        module.__dict__.clear()
+        module.__dict__.update(state)
+        module.__class__ = cls
+        for k, content in hooks.items():  # the same dicts (handles refer to them), their entries as they were
+            state[k].clear()
+            state[k].update(content)
+    return undo
+
+
+# a channel count divisible by every group/head count in use (8! = 2^7 3^2 5 7): the second placeholder
+_PLACEHOLDER_CHANNELS = 40320
+
+
+def _check_values(spec: BlockSpec, args: tuple, kwargs: dict) -> None:
+    """Refuse now (not at the first forward) argument values a registered block refuses whatever the channel count.
+
+    The block is built on the meta device (nothing allocated, no random numbers drawn) with its example's channel
+    count, then, if that fails, with a highly divisible one; the arguments are refused only when both builds fail
+    with the same message (a failure that names the channel count, or goes away with another one, depends on the
+    input and waits for it).  A fixed-size block (its size comes from the input too) and an unregistered class or
+    factory are not built."""
+    info = spec.info
+    if info is None or info.fixed_size:
+        return
+    ex = info.example
+    example_c = ex.kwargs.get("channels", ex.kwargs.get("in_channels", ex.args[0] if ex.args else None))
+    errors = []
+    for c in dict.fromkeys(c for c in (example_c, _PLACEHOLDER_CHANNELS) if isinstance(c, int)):
+        try:
+            with torch.device("meta"), torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                spec.build(c, *args, where=f"lazy({spec.name!r}) (a placeholder of {c} channels)",
+                           **spec.kwargs_for(c, None, kwargs))
+            return
+        except SurgeryError as e:
+            errors.append(e)
+        except Exception:  # noqa: BLE001 -- a constructor the meta device cannot run: not checked here
+            return
+    causes = {f"{type(e.__cause__).__name__}: {e.__cause__}" for e in errors}
+    if len(errors) == 2 and len(causes) == 1:
+        raise errors[0]
 
 
 def _check_arguments(spec: BlockSpec, args: tuple, kwargs: dict) -> None:

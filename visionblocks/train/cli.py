@@ -68,7 +68,7 @@ def _add_recipe(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_non_negative_int, help="default 0")
     p.add_argument("--input-size", type=_positive_int, help="image side (default: the data's, or the model's)")
     p.add_argument("--in-chans", type=_positive_int, help="1 (grayscale) or 3 (default: the data's)")
-    p.add_argument("--hflip", type=float, help="horizontal flip probability (default 0.5; digits 0)")
+    p.add_argument("--hflip", type=float, help="horizontal flip probability, in [0, 1] (default 0.5; digits 0)")
     p.add_argument("--limit", type=_positive_int, help="use at most N images of each split (quick checks)")
     p.add_argument("--workers", type=_non_negative_int, help="DataLoader workers (default: 0 in memory, 8 files)")
     p.add_argument("--device", help="cpu or cuda (default cuda when available)")

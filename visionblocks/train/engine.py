@@ -100,17 +100,31 @@ class TrainConfig:
             c.weight_decay = 1e-4 if c.opt == "sgd" else 0.05
         if c.warmup_epochs is None:
             c.warmup_epochs = min(5.0, 0.1 * c.epochs)
-        for name, v, lo in (("epochs", c.epochs, 1), ("batch_size", c.batch_size, 1), ("seed", c.seed, 0)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+        optional = ("eval_batch_size", "input_size", "in_chans", "limit", "workers", "stop_after_epoch", "ema",
+                    "hflip")
+        for name, lo in (("epochs", 1), ("batch_size", 1), ("seed", 0), ("eval_batch_size", 1), ("input_size", 1),
+                         ("in_chans", 1), ("limit", 1), ("workers", 0), ("stop_after_epoch", 1)):
+            v = getattr(c, name)
+            if (v is not None or name not in optional) and (not isinstance(v, int) or isinstance(v, bool) or v < lo):
                 raise TrainError(f"--{name.replace('_', '-')} must be an integer >= {lo}, got {v!r}")
-        for name, v in (("lr", c.lr), ("weight_decay", c.weight_decay), ("warmup_epochs", c.warmup_epochs),
-                        ("min_lr", c.min_lr)):
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                raise TrainError(f"--{name.replace('_', '-')} must be a number >= 0, got {v!r}")
-        if not 0 <= c.label_smoothing < 1:
-            raise TrainError(f"--label-smoothing must be in [0, 1), got {c.label_smoothing}")
-        if c.ema is not None and not 0 < c.ema < 1:
-            raise TrainError(f"--ema is the decay, in (0, 1), got {c.ema}")
+        # (name, low, high or None, whether low and high are allowed)
+        for name, lo, hi, lo_in, hi_in in (("lr", 0, None, False, False), ("weight_decay", 0, None, True, False),
+                                           ("warmup_epochs", 0, None, True, False), ("min_lr", 0, None, True, False),
+                                           ("momentum", 0, 1, True, False), ("label_smoothing", 0, 1, True, False),
+                                           ("ema", 0, 1, False, False), ("hflip", 0, 1, True, True)):
+            v = getattr(c, name)
+            if v is None and name in optional:
+                continue
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and \
+                (v > lo or (lo_in and v == lo)) and (hi is None or v < hi or (hi_in and v == hi))
+            if not ok:
+                where = (f"{'>=' if lo_in else '>'} {lo}" if hi is None else
+                         f"in {'[' if lo_in else '('}{lo}, {hi}{']' if hi_in else ')'}")
+                what = {"ema": " (the EMA decay)", "hflip": " (the flip probability)"}.get(name, "")
+                raise TrainError(f"--{name.replace('_', '-')}{what} must be a number {where}, got {v!r}")
+        if c.min_lr > c.lr:
+            raise TrainError(f"--min-lr {c.min_lr:g} is above the peak --lr {c.lr:g}: the schedule decays from lr to "
+                             f"min-lr")
         if c.fsdp and c.ema is not None:
             raise TrainError("--ema keeps a full copy of the weights on every process; it does not combine with --fsdp")
         if c.attn is not None and c.attn.lower() in ("none", ""):
