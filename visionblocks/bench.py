@@ -41,6 +41,7 @@ import torch.nn as nn
 
 from . import measure, registry, testing
 from .inference import to_channels_last
+from .layers import write_all_or_none
 
 __all__ = ["BenchResult", "BenchConfig", "GateFloor", "GATE_PASSES", "build_for_bench", "build_model_for_bench", "bench_block",
            "bench_model", "select_models", "bench_description", "format_results", "compile_summary",
@@ -457,30 +458,8 @@ def _check_targets(files: list[tuple[str, str]]) -> None:
             raise ValueError(f"{what}: {path} exists and is not writable")
 
 
-def _write_files(files: list[tuple[str, Callable[[str], None]]]) -> list[str]:
-    """Write every ``(path, write)`` (``write(tmp)`` writes the file's content to ``tmp``) to a temporary file
-    beside its path, then move them all into place: a failure (OSError) leaves none of them written, and the
-    files already there as they were (the OSError raised names the path).  Returns the paths."""
-    tmps: list[str] = []
-    path = ""
-    try:
-        for path, write in files:
-            head, tail = os.path.split(os.path.abspath(path))
-            tmps.append(os.path.join(head, f".{tail}.{os.getpid()}.tmp{os.path.splitext(tail)[1]}"))
-            write(tmps[-1])
-        for (path, _), tmp in zip(files, tmps):
-            os.replace(tmp, path)
-    except OSError as e:
-        raise OSError(e.errno, e.strerror or str(e), path) from e
-    finally:
-        for tmp in tmps:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-    return [path for path, _ in files]
-
-
 def _output_files(results: list[BenchResult], out_dir: str, description: str) -> list[tuple[str, Callable]]:
-    """``bench.csv``, ``bench.json`` and ``bench.md`` under ``out_dir``, as ``(path, write)`` for _write_files."""
+    """``bench.csv``, ``bench.json`` and ``bench.md`` under ``out_dir``, as ``(path, write)`` for write_all_or_none."""
     def write_csv(tmp):
         with open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=[fd.name for fd in fields(BenchResult)])
@@ -508,7 +487,7 @@ def write_outputs(results: list[BenchResult], out_dir: str, description: str) ->
     files = _output_files(results, out_dir, description)
     _check_targets([(f"out_dir {out_dir!r}", p) for p, _ in files])
     _prepare_dirs([(f"out_dir {out_dir!r}", out_dir)])
-    return _write_files(files)
+    return write_all_or_none(files)
 
 
 _PLOT_X = {"params": ("params", "parameters"), "flops": ("flops", "FLOPs (flop_counter)"),
@@ -520,11 +499,11 @@ def plot(results: list[BenchResult], path: str, x: str = "params") -> str:
     comparison, with a legend saying why.  Written to ``path`` (its directory created if needed) or not at all."""
     _check_targets([(f"plot path {path!r}", path)])
     _prepare_dirs([(f"plot path {path!r}", os.path.dirname(os.path.abspath(path)))])
-    return _write_files([_plot_file(results, path, x)])[0]
+    return write_all_or_none([_plot_file(results, path, x)])[0]
 
 
 def _plot_file(results: list[BenchResult], path: str, x: str) -> tuple[str, Callable[[str], None]]:
-    """The plot as ``(path, write)`` for _write_files (the format from ``path``'s extension)."""
+    """The plot as ``(path, write)`` for write_all_or_none (the format from ``path``'s extension)."""
     return path, lambda tmp: _draw(results, x, tmp, os.path.splitext(path)[1][1:] or "png")
 
 
@@ -728,7 +707,7 @@ def _run_bench(args: argparse.Namespace, names: list[str], bench_one) -> int:
     files = (_output_files(results, args.out, description) if args.out else []) + \
             ([_plot_file(results, args.plot, args.plot_x)] if args.plot else [])
     try:
-        for p in _write_files(files):
+        for p in write_all_or_none(files):
             print(f"wrote {p}")
     except OSError as e:  # disk full, the directory removed meanwhile...
         raise ValueError(f"cannot write {e.filename}: {e.strerror}") from None

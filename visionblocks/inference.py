@@ -24,6 +24,7 @@ import torch.nn as nn
 from torch.nn.parameter import is_lazy
 
 from .layers import ConvNormAct, fuse_conv_bn
+from .layers.validate import check_module
 from .reparam import check_foldable_modes, reparameterize
 
 __all__ = ["fuse", "to_channels_last"]
@@ -61,8 +62,7 @@ def fuse(model: nn.Module, channels_last: bool | None = None) -> nn.Module:
     (BatchNorm statistics are fixed only in eval mode) and ``TypeError`` for a non-module or a non-bool
     ``channels_last``; on error the model is left as it was.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"fuse expects an nn.Module, got {type(model).__name__}")
+    check_module(model, "fuse")
     if channels_last is not None and not isinstance(channels_last, bool):
         raise TypeError(f"fuse: channels_last must be True, False or None (on the CPU), "
                         f"got {type(channels_last).__name__}")
@@ -96,8 +96,7 @@ def to_channels_last(model: nn.Module) -> nn.Module:
     and parameter identity unchanged); return it.  Unlike ``model.to(memory_format=torch.channels_last)`` it
     touches only 2-D convolution weights: no other 4-D parameter or buffer (position embeddings, tables) changes
     its strides, and models with 5-D parameters (dynamic convolutions' kernel banks) are fine."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"to_channels_last expects an nn.Module, got {type(model).__name__}")
+    check_module(model, "to_channels_last")
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.Conv2d) and not is_lazy(m.weight) and m.weight.dim() == 4:

@@ -242,6 +242,9 @@ def register_model(name: str | None = None, *, paper: str, url: str, input_size:
 
 def list_models(pattern: str | None = None) -> list[str]:
     """Sorted names of the registered models, optionally filtered by a shell-style ``pattern``."""
+    if pattern is not None and not isinstance(pattern, str):
+        raise TypeError(f"list_models: pattern must be a str (shell-style, e.g. 'resnet*') or None, got "
+                        f"{type(pattern).__name__} ({pattern!r})")
     names = sorted(_MODELS)
     return names if pattern is None else [n for n in names if fnmatch.fnmatch(n, pattern)]
 
@@ -280,6 +283,8 @@ def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, *, featu
             (see :func:`visionblocks.weights.create_pretrained`); ``"resnet50.tv_in1k"`` names the weights too.
         **kwargs: the model's own options (``drop_path_rate``, ``drop_rate``, ``attn`` ...).
     """
+    from visionblocks.layers.validate import check_arg  # noqa: PLC0415 (layers import this module)
+    check_arg("features_only", features_only, "bool")
     if pretrained is not None or (isinstance(name, str) and "." in name):  # weights: built as the checkpoint's net
         from visionblocks.weights import create_pretrained  # noqa: PLC0415 (optional machinery, imported on use)
         model = create_pretrained(name, True if pretrained is None else pretrained, num_classes=num_classes,

@@ -659,16 +659,16 @@ def _create(info: ModelInfo, seed: int = 0, **kwargs: Any) -> nn.Module:
             raise AssertionError(f"{name}: create_model({call}) failed: {type(e).__name__}: {str(e)[:300]}") from e
 
 
-def _expect_value_error(fn: Callable[[], Any], what: str, says: str) -> None:
-    """``fn()`` raises a ValueError whose message contains ``says``."""
+def _expect_refusal(fn: Callable[[], Any], what: str, says: str, error: type[Exception] = ValueError) -> None:
+    """``fn()`` raises ``error`` (default ValueError) whose message contains ``says``."""
     try:
         fn()
-    except ValueError as e:
-        assert says in str(e), f"{what}: the ValueError should say {says!r}: {e}"
+    except error as e:
+        assert says in str(e), f"{what}: the {error.__name__} should say {says!r}: {e}"
     except Exception as e:
-        raise AssertionError(f"{what} raised {type(e).__name__}, not ValueError: {str(e)[:200]}") from e
+        raise AssertionError(f"{what} raised {type(e).__name__}, not {error.__name__}: {str(e)[:200]}") from e
     else:
-        raise AssertionError(f"{what} was accepted (expected a ValueError)")
+        raise AssertionError(f"{what} was accepted (expected a {error.__name__})")
 
 
 def _all(fi: Any) -> list[int]:
@@ -755,7 +755,7 @@ def check_model_feature_info(entry: str | ModelInfo) -> None:
     h, w = sizes[0]
     x = torch.randn(1, info.input_size[0], h, w)
     for bad in (n, -n - 1):
-        _expect_value_error(lambda b=bad: m.forward_intermediates(x, indices=[b]),
+        _expect_refusal(lambda b=bad: m.forward_intermediates(x, indices=[b]),
                             f"{info.name}: forward_intermediates(indices=[{bad}])", f"{n} features")
 
 
@@ -796,7 +796,7 @@ def check_model_features_only(entry: str | ModelInfo) -> None:
     assert tuple(all_fx.out_indices) == tuple(range(n)), \
         f"{info.name}: features_only=True with no out_indices gives {all_fx.out_indices}, not every feature"
     for bad in ((n,), (-n - 1,), (0, 0)):  # FeatureListNet checks the indices before it prunes anything
-        _expect_value_error(lambda b=bad: FeatureListNet(full, b), f"{info.name}: features_only out_indices={bad}",
+        _expect_refusal(lambda b=bad: FeatureListNet(full, b), f"{info.name}: features_only out_indices={bad}",
                             "distinct" if bad == (0, 0) else f"offers {n} features")
 
 
@@ -807,7 +807,7 @@ def check_model_output_stride(entry: str | ModelInfo) -> None:
     info = _model_info(entry)
     strides = tuple(info.output_strides)
     for bad in sorted({4, 16, 64} - set(strides))[:2]:
-        _expect_value_error(lambda b=bad: _create(info, output_stride=b), f"{info.name}: output_stride={bad}", "offers")
+        _expect_refusal(lambda b=bad: _create(info, output_stride=b), f"{info.name}: output_stride={bad}", "offers")
     if not strides:
         return
     native = max(strides)
@@ -844,8 +844,8 @@ def check_model_output_stride(entry: str | ModelInfo) -> None:
 
 def check_model_classifier(entry: str | ModelInfo) -> None:
     """timm's classifier API: ``num_classes``, ``num_features``, ``get_classifier()``, ``forward_head(x,
-    pre_logits=True)``, ``reset_classifier(n)`` (0: ``forward`` gives the pooled ``num_features``; a negative or
-    non-int count: ValueError naming num_classes); ``num_classes=-1`` is refused by ``create_model``."""
+    pre_logits=True)``, ``reset_classifier(n)`` (0: ``forward`` gives the pooled ``num_features``; a negative count:
+    ValueError, a non-int: TypeError, naming num_classes); ``num_classes=-1`` is refused by ``create_model``."""
     info = _model_info(entry)
     h, w = model_test_size(info)
     m = _create(info, num_classes=7).eval()
@@ -868,9 +868,10 @@ def check_model_classifier(entry: str | ModelInfo) -> None:
         out = m(x)
     assert m.num_classes == 0 and out.shape == (1, nf), \
         f"{info.name}: after reset_classifier(0) forward gives {tuple(out.shape)}, not the pooled (1, {nf})"
-    for bad in (-1, 2.5):
-        _expect_value_error(lambda b=bad: m.reset_classifier(b), f"{info.name}: reset_classifier({bad})", "num_classes")
-    _expect_value_error(lambda: _create(info, num_classes=-1), f"{info.name}: create_model(num_classes=-1)",
+    for bad, error in ((-1, ValueError), (2.5, TypeError)):
+        _expect_refusal(lambda b=bad: m.reset_classifier(b), f"{info.name}: reset_classifier({bad})", "num_classes",
+                            error)
+    _expect_refusal(lambda: _create(info, num_classes=-1), f"{info.name}: create_model(num_classes=-1)",
                         "num_classes")
 
 
@@ -980,7 +981,7 @@ def check_model_drop_path_in_chans(entry: str | ModelInfo) -> None:
         out = _call(m.eval(), (x[:1],), f"{info.name}: eval forward with drop_path_rate=0.1, in_chans=1")
     assert out.shape == (1, 3), f"{info.name}: eval logits {tuple(out.shape)} for num_classes=3"
     for arg, bad in (("in_chans", 0), ("drop_path_rate", -0.1), ("drop_path_rate", 1.0), ("drop_rate", 1.5)):
-        _expect_value_error(lambda a=arg, b=bad: _create(info, **{a: b}), f"{info.name}: create_model({arg}={bad})", arg)
+        _expect_refusal(lambda a=arg, b=bad: _create(info, **{a: b}), f"{info.name}: create_model({arg}={bad})", arg)
 
 
 def check_model_features_compile_export(entry: str | ModelInfo) -> None:

@@ -9,6 +9,7 @@ from .conv_norm_act import ConvNormAct
 from .create_attn import get_attn_layer, create_attn
 from .dilation import dilate_convs
 from .drop import add_residual, drop_path, DropPath
+from .files import write_all_or_none
 from .fuse import fuse_conv_bn_weights, fuse_conv_bn, pad_kernel, identity_kernel
 from .heads import split_heads, merge_heads
 from .helpers import (
@@ -41,7 +42,7 @@ __all__ = [
     "ConvNormAct", "get_attn_layer", "create_attn", "drop_path", "DropPath", "add_residual", "fuse_conv_bn_weights",
     "fuse_conv_bn", "pad_kernel", "identity_kernel", "split_heads", "merge_heads", "make_divisible",
     "reduced_channels", "to_2tuple", "check_positive_int", "check_divisible", "deprecated_kwargs",
-    "deprecated_flag", "LayerType", "local_aggregate", "is_channels_last", "layout_like", "memory_format_of", "cat_channels", "MetaFormerBlock", "Mlp",
+    "deprecated_flag", "LayerType", "local_aggregate", "is_channels_last", "layout_like", "memory_format_of", "cat_channels", "write_all_or_none", "MetaFormerBlock", "Mlp",
     "LayerNorm2d", "GroupNorm1",
     "get_norm_layer", "create_norm", "NormAct", "PlaneConv2d", "pad_to_patches", "unfold_patches", "fold_patches",
     "pointwise_linear", "pointwise_forward", "spatial_mean", "avg_pool_ceil", "max_over", "mean_over", "se_kwargs",

@@ -40,7 +40,7 @@ from .norm import LayerNorm2d
 __all__ = [
     "KINDS", "ARG_KINDS", "check_arg", "validated", "check_input_dtype", "blocks_with_pooled_bn",
     "check_int", "check_odd_int", "check_size_arg", "check_probability", "check_positive_float",
-    "check_padding", "norm_layer_2d", "check_conv_input",
+    "check_padding", "norm_layer_2d", "check_conv_input", "conv_chain_min_size", "check_module",
 ]
 
 
@@ -296,6 +296,29 @@ def check_conv_input(x: torch.Tensor, kernel_size, padding, dilation, name: str)
             raise ValueError(f"{name} with kernel_size={tuple(kernel_size)}, padding={tuple(padding)}, "
                              f"dilation={tuple(dilation)} needs a padded input of at least one (dilated) kernel; "
                              f"got input of shape {tuple(x.shape)}")
+
+
+def check_module(value: Any, caller: str, what: str = "an nn.Module") -> None:
+    """``TypeError`` unless ``value`` is an ``nn.Module``: ``"<caller> expects <what>, got <type>"`` (a model name or
+    a checkpoint path passed where the built model goes)."""
+    if not isinstance(value, nn.Module):
+        raise TypeError(f"{caller} expects {what}, got {type(value).__name__}")
+
+
+def conv_chain_min_size(modules) -> tuple[int, int]:
+    """The smallest (H, W) input that the ``nn.Conv2d`` among ``modules``, applied one after the other (a patch
+    embedding, a strided stem), take down to a 1x1 map: working back from the last, each needs
+    ``(out - 1) * stride + dilation * (kernel - 1) + 1 - 2 * padding`` (at least 1).  Other modules (norms,
+    activations, layers pruned to ``nn.Identity``) and ``padding="same"`` convolutions leave the size as it is."""
+    need = [1, 1]
+    for conv in reversed([m for m in modules if isinstance(m, nn.Conv2d)]):
+        if conv.padding == "same":
+            continue
+        padding = (0, 0) if conv.padding == "valid" else conv.padding
+        for i in (0, 1):
+            span = conv.dilation[i] * (conv.kernel_size[i] - 1) + 1
+            need[i] = max(1, (need[i] - 1) * conv.stride[i] + span - 2 * padding[i])
+    return need[0], need[1]
 
 
 def _first_float_parameter(module: nn.Module) -> torch.Tensor | None:

@@ -10,15 +10,33 @@ import torch.nn as nn
 
 from visionblocks.features import BackboneMixin
 from visionblocks.layers import LayerType, get_attn_layer, spatial_mean
+from visionblocks.layers.validate import check_arg, check_input_dtype, check_int, conv_chain_min_size
 from visionblocks.registry import model_info
 
-__all__ = ["ClassifierHead", "ModelBase", "ChannelsLastModel", "resolve_attn", "resolve_data_config"]
+__all__ = ["ClassifierHead", "ModelBase", "ChannelsLastModel", "check_attn_kwargs", "resolve_attn",
+           "resolve_data_config"]
 
 
-def resolve_attn(attn: LayerType, attn_kwargs: dict | None = None) -> Callable[[int], nn.Module] | None:
+def check_attn_kwargs(attn: LayerType, attn_kwargs: Any, name: str = "attn", kwargs_name: str | None = None) -> None:
+    """A model's attention options: ``attn_kwargs`` is ``None`` or a dict (``TypeError``), and a non-empty one
+    comes with an attention (``ValueError``: without one it would be silently ignored).  ``name``/``kwargs_name``
+    are the arguments' names in messages (default ``f"{name}_kwargs"``)."""
+    kwargs_name = kwargs_name or f"{name}_kwargs"
+    if attn_kwargs is None:
+        return
+    check_arg(kwargs_name, attn_kwargs, "dict")
+    if attn is None and attn_kwargs:
+        raise ValueError(f"{kwargs_name} given without {name}: {attn_kwargs!r} would be ignored (pass {name}=..., "
+                         f"e.g. {name}='se', or drop {kwargs_name})")
+
+
+def resolve_attn(attn: LayerType, attn_kwargs: dict | None = None,
+                 name: str = "attn") -> Callable[[int], nn.Module] | None:
     """A model's ``attn=``/``attn_kwargs=`` as the factory ``channels -> nn.Module`` its blocks call (``None`` for
     no attention); ``attn`` is resolved by :func:`~visionblocks.layers.create_attn.get_attn_layer` (a registered
-    ``nchw`` block name, a module class or factory taking ``channels``, or ``None``)."""
+    ``nchw`` block name, a module class or factory taking ``channels``, or ``None``); ``attn_kwargs`` is checked by
+    :func:`check_attn_kwargs` (``name``: the argument's name in messages, e.g. ``"stage_attn"``)."""
+    check_attn_kwargs(attn, attn_kwargs, name)
     cls = get_attn_layer(attn)
     return None if cls is None else partial(cls, **(attn_kwargs or {}))
 
@@ -83,6 +101,12 @@ class ModelBase(BackboneMixin, nn.Module):
     in_chans: int = 3
     num_features: int
     classifier: str = "head.fc"
+    #: the modules, in order, whose convolutions embed the input as patches (``("stem",)``): their geometry sets
+    #: the smallest input the model takes (:meth:`min_input_size`); empty where any size >= 1 works
+    input_stem: tuple[str, ...] = ()
+    #: what ``forward_head`` reads (the output of ``forward_features``, or pooled features): rank -> (channel
+    #: dim, layout)
+    head_layouts: dict[int, tuple[int, str]] = {4: (1, "(B, C, H, W)"), 3: (-1, "(B, N, C)"), 2: (-1, "(B, C)")}
 
     @property
     def first_conv(self) -> str:
@@ -93,16 +117,56 @@ class ModelBase(BackboneMixin, nn.Module):
             name = next((n for n, m in self.named_modules() if isinstance(m, nn.Conv2d)), "")
         return name
 
+    def min_input_size(self) -> tuple[int, int]:
+        """The smallest (H, W) the model takes: what the convolutions of ``input_stem`` need to give one
+        patch; (1, 1) for a model without an ``input_stem``."""
+        return conv_chain_min_size(m for path in self.input_stem for m in self.get_submodule(path).modules())
+
     def check_input(self, x: Any) -> None:
+        """The input of every entry point (``forward``, ``forward_features``, ``forward_intermediates`` and so
+        ``features_only``): a (B, in_chans, H, W) tensor of at least :meth:`min_input_size`, floating and of the
+        model's dtype (any under ``torch.autocast``; the dtype and size rules of the blocks: eager only)."""
+        name = type(self).__name__
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{type(self).__name__} expects a torch.Tensor, got {type(x).__name__}")
+            raise TypeError(f"{name} expects a torch.Tensor, got {type(x).__name__}")
         if x.ndim != 4 or x.shape[1] != self.in_chans:
-            raise ValueError(f"{type(self).__name__} expects input of shape (B, {self.in_chans}, H, W), "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(f"{name} expects input of shape (B, {self.in_chans}, H, W), got {tuple(x.shape)}")
+        if torch.compiler.is_compiling() or torch.jit.is_tracing():
+            return
+        check_input_dtype(self, x, name)
+        h, w = self.min_input_size()
+        if x.shape[2] < h or x.shape[3] < w:
+            convs = [m for path in self.input_stem for m in self.get_submodule(path).modules()
+                     if isinstance(m, nn.Conv2d)]
+            geometry = ", ".join(f"{c.kernel_size[0]}x{c.kernel_size[1]} stride {c.stride[0]}" for c in convs)
+            raise ValueError(f"{name} needs an input of at least {h}x{w}: its patch embedding "
+                             f"({' + '.join(self.input_stem)}: convolutions {geometry}) reads one patch; "
+                             f"got input of shape {tuple(x.shape)}")
+
+    def head_in_features(self) -> int:
+        """The channels of what ``forward_head`` reads (``num_features``, unless a head convolution follows)."""
+        return self.num_features
+
+    def check_head_input(self, x: Any) -> None:
+        """The input of ``forward_head``: features in one of ``head_layouts`` with ``head_in_features()``
+        channels, of the model's dtype (a ``ValueError``/``TypeError`` naming both otherwise)."""
+        name = f"{type(self).__name__}.forward_head"
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} expects a torch.Tensor, got {type(x).__name__}")
+        width = self.head_in_features()
+        layout = self.head_layouts.get(x.ndim)
+        if layout is None or x.shape[layout[0]] != width:
+            forms = " or ".join(d for _, d in self.head_layouts.values())
+            what = "num_features" if width == self.num_features else "the channels of forward_features"
+            raise ValueError(f"{name} expects features {forms} with C = {width} ({what}), got shape "
+                             f"{tuple(x.shape)}")
+        if not (torch.compiler.is_compiling() or torch.jit.is_tracing()):
+            check_input_dtype(self, x, name)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """The classifier on the features: ``self.head(x, pre_logits=pre_logits)`` (a :class:`ClassifierHead`
         pools (B, C, H, W) maps and (B, N, C) tokens itself)."""
+        self.check_head_input(x)
         return self.head(x, pre_logits=pre_logits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -121,9 +185,12 @@ class ModelBase(BackboneMixin, nn.Module):
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """Replace the classifier by a fresh one with ``num_classes`` outputs; 0 removes it (``forward`` then
         returns the pooled ``num_features`` features).  ``global_pool``: ``"avg"``, ``"max"`` or ``""``."""
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
-            raise ValueError(f"num_classes must be an int >= 0 (0 removes the classifier), got {num_classes!r}")
+        check_int("num_classes", num_classes, low=0)
         self.head.reset(num_classes, global_pool)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each stage in the backward pass instead of storing its activations (training only)."""
+        super().set_grad_checkpointing(check_arg("enable", enable, "bool"))
 
     # --- configuration --------------------------------------------------------------------------------------
     @property
@@ -149,6 +216,8 @@ class ChannelsLastModel(ModelBase):
     """A model whose stages run on channels-last (B, H, W, C) maps and end in a LayerNorm ``self.norm`` (GFNet, ViP):
     its features are returned as (B, C, H, W), the head pools over H and W (``global_pool`` mean or max)."""
 
+    head_layouts = {4: (-1, "(B, H, W, C)")}
+
     def feature_to_nchw(self, index: int, x: torch.Tensor) -> torch.Tensor:
         return x.permute(0, 3, 1, 2)
 
@@ -161,6 +230,7 @@ class ChannelsLastModel(ModelBase):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Pools the channels-last map (the head's ``global_pool``: mean or max over H, W) then classifies."""
+        self.check_head_input(x)
         pool = self.head.global_pool
         x = x.mean((1, 2)) if pool == "avg" else x.amax((1, 2)) if pool == "max" else x
         return self.head(x, pre_logits=pre_logits)

@@ -63,6 +63,8 @@ class ConvMixer(ModelBase):
             branches (linear ramp).
     """
 
+    input_stem = ("stem",)  # the p x p stride-p patch embedding: inputs of at least p x p
+
     def __init__(self, dim: int, depth: int, kernel_size: int = 9, patch_size: int = 7, act_layer: LayerType = "gelu",
                  num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, drop_path_rate: float = 0.0):
         super().__init__()

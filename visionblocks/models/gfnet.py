@@ -63,6 +63,8 @@ class GFNet(ChannelsLastModel):
     Features (``feature_info``): one per block, (B, C, H / 16, W / 16) maps.
     """
 
+    input_stem = ("patch_embed",)  # 16 x 16 patches: inputs of at least 16 x 16
+
     def __init__(self, embed_dim: int = 384, depth: int = 12, mlp_ratio: float = 4.0, patch_size: int = 16,
                  grid_size: int = 14, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0,
                  drop_path_rate: float = 0.0):

@@ -96,6 +96,8 @@ class GhostNet(ModelBase):
     classifier ``head.fc``; ``reset_classifier(n, global_pool)`` changes the pooling before that convolution.
     """
 
+    head_layouts = {4: (1, "(B, C, H, W)")}  # the map: the head pools it before its 1280 convolution
+
     def __init__(self, cfg=GHOSTNET_CFG, num_classes: int = 1000, in_chans: int = 3, width: float = 1.0,
                  drop_rate: float = 0.2, drop_path_rate: float = 0.0):
         super().__init__()
@@ -145,7 +147,11 @@ class GhostNet(ModelBase):
             self.pool = (nn.AdaptiveAvgPool2d(1) if global_pool == "avg" else nn.AdaptiveMaxPool2d(1)
                          if global_pool == "max" else nn.Identity())
 
+    def head_in_features(self) -> int:
+        return self.conv_head.in_channels  # the 960-channel map, before the 1280 convolution
+
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        self.check_head_input(x)
         return self.head(self.act(self.conv_head(self.pool(x))), pre_logits=pre_logits)
 
 

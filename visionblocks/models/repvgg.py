@@ -20,7 +20,7 @@ from visionblocks.features import FeatureInfo
 from visionblocks.layers import LayerType, deprecated_flag, init_weights
 from visionblocks.registry import register_model
 
-from ._base import ClassifierHead, ModelBase
+from ._base import ClassifierHead, ModelBase, check_attn_kwargs
 
 __all__ = ["RepVGG"]
 
@@ -52,6 +52,7 @@ class RepVGG(ModelBase):
                  attn_kwargs: dict | None = None, deploy: bool = False, drop_rate: float = 0.0,
                  drop_path_rate: float = 0.0):
         super().__init__()
+        check_attn_kwargs(attn_layer, attn_kwargs, "attn_layer", "attn_kwargs")
         self.in_chans = in_chans
         a, b = width_multiplier
         widths = (int(64 * a), int(128 * a), int(256 * a), int(512 * b))

@@ -239,7 +239,7 @@ class ResNet(ModelBase):
             raise ValueError(f"pass stem_type ({stem_type!r}) or stem_layer, not both")
         self.stem = (stem_layer or _STEMS[stem_type])(in_chans, stem_width, act_layer=act_layer)
         attn_layer = resolve_attn(attn, attn_kwargs)
-        stage_attn_layer = resolve_attn(stage_attn, stage_attn_kwargs)
+        stage_attn_layer = resolve_attn(stage_attn, stage_attn_kwargs, name="stage_attn")
         block_kwargs = dict(block_kwargs or {})
         for old, names in (("mid_layer", ("stride", "groups")), ("conv_layer", ("stride", "act_layer"))):
             if old in block_kwargs:  # the hooks' names before ResNet took mid_layer itself

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from visionblocks.blocks.attention import OutlookAttention, SelfAttention
 from visionblocks.features import FeatureInfo
 from visionblocks.layers import ConvNormAct, MetaFormerBlock, max_over, merge_heads, split_heads
+from visionblocks.layers.validate import check_int
 from visionblocks.registry import register_model
 
 from ._base import ModelBase
@@ -107,6 +108,8 @@ class VOLO(ModelBase):
     """
 
     classifier = "head"
+    input_stem = ("stem", "downsample")  # 8 x 8 patches (7x7/2 stem), 2 x 2 merging: inputs of at least 15 x 15
+    head_layouts = {3: (-1, "(B, 1 + N, C) tokens (the class token first)")}
 
     def __init__(self, layers=(4, 4, 8, 2), embed_dims=(192, 384, 384, 384), num_heads=(6, 12, 12, 12),
                  mlp_ratio: float = 3.0, num_post: int = 2, stem_hidden: int = 64, pos_size: int = 14,
@@ -172,6 +175,7 @@ class VOLO(ModelBase):
         self.norm = nn.Identity()
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        self.check_head_input(x)
         pooled = x[:, 0] if self.global_pool == "token" else x[:, 1:].mean(dim=1)
         if pre_logits:
             return pooled
@@ -182,8 +186,7 @@ class VOLO(ModelBase):
         """New class and token-labelling heads for ``num_classes`` (0: none; ``forward`` then returns the pooled
         features plus half the maximum of the patch tokens, as timm's VOLO); ``global_pool``: ``"token"`` or
         ``"avg"``."""
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
-            raise ValueError(f"num_classes must be an int >= 0 (0 removes the classifier), got {num_classes!r}")
+        check_int("num_classes", num_classes, low=0)
         if global_pool is not None:
             self.global_pool = _check_pool(global_pool)
         ref = self.cls_token

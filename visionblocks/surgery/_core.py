@@ -17,7 +17,7 @@ from visionblocks.registry import BlockInfo, block_info, list_blocks
 
 __all__ = ["BlockSpec", "Edit", "Probe", "Selector", "SurgeryError", "SurgeryReport", "become", "count_params",
            "verify_forward",
-           "resolve_block", "run_probe", "select_modules", "shape_signature", "check_model", "first_probe"]
+           "resolve_block", "run_probe", "select_modules", "shape_signature", "first_probe"]
 
 logger = logging.getLogger("visionblocks.surgery")
 
@@ -214,13 +214,6 @@ def default_input(model: nn.Module) -> torch.Tensor:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(1, first_conv.in_channels, 224, 224, generator=gen, dtype=dtype)
     return x.to(device)
-
-
-def check_model(model: Any, label: str) -> None:
-    """``TypeError`` unless ``model`` is an ``nn.Module`` (a model name or a path is not one)."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"{label} expects the model as an nn.Module (built, e.g. by vb.create_model), got "
-                        f"{type(model).__name__}")
 
 
 def _describe_input(value: Any) -> str:

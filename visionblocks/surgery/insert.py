@@ -21,9 +21,11 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
+from visionblocks.layers.validate import check_module
+
 from ._core import (
     BlockSpec, Edit, Selector, SurgeryError, SurgeryReport, apply_edits, count_params, default_input, logger,
-    check_model, first_probe, parent_and_key, place_like, resolve_block, select_modules, verify_forward,
+    first_probe, parent_and_key, place_like, resolve_block, select_modules, verify_forward,
 )
 
 __all__ = ["InsertedAfter", "PRESETS", "insert"]
@@ -222,7 +224,7 @@ def insert(model: nn.Module, block: Any, /, after: Selector | None = None, examp
         SurgeryError (a ``ValueError``): no module matched, an output that is not (B, C, H, W), a block that cannot
         be built or changes the shape.  The model is then exactly as it was.
     """
-    check_model(model, "insert")
+    check_module(model, "insert", "the model as an nn.Module (built, e.g. by vb.create_model)")
     if (after is None) == (preset is None):
         raise TypeError("insert: pass exactly one of after= (a selector) and preset= (" + ", ".join(PRESETS) + ")")
     spec = resolve_block(block)

@@ -20,9 +20,11 @@ import torch.nn as nn
 
 from visionblocks.reparam import is_reparameterizable, reparameterize, require_eval
 
+from visionblocks.layers.validate import check_module
+
 from ._core import (
     BlockSpec, Edit, Selector, SurgeryError, SurgeryReport, apply_edits, become, count_params, default_input, logger,
-    check_model, first_probe, parent_and_key, place_like, resolve_block, select_modules, verify_forward,
+    first_probe, parent_and_key, place_like, resolve_block, select_modules, verify_forward,
 )
 
 __all__ = ["AbsorbedNorm", "RepSlot", "replace"]
@@ -281,7 +283,7 @@ def replace(model: nn.Module, /, target: Selector, block: Any, example_input: An
         SurgeryError (a ``ValueError``) with the module, the block and what was expected; the model is then left
         exactly as it was.
     """
-    check_model(model, "replace")
+    check_module(model, "replace", "the model as an nn.Module (built, e.g. by vb.create_model)")
     spec = resolve_block(block)
     matches = select_modules(model, target, "target")
     outer: list[tuple[str, nn.Module]] = []

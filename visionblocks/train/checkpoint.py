@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from typing import Any
 
 import torch
 import torch.nn as nn
 
 from .errors import TrainError
+from ..layers import write_all_or_none
 
 __all__ = ["FORMAT", "VERSION", "IDENTITY_KEYS", "atomic_save", "load_checkpoint", "check_identity",
            "check_state_dict", "rng_state", "set_rng_state"]
@@ -31,20 +31,10 @@ IDENTITY_KEYS = ("model", "model_kwargs", "attn", "insert", "classes", "in_chans
 
 
 def atomic_save(obj: Any, path: str) -> None:
-    """``torch.save(obj, path)`` through a temporary file in the same directory and ``os.replace``."""
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``torch.save(obj, path)`` through a temporary file in the same directory (flushed to the disk) and
+    ``os.replace``."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_all_or_none([(path, lambda tmp: torch.save(obj, tmp))], fsync=True)
 
 
 def load_checkpoint(path: str) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from .data import DataInfo, ShardSampler, load_data
 from .errors import TrainError
 from .progress import ProgressBar
 from ..inference import to_channels_last
+from ..layers import write_all_or_none
 
 __all__ = ["TrainConfig", "CosineWarmup", "RunResult", "train", "build_model", "param_groups", "evaluate",
            "config_for_resume", "RESUME_MUTABLE", "CHECKPOINT", "INTERRUPTED"]
@@ -292,24 +293,29 @@ _LOG_FIELDS = ("epoch", "train_loss", "val_loss", "val_top1", "val_top5", "ema_t
 
 
 def _write_logs(run_dir: str, history: list[dict[str, Any]], title: str) -> None:
-    tmp = os.path.join(run_dir, ".tmp-log.csv")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=_LOG_FIELDS, extrasaction="ignore")
-        w.writeheader()
-        for r in history:
-            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in _LOG_FIELDS})
-    os.replace(tmp, os.path.join(run_dir, "log.csv"))
-    _write_json(os.path.join(run_dir, "log.json"), history)
+    def write_csv(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=_LOG_FIELDS, extrasaction="ignore")
+            w.writeheader()
+            for r in history:
+                w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in _LOG_FIELDS})
+
+    write_all_or_none([(os.path.join(run_dir, "log.csv"), write_csv),
+                       (os.path.join(run_dir, "log.json"), _json_writer(history))])
     from .plots import have_matplotlib, plot_learning_curves
     if have_matplotlib():
         plot_learning_curves(history, os.path.join(run_dir, "curves.png"), title)
 
 
+def _json_writer(obj: Any):
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1, default=str)
+    return write
+
+
 def _write_json(path: str, obj: Any) -> None:
-    tmp = os.path.join(os.path.dirname(path), f".tmp-{os.path.basename(path)}")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, default=str)
-    os.replace(tmp, path)
+    write_all_or_none([(path, _json_writer(obj))])
 
 
 def config_for_resume(run_dir: str, overrides: dict[str, Any] | None = None) -> TrainConfig:

@@ -1,8 +1,9 @@
 """Charts of ``visionblocks train`` and ``compare`` (matplotlib, imported on use; the ``train`` extra installs it)."""
 from __future__ import annotations
 
-import os
 from typing import Any, Sequence
+
+from ..layers import write_all_or_none
 
 __all__ = ["MATPLOTLIB_MISSING", "have_matplotlib", "plot_learning_curves", "pareto_front", "plot_compare"]
 
@@ -25,10 +26,7 @@ def _pyplot():
 
 
 def _save(fig, path: str) -> str:
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    fig.savefig(tmp, dpi=120, format="png")
-    os.replace(tmp, path)
-    return path
+    return write_all_or_none([(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))])[0]
 
 
 def plot_learning_curves(history: Sequence[dict[str, Any]], path: str, title: str = "") -> str:

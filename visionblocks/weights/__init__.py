@@ -15,13 +15,15 @@ from collections.abc import Mapping, Sequence
 
 import torch.nn as nn
 
+from visionblocks.layers.validate import check_module
+
 from ._io import read_checkpoint, sha256_of, unwrap_state_dict
 from .convert import OURS, Converter, find_converter, get_converter, list_converters, register_converter
 from .errors import (
     ArchitectureMismatchError, CheckpointError, ChecksumError, LayoutError, StateDictMismatchError,
 )
 from .load import (
-    LoadResult, added_modules, adapt_input_conv, check_model_arg, classifier_names, first_conv_name, load_state_dict,
+    LoadResult, added_modules, _MODEL_FIRST, adapt_input_conv, classifier_names, first_conv_name, load_state_dict,
 )
 from . import torchvision as _torchvision  # noqa: F401  (registers its converters)
 from . import timm as _timm  # noqa: F401
@@ -64,7 +66,7 @@ def load_checkpoint(model: nn.Module, checkpoint: str | os.PathLike | Mapping, *
         a :class:`LoadResult` (layout, missing/unexpected keys, the added blocks' keys, dropped classifier and
         adapted first-convolution keys, and messages).
     """
-    check_model_arg(model, "load_checkpoint")  # before a download
+    check_module(model, "load_checkpoint", _MODEL_FIRST)  # before a download
     state_dict = read_checkpoint(checkpoint, sha256=sha256, use_ema=use_ema, progress=progress, model_dir=model_dir,
                                  file_name=file_name)
     return load_state_dict(model, state_dict, strict=strict, layout=layout, allow_missing=allow_missing)

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
+from visionblocks.layers.validate import check_module
+
 from .convert import OURS, Converter, find_converter
 from .errors import StateDictMismatchError
 
@@ -37,6 +39,8 @@ __all__ = ["LoadResult", "load_state_dict", "added_modules", "classifier_names",
 _OPTIONAL_SUFFIXES = ("num_batches_tracked",)
 _ADDED_RULES: list[tuple[type, object]] = []
 _MAX_NAMED = 20
+# the network to fill comes first, the checkpoint second
+_MODEL_FIRST = "the model to fill as its first argument (an nn.Module)"
 
 
 @dataclass
@@ -143,13 +147,6 @@ def _named(keys: Sequence[str]) -> str:
     return ", ".join(keys[:_MAX_NAMED]) + more
 
 
-def check_model_arg(model: object, caller: str) -> None:
-    """``TypeError`` unless ``model`` is an ``nn.Module`` (the network to fill comes first, the checkpoint second)."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"{caller} expects the model to fill as its first argument (an nn.Module), got "
-                        f"{type(model).__name__}")
-
-
 def _another_class_count(sd: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor], ck: list[str],
                          mine: list[str]) -> bool:
     """Whether the checkpoint's classifier ``ck`` is the model's ``mine`` for another number of classes: the same
@@ -172,7 +169,7 @@ def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
     Raises :class:`StateDictMismatchError` (nothing loaded) on a shape mismatch, or under ``strict=True`` on
     keys missing or unexpected beyond the cases the module docstring lists.
     """
-    check_model_arg(model, "load_state_dict")
+    check_module(model, "load_state_dict", _MODEL_FIRST)
     sd = dict(state_dict)
     if converter is None:
         converter = find_converter(model, sd, layout)

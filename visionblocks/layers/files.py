@@ -1,0 +1,41 @@
+"""Writing files all-or-none: each through a temporary file beside it, moved into place (``os.replace``, atomic on
+POSIX and Windows) only when every file of the set is written, so a crash, a full disk or an interrupt never leaves
+a half-written checkpoint, log or table, nor a set of outputs of which only some are new."""
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Callable, Sequence
+
+__all__ = ["write_all_or_none"]
+
+
+def write_all_or_none(files: Sequence[tuple[str, Callable[[str], None]]], *, fsync: bool = False) -> list[str]:
+    """Write every ``(path, write)`` of ``files`` (``write(tmp)`` writes the content to the temporary path ``tmp``,
+    which keeps ``path``'s extension), then move them all into place; returns the paths.
+
+    On failure nothing is moved: the files already at the paths stay as they were, the temporary files are removed,
+    and an ``OSError`` is raised with ``filename`` set to the path being written.  ``fsync=True`` flushes each file
+    to the disk before the move (checkpoints: the move must not land before the data)."""
+    tmps: list[str] = []
+    path = ""
+    try:
+        for path, write in files:
+            head, tail = os.path.split(os.path.abspath(path))
+            # a fresh name the writer creates itself, so the file gets the usual permissions (mkstemp's are 0600)
+            tmp = os.path.join(head, f".{tail}.{os.getpid()}-{secrets.token_hex(4)}{os.path.splitext(tail)[1]}")
+            tmps.append(tmp)
+            write(tmp)
+            if fsync:
+                with open(tmp, "rb+") as f:
+                    os.fsync(f.fileno())
+        for (path, _), tmp in zip(files, tmps):
+            os.replace(tmp, path)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror or str(e), path) from e
+    finally:
+        for tmp in tmps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    return [path for path, _ in files]
