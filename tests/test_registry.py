@@ -73,6 +73,27 @@ def test_register_block_validates_its_arguments():
         vb.register_block("x", family="conv", layout="nchw", paper="p", url="u", example=ex)(int)
 
 
+def test_a_name_taken_by_an_alias_or_in_another_case_or_not_a_name_is_refused():
+    # "sk" is the former name of selective_kernel_conv: registering a user block under it was accepted, then every
+    # lookup ("sk", create_block, testing.check_block) resolved to the built-in block
+    ex = vb.Example(args=(8,), input_shape=(1, 8, 5, 5))
+    user = type("UserBlock", (nn.Module,), {"__init__": lambda self, c: nn.Module.__init__(self)})
+    kw = dict(family="attention", layout="nchw", paper="p", url="u", example=ex)
+    with pytest.raises(ValueError, match="'sk' is taken: it is a former name of 'selective_kernel_conv'"):
+        vb.register_block("sk", **kw)(user)
+    with pytest.raises(ValueError, match=r"block 'SE' is already registered \(as 'se'\)"):
+        vb.register_block("SE", **kw)(user)
+    for bad, error in ((123, TypeError), (None, TypeError), ("", ValueError), ("my block", ValueError)):
+        with pytest.raises(error, match="block name must be"):
+            vb.register_block(bad, **kw)(user)
+    with pytest.raises(ValueError, match="model name must be a non-empty str without spaces or dots"):
+        vb.register_model("my.model", paper="p", url="u")(lambda num_classes=1000, in_chans=3: nn.Identity())
+    with pytest.raises(ValueError, match="model 'ResNet18' is already registered"):
+        vb.register_model("ResNet18", paper="p", url="u")(lambda num_classes=1000, in_chans=3: nn.Identity())
+    assert vb.block_info("sk").cls.__name__ == "SelectiveKernelConv" and "SE" not in vb.list_blocks()
+    assert vb.list_blocks() == sorted(vb.list_blocks())  # nothing unsortable was registered
+
+
 def test_export_reasons_are_sentences_in_the_registry():
     ex = vb.Example(args=(8,), input_shape=(1, 8, 5, 5))
     for key in ("onnx_unsupported", "dynamic_export_unsupported"):

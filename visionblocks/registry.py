@@ -126,6 +126,24 @@ def _unknown(kind: str, name: str, known: dict) -> ValueError:
     return ValueError(f"unknown {kind} {name!r}{hint} (see visionblocks.list_{kind}s())")
 
 
+def _check_new_name(kind: str, name: Any, known: dict, aliases: dict, owner: Any, owner_of: Callable) -> None:
+    """A name to register: a non-empty str without spaces (and without a dot for a model: ``"name.weights"`` selects
+    published weights), not taken by another entry or by an alias, in any case (lookups ignore case)."""
+    if not isinstance(name, str):
+        raise TypeError(f"a {kind} name must be a str, got {type(name).__name__} ({name!r})")
+    if not name or any(c.isspace() for c in name) or (kind == "model" and "." in name):
+        rule = "without spaces or dots" if kind == "model" else "without spaces"
+        raise ValueError(f"a {kind} name must be a non-empty str {rule}, got {name!r}")
+    lower = name.lower()
+    for key, info in known.items():
+        if key.lower() == lower and (key != name or owner_of(info) is not owner):
+            raise ValueError(f"{kind} {name!r} is already registered" + (f" (as {key!r})" if key != name else "")
+                             + f" to {getattr(owner_of(info), '__qualname__', owner_of(info))}")
+    for alias, target in aliases.items():
+        if alias.lower() == lower and target != name:
+            raise ValueError(f"{kind} name {name!r} is taken: it is a former name of {target!r}, which it resolves to")
+
+
 def register_block(name: str, *, family: str, layout: str, paper: str, url: str, fixed_size: bool = False,
                    example: Example, onnx_unsupported: str | None = None, notes: str = "",
                    aliases: tuple[str, ...] = (),
@@ -158,10 +176,10 @@ def register_block(name: str, *, family: str, layout: str, paper: str, url: str,
     def decorator(cls: type) -> type:
         if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
             raise TypeError(f"register_block expects an nn.Module subclass, got {cls!r}")
-        if name in _BLOCKS and _BLOCKS[name].cls is not cls:
-            raise ValueError(f"block {name!r} is already registered to {_BLOCKS[name].cls.__qualname__}")
+        _check_new_name("block", name, _BLOCKS, _BLOCK_ALIASES, cls, lambda info: info.cls)
         for alias in aliases:
-            if alias in _BLOCKS or _BLOCK_ALIASES.get(alias, name) != name:
+            if not isinstance(alias, str) or alias.lower() in {k.lower() for k in _BLOCKS} or \
+                    _BLOCK_ALIASES.get(alias, name) != name:
                 raise ValueError(f"alias {alias!r} of block {name!r} is already taken")
         _BLOCKS[name] = BlockInfo(name, cls, family, layout, paper, url, fixed_size, example,
                                   onnx_unsupported, notes, tuple(aliases), dynamic_export_unsupported)
@@ -228,8 +246,7 @@ def register_model(name: str | None = None, *, paper: str, url: str, input_size:
 
     def decorator(fn: Callable) -> Callable:
         key = name or fn.__name__
-        if key in _MODELS and _MODELS[key].fn is not fn:
-            raise ValueError(f"model {key!r} is already registered")
+        _check_new_name("model", key, _MODELS, {}, fn, lambda info: info.fn)
         from visionblocks.models.paper_notes import NOTES  # noqa: PLC0415 (a data table, imported on use)
         note = paper_note or NOTES.get(key, "")
         _MODELS[key] = ModelInfo(key, fn, paper, url, tuple(input_size), paper_params, paper_macs, note,
