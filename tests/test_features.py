@@ -31,3 +31,20 @@ def test_feature_info_helpers():
     assert sub.channels() == [256, 512] and sub.reduction(0) == 2 and sub.module_name() == ["s.0", "s.1"]
     with pytest.raises(ValueError, match="lacks 'module'"):
         FeatureInfo([dict(num_chs=1, reduction=1)])
+
+
+def test_features_only_takes_output_fmt_and_keeps_the_data_config():
+    # as timm's feature models: output_fmt through create_model, and the wrapped model's pretrained_cfg
+    import torch
+
+    import visionblocks as vb
+    x = torch.randn(1, 3, 64, 64)
+    nchw = vb.create_model("resnet18", features_only=True).eval()
+    nhwc = vb.create_model("resnet18", features_only=True, output_fmt="NHWC").eval()
+    nhwc.load_state_dict(nchw.state_dict())
+    with torch.no_grad():
+        for a, b in zip(nchw(x), nhwc(x)):
+            assert torch.equal(a.permute(0, 2, 3, 1), b)
+    assert vb.resolve_data_config(nchw) == vb.resolve_data_config("resnet18")
+    with pytest.raises(ValueError, match="output_fmt is only meaningful with features_only=True"):
+        vb.create_model("resnet18", output_fmt="NHWC")

@@ -252,6 +252,11 @@ class FeatureListNet(nn.Module):
         self.norm = norm
         self.feature_info = model.feature_info.from_other(take)
 
+    @property
+    def pretrained_cfg(self) -> dict:
+        """The wrapped model's (its pre-processing still applies: ``resolve_data_config`` reads it)."""
+        return self.model.pretrained_cfg
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.model.forward_intermediates(x, indices=list(self.out_indices), norm=self.norm,
                                                 output_fmt=self.output_fmt, intermediates_only=True)

@@ -293,7 +293,8 @@ def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, *, featu
         in_chans: input channels.
         features_only: return a :class:`~visionblocks.features.FeatureListNet` whose forward gives the list of
             feature maps at ``out_indices`` (default: every feature in ``model.feature_info``).
-        out_indices: the features to return (ints; negative ones count from the end).
+        out_indices: the features to return (ints; negative ones count from the end).  With ``features_only``,
+            ``output_fmt="NHWC"`` returns channels-last-ordered (B, H, W, C) maps (timm's ``output_fmt``).
         output_stride: run at a smaller stride with dilated convolutions, where the model offers it
             (``model_info(name).output_strides``).
         pretrained: ``True`` (the model's default published weights), a weights tag, or a checkpoint path/URL
@@ -302,13 +303,16 @@ def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, *, featu
     """
     from visionblocks.layers.validate import check_arg  # noqa: PLC0415 (layers import this module)
     check_arg("features_only", features_only, "bool")
+    feature_kwargs = {k: kwargs.pop(k) for k in ("output_fmt",) if k in kwargs}  # the feature extractor's options
+    if feature_kwargs and not features_only:
+        raise ValueError(f"{', '.join(feature_kwargs)} is only meaningful with features_only=True")
     if pretrained is not None or (isinstance(name, str) and "." in name):  # weights: built as the checkpoint's net
         from visionblocks.weights import create_pretrained  # noqa: PLC0415 (optional machinery, imported on use)
         model = create_pretrained(name, True if pretrained is None else pretrained, num_classes=num_classes,
                                   in_chans=in_chans, output_stride=output_stride, **kwargs)
         if features_only:
             from visionblocks.features import FeatureListNet  # noqa: PLC0415
-            model = FeatureListNet(model, out_indices)
+            model = FeatureListNet(model, out_indices, **feature_kwargs)
         return model
     info = model_info(name)
     _check_int("num_classes", num_classes, 0)
@@ -331,7 +335,7 @@ def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, *, featu
         model.pretrained_cfg = dict(info.pretrained_cfg(), **model.pretrained_cfg)
     if features_only:
         from visionblocks.features import FeatureListNet  # noqa: PLC0415
-        model = FeatureListNet(model, out_indices)
+        model = FeatureListNet(model, out_indices, **feature_kwargs)
     return model
 
 
