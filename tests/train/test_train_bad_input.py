@@ -158,12 +158,15 @@ def test_sync_bn_on_cpu_is_a_clear_error(folder_data, tmp_path, capsys):
                     *TINY, match="SyncBatchNorm")
 
 
-def test_a_run_killed_before_its_first_checkpoint_starts_again(folder_data, tmp_path, capsys):
+def test_a_run_killed_before_its_first_checkpoint_starts_again(folder_data, tmp_path, capsys, monkeypatch):
     from visionblocks.train import TrainConfig, train
+    from visionblocks.train import engine
     out = str(tmp_path / "killed")
     cfg = TrainConfig(data=folder_data, out=out, epochs=1, batch_size=4, input_size=16, progress=False)
+    # killed (SIGKILL, power loss): no clean-up runs, config.json is there, last.pt is not
+    monkeypatch.setattr(engine, "_discard_unstarted", lambda *a: None)
 
-    def die(epoch, step):  # the process dies (no checkpoint yet): config.json is there, last.pt is not
+    def die(epoch, step):
         raise RuntimeError("killed")
 
     with pytest.raises(RuntimeError, match="killed"):
@@ -198,3 +201,54 @@ def test_no_readable_images_and_undecodable_pixels(tmp_path, capsys):
                           match="cannot decode image")
     assert bad in msg and "DataLoader" not in msg
     assert not (tmp_path / "r2" / "last.pt").exists()
+
+
+def test_a_run_failing_before_its_first_checkpoint_leaves_nothing_that_blocks(folder_data, tmp_path, capsys):
+    """A run that fails after the start but before its first checkpoint: the run directory it made is removed; in a
+    directory that was there before, only its config.json goes; the corrected command then runs."""
+    out = str(tmp_path / "r16")
+    # a model that does not take this input size (was: exit 2, but r16/config.json left, blocking the next command)
+    _one_line_error(capsys, "--model", "mixer_s16", "--data", folder_data, "--out", out, *TINY, match="mixer_s16")
+    assert not os.path.exists(out)
+
+    def die(epoch, step):
+        raise RuntimeError("boom")
+
+    cfg = TrainConfig(data=folder_data, out=out, epochs=1, batch_size=4, input_size=16, progress=False)
+    with pytest.raises(RuntimeError, match="boom"):
+        train(cfg, on_step=die)
+    assert not os.path.exists(out)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(RuntimeError, match="boom"):
+        train(TrainConfig(**{**cfg.__dict__, "out": str(mine)}), on_step=die)
+    assert os.listdir(mine) == ["notes.txt"]
+    # the corrected command (another recipe) is not blocked
+    assert main(["train", "--data", folder_data, "--out", str(mine), *TINY, "--lr", "0.002"]) == 0
+    assert os.path.exists(mine / "last.pt") and (mine / "notes.txt").read_text() == "keep"
+
+
+@pytest.mark.parametrize("kwargs,match", [('{"features_only": true}', "features_only"),
+                                          ('{"features_only": true, "out_indices": [1, 2]}', "features_only"),
+                                          ('{"features_only": true, "output_fmt": "NHWC"}', "features_only")])
+def test_backbone_options_in_model_kwargs_are_refused(kwargs, match, folder_data, tmp_path, capsys):
+    msg = _one_line_error(capsys, "--data", folder_data, "--out", str(tmp_path / "r"), *TINY, "--model-kwargs",
+                          kwargs, match=match)
+    assert "--model-kwargs" in msg and "classifier" in msg
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_model_whose_output_is_not_logits_is_refused_before_anything_is_written(folder_data, tmp_path, capsys,
+                                                                                     monkeypatch):
+    import visionblocks
+    # a model that gives feature maps (B, C, H, W), not (B, classes)
+    monkeypatch.setattr(visionblocks, "create_model",
+                        lambda name, num_classes, in_chans, **kw: torch.nn.Conv2d(in_chans, num_classes, 3))
+    msg = _one_line_error(capsys, "--data", folder_data, "--out", str(tmp_path / "r"), *TINY, match="not class logits")
+    assert "(2, 2)" in msg
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(TrainError, match="not class logits"):
+        train(TrainConfig(data=folder_data, out=str(tmp_path / "r"), epochs=1, batch_size=4, input_size=16,
+                          progress=False))
+    assert not (tmp_path / "r").exists()

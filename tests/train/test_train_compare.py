@@ -69,6 +69,20 @@ def test_compare_cli_bad_variant(folder_data, tmp_path, capsys):
     assert not (tmp_path / "c").exists()
 
 
+def test_compare_refuses_a_repeated_seed(folder_data, tmp_path, capsys):
+    """--seeds 0,0 is one run counted twice (seeds=2, spread 0): refused like a repeated variant, nothing written."""
+    from visionblocks.train import TrainError
+    base = TrainConfig(model="resnet18", data=folder_data, epochs=1, batch_size=4, input_size=16, progress=False)
+    with pytest.raises(TrainError, match="seed twice"):
+        compare(base, ["none"], [0, 0], str(tmp_path / "c"), bench_batch=2, bench_rounds=1, stream=io.StringIO())
+    assert not (tmp_path / "c").exists()
+    rc = main(["compare", "--model", "resnet18", "--attn", "none", "--seeds", "0,0", "--data", folder_data,
+               "--epochs", "1", "--batch-size", "4", "--input-size", "16", "--quiet", "--out", str(tmp_path / "c")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "lists a seed twice" in err[0], err
+    assert not (tmp_path / "c").exists()
+
+
 @pytest.mark.slow
 def test_digits_demo(tmp_path):
     """The README's demo: resnet18 with none/se/cbam on the digits, 3 epochs: every variant >= 95 % top-1."""

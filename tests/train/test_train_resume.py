@@ -77,3 +77,42 @@ def test_resume_with_a_longer_schedule_continues(folder_data, tmp_path):
     train(TrainConfig(data=folder_data, out=out, **{**OPTS, "epochs": 1, "ema": None}))
     res = train(config_for_resume(out, {"epochs": 2}), resume=True)
     assert [r["epoch"] for r in res.history] == [1, 2]
+
+
+def test_stop_after_epoch_belongs_to_one_invocation(folder_data, tmp_path, capsys):
+    """--stop-after-epoch is not carried over by --resume (the printed continue command finishes the run); a resume
+    may give it again, for a later epoch than the ones done."""
+    from visionblocks.train.cli import main
+    out = str(tmp_path / "sae")
+    res = train(TrainConfig(data=folder_data, out=out, stop_after_epoch=1, **{**OPTS, "epochs": 3, "ema": None}))
+    assert res.interrupted and res.epochs_done == 1
+    ck = open(os.path.join(out, "last.pt"), "rb").read()
+    assert main(["train", "--resume", out, "--stop-after-epoch", "1", "--quiet"]) == 2  # already done
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--stop-after-epoch 1" in err[0] and "already done 1 epoch" in err[0], err
+    assert open(os.path.join(out, "last.pt"), "rb").read() == ck
+    assert main(["train", "--resume", out, "--stop-after-epoch", "2", "--quiet"]) == 130
+    assert _state(out)["epoch"] == 2
+    capsys.readouterr()
+    assert main(["train", "--resume", out, "--quiet"]) == 0  # to --epochs, not stopped again
+    assert _state(out)["epoch"] == 3
+    assert config_for_resume(out).stop_after_epoch is None
+
+
+def test_python_resume_refuses_another_recipe(folder_data, tmp_path):
+    """train(cfg, resume=True) checks cfg against the run as --resume does: another recipe is refused (every
+    differing option named, nothing written); the options a resume may change are taken."""
+    from visionblocks.train import TrainError
+    out = str(tmp_path / "api")
+    opts = {**OPTS, "epochs": 1, "ema": None}
+    train(TrainConfig(data=folder_data, out=out, **opts))
+    before = {f: open(os.path.join(out, f), "rb").read() for f in sorted(os.listdir(out))}
+    with pytest.raises(TrainError, match=r"another run") as e:
+        train(TrainConfig(data=folder_data, out=out, **{**opts, "epochs": 2}, lr=0.5, label_smoothing=0.0),
+              resume=True)
+    assert "--lr" in str(e.value) and "--label-smoothing" in str(e.value) and len(str(e.value).splitlines()) == 1
+    assert {f: open(os.path.join(out, f), "rb").read() for f in sorted(os.listdir(out))} == before
+    res = train(TrainConfig(data=folder_data, out=out, **{**opts, "epochs": 2, "workers": 0}), resume=True)
+    assert [r["epoch"] for r in res.history] == [1, 2]
+    saved = json.load(open(os.path.join(out, "config.json")))
+    assert saved["lr"] == 1e-3 and saved["label_smoothing"] == 0.1 and saved["epochs"] == 2

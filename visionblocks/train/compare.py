@@ -127,9 +127,13 @@ def compare(base: TrainConfig, variants: Sequence[str], seeds: Sequence[int], ou
         raise TrainError(f"--attn lists a variant twice: {', '.join(variants)}")
     if not seeds:
         raise TrainError("--seeds: no seeds")
+    if len(set(seeds)) != len(seeds):
+        raise TrainError(f"--seeds lists a seed twice: {', '.join(map(str, seeds))}")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise TrainError("compare runs on one process; train single variants under torchrun")
     base = base.resolved()
+    for s in seeds:  # each seed as the engine checks --seed
+        dataclasses.replace(base, seed=s).resolved()
     if base.stop_after_epoch is not None:
         raise TrainError("compare trains every run to the end (no --stop-after-epoch)")
     # every variant must build before any training starts (a bad name fails in a second, not after a run)

@@ -24,6 +24,7 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
 import sys
 import time
@@ -174,13 +175,17 @@ def _parse_insert(spec: str) -> tuple[str, dict[str, Any]]:
 
 def build_model(cfg: TrainConfig, num_classes: int, in_chans: int, input_size: int) -> nn.Module:
     """``create_model(cfg.model, num_classes, in_chans, attn=cfg.attn, pretrained=..., **cfg.model_kwargs)``, then
-    ``insert`` when asked; bad names and arguments as TrainError."""
+    ``insert`` when asked; bad names and arguments as TrainError, and so is a model whose output is not class logits
+    of shape (batch, num_classes) on ``in_chans`` x ``input_size`` images (checked once, here)."""
     from visionblocks import create_model, insert, list_models
     if cfg.model not in list_models():
         import difflib
         close = difflib.get_close_matches(cfg.model, list_models(), n=3, cutoff=0.5)
         raise TrainError(f"unknown model {cfg.model!r}" + (f"; did you mean: {', '.join(close)}?" if close else ""))
     kwargs = dict(cfg.model_kwargs)
+    if kwargs.get("features_only", False) is not False:  # (out_indices, output_fmt without it: create_model refuses)
+        raise TrainError("--model-kwargs features_only: a backbone option (feature maps, not class logits); training "
+                         "needs the classifier, drop it")
     if cfg.attn is not None:
         kwargs["attn"] = cfg.attn
     try:
@@ -200,7 +205,28 @@ def build_model(cfg: TrainConfig, num_classes: int, in_chans: int, input_size: i
             insert(model, block, example_input=torch.zeros(1, in_chans, input_size, input_size), **where)
         except (ValueError, TypeError) as e:
             raise TrainError(f"--insert {cfg.insert}: {str(e).splitlines()[0]}") from None
+    _check_logits(model, cfg.model, num_classes, in_chans, input_size)
     return model
+
+
+def _check_logits(model: nn.Module, name: str, num_classes: int, in_chans: int, input_size: int) -> None:
+    """One forward of two blank images (eval mode, no gradient, the random state untouched): the output must be
+    class logits of shape (2, num_classes); else a TrainError before anything is written."""
+    shape = f"{in_chans}x{input_size}x{input_size}"
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            out = model(torch.zeros(2, in_chans, input_size, input_size))
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise TrainError(f"model {name!r} fails on {shape} input: "
+                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    finally:
+        model.train(was)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_classes):
+        got = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else f"a {type(out).__name__}"
+        raise TrainError(f"model {name!r} gives {got} for 2 images, not class logits of shape (2, {num_classes}); "
+                         f"train needs a classifier")
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -320,10 +346,18 @@ def _write_json(path: str, obj: Any) -> None:
 
 def config_for_resume(run_dir: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """The configuration of the run in ``run_dir`` (from its checkpoint), with ``overrides`` of the options a
-    resumed run may change (``RESUME_MUTABLE``); any other override that differs is refused (another run)."""
-    ck = ckpt.load_checkpoint(os.path.join(run_dir, CHECKPOINT))
+    resumed run may change (``RESUME_MUTABLE``); any other override that differs is refused (another run).
+    ``stop_after_epoch`` belongs to one invocation: it is not carried over (the resumed run goes on to ``epochs``
+    unless ``overrides`` gives it again)."""
+    return _resume_config(ckpt.load_checkpoint(os.path.join(run_dir, CHECKPOINT)), run_dir, overrides)
+
+
+def _resume_config(ck: dict[str, Any], run_dir: str, overrides: dict[str, Any] | None) -> TrainConfig:
+    """:func:`config_for_resume` of an already loaded checkpoint ``ck``."""
     saved = dict(ck["config"])
+    saved.pop("stop_after_epoch", None)  # per invocation: the run that stopped there asked for it, not this one
     cfg = TrainConfig(**{k: v for k, v in saved.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}})
+    differ = []
     for k, v in (overrides or {}).items():
         if v is None or k == "out":
             continue
@@ -332,9 +366,10 @@ def config_for_resume(run_dir: str, overrides: dict[str, Any] | None = None) -> 
         if k in RESUME_MUTABLE:
             setattr(cfg, k, v)
         elif getattr(cfg, k) != v:
-            flag = "--" + k.replace("_", "-")
-            raise TrainError(f"--resume {run_dir}: that run was trained with {flag} {getattr(cfg, k)!r}, not {v!r} "
-                             f"(another run; use a new --out to start it)")
+            differ.append(f"--{k.replace('_', '-')} {getattr(cfg, k)!r}, not {v!r}")
+    if differ:
+        raise TrainError(f"--resume {run_dir}: that run was trained with {', and with '.join(differ)} (another run; "
+                         f"use a new --out to start it)")
     cfg.out = run_dir
     return cfg
 
@@ -348,27 +383,51 @@ def train(cfg: TrainConfig, resume: bool = False, *, on_step: Callable[[int, int
     configuration).  ``on_step(epoch, step)`` is called after every step; returning True stops the run as an
     interruption does (tests).  Bad input raises :class:`TrainError` before anything is written.
     """
-    cfg = cfg.resolved()
+    cfg.resolved()  # bad values are named as given, before anything is read or written
     out = cfg.out
     if not out:
         raise TrainError("--out RUN_DIR is required (the run's checkpoints and logs go there)")
     ck_path = os.path.join(out, CHECKPOINT)
+    ck = None
+    if resume:  # the saved recipe, up to the options a resume may change: the same check as --resume's
+        ck = ckpt.load_checkpoint(ck_path)
+        cfg = _resume_config(ck, out, dataclasses.asdict(cfg))
+        if cfg.stop_after_epoch is not None and cfg.stop_after_epoch <= ck["epoch"]:
+            raise TrainError(f"--stop-after-epoch {cfg.stop_after_epoch}: the run in {out} has already done "
+                             f"{ck['epoch']} epoch(s); give a later epoch, or none to train to --epochs {cfg.epochs}")
+    cfg = cfg.resolved()
     stream = stream or sys.stderr
     dinfo = D.setup(cfg.device)
     try:
-        ck = None
-        if resume:
-            ck = ckpt.load_checkpoint(ck_path)
-        elif os.path.exists(ck_path):
+        if not resume and os.path.exists(ck_path):
             raise TrainError(f"{out} already holds a run; continue it with --resume {out}, or choose another --out")
-        elif os.path.exists(os.path.join(out, "config.json")) and not _same_run(os.path.join(out, "config.json"), cfg):
+        elif not resume and os.path.exists(os.path.join(out, "config.json")) and \
+                not _same_run(os.path.join(out, "config.json"), cfg):
             raise TrainError(f"{out} already holds another run (stopped before its first checkpoint); choose another "
                              f"--out")
         # (the same run, killed before its first checkpoint, starts again: there is nothing of it to lose)
+        created = not os.path.exists(out)
+        had_config = os.path.exists(os.path.join(out, "config.json"))
         D.barrier(dinfo)  # every rank has looked before rank 0 writes
-        return _run(cfg, dinfo, ck, on_step, stream)
+        try:
+            return _run(cfg, dinfo, ck, on_step, stream)
+        except BaseException:
+            if dinfo.is_main and not os.path.exists(ck_path):
+                _discard_unstarted(out, created, had_config)
+            raise
     finally:
         D.cleanup(dinfo)
+
+
+def _discard_unstarted(out: str, created: bool, had_config: bool) -> None:
+    """A run that failed before its first checkpoint leaves nothing that would block the corrected command: the
+    run directory goes when this invocation made it; in a directory that was there before, only the
+    ``config.json`` this invocation added."""
+    if created:
+        shutil.rmtree(out, ignore_errors=True)
+    elif not had_config:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(out, "config.json"))
 
 
 def _same_run(config_json: str, cfg: TrainConfig) -> bool:
