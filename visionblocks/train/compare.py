@@ -25,6 +25,7 @@ import torch
 from . import checkpoint as ckpt
 from .engine import CHECKPOINT, RunResult, TrainConfig, build_model, config_for_resume, train
 from .errors import TrainError
+from ..layers import write_all_or_none
 
 __all__ = ["CompareResult", "compare", "measure_costs", "COLUMNS"]
 
@@ -171,23 +172,24 @@ def compare(base: TrainConfig, variants: Sequence[str], seeds: Sequence[int], ou
             f"{base.epochs} epochs, {base.opt} lr {base.lr:g}, batch {base.batch_size}, seeds {list(seeds)}; "
             f"latency: batch {bench_batch} on {machine_description(device)}")
     table = format_table([[_fmt(r[k]) for k in header] for r in rows], header)
-    files = []
-    p = os.path.join(out, "compare.csv")
-    with open(p, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=header)
-        w.writeheader()
-        w.writerows(rows)
-    files.append(p)
-    p = os.path.join(out, "compare.json")
-    with open(p, "w") as f:
-        json.dump({"description": desc, "rows": rows,
-                   "runs": {v: [r.run_dir for r in rs] for v, rs in runs.items()}}, f, indent=1)
-    files.append(p)
-    p = os.path.join(out, "compare.md")
-    with open(p, "w") as f:
-        f.write(desc + "\n\n" + format_table([[_fmt(r[k]) for k in header] for r in rows], header, markdown=True)
-                + "\n")
-    files.append(p)
+    def write_csv(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=header)
+            w.writeheader()
+            w.writerows(rows)
+
+    def write_json(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump({"description": desc, "rows": rows,
+                       "runs": {v: [r.run_dir for r in rs] for v, rs in runs.items()}}, f, indent=1)
+
+    def write_md(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write(desc + "\n\n" + format_table([[_fmt(r[k]) for k in header] for r in rows], header, markdown=True)
+                    + "\n")
+
+    files = write_all_or_none([(os.path.join(out, f"compare.{ext}"), fn)
+                               for ext, fn in (("csv", write_csv), ("json", write_json), ("md", write_md))])
     from .plots import MATPLOTLIB_MISSING, have_matplotlib, plot_compare
     if have_matplotlib():
         files.append(plot_compare(rows, os.path.join(out, "compare.png"), "infer_ms",
