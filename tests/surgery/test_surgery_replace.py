@@ -198,7 +198,8 @@ def test_a_norm_that_also_activates_stays_and_takes_the_folded_bias(dtype):
 
 def test_a_bias_free_conv_without_a_norm_after_it_warns_that_the_fold_adds_a_bias():
     net = nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1, bias=False), nn.ReLU(), nn.Conv2d(8, 8, 3, 1, 1, bias=False))
-    with pytest.warns(UserWarning, match=r"'0', '2' \(2 convolutions\) have no bias and no BatchNorm"):
+    with pytest.warns(UserWarning, match=r"2 convolution\(s\) without a bias and without a BatchNorm after them "
+                                         r"\('0', '2'\)"):
         replace(net, target=nn.Conv2d, block="acnet_block", example_input=X)
     train_steps(net, X)
     trained = net(X)

@@ -363,10 +363,10 @@ def replace(model: nn.Module, /, target: Selector, block: Any, example_input: An
 
     apply_edits(edits, check)
     if biased:
-        warnings.warn(f"{label}: {', '.join(map(repr, biased[:3]))}{' ...' if len(biased) > 3 else ''} "
-                      f"({len(biased)} convolution{'s' if len(biased) > 1 else ''}) have no bias and no BatchNorm takes "
-                      "their output, so the convolutions reparameterize folds them back into carry a bias (the "
-                      "original has none: a strict load into the original class then reports it)", stacklevel=2)
+        shown = ", ".join(map(repr, biased[:3])) + (" ..." if len(biased) > 3 else "")
+        warnings.warn(f"{label}: {len(biased)} convolution(s) without a bias and without a BatchNorm after them "
+                      f"({shown}): reparameterize folds each back into a convolution with a bias, which the original "
+                      "has not (a strict load into the original class reports those keys)", stacklevel=2)
     report = SurgeryReport(names, "replace", spec.name, before, count_params(model), per_module)
     logger.info("%s", report.summary())
     return report
