@@ -9,13 +9,7 @@ MODELS = vb.list_models()
 CHECKS = list(T.BACKBONE_CHECKS)
 
 # Known failures, each with its cause; strict: the test fails as soon as the model passes, so the entry goes.
-KNOWN = {
-    ("dbb_resnet18", "grad_checkpointing"):
-        "DBB's BNAndPad pads with values computed from its BatchNorm's running statistics, which the first "
-        "forward has already updated when the checkpointed stage is recomputed in backward: the recomputed "
-        "activations, and so the gradients, differ (BN momentum 0 makes them equal). Needs the recompute to see "
-        "the running statistics of the forward (visionblocks/features.py).",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 @pytest.mark.parametrize("check", CHECKS)

@@ -10,6 +10,7 @@ semantics as in timm, so code written for timm works unchanged).
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -115,6 +116,47 @@ def check_output_fmt(output_fmt: str) -> None:
         raise ValueError(f"output_fmt must be one of {OUTPUT_FORMATS}, got {output_fmt!r}")
 
 
+def _running_stats(steps: Sequence[Any]) -> list[torch.Tensor]:
+    """The running statistics (mean, variance, batch count) of every BatchNorm a stage's ``steps`` may run: a
+    module step's own; for a method step (ParNet's streams), every one of the model it belongs to."""
+    found, seen = [], set()
+    for step in steps:
+        owner = step if isinstance(step, nn.Module) else getattr(step, "__self__", None)
+        for m in owner.modules() if isinstance(owner, nn.Module) else ():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in seen:
+                seen.add(id(m))
+                found += [b for b in (m.running_mean, m.running_var, m.num_batches_tracked) if b is not None]
+    return found
+
+
+def _stats_as_in_forward(buffers: list[torch.Tensor]) -> tuple[contextlib.AbstractContextManager, ...]:
+    """``checkpoint``'s ``context_fn`` for a stage with BatchNorms: the forward keeps the running statistics it
+    started from; the recomputation in backward starts from them (so what reads them while training, as DBB's pad
+    value does, sees what the forward saw) and leaves them as it found them (one update per step, as without
+    checkpointing: the recompute's BatchNorms would update them a second time)."""
+    started: list[torch.Tensor] = []
+
+    @contextlib.contextmanager
+    def forward():
+        started[:] = [b.clone() for b in buffers]
+        yield
+
+    @contextlib.contextmanager
+    def recompute():
+        now = [b.clone() for b in buffers]
+        with torch.no_grad():
+            for b, s in zip(buffers, started):
+                b.copy_(s)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for b, n in zip(buffers, now):
+                    b.copy_(n)
+
+    return forward(), recompute()
+
+
 class BackboneMixin:
     """The backbone API of every visionblocks model, from one declaration per model.
 
@@ -159,7 +201,10 @@ class BackboneMixin:
                 for f in _steps:
                     t = f(t)
                 return t
-            return checkpoint(run, x, use_reentrant=False)
+            buffers = _running_stats(steps)
+            if not buffers or torch.compiler.is_compiling():
+                return checkpoint(run, x, use_reentrant=False)
+            return checkpoint(run, x, use_reentrant=False, context_fn=lambda: _stats_as_in_forward(buffers))
         for f in steps:
             x = f(x)
         return x

@@ -937,8 +937,9 @@ def _saved_bytes(fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, int]:
 
 
 def check_model_grad_checkpointing(entry: str | ModelInfo) -> None:
-    """``set_grad_checkpointing(True)`` keeps the training output and every gradient, and autograd stores less
-    (the stages are recomputed in backward)."""
+    """``set_grad_checkpointing(True)`` keeps the training output, every gradient and the BatchNorm running
+    statistics after the step (the recomputation in backward must not update them a second time), and autograd
+    stores less (the stages are recomputed in backward)."""
     info = _model_info(entry)
     h, w = model_test_size(info)
     a = _create(info, num_classes=4).train()
@@ -956,6 +957,10 @@ def check_model_grad_checkpointing(entry: str | ModelInfo) -> None:
     for n, p in a.named_parameters():
         assert p.grad is not None and pb[n].grad is not None, f"{info.name}: {n} has no gradient"
         _close([pb[n].grad], [p.grad], f"{info.name}: gradient of {n} with gradient checkpointing", 1e-4, 1e-5)
+    bb = dict(b.named_buffers())
+    for n, buf in a.named_buffers():
+        _close([bb[n].double()], [buf.double()], f"{info.name}: buffer {n} after a step with gradient checkpointing",
+               1e-5, 1e-6)
     assert saved_b < saved_a, \
         f"{info.name}: with gradient checkpointing autograd saves {saved_b} bytes, without {saved_a}: nothing recomputed"
 
