@@ -223,7 +223,8 @@ class BackboneMixin:
         """Features at ``indices`` (see :func:`feature_take_indices`), as (B, C, H, W) maps (``"NHWC"``: (B, H, W,
         C)).  Returns the list when ``intermediates_only``, else ``(forward_features(x), list)``.  ``norm`` applies
         the model's final norm to the last feature when it is taken; ``stop_early`` skips the stages after the last
-        index (the final features are then not computed: use it with ``intermediates_only``)."""
+        index (the final features are then not computed: with ``intermediates_only=True`` only, a ValueError
+        otherwise, unless the last index is the last feature)."""
         self.check_input(x)
         check_output_fmt(output_fmt)
         take, max_index = feature_take_indices(len(self.feature_info), indices, type(self).__name__)
@@ -231,6 +232,10 @@ class BackboneMixin:
         if max_index >= n:
             raise ValueError(f"{type(self).__name__} was pruned to features 0..{n - 1}; index {max_index} is gone")
         last = max_index if (stop_early or intermediates_only) else n - 1
+        if not intermediates_only and last < n - 1:
+            raise ValueError(f"{type(self).__name__}.forward_intermediates: stop_early=True stops after feature "
+                             f"{last}, so the final features (the first value returned) are not computed; pass "
+                             "intermediates_only=True with it (or stop_early=False)")
         feats = []
         for i in range(last + 1):
             x = self._run_stage(i, x)

@@ -744,6 +744,9 @@ def check_model_feature_info(entry: str | ModelInfo) -> None:
             first = m.forward_intermediates(x, indices=[0], stop_early=True, intermediates_only=True)
             last = m.forward_intermediates(x, indices=1, output_fmt="NHWC", intermediates_only=True)
             normed = m.forward_intermediates(x, indices=[-1], norm=True, intermediates_only=True)
+        if len(fi) > 1:  # the final features of a run stopped early are not computed: refused
+            _expect_refusal(lambda: m.forward_intermediates(x, indices=[0], stop_early=True),
+                            f"{info.name}: forward_intermediates(indices=[0], stop_early=True)", "intermediates_only")
         assert len(first) == len(last) == len(normed) == 1, \
             f"{info.name}: forward_intermediates gave {len(first)}/{len(last)}/{len(normed)} maps for one index"
         _close(first, feats[:1], f"{info.name}: forward_intermediates(indices=[0], stop_early=True)", 1e-5, 1e-6)
