@@ -228,24 +228,21 @@ def first_probe(model: nn.Module, example_input: Any, watch: dict[str, nn.Module
                 label: str) -> Probe:
     """:func:`run_probe` before any change: a forward that fails on ``example_input`` is a :class:`SurgeryError`
     naming the input (the model is untouched)."""
-    try:
-        return run_probe(model, example_input, watch, keep=keep)
-    except SurgeryError:
-        raise
-    except Exception as e:
-        raise SurgeryError(f"{label}: the model's forward fails on example_input ({_describe_input(example_input)}) "
-                           f"before any change ({type(e).__name__}: {e}); pass an input the model takes (a tensor, "
-                           "or a tuple of its positional inputs)") from e
+    return run_probe(model, example_input, watch, keep=keep, failure=lambda e: (
+        f"{label}: the model's forward fails on example_input ({_describe_input(example_input)}) before any change "
+        f"({type(e).__name__}: {e}); pass an input the model takes (a tensor, or a tuple of its positional inputs)"))
 
 
 def run_probe(model: nn.Module, example_input: Any, watch: dict[str, nn.Module],
               keep: Iterable[str] = (), expect: dict[str, tuple] | None = None,
-              mismatch: Callable[[str, tuple, tuple | None], str] | None = None) -> Probe:
+              mismatch: Callable[[str, tuple, tuple | None], str] | None = None,
+              failure: Callable[[Exception], str] | None = None) -> Probe:
     """One forward of ``model`` on ``example_input`` (a tensor, or a tuple of positional inputs) in eval mode and
     without autograd, with hooks on the ``watch`` modules; every module's training flag is restored after.
 
     With ``expect`` (name -> output shape), a watched module whose output has another shape stops the forward
-    right there with :class:`SurgeryError` (``mismatch(name, expected, got)`` is its message)."""
+    right there with :class:`SurgeryError` (``mismatch(name, expected, got)`` is its message).  With ``failure``,
+    any other error of the forward becomes a :class:`SurgeryError` whose message is ``failure(error)``."""
     keep, expect = set(keep), expect or {}
     probe = Probe(output=None)
     handles = []
@@ -270,6 +267,12 @@ def run_probe(model: nn.Module, example_input: Any, watch: dict[str, nn.Module],
         with torch.no_grad():
             out = model(*inputs)
         probe.output = shape_signature(out)
+    except SurgeryError:
+        raise
+    except Exception as e:
+        if failure is None:
+            raise
+        raise SurgeryError(failure(e)) from e
     finally:
         for h in handles:
             h.remove()
@@ -406,12 +409,8 @@ def verify_forward(model: nn.Module, example_input: Any, new: dict[str, nn.Modul
                    mismatch: Callable[[str, tuple, tuple | None], str], label: str) -> Probe:
     """The verification forward after a surgery: each new module must give its expected shape (checked as it
     runs, so the first wrong one is named), and the forward must succeed."""
-    try:
-        probe = run_probe(model, example_input, new, expect=expect, mismatch=mismatch)
-    except SurgeryError:
-        raise
-    except Exception as e:
-        raise SurgeryError(f"{label}: the model's forward fails after the surgery ({type(e).__name__}: {e})") from e
+    probe = run_probe(model, example_input, new, expect=expect, mismatch=mismatch, failure=lambda e: (
+        f"{label}: the model's forward fails after the surgery ({type(e).__name__}: {e})"))
     missing = [n for n in new if probe.calls.get(n, 0) == 0]
     if missing:
         raise SurgeryError(f"{label}: {', '.join(missing)} did not run in the model's forward after the surgery")
