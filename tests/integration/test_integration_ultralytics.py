@@ -99,6 +99,21 @@ def test_yaml_keywords_and_bad_lines(tmp_path):
         DetectionModel(_yaml(tmp_path, "n", bad), nc=1, verbose=False)
 
 
+@pytest.mark.parametrize("typo,suggested", [("cbma", "cbam"), ("C2F", "C2f")])
+def test_yaml_unknown_layer_name_is_named(tmp_path, typo, suggested):
+    # ultralytics' parser alone raises a bare KeyError('cbma'); a name of either library gets suggested
+    line = "[-1, 1, cbam, []]" if typo == "cbma" else "[-1, 3, C2f, [128, True]]"
+    assert line in YAML
+    bad = YAML.replace(line, line.replace(suggested, typo), 1)
+    with pytest.raises(SurgeryError, match=rf"YOLO YAML layer '{typo}' is neither an ultralytics layer nor a "
+                                           rf"visionblocks block; did you mean: .*\b{suggested}\b"):
+        DetectionModel(_yaml(tmp_path, "n", bad), nc=1, verbose=False)
+    from ultralytics.nn import tasks
+    vbu.register()  # again: the parser is wrapped once
+    assert tasks.parse_model.__wrapped__.__name__ == "parse_model"
+    assert not getattr(tasks.parse_model.__wrapped__, "_visionblocks_named", False)  # wrapped once, not per call
+
+
 def test_doc_example_trains_and_exports(tmp_path, monkeypatch):
     data = _dataset(tmp_path / "data")
     monkeypatch.chdir(tmp_path)

@@ -16,10 +16,14 @@ it), so the same YAML works at every width scale (n/s/m/l/x).  A line whose argu
 while the model is parsed, naming the block and its constructor.  Tested with ultralytics 8.4.190.
 
 The names are added to the globals of ``ultralytics.nn.tasks`` (where its parser looks layer names up); names the
-parser already knows are never replaced.
+parser already knows are never replaced.  A layer name that neither ultralytics nor visionblocks knows (a typo in
+the YAML) is a :class:`~visionblocks.surgery.SurgeryError` naming it and the closest names of both, where the
+parser alone gives a bare ``KeyError``.
 """
 from __future__ import annotations
 
+import difflib
+import functools
 import warnings
 from typing import Any
 
@@ -61,6 +65,36 @@ def yolo_block_names() -> list[str]:
     return [n for n in list_blocks() if block_info(n).layout == "nchw" and not block_info(n).fixed_size]
 
 
+def _layer_names(d: Any) -> list[str]:
+    """The layer names of a parsed YOLO YAML dict (``[from, n, name, args]`` lines), where it has that shape."""
+    lines = [*(d.get("backbone") or []), *(d.get("head") or [])] if isinstance(d, dict) else []
+    return [ln[2] for ln in lines if isinstance(ln, (list, tuple)) and len(ln) > 2 and isinstance(ln[2], str)]
+
+
+def _named_parse_model(parse_model):
+    """ultralytics' ``parse_model`` whose bare ``KeyError`` for an unknown layer name becomes a SurgeryError naming
+    the layer and the closest names ultralytics and visionblocks know."""
+    @functools.wraps(parse_model)
+    def parse(d, *args, **kwargs):
+        names = _layer_names(d)  # before the call: the parser may edit its dict
+        try:
+            return parse_model(d, *args, **kwargs)
+        except KeyError as e:
+            import torch.nn as nn
+            from ultralytics.nn import tasks
+            key = e.args[0] if len(e.args) == 1 else None
+            if not isinstance(key, str) or key not in names or key in vars(tasks):
+                raise
+            known = [n for n, v in vars(tasks).items() if isinstance(v, type) and issubclass(v, nn.Module)]
+            close = difflib.get_close_matches(key, known, n=5, cutoff=0.6)
+            hint = f"; did you mean: {', '.join(close)}?" if close else ""
+            raise SurgeryError(f"YOLO YAML layer {key!r} is neither an ultralytics layer nor a visionblocks block"
+                               f"{hint} (visionblocks' YAML names: visionblocks.integrations.ultralytics."
+                               "yolo_block_names())") from e
+    parse._visionblocks_named = True
+    return parse
+
+
 def register() -> list[str]:
     """Make every usable block known to ultralytics' YAML parser (idempotent; call it again after registering blocks
     of your own).  Returns the YAML names added."""
@@ -79,6 +113,8 @@ def register() -> list[str]:
             if existing is None:
                 setattr(tasks, yaml_name, cls)
                 added.append(yaml_name)
+    if not getattr(tasks.parse_model, "_visionblocks_named", False):
+        tasks.parse_model = _named_parse_model(tasks.parse_model)
     return added
 
 
