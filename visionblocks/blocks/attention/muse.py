@@ -49,7 +49,8 @@ class MUSEAttention(nn.Module):
     Args:
         dim: token dimension C.
         num_heads: h; ``dim`` must be divisible by it (default 8).
-        kernel_sizes: the odd kernel sizes of the convolution branches (authors' scripts: (3, 15)).
+        kernel_sizes: the odd kernel sizes of the convolution branches (authors' scripts: (3, 15)).  With one
+            kernel the softmax over the branch weights is 1 and ``alpha`` gets no gradient.
         qkv_bias: biases on the Q/K/V projections.
         attn_drop: dropout on the attention weights (training only).
     """

@@ -44,7 +44,9 @@ class OutlookAttention(nn.Module):
     Args:
         channels: input (= output) channels C.
         num_heads: heads; C must be divisible by it (VOLO-D1: 6 heads at C=192).
-        kernel_size: K, the (odd) local window; the window is zero padded by ``K // 2`` (paper: 3).
+        kernel_size: K, the (odd) local window; the window is zero padded by ``K // 2`` (paper: 3).  With K = 1
+            the softmax runs over one element: every attention weight is 1, the block is its value and output
+            projections, and ``attn`` gets no gradient.
         stride: the attention map is predicted on a ``stride``-pooled grid (official code: 2).
         qkv_bias: bias of the value projection (paper: False).
         attn_drop, proj_drop: dropout on the attention weights / the output.

@@ -39,7 +39,8 @@ class PyramidSplitAttention(nn.Module):
         channels: input channels C.
         out_channels: output channels (default ``channels``), split into ``len(kernel_sizes)`` branches.
         stride: stride of the branch convolutions (EPSANet downsamples here).
-        kernel_sizes: k_i of the branches (paper: 3, 5, 7, 9).
+        kernel_sizes: k_i of the branches (paper: 3, 5, 7, 9).  With one branch the softmax over the branches is 1:
+            the block is its convolution and the SEWeight module gets no gradient.
         groups: G_i of the branches (paper, EPSANet(Small): 1, 4, 8, 16).
         reduction: r of the shared SEWeight module (paper: 16).
         act_layer: SEWeight activation (paper: ReLU).
