@@ -72,16 +72,31 @@ class EMSA(nn.Module):
         convolution across the h maps) is one matrix product on (h, B N N') with its bias fused (oneDNN's 1x1
         convolution on the h-channel (B, h, N, N') map was ~5x slower forward+backward); the softmax and the
         instance norm (``transform_norm``: no affine, no running statistics) act per map.
+
+        The map is computed in float32 at least (also under ``torch.autocast``) and rounded once before ``@ V``:
+        the softmax of ResT's small logits is nearly uniform (~1/N') and the instance norm divides its small
+        deviations by their small spread, so rounding the logits or the softmax to bfloat16 is blown up (a whole
+        rest_lite at 64x64 was 0.39 away from float64 in relative norm, now 0.02; float32: 1e-4).
         """
-        attn = (q * self.scale).transpose(0, 1) @ k.permute(1, 0, 3, 2)                  # (h, B, N, N')
-        mixed = torch.addmm(self.transform_conv.bias[:, None], self.transform_conv.weight.flatten(1),
-                            attn.reshape(self.num_heads, -1)).view(attn.shape)
-        attn = mixed.softmax(dim=-1)
-        if attn.shape[-2] * attn.shape[-1] > 1:
-            attn = F.instance_norm(attn, eps=self.transform_norm.eps)
-        else:  # one query and one key (a 1x1 map): the instance norm of a single value is 0
-            attn = torch.zeros_like(attn)
+        device = q.device.type
+        if torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device):
+            with torch.autocast(device, enabled=False):  # (autocast would round the products to its dtype)
+                attn = self._attention_map(q.float(), k.float()).to(v.dtype)
+        elif q.dtype not in (torch.float32, torch.float64):
+            attn = self._attention_map(q.float(), k.float()).to(v.dtype)
+        else:
+            attn = self._attention_map(q, k)
         return (self.attn_drop(attn) @ v.transpose(0, 1)).transpose(0, 1)
+
+    def _attention_map(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """``IN(softmax(Conv1x1(Q K^T / sqrt(d_k))))``, (h, B, N, N'), in the dtype of ``q`` and ``k``."""
+        attn = (q * self.scale).transpose(0, 1) @ k.permute(1, 0, 3, 2)                  # (h, B, N, N')
+        w, b = self.transform_conv.weight.flatten(1), self.transform_conv.bias
+        mixed = torch.addmm(b[:, None].to(attn.dtype), w.to(attn.dtype), attn.reshape(self.num_heads, -1))
+        attn = mixed.view(attn.shape).softmax(dim=-1)
+        if attn.shape[-2] * attn.shape[-1] > 1:
+            return F.instance_norm(attn, eps=self.transform_norm.eps)
+        return torch.zeros_like(attn)  # one query and one key (a 1x1 map): the instance norm of a single value is 0
 
     def forward_tokens(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         """EMSA on tokens (B, N = H W, C) in row-major order -> (B, N, C)."""
