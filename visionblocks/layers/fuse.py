@@ -13,14 +13,19 @@ def fuse_conv_bn_weights(weight: torch.Tensor, bias: torch.Tensor | None,
                          bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
     """Kernel and bias of ``bn(conv(x))`` as one convolution (``bn`` in eval mode).
 
-    ``W' = W * gamma / sqrt(var + eps)``, ``b' = beta + (b - mean) * gamma / sqrt(var + eps)``.
+    ``W' = W * gamma / sqrt(var + eps)``, ``b' = beta + (b - mean) * gamma / sqrt(var + eps)``.  Computed in
+    float32 at least and rounded once to the dtype of the operands (bfloat16 would round every step).
     """
-    std = (bn.running_var + bn.eps).sqrt()
-    gamma = bn.weight if bn.affine else torch.ones_like(std)
-    beta = bn.bias if bn.affine else torch.zeros_like(std)
+    out_dtype = torch.promote_types(weight.dtype, bn.running_var.dtype)
+    acc = torch.promote_types(out_dtype, torch.float32)
+    var, mean = bn.running_var.to(acc), bn.running_mean.to(acc)
+    std = (var + bn.eps).sqrt()
+    gamma = bn.weight.to(acc) if bn.affine else torch.ones_like(std)
+    beta = bn.bias.to(acc) if bn.affine else torch.zeros_like(std)
     t = gamma / std
-    b = bias if bias is not None else torch.zeros_like(bn.running_mean)
-    return weight * t.reshape(-1, *([1] * (weight.ndim - 1))), beta + (b - bn.running_mean) * t
+    b = bias.to(acc) if bias is not None else torch.zeros_like(mean)
+    w = weight.to(acc) * t.reshape(-1, *([1] * (weight.ndim - 1)))
+    return w.to(out_dtype), (beta + (b - mean) * t).to(out_dtype)
 
 
 def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:

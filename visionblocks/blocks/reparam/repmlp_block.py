@@ -104,10 +104,11 @@ class RepMLPBlock(PartitionPerceptron):
         """Besides FC3's fold: the BN after the global perceptron's pooling folds into FC1."""
         super().drop_training_parts()
         if self.has_global:
-            g = self.gp_bn
-            scale, shift = fuse_conv_bn_weights(torch.ones_like(g.running_var), None, g)   # BN as x * scale + shift
+            g, w, b = self.gp_bn, self.fc1.weight, self.fc1.bias
+            acc = torch.promote_types(w.dtype, torch.float32)   # (in float32 at least, rounded once)
+            scale, shift = fuse_conv_bn_weights(torch.ones_like(g.running_var, dtype=acc), None, g)  # x * scale + shift
             rep = self.parts[0] * self.parts[1]
             scale, shift = scale.repeat_interleave(rep), shift.repeat_interleave(rep)
-            self.fc1.bias.add_(self.fc1.weight @ shift)
-            self.fc1.weight.mul_(scale)
+            b.copy_(b.to(acc) + w.to(acc) @ shift)
+            w.copy_(w.to(acc) * scale)
             self.gp_bn = nn.Identity()
