@@ -447,8 +447,23 @@ def check_bad_input(entry: str | BlockInfo) -> None:
             f"{info.name}: the error for a wrong {bad} should name the received shape {received}: {str(e)!r}"
 
 
+def _garbage_like(t: torch.Tensor) -> torch.Tensor:
+    """What ``to_empty`` may leave in a tensor, made deterministic: huge values, indices far out of range."""
+    fill = True if t.dtype == torch.bool else 1e20 if t.is_floating_point() else 10 ** 6
+    return torch.empty_like(t, device="cpu").fill_(fill)
+
+
+def materialized_from_meta(build_fn: Callable[[], nn.Module]) -> nn.Module:
+    """A module built on the meta device, then materialised on the CPU as ``to_empty`` does, with garbage in
+    every tensor (so that state the state dict does not restore shows, rather than passing by luck)."""
+    with torch.device("meta"):
+        m = build_fn()
+    return m._apply(_garbage_like)
+
+
 def check_state_dict(entry: str | BlockInfo) -> None:
-    """A state_dict saved and loaded with ``weights_only=True`` into a fresh instance reproduces the output."""
+    """A state_dict saved and loaded with ``weights_only=True`` into a fresh instance reproduces the output; so
+    does one built on the meta device and materialised with ``to_empty`` (how large networks are loaded)."""
     info = _info(entry)
     m = build(info, seed=0).eval()
     randomize_params(m, scale=0.01, seed=2, add=True)  # nothing is left at a constant initialisation
@@ -465,6 +480,13 @@ def check_state_dict(entry: str | BlockInfo) -> None:
     for x, y in zip(a, b):
         assert torch.equal(x, y), f"{info.name}: output after a state_dict round trip differs " \
                                   f"(state kept outside parameters/buffers?)"
+    meta = materialized_from_meta(lambda: build(info, seed=123)).eval()
+    meta.load_state_dict(sd, strict=True)
+    with torch.no_grad():
+        c = _run(meta, inputs)
+    for x, y in zip(a, c):
+        assert torch.equal(x, y), f"{info.name}: built on the meta device, materialised with to_empty and loaded, " \
+                                  f"its output differs (a non-persistent buffer left uninitialised? layers.DerivedBuffers)"
 
 
 def check_onnx(entry: str | BlockInfo) -> None:
@@ -567,15 +589,22 @@ def check_model_forward_backward(entry: str | ModelInfo) -> None:
 
 def check_model_inputs(entry: str | ModelInfo) -> None:
     """A model that declares a ``test_input_size`` also runs 32 pixels larger (one that does not, at its
-    input size); a wrong channel count raises ValueError/TypeError naming the received shape."""
+    input size), also when built on the meta device and loaded after ``to_empty``; a wrong channel count raises
+    ValueError/TypeError naming the received shape."""
     info = _model_info(entry)
     m = _build_model(info, num_classes=7).eval()
     h, w = model_test_size(info)
     if info.test_input_size is not None:  # the model works at sizes other than its default
         h, w = h + 32, w + 32
+    x = torch.randn(1, 3, h, w)
     with torch.no_grad():
-        out = _call(m, (torch.randn(1, 3, h, w),), f"{info.name}: forward at {h}x{w}")
+        out = _call(m, (x,), f"{info.name}: forward at {h}x{w}")
     assert out.shape == (1, 7), f"{info.name}: at {h}x{w} the logits have shape {tuple(out.shape)}, not (1, 7)"
+    meta = materialized_from_meta(lambda: _build_model(info, num_classes=7)).eval()
+    meta.load_state_dict(m.state_dict(), strict=True)
+    with torch.no_grad():
+        assert torch.equal(meta(x), out), f"{info.name}: built on the meta device, materialised with to_empty and " \
+                                          "loaded, its output differs (state outside the state dict left uninitialised?)"
     e = _expect_rejection(m, (torch.randn(1, 4, h, w),), (ValueError, TypeError),
                           f"{info.name}: input (1, 4, {h}, {w}) with 4 channels")
     assert "(1, 4, " in str(e), f"{info.name}: the error for 4 channels should name the received shape: {e}"

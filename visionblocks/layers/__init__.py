@@ -7,6 +7,7 @@ from .conv_geometry import check_conv_channels, conv_geometry, square_conv_geome
 from .conv_mlp import ConvMlp
 from .conv_norm_act import ConvNormAct
 from .create_attn import get_attn_layer, create_attn
+from .derived_buffers import DerivedBuffers
 from .dilation import dilate_convs
 from .drop import add_residual, drop_path, DropPath
 from .files import write_all_or_none
@@ -24,6 +25,7 @@ from .mlp import Mlp
 from .norm import LayerNorm2d, GroupNorm1, get_norm_layer, create_norm
 from .norm_act import NormAct
 from .plane_conv import PlaneConv2d
+from .plain import is_hooked, is_plain
 from .patches import pad_to_patches, unfold_patches, fold_patches
 from .pointwise import pointwise_linear, pointwise_forward
 from .pool import avg_pool_ceil, max_over, mean_over, spatial_mean
@@ -45,6 +47,7 @@ __all__ = [
     "deprecated_flag", "LayerType", "local_aggregate", "is_channels_last", "layout_like", "memory_format_of", "cat_channels", "write_all_or_none", "MetaFormerBlock", "Mlp",
     "LayerNorm2d", "GroupNorm1",
     "get_norm_layer", "create_norm", "NormAct", "PlaneConv2d", "pad_to_patches", "unfold_patches", "fold_patches",
+    "is_plain", "is_hooked", "DerivedBuffers",
     "pointwise_linear", "pointwise_forward", "spatial_mean", "avg_pool_ceil", "max_over", "mean_over", "se_kwargs",
     "deprecated_se_ratio",
     "channel_shuffle", "SqueezeExcite", "token_linear", "init_weights", "validated", "check_arg",

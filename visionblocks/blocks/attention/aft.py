@@ -25,7 +25,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_nchw, check_nlc, check_odd, check_positive_int, check_tokens
+from visionblocks.layers import (
+    DerivedBuffers, check_divisible, check_nchw, check_nlc, check_odd, check_positive_int, check_tokens,
+)
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -82,7 +84,7 @@ class AFTFull(_AFTBase):
 @register_block("aft_local", family="attention", layout="nlc", paper=_PAPER, url=_URL, fixed_size=True,
                 example=Example(args=(64, 49), kwargs={"window_size": 32}, input_shape=(2, 49, 64)))
 @validated()
-class AFTLocal(AFTFull):
+class AFTLocal(DerivedBuffers, AFTFull):
     """AFT-local: AFT-full with the position biases zeroed outside a band, (B, T, C) -> (B, T, C).
 
     Args:
@@ -95,8 +97,12 @@ class AFTLocal(AFTFull):
     def __init__(self, dim: int, seq_len: int, window_size: int = 32, qkv_bias: bool = True):
         super().__init__(dim, seq_len, qkv_bias)
         self.window_size = check_positive_int("window_size", window_size)
-        t = torch.arange(seq_len)
-        self.register_buffer("band", (t[:, None] - t[None, :]).abs() < window_size, persistent=False)
+        self.init_derived_buffers()
+
+    def derived_buffers(self) -> dict[str, torch.Tensor]:
+        """``band``: the (T, T) mask ``|t - t'| < s``."""
+        t = torch.arange(self.seq_len)
+        return {"band": (t[:, None] - t[None, :]).abs() < self.window_size}
 
     def position_bias(self) -> torch.Tensor:
         """``w`` inside the band ``|t - t'| < s``, 0 outside."""

@@ -22,7 +22,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_nchw, check_positive_int, is_channels_last, memory_format_of
+from visionblocks.layers import (
+    DerivedBuffers, check_divisible, check_nchw, check_positive_int, is_channels_last, memory_format_of,
+)
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -45,7 +47,7 @@ def _rel_index(block: int, halo: int, stride: int, device=None) -> torch.Tensor:
                                             "as a product of ceilings, which torch.export cannot prove for a symbolic "
                                             "size: it guards on the example's window grid"))
 @validated()
-class HaloAttention(nn.Module):
+class HaloAttention(DerivedBuffers, nn.Module):
     """Blocked local self-attention with haloing, on (B, C, H, W).
 
     Args:
@@ -82,7 +84,11 @@ class HaloAttention(nn.Module):
         n_rel = 2 * (block_size + halo_size) - 1
         self.rel_height = nn.Parameter(torch.randn(n_rel, dim_head) * dim_head ** -0.5)
         self.rel_width = nn.Parameter(torch.randn(n_rel, dim_head) * dim_head ** -0.5)
-        self.register_buffer("rel_idx", _rel_index(block_size, halo_size, stride), persistent=False)
+        self.init_derived_buffers()
+
+    def derived_buffers(self) -> dict[str, torch.Tensor]:
+        """``rel_idx``: the relative-position table row of every (query row, key row) pair."""
+        return {"rel_idx": _rel_index(self.block_size, self.halo_size, self.stride)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)

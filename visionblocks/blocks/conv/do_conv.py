@@ -23,7 +23,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_nchw, check_odd, check_positive_int, same_padding, to_2tuple
+from visionblocks.layers import (
+    DerivedBuffers, check_divisible, check_nchw, check_odd, check_positive_int, same_padding, to_2tuple,
+)
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 from visionblocks.reparam import ReparamModule
@@ -36,7 +38,7 @@ __all__ = ["DOConv2d"]
                 url="https://arxiv.org/abs/2006.12030",
                 example=Example(args=(32, 64, 3), input_shape=(2, 32, 14, 14)))
 @validated()
-class DOConv2d(ReparamModule):
+class DOConv2d(DerivedBuffers, ReparamModule):
     """Depthwise over-parameterized convolution, foldable into a plain ``nn.Conv2d``.
 
     Args:
@@ -78,9 +80,7 @@ class DOConv2d(ReparamModule):
         nn.init.kaiming_uniform_(self.W.view(out_channels, in_channels // groups, -1), a=5 ** 0.5)
         if mn > 1:
             self.D = nn.Parameter(torch.zeros(in_channels, mn, self.D_mul))
-            eye = torch.eye(mn)
-            d_diag = torch.cat([eye.repeat(1, self.D_mul // mn), torch.zeros(mn, self.D_mul % mn)], 1)
-            self.register_buffer("d_diag", d_diag.expand(in_channels, mn, self.D_mul).clone(), persistent=False)
+            self.init_derived_buffers()
         else:
             self.D = None
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
@@ -108,6 +108,15 @@ class DOConv2d(ReparamModule):
         if self.is_reparameterized:
             return self.conv(x)
         return F.conv2d(x, self.composed_weight(), self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def derived_buffers(self) -> dict[str, torch.Tensor]:
+        """``d_diag``: D's identity part, (C_in, M N, D_mul) (a buffer of the training form while D exists)."""
+        if getattr(self, "D", None) is None:
+            return {}
+        mn = self.D.shape[1]
+        eye = torch.eye(mn)
+        d_diag = torch.cat([eye.repeat(1, self.D_mul // mn), torch.zeros(mn, self.D_mul % mn)], 1)
+        return {"d_diag": d_diag.expand(self.D.shape[0], mn, self.D_mul).clone()}
 
     def equivalent_kernel_bias(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         return self.composed_weight(), self.bias

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import square_conv_geometry, check_divisible, check_nchw, check_positive_int
+from visionblocks.layers import DerivedBuffers, square_conv_geometry, check_divisible, check_nchw, check_positive_int
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -32,7 +32,7 @@ __all__ = ["HetConv"]
                 url="https://arxiv.org/abs/1903.04120",
                 example=Example(args=(64, 64, 3), kwargs={"part": 4}, input_shape=(2, 64, 14, 14)))
 @validated()
-class HetConv(nn.Module):
+class HetConv(DerivedBuffers, nn.Module):
     """Heterogeneous-kernel convolution.
 
     Args:
@@ -59,11 +59,15 @@ class HetConv(nn.Module):
         self.pwc_weight = nn.Parameter(torch.empty(out_channels, n_pw)) if n_pw else None
         if n_pw:
             nn.init.kaiming_uniform_(self.pwc_weight, a=5 ** 0.5)
-        # index of the 1x1 input channels of every filter: all channels outside its K x K block
-        blk_in, blk_out = in_channels // part, out_channels // part
-        chans = torch.arange(in_channels)
-        idx = torch.stack([chans[(chans // blk_in) != (o // blk_out)] for o in range(out_channels)])
-        self.register_buffer("pwc_index", idx, persistent=False)
+        self.init_derived_buffers()
+
+    def derived_buffers(self) -> dict[str, torch.Tensor]:
+        """``pwc_index``, (out, in - in/part): the 1x1 input channels of every filter, all channels outside its
+        K x K block, in increasing order."""
+        blk_in, blk_out = self.in_channels // self.part, self.out_channels // self.part
+        chans = torch.arange(self.in_channels)
+        outside = (chans[None, :] // blk_in) != (torch.arange(self.out_channels)[:, None] // blk_out)
+        return {"pwc_index": chans.expand(self.out_channels, -1)[outside].view(self.out_channels, -1)}
 
     @classmethod
     def from_conv_args(cls, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,

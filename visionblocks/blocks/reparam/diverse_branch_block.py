@@ -21,7 +21,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import (
-    LayerType, check_divisible, check_positive_int, deprecated_flag, fuse_conv_bn_weights, identity_kernel,
+    DerivedBuffers, LayerType, check_divisible, check_positive_int, deprecated_flag, fuse_conv_bn_weights,
+    identity_kernel,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import register_block
@@ -52,14 +53,18 @@ class BNAndPad(nn.Module):
         return F.pad(y - v, (self.pad,) * 4) + v
 
 
-class IdentityConv1x1(nn.Module):
+class IdentityConv1x1(DerivedBuffers, nn.Module):
     """A (grouped) 1x1 convolution parameterised as ``I + W`` with ``W`` initialised to zero (square only)."""
 
     def __init__(self, channels: int, groups: int):
         super().__init__()
         self.groups = groups
         self.weight = nn.Parameter(torch.zeros(channels, channels // groups, 1, 1))
-        self.register_buffer("id_kernel", identity_kernel(channels, groups, (1, 1)), persistent=False)
+        self.init_derived_buffers()
+
+    def derived_buffers(self) -> dict[str, torch.Tensor]:
+        """``id_kernel``: the identity's 1x1 grouped kernel."""
+        return {"id_kernel": identity_kernel(self.weight.shape[0], self.groups, (1, 1))}
 
     def kernel(self) -> torch.Tensor:
         return self.weight + self.id_kernel.to(self.weight.dtype)

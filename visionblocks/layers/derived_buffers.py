@@ -1,0 +1,47 @@
+"""Non-persistent buffers that are functions of a module's constructor arguments (index maps, masks, identity
+kernels), kept valid wherever the module's tensors go.
+
+Such a buffer is not in the state dict, so a network built on the meta device and materialised with
+``to_empty`` (then ``load_state_dict``: how large models are loaded, and FSDP's deferred initialisation) would keep
+uninitialised memory in it (an index out of bounds, or an output off by 1e20).  A module derived from
+:class:`DerivedBuffers` says how to compute them; they are registered on the default device and rebuilt after
+every ``_apply`` (``to``, ``to_empty``, ``cuda``, ``double``, ...) on the buffer's new device, floating ones in its
+new dtype.
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["DerivedBuffers"]
+
+
+class DerivedBuffers:
+    """Mixin (before ``nn.Module`` or its subclass among the bases) for modules with derived buffers.
+
+    A subclass implements :meth:`derived_buffers` and calls :meth:`init_derived_buffers` in ``__init__`` once the
+    attributes it reads are set.  A buffer the module has deleted (e.g. after re-parameterization) stays deleted.
+    """
+
+    def derived_buffers(self) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
+        """name -> value of every derived buffer, computed from the module's attributes (called with the CPU as
+        the default device)."""
+        raise NotImplementedError
+
+    def _computed_buffers(self) -> dict[str, torch.Tensor]:
+        with torch.device("cpu"):  # (also inside a ``torch.device("meta")`` context: meta tensors hold no values)
+            return self.derived_buffers()
+
+    def init_derived_buffers(self) -> None:
+        """Register the derived buffers (non-persistent) on the default device (``torch.device`` context)."""
+        device = torch.empty(0).device
+        for name, value in self._computed_buffers().items():
+            self.register_buffer(name, value.to(device), persistent=False)
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        for name, value in self._computed_buffers().items():
+            old = self._buffers.get(name)
+            if old is not None:
+                dtype = old.dtype if value.is_floating_point() else value.dtype
+                self._buffers[name] = value.to(device=old.device, dtype=dtype)
+        return self
