@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .activations import create_act
 from .checks import check_nchw
 from .helpers import check_positive_int, reduced_channels
 from .layer_type import LayerType
+from .pointwise import pointwise_linear
 from .pool import spatial_mean
 
 __all__ = ["SqueezeExcite"]
@@ -42,9 +42,8 @@ class SqueezeExcite(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
         # fc1/fc2 are 1x1 convolutions (their weights load from the paper's code) acting on a (B, C) vector:
-        # they run as matrix products on their (out, in) weight views; a oneDNN convolution on a 1x1 map costs
-        # several times more
+        # they run as matrix products on their (out, in) weight views (a oneDNN convolution on a 1x1 map costs
+        # several times more), or are called when hooked or replaced (pointwise_linear)
         s = spatial_mean(x)
-        z = F.linear(self.act(F.linear(s, self.fc1.weight.flatten(1), self.fc1.bias)),
-                     self.fc2.weight.flatten(1), self.fc2.bias)
+        z = pointwise_linear(self.act(pointwise_linear(s, self.fc1)), self.fc2)
         return x * self.gate(z)[:, :, None, None]

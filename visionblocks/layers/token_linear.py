@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .plain import is_plain
+
 __all__ = ["token_linear"]
 
 
@@ -18,8 +20,12 @@ def token_linear(x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
     view, no copy) and the bias added by the same kernel; no transposes.  Measured against the former 1-D
     convolution form (tokens as in-channels) by ``benchmarks/token_linear_forms.py`` (alternating in one process,
     2 threads, glibc malloc thresholds raised): 0.63-0.72x its time in inference and 0.66-0.77x in
-    forward+backward at the Mixer/ResMLP shapes (8 x 196 tokens x 384/512 channels).
+    forward+backward at the Mixer/ResMLP shapes (8 x 196 tokens x 384/512 channels).  A ``linear`` that is not
+    plain (:func:`~visionblocks.layers.is_plain`: hooked, pruned, quantized, a subclass) is called on the
+    transposed tokens.
     """
+    if not is_plain(linear, nn.Linear):
+        return linear(x.transpose(1, 2)).transpose(1, 2)
     w = linear.weight.expand(x.shape[0], -1, -1)
     if linear.bias is None:
         return torch.bmm(w, x)

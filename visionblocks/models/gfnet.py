@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from visionblocks.blocks.attention import GlobalFilter
 from visionblocks.features import FeatureInfo
-from visionblocks.layers import DropPath, Mlp, init_weights
+from visionblocks.layers import DropPath, Mlp, init_weights, is_plain
 from visionblocks.registry import register_model
 
 from ._base import ChannelsLastModel, ClassifierHead
@@ -45,8 +45,15 @@ class GFNetBlock(nn.Module):
         self.mlp = Mlp(dim, hidden, act_layer="gelu", drop=drop)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
+    def mix_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """The global filter on (B, H, W, C) tokens: its channels-last form, or the block called on the
+        (B, C, H, W) view when it is hooked or replaced."""
+        if is_plain(self.filter, GlobalFilter):
+            return self.filter.forward_nhwc(x)
+        return self.filter(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.drop_path(self.mlp(self.norm2(self.filter.forward_nhwc(self.norm1(x)))))
+        return x + self.drop_path(self.mlp(self.norm2(self.mix_tokens(self.norm1(x)))))
 
 
 class GFNet(ChannelsLastModel):

@@ -24,7 +24,7 @@ import torch.nn as nn
 
 from visionblocks.blocks.attention import EMSA
 from visionblocks.features import FeatureInfo
-from visionblocks.layers import ConvNormAct, MetaFormerBlock, init_weights
+from visionblocks.layers import ConvNormAct, MetaFormerBlock, init_weights, is_plain
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase
@@ -57,7 +57,12 @@ class ResTBlock(MetaFormerBlock):
                          mlp_ratio, drop_path=drop_path)
 
     def mix_tokens(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
-        return self.attn.forward_tokens(x, H, W)
+        """EMSA on the tokens: its token form, or the block called on the (B, C, H, W) view when it is hooked or
+        replaced (layers.is_plain)."""
+        if is_plain(self.attn, EMSA):
+            return self.attn.forward_tokens(x, H, W)
+        B, N, C = x.shape
+        return self.attn(x.transpose(1, 2).reshape(B, C, H, W)).flatten(2).transpose(1, 2)
 
 
 class ResTStage(nn.Module):

@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from visionblocks.blocks.mlp import WeightedPermuteMLP
 from visionblocks.features import FeatureInfo
-from visionblocks.layers import MetaFormerBlock
+from visionblocks.layers import MetaFormerBlock, is_plain
 from visionblocks.registry import register_model
 
 from ._base import ChannelsLastModel, ClassifierHead
@@ -33,7 +33,11 @@ class PermutatorBlock(MetaFormerBlock):
         super().__init__(dim, WeightedPermuteMLP(dim, size), mlp_ratio, drop_path=drop_path)
 
     def mix_tokens(self, x: torch.Tensor) -> torch.Tensor:
-        return self.attn.forward_nhwc(x)
+        """The weighted permute-MLP on (B, H, W, C) tokens: its channels-last form, or the block called on the
+        (B, C, H, W) view when it is hooked or replaced (layers.is_plain)."""
+        if is_plain(self.attn, WeightedPermuteMLP):
+            return self.attn.forward_nhwc(x)
+        return self.attn(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 
 class VisionPermutator(ChannelsLastModel):

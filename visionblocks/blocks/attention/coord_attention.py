@@ -13,7 +13,8 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
-    ConvNormAct, LayerType, check_nchw, check_positive_int, is_channels_last, layout_like, mean_over, reduced_channels,
+    ConvNormAct, LayerType, check_nchw, check_positive_int, is_channels_last, is_plain, layout_like, mean_over,
+    reduced_channels,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
@@ -25,7 +26,9 @@ def _conv1x1(t: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """The 1x1 convolution ``conv`` on a (B, C_in, L) map -> (B, C_out, L), as the matrix product of its
     (out, in) weight: ``conv(t[..., None])[..., 0]``.  On these (L, 1) maps ATen's convolution takes its slow
     im2col path; the product also leaves the gates contiguous in (B, C, L), which the broadcast multiplies
-    over x need."""
+    over x need.  A hooked or replaced ``conv`` is called."""
+    if not is_plain(conv, nn.Conv2d):
+        return conv(t[..., None])[..., 0]
     weight = conv.weight.flatten(1).expand(t.shape[0], -1, -1)
     if conv.bias is None:
         return torch.bmm(weight, t)
@@ -72,7 +75,10 @@ class CoordAttention(nn.Module):
         # z^h (Eq. 2) and z^w (Eq. 3) as sums divided on the small maps (their backward is a broadcast view),
         # side by side as a (B, C, H + W) map for the shared F1 (Eq. 4)
         z = _direction_means(x)
-        f = self.conv1.act(self.conv1.bn(_conv1x1(z, self.conv1.conv).unsqueeze(-1))).squeeze(-1)
+        if is_plain(self.conv1, ConvNormAct):
+            f = self.conv1.act(self.conv1.bn(_conv1x1(z, self.conv1.conv).unsqueeze(-1))).squeeze(-1)
+        else:  # a hooked or replaced F1 is called
+            f = self.conv1(z.unsqueeze(-1)).squeeze(-1)
         # the gates are laid out as x (C innermost for a channels-last map)
         g_h = layout_like(_conv1x1(f[:, :, :h], self.conv_h).sigmoid_().unsqueeze(3), x)  # (B, C, H, 1), Eq. 5
         g_w = layout_like(_conv1x1(f[:, :, h:], self.conv_w).sigmoid_().unsqueeze(2), x)  # (B, C, 1, W), Eq. 6

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_nchw, check_positive_int
+from visionblocks.layers import check_nchw, check_positive_int, is_plain
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -59,8 +59,15 @@ class CSRAHead(nn.Module):
         # mean_j s_j + lam * sum_j a_j s_j = scale * sum_j score_j (lam * a_j + 1 / HW): one weighted sum
         return (score * (att * self.lam + 1.0 / n)).sum(-1) * scale
 
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """The raw (B, K, HW) class scores: ``classifier`` on ``x`` (called when hooked or replaced)."""
+        if is_plain(self.classifier, nn.Conv2d):
+            return class_scores(x, self.classifier.weight)
+        return self.classifier(x).flatten(2)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(class_scores(x, self.classifier.weight), self.inverse_norm())
+        score = self.scores(x)   # before inverse_norm: a pruning pre-hook sets the weight it reads
+        return self.pool(score, self.inverse_norm())
 
 
 @register_block("csra", family="attention", layout="head", aliases=("residual_attention",),
@@ -98,7 +105,10 @@ class CSRA(nn.Module):
         if len(self.heads) == 1:
             return self.heads[0](x)
         # the heads' classifiers run as one convolution on their stacked weights; each head scales its own logits
-        scores = class_scores(x, torch.cat([head.classifier.weight for head in self.heads]))
+        if all(is_plain(head.classifier, nn.Conv2d) for head in self.heads):
+            scores = class_scores(x, torch.cat([head.classifier.weight for head in self.heads]))
+        else:  # hooked or replaced classifiers are called, each on its own
+            scores = torch.cat([head.scores(x) for head in self.heads], dim=1)
         out = None
         for head, score in zip(self.heads, scores.split(self.num_classes, dim=1)):
             logit = head.pool(score, head.inverse_norm())

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_nchw, check_positive_int, is_channels_last, reduced_channels
+from visionblocks.layers import check_nchw, check_positive_int, is_channels_last, is_plain, reduced_channels
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -47,9 +47,15 @@ class DoubleAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
         # the three 1x1 convolutions phi, theta, rho read x once, as one convolution on their stacked weights
-        weight = torch.cat([self.phi.weight, self.theta.weight, self.rho.weight])
-        bias = torch.cat([self.phi.bias, self.theta.bias, self.rho.bias])
-        a, attn_maps, attn_vecs = F.conv2d(x, weight, bias).flatten(2).split([self.c_m, self.c_n, self.c_n], dim=1)
+        # (hooked or replaced ones are called, each on its own)
+        convs = (self.phi, self.theta, self.rho)
+        if all(is_plain(conv, nn.Conv2d) for conv in convs):
+            weight = torch.cat([conv.weight for conv in convs])
+            bias = torch.cat([conv.bias for conv in convs])
+            out = F.conv2d(x, weight, bias).flatten(2)
+        else:
+            out = torch.cat([conv(x).flatten(2) for conv in convs], dim=1)
+        a, attn_maps, attn_vecs = out.split([self.c_m, self.c_n, self.c_n], dim=1)
         attn_maps = attn_maps.softmax(dim=2)                        # (B, n, N): each map sums to 1 over N
         attn_vecs = attn_vecs.softmax(dim=1)                        # (B, n, N): sums to 1 over n per position
         g = torch.bmm(a, attn_maps.transpose(1, 2))                 # (B, c_m, n)  gather

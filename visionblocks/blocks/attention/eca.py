@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_nchw, check_odd, check_positive_int, spatial_mean
+from visionblocks.layers import check_nchw, check_odd, check_positive_int, is_plain, spatial_mean
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -47,7 +47,9 @@ class EfficientChannelAttention(nn.Module):
     def channel_conv(self, s: torch.Tensor) -> torch.Tensor:
         """``self.conv`` (the k-tap 1-D convolution, "same" zero padding) across the C values of (B, C) ``s`` ->
         (B, C, 1), as a (B, C, k) x (k, 1) product of the padded sliding windows: the same values without a
-        oneDNN convolution on a 1-channel signal."""
+        oneDNN convolution on a 1-channel signal.  A hooked or replaced ``conv`` is called."""
+        if not is_plain(self.conv, nn.Conv1d):
+            return self.conv(s[:, None, :]).transpose(1, 2)
         p = (self.kernel_size - 1) // 2
         windows = F.pad(s, (p, p)).unfold(-1, self.kernel_size, 1)                  # (B, C, k)
         return windows @ self.conv.weight.view(self.kernel_size, 1)

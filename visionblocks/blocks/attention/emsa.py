@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import (
-    check_divisible, check_nchw, check_positive_int, layout_like, merge_heads, split_heads,
+    check_divisible, check_nchw, check_positive_int, is_plain, layout_like, merge_heads, split_heads,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
@@ -91,9 +91,15 @@ class EMSA(nn.Module):
     def _attention_map(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """``IN(softmax(Conv1x1(Q K^T / sqrt(d_k))))``, (h, B, N, N'), in the dtype of ``q`` and ``k``."""
         attn = (q * self.scale).transpose(0, 1) @ k.permute(1, 0, 3, 2)                  # (h, B, N, N')
-        w, b = self.transform_conv.weight.flatten(1), self.transform_conv.bias
-        mixed = torch.addmm(b[:, None].to(attn.dtype), w.to(attn.dtype), attn.reshape(self.num_heads, -1))
-        attn = mixed.view(attn.shape).softmax(dim=-1)
+        conv = self.transform_conv
+        if is_plain(conv, nn.Conv2d):
+            w, b = conv.weight.flatten(1), conv.bias
+            mixed = torch.addmm(b[:, None].to(attn.dtype), w.to(attn.dtype), attn.reshape(self.num_heads, -1))
+            mixed = mixed.view(attn.shape)
+        else:  # a hooked or replaced convolution is called on the (B, h, N, N') maps, in its parameters' dtype
+            dtype = next(conv.parameters(), attn).dtype
+            mixed = conv(attn.transpose(0, 1).to(dtype)).transpose(0, 1).to(attn.dtype)
+        attn = mixed.softmax(dim=-1)
         if attn.shape[-2] * attn.shape[-1] > 1:
             return F.instance_norm(attn, eps=self.transform_norm.eps)
         return torch.zeros_like(attn)  # one query and one key (a 1x1 map): the instance norm of a single value is 0

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_nlc, check_positive_int
+from visionblocks.layers import check_nlc, check_positive_int, is_plain
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -49,8 +49,12 @@ class ExternalAttention(nn.Module):
         check_nlc(x, self.dim, type(self).__name__)
         # M_k(W_q x + b_q) with the two linear maps composed first: the same logits (exact reassociation,
         # same parameters and gradients) for C*S instead of C^2 + C*S multiply-adds per token
-        wk = self.mk.weight
-        bias = None if self.query.bias is None else wk @ self.query.bias
-        attn = F.linear(x, wk @ self.query.weight, bias).softmax(dim=1)    # softmax over the N tokens
+        if is_plain(self.query, nn.Linear) and is_plain(self.mk, nn.Linear):
+            wk = self.mk.weight
+            bias = None if self.query.bias is None else wk @ self.query.bias
+            logits = F.linear(x, wk @ self.query.weight, bias)
+        else:  # hooked or replaced layers are called
+            logits = self.mk(self.query(x))
+        attn = logits.softmax(dim=1)                                # softmax over the N tokens
         attn = attn / (attn.sum(dim=2, keepdim=True) + self.eps)    # l1 over the S memory units
         return self.mv(attn)

@@ -25,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import (avg_pool_ceil, check_divisible, check_nchw, check_odd, check_positive_int, fold_windows,
-                                 gather_windows)
+                                 gather_windows, is_plain)
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -85,8 +85,11 @@ class OutlookAttention(nn.Module):
         p = avg_pool_ceil(x, s)
         lh, lw = p.shape[-2:]                                 # ceil(H / s) x ceil(W / s) windows
         p = p.reshape(B, C, lh * lw)
-        a = torch.baddbmm((self.attn.bias * self.scale).view(1, -1, 1),
-                          self.attn.weight.view(-1, C).expand(B, -1, -1), p, alpha=self.scale)
+        if is_plain(self.attn, nn.Conv2d):
+            a = torch.baddbmm((self.attn.bias * self.scale).view(1, -1, 1),
+                              self.attn.weight.view(-1, C).expand(B, -1, -1), p, alpha=self.scale)
+        else:  # a hooked or replaced projection is called on the pooled map
+            a = self.attn(p.view(B, C, lh, lw)).flatten(2) * self.scale
         a = self.attn_drop(torch.softmax(a.view(B, nh, kk, kk, lh, lw), dim=3)).permute(0, 4, 5, 1, 2, 3)
         y = a @ windows                                       # Y_window = A V_window: (B, lh, lw, heads, K*K, d)
         # fold: the overlapping windows summed back to the full resolution
@@ -112,8 +115,11 @@ class OutlookAttention(nn.Module):
 
 def _tokens_linear(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """A 1x1 convolution of a (B, C, H, W) map, returned token-major as (B, H*W, C_out), as a matrix product on
-    the map's own layout (NCHW or channels-last): no copy of the input, no oneDNN reorder."""
+    the map's own layout (NCHW or channels-last): no copy of the input, no oneDNN reorder.  A hooked or
+    replaced ``conv`` is called."""
     B, C, H, W = x.shape
+    if not is_plain(conv, nn.Conv2d):
+        return conv(x).permute(0, 2, 3, 1).reshape(B, H * W, -1)
     if x.is_contiguous():
         xt = x.view(B, C, H * W).transpose(1, 2)
         y = torch.bmm(xt, conv.weight.view(-1, C).t().expand(B, -1, -1))
@@ -123,8 +129,11 @@ def _tokens_linear(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
 
 
 def _tokens_linear_to_map(t: torch.Tensor, conv: nn.Conv2d, like: torch.Tensor) -> torch.Tensor:
-    """A 1x1 convolution of (B, H*W, C) tokens, returned as a (B, C_out, H, W) map in the layout of ``like``."""
+    """A 1x1 convolution of (B, H*W, C) tokens, returned as a (B, C_out, H, W) map in the layout of ``like``
+    (a hooked or replaced ``conv`` is called on the tokens' (B, C, H, W) view)."""
     B, C, H, W = like.shape
+    if not is_plain(conv, nn.Conv2d):
+        return conv(t.view(B, H, W, C).permute(0, 3, 1, 2))
     w = conv.weight.view(-1, C)
     if like.is_contiguous():
         bias = conv.bias.view(1, -1, 1) if conv.bias is not None else t.new_zeros(1, 1, 1)

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
-    LayerType, check_nchw, check_positive_int, check_size, create_act, create_norm, layout_like, to_2tuple,
+    LayerType, check_nchw, check_positive_int, check_size, create_act, create_norm, is_plain, layout_like, to_2tuple,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
@@ -62,6 +62,9 @@ class SparseMLPBlock(nn.Module):
         check_nchw(x, self.channels, type(self).__name__)
         check_size(x, self.size, type(self).__name__)
         t = self.act(self.norm(x))
-        t_h = torch.matmul(self.proj_h.weight, t) + self.proj_h.bias[:, None]   # proj_h along H (dim -2)
+        if is_plain(self.proj_h, nn.Linear):
+            t_h = torch.matmul(self.proj_h.weight, t) + self.proj_h.bias[:, None]   # proj_h along H (dim -2)
+        else:  # a hooked or replaced proj_h is called on the (..., W, H) view
+            t_h = self.proj_h(t.transpose(-1, -2)).transpose(-1, -2)
         t_w = self.proj_w(t)                                                    # proj_w along W (last dim)
         return layout_like(self.fuse(torch.cat([t, t_h, t_w], dim=1)), x)
