@@ -41,11 +41,16 @@ def layout_like(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 class _CatChannels(torch.autograd.Function):
     """``torch.cat(tensors, dim=1)`` whose backward hands each input its gradient dense, in the input's layout."""
 
+    generate_vmap_rule = True  # (with setup_context: torch.func's transforms can run it)
+
     @staticmethod
-    def forward(ctx, *tensors):
-        ctx.sizes = [t.shape[1] for t in tensors]
-        ctx.formats = [memory_format_of(t) for t in tensors]
+    def forward(*tensors):
         return torch.cat(tensors, dim=1)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.sizes = [t.shape[1] for t in inputs]
+        ctx.formats = [memory_format_of(t) for t in inputs]
 
     @staticmethod
     def backward(ctx, grad):

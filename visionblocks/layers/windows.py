@@ -54,10 +54,16 @@ def _fold(y: torch.Tensor, size: tuple[int, int], k: int, stride: int) -> torch.
 
 
 class _Gather(torch.autograd.Function):
+    generate_vmap_rule = True  # (with setup_context: torch.func's transforms can run it)
+
     @staticmethod
-    def forward(ctx, x, k, stride):
-        ctx.geometry = (x.shape[1], x.shape[2]), k, stride
+    def forward(x, k, stride):
         return _gather(x, k, stride)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, k, stride = inputs
+        ctx.geometry = (x.shape[1], x.shape[2]), k, stride
 
     @staticmethod
     def backward(ctx, g):
@@ -66,10 +72,15 @@ class _Gather(torch.autograd.Function):
 
 
 class _Fold(torch.autograd.Function):
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, y, size, k, stride):
-        ctx.geometry = k, stride
+    def forward(y, size, k, stride):
         return _fold(y, size, k, stride)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.geometry = inputs[2], inputs[3]
 
     @staticmethod
     def backward(ctx, g):

@@ -50,16 +50,23 @@ class _GatedInstanceNorm(torch.autograd.Function):
     instead, so second derivatives are right.
     """
 
-    @staticmethod
-    def forward(ctx, x, a, k, e, eps: float, dim: int):
-        t, mu, rstd = _instance_norm_gate(x, a, k, e, eps, dim)
-        y = x * t
-        ctx.save_for_backward(x, a, k, e, t, y, mu, rstd)
-        ctx.eps, ctx.dim = eps, dim
-        return y
+    generate_vmap_rule = True  # (forward + setup_context: torch.func's transforms can run it)
 
     @staticmethod
-    def backward(ctx, gy):
+    def forward(x, a, k, e, eps: float, dim: int):
+        t, mu, rstd = _instance_norm_gate(x, a, k, e, eps, dim)
+        return x * t, t, mu, rstd   # (the gate and statistics: outputs for setup_context, not differentiable)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, a, k, e, eps, dim = inputs
+        y, t, mu, rstd = output
+        ctx.mark_non_differentiable(t, mu, rstd)
+        ctx.save_for_backward(x, a, k, e, t, y, mu, rstd)
+        ctx.eps, ctx.dim = eps, dim
+
+    @staticmethod
+    def backward(ctx, gy, *_):
         x, a, k, e, t, y, mu, rstd = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph: a differentiable backward, through autograd's own graph
             inputs = (x, a, k, e)
@@ -168,6 +175,6 @@ class ShuffleAttention(nn.Module):
         elif torch.compiler.is_compiling():
             y = xp * _instance_norm_gate(xp, a, k, e, self.gn.eps, 1)[0]
         else:
-            y = _GatedInstanceNorm.apply(xp, a, k, e, self.gn.eps, 1)
+            y = _GatedInstanceNorm.apply(xp, a, k, e, self.gn.eps, 1)[0]
         # output channel 2 i + k is channel k C/2 + i of the gated map (ATen's kernel on a channels-last map)
         return channel_shuffle(y.view(b, h, w, c).permute(0, 3, 1, 2), 2)
