@@ -120,3 +120,22 @@ def test_acnet_refuses_a_1x1_and_leaves_the_model_alone():
     after = net.state_dict()
     assert list(after) == list(before) and all(torch.equal(after[k], v) for k, v in before.items())
     assert all(type(m) is not vb.surgery.RepSlot for m in net.modules())
+
+
+@pytest.mark.parametrize("block", ["cbam", "coord_attention", "triplet_attention"])
+def test_create_feature_extractor_on_a_network_with_blocks(block):
+    # torchvision's FX-based feature extraction traces through the network; each block is one call_module leaf
+    from torchvision.models.feature_extraction import create_feature_extractor
+    torch.manual_seed(0)
+    net = models.resnet18().eval()
+    insert(net, block, preset="se")
+    fe = create_feature_extractor(net, return_nodes={"layer2": "c3", "layer4": "c5"})
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        out = fe(x)
+        ref = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2)(x)
+        assert torch.equal(out["c3"], ref)
+        assert torch.equal(out["c5"], net.layer4(net.layer3(ref)))
+    leaves = {type(m).__name__ for n, m in fe.named_modules() if type(m).__name__ == type(
+        vb.create_block(block, 64)).__name__}
+    assert leaves, "the blocks are kept as modules of the extractor"

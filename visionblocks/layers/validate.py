@@ -427,6 +427,8 @@ def validated(_cls: type | None = None, *, pooled_bn: str | None = None, check_d
         def guarded_forward(self, *args, **kwargs):
             if torch.compiler.is_compiling() or torch.jit.is_tracing():
                 return forward(self, *args, **kwargs)
+            if _fx_proxies(args, kwargs):
+                return _fx_leaf(self, label, args, kwargs)
             xs = _first_tensors(args)
             if check_dtype:
                 for x in xs:
@@ -449,6 +451,27 @@ def validated(_cls: type | None = None, *, pooled_bn: str | None = None, check_d
         return cls
 
     return decorator(_cls) if _cls is not None else decorator
+
+
+def _fx_proxies(args: tuple, kwargs: dict) -> list:
+    """The ``torch.fx.Proxy`` arguments of a call (symbolic tracing), if any."""
+    return [a for a in (*args, *kwargs.values()) if isinstance(a, torch.fx.Proxy)]
+
+
+def _fx_leaf(module: nn.Module, label: str, args: tuple, kwargs: dict) -> Any:
+    """Under ``torch.fx`` symbolic tracing a block is a leaf, as torch.nn's own layers are: one ``call_module`` node
+    (its forward checks shapes and chooses kernels by layout, which a Proxy cannot answer).  So FX-based tools
+    (torchvision's ``create_feature_extractor``, FX graph mode quantization) work on any network that contains
+    blocks; the block itself as the root of a trace has no parent to call it and is refused."""
+    tracer = _fx_proxies(args, kwargs)[0].tracer
+    try:
+        path = tracer.path_of_module(module)
+    except NameError:
+        path = ""
+    if not path:
+        raise TypeError(f"{label}: torch.fx cannot trace a visionblocks block as the root module (it is a leaf "
+                        "inside a traced network); use torch.export.export for a graph of the block itself")
+    return tracer.create_proxy("call_module", path, args, kwargs)
 
 
 def _own_code(fn: Callable, wrapped: Callable, label: str) -> Callable:

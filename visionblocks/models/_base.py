@@ -127,6 +127,12 @@ class ModelBase(BackboneMixin, nn.Module):
         ``features_only``): a (B, in_chans, H, W) tensor of at least :meth:`min_input_size`, floating and of the
         model's dtype (any under ``torch.autocast``; the dtype and size rules of the blocks: eager only)."""
         name = type(self).__name__
+        if isinstance(x, torch.fx.Proxy):
+            raise TypeError(
+                f"{name}: torch.fx cannot trace a visionblocks model (its forward checks shapes and picks kernels by "
+                "layout); for features use create_model(..., features_only=True) or forward_intermediates, for a "
+                "graph torch.export.export, and inside a network you trace make it a leaf (torchvision's "
+                f"create_feature_extractor(..., tracer_kwargs={{'leaf_modules': [{name}]}})); blocks are FX leaves")
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name} expects a torch.Tensor, got {type(x).__name__}")
         if x.ndim != 4 or x.shape[1] != self.in_chans:
