@@ -79,3 +79,15 @@ def test_preset_stage_end_and_existing_attention_on_timm():
     net = timm.create_model("seresnet50")
     report = insert(net, "eca", preset="se", example_input=X[:1])
     assert report[0] == "layer1.0.se.block" and type(net.layer1[0].se.module).__name__ == "SEModule"
+
+
+def test_timm_fx_feature_extraction_with_a_block_inserted():
+    # timm's FX feature extraction traces the network; the inserted blocks are leaves
+    from timm.models._features_fx import create_feature_extractor
+    torch.manual_seed(0)
+    m = timm.create_model("resnet18").eval()
+    vb.insert(m, "cbam", preset="se")
+    fe = create_feature_extractor(m, return_nodes={"layer2": "c3", "layer4": "c5"})
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(fe(x)["c5"], m.forward_features(x))
