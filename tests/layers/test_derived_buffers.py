@@ -74,3 +74,9 @@ def test_folded_do_conv_keeps_no_training_buffer():
     m.double()
     assert "d_diag" not in dict(m.named_buffers())
     assert copy.deepcopy(m).conv.weight.dtype == torch.float64
+
+
+def test_derived_buffers_stay_shared_after_share_memory():
+    m = vb.create_block("halo_attention", 64, block_size=8, halo_size=3, num_heads=8, dim_head=16)
+    m.share_memory()
+    assert m.rel_idx.is_shared()

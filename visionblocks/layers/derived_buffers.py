@@ -5,8 +5,8 @@ Such a buffer is not in the state dict, so a network built on the meta device an
 ``to_empty`` (then ``load_state_dict``: how large models are loaded, and FSDP's deferred initialisation) would keep
 uninitialised memory in it (an index out of bounds, or an output off by 1e20).  A module derived from
 :class:`DerivedBuffers` says how to compute them; they are registered on the default device and rebuilt after
-every ``_apply`` (``to``, ``to_empty``, ``cuda``, ``double``, ...) on the buffer's new device, floating ones in its
-new dtype.
+every ``_apply`` (``to``, ``to_empty``, ``cuda``, ``double``, ``share_memory``, ...): their values are written into
+the tensors the operation made (its device, dtype and storage).
 """
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ class DerivedBuffers:
     def _apply(self, fn, recurse=True):
         super()._apply(fn, recurse)
         for name, value in self._computed_buffers().items():
-            old = self._buffers.get(name)
-            if old is not None:
-                dtype = old.dtype if value.is_floating_point() else value.dtype
-                self._buffers[name] = value.to(device=old.device, dtype=dtype)
+            buf = self._buffers.get(name)
+            if buf is not None and not buf.is_meta:  # the values written into the tensor ``fn`` made (its device,
+                with torch.no_grad():                # dtype and storage: ``share_memory_`` keeps it shared)
+                    buf.copy_(value)
         return self
