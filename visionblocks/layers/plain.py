@@ -12,23 +12,19 @@ from torch.nn.modules import module as _module
 
 __all__ = ["is_plain", "is_hooked"]
 
-# the global hook dictionaries of torch.nn.modules.module (read defensively: private names)
-_GLOBAL_HOOKS = tuple(d for d in (getattr(_module, name, None) for name in (
-    "_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks", "_global_backward_pre_hooks"))
-    if isinstance(d, dict))
-_LOCAL_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+# the global hook dictionaries of torch.nn.modules.module (read defensively: private names; torch mutates them in
+# place, so the references stay valid)
+_GF, _GFP, _GB, _GBP = (d if isinstance(d, dict) else {} for d in (getattr(_module, name, None) for name in (
+    "_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks", "_global_backward_pre_hooks")))
 
 
 def is_hooked(module: nn.Module) -> bool:
     """Whether calling ``module`` would run a hook: its own forward/backward hooks or pre-hooks, or a global module
-    hook (``torch.nn.modules.module.register_module_forward_hook`` and the like)."""
-    for name in _LOCAL_HOOKS:
-        if getattr(module, name, None):
-            return True
-    for hooks in _GLOBAL_HOOKS:
-        if hooks:
-            return True
-    return False
+    hook (``torch.nn.modules.module.register_module_forward_hook`` and the like).  (Plain attribute reads: it runs
+    on every forward of the blocks that check it, ~0.1 us.)"""
+    d = module.__dict__
+    return bool(d.get("_forward_hooks") or d.get("_forward_pre_hooks") or d.get("_backward_hooks")
+                or d.get("_backward_pre_hooks") or _GF or _GFP or _GB or _GBP)
 
 
 def is_plain(module: nn.Module, cls: type[nn.Module]) -> bool:

@@ -33,9 +33,12 @@ import types
 from typing import Any, Callable
 
 import torch
+import torch.fx
 import torch.nn as nn
 
 from .norm import LayerNorm2d
+
+_Proxy = torch.fx.Proxy
 
 __all__ = [
     "KINDS", "ARG_KINDS", "check_arg", "validated", "check_input_dtype", "blocks_with_pooled_bn",
@@ -427,8 +430,9 @@ def validated(_cls: type | None = None, *, pooled_bn: str | None = None, check_d
         def guarded_forward(self, *args, **kwargs):
             if torch.compiler.is_compiling() or torch.jit.is_tracing():
                 return forward(self, *args, **kwargs)
-            if _fx_proxies(args, kwargs):
-                return _fx_leaf(self, label, args, kwargs)
+            proxy = _fx_proxy(args, kwargs)
+            if proxy is not None:
+                return _fx_leaf(self, label, proxy.tracer, args, kwargs)
             xs = _first_tensors(args)
             if check_dtype:
                 for x in xs:
@@ -453,17 +457,24 @@ def validated(_cls: type | None = None, *, pooled_bn: str | None = None, check_d
     return decorator(_cls) if _cls is not None else decorator
 
 
-def _fx_proxies(args: tuple, kwargs: dict) -> list:
-    """The ``torch.fx.Proxy`` arguments of a call (symbolic tracing), if any."""
-    return [a for a in (*args, *kwargs.values()) if isinstance(a, torch.fx.Proxy)]
+def _fx_proxy(args: tuple, kwargs: dict) -> Any:
+    """The first ``torch.fx.Proxy`` argument of a call (symbolic tracing), or None (checked on every eager forward:
+    a loop without allocations, ~0.1 us)."""
+    for a in args:
+        if isinstance(a, _Proxy):
+            return a
+    if kwargs:
+        for a in kwargs.values():
+            if isinstance(a, _Proxy):
+                return a
+    return None
 
 
-def _fx_leaf(module: nn.Module, label: str, args: tuple, kwargs: dict) -> Any:
+def _fx_leaf(module: nn.Module, label: str, tracer: Any, args: tuple, kwargs: dict) -> Any:
     """Under ``torch.fx`` symbolic tracing a block is a leaf, as torch.nn's own layers are: one ``call_module`` node
     (its forward checks shapes and chooses kernels by layout, which a Proxy cannot answer).  So FX-based tools
     (torchvision's ``create_feature_extractor``, FX graph mode quantization) work on any network that contains
     blocks; the block itself as the root of a trace has no parent to call it and is refused."""
-    tracer = _fx_proxies(args, kwargs)[0].tracer
     try:
         path = tracer.path_of_module(module)
     except NameError:

@@ -62,11 +62,14 @@ class _GatedInstanceNorm(torch.autograd.Function):
         x, a, k, e, eps, dim = inputs
         y, t, mu, rstd = output
         ctx.mark_non_differentiable(t, mu, rstd)
+        ctx.set_materialize_grads(False)  # (no zero-filled gradients for those three outputs)
         ctx.save_for_backward(x, a, k, e, t, y, mu, rstd)
         ctx.eps, ctx.dim = eps, dim
 
     @staticmethod
     def backward(ctx, gy, *_):
+        if gy is None:  # (gradients are not materialised: none reached y)
+            return None, None, None, None, None, None
         x, a, k, e, t, y, mu, rstd = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph: a differentiable backward, through autograd's own graph
             inputs = (x, a, k, e)
