@@ -92,3 +92,19 @@ def test_aft_conv_reference():
         vb.create_block("aft_conv", 48, num_heads=32)
     with pytest.raises(ValueError, match="odd"):
         vb.create_block("aft_conv", 64, kernel_size=4)
+
+
+def test_aft_conv_equal_position_biases_are_finite():
+    # the biases are normalised by their std over the kernel: equal biases (zeros) were 0/0, NaN even at gamma = 0
+    # where the block is meant to start as AFT-simple; now w = beta there, here 0: exactly AFT-simple's average
+    m = vb.create_block("aft_conv", 4, num_heads=2, kernel_size=3).double()
+    with torch.no_grad():
+        m.pos_bias.zero_()
+        m.gamma.fill_(1.5)
+    x = torch.randn(2, 4, 5, 6, dtype=D, requires_grad=True)
+    y = m(x)
+    q, k, v = m.qkv(x).chunk(3, 1)
+    ref = torch.sigmoid(q) * (torch.softmax(k.flatten(2), -1) * v.flatten(2)).sum(-1)[..., None, None]
+    torch.testing.assert_close(y, ref, rtol=1e-12, atol=1e-12)
+    y.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in m.parameters()) and torch.isfinite(x.grad).all()

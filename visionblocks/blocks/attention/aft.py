@@ -15,9 +15,15 @@ With ``Q = X W_Q, K = X W_K, V = X W_V`` (linear projections, d = C):
   re-parameterized per head as ``gamma * (w - mean(w)) / std(w) + beta`` (``gamma``, ``beta`` start at 0, so
   the block starts as AFT-simple).
 
-The weighted averages are computed as matrix products / convolutions; ``max K`` (per channel) and ``max w``
-(per row) are subtracted before the exponentials for numerical safety (they cancel in the ratio).  The paper
-specifies no output projection, so there is none.
+The weighted averages are computed as matrix products / convolutions, as the paper writes them; ``max K`` (per
+channel) and ``max w`` (per row) are subtracted before the exponentials (they cancel in the ratio), so nothing
+overflows.  Numerical range (inherent in those product forms, measured): AFT-full/local's ratio is 0/0 (NaN) when
+no position has both a large ``K`` and a large ``w``, i.e. when ``max K + max_t' w_tt' - max_t' (K_t' + w_tt')``
+exceeds the exponent range (~87 in float32, ~708 in float64); AFT-conv's ``sum exp(K) + conv(exp(K), exp(w) - 1)``
+cancels where a very negative tap (``w`` below about -15 in float32, -35 in float64: ``gamma`` of 10-20) covers the
+position of the largest ``K``, losing precision and then giving NaN.  Exact forms need the (T, T, C) weights per
+sample (AFT-full) or every position's complement of its window (AFT-conv): the cost the paper's forms avoid.  The
+paper specifies no output projection, so there is none.
 """
 from __future__ import annotations
 
@@ -161,7 +167,9 @@ class AFTConv(nn.Module):
         """``exp(w) - 1`` of the re-parameterized biases, one (s, s) kernel per channel: (C, 1, s, s)."""
         w = self.pos_bias
         mean = w.mean(dim=(2, 3), keepdim=True)
-        std = w.std(dim=(2, 3), keepdim=True, unbiased=False)
+        # (1e-12 under the root: equal biases, e.g. zeros, give w = beta, where the paper's 0/0 gave NaN even at
+        # gamma = 0; 1e-8 of the std of the default initialisation)
+        std = (w.var(dim=(2, 3), keepdim=True, unbiased=False) + 1e-12).sqrt()
         w = self.gamma * (w - mean) / std + self.beta
         return torch.expm1(w).repeat_interleave(self.channels // self.num_heads, dim=0)
 
