@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ["FeatureInfo", "FeatureListNet", "BackboneMixin", "feature_take_indices", "tokens_to_nchw", "OUTPUT_FORMATS"]
+__all__ = ["FeatureInfo", "FeaturePlan", "FeatureListNet", "BackboneMixin", "feature_take_indices", "tokens_to_nchw", "OUTPUT_FORMATS"]
 
 OUTPUT_FORMATS = ("NCHW", "NHWC")
 
@@ -71,6 +71,36 @@ class FeatureInfo:
     def __repr__(self) -> str:
         rows = ", ".join(f"({e['index']}: {e['num_chs']} ch, /{e['reduction']}, {e['module']})" for e in self.info)
         return f"FeatureInfo([{rows}], out_indices={self.out_indices})"
+
+
+class FeaturePlan:
+    """Builds ``feature_info`` and ``feature_plan`` (see :class:`BackboneMixin`) for a network laid out as one flat
+    sequence of steps (a stem, then ``blocks.0``, ``blocks.1``...): :meth:`add` each step in order and call
+    :meth:`end_feature` after the last step at each resolution.
+
+    >>> plan = FeaturePlan(["stem"]); plan.add("blocks.0"); plan.end_feature(num_chs=16, reduction=2)
+    >>> plan.feature_plan, plan.feature_info().channels()
+    ([['stem', 'blocks.0']], [16])
+    """
+
+    def __init__(self, first_steps: Sequence[str] = ()):
+        self._steps, self._features = list(first_steps), []
+        self.feature_plan: list[list[str]] = []
+
+    def add(self, step: str) -> None:
+        """The next step (a module path or a method name of the model)."""
+        self._steps.append(step)
+
+    def end_feature(self, num_chs: int, reduction: int) -> None:
+        """The steps added since the previous feature lead to a feature of ``num_chs`` channels at ``reduction``."""
+        if not self._steps:
+            raise ValueError("FeaturePlan.end_feature: no step was added since the previous feature")
+        self._features.append(dict(num_chs=num_chs, reduction=reduction, module=self._steps[-1]))
+        self.feature_plan.append(self._steps)
+        self._steps = []
+
+    def feature_info(self) -> FeatureInfo:
+        return FeatureInfo(self._features)
 
 
 def feature_take_indices(num_features: int, indices: int | Sequence[int] | None = None,

@@ -8,7 +8,7 @@ from .conv_mlp import ConvMlp
 from .conv_norm_act import ConvNormAct
 from .create_attn import get_attn_layer, create_attn
 from .derived_buffers import DerivedBuffers
-from .dilation import dilate_convs
+from .dilation import dilate_convs, stride_or_dilate
 from .drop import add_residual, drop_path, DropPath
 from .files import write_all_or_none
 from .fuse import fuse_conv_bn_weights, fuse_conv_bn, pad_kernel, identity_kernel
@@ -38,7 +38,7 @@ from .validate import validated, check_arg, check_input_dtype, blocks_with_poole
 from .weight_init import init_weights
 
 __all__ = [
-    "dilate_convs",
+    "dilate_convs", "stride_or_dilate",
     "get_act_layer", "create_act", "Affine", "MultiHeadAttention", "check_nchw", "check_nlc", "check_size",
     "check_tokens", "check_odd", "check_conv_channels", "conv_geometry", "square_conv_geometry", "same_padding", "ConvMlp",
     "ConvNormAct", "get_attn_layer", "create_attn", "drop_path", "DropPath", "add_residual", "fuse_conv_bn_weights",

@@ -8,7 +8,7 @@ import torch.nn as nn
 from .conv_geometry import same_padding
 from .helpers import to_2tuple
 
-__all__ = ["dilate_convs"]
+__all__ = ["dilate_convs", "stride_or_dilate"]
 
 
 def dilate_convs(module: nn.Module, dilation: int) -> nn.Module:
@@ -33,3 +33,12 @@ def dilate_convs(module: nn.Module, dilation: int) -> nn.Module:
         m.dilation = to_2tuple(dilation)
         m.padding = to_2tuple(same_padding(k[0], dilation))
     return module
+
+
+def stride_or_dilate(net_stride: int, stride: int, dilation: int, output_stride: int) -> tuple[int, int, int]:
+    """The next stage of a backbone run at ``output_stride`` (DeepLab): ``(stride, dilation, net_stride)`` for
+    a stage asking for ``stride`` after the network's ``net_stride`` so far, at ``dilation`` so far.  Past
+    ``output_stride`` the stage keeps the resolution (stride 1) and multiplies the dilation instead."""
+    if net_stride * stride > output_stride:
+        return 1, dilation * stride, net_stride
+    return stride, dilation, net_stride * stride

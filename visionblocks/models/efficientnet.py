@@ -27,12 +27,12 @@ import torch
 import torch.nn as nn
 
 from visionblocks.blocks.conv import CondConv, MBConv
-from visionblocks.features import FeatureInfo
+from visionblocks.features import FeaturePlan
 from visionblocks.layers import (add_residual,
     ConvNormAct, DropPath, LayerType, check_nchw, create_act, create_attn, create_norm, deprecated_se_ratio,
     init_weights, reduced_channels, se_kwargs, spatial_mean,
 )
-from visionblocks.layers.dilation import dilate_convs
+from visionblocks.layers.dilation import dilate_convs, stride_or_dilate
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase
@@ -111,13 +111,11 @@ class EfficientNet(ModelBase):
         self.in_chans = in_chans
         self.stem = ConvNormAct(in_chans, stem_width, 3, 2, norm_layer=norm_layer, act_layer=act_layer)
         total = sum(s[4] for s in stages)
-        blocks, in_ch, idx, features, plan, steps = [], stem_width, 0, [], [], ["stem"]
+        blocks, in_ch, idx, plan = [], stem_width, 0, FeaturePlan(["stem"])
         net_stride, dilation = 2, 1
         for si, (e, k, s, c, n) in enumerate(stages):
             first_dilation = dilation
-            if net_stride * s > output_stride:  # keep the resolution, dilate instead
-                dilation, s = dilation * s, 1
-            net_stride *= s
+            s, dilation, net_stride = stride_or_dilate(net_stride, s, dilation, output_stride)
             for i in range(n):
                 d = first_dilation if i == 0 else dilation
                 kw = dict(kernel_size=k, stride=s if i == 0 else 1, expand_ratio=e, attn_layer="se",
@@ -127,15 +125,12 @@ class EfficientNet(ModelBase):
                 else:
                     block = MBConv(in_ch, c, **kw)
                     blocks.append(dilate_convs(block, d) if d > 1 else block)
-                steps.append(f"blocks.{idx}")
+                plan.add(f"blocks.{idx}")
                 in_ch, idx = c, idx + 1
             if si == len(stages) - 1 or stages[si + 1][2] > 1:  # the last stage at this resolution
-                features.append(dict(num_chs=in_ch, reduction=net_stride, module=steps[-1]))
-                plan.append(steps)
-                steps = []
+                plan.end_feature(in_ch, net_stride)
         self.blocks = nn.Sequential(*blocks)
-        self.feature_info = FeatureInfo(features)
-        self.feature_plan = plan
+        self.feature_info, self.feature_plan = plan.feature_info(), plan.feature_plan
         self.conv_head = ConvNormAct(in_ch, head_width, 1, norm_layer=norm_layer, act_layer=act_layer)
         self.num_features = head_width
         self.head = ClassifierHead(head_width, num_classes, drop_rate)

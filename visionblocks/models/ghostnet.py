@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.blocks.conv import GhostConv
-from visionblocks.features import FeatureInfo
+from visionblocks.features import FeaturePlan
 from visionblocks.layers import (add_residual,
     ConvNormAct, DropPath, LayerType, check_nchw, create_attn, deprecated_se_ratio, make_divisible, se_kwargs,
 )
@@ -104,23 +104,20 @@ class GhostNet(ModelBase):
         self.in_chans = in_chans
         stem = make_divisible(16 * width, 4)
         self.stem = ConvNormAct(in_chans, stem, 3, 2)
-        blocks, in_ch, features, plan, steps, net_stride = [], stem, [], [], ["stem"], 2
+        blocks, in_ch, plan, net_stride = [], stem, FeaturePlan(["stem"]), 2
         for i, (k, mid, out, se, s) in enumerate(cfg):
             mid_c, out_c = make_divisible(mid * width, 4), make_divisible(out * width, 4)
             se_width = {"rd_channels": make_divisible(mid_c * se, 4)} if se > 0 else None
             blocks.append(GhostBottleneck(in_ch, mid_c, out_c, k, s, "se" if se > 0 else None, se_width,
                                           drop_path=drop_path_rate * i / max(1, len(cfg) - 1)))
             in_ch, net_stride = out_c, net_stride * s
-            steps.append(f"blocks.{i}")
+            plan.add(f"blocks.{i}")
             if i == len(cfg) - 1 or cfg[i + 1][4] > 1:  # the last bottleneck at this resolution
-                features.append(dict(num_chs=in_ch, reduction=net_stride, module=steps[-1]))
-                plan.append(steps)
-                steps = []
+                plan.end_feature(in_ch, net_stride)
         last = make_divisible(960 * width, 4)
         blocks.append(ConvNormAct(in_ch, last, 1))
         self.blocks = nn.Sequential(*blocks)
-        self.feature_info = FeatureInfo(features)
-        self.feature_plan = plan
+        self.feature_info, self.feature_plan = plan.feature_info(), plan.feature_plan
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.conv_head = nn.Conv2d(last, 1280, 1, bias=True)
         self.act = nn.ReLU(inplace=True)

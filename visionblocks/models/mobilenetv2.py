@@ -18,9 +18,9 @@ import torch
 import torch.nn as nn
 
 from visionblocks.blocks.conv import MBConv
-from visionblocks.features import FeatureInfo
+from visionblocks.features import FeaturePlan
 from visionblocks.layers import ConvNormAct, LayerType, init_weights, make_divisible
-from visionblocks.layers.dilation import dilate_convs
+from visionblocks.layers.dilation import dilate_convs, stride_or_dilate
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase, resolve_attn
@@ -57,29 +57,24 @@ class MobileNetV2(ModelBase):
         ch = make_divisible(32 * width_mult, 8)
         self.stem = ConvNormAct(in_chans, ch, 3, 2, act_layer=act_layer)
         total = sum(n for _, _, n, _ in MBV2_STAGES)
-        blocks, idx, features, plan, steps = [], 0, [], [], ["stem"]
+        blocks, idx, plan = [], 0, FeaturePlan(["stem"])
         net_stride, dilation = 2, 1
         for si, (t, c, n, s) in enumerate(MBV2_STAGES):
             out = make_divisible(c * width_mult, 8)
             first_dilation = dilation
-            if net_stride * s > output_stride:  # keep the resolution, dilate instead
-                dilation, s = dilation * s, 1
-            net_stride *= s
+            s, dilation, net_stride = stride_or_dilate(net_stride, s, dilation, output_stride)
             for i in range(n):
                 block = MBConv(ch, out, 3, s if i == 0 else 1, expand_ratio=t,
                                attn_layer=attn_layer if t != 1 else None, act_layer=act_layer,
                                drop_path=drop_path_rate * idx / max(1, total - 1))
                 d = first_dilation if i == 0 else dilation
                 blocks.append(dilate_convs(block, d) if d > 1 else block)
-                steps.append(f"blocks.{idx}")
+                plan.add(f"blocks.{idx}")
                 ch, idx = out, idx + 1
             if si == len(MBV2_STAGES) - 1 or MBV2_STAGES[si + 1][3] > 1:  # the last stage at this resolution
-                features.append(dict(num_chs=ch, reduction=net_stride, module=steps[-1]))
-                plan.append(steps)
-                steps = []
+                plan.end_feature(ch, net_stride)
         self.blocks = nn.Sequential(*blocks)
-        self.feature_info = FeatureInfo(features)
-        self.feature_plan = plan
+        self.feature_info, self.feature_plan = plan.feature_info(), plan.feature_plan
         self.num_features = make_divisible(1280 * width_mult, 8) if width_mult > 1.0 else 1280
         self.conv_head = ConvNormAct(ch, self.num_features, 1, act_layer=act_layer)
         self.head = ClassifierHead(self.num_features, num_classes, drop_rate)

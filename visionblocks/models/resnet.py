@@ -32,7 +32,8 @@ import torch
 import torch.nn as nn
 
 from visionblocks.features import FeatureInfo
-from visionblocks.layers import add_residual, ConvNormAct, DropPath, LayerType, create_act, init_weights
+from visionblocks.layers import (add_residual, ConvNormAct, DropPath, LayerType, create_act, init_weights,
+                                 stride_or_dilate)
 from visionblocks.registry import register_model
 
 from ._base import ClassifierHead, ModelBase, resolve_attn
@@ -259,9 +260,7 @@ class ResNet(ModelBase):
             if mid_layer is not None:
                 stage_kwargs["mid_layer"] = partial(mid_layer, stage=s)
             stride, first_dilation = (2 if s > 0 else 1), dilation
-            if net_stride * stride > output_stride:  # keep the resolution, dilate instead
-                dilation, stride = dilation * stride, 1
-            net_stride *= stride
+            stride, dilation, net_stride = stride_or_dilate(net_stride, stride, dilation, output_stride)
             blocks = []
             for i in range(n):
                 kwargs = {**stage_kwargs, **(last_block_kwargs or {})} if i == n - 1 else stage_kwargs
