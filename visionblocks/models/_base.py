@@ -218,6 +218,24 @@ class ModelBase(BackboneMixin, nn.Module):
         return {n for n, p in self.named_parameters() if p.ndim <= 1 or any(k in n for k in keep)}
 
 
+class ConvHeadModel(ModelBase):
+    """A model whose ``forward_features`` ends in a 1x1 convolution after its last stage (MobileNetV2,
+    EfficientNet, MobileViT), stored under the attribute named by ``final_conv_attr``.  That convolution is no
+    norm: ``forward_intermediates(norm=True)`` keeps the last stage's map, and pruning replaces the convolution."""
+
+    final_conv_attr = "conv_head"
+
+    def forward_final(self, x: torch.Tensor) -> torch.Tensor:
+        """The 1x1 convolution to ``num_features`` channels."""
+        return getattr(self, self.final_conv_attr)(x)
+
+    def final_norm_to_map(self, x: torch.Tensor) -> torch.Tensor:
+        return x  # a convolution, no norm: features keep their feature_info channels
+
+    def prune_final(self) -> None:
+        setattr(self, self.final_conv_attr, nn.Identity())
+
+
 class ChannelsLastModel(ModelBase):
     """A model whose stages run on channels-last (B, H, W, C) maps and end in a LayerNorm ``self.norm`` (GFNet, ViP):
     its features are returned as (B, C, H, W), the head pools over H and W (``global_pool`` mean or max)."""

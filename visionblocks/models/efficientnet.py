@@ -35,7 +35,7 @@ from visionblocks.layers import (add_residual,
 from visionblocks.layers.dilation import dilate_convs, stride_or_dilate
 from visionblocks.registry import register_model
 
-from ._base import ClassifierHead, ModelBase
+from ._base import ClassifierHead, ConvHeadModel
 
 __all__ = ["EfficientNet", "CondConvMBConv", "efficientnet_b0", "condconv_efficientnet_b0_8e"]
 
@@ -88,7 +88,7 @@ class CondConvMBConv(nn.Module):
         return add_residual(self.drop_path(y), x) if self.has_skip else y
 
 
-class EfficientNet(ModelBase):
+class EfficientNet(ConvHeadModel):
     """EfficientNet built from MBConv stages.
 
     Args:
@@ -136,15 +136,6 @@ class EfficientNet(ModelBase):
         self.head = ClassifierHead(head_width, num_classes, drop_rate)
         init_weights(self, conv="kaiming", conv_bias=False)
 
-    def forward_final(self, x: torch.Tensor) -> torch.Tensor:
-        """The 1x1 head convolution to ``num_features`` channels."""
-        return self.conv_head(x)
-
-    def final_norm_to_map(self, x: torch.Tensor) -> torch.Tensor:
-        return x  # the head convolution is no norm: features keep their feature_info channels
-
-    def prune_final(self) -> None:
-        self.conv_head = nn.Identity()
 
 
 #: the reference TensorFlow evaluation: bicubic resize to size / 0.875 (CROP_PADDING 32 at 224), centre crop

@@ -14,7 +14,6 @@ the first block of a dilated stage keeps the previous dilation), same parameters
 """
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 
 from visionblocks.blocks.conv import MBConv
@@ -23,7 +22,7 @@ from visionblocks.layers import ConvNormAct, LayerType, init_weights, make_divis
 from visionblocks.layers.dilation import dilate_convs, stride_or_dilate
 from visionblocks.registry import register_model
 
-from ._base import ClassifierHead, ModelBase, resolve_attn
+from ._base import ClassifierHead, ConvHeadModel, resolve_attn
 
 __all__ = ["MobileNetV2", "mobilenetv2", "coord_mobilenetv2"]
 
@@ -32,7 +31,7 @@ MBV2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 9
                (6, 320, 1, 1))
 
 
-class MobileNetV2(ModelBase):
+class MobileNetV2(ConvHeadModel):
     """MobileNetV2 of width ``width_mult``.
 
     Args:
@@ -80,15 +79,6 @@ class MobileNetV2(ModelBase):
         self.head = ClassifierHead(self.num_features, num_classes, drop_rate)
         init_weights(self, conv="kaiming", linear="normal", std=0.01)
 
-    def forward_final(self, x: torch.Tensor) -> torch.Tensor:
-        """The 1x1 head convolution to ``num_features`` channels."""
-        return self.conv_head(x)
-
-    def final_norm_to_map(self, x: torch.Tensor) -> torch.Tensor:
-        return x  # the head convolution is no norm: features keep their feature_info channels
-
-    def prune_final(self) -> None:
-        self.conv_head = nn.Identity()
 
 
 @register_model("mobilenetv2", paper="Sandler et al., MobileNetV2: Inverted Residuals and Linear Bottlenecks, "

@@ -22,7 +22,6 @@ Features (``feature_info``): one per stage, (B, C, H / r, W / r) maps at r = 2 (
 """
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 
 from visionblocks.blocks.attention import MobileViTBlock, MobileViTv2Block
@@ -31,7 +30,7 @@ from visionblocks.features import FeatureInfo
 from visionblocks.layers import ConvNormAct, make_divisible
 from visionblocks.registry import register_model
 
-from ._base import ClassifierHead, ModelBase
+from ._base import ClassifierHead, ConvHeadModel
 
 __all__ = ["MobileViT", "mobilevit_xxs", "mobilevit_xs", "mobilevit_s", "mobilevitv2_050", "mobilevitv2_100",
            "mobilevitv2_200"]
@@ -42,7 +41,7 @@ _PAPER2 = "Mehta & Rastegari, Separable Self-attention for Mobile Vision Transfo
 _URL2 = "https://arxiv.org/abs/2206.02680"
 
 
-class MobileViT(ModelBase):
+class MobileViT(ConvHeadModel):
     """MobileViT / MobileViTv2 backbone and classifier.
 
     Args:
@@ -60,6 +59,8 @@ class MobileViT(ModelBase):
 
     Features (``feature_info``): one per stage (stage 1 includes the stem) at reductions 2, 4, 8, 16, 32.
     """
+
+    final_conv_attr = "final_conv"  # the 1x1 conv-BN-SiLU to exp_channels (v2: none, an Identity)
 
     def __init__(self, widths, dims, depths, expand_ratio: float, version: int = 1, exp_channels: int | None = None,
                  num_heads: int = 4, stage2_blocks: int = 3, num_classes: int = 1000, in_chans: int = 3,
@@ -98,16 +99,6 @@ class MobileViT(ModelBase):
                                          for i in range(len(stages))])
         self.feature_plan = [["stem", "stages.0"]] + [[f"stages.{i}"] for i in range(1, len(stages))]
 
-    def forward_final(self, x: torch.Tensor) -> torch.Tensor:
-        """MobileViT's final 1x1 conv-BN-SiLU to ``exp_channels`` (MobileViTv2: none)."""
-        return self.final_conv(x)
-
-    def final_norm_to_map(self, x: torch.Tensor) -> torch.Tensor:
-        """No final norm: the last feature stays the last stage's map (the 1x1 expansion is part of the head)."""
-        return x
-
-    def prune_final(self) -> None:
-        self.final_conv = nn.Identity()
 
 
 def _reg(name, params, macs, paper=_PAPER, url=_URL, macs_rel_tol=0.01):
