@@ -414,11 +414,12 @@ REASONS: dict[str, str] = {
     "without autograd works in place; the convolutions, GroupNorms and the rest are the same kernels",
     "mbconv": "the census differs only in the SE's ops on (B, C) vectors (ours as matrix products on vectors, timm as "
     "1x1 convolutions on 1x1 maps)",
-    "resnet18": "under autograd ours adds the residual out of place (timm in place: a residual branch's output can "
-    "be a tensor autograd saved, e.g. from an attention layer a user plugs in, and in place would then fail in "
-    "backward); the other kernels are the same",
-    "mobilenetv2": "the only difference is ours adding the residual in place",
-    "repvgg_a0": "the only difference is ours summing the branches in place",
+    "resnet18": "ours adds the residual out of place (timm in place, into the branch's output: a tensor autograd "
+    "may have saved, or a forward hook on the branch's last layer or attention block holds, which the sum would "
+    "overwrite); the other kernels are the same",
+    "mobilenetv2": "the same kernels in eval (both add the residual out of place)",
+    "repvgg_a0": "ours adds the third branch in place into the sum of the first two (timm: two out-of-place sums); "
+    "the other kernels are the same",
     "mobilevitv2_100": "as mobilevitv2_attention (broadcast context); under autograd ours keeps SiLU out of place "
     "(in place, autograd would copy its input)",
     "resmlp_12": "the same work: ours transposes the activations for the token GEMMs where timm's F.linear copies "

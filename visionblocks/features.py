@@ -202,6 +202,10 @@ class BackboneMixin:
     feature_info: FeatureInfo
     feature_plan: list[list[str]]
     grad_checkpointing: bool = False
+    #: False where ``forward_final`` is no norm (a 1x1 convolution that widens the map for the head): the last
+    #: feature never passes through it, so pruning the head prunes it too (else its parameters would get no
+    #: gradient in a feature extractor, and DistributedDataParallel would stop on them)
+    final_is_norm: bool = True
     _num_stages_kept: int | None = None
 
     # --- hooks a model may override -------------------------------------------------------------------------
@@ -290,7 +294,7 @@ class BackboneMixin:
         self._num_stages_kept = max_index + 1
         if prune_head:
             self.reset_classifier(0)
-        if prune_norm:
+        if prune_norm or (prune_head and not self.final_is_norm):
             self.prune_final()
         return take
 

@@ -793,8 +793,9 @@ def check_model_feature_info(entry: str | ModelInfo) -> None:
 
 def check_model_features_only(entry: str | ModelInfo) -> None:
     """``create_model(name, features_only=True, out_indices=...)`` returns the chosen features, equal to the
-    full model's, with the head and the stages after the last index pruned (fewer parameters); an index outside
-    the model's features is a ValueError naming what it offers (nothing silently returns fewer maps)."""
+    full model's, with the head and the stages after the last index pruned (fewer parameters; every parameter
+    kept gets a gradient, with and without the final norm); an index outside the model's features is a
+    ValueError naming what it offers (nothing silently returns fewer maps)."""
     from .features import FeatureListNet
     info = _model_info(entry)
     h, w = model_test_size(info)
@@ -827,6 +828,12 @@ def check_model_features_only(entry: str | ModelInfo) -> None:
         all_fx = _create(info, features_only=True)
     assert tuple(all_fx.out_indices) == tuple(range(n)), \
         f"{info.name}: features_only=True with no out_indices gives {all_fx.out_indices}, not every feature"
+    for norm in (False, True):  # every parameter kept is used (DistributedDataParallel stops on unused ones)
+        fx = FeatureListNet(_create(info).eval(), norm=norm)
+        sum(f.sum() for f in fx(x)).backward()
+        unused = [k for k, p in fx.named_parameters() if p.requires_grad and p.grad is None]
+        assert not unused, f"{info.name}: the feature extractor (norm={norm}) keeps parameters its forward never " \
+                           f"uses: {unused[:4]}{' ...' if len(unused) > 4 else ''}"
     for bad in ((n,), (-n - 1,), (0, 0)):  # FeatureListNet checks the indices before it prunes anything
         _expect_refusal(lambda b=bad: FeatureListNet(full, b), f"{info.name}: features_only out_indices={bad}",
                             "distinct" if bad == (0, 0) else f"offers {n} features")

@@ -80,3 +80,21 @@ def test_derived_buffers_stay_shared_after_share_memory():
     m = vb.create_block("halo_attention", 64, block_size=8, halo_size=3, num_heads=8, dim_head=16)
     m.share_memory()
     assert m.rel_idx.is_shared()
+
+
+@pytest.mark.parametrize("name", vb.list_blocks())
+def test_built_under_inference_mode_can_be_moved_and_cast(name):
+    # as torch.nn's layers: a module built inside torch.inference_mode() can be cast and moved afterwards
+    # (a derived buffer written in place raised "Inplace update to inference tensor outside InferenceMode")
+    info = vb.block_info(name)
+    torch.manual_seed(0)
+    ref = T.build(info).eval()
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        m = T.build(info).eval()
+    m.to("cpu").float()  # (torch.nn's own layers break after a real cast: torch 2.13 "do not track version counter")
+    inputs = T.make_inputs(info)
+    with torch.inference_mode():
+        got, want = m(*inputs), ref(*inputs)
+    torch.testing.assert_close(T.flatten_outputs(got), T.flatten_outputs(want))
+    assert _derived(m).keys() == _derived(ref).keys()

@@ -194,11 +194,38 @@ def test_hooks_on_every_block_inside_a_model_fire(name):
     x = torch.randn(1, 3, *model_test_size(info))
     with torch.no_grad():
         ref = model(x)
-    calls = {id(b): 0 for b in blocks}
+    calls, kept = {id(b): 0 for b in blocks}, []
+
+    def hook(m, i, o):
+        calls[id(m)] += 1
+        kept.extend((type(m).__name__, t, t.clone()) for t in (o if isinstance(o, (tuple, list)) else (o,))
+                    if t is not None)  # octave convolutions: (high, None)
+
     for b in blocks:
-        b.register_forward_hook(lambda m, i, o: calls.__setitem__(id(m), calls[id(m)] + 1))
+        b.register_forward_hook(hook)
     with torch.no_grad():
         out = model(x)
     missed = sorted({type(b).__name__ for b in blocks if calls[id(b)] != 1})
     assert not missed, f"{name}: hooks of {missed} did not fire exactly once"
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+    # what a hook keeps is the block's output: nothing later in the network writes into it in place (a residual
+    # sum accumulated into it under no_grad did: SE's stored output read relu(se(y) + shortcut))
+    changed = sorted({n for n, t, copy in kept if not torch.equal(t, copy)})
+    assert not changed, f"{name}: the outputs of {changed} kept by a forward hook were modified after it returned"
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_branch_outputs_kept_by_hooks_stay_unmodified(grad):
+    # the training form of a re-parameterizable block sums its branches: never into a branch's own output
+    from visionblocks.blocks.reparam._rep_conv import Branches
+    names = [n for n in vb.list_blocks() if any(isinstance(m, Branches) for m in build(vb.block_info(n)).modules())]
+    assert {"repvgg_block", "acnet_block", "diverse_branch_block"} <= set(names)
+    for name in names:
+        model, inputs = _block(name)
+        kept = []
+        for body in (m for m in model.modules() if isinstance(m, Branches)):
+            for branch in body.values():
+                branch.register_forward_hook(lambda m, i, o: kept.append((o, o.clone())))
+        with torch.set_grad_enabled(grad):
+            model(*inputs)
+        assert kept and all(torch.equal(o, copy) for o, copy in kept), name

@@ -41,7 +41,14 @@ class DerivedBuffers:
         super()._apply(fn, recurse)
         for name, value in self._computed_buffers().items():
             buf = self._buffers.get(name)
-            if buf is not None and not buf.is_meta:  # the values written into the tensor ``fn`` made (its device,
-                with torch.no_grad():                # dtype and storage: ``share_memory_`` keeps it shared)
+            if buf is None or buf.is_meta:
+                continue
+            if buf.is_inference() and not torch.is_inference_mode_enabled():
+                # built under inference_mode: such a tensor cannot be written outside it (torch.nn's layers only
+                # replace theirs), so a new one on its device and dtype (shared if it was)
+                new = value.to(device=buf.device, dtype=buf.dtype)
+                self._buffers[name] = new.share_memory_() if buf.is_shared() else new
+            else:  # the values written into the tensor ``fn`` made (its device, dtype and storage:
+                with torch.no_grad():  # ``share_memory_`` keeps it shared)
                     buf.copy_(value)
         return self

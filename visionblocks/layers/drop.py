@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-__all__ = ["drop_path", "DropPath", "add_residual"]
+__all__ = ["drop_path", "DropPath"]
 
 
 def drop_path(x: torch.Tensor, drop_prob: float = 0.0, training: bool = False) -> torch.Tensor:
@@ -30,12 +30,3 @@ class DropPath(nn.Module):
     def extra_repr(self) -> str:
         return f"drop_prob={self.drop_prob}"
 
-
-def add_residual(branch: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
-    """``branch + shortcut``, the residual connection.  Without autograd (inference) the sum is accumulated in place
-    into ``branch``, which must be a fresh tensor the caller owns (a residual branch's output, after drop path):
-    one full-size allocation and write less per block, as timm's blocks do with ``x += shortcut``.  Under autograd
-    a new tensor, so that no saved output is modified."""
-    if torch.is_grad_enabled() or branch.shape != shortcut.shape or branch.dtype != shortcut.dtype:
-        return branch + shortcut
-    return branch.add_(shortcut)

@@ -224,6 +224,7 @@ class ConvHeadModel(ModelBase):
     norm: ``forward_intermediates(norm=True)`` keeps the last stage's map, and pruning replaces the convolution."""
 
     final_conv_attr = "conv_head"
+    final_is_norm = False
 
     def forward_final(self, x: torch.Tensor) -> torch.Tensor:
         """The 1x1 convolution to ``num_features`` channels."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from visionblocks.blocks.conv import CoConv
-from visionblocks.layers import add_residual, ConvNormAct, LayerType
+from visionblocks.layers import ConvNormAct, LayerType
 from visionblocks.registry import register_model
 
 from .resnet import Bottleneck, ResNet, build_resnet
@@ -35,7 +35,7 @@ class CoBottleneck(Bottleneck):
         if not self.bn_after_add:
             return super().forward(x)
         y = self.attn(self.conv3.conv(self.conv2(self.conv1(x))))
-        return self.act(self.conv3.bn(add_residual(self.drop_path(y), self.shortcut(x))))
+        return self.act(self.conv3.bn(self.drop_path(y) + self.shortcut(x)))
 
 
 def coconv_mid_layer(in_channels: int, out_channels: int, stride: int = 1, groups: int = 1,

@@ -28,7 +28,7 @@ import torch.nn as nn
 
 from visionblocks.blocks.conv import CondConv, MBConv
 from visionblocks.features import FeaturePlan
-from visionblocks.layers import (add_residual,
+from visionblocks.layers import (
     ConvNormAct, DropPath, LayerType, check_nchw, create_act, create_attn, create_norm, deprecated_se_ratio,
     init_weights, reduced_channels, se_kwargs, spatial_mean,
 )
@@ -85,7 +85,7 @@ class CondConvMBConv(nn.Module):
         y = self.act1(self.bn1(self.conv_pw(x, r)))
         y = self.act2(self.bn2(self.conv_dw(y, r)))
         y = self.bn3(self.conv_pwl(self.attn(y), r))
-        return add_residual(self.drop_path(y), x) if self.has_skip else y
+        return self.drop_path(y) + x if self.has_skip else y
 
 
 class EfficientNet(ConvHeadModel):

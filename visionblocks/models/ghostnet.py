@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from visionblocks.blocks.conv import GhostConv
 from visionblocks.features import FeaturePlan
-from visionblocks.layers import (add_residual,
+from visionblocks.layers import (
     ConvNormAct, DropPath, LayerType, check_nchw, create_attn, deprecated_se_ratio, make_divisible, se_kwargs,
 )
 from visionblocks.registry import register_model
@@ -79,7 +79,7 @@ class GhostBottleneck(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.in_channels, type(self).__name__)
-        return add_residual(self.drop_path(self.ghost2(self.attn(self.conv_dw(self.ghost1(x))))), self.shortcut(x))
+        return self.drop_path(self.ghost2(self.attn(self.conv_dw(self.ghost1(x))))) + self.shortcut(x)
 
 
 class GhostNet(ModelBase):
@@ -97,6 +97,7 @@ class GhostNet(ModelBase):
     """
 
     head_layouts = {4: (1, "(B, C, H, W)")}  # the map: the head pools it before its 1280 convolution
+    final_is_norm = False  # forward_final is the 1x1 convolution to 960 channels
 
     def __init__(self, cfg=GHOSTNET_CFG, num_classes: int = 1000, in_chans: int = 3, width: float = 1.0,
                  drop_rate: float = 0.2, drop_path_rate: float = 0.0):
@@ -145,7 +146,13 @@ class GhostNet(ModelBase):
                          if global_pool == "max" else nn.Identity())
 
     def head_in_features(self) -> int:
-        return self.conv_head.in_channels  # the 960-channel map, before the 1280 convolution
+        return getattr(self.conv_head, "in_channels", self.num_features)  # the 960-channel map, before the 1280 conv
+
+    def prune_intermediate_layers(self, indices=1, prune_norm: bool = False, prune_head: bool = True) -> list[int]:
+        take = super().prune_intermediate_layers(indices, prune_norm, prune_head)
+        if prune_head and isinstance(self.conv_head, nn.Conv2d):  # the 1280 convolution belongs to the head
+            self.num_features, self.conv_head, self.act = self.conv_head.in_channels, nn.Identity(), nn.Identity()
+        return take
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         self.check_head_input(x)

@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.features import FeatureInfo
-from visionblocks.layers import (add_residual, ConvNormAct, DropPath, LayerType, create_act, init_weights,
+from visionblocks.layers import (ConvNormAct, DropPath, LayerType, create_act, init_weights,
                                  stride_or_dilate)
 from visionblocks.registry import register_model
 
@@ -155,7 +155,7 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.attn(self.conv2(self.conv1(x)))
-        return self.act(add_residual(self.drop_path(y), self.shortcut(x)))
+        return self.act(self.drop_path(y) + self.shortcut(x))
 
 
 class Bottleneck(nn.Module):
@@ -190,7 +190,7 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.attn(self.conv3(self.conv2(self.conv1(x))))
-        return self.act(add_residual(self.drop_path(y), self.shortcut(x)))
+        return self.act(self.drop_path(y) + self.shortcut(x))
 
 
 class ResNet(ModelBase):

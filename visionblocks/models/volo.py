@@ -163,7 +163,8 @@ class VOLO(ModelBase):
         """The class token joins the tokens, the class-attention blocks update it, the final LayerNorm: (B, 1 + N,
         C) normalised tokens, the class token first."""
         x = x.flatten(1, 2)
-        x = self.post(torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1))
+        if self.cls_token is not None:  # (None once the head is pruned)
+            x = self.post(torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1))
         return self.norm(x)
 
     def final_norm_to_map(self, x: torch.Tensor) -> torch.Tensor:
@@ -174,13 +175,20 @@ class VOLO(ModelBase):
         self.post = nn.Identity()
         self.norm = nn.Identity()
 
+    def prune_intermediate_layers(self, indices=1, prune_norm: bool = False, prune_head: bool = True) -> list[int]:
+        take = super().prune_intermediate_layers(indices, prune_norm, prune_head)
+        if prune_head:  # the class token and its class-attention blocks serve only the head
+            self.post, self.cls_token, self.global_pool = nn.Identity(), None, "avg"
+        return take
+
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         self.check_head_input(x)
-        pooled = x[:, 0] if self.global_pool == "token" else x[:, 1:].mean(dim=1)
+        tokens = x if self.cls_token is None else x[:, 1:]
+        pooled = x[:, 0] if self.global_pool == "token" else tokens.mean(dim=1)
         if pre_logits:
             return pooled
         out = self.head(self.head_drop(pooled))
-        return out + 0.5 * max_over(self.aux_head(self.head_drop(x[:, 1:])), 1)   # max over tokens
+        return out + 0.5 * max_over(self.aux_head(self.head_drop(tokens)), 1)   # max over tokens
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """New class and token-labelling heads for ``num_classes`` (0: none; ``forward`` then returns the pooled
@@ -189,7 +197,9 @@ class VOLO(ModelBase):
         check_int("num_classes", num_classes, low=0)
         if global_pool is not None:
             self.global_pool = _check_pool(global_pool)
-        ref = self.cls_token
+            if self.global_pool == "token" and self.cls_token is None:
+                raise ValueError("VOLO's class token was pruned with its head: global_pool must be 'avg'")
+        ref = self.downsample.weight
         factory = {"device": ref.device, "dtype": ref.dtype}
         self.head = nn.Linear(self.num_features, num_classes, **factory) if num_classes > 0 else nn.Identity()
         self.aux_head = nn.Linear(self.num_features, num_classes, **factory) if num_classes > 0 else nn.Identity()

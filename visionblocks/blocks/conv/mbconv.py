@@ -16,7 +16,7 @@ import warnings
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import (add_residual,
+from visionblocks.layers import (
     square_conv_geometry,
     ConvNormAct, DropPath, LayerType, SqueezeExcite, check_nchw, create_attn, get_attn_layer, reduced_channels,
 )
@@ -108,4 +108,4 @@ class MBConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.in_channels, type(self).__name__)
         y = self.conv_pwl(self.attn(self.conv_dw(self.conv_pw(x))))
-        return add_residual(self.drop_path(y), x) if self.has_skip else y
+        return self.drop_path(y) + x if self.has_skip else y

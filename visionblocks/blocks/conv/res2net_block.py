@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import (add_residual,
+from visionblocks.layers import (
     square_conv_geometry,
     ConvNormAct, DropPath, LayerType, check_nchw, check_positive_int, create_act, create_attn,
 )
@@ -105,4 +105,4 @@ class Res2NetBlock(nn.Module):
             y = conv(xs[i] if y is None or self.stage_type == "stage" else xs[i] + y)
             ys.append(y)
         out = self.attn(self.conv3(torch.cat(ys, dim=1)))
-        return self.act(add_residual(self.drop_path(out), self.shortcut(x)))
+        return self.act(self.drop_path(out) + self.shortcut(x))

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
-    ConvNormAct, LayerType, add_residual, check_divisible, check_nchw, check_odd, check_positive_int, create_act,
+    ConvNormAct, LayerType, check_divisible, check_nchw, check_odd, check_positive_int, create_act,
     create_attn, fuse_conv_bn_weights, identity_kernel, pad_kernel,
 )
 from visionblocks.registry import Example
@@ -63,12 +63,17 @@ class Branches(nn.ModuleDict):
         self.kernel_size, self.groups = kernel_size, groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # without autograd the sum accumulates in the first branch's output (layers.add_residual), unless that
-        # output is x itself (an identity branch)
-        out = None
+        # the third and later branches accumulate in place into the sum of the first two, a tensor of our own;
+        # never into a branch's output, which a forward hook on that branch may hold
+        out, owned = None, False
         for branch in self.values():
             y = branch(x)
-            out = y if out is None else out + y if out is x else add_residual(out, y)
+            if out is None:
+                out = y
+            elif owned:
+                out.add_(y)
+            else:
+                out, owned = out + y, True
         return out
 
     def fused_kernel_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
