@@ -352,6 +352,25 @@ def check_compile(entry: str | BlockInfo) -> None:
             _close(got, _run(m, inp), f"{info.name}: compiled vs eager{what}")
 
 
+def check_compile_dynamic(entry: str | BlockInfo) -> None:
+    """``torch.compile(dynamic=True, fullgraph=True)`` works at the example's and two other batches and sizes and
+    matches eager (a block that branches on a size may recompile; nothing in it may stop the trace)."""
+    info = _info(entry)
+    m = build(info).eval()
+    inputs, others = _dynamic_cases(info)
+    torch._dynamo.reset()
+    compiled = torch.compile(m, dynamic=True, fullgraph=True, backend="eager")
+    with torch.no_grad():
+        for inp in (inputs, *others):
+            try:
+                got = _run(compiled, inp)
+            except Exception as e:  # a graph break under fullgraph=True raises
+                raise AssertionError(f"{info.name}: torch.compile(dynamic=True, fullgraph=True) failed at "
+                                     f"{shapes_of(inp)}: {type(e).__name__}: "
+                                     f"{str(e).splitlines()[0] if str(e) else ''}") from e
+            _close(got, _run(m, inp), f"{info.name}: compiled (dynamic=True) vs eager at {shapes_of(inp)}")
+
+
 def check_export(entry: str | BlockInfo) -> None:
     """``torch.export.export`` works and matches eager."""
     info = _info(entry)
@@ -536,6 +555,7 @@ def check_onnx_reason(entry: str | BlockInfo) -> None:
 BLOCK_CHECKS: dict[str, Callable[[Any], None]] = {
     "forward": check_forward, "other_sizes": check_other_sizes, "backward": check_backward,
     "dtypes": check_dtypes, "channels_last": check_channels_last, "compile": check_compile,
+    "compile_dynamic": check_compile_dynamic,
     "export": check_export, "bad_input": check_bad_input, "state_dict": check_state_dict, "onnx": check_onnx,
     "export_dynamic": check_export_dynamic,
 }

@@ -80,8 +80,8 @@ class CoordAttention(nn.Module):
         else:  # a hooked or replaced F1 is called
             f = self.conv1(z.unsqueeze(-1)).squeeze(-1)
         # the gates are laid out as x (C innermost for a channels-last map)
-        g_h = layout_like(_conv1x1(f[:, :, :h], self.conv_h).sigmoid_().unsqueeze(3), x)  # (B, C, H, 1), Eq. 5
-        g_w = layout_like(_conv1x1(f[:, :, h:], self.conv_w).sigmoid_().unsqueeze(2), x)  # (B, C, 1, W), Eq. 6
+        g_h = layout_like(torch.sigmoid(_conv1x1(f[:, :, :h], self.conv_h)).unsqueeze(3), x)  # (B, C, H, 1), Eq. 5
+        g_w = layout_like(torch.sigmoid(_conv1x1(f[:, :, h:], self.conv_w)).unsqueeze(2), x)  # (B, C, 1, W), Eq. 6
         if torch.is_grad_enabled() and is_channels_last(x):
             # on the (B, H, W, C) view: autograd reduces x * g to each gate's shape in the view's order, over a
             # non-innermost axis (vectorised along C); on the (B, C, H, W) view of a channels-last map those sums

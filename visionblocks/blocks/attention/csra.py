@@ -53,7 +53,7 @@ class CSRAHead(nn.Module):
         """(B, K, HW) raw class scores and the (K,) per-class scale -> (B, K) logits of the scaled scores
         ``s = score * scale``: ``mean_j s_j + lam * attention pooling of s``."""
         n = score.shape[-1]
-        if math.isinf(self.temperature):   # max with indices: faster backward than amax
+        if self.temperature == math.inf:   # max with indices: faster backward than amax (math.isinf: no SymFloat)
             return (score.sum(-1) / n + self.lam * score.max(-1)[0]) * scale
         att = torch.softmax(score * (self.temperature * scale)[:, None], dim=-1)
         # mean_j s_j + lam * sum_j a_j s_j = scale * sum_j score_j (lam * a_j + 1 / HW): one weighted sum

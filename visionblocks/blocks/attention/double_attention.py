@@ -63,5 +63,7 @@ class DoubleAttention(nn.Module):
             z = torch.bmm(attn_vecs.transpose(1, 2), g.transpose(1, 2)).transpose(1, 2)
         else:
             z = torch.bmm(g, attn_vecs)                             # (B, c_m, N)  distribute
-        # residual added in place into the projection's output (its backward does not need that output)
-        return self.proj(z.unflatten(2, x.shape[2:])).add_(x)
+        out = self.proj(z.unflatten(2, x.shape[2:]))
+        # the residual added in place into the projection's output (its backward does not need that output),
+        # unless a hook may hold that output
+        return out.add_(x) if is_plain(self.proj, nn.Conv2d) else out + x

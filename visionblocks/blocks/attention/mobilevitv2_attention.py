@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import (
-    ConvMlp, ConvNormAct, DropPath, GroupNorm1, LayerType, check_nchw, check_positive_int, fold_patches,
+    ConvMlp, ConvNormAct, DropPath, GroupNorm1, LayerType, check_nchw, check_positive_int, fold_patches, is_plain,
     layout_like, pad_to_patches, to_2tuple, unfold_patches,
 )
 from visionblocks.layers.validate import validated
@@ -68,10 +68,11 @@ class SeparableSelfAttention(nn.Module):
             # then gets uniform scores instead of NaN (it is cropped); elsewhere padded tokens get exactly 0
             i = i.masked_fill(~mask, torch.finfo(i.dtype).min)
         scores = self.attn_drop(torch.softmax(i, dim=-1))          # (B, 1, P, N)
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or not is_plain(self.qkv, nn.Conv2d):
             context = (k * scores).sum(-1, keepdim=True)             # (B, d, P, 1)
             return self.proj_drop(self.proj(F.relu(v) * context))
-        # without autograd, k and v (views of the projection's output, used once) are overwritten in place
+        # without autograd, k and v (views of the projection's output, used once; no hook holds it) are
+        # overwritten in place
         context = k.mul_(scores).sum(-1, keepdim=True)
         return self.proj_drop(self.proj(v.relu_().mul_(context)))
 
