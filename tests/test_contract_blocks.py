@@ -10,8 +10,8 @@ from visionblocks import testing as T
 from visionblocks.registry import unregister_block
 
 BLOCKS = vb.list_blocks()
-FAST = ["forward", "other_sizes", "backward", "dtypes", "channels_last", "compile", "compile_dynamic", "export",
-        "bad_input", "state_dict"]
+FAST = ["forward", "other_sizes", "backward", "dtypes", "channels_last", "compile", "compile_dynamic",
+        "compile_train", "export", "bad_input", "state_dict"]
 
 
 @pytest.mark.parametrize("check", FAST)

@@ -71,3 +71,33 @@ def test_model_as_a_leaf_inside_a_traced_network():
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(gm(x), net(x))
+
+
+@pytest.mark.parametrize("name", vb.list_blocks())
+def test_jit_trace_at_the_example_size(name):
+    # torch.jit.trace (deployment's older path) records every block; the traced module gives eager's output
+    import warnings
+    info = vb.block_info(name)
+    m = T.build(info).eval()
+    inputs = T.make_inputs(info)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TracerWarnings: the sizes the trace records
+        traced = torch.jit.trace(m, inputs, check_trace=False)
+        T._close(T.flatten_outputs(traced(*inputs)), T.flatten_outputs(m(*inputs)), f"{name}: traced vs eager")
+
+
+@pytest.mark.parametrize("name,traced_at,others", [
+    ("halo_attention", (16, 16), [(17, 23), (8, 8), (32, 32)]),          # its block count and crop were floats
+    ("mobilevitv2_attention", (17, 23), [(32, 32), (16, 16), (5, 48)]),   # traced padded: the pad stays symbolic
+])
+def test_jit_trace_follows_the_size(name, traced_at, others):
+    import warnings
+    info = vb.block_info(name)
+    m = T.build(info).eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(m, T.make_inputs(info, size=traced_at), check_trace=False)
+        for size in others:
+            x = T.make_inputs(info, size=size, batch=3)
+            T._close(T.flatten_outputs(traced(*x)), T.flatten_outputs(m(*x)), f"{name}: traced at {traced_at}, "
+                     f"run at {size}")

@@ -352,6 +352,43 @@ def check_compile(entry: str | BlockInfo) -> None:
             _close(got, _run(m, inp), f"{info.name}: compiled vs eager{what}")
 
 
+def _train_step(m: nn.Module, inputs: tuple, what: str) -> list[torch.Tensor]:
+    """Outputs, input gradients, parameter gradients and buffers after one forward + backward (fixed output
+    gradient; the RNG seeded, for dropout)."""
+    inputs = tuple(t.detach().requires_grad_() if t.is_floating_point() else t for t in inputs)
+    torch.manual_seed(3)
+    outs = _run(m, inputs, what)
+    g = torch.Generator().manual_seed(1)
+    sum((o * torch.randn(o.shape, generator=g, dtype=o.dtype)).sum() for o in outs).backward()
+    return ([o.detach() for o in outs] + [t.grad for t in inputs if t.is_floating_point()]
+            + [p.grad for p in m.parameters()] + [b for b in m.buffers() if b.is_floating_point()])
+
+
+def check_compile_train(entry: str | BlockInfo) -> None:
+    """A compiled training step (``torch.compile(fullgraph=True, backend="aot_eager")``: dynamo and AOTAutograd's
+    traced backward) gives eager's outputs, input and parameter gradients and buffers (float64), for the example
+    input and, where it has (B, C, H, W) inputs, stored channels-last (the custom autograd Functions' paths)."""
+    import torch._dynamo
+    info = _info(entry)
+    inputs = make_inputs(info, dtype=torch.float64)
+    variants = [("", inputs)] + ([(" (channels-last input)", _to_channels_last(inputs))]
+                                 if any(t.ndim == 4 for t in inputs) else [])
+    for what, inp in variants:
+        torch.manual_seed(0)
+        eager = build(info).double().train()
+        compiled_m = copy.deepcopy(eager)
+        torch._dynamo.reset()
+        compiled = torch.compile(compiled_m, fullgraph=True, backend="aot_eager")
+        try:
+            got = _train_step(compiled, inp, f"{info.name}: compiled training step{what}")
+        except Exception as e:  # a graph break under fullgraph=True raises
+            raise AssertionError(f"{info.name}: torch.compile(fullgraph=True) training step{what} failed: "
+                                 f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+        ref = _train_step(eager, inp, f"{info.name}: training step{what}")
+        _close(got, ref, f"{info.name}: compiled vs eager training step (outputs, gradients, buffers){what}",
+               rtol=1e-7, atol=1e-9)
+
+
 def check_compile_dynamic(entry: str | BlockInfo) -> None:
     """``torch.compile(dynamic=True, fullgraph=True)`` works at the example's and two other batches and sizes and
     matches eager (a block that branches on a size may recompile; nothing in it may stop the trace)."""
@@ -555,7 +592,7 @@ def check_onnx_reason(entry: str | BlockInfo) -> None:
 BLOCK_CHECKS: dict[str, Callable[[Any], None]] = {
     "forward": check_forward, "other_sizes": check_other_sizes, "backward": check_backward,
     "dtypes": check_dtypes, "channels_last": check_channels_last, "compile": check_compile,
-    "compile_dynamic": check_compile_dynamic,
+    "compile_dynamic": check_compile_dynamic, "compile_train": check_compile_train,
     "export": check_export, "bad_input": check_bad_input, "state_dict": check_state_dict, "onnx": check_onnx,
     "export_dynamic": check_export_dynamic,
 }

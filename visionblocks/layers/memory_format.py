@@ -54,7 +54,18 @@ class _CatChannels(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return tuple(g.contiguous(memory_format=f) for g, f in zip(grad.split(ctx.sizes, dim=1), ctx.formats))
+        return tuple(_dense_in(g, f) for g, f in zip(grad.split(ctx.sizes, dim=1), ctx.formats))
+
+    @staticmethod
+    def jvp(ctx, *tangents):  # linear: the tangents concatenated (forward-mode AD: torch.func.jvp, hessian)
+        return torch.cat(tangents, dim=1)
+
+
+def _dense_in(g: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
+    try:
+        return g.contiguous(memory_format=memory_format)
+    except RuntimeError:  # inside torch.func.vmap (jacrev, hessian) no layout but the default can be asked for
+        return g
 
 
 def cat_channels(tensors: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:

@@ -5,10 +5,10 @@ transformer attends across the N patches for each p.  Maps whose size is not a m
 zero padded first (:func:`pad_to_patches`), with a map of the real pixels for masking."""
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
+
+from .windows import window_count
 
 __all__ = ["pad_to_patches", "unfold_patches", "fold_patches"]
 
@@ -17,7 +17,7 @@ def pad_to_patches(x: torch.Tensor, ph: int, pw: int) -> tuple[torch.Tensor, tor
     """Zero-pad (B, C, H, W) at the bottom/right to multiples of the patch size; also return the (1, 1, Hp, Wp)
     boolean map of real (unpadded) pixels, or ``None`` when nothing was padded (static shapes: no graph break)."""
     H, W = x.shape[-2:]
-    Hp, Wp = math.ceil(H / ph) * ph, math.ceil(W / pw) * pw
+    Hp, Wp = window_count(H, ph) * ph, window_count(W, pw) * pw  # (integer ceil: symbolic in a trace)
     if (Hp, Wp) == (H, W):
         return x, None
     pad = (0, Wp - W, 0, Hp - H)

@@ -68,24 +68,34 @@ class _Gather(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         size, k, stride = ctx.geometry
-        return _Fold.apply(g, size, k, stride), None, None
+        return _Fold.apply(g, *size, k, stride), None, None
+
+    @staticmethod
+    def jvp(ctx, dx, *_):  # linear: the tangent's windows (forward-mode AD: torch.func.jvp, jacfwd, hessian)
+        _, k, stride = ctx.geometry
+        return _Gather.apply(dx, k, stride)
 
 
 class _Fold(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(y, size, k, stride):
-        return _fold(y, size, k, stride)
+    def forward(y, h, w, k, stride):  # (the size as two ints: torch.func's jvp rule flattens a tuple argument)
+        return _fold(y, (h, w), k, stride)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.geometry = inputs[2], inputs[3]
+        ctx.size, ctx.geometry = inputs[1:3], inputs[3:5]
 
     @staticmethod
     def backward(ctx, g):
         k, stride = ctx.geometry
-        return _Gather.apply(g, k, stride), None, None, None
+        return _Gather.apply(g, k, stride), None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, dy, *_):  # linear: the tangent folded
+        k, stride = ctx.geometry
+        return _Fold.apply(dy, *ctx.size, k, stride)
 
 
 def gather_windows(x: torch.Tensor, kernel_size: int, stride: int = 1) -> torch.Tensor:
@@ -96,10 +106,15 @@ def gather_windows(x: torch.Tensor, kernel_size: int, stride: int = 1) -> torch.
     ``F.unfold(x, k, padding=k // 2, stride=s)`` viewed as (B, G, D, k*k, L) and permuted.  Differentiable (the
     backward is :func:`fold_windows`); ``kernel_size`` must be odd.
     """
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():  # dynamo traces no Function with a jvp (the
+        # slice copies compile, fused); torch.jit.trace records the copies
+        return _gather(x, kernel_size, stride)
     return _Gather.apply(x, kernel_size, stride)
 
 
 def fold_windows(y: torch.Tensor, size: tuple[int, int], kernel_size: int, stride: int = 1) -> torch.Tensor:
     """The adjoint of :func:`gather_windows`: (B, ceil(H/s), ceil(W/s), G, k*k, D) windows summed back into a
     (B, H, W, G, D) map of ``size`` = (H, W), overlaps added (``F.fold``'s function, token-major)."""
-    return _Fold.apply(y, tuple(size), kernel_size, stride)
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return _fold(y, tuple(size), kernel_size, stride)
+    return _Fold.apply(y, *size, kernel_size, stride)

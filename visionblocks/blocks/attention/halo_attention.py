@@ -16,14 +16,13 @@ bottleneck's 1x1 convolution follows).
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import (
     DerivedBuffers, check_divisible, check_nchw, check_positive_int, is_channels_last, memory_format_of,
+    window_count,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
@@ -95,7 +94,7 @@ class HaloAttention(DerivedBuffers, nn.Module):
         B, _, H, W = x.shape
         b, h, s, nh, dk, dv = self.block_size, self.halo_size, self.stride, self.num_heads, self.dim_head, self.dim_v
         win, bq = b + 2 * h, b // s
-        nby, nbx = math.ceil(H / b), math.ceil(W / b)
+        nby, nbx = window_count(H, b), window_count(W, b)  # (integer ceil: sizes stay symbolic in a trace)
         ph, pw = nby * b - H, nbx * b - W
         # queries: one (b/s)^2 group per block -> (B*heads*blocks, (b/s)^2, dk)
         q = self.q(F.pad(x, (0, pw, 0, ph))[:, :, ::s, ::s])
@@ -121,4 +120,4 @@ class HaloAttention(DerivedBuffers, nn.Module):
         else:
             out = out.permute(0, 1, 6, 2, 4, 3, 5).reshape(B, nh * dv, nby * bq, nbx * bq)
         # cropped to the map (a copy only when the map was padded to whole blocks)
-        return out[:, :, :math.ceil(H / s), :math.ceil(W / s)].contiguous(memory_format=memory_format_of(x))
+        return out[:, :, :window_count(H, s), :window_count(W, s)].contiguous(memory_format=memory_format_of(x))

@@ -45,9 +45,10 @@ class _GatedInstanceNorm(torch.autograd.Function):
     and ``u x`` over the positions (the gradients through ``mu`` and ``var``): about 11 full-tensor passes where
     autograd's graph of the same forward takes about 20.  Used for channels-last maps under autograd (measured
     forward + backward, batch 8, 2 threads: 0.66-0.69 of autograd's graph of the channels-last form at 128x28x28,
-    512x14x14, 256x56x56, 2048x7x7; NCHW maps keep GroupNorm's fused kernels, faster there).  A backward asked to
-    build a graph (``create_graph=True``: gradient penalties) differentiates the forward's formula with autograd
-    instead, so second derivatives are right.
+    512x14x14, 256x56x56, 2048x7x7; NCHW maps keep GroupNorm's fused kernels, faster there).  A backward that is
+    itself recorded (``create_graph=True``: gradient penalties; torch.func's ``vjp``/``jacrev``/``hessian``)
+    recomputes the gate and statistics from the inputs and runs the same formula out of place, so that it is
+    differentiable; ``jvp`` (forward mode: ``torch.func.jvp``, ``jacfwd``) is the formula's tangent.
     """
 
     generate_vmap_rule = True  # (forward + setup_context: torch.func's transforms can run it)
@@ -64,6 +65,7 @@ class _GatedInstanceNorm(torch.autograd.Function):
         ctx.mark_non_differentiable(t, mu, rstd)
         ctx.set_materialize_grads(False)  # (no zero-filled gradients for those three outputs)
         ctx.save_for_backward(x, a, k, e, t, y, mu, rstd)
+        ctx.save_for_forward(x, a, k, e, t, y, mu, rstd)
         ctx.eps, ctx.dim = eps, dim
 
     @staticmethod
@@ -71,29 +73,38 @@ class _GatedInstanceNorm(torch.autograd.Function):
         if gy is None:  # (gradients are not materialised: none reached y)
             return None, None, None, None, None, None
         x, a, k, e, t, y, mu, rstd = ctx.saved_tensors
-        if torch.is_grad_enabled():  # create_graph: a differentiable backward, through autograd's own graph
-            inputs = (x, a, k, e)
-            with torch.enable_grad():
-                y = x * _instance_norm_gate(*inputs, ctx.eps, ctx.dim)[0]
-            need = [i for i, n in enumerate(ctx.needs_input_grad[:4]) if n]
-            got = torch.autograd.grad(y, [inputs[i] for i in need], gy, create_graph=True)
-            grads = [None] * 4
-            for i, g in zip(need, got):
-                grads[i] = g
-            return (*grads, None, None)
+        recorded = torch.is_grad_enabled()
+        if recorded:  # the saved gate and statistics are not differentiable outputs: recomputed from the inputs
+            t, mu, rstd = _instance_norm_gate(x, a, k, e, ctx.eps, ctx.dim)
+            y = x * t
         n = x.shape[ctx.dim]
         u = gy * y
-        u.addcmul_(u, t, value=-1)                     # dL/dz = gy x t (1 - t)
+        u = torch.addcmul(u, u, t, value=-1) if recorded else u.addcmul_(u, t, value=-1)  # dL/dz = gy x t (1 - t)
         g_d = u.sum(ctx.dim, keepdim=True)             # dL/dD, D = e + k mu - A mu
         A = a * rstd
         d_a = (u * x).sum(ctx.dim, keepdim=True) - g_d * mu   # dL/dA, through D's -A mu too
         c1 = d_a * a * rstd.pow(3) * (-1.0 / n)        # 2/n dL/dvar, dL/dvar = dL/drstd * -rstd^3 / 2
         c0 = g_d * (k - A) / n - c1 * mu               # dL/dmu / n, and var's (x - mu) term's constant
-        gx = torch.addcmul(c0, gy, t).addcmul_(u, A).addcmul_(x, c1)
+        gx = torch.addcmul(c0, gy, t)
+        gx = torch.addcmul(torch.addcmul(gx, u, A), x, c1) if recorded else gx.addcmul_(u, A).addcmul_(x, c1)
         over = [i for i in range(x.ndim) if a.shape[i] == 1]   # the per-channel gradients: summed over the rest
         grads = (rstd * d_a, g_d * mu, g_d)
         return (gx, *(g.sum(over, keepdim=True) if need else None
                       for g, need in zip(grads, ctx.needs_input_grad[1:4])), None, None)
+
+    @staticmethod
+    def jvp(ctx, dx, da, dk, de, *_):
+        """Tangent of ``y = x t``, ``t = sigmoid(z)``, ``z = A (x - mu) + k mu + e``, ``A = a rstd``:
+        ``dy = dx t + x t (1 - t) dz`` with ``dmu = mean(dx)``, ``drstd = -rstd^3 mean((x - mu) dx)``."""
+        x, a, k, e, t, y, mu, rstd = ctx.saved_tensors
+        zero = torch.zeros((), dtype=x.dtype, device=x.device)
+        da, dk, de = (zero if d is None else d for d in (da, dk, de))
+        dx = torch.zeros_like(x) if dx is None else dx
+        d = x - mu
+        dmu = dx.mean(ctx.dim, keepdim=True)
+        drstd = -rstd.pow(3) * (d * dx).mean(ctx.dim, keepdim=True)
+        dz = (da * rstd + a * drstd) * d + a * rstd * (dx - dmu) + dk * mu + k * dmu + de
+        return dx * t + y * (1 - t) * dz, None, None, None
 
 
 @register_block("shuffle_attention", family="attention", layout="nchw",
