@@ -231,11 +231,9 @@ def test_branch_outputs_kept_by_hooks_stay_unmodified(grad):
         assert kept and all(torch.equal(o, copy) for o, copy in kept), name
 
 
-@pytest.mark.parametrize("name", vb.list_blocks())
-def test_no_child_output_is_written_after_it_is_returned(name):
-    # a forward hook on any layer inside a block keeps that layer's output: the block writes in place only into
-    # tensors of its own (activation layers built with inplace=True are torch.nn's own convention, switched off here)
-    model, inputs = _block(name)
+def _keep_every_layer_output(model: nn.Module) -> list:
+    """Switch off in-place activations (torch.nn's own convention) and hook every layer below ``model``: the list
+    fills with (layer class, output, copy of the output) at each forward."""
     for m in model.modules():
         if isinstance(getattr(m, "inplace", None), bool):
             m.inplace = False
@@ -249,12 +247,25 @@ def test_no_child_output_is_written_after_it_is_returned(name):
     for m in model.modules():
         if m is not model:
             m.register_forward_hook(hook)
+    return kept
+
+
+def _changed(kept: list) -> list[str]:
+    return sorted({n for n, t, copy in kept if not torch.equal(t, copy)})
+
+
+@pytest.mark.parametrize("name", vb.list_blocks())
+def test_no_child_output_is_written_after_it_is_returned(name):
+    # a forward hook on any layer inside a block keeps that layer's output: the block writes in place only into
+    # tensors of its own
+    model, inputs = _block(name)
+    kept = _keep_every_layer_output(model)
     for grad in (False, True):
         kept.clear()
         with torch.set_grad_enabled(grad):
             model(*inputs)
-        changed = sorted({n for n, t, copy in kept if not torch.equal(t, copy)})
-        assert not changed, f"{name} (grad {grad}): the outputs of {changed} were modified after they were returned"
+        assert not _changed(kept), \
+            f"{name} (grad {grad}): the outputs of {_changed(kept)} were modified after they were returned"
 
 
 @pytest.mark.parametrize("name", vb.list_models())
@@ -263,20 +274,7 @@ def test_no_layer_output_inside_a_model_is_written_after_it_is_returned(name):
     from visionblocks.testing import model_test_size
     torch.manual_seed(0)
     model = vb.create_model(name, num_classes=5).eval()
-    for m in model.modules():
-        if isinstance(getattr(m, "inplace", None), bool):
-            m.inplace = False
-    kept = []
-
-    def hook(m, i, o):
-        for t in o if isinstance(o, (tuple, list)) else (o,):
-            if isinstance(t, torch.Tensor):
-                kept.append((type(m).__name__, t, t.clone()))
-
-    for m in model.modules():
-        if m is not model:
-            m.register_forward_hook(hook)
+    kept = _keep_every_layer_output(model)
     with torch.no_grad():
         model(torch.randn(1, 3, *model_test_size(vb.model_info(name))))
-    changed = sorted({n for n, t, copy in kept if not torch.equal(t, copy)})
-    assert not changed, f"{name}: the outputs of {changed} were modified after they were returned"
+    assert not _changed(kept), f"{name}: the outputs of {_changed(kept)} were modified after they were returned"
