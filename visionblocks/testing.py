@@ -35,17 +35,53 @@ from .registry import BlockInfo, ModelInfo, block_info, model_info
 __all__ = [
     "make_inputs", "expected_output_shapes", "shapes_of", "build", "randomize_params", "randomize_bn_stats",
     "check_forward", "check_other_sizes", "check_backward", "check_dtypes", "check_channels_last",
-    "check_compile", "check_export", "check_export_dynamic", "check_bad_input", "check_state_dict", "check_onnx", "check_onnx_reason",
+    "check_compile", "check_compile_dynamic", "check_compile_train", "check_export", "check_export_dynamic", "check_bad_input", "check_state_dict", "check_onnx", "check_onnx_reason",
     "check_block", "BLOCK_CHECKS",
     "model_test_size", "check_model_forward_backward", "check_model_inputs", "check_model_paper_counts",
     "check_model_compile_export", "check_model", "MODEL_CHECKS",
     "check_model_feature_info", "check_model_features_only", "check_model_output_stride", "check_model_classifier",
     "check_model_pretrained_cfg", "check_model_grad_checkpointing", "check_model_drop_path_in_chans",
-    "check_model_features_compile_export", "BACKBONE_CHECKS",
+    "check_model_features_compile_export", "BACKBONE_CHECKS", "peak_memory",
 ]
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
+
+
+# --------------------------------------------------------------------------------------------- memory
+def peak_memory(fn: Callable[[], Any]) -> int:
+    """Bytes of the tensors that ``fn`` creates (forward or backward ops alike) alive at once at their peak, on
+    any device: every op's output storage is counted from its creation until Python frees it (a weak reference
+    to the storage).  Deterministic, unlike the process's resident memory: what memory tests assert on."""
+    import weakref
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    class _Live(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.live, self.now, self.peak = {}, 0, 0
+
+        def _free(self, key: int) -> None:
+            self.now -= self.live.pop(key, 0)
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in tree_leaves(out):
+                if isinstance(t, torch.Tensor):
+                    storage = t.untyped_storage()
+                    key = id(storage)
+                    if key not in self.live and storage.nbytes():
+                        self.live[key] = storage.nbytes()
+                        self.now += storage.nbytes()
+                        self.peak = max(self.peak, self.now)
+                        weakref.finalize(storage, self._free, key)
+            return out
+
+    with _Live() as live:
+        result = fn()
+        del result
+    return live.peak
 
 
 # --------------------------------------------------------------------------------------------- inputs
