@@ -26,4 +26,4 @@ def test_peak_memory_counts_what_is_alive_at_once():
 
     assert peak_memory(two_alive) == 2 * MB
     assert peak_memory(in_place) == MB
-    assert 2 * MB <= peak_memory(backward) <= 3 * MB
+    assert 2 * MB <= peak_memory(backward) <= 3 * MB + 64  # (+ the scalar loss and its gradient)
