@@ -51,8 +51,9 @@ _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
 # --------------------------------------------------------------------------------------------- memory
 def peak_memory(fn: Callable[[], Any]) -> int:
     """Bytes of the tensors that ``fn`` creates (forward or backward ops alike) alive at once at their peak, on
-    any device: every op's output storage is counted from its creation until Python frees it (a weak reference
-    to the storage).  Deterministic, unlike the process's resident memory: what memory tests assert on."""
+    any device: every op's output storage that is none of the op's inputs' is counted from its creation until
+    Python frees it (a weak reference to the storage).  Deterministic, unlike the process's resident memory: what
+    memory tests assert on."""
     import weakref
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_leaves
@@ -67,11 +68,13 @@ def peak_memory(fn: Callable[[], Any]) -> int:
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             out = func(*args, **(kwargs or {}))
+            given = {a.untyped_storage().data_ptr() for a in tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)}
             for t in tree_leaves(out):
                 if isinstance(t, torch.Tensor):
                     storage = t.untyped_storage()
                     key = id(storage)
-                    if key not in self.live and storage.nbytes():
+                    # (a view or an in-place result of an input is no new memory)
+                    if key not in self.live and storage.nbytes() and storage.data_ptr() not in given:
                         self.live[key] = storage.nbytes()
                         self.now += storage.nbytes()
                         self.peak = max(self.peak, self.now)

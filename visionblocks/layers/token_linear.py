@@ -20,11 +20,17 @@ def token_linear(x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
     view, no copy) and the bias added by the same kernel; no transposes.  Measured against the former 1-D
     convolution form (tokens as in-channels) by ``benchmarks/token_linear_forms.py`` (alternating in one process,
     2 threads, glibc malloc thresholds raised): 0.63-0.72x its time in inference and 0.66-0.77x in
-    forward+backward at the Mixer/ResMLP shapes (8 x 196 tokens x 384/512 channels).  A ``linear`` that is not
-    plain (:func:`~visionblocks.layers.is_plain`: hooked, pruned, quantized, a subclass) is called on the
-    transposed tokens.
+    forward+backward at the Mixer/ResMLP shapes (8 x 196 tokens x 384/512 channels).
+
+    Under autograd that product's weight gradient is a (B, N', N) tensor of per-sample gradients summed down:
+    N'/C times the input's size, 49x at a ResNet stage's 56x56 tokens with 64 channels.  When N' > C (and the
+    weight is trained) the layer runs as ``F.linear`` on the transposed tokens instead, whose weight gradient is
+    one (N', N) product (``token_linear_forms.py --shape 8,784,64,784``, 1 thread: forward+backward 0.87x the
+    batched form's time).  A ``linear`` that is not plain (:func:`~visionblocks.layers.is_plain`: hooked,
+    pruned, quantized, a subclass) is called on the transposed tokens.
     """
-    if not is_plain(linear, nn.Linear):
+    if not is_plain(linear, nn.Linear) or (linear.weight.shape[0] > x.shape[-1] and torch.is_grad_enabled()
+                                           and linear.weight.requires_grad):
         return linear(x.transpose(1, 2)).transpose(1, 2)
     w = linear.weight.expand(x.shape[0], -1, -1)
     if linear.bias is None:

@@ -108,3 +108,32 @@ def test_aft_conv_equal_position_biases_are_finite():
     torch.testing.assert_close(y, ref, rtol=1e-12, atol=1e-12)
     y.sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in m.parameters()) and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("name,kwargs", [("aft_full", {}), ("aft_local", {"window_size": 32})])
+def test_aft_inference_holds_one_position_bias_map(name, kwargs):
+    # without autograd exp(w - max w) is built in place in one (T, T) copy (AFT-local: in its banded w); the
+    # parameter is left alone.  It took two copies (w - max w, its exp), AFT-local three (the banded w too).
+    from visionblocks.testing import peak_memory
+    B, T, C = 2, 1024, 8
+    m = vb.create_block(name, C, T, **kwargs).eval()
+    with torch.no_grad():
+        m.pos_bias.normal_()
+    w = m.pos_bias.detach().clone()
+    x = torch.randn(B, T, C)
+    one_map = T * T * x.element_size()
+    # besides the map: q/k/v (3 inputs), exp(K), exp(K) V, the two products, sigmoid(Q): under 10 inputs
+    with torch.no_grad():
+        assert peak_memory(lambda: m(x)) <= one_map + 10 * x.numel() * x.element_size()
+    assert torch.equal(m.pos_bias, w)
+
+
+@pytest.mark.parametrize("name,kwargs", [("aft_full", {}), ("aft_local", {"window_size": 3})])
+def test_aft_inference_path_matches_autograd_path(name, kwargs):
+    m = _block(name, 8, 12, **kwargs)
+    w = m.pos_bias.detach().clone()
+    x = torch.randn(2, 12, 8, dtype=D) * 2
+    with torch.no_grad():
+        y = m(x)
+    assert torch.equal(m.pos_bias, w)
+    torch.testing.assert_close(y, m(x.requires_grad_()).detach(), rtol=1e-10, atol=1e-10)

@@ -45,3 +45,34 @@ def test_coatnet_attention_validates():
         vb.create_block("coatnet_attention", 48, dim_head=32)
     with pytest.raises(ValueError, match="out_channels"):
         vb.create_block("coatnet_attention", 64, 128, stride=1)
+@pytest.mark.usefixtures("_float64")
+@pytest.mark.parametrize("rel,size", [((5, 5), (3, 4)), ((3, 4), (5, 6)), ((4, 2), (1, 7))])
+def test_relative_position_bias_matches_loop(rel, size):
+    """B[h, (yi, xi), (yj, xj)] = T[h, yi - yj + H - 1, xi - xj + W - 1], T the table cropped / interpolated to
+    (2H - 1, 2W - 1)."""
+    from visionblocks.blocks.attention.coatnet_attention import relative_position_bias
+    (a, b), (H, W) = rel, size
+    table = torch.randn(3, 2 * a - 1, 2 * b - 1)
+    t = table
+    if 2 * H - 1 > t.shape[1] or 2 * W - 1 > t.shape[2]:
+        t = F.interpolate(t[None], size=(max(2 * H - 1, t.shape[1]), max(2 * W - 1, t.shape[2])), mode="bicubic",
+                          align_corners=False)[0]
+    oh, ow = (t.shape[1] - 2 * H + 1) // 2, (t.shape[2] - 2 * W + 1) // 2
+    t = t[:, oh:oh + 2 * H - 1, ow:ow + 2 * W - 1]
+    pos = [(i, j) for i in range(H) for j in range(W)]
+    ref = torch.stack([torch.stack([t[:, yi - yj + H - 1, xi - xj + W - 1] for (yj, xj) in pos], -1)
+                       for (yi, xi) in pos], -2)
+    torch.testing.assert_close(relative_position_bias(table, H, W), ref, rtol=0, atol=0)
+def test_coatnet_attention_eval_memory_is_the_bias_plus_activations():
+    """An eval call keeps alive the (heads, N, N) bias (SDPA's additive mask, inherent) and O(N C) activations,
+    no N^2-sized integer index: peak < bias + 16 input-sized tensors (qkv, heads, attention out, projection,
+    residual, LayerNorm ...; the FFN runs after the bias is freed).  The former three int64 (N, N) index
+    temporaries alone were 3 x 2 x 4 N^2 bytes (here 1.5 MiB vs the bound's 0.77 MiB)."""
+    from visionblocks.testing import peak_memory
+    m = vb.create_block("coatnet_attention", 16, dim_head=8, rel_size=16).eval()
+    x = torch.randn(1, 16, 16, 16)
+    n, heads = 16 * 16, m.attn.num_heads
+    bias_bytes = heads * n * n * x.element_size()
+    with torch.no_grad():
+        peak = peak_memory(lambda: m(x))
+    assert peak < bias_bytes + 16 * x.numel() * x.element_size(), (peak, bias_bytes)

@@ -48,3 +48,24 @@ def test_danet_module_composition_and_no_size_arguments():
         vb.create_block("danet", 64, reduction=0)
     with pytest.raises(ValueError, match="reduction must be a positive number"):
         vb.create_block("danet", 64, qk_reduction=-1)
+
+
+def test_danet_position_attention_inference_holds_one_map():
+    # without autograd the (B, N, N) map exists once (softmaxed in place); SDPA's math path (query/key width C'/8
+    # != value width C') held the energy and its softmax at once
+    from visionblocks.testing import peak_memory
+    B, C, H, W = 2, 16, 32, 32
+    m = vb.create_block("danet", C).eval()
+    x = torch.randn(B, C, H, W)
+    one_map = B * (H * W) ** 2 * x.element_size()
+    # besides the map: the reduced branches (C / 4 channels each), convolution outputs: a few inputs' worth
+    with torch.no_grad():
+        assert peak_memory(lambda: m(x)) <= one_map + 8 * x.numel() * x.element_size()
+
+
+def test_danet_position_attention_inference_path_matches_autograd_path():
+    pam = _randomize(vb.create_block("danet", 64)).double().pos_attn
+    a = torch.randn(2, 16, 6, 7, dtype=D)
+    with torch.no_grad():
+        y = pam(a)
+    torch.testing.assert_close(y, pam(a.requires_grad_()).detach(), rtol=1e-10, atol=1e-10)

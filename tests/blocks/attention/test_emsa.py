@@ -60,3 +60,25 @@ def test_emsa_structure_and_validation():
     assert m.transform_conv.in_channels == m.transform_conv.out_channels == 4
     with pytest.raises(ValueError, match="num_heads"):
         vb.create_block("emsa", 30, num_heads=4)
+
+
+def test_emsa_inference_holds_one_attention_map():
+    # without autograd the (h, B, N, N') map exists once (the head mixing is folded into one product, the softmax
+    # and the instance norm work in place); it was held three times at once (q k^T, the mixed map, the softmax)
+    from visionblocks.testing import peak_memory
+    B, C, h, s, H, W = 2, 16, 4, 2, 32, 32
+    m = vb.create_block("emsa", C, num_heads=h, sr_ratio=s).eval()
+    x = torch.randn(B, C, H, W)
+    N, Nr = H * W, (H // s) * (W // s)
+    one_map = h * B * N * Nr * x.element_size()
+    # besides the map: the token-sized projections, the h head-weighted query copies, the output: ~2 h + 8 inputs
+    with torch.no_grad():
+        assert peak_memory(lambda: m(x)) <= one_map + (2 * h + 8) * x.numel() * x.element_size()
+
+
+def test_emsa_inference_path_matches_autograd_path():
+    m = _block("emsa", 8, num_heads=4, sr_ratio=2)
+    x = torch.randn(2, 8, 7, 6, dtype=D)
+    with torch.no_grad():
+        y = m(x)
+    torch.testing.assert_close(y, m(x.requires_grad_()).detach(), rtol=1e-10, atol=1e-10)

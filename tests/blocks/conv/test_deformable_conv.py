@@ -119,3 +119,21 @@ def test_modules_zero_init_predictor_and_forward(name):
     torch.testing.assert_close(m(x), ref, rtol=1e-10, atol=1e-10)
     with pytest.raises(ValueError, match="offset_groups"):
         vb.create_block(name, 6, 6, offset_groups=4)
+@pytest.mark.parametrize("name", ["deformable_conv", "modulated_deformable_conv"])
+def test_eval_memory_one_unfolded_buffer(name):
+    """Eval keeps one unfolded (im2col) buffer of U = B C k^2 Ho Wo values, the corners being accumulated into it in
+    place (formerly four U-sized tensors at once: the zeros, the gather, the product and the new sum): peak <
+    2 U + the output + 32 sampling-grid-sized tensors (S = B og k^2 Ho Wo: offsets, mask, positions, floors,
+    fractions, int64 corner indices, validity and weights)."""
+    from visionblocks.testing import peak_memory
+    b, c, o, k, size = 2, 32, 32, 3, 12
+    m = vb.create_block(name, c, o, k).eval()
+    with torch.no_grad():
+        m.conv_offset.weight.normal_(0, 0.3)
+    x = torch.randn(b, c, size, size)
+    with torch.no_grad():
+        peak = peak_memory(lambda: m(x))
+    ho = wo = size  # stride 1, "same" padding
+    unfolded, grid, out = b * c * k * k * ho * wo, b * m.offset_groups * k * k * ho * wo, b * o * ho * wo
+    bound = (2 * unfolded + out + 32 * grid) * x.element_size()
+    assert peak < bound, (peak, bound)

@@ -65,3 +65,19 @@ def test_gcn_symmetric_not_row_normalization_and_options():
     torch.testing.assert_close(m(x, a_hat), a_hat @ x @ m.weight, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match=r"\(2, 6, 3\)"):
         m(x, torch.ones(5, 5, dtype=D))
+@pytest.mark.parametrize("batched", [False, True])
+def test_gcn_dense_eval_memory_is_o_n_c(batched):
+    """D~^{-1/2}(A + I)D~^{-1/2} h is computed as d * (A (d h) + d h): besides the given adjacency, an eval call
+    keeps only (B, N, C)-sized activations (h = X W, d h, A d h, the sum, the scaled sum, + bias: bound 8 of
+    them) and (B, N) degrees, never an (N, N) or (B, N, N) copy of the adjacency (formerly three)."""
+    from visionblocks.testing import peak_memory
+    b, n, c = 2, 128, 8
+    m = vb.create_block("graph_conv", c, c).eval()
+    x = torch.randn(b, n, c)
+    adj = _graph(n, p=0.05).float()
+    if batched:
+        adj = torch.stack([adj, _graph(n, p=0.05, seed=1).float()])
+    with torch.no_grad():
+        peak = peak_memory(lambda: m(x, adj))
+    bound = (8 * b * n * c + 4 * b * n) * x.element_size()
+    assert peak < bound, (peak, bound)

@@ -43,11 +43,23 @@ _PAPER = "Zhai et al., An Attention Free Transformer, 2021"
 _URL = "https://arxiv.org/abs/2105.14103"
 
 
-def aft_weighted_average(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """``sigmoid(Q_t) * sum_t' exp(K_t' + w_tt') V_t' / sum_t' exp(K_t' + w_tt')`` for (B, T, C) q/k/v, (T, T) w."""
-    ek = torch.exp(k - k.detach().amax(dim=1, keepdim=True))
-    ew = torch.exp(w - w.detach().amax(dim=1, keepdim=True))
-    return torch.sigmoid(q) * ((ew @ (ek * v)) / (ew @ ek))
+def aft_weighted_average(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: torch.Tensor, *,
+                         overwrite_w: bool = False) -> torch.Tensor:
+    """``sigmoid(Q_t) * sum_t' exp(K_t' + w_tt') V_t' / sum_t' exp(K_t' + w_tt')`` for (B, T, C) q/k/v, (T, T) w.
+
+    Where no autograd graph is recorded, ``exp(w - max w)`` is built in place in one (T, T) copy of ``w``, or in
+    ``w`` itself with ``overwrite_w=True`` (for a ``w`` the caller made for this call and drops after it).
+    """
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, w)):
+        ek = torch.exp(k - k.detach().amax(dim=1, keepdim=True))
+        ew = torch.exp(w - w.detach().amax(dim=1, keepdim=True))
+        return torch.sigmoid(q) * ((ew @ (ek * v)) / (ew @ ek))
+    ew = w.sub_(w.amax(dim=1, keepdim=True)) if overwrite_w else w - w.amax(dim=1, keepdim=True)
+    ew = ew.exp_()
+    ek = torch.sub(k, k.amax(dim=1, keepdim=True)).exp_()
+    num = ew @ (ek * v)
+    num.div_(ew @ ek)
+    return num.mul_(torch.sigmoid(q))
 
 
 class _AFTBase(nn.Module):
@@ -76,6 +88,9 @@ class AFTFull(_AFTBase):
         self.seq_len = check_positive_int("seq_len", seq_len)
         self.pos_bias = nn.Parameter(torch.zeros(seq_len, seq_len))
 
+    # whether position_bias() returns a new tensor each call, which the inference path may then overwrite
+    _fresh_position_bias = False
+
     def position_bias(self) -> torch.Tensor:
         """The (T, T) pair-wise position biases ``w``."""
         return self.pos_bias
@@ -84,7 +99,7 @@ class AFTFull(_AFTBase):
         check_nlc(x, self.dim, type(self).__name__)
         check_tokens(x, self.seq_len, type(self).__name__)
         q, k, v = self.qkv(x).chunk(3, dim=-1)
-        return aft_weighted_average(q, k, v, self.position_bias())
+        return aft_weighted_average(q, k, v, self.position_bias(), overwrite_w=self._fresh_position_bias)
 
 
 @register_block("aft_local", family="attention", layout="nlc", paper=_PAPER, url=_URL, fixed_size=True,
@@ -110,8 +125,10 @@ class AFTLocal(DerivedBuffers, AFTFull):
         t = torch.arange(self.seq_len)
         return {"band": (t[:, None] - t[None, :]).abs() < self.window_size}
 
+    _fresh_position_bias = True
+
     def position_bias(self) -> torch.Tensor:
-        """``w`` inside the band ``|t - t'| < s``, 0 outside."""
+        """``w`` inside the band ``|t - t'| < s``, 0 outside (a new tensor each call)."""
         return self.pos_bias * self.band
 
 

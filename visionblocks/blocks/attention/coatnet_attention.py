@@ -48,10 +48,13 @@ def relative_position_bias(table: torch.Tensor, H: int, W: int) -> torch.Tensor:
         th, tw = table.shape[-2:]
     oh, ow = (th - need_h) // 2, (tw - need_w) // 2
     table = table[:, oh:oh + need_h, ow:ow + need_w]
-    ys = torch.arange(H, device=table.device).repeat_interleave(W)
-    xs = torch.arange(W, device=table.device).repeat(H)
-    idx = (ys[:, None] - ys[None, :] + H - 1) * need_w + (xs[:, None] - xs[None, :] + W - 1)
-    return table.reshape(nh, -1)[:, idx]
+    # separable gather: B[h, (yi, xi), (yj, xj)] = table[h, ry[yi, yj], rx[xi, xj]] with the (H, H) row- and
+    # (W, W) column-offset indices broadcast against each other (views), so that the only N^2-sized tensor
+    # made is the bias itself, already in (heads, H, W, H, W) order (no N^2 integer index, no permute copy)
+    ys, xs = torch.arange(H, device=table.device), torch.arange(W, device=table.device)
+    ry = ys[:, None] - ys[None, :] + (H - 1)  # (H, H): yi - yj + H - 1
+    rx = xs[:, None] - xs[None, :] + (W - 1)  # (W, W): xi - xj + W - 1
+    return table[:, ry[:, None, :, None], rx[None, :, None, :]].reshape(nh, H * W, H * W)
 
 
 class RelativeAttention(MultiHeadAttention):

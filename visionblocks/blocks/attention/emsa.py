@@ -88,20 +88,57 @@ class EMSA(nn.Module):
         return (self.attn_drop(attn) @ v.transpose(0, 1)).transpose(0, 1)
 
     def _attention_map(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """``IN(softmax(Conv1x1(Q K^T / sqrt(d_k))))``, (h, B, N, N'), in the dtype of ``q`` and ``k``."""
-        attn = (q * self.scale).transpose(0, 1) @ k.permute(1, 0, 3, 2)                  # (h, B, N, N')
+        """``IN(softmax(Conv1x1(Q K^T / sqrt(d_k))))``, (h, B, N, N'), in the dtype of ``q`` and ``k``.
+
+        Where no autograd graph is recorded (inference) and ``transform_conv`` is plain, the map exists once
+        (:meth:`_attention_map_inference`); otherwise the graph saves the maps its backward needs (``q k^T``
+        for the head mixing's weight gradient, the softmax for its own and the instance norm's backward, the
+        normalised map for ``@ V``) and the mixed logits are dropped as soon as the softmax has read them.
+        """
         conv = self.transform_conv
-        if is_plain(conv, nn.Conv2d):
+        plain = is_plain(conv, nn.Conv2d)
+        if plain and not (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad
+                                                       or any(p.requires_grad for p in conv.parameters()))):
+            return self._attention_map_inference(q, k)
+        attn = (q * self.scale).transpose(0, 1) @ k.permute(1, 0, 3, 2)                  # (h, B, N, N')
+        shape = attn.shape
+        if plain:
             w, b = conv.weight.flatten(1), conv.bias
-            mixed = torch.addmm(b[:, None].to(attn.dtype), w.to(attn.dtype), attn.reshape(self.num_heads, -1))
-            mixed = mixed.view(attn.shape)
+            attn = torch.addmm(b[:, None].to(attn.dtype), w.to(attn.dtype), attn.reshape(self.num_heads, -1))
+            attn = attn.view(shape)   # (the unmixed map: kept only where the graph saved it)
         else:  # a hooked or replaced convolution is called on the (B, h, N, N') maps, in its parameters' dtype
             dtype = next(conv.parameters(), attn).dtype
-            mixed = conv(attn.transpose(0, 1).to(dtype)).transpose(0, 1).to(attn.dtype)
-        attn = mixed.softmax(dim=-1)
-        if attn.shape[-2] * attn.shape[-1] > 1:
+            attn = conv(attn.transpose(0, 1).to(dtype)).transpose(0, 1).to(attn.dtype)
+        attn = attn.softmax(dim=-1)
+        if shape[-2] * shape[-1] > 1:
             return F.instance_norm(attn, eps=self.transform_norm.eps)
         return torch.zeros_like(attn)  # one query and one key (a 1x1 map): the instance norm of a single value is 0
+
+    def _attention_map_inference(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """:meth:`_attention_map` without autograd, holding one (h, B, N, N') map: the head mixing is folded into
+        a single product and the softmax and the instance norm work in place.
+
+        The 1x1 convolution's output map o is ``sum_g w_og (q_g k_g^T) s + b_o = (s [w_o0 q_0, .., w_o(h-1)
+        q_(h-1)]) [k_0, .., k_(h-1)]^T + b_o``: the heads' queries, each scaled by its weight, concatenated
+        along the channels, times all the keys (h matrix products of depth C instead of h of depth d and an
+        (h, h) mix of the maps, which needed a second map).  The bias ``b_o`` is one constant per map, so it
+        cancels in the softmax over each row and is left out.  The instance norm is the two-pass one of
+        ``F.instance_norm`` (mean, then the mean square of the centred map), done in place.
+        """
+        B, h, N, d = q.shape
+        w = self.transform_conv.weight.flatten(1).to(q.dtype).repeat_interleave(d, dim=1)   # (h_out, h d)
+        qs = (q * self.scale).transpose(1, 2).reshape(B, N, h * d)                        # (B, N, C): head-major
+        qw = qs * w[:, None, None, :]                                                     # (h_out, B, N, C)
+        attn = qw @ k.transpose(1, 2).reshape(B, -1, h * d).transpose(1, 2)               # (h, B, N, N')
+        del qw
+        torch.softmax(attn, dim=-1, out=attn)
+        if N * attn.shape[-1] == 1:
+            return attn.zero_()  # a 1x1 map: the instance norm of a single value is 0
+        flat = attn.view(h * B, -1)
+        flat.sub_(flat.mean(dim=-1, keepdim=True))
+        var = torch.linalg.vector_norm(flat, dim=-1, keepdim=True).square_().div_(flat.shape[1])
+        flat.mul_(var.add_(self.transform_norm.eps).rsqrt_())
+        return attn
 
     def forward_tokens(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         """EMSA on tokens (B, N = H W, C) in row-major order -> (B, N, C)."""

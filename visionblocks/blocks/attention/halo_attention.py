@@ -107,13 +107,23 @@ class HaloAttention(DerivedBuffers, nn.Module):
         qs = q * self.scale
         rel_h = torch.einsum("...yxd,yrd->...yxr", qs, self.rel_height[self.rel_idx])
         rel_w = torch.einsum("...yxd,xrd->...yxr", qs, self.rel_width[self.rel_idx])
-        bias = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(B, nh, nby, nbx, bq * bq, win * win)
+        # (the small terms made contiguous first: the broadcast sum then follows their order and reshapes as a
+        # view, not a second copy of the map)
+        bias = (rel_h.contiguous()[..., :, None] + rel_w.contiguous()[..., None, :]).reshape(
+            B, nh, nby, nbx, bq * bq, win * win)
         # padded keys (outside the image) get no attention weight
         valid = F.pad(x.new_ones(1, 1, H, W, dtype=torch.bool), (h, h + pw, h, h + ph)).unfold(2, win, b).unfold(3, win, b)
-        bias = bias.masked_fill(~valid.reshape(nby, nbx, 1, win * win), float("-inf"))
+        bias.masked_fill_(~valid.reshape(nby, nbx, 1, win * win), float("-inf"))  # (our own sum: in place)
         n = B * nh * nby * nbx
-        out = F.scaled_dot_product_attention(q.reshape(1, n, bq * bq, dk), k.reshape(1, n, win * win, dk),
-                                             v.reshape(1, n, win * win, dv), attn_mask=bias.reshape(1, n, bq * bq, win * win))
+        q, k, v = q.reshape(n, bq * bq, dk), k.reshape(n, win * win, dk), v.reshape(n, win * win, dv)
+        if torch.is_grad_enabled():
+            out = F.scaled_dot_product_attention(q[None], k[None], v[None],  # (4-d: ONNX's SDPA)
+                                                 attn_mask=bias.reshape(1, n, bq * bq, win * win))
+        else:  # one (queries x keys) map: the scores accumulate into the bias, the softmax in place (SDPA's
+            # math path, which a float mask selects, holds three)
+            attn = bias.view(n, bq * bq, win * win).baddbmm_(q, k.transpose(1, 2), alpha=dk ** -0.5)
+            attn.sub_(attn.amax(-1, keepdim=True)).exp_()
+            out = torch.bmm(attn.div_(attn.sum(-1, keepdim=True)), v)
         out = out.reshape(B, nh, nby, nbx, bq, bq, dv)
         if is_channels_last(x):  # the one copy writes x's layout: (B, H, W, heads * dv), viewed (B, C, H, W)
             out = out.permute(0, 2, 4, 3, 5, 1, 6).reshape(B, nby * bq, nbx * bq, nh * dv).permute(0, 3, 1, 2)

@@ -16,6 +16,8 @@ from ._conv_base import ConvBase
 
 __all__ = ["deform_conv2d", "DeformConvBase"]
 
+_DEFORM_CHUNKS = 4  # channel slices per gathered corner when no gradient flows through the sampling
+
 
 def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
                   stride=1, padding=0, dilation=1, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -43,16 +45,34 @@ def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, b
     y0f, x0f = torch.floor(py), torch.floor(px)
     ly, lx = py - y0f, px - x0f
     y0, x0 = y0f.long(), x0f.long()
-    src = x.reshape(b, og, c // og, h * w)
-    cols = x.new_zeros(b, og, c // og, length)
+    cpo = c // og  # channels per offset group
+    src = x.reshape(b, og, cpo, h * w)
+    m = None if mask is None else mask.reshape(b, og, 1, length).to(x.dtype)
+    # cols (B, og, C / og, taps * Ho * Wo), the im2col buffer, is the one unfolded-size tensor kept: each bilinear
+    # corner is gathered and accumulated into it in place, and the DCN v2 mask is folded into the (B, og, 1, L)
+    # corner weights.  With autograd through the sampling, ``cols += vals * w`` (mul saves vals and w, the add
+    # nothing, so the in-place update overwrites nothing saved; addcmul_ would cost an extra vals-sized temporary in
+    # its backward).  Without it, ``addcmul_`` of the gathered corner, a slice of channels at a time, so that the
+    # only other unfolded-size temporary is a fraction of cols.
+    sampling_grad = torch.is_grad_enabled() and (x.requires_grad or offset.requires_grad
+                                                 or (m is not None and m.requires_grad))
+    step = cpo if sampling_grad else -(-cpo // _DEFORM_CHUNKS)
+    cols = None if sampling_grad else x.new_zeros(b, og, cpo, length)
     for cy, cx, wgt in ((y0, x0, (1 - ly) * (1 - lx)), (y0, x0 + 1, (1 - ly) * lx),
                         (y0 + 1, x0, ly * (1 - lx)), (y0 + 1, x0 + 1, ly * lx)):
         valid = (cy >= 0) & (cy <= h - 1) & (cx >= 0) & (cx <= w - 1)
         idx = (cy.clamp(0, h - 1) * w + cx.clamp(0, w - 1)).reshape(b, og, 1, length)
-        vals = torch.gather(src, 3, idx.expand(b, og, c // og, length))
-        cols = cols + vals * (wgt * valid).to(x.dtype).reshape(b, og, 1, length)
-    if mask is not None:
-        cols = cols * mask.reshape(b, og, 1, length)
+        wk = (wgt * valid).to(x.dtype).reshape(b, og, 1, length)
+        if m is not None:
+            wk = wk * m
+        if sampling_grad:
+            term = torch.gather(src, 3, idx.expand(b, og, cpo, length)) * wk
+            cols = term if cols is None else cols.add_(term)
+            del term
+            continue
+        for c0 in range(0, cpo, step):
+            c1 = min(c0 + step, cpo)
+            cols[:, :, c0:c1].addcmul_(torch.gather(src[:, :, c0:c1], 3, idx.expand(b, og, c1 - c0, length)), wk)
     cols = cols.reshape(b, groups, cg * taps, ho * wo)
     out = torch.matmul(weight.reshape(groups, o // groups, cg * taps), cols)  # (B, groups, O/groups, Ho*Wo)
     out = out.reshape(b, o, ho, wo)

@@ -41,10 +41,20 @@ def normalize_adjacency(adj: torch.Tensor, add_self_loops: bool = True) -> torch
         deg = val.new_zeros(adj.numel() // n).index_add_(0, rows, val)
         dinv = torch.where(deg > 0, deg.clamp_min(1e-30).rsqrt(), torch.zeros_like(deg))
         return torch.sparse_coo_tensor(idx, val * dinv[rows] * dinv[cols], adj.shape).coalesce()
-    a = adj + torch.eye(n, dtype=adj.dtype, device=adj.device) if add_self_loops else adj
-    deg = a.sum(-1)
-    dinv = torch.where(deg > 0, deg.clamp_min(1e-30).rsqrt(), torch.zeros_like(deg))
-    return dinv.unsqueeze(-1) * a * dinv.unsqueeze(-2)
+    dinv = _dense_inv_sqrt_degree(adj, add_self_loops)
+    out = dinv.unsqueeze(-1) * adj * dinv.unsqueeze(-2)
+    if add_self_loops:  # + D~^{-1/2} I D~^{-1/2} on the diagonal, in place (no (N, N) eye, nothing saved is changed)
+        out.diagonal(dim1=-2, dim2=-1).add_(dinv * dinv)
+    return out
+
+
+def _dense_inv_sqrt_degree(adj: torch.Tensor, add_self_loops: bool) -> torch.Tensor:
+    """``D~^{-1/2}`` of a dense (..., N, N) adjacency as (..., N): ``d~_i = sum_j A_ij (+ 1 for the self-loop)``,
+    0 where the degree is 0 (no (N, N) temporary)."""
+    deg = adj.sum(-1)
+    if add_self_loops:
+        deg = deg + 1
+    return torch.where(deg > 0, deg.clamp_min(1e-30).rsqrt(), torch.zeros_like(deg))
 
 
 def _example_inputs(in_features: int):
@@ -100,16 +110,24 @@ class GraphConv(nn.Module):
                 or (adj.ndim == 3 and adj.shape[0] != x.shape[0]):
             raise ValueError(f"{name} expects an adjacency of shape ({n}, {n}) or ({x.shape[0]}, {n}, {n}) for "
                              f"features {tuple(x.shape)}, got {tuple(adj.shape) if isinstance(adj, torch.Tensor) else adj}")
-        a = normalize_adjacency(adj, self.add_self_loops) if self.normalize else adj
         h = x @ self.weight
-        if a.is_sparse:
-            if a.ndim == 3:
-                out = torch.bmm(a, h)
-            else:
-                b, _, c = h.shape
-                out = torch.sparse.mm(a, h.transpose(0, 1).reshape(n, b * c)).reshape(n, b, c).transpose(0, 1)
+        if self.normalize and not adj.is_sparse:
+            # D~^{-1/2} (A + I) D~^{-1/2} h = d * (A (d * h) + d * h), d = D~^{-1/2} as a column: O(N C) memory
+            # besides the given A (the normalised (N, N) or (B, N, N) matrix is never formed)
+            d = _dense_inv_sqrt_degree(adj, self.add_self_loops).unsqueeze(-1)
+            hs = d * h
+            out = adj @ hs
+            out = d * (out + hs if self.add_self_loops else out)
         else:
-            out = a @ h
+            a = normalize_adjacency(adj, self.add_self_loops) if self.normalize else adj
+            if a.is_sparse:
+                if a.ndim == 3:
+                    out = torch.bmm(a, h)
+                else:
+                    b, _, c = h.shape
+                    out = torch.sparse.mm(a, h.transpose(0, 1).reshape(n, b * c)).reshape(n, b, c).transpose(0, 1)
+            else:
+                out = a @ h
         if self.bias is not None:
             out = out + self.bias
         return self.act(out)
