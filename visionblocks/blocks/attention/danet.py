@@ -47,9 +47,11 @@ class PositionAttention(nn.Module):
         k = self.conv_b(x).flatten(2).transpose(1, 2).unsqueeze(1)      # (B, 1, N, C'/8)
         v = self.conv_d(x).flatten(2).transpose(1, 2).unsqueeze(1)      # (B, 1, N, C')
         if (q.dtype not in (torch.float32, torch.float64)    # (SDPA's math path computes in float32 there)
+                or q.device.type != "cpu"                     # (CUDA: the memory-efficient kernel, no map)
                 or torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)):
             e = F.scaled_dot_product_attention(q, k, v, scale=1.0)       # (B, 1, N, C')
-        else:  # no graph: one (B, N, N) map, softmaxed in place (SDPA's math path for C'/8 != C' keeps two)
+        else:  # no graph, on the CPU: one (B, N, N) map, softmaxed in place (SDPA's math path there, for
+            # C'/8 != C', keeps two)
             energy = q.squeeze(1) @ k.squeeze(1).transpose(1, 2)         # (B, N, N): [j, i] = C_j . B_i
             e = (torch.softmax(energy, dim=-1, out=energy) @ v.squeeze(1)).unsqueeze(1)
         return x + self.alpha * e.squeeze(1).transpose(1, 2).unflatten(2, x.shape[2:])  # x first: its layout

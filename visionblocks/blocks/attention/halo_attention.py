@@ -116,11 +116,11 @@ class HaloAttention(DerivedBuffers, nn.Module):
         bias.masked_fill_(~valid.reshape(nby, nbx, 1, win * win), float("-inf"))  # (our own sum: in place)
         n = B * nh * nby * nbx
         q, k, v = q.reshape(n, bq * bq, dk), k.reshape(n, win * win, dk), v.reshape(n, win * win, dv)
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or q.device.type != "cpu":  # (CUDA: the memory-efficient kernel, no map)
             out = F.scaled_dot_product_attention(q[None], k[None], v[None],  # (4-d: ONNX's SDPA)
                                                  attn_mask=bias.reshape(1, n, bq * bq, win * win))
-        else:  # one (queries x keys) map: the scores accumulate into the bias, the softmax in place (SDPA's
-            # math path, which a float mask selects, holds three)
+        else:  # on the CPU, one (queries x keys) map: the scores accumulate into the bias, the softmax in place
+            # (SDPA's math path, which a float mask selects there, holds three)
             attn = bias.view(n, bq * bq, win * win).baddbmm_(q, k.transpose(1, 2), alpha=dk ** -0.5)
             attn.sub_(attn.amax(-1, keepdim=True)).exp_()
             out = torch.bmm(attn.div_(attn.sum(-1, keepdim=True)), v)
