@@ -284,14 +284,18 @@ def check_other_sizes(entry: str | BlockInfo) -> None:
     _close(first, [t[:1] for t in full], f"{info.name}: eval output of sample 0 depends on the rest of the batch")
 
 
+def _projected_loss(outs: list[torch.Tensor]) -> torch.Tensor:
+    """The outputs projected on fixed random directions (seed 1): a loss whose gradient reaches every element."""
+    g = torch.Generator().manual_seed(1)
+    return sum((o * torch.randn(o.shape, generator=g, dtype=o.dtype)).sum() for o in outs)
+
+
 def check_backward(entry: str | BlockInfo) -> None:
     """Backward gives every parameter a finite gradient."""
     info = _info(entry)
     m = build(info).train()
     inputs = tuple(t.requires_grad_(True) if t.is_floating_point() else t for t in make_inputs(info))
-    outs = _run(m, inputs, f"{info.name}: forward for backward")
-    g = torch.Generator().manual_seed(1)
-    loss = sum((o * torch.randn(o.shape, generator=g, dtype=o.dtype)).sum() for o in outs)
+    loss = _projected_loss(_run(m, inputs, f"{info.name}: forward for backward"))
     try:
         loss.backward()
     except Exception as e:
@@ -397,8 +401,7 @@ def _train_step(m: nn.Module, inputs: tuple, what: str) -> list[torch.Tensor]:
     inputs = tuple(t.detach().requires_grad_() if t.is_floating_point() else t for t in inputs)
     torch.manual_seed(3)
     outs = _run(m, inputs, what)
-    g = torch.Generator().manual_seed(1)
-    sum((o * torch.randn(o.shape, generator=g, dtype=o.dtype)).sum() for o in outs).backward()
+    _projected_loss(outs).backward()
     return ([o.detach() for o in outs] + [t.grad for t in inputs if t.is_floating_point()]
             + [p.grad for p in m.parameters()] + [b for b in m.buffers() if b.is_floating_point()])
 

@@ -15,7 +15,7 @@ from .fuse import fuse_conv_bn_weights, fuse_conv_bn, pad_kernel, identity_kerne
 from .heads import split_heads, merge_heads
 from .helpers import (
     make_divisible, reduced_channels, to_2tuple, check_positive_int, check_divisible, deprecated_kwargs,
-    deprecated_flag,
+    deprecated_flag, records_grad,
 )
 from .layer_type import LayerType
 from .local_aggregate import local_aggregate
@@ -38,7 +38,7 @@ from .validate import validated, check_arg, check_input_dtype, blocks_with_poole
 from .weight_init import init_weights
 
 __all__ = [
-    "dilate_convs", "stride_or_dilate",
+    "dilate_convs", "stride_or_dilate", "records_grad",
     "get_act_layer", "create_act", "Affine", "MultiHeadAttention", "check_nchw", "check_nlc", "check_size",
     "check_tokens", "check_odd", "check_conv_channels", "conv_geometry", "square_conv_geometry", "same_padding", "ConvMlp",
     "ConvNormAct", "get_attn_layer", "create_attn", "drop_path", "DropPath", "fuse_conv_bn_weights",

@@ -7,8 +7,16 @@ import functools
 import warnings
 from typing import Any, Callable
 
+import torch
+
 __all__ = ["make_divisible", "reduced_channels", "to_2tuple", "check_positive_int", "check_divisible",
-           "deprecated_kwargs", "deprecated_flag"]
+           "deprecated_kwargs", "deprecated_flag", "records_grad"]
+
+
+def records_grad(*tensors: torch.Tensor | None) -> bool:
+    """Whether autograd records an operation on ``tensors`` (grad mode on and one of them requires grad): where
+    it does not, a block may work in place or keep fewer temporaries."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 def make_divisible(v: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from .helpers import records_grad
+
 __all__ = ["is_channels_last", "layout_like", "memory_format_of", "cat_channels"]
 
 
@@ -75,7 +77,7 @@ def cat_channels(tensors: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torc
     8x64x28x28, 2 threads: 7.1 ms against 1.4 ms with the copy that makes it dense).  Use it where a BatchNorm
     output (no activation between) is concatenated; elsewhere, and for NCHW maps (whose channel slices are
     dense per image), it is ``torch.cat``."""
-    if (torch.is_grad_enabled() and not torch.compiler.is_compiling() and any(t.requires_grad for t in tensors)
+    if (records_grad(*tensors) and not torch.compiler.is_compiling()
             and any(is_channels_last(t) for t in tensors)):
         return _CatChannels.apply(*tensors)
     return torch.cat(tensors, dim=1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .helpers import records_grad
 from .plain import is_plain
 
 __all__ = ["token_linear"]
@@ -29,8 +30,7 @@ def token_linear(x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
     batched form's time).  A ``linear`` that is not plain (:func:`~visionblocks.layers.is_plain`: hooked,
     pruned, quantized, a subclass) is called on the transposed tokens.
     """
-    if not is_plain(linear, nn.Linear) or (linear.weight.shape[0] > x.shape[-1] and torch.is_grad_enabled()
-                                           and linear.weight.requires_grad):
+    if not is_plain(linear, nn.Linear) or (linear.weight.shape[0] > x.shape[-1] and records_grad(linear.weight)):
         return linear(x.transpose(1, 2)).transpose(1, 2)
     w = linear.weight.expand(x.shape[0], -1, -1)
     if linear.bias is None:

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from visionblocks.layers import (
     DerivedBuffers, check_divisible, check_nchw, check_nlc, check_odd, check_positive_int, check_tokens,
+    records_grad,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
@@ -50,7 +51,7 @@ def aft_weighted_average(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: t
     Where no autograd graph is recorded, ``exp(w - max w)`` is built in place in one (T, T) copy of ``w``, or in
     ``w`` itself with ``overwrite_w=True`` (for a ``w`` the caller made for this call and drops after it).
     """
-    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, w)):
+    if records_grad(q, k, v, w):
         ek = torch.exp(k - k.detach().amax(dim=1, keepdim=True))
         ew = torch.exp(w - w.detach().amax(dim=1, keepdim=True))
         return torch.sigmoid(q) * ((ew @ (ek * v)) / (ew @ ek))

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import ConvNormAct, LayerType, check_nchw, check_positive_int, reduced_channels
+from visionblocks.layers import ConvNormAct, LayerType, check_nchw, check_positive_int, records_grad, reduced_channels
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -48,7 +48,7 @@ class PositionAttention(nn.Module):
         v = self.conv_d(x).flatten(2).transpose(1, 2).unsqueeze(1)      # (B, 1, N, C')
         if (q.dtype not in (torch.float32, torch.float64)    # (SDPA's math path computes in float32 there)
                 or q.device.type != "cpu"                     # (CUDA: the memory-efficient kernel, no map)
-                or torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)):
+                or records_grad(q, k, v)):
             e = F.scaled_dot_product_attention(q, k, v, scale=1.0)       # (B, 1, N, C')
         else:  # no graph, on the CPU: one (B, N, N) map, softmaxed in place (SDPA's math path there, for
             # C'/8 != C', keeps two)

@@ -18,7 +18,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import (
-    check_divisible, check_nchw, check_positive_int, is_plain, layout_like, merge_heads, split_heads,
+    check_divisible, check_nchw, check_positive_int, is_plain, layout_like, merge_heads, records_grad,
+    split_heads,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
@@ -97,8 +98,7 @@ class EMSA(nn.Module):
         """
         conv = self.transform_conv
         plain = is_plain(conv, nn.Conv2d)
-        if plain and not (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad
-                                                       or any(p.requires_grad for p in conv.parameters()))):
+        if plain and not records_grad(q, k, *conv.parameters()):
             return self._attention_map_inference(q, k)
         attn = (q * self.scale).transpose(0, 1) @ k.permute(1, 0, 3, 2)                  # (h, B, N, N')
         shape = attn.shape

@@ -122,8 +122,7 @@ class HaloAttention(DerivedBuffers, nn.Module):
         else:  # on the CPU, one (queries x keys) map: the scores accumulate into the bias, the softmax in place
             # (SDPA's math path, which a float mask selects there, holds three)
             attn = bias.view(n, bq * bq, win * win).baddbmm_(q, k.transpose(1, 2), alpha=dk ** -0.5)
-            attn.sub_(attn.amax(-1, keepdim=True)).exp_()
-            out = torch.bmm(attn.div_(attn.sum(-1, keepdim=True)), v)
+            out = torch.bmm(torch.softmax(attn, dim=-1, out=attn), v)
         out = out.reshape(B, nh, nby, nbx, bq, bq, dv)
         if is_channels_last(x):  # the one copy writes x's layout: (B, H, W, heads * dv), viewed (B, C, H, W)
             out = out.permute(0, 2, 4, 3, 5, 1, 6).reshape(B, nby * bq, nbx * bq, nh * dv).permute(0, 3, 1, 2)

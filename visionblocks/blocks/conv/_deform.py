@@ -9,7 +9,8 @@ import math
 import torch
 import torch.nn as nn
 
-from visionblocks.layers import check_divisible, check_nchw, check_positive_int, layout_like, to_2tuple
+from visionblocks.layers import (check_divisible, check_nchw, check_positive_int, layout_like, records_grad,
+                                 to_2tuple)
 from visionblocks.layers.validate import check_conv_input
 
 from ._conv_base import ConvBase
@@ -54,8 +55,7 @@ def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, b
     # nothing, so the in-place update overwrites nothing saved; addcmul_ would cost an extra vals-sized temporary in
     # its backward).  Without it, ``addcmul_`` of the gathered corner, a slice of channels at a time, so that the
     # only other unfolded-size temporary is a fraction of cols.
-    sampling_grad = torch.is_grad_enabled() and (x.requires_grad or offset.requires_grad
-                                                 or (m is not None and m.requires_grad))
+    sampling_grad = records_grad(x, offset, m)
     step = cpo if sampling_grad else -(-cpo // _DEFORM_CHUNKS)
     cols = None if sampling_grad else x.new_zeros(b, og, cpo, length)
     for cy, cx, wgt in ((y0, x0, (1 - ly) * (1 - lx)), (y0, x0 + 1, (1 - ly) * lx),
