@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import itertools
 import math
 import os
 import traceback
@@ -561,7 +562,8 @@ def materialized_from_meta(build_fn: Callable[[], nn.Module]) -> nn.Module:
 
 def check_state_dict(entry: str | BlockInfo) -> None:
     """A state_dict saved and loaded with ``weights_only=True`` into a fresh instance reproduces the output; so
-    does one built on the meta device and materialised with ``to_empty`` (how large networks are loaded)."""
+    does one built on the meta device and materialised with ``to_empty`` (how large networks are loaded), and one
+    built on the meta device and loaded with ``assign=True`` (PyTorch's recipe without ``to_empty``)."""
     info = _info(entry)
     m = build(info, seed=0).eval()
     randomize_params(m, scale=0.01, seed=2, add=True)  # nothing is left at a constant initialisation
@@ -585,6 +587,16 @@ def check_state_dict(entry: str | BlockInfo) -> None:
     for x, y in zip(a, c):
         assert torch.equal(x, y), f"{info.name}: built on the meta device, materialised with to_empty and loaded, " \
                                   f"its output differs (a non-persistent buffer left uninitialised? layers.DerivedBuffers)"
+    with torch.device("meta"):
+        assigned = build(info, seed=123)
+    assigned.load_state_dict(sd, strict=True, assign=True)
+    left = [n for n, t in itertools.chain(assigned.named_parameters(), assigned.named_buffers()) if t.is_meta]
+    assert not left, f"{info.name}: built on the meta device and loaded with assign=True, {left} stayed on meta"
+    with torch.no_grad():
+        d = _run(assigned.eval(), inputs)
+    for x, y in zip(a, d):
+        assert torch.equal(x, y), f"{info.name}: built on the meta device and loaded with assign=True, its output " \
+                                  f"differs"
 
 
 def check_onnx(entry: str | BlockInfo) -> None:
@@ -688,7 +700,8 @@ def check_model_forward_backward(entry: str | ModelInfo) -> None:
 
 def check_model_inputs(entry: str | ModelInfo) -> None:
     """A model that declares a ``test_input_size`` also runs 32 pixels larger (one that does not, at its
-    input size), also when built on the meta device and loaded after ``to_empty``; a wrong channel count raises
+    input size), also when built on the meta device and loaded after ``to_empty`` or with ``assign=True``; a wrong
+    channel count raises
     ValueError/TypeError naming the received shape."""
     info = _model_info(entry)
     m = _build_model(info, num_classes=7).eval()
@@ -704,6 +717,12 @@ def check_model_inputs(entry: str | ModelInfo) -> None:
     with torch.no_grad():
         assert torch.equal(meta(x), out), f"{info.name}: built on the meta device, materialised with to_empty and " \
                                           "loaded, its output differs (state outside the state dict left uninitialised?)"
+    with torch.device("meta"):
+        assigned = _build_model(info, num_classes=7)
+    assigned.load_state_dict(m.state_dict(), strict=True, assign=True)
+    with torch.no_grad():
+        assert torch.equal(assigned.eval()(x), out), f"{info.name}: built on the meta device and loaded with " \
+                                                     "assign=True, its output differs"
     e = _expect_rejection(m, (torch.randn(1, 4, h, w),), (ValueError, TypeError),
                           f"{info.name}: input (1, 4, {h}, {w}) with 4 channels")
     assert "(1, 4, " in str(e), f"{info.name}: the error for 4 channels should name the received shape: {e}"

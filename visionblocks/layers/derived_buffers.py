@@ -6,9 +6,14 @@ Such a buffer is not in the state dict, so a network built on the meta device an
 uninitialised memory in it (an index out of bounds, or an output off by 1e20).  A module derived from
 :class:`DerivedBuffers` says how to compute them; they are registered on the default device and rebuilt after
 every ``_apply`` (``to``, ``to_empty``, ``cuda``, ``double``, ``share_memory``, ...): their values are written into
-the tensors the operation made (its device, dtype and storage).
+the tensors the operation made (its device, dtype and storage).  A network built on the meta device and loaded
+with ``load_state_dict(sd, assign=True)`` (no ``to_empty``: PyTorch's recipe for loading large models) takes its
+parameters' tensors from the state dict; the derived buffers, still on the meta device then, are computed once the
+load has put the module's parameters on a real device.
 """
 from __future__ import annotations
+
+import itertools
 
 import torch
 
@@ -36,6 +41,9 @@ class DerivedBuffers:
         device = torch.empty(0).device
         for name, value in self._computed_buffers().items():
             self.register_buffer(name, value.to(device), persistent=False)
+        if not getattr(self, "_derived_load_hook", False):
+            self.register_load_state_dict_post_hook(_materialize_meta_buffers)
+            self._derived_load_hook = True
 
     def _apply(self, fn, recurse=True):
         super()._apply(fn, recurse)
@@ -52,3 +60,18 @@ class DerivedBuffers:
                 with torch.no_grad():  # ``share_memory_`` keeps it shared)
                     buf.copy_(value)
         return self
+
+
+def _materialize_meta_buffers(module: DerivedBuffers, incompatible_keys) -> None:
+    """``load_state_dict`` post-hook: derived buffers still on the meta device, in a module whose loaded tensors
+    are now on a real device (``assign=True`` on a meta-built module), are computed there (their dtype kept)."""
+    buffers = module._buffers
+    if not any(b is not None and b.is_meta for b in buffers.values()):
+        return
+    device = next((t.device for t in itertools.chain(module.parameters(), module.buffers()) if not t.is_meta), None)
+    if device is None:  # nothing real yet (a load that left the module on meta)
+        return
+    for name, value in module._computed_buffers().items():
+        buf = buffers.get(name)
+        if buf is not None and buf.is_meta:
+            buffers[name] = value.to(device=device, dtype=buf.dtype)
