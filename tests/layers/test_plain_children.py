@@ -11,7 +11,7 @@ from torch.nn.utils import prune
 
 import visionblocks as vb
 from visionblocks.layers import is_hooked, is_plain, pointwise_forward, pointwise_linear, token_linear
-from visionblocks.testing import build, make_inputs
+from visionblocks.testing import build, make_inputs, randomize_params
 
 # every block that used to bypass a weight-carrying child, with one such child
 BYPASSED = {
@@ -38,6 +38,7 @@ BYPASSED = {
     "s2_attention": "mlp2",
     "weighted_permute_mlp": "proj",
     "smlp_block": "proj_h",
+    "shuffle_attention": "gn",
 }
 WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Linear)
 
@@ -113,8 +114,7 @@ def test_hooks_fire_once_and_leave_output(name):
     model, inputs = _block(name)
     with torch.no_grad():
         ref = model(*inputs)
-    children = {n: m for n, m in model.named_modules() if isinstance(m, WEIGHTED)}
-    assert BYPASSED[name] in children
+    children = {n: m for n, m in model.named_modules() if isinstance(m, WEIGHTED) or n == BYPASSED[name]}
     calls = dict.fromkeys(children, 0)
     pre_calls = dict.fromkeys(children, 0)
     for n, m in children.items():
@@ -127,15 +127,35 @@ def test_hooks_fire_once_and_leave_output(name):
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("grad", [False, True], ids=["no_grad", "grad"])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("name", vb.list_blocks())
+def test_every_module_with_parameters_is_called(name, layout, grad):
+    """Every submodule that holds parameters of its own (norms included, not only the weighted layers above) is
+    called when it is hooked, in both layouts and with and without autograd: a block that reads such a child's
+    parameters without calling it would skip what torch's tools put on it (shuffle attention's GroupNorm did)."""
+    model, inputs = _block(name, torch.float32)
+    owners = [n for n, m in model.named_modules() if next(m.parameters(recurse=False), None) is not None]
+    called = set()
+    for n in owners:
+        model.get_submodule(n).register_forward_pre_hook(lambda mod, args, n=n: called.add(n))
+    if layout == "channels_last":
+        inputs = tuple(t.to(memory_format=torch.channels_last) if t.dim() == 4 else t for t in inputs)
+    with torch.set_grad_enabled(grad):
+        model(*inputs)
+    assert called == set(owners), f"never called: {sorted(set(owners) - called)}"
+
+
 @pytest.mark.parametrize("name", sorted(BYPASSED))
 def test_hook_output_is_used(name):
     """A forward hook that changes the bypassed child's output changes the block's output (the child's result
     is the one the block uses)."""
     model, inputs = _block(name)
+    randomize_params(model, seed=1, add=True)  # (no gate left constant at its initialisation: shuffle attention's W2 = 0)
     child = model.get_submodule(BYPASSED[name])
     with torch.no_grad():
         ref = model(*inputs)
-        child.register_forward_hook(lambda mod, args, out: out * 3.0 + 0.5)
+        child.register_forward_hook(lambda mod, args, out: out.sin() * 3.0 + 0.5)  # not affine: a norm after it
         out = model(*inputs)
     assert not torch.allclose(out, ref)
 

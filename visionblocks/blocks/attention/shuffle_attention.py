@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import (
-    channel_shuffle, check_divisible, check_nchw, check_positive_int, is_channels_last, spatial_mean,
+    channel_shuffle, check_divisible, check_nchw, check_positive_int, is_channels_last, is_plain, spatial_mean,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
@@ -136,6 +136,8 @@ class ShuffleAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
+        if not is_plain(self.gn, nn.GroupNorm):
+            return self._forward_calling_norm(x)
         if is_channels_last(x):
             return self._forward_channels_last(x)
         b, c, h, w = x.shape
@@ -164,6 +166,16 @@ class ShuffleAttention(nn.Module):
         torch.mul(xs[:, :, :half], shuffled(gate_c), out=y[:, :, :half])
         torch.mul(xs[:, :, half:], shuffled(gate_s), out=y[:, :, half:])
         return out
+
+    def _forward_calling_norm(self, x: torch.Tensor) -> torch.Tensor:
+        """The paper's equations as written, calling ``self.gn``: for a hooked, pruned, parametrized or replaced
+        GroupNorm, whose own forward the fast paths (its weight and bias composed with W2, b2) would skip."""
+        b, c, h, w = x.shape
+        g, half = self.groups, c // (2 * self.groups)
+        x_c, x_s = x.reshape(b * g, 2 * half, h, w).chunk(2, dim=1)
+        gate_c = torch.sigmoid(self.cweight * spatial_mean(x_c, keepdim=True) + self.cbias)
+        gate_s = torch.sigmoid(self.sweight * self.gn(x_s) + self.sbias)
+        return channel_shuffle(torch.cat([x_c * gate_c, x_s * gate_s], dim=1).reshape(b, c, h, w), 2)
 
     def _forward_channels_last(self, x: torch.Tensor) -> torch.Tensor:
         """The same function on a channels-last map, in its (B, H W, C) view (the (B G, C/G, H, W) view of the
