@@ -253,14 +253,14 @@ def test_branch_outputs_kept_by_hooks_stay_unmodified(grad):
 
 def _keep_every_layer_output(model: nn.Module) -> list:
     """Switch off in-place activations (torch.nn's own convention) and hook every layer below ``model``: the list
-    fills with (layer class, output, copy of the output) at each forward."""
+    fills with (layer class, tensor, copy of the tensor) for its inputs and its output at each forward."""
     for m in model.modules():
         if isinstance(getattr(m, "inplace", None), bool):
             m.inplace = False
     kept = []
 
     def hook(m, i, o):
-        for t in o if isinstance(o, (tuple, list)) else (o,):
+        for t in (*i, *(o if isinstance(o, (tuple, list)) else (o,))):
             if isinstance(t, torch.Tensor):
                 kept.append((type(m).__name__, t, t.clone()))
 
@@ -276,8 +276,8 @@ def _changed(kept: list) -> list[str]:
 
 @pytest.mark.parametrize("name", vb.list_blocks())
 def test_no_child_output_is_written_after_it_is_returned(name):
-    # a forward hook on any layer inside a block keeps that layer's output: the block writes in place only into
-    # tensors of its own
+    # a forward hook on any layer inside a block keeps that layer's inputs and output: the block writes in place only
+    # into tensors of its own
     model, inputs = _block(name)
     kept = _keep_every_layer_output(model)
     for grad in (False, True):
@@ -285,7 +285,7 @@ def test_no_child_output_is_written_after_it_is_returned(name):
         with torch.set_grad_enabled(grad):
             model(*inputs)
         assert not _changed(kept), \
-            f"{name} (grad {grad}): the outputs of {_changed(kept)} were modified after they were returned"
+            f"{name} (grad {grad}): the inputs or outputs of {_changed(kept)} were modified after the call"
 
 
 @pytest.mark.parametrize("name", vb.list_models())
@@ -297,4 +297,4 @@ def test_no_layer_output_inside_a_model_is_written_after_it_is_returned(name):
     kept = _keep_every_layer_output(model)
     with torch.no_grad():
         model(torch.randn(1, 3, *model_test_size(vb.model_info(name))))
-    assert not _changed(kept), f"{name}: the outputs of {_changed(kept)} were modified after they were returned"
+    assert not _changed(kept), f"{name}: the inputs or outputs of {_changed(kept)} were modified after the call"

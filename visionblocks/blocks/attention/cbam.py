@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
-    ConvMlp, LayerType, PlaneConv2d, check_nchw, check_odd, check_positive_int, is_channels_last, max_over,
+    ConvMlp, LayerType, PlaneConv2d, check_nchw, check_odd, check_positive_int, is_channels_last, is_hooked, max_over,
     reduced_channels, spatial_mean,
 )
 from visionblocks.layers.validate import validated
@@ -76,5 +76,8 @@ class CBAM(nn.Module):
         check_nchw(x, self.channels, type(self).__name__)
         x = x * self.channel_gate(x)
         ms = self.spatial_gate(x)
-        # without autograd, the second gate multiplies in place: no second full-size allocation
-        return x * ms if torch.is_grad_enabled() else x.mul_(ms)
+        # without autograd, the second gate multiplies in place (no second full-size allocation), unless a hook on
+        # the spatial gate may hold its input x
+        if torch.is_grad_enabled() or is_hooked(self.spatial_gate):
+            return x * ms
+        return x.mul_(ms)
