@@ -25,7 +25,7 @@ from torch.nn.parameter import is_lazy
 
 from .layers import ConvNormAct, fuse_conv_bn
 from .layers.validate import check_module
-from .reparam import check_foldable_modes, reparameterize
+from .reparam import check_foldable_modes, reparameterize, unchanged_on_error
 
 __all__ = ["fuse", "to_channels_last"]
 
@@ -75,17 +75,19 @@ def fuse(model: nn.Module, channels_last: bool | None = None) -> nn.Module:
             raise RuntimeError(f"fuse: {name} ({type(m).__name__}) is in training mode, so it normalises with batch "
                                "statistics, not the running statistics a fold uses; call model.eval() first "
                                "(nothing was folded)")
-    reparameterize(model)
-    for module in list(model.modules()):
-        if isinstance(module, ConvNormAct) and getattr(module, "fusable", True) and _foldable(module.conv, module.bn):
-            module.conv = fuse_conv_bn(module.conv, module.bn)
-            module.bn = nn.Identity()
-        elif type(module) is nn.Sequential:
-            children = list(module._modules.items())
-            for (name, conv), (bn_name, bn) in zip(children, children[1:]):
-                if _foldable(conv, bn):
-                    module._modules[name] = fuse_conv_bn(conv, bn)
-                    module._modules[bn_name] = nn.Identity()
+    with unchanged_on_error(model):
+        reparameterize(model)  # (pruned layers' weights refreshed there: the folds below read them too)
+        for module in list(model.modules()):
+            if isinstance(module, ConvNormAct) and getattr(module, "fusable", True) and _foldable(module.conv,
+                                                                                                  module.bn):
+                module.conv = fuse_conv_bn(module.conv, module.bn)
+                module.bn = nn.Identity()
+            elif type(module) is nn.Sequential:
+                children = list(module._modules.items())
+                for (name, conv), (bn_name, bn) in zip(children, children[1:]):
+                    if _foldable(conv, bn):
+                        module._modules[name] = fuse_conv_bn(conv, bn)
+                        module._modules[bn_name] = nn.Identity()
     if _channels_last_pays(model) if channels_last is None else channels_last:
         to_channels_last(model)
     return model

@@ -25,13 +25,17 @@ user's network is covered, so ``visionblocks.reparameterize(model.eval())`` is a
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
+from typing import Iterator
 
 import torch
 import torch.nn as nn
+from torch.nn.utils import parametrize, prune
 
-__all__ = ["ReparamModule", "reparameterize", "is_reparameterizable", "require_eval", "check_foldable_modes"]
+__all__ = ["ReparamModule", "reparameterize", "is_reparameterizable", "require_eval", "check_foldable_modes",
+           "unchanged_on_error", "refresh_pruned", "drop_parameter"]
 
 
 def is_reparameterizable(obj: nn.Module | type[nn.Module]) -> bool:
@@ -88,7 +92,8 @@ class ReparamModule(nn.Module):
         if self.is_reparameterized:
             return
         require_eval(self)
-        with torch.no_grad():
+        with torch.no_grad(), unchanged_on_error(self):
+            refresh_pruned(self)
             weight, bias = _equivalent_kernel_bias_accurately(self)
             layer = self.build_deployed(device=weight.device, dtype=weight.dtype)
             layer.weight.copy_(weight)
@@ -118,29 +123,77 @@ def _equivalent_kernel_bias_accurately(module: ReparamModule) -> tuple[torch.Ten
 def reparameterize(module: nn.Module) -> nn.Module:
     """Fold every re-parameterizable part of ``module`` (itself included) into its inference form.
 
-    In place; idempotent; returns ``module``.  Raises ``RuntimeError`` when a module to fold is in
-    training mode (call ``.eval()`` first).
+    In place; idempotent; returns ``module``.  Raises ``RuntimeError`` when a module to fold (or a BatchNorm in
+    it) is in training mode (call ``.eval()`` first).  Pruned layers (``torch.nn.utils.prune``) are folded with
+    their current ``weight_orig * mask``, parametrized ones (``torch.nn.utils.parametrize``) with their
+    parametrized value.  On any error the module is left as it was.
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"reparameterize expects an nn.Module, got {type(module).__name__}")
     check_foldable_modes(module, "reparameterize")  # before anything is folded: never half a network
-    _walk(module)
+    with unchanged_on_error(module):
+        refresh_pruned(module)
+        _walk(module)
     return module
 
 
 def check_foldable_modes(module: nn.Module, caller: str) -> None:
-    """Raise ``RuntimeError`` naming the first module in training mode inside a re-parameterizable module of
-    ``module`` that is still to be folded (the module itself or any part of it, e.g. a branch's BatchNorm), so that
-    a fold refused for one block leaves every block as it was."""
+    """Raise ``RuntimeError`` naming the first re-parameterizable module of ``module`` still to be folded that is in
+    training mode, or holds a BatchNorm in training mode (a branch's), so that a fold refused for one block leaves
+    every block as it was.  (Other parts' modes do not matter to a fold: modules torch adds after ``.eval()``,
+    such as a parametrization's, start in training mode.)"""
     for name, m in module.named_modules():
         if is_reparameterizable(m) and not getattr(m, "is_reparameterized", False):
             for sub_name, sub in m.named_modules():
-                if sub.training:
+                if sub.training and (sub is m or isinstance(sub, nn.modules.batchnorm._NormBase)):
                     where = ".".join(n for n in (name, sub_name) if n) or "the module"
                     raise RuntimeError(
                         f"{caller}: {where} ({type(sub).__name__}) is in training mode: re-parameterization folds "
                         "BatchNorm running statistics, which are only used in eval mode; call .eval() first "
                         "(nothing was folded)")
+
+
+@contextlib.contextmanager
+def unchanged_on_error(root: nn.Module) -> Iterator[None]:
+    """Run an in-place transformation of ``root`` (folding, fusing) so that, if it raises, every module of the tree
+    is put back as it was: class (``parametrize`` swaps it), attributes, parameters, buffers and children.  Tensor
+    values are not saved: a transformation must build new tensors, never write into the existing ones."""
+    saved = [(m, m.__class__, dict(m.__dict__), dict(m._parameters), dict(m._buffers), dict(m._modules),
+              set(m._non_persistent_buffers_set)) for m in root.modules()]
+    try:
+        yield
+    except BaseException:
+        for m, cls, attrs, params, buffers, children, non_persistent in saved:
+            m.__class__ = cls
+            m.__dict__.clear()
+            m.__dict__.update(attrs)
+            for live, old in ((m._parameters, params), (m._buffers, buffers), (m._modules, children),
+                              (m._non_persistent_buffers_set, non_persistent)):
+                live.clear()
+                live.update(old)
+        raise
+
+
+def refresh_pruned(root: nn.Module) -> None:
+    """Recompute the weight of every pruned layer (``torch.nn.utils.prune``) in ``root`` from its ``*_orig`` and
+    mask, as its forward pre-hook does at each call: a fold reads ``layer.weight``, which is stale once
+    ``weight_orig`` has changed (an optimiser step) without a forward since."""
+    with torch.no_grad():
+        for m in root.modules():
+            for hook in list(m._forward_pre_hooks.values()):
+                if isinstance(hook, prune.BasePruningMethod):
+                    hook(m, ())
+
+
+def drop_parameter(module: nn.Module, name: str) -> None:
+    """Delete the parameter ``name`` of ``module`` (a training-form part a fold no longer needs), also when it is
+    pruned (its ``*_orig``, mask and pre-hook go too) or parametrized (its parametrization goes)."""
+    if parametrize.is_parametrized(module, name):
+        parametrize.remove_parametrizations(module, name, leave_parametrized=False)
+    for key, hook in list(module._forward_pre_hooks.items()):
+        if isinstance(hook, prune.BasePruningMethod) and getattr(hook, "_tensor_name", None) == name:
+            prune.remove(module, name)
+    delattr(module, name)
 
 
 def _walk(module: nn.Module) -> None:

@@ -28,7 +28,7 @@ from visionblocks.layers import (
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
-from visionblocks.reparam import ReparamModule
+from visionblocks.reparam import ReparamModule, drop_parameter
 
 __all__ = ["DOConv2d"]
 
@@ -123,7 +123,11 @@ class DOConv2d(DerivedBuffers, ReparamModule):
 
     def drop_training_parts(self) -> None:
         """``W``, ``D`` and ``bias`` now live in ``conv``: the attributes stay, as ``None``, as in the deploy form."""
-        del self.W, self.D, self.bias
+        for name in ("W", "D", "bias"):  # (pruned or parametrized ones too)
+            if getattr(self, name) is not None:
+                drop_parameter(self, name)
+            else:
+                delattr(self, name)
         if hasattr(self, "d_diag"):
             del self.d_diag
         self.W = self.D = self.bias = None

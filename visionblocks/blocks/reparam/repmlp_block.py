@@ -104,11 +104,18 @@ class RepMLPBlock(PartitionPerceptron):
         """Besides FC3's fold: the BN after the global perceptron's pooling folds into FC1."""
         super().drop_training_parts()
         if self.has_global:
-            g, w, b = self.gp_bn, self.fc1.weight, self.fc1.bias
+            g, fc1 = self.gp_bn, self.fc1
+            if not isinstance(fc1, nn.Linear):
+                raise TypeError(f"{type(self).__name__}: fc1 must be an nn.Linear to take the folded BatchNorm, got "
+                                f"{type(fc1).__name__} (fold before quantizing)")
+            w, b = fc1.weight, fc1.bias
             acc = torch.promote_types(w.dtype, torch.float32)   # (in float32 at least, rounded once)
             scale, shift = fuse_conv_bn_weights(torch.ones_like(g.running_var, dtype=acc), None, g)  # x * scale + shift
             rep = self.parts[0] * self.parts[1]
             scale, shift = scale.repeat_interleave(rep), shift.repeat_interleave(rep)
-            b.copy_(b.to(acc) + w.to(acc) @ shift)
-            w.copy_(w.to(acc) * scale)
+            # a new layer (a pruned or parametrized fc1's weight is recomputed at each call: no write would last)
+            folded = nn.Linear(fc1.in_features, fc1.out_features, device=w.device, dtype=w.dtype)
+            folded.weight.copy_(w.to(acc) * scale)
+            folded.bias.copy_(b.to(acc) + w.to(acc) @ shift)
+            self.fc1 = folded.train(fc1.training)
             self.gp_bn = nn.Identity()
