@@ -178,3 +178,20 @@ def test_unchanged_on_error_restores_class_and_parametrizations():
             raise ValueError
     assert type(lin) is nn.Linear and lin.weight is w and not hasattr(lin, "extra")
     assert "parametrizations" not in dict(lin.named_modules())
+
+
+@pytest.mark.parametrize("name", ["resnet18", "acnet_resnet18"])
+def test_fuse_of_a_pruned_network_uses_the_current_weights(name):
+    # the conv-BN folds of fuse read the convolutions' weights as well as the blocks' folds
+    torch.manual_seed(0)
+    m = T.randomize_bn_stats(vb.create_model(name, num_classes=10), seed=1).double().eval()
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    convs = [(mod, "weight") for mod in m.modules() if isinstance(mod, nn.Conv2d)]
+    prune.global_unstructured(convs, pruning_method=prune.L1Unstructured, amount=0.3)
+    _out(m, (x,))
+    with torch.no_grad():
+        for mod, _ in convs:
+            mod.weight_orig.mul_(1.5)
+    ref = _out(copy.deepcopy(m), (x,))
+    vb.fuse(m)
+    assert _close(_out(m, (x,)), ref) < 1e-10
