@@ -69,3 +69,22 @@ def test_danet_position_attention_inference_path_matches_autograd_path():
     with torch.no_grad():
         y = pam(a)
     torch.testing.assert_close(y, pam(a.requires_grad_()).detach(), rtol=1e-10, atol=1e-10)
+
+
+def test_danet_channel_attention_gradient_is_accurate_in_float32():
+    # post-ReLU features over 784 positions give logits A_j . A_i ~ 2e3; SDPA's CPU flash backward left the input
+    # gradient 1.8e-3 off there (float32 rounding alone: ~1e-7)
+    from visionblocks.blocks.attention.danet import ChannelAttention
+    cam = ChannelAttention()
+    with torch.no_grad():
+        cam.beta.fill_(0.7)
+    torch.manual_seed(0)
+    x = torch.randn(2, 128, 28, 28).relu() * 3
+    g = torch.randn(2, 128, 28, 28)
+    grads = []
+    for dtype in (torch.float32, torch.float64):
+        xi = x.to(dtype).clone().requires_grad_()
+        cam.to(dtype)(xi).backward(g.to(dtype))
+        grads.append(xi.grad.double())
+    err = float((grads[0] - grads[1]).abs().max() / grads[1].abs().max())
+    assert err < 1e-5, err
