@@ -25,6 +25,7 @@ from .mlp import Mlp
 from .norm import LayerNorm2d, GroupNorm1, get_norm_layer, create_norm
 from .norm_act import NormAct
 from .plane_conv import PlaneConv2d
+from .precision import float32_at_least
 from .plain import is_hooked, is_plain
 from .patches import pad_to_patches, unfold_patches, fold_patches
 from .pointwise import pointwise_linear, pointwise_forward
@@ -47,7 +48,7 @@ __all__ = [
     "deprecated_flag", "LayerType", "local_aggregate", "is_channels_last", "layout_like", "memory_format_of", "cat_channels", "write_all_or_none", "MetaFormerBlock", "Mlp",
     "LayerNorm2d", "GroupNorm1",
     "get_norm_layer", "create_norm", "NormAct", "PlaneConv2d", "pad_to_patches", "unfold_patches", "fold_patches",
-    "is_plain", "is_hooked", "DerivedBuffers",
+    "is_plain", "is_hooked", "DerivedBuffers", "float32_at_least",
     "pointwise_linear", "pointwise_forward", "spatial_mean", "avg_pool_ceil", "max_over", "mean_over", "se_kwargs",
     "deprecated_se_ratio",
     "channel_shuffle", "SqueezeExcite", "token_linear", "init_weights", "validated", "check_arg",

@@ -137,3 +137,25 @@ def test_aft_inference_path_matches_autograd_path(name, kwargs):
         y = m(x)
     assert torch.equal(m.pos_bias, w)
     torch.testing.assert_close(y, m(x.requires_grad_()).detach(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("grad", [False, True], ids=["no_grad", "grad"])
+@pytest.mark.parametrize("how", ["float16", "autocast"])
+def test_aft_factored_form_keeps_float16_finite(how, grad):
+    # K peaks where w is lowest: the factored form's terms are exp(-(spread K) - (spread w)) = exp(-40), below
+    # float16's range (0/0 = NaN before); computed in float32 at least, it equals the paper's softmax
+    from visionblocks.blocks.attention.aft import aft_weighted_average
+    T, C, s = 8, 4, 20.0
+    k = torch.zeros(1, T, C, dtype=torch.float64)
+    k[0, 0], k[0, 1:] = s, -s
+    w = torch.zeros(T, T, dtype=torch.float64)
+    w[:, 0] = -s
+    q = torch.randn(1, T, C, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    v = torch.randn(1, T, C, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    ref = torch.sigmoid(q) * torch.softmax(k[:, None] + w[None, :, :, None], dim=2).mul(v[:, None]).sum(2)
+    dtype = torch.float16 if how == "float16" else torch.float32
+    args = [t.to(dtype).requires_grad_(grad) for t in (q, k, v, w)]
+    with torch.set_grad_enabled(grad), torch.autocast("cpu", dtype=torch.float16, enabled=how == "autocast"):
+        out = aft_weighted_average(*args)
+    assert out.dtype == dtype
+    assert float((out.double() - ref).abs().max()) < 2e-3

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from visionblocks.layers import (
     DerivedBuffers, check_divisible, check_nchw, check_nlc, check_odd, check_positive_int, check_tokens,
-    records_grad,
+    float32_at_least, records_grad,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
@@ -50,17 +50,24 @@ def aft_weighted_average(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: t
 
     Where no autograd graph is recorded, ``exp(w - max w)`` is built in place in one (T, T) copy of ``w``, or in
     ``w`` itself with ``overwrite_w=True`` (for a ``w`` the caller made for this call and drops after it).
+
+    The factored form ``(exp(w) @ (exp(K) V)) / (exp(w) @ exp(K))`` shifts K and w by their own maxima, so a term
+    is as small as ``exp(-(spread of K) - (spread of w))``: it is computed in float32 at least (also under
+    ``torch.autocast``), where float16's exponent range would make the denominator 0 from spreads of ~9 each
+    (0/0 = NaN); in float32 that takes spreads summing to ~87.
     """
-    if records_grad(q, k, v, w):
-        ek = torch.exp(k - k.detach().amax(dim=1, keepdim=True))
-        ew = torch.exp(w - w.detach().amax(dim=1, keepdim=True))
-        return torch.sigmoid(q) * ((ew @ (ek * v)) / (ew @ ek))
-    ew = w.sub_(w.amax(dim=1, keepdim=True)) if overwrite_w else w - w.amax(dim=1, keepdim=True)
-    ew = ew.exp_()
-    ek = torch.sub(k, k.amax(dim=1, keepdim=True)).exp_()
-    num = ew @ (ek * v)
-    num.div_(ew @ ek)
-    return num.mul_(torch.sigmoid(q))
+    dtype = v.dtype
+    with float32_at_least(q, k, v, w) as (q, k, v, w):
+        if records_grad(q, k, v, w):
+            ek = torch.exp(k - k.detach().amax(dim=1, keepdim=True))
+            ew = torch.exp(w - w.detach().amax(dim=1, keepdim=True))
+            return (torch.sigmoid(q) * ((ew @ (ek * v)) / (ew @ ek))).to(dtype)
+        ew = w.sub_(w.amax(dim=1, keepdim=True)) if overwrite_w else w - w.amax(dim=1, keepdim=True)
+        ew = ew.exp_()
+        ek = torch.sub(k, k.amax(dim=1, keepdim=True)).exp_()
+        num = ew @ (ek * v)
+        num.div_(ew @ ek)
+        return num.mul_(torch.sigmoid(q)).to(dtype)
 
 
 class _AFTBase(nn.Module):

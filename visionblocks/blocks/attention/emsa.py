@@ -11,15 +11,13 @@ without it the attention is plain ``torch.nn.functional.scaled_dot_product_atten
 """
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import (
-    check_divisible, check_nchw, check_positive_int, is_plain, layout_like, merge_heads, records_grad,
-    split_heads,
+    check_divisible, check_nchw, check_positive_int, float32_at_least, is_plain, layout_like, merge_heads,
+    records_grad, split_heads,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
@@ -81,11 +79,8 @@ class EMSA(nn.Module):
         deviations by their small spread, so rounding the logits or the softmax to bfloat16 is blown up (a whole
         rest_lite at 64x64 was 0.39 away from float64 in relative norm, now 0.02; float32: 1e-4).
         """
-        device, acc = q.device.type, torch.promote_types(q.dtype, torch.float32)
-        autocast = torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)
-        # (autocast would round the products to its dtype: off for the map)
-        with torch.autocast(device, enabled=False) if autocast else contextlib.nullcontext():
-            attn = self._attention_map(q.to(acc), k.to(acc)).to(v.dtype)
+        with float32_at_least(q, k) as (q, k):  # (autocast would round the products to its dtype: off for the map)
+            attn = self._attention_map(q, k).to(v.dtype)
         return (self.attn_drop(attn) @ v.transpose(0, 1)).transpose(0, 1)
 
     def _attention_map(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
