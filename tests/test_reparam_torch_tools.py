@@ -195,3 +195,23 @@ def test_fuse_of_a_pruned_network_uses_the_current_weights(name):
     ref = _out(copy.deepcopy(m), (x,))
     vb.fuse(m)
     assert _close(_out(m, (x,)), ref) < 1e-10
+
+
+@pytest.mark.parametrize("how", ["reparameterize", "fuse"])
+@pytest.mark.parametrize("name", ["repvgg_a0", "resnet18", "acnet_resnet18", "dbb_resnet18"])
+def test_sync_batchnorm_networks_fold(name, how):
+    # after nn.SyncBatchNorm.convert_sync_batchnorm (a DDP recipe), the folds treat SyncBatchNorm as BatchNorm: RepVGG's
+    # identity branch raised AttributeError, fuse left every conv-SyncBatchNorm pair unfolded
+    torch.manual_seed(0)
+    m = T.randomize_bn_stats(vb.create_model(name, num_classes=10), seed=1).double().eval()
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    ref = _out(m, (x,))
+    synced = nn.SyncBatchNorm.convert_sync_batchnorm(copy.deepcopy(m)).eval()
+    getattr(vb, how)(synced)
+    if how == "fuse":
+        assert not any(isinstance(mod, nn.SyncBatchNorm) for mod in synced.modules())
+    else:
+        folded = vb.reparameterize(copy.deepcopy(m))
+        assert [type(mod) for mod in synced.modules() if not isinstance(mod, nn.SyncBatchNorm)] == \
+            [type(mod) for mod in folded.modules() if not isinstance(mod, nn.BatchNorm2d)]
+    assert _close(_out(synced, (x,)), ref) < 1e-10

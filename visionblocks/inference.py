@@ -31,8 +31,8 @@ __all__ = ["fuse", "to_channels_last"]
 
 
 def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
-    return (type(conv) is nn.Conv2d and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats
-            and bn.running_mean is not None and bn.num_features == conv.out_channels)
+    return (type(conv) is nn.Conv2d and isinstance(bn, (nn.BatchNorm2d, nn.SyncBatchNorm))
+            and bn.track_running_stats and bn.running_mean is not None and bn.num_features == conv.out_channels)
 
 
 _ONEDNN_DTYPES = (torch.float32, torch.bfloat16, torch.float16)

@@ -134,21 +134,36 @@ def _sync_bn(model: nn.Module, info: DistInfo, sync_bn: bool) -> nn.Module:
     return model
 
 
+def shard_units(model: nn.Module) -> list[nn.Module]:
+    """The modules :func:`shard_model` shards before the whole model: the blocks, i.e. each child of an
+    ``nn.Sequential``/``nn.ModuleList`` that holds parameters and is not itself one, outermost only (a block's own
+    inner layers stay part of that block's unit: FSDP2 cannot shard a module whose parameters an enclosing unit
+    already sharded, and units that small would only add all-gathers)."""
+    containers = (nn.Sequential, nn.ModuleList)  # exactly these: a subclass (ConvNormAct) is a block
+    units: list[tuple[str, nn.Module]] = []
+    seen: set[int] = set()
+    for name, m in model.named_modules():
+        if type(m) in containers:
+            for key, c in m.named_children():
+                path = f"{name}.{key}" if name else key
+                if (type(c) in containers or id(c) in seen
+                        or next(c.parameters(), None) is None
+                        or any(path.startswith(outer + ".") for outer, _ in units)):
+                    continue
+                seen.add(id(c))
+                units.append((path, c))
+    return [m for _, m in units]
+
+
 def shard_model(model: nn.Module, info: DistInfo, sync_bn: bool = False) -> nn.Module:
-    """FSDP2: ``fully_shard`` every block (each child of an ``nn.Sequential``/``nn.ModuleList`` that holds
-    parameters and is not itself a container), then the whole model.  Call it before building the optimizer (the
-    parameters become sharded ``DTensor`` s)."""
+    """FSDP2: ``fully_shard`` every block (:func:`shard_units`), then the whole model.  Call it before building the
+    optimizer (the parameters become sharded ``DTensor`` s)."""
     if not info.distributed:
         raise TrainError("--fsdp shards the model over torchrun's processes; run the command under torchrun "
                          "(torchrun --nproc_per_node=N -m visionblocks.train train ...)")
     from torch.distributed.fsdp import fully_shard
     model = _sync_bn(model, info, sync_bn)
-    units: list[nn.Module] = []
-    for m in model.modules():
-        if isinstance(m, (nn.Sequential, nn.ModuleList)):
-            units += [c for c in m if not isinstance(c, (nn.Sequential, nn.ModuleList))
-                      and any(True for _ in c.parameters())]
-    for m in units:
+    for m in shard_units(model):
         fully_shard(m)
     fully_shard(model)
     return model
