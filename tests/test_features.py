@@ -1,5 +1,8 @@
 """The feature-index rule and FeatureInfo (the model-level checks run in the model contract)."""
 import pytest
+import torch
+
+import visionblocks as vb
 
 from visionblocks.features import FeatureInfo, feature_take_indices
 
@@ -48,3 +51,20 @@ def test_features_only_takes_output_fmt_and_keeps_the_data_config():
     assert vb.resolve_data_config(nchw) == vb.resolve_data_config("resnet18")
     with pytest.raises(ValueError, match="output_fmt is only meaningful with features_only=True"):
         vb.create_model("resnet18", output_fmt="NHWC")
+
+
+def test_feature_list_net_sets_grad_checkpointing_of_its_model():
+    # as timm's FeatureListNet: the extractor itself takes set_grad_checkpointing; gradients are unchanged
+    torch.manual_seed(0)
+    fe = vb.create_model("resnet18", features_only=True).double()
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    grads = []
+    for enable in (False, True):
+        fe.set_grad_checkpointing(enable)
+        assert fe.model.grad_checkpointing is enable
+        fe.zero_grad()
+        sum(f.square().mean() for f in fe(x)).backward()
+        grads.append([p.grad.clone() for p in fe.parameters()])
+    assert all(torch.allclose(a, b, rtol=1e-10, atol=1e-12) for a, b in zip(*grads))
+    with pytest.raises(TypeError):
+        fe.set_grad_checkpointing("yes")

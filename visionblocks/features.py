@@ -341,6 +341,10 @@ class FeatureListNet(nn.Module):
         """The wrapped model's (its pre-processing still applies: ``resolve_data_config`` reads it)."""
         return self.model.pretrained_cfg
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """The wrapped model's gradient checkpointing (each stage recomputed in the backward pass)."""
+        self.model.set_grad_checkpointing(enable)
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.model.forward_intermediates(x, indices=list(self.out_indices), norm=self.norm,
                                                 output_fmt=self.output_fmt, intermediates_only=True)
