@@ -46,6 +46,8 @@ def sha256_of(path: str | os.PathLike) -> str:
 def _check_sha256(path: str, sha256: str | None, what: str) -> None:
     if sha256 is None:
         return
+    if not isinstance(sha256, str) or not sha256 or any(c not in "0123456789abcdefABCDEF" for c in sha256):
+        raise ValueError(f"sha256 must be a hex digest or a prefix of one, got {sha256!r}")
     expected = sha256.lower()
     digest = sha256_of(path)
     if not digest.startswith(expected):
@@ -83,12 +85,14 @@ def _cached_url(url: str, sha256: str | None, progress: bool, model_dir: str | N
 
 
 def _is_safetensors(path: str) -> bool:
-    if path.endswith(".safetensors"):
-        return True
+    """By content first (a torch.save zip archive or pickle named ``.safetensors`` is read as what it is), by the
+    ``.safetensors`` extension for a file too short or damaged to tell."""
     with open(path, "rb") as f:
         head = f.read(9)
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        return False
     # a safetensors file starts with a little-endian u64 header length, then a JSON object
-    return len(head) == 9 and not head.startswith(b"PK") and head[8:9] == b"{"
+    return path.endswith(".safetensors") or (len(head) == 9 and head[8:9] == b"{")
 
 
 def _load_safetensors(path: str) -> dict[str, torch.Tensor]:
@@ -115,7 +119,8 @@ def _torch_load(path: str) -> Any:
     # training checkpoints (timm, DeiT, many authors' scripts) carry their argparse arguments next to the weights
     with torch.serialization.safe_globals([argparse.Namespace]):
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)
+            with open(path, "rb") as f:  # (a file object: torch.load reads a path named .safetensors as one)
+                return torch.load(f, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - re-raised with the reason weights_only gives
             raise CheckpointError(f"cannot read {path} with torch.load(weights_only=True): {e}") from e
 
@@ -126,7 +131,8 @@ def unwrap_state_dict(obj: Any, use_ema: bool = False) -> dict[str, torch.Tensor
     ``obj`` may be a state dict, or a training checkpoint holding one under ``state_dict``, ``model``,
     ``module``, ``net`` or ``params`` (``use_ema=True``: under ``model_ema``/``state_dict_ema``/``ema``, which
     are also the fallback when nothing else is there).  A ``module.`` (DataParallel/DDP) or ``_orig_mod.``
-    (``torch.compile``) prefix shared by every key is removed.
+    (``torch.compile``) prefix shared by every key is removed, and the ``n_averaged`` counter of
+    ``torch.optim.swa_utils.AveragedModel`` (EMA/SWA weights) dropped.
     """
     seen = 0
     while True:
@@ -144,6 +150,8 @@ def unwrap_state_dict(obj: Any, use_ema: bool = False) -> dict[str, torch.Tensor
                                   f"and holds none under {', '.join(order)} (its keys: {keys})")
         obj, seen = obj[inner], seen + 1
     sd = dict(obj)
+    if "n_averaged" in sd and len(sd) > 1 and all(k.startswith("module.") for k in sd if k != "n_averaged"):
+        del sd["n_averaged"]  # torch.optim.swa_utils.AveragedModel's counter (EMA/SWA weights under module.)
     stripped = True
     while stripped:
         stripped = False
@@ -189,6 +197,10 @@ def read_checkpoint(source: str | os.PathLike | Mapping, *, sha256: str | None =
     if is_url(str(source)):  # file://: the file itself, as its path
         source = _file_url_path(str(source))
     path = str(Path(source).expanduser())
+    if os.path.isdir(path):
+        raise CheckpointError(f"{path!r} is a directory, not a checkpoint file (a torch.distributed.checkpoint folder "
+                              "is read with torch.distributed.checkpoint; pass a file written by torch.save or "
+                              "safetensors)")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no checkpoint file at {path!r}")
     _check_sha256(path, sha256, path)

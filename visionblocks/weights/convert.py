@@ -161,7 +161,17 @@ def find_converter(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
     mine = list_converters(model)
     raise LayoutError(f"unrecognised checkpoint layout for {type(model).__name__}: its first keys are "
                       f"{keys[:4]}, the model's are {own[:4]}; layouts known for this model: "
-                      f"{', '.join([OURS] + mine)}")
+                      f"{', '.join([OURS] + mine)}{folded_hint(model)}")
+
+
+def folded_hint(model: nn.Module) -> str:
+    """A hint for an error about a checkpoint that may be a folded one: ``model`` has re-parameterizable parts not
+    yet folded (``vb.reparameterize``/``vb.fuse`` write other keys than the training form's)."""
+    from visionblocks.reparam import is_reparameterizable
+    if any(is_reparameterizable(m) and not getattr(m, "is_reparameterized", False) for m in model.modules()):
+        return ("; if the checkpoint was saved after vb.reparameterize/vb.fuse, load it into the inference form "
+                "(create_model(..., deploy=True), or fold this model first)")
+    return ""
 
 
 def rename_keys(state_dict: Mapping[str, torch.Tensor],

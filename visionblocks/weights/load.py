@@ -15,8 +15,8 @@ What may legitimately differ between a checkpoint and the model, and how each ca
 * BatchNorm's ``num_batches_tracked`` counters, which old checkpoints lack (not weights; left as they are).
 
 Anything else missing or unexpected is an error under ``strict=True`` (naming every key; nothing loaded) and is
-returned under ``strict=False``.  A tensor of the wrong shape is always an error naming the key and both
-shapes.
+returned under ``strict=False``.  A tensor of the wrong shape or kind is always an error naming the key and both
+shapes or kinds.
 """
 from __future__ import annotations
 
@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
+from visionblocks.features import FeatureListNet
 from visionblocks.layers.validate import check_module
 
-from .convert import OURS, Converter, find_converter
+from .convert import OURS, Converter, find_converter, folded_hint
 from .errors import StateDictMismatchError
 
 __all__ = ["LoadResult", "load_state_dict", "added_modules", "classifier_names", "first_conv_name",
@@ -159,6 +160,48 @@ def _another_class_count(sd: Mapping[str, torch.Tensor], own: Mapping[str, torch
         sd[k].shape[1:] == own[k].shape[1:] and sd[k].shape[0] != own[k].shape[0] for k in ck))
 
 
+def _align_model_prefix(sd: dict, own: list[str]) -> dict:
+    """A ``model.`` prefix on every key of one side only (a feature extractor's ``FeatureListNet.model``, a Lightning
+    module's ``self.model``) is removed from, or added to, the checkpoint's keys."""
+    p = "model."
+    ck_all, own_all = all(k.startswith(p) for k in sd), all(k.startswith(p) for k in own)
+    if sd and own and ck_all and not own_all:
+        return {k[len(p):]: v for k, v in sd.items()}
+    if sd and own and own_all and not ck_all:
+        return {p + k: v for k, v in sd.items()}
+    return sd
+
+
+def _reads_the_image(key: str, sd: Mapping, own: Mapping, model: nn.Module) -> bool:
+    """Whether ``key`` is the weight of a convolution that reads the image besides the first one (a second branch
+    on the input): a 4-d weight with ``model.in_chans`` (not 3) input channels where the checkpoint has 3."""
+    in_chans = getattr(model, "in_chans", 3)
+    return (key.endswith(".weight") and in_chans != 3 and key in sd and own[key].ndim == 4
+            and own[key].shape[1] == in_chans and sd[key].ndim == 4 and sd[key].shape[1] == 3)
+
+
+def _kind(t) -> str:
+    if not isinstance(t, torch.Tensor):
+        return type(t).__name__
+    if type(t) not in (torch.Tensor, nn.Parameter):
+        return f"{type(t).__name__} (a tensor subclass)"
+    return "meta tensor" if t.is_meta else str(t.dtype).replace("torch.", "")
+
+
+def _loadable(value, target: torch.Tensor) -> bool:
+    """Whether ``value`` can be copied into ``target`` without losing its meaning: a plain tensor with values
+    (not meta unless the target is, not a sharded DTensor or other subclass) of the same kind (floating into floating, of any
+    precision; integer or boolean into the same type)."""
+    if type(value) not in (torch.Tensor, nn.Parameter) or (value.is_meta and not target.is_meta):
+        return False  # (meta into meta: a dry run on a model built on the meta device)
+    if target.is_floating_point():
+        return value.is_floating_point()
+    if target.is_complex():
+        return value.is_complex() or value.is_floating_point()
+    return not value.is_floating_point() and not value.is_complex() and (value.dtype == torch.bool) == \
+        (target.dtype == torch.bool)
+
+
 def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, strict: bool = True,
                     layout: str | None = None, allow_missing: str | Sequence[str] | None = "added",
                     converter: Converter | None = None) -> LoadResult:
@@ -166,11 +209,19 @@ def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
 
     ``allow_missing``: module names whose keys may all be absent (kept at their initialisation and reported);
     ``"added"`` (default) is :func:`added_modules` of the model, ``None`` or ``()`` allows none.
-    Raises :class:`StateDictMismatchError` (nothing loaded) on a shape mismatch, or under ``strict=True`` on
-    keys missing or unexpected beyond the cases the module docstring lists.
+    Raises :class:`StateDictMismatchError` (nothing loaded) on a shape mismatch or a tensor of the wrong kind (a
+    complex, boolean or integer tensor for a floating-point parameter, a meta tensor, a sharded ``DTensor``), or
+    under ``strict=True`` on keys missing or unexpected beyond the cases the module docstring lists.
     """
     check_module(model, "load_state_dict", _MODEL_FIRST)
-    sd = dict(state_dict)
+    own = model.state_dict()
+    sd = _align_model_prefix(dict(state_dict), list(own))
+    pruned: list[str] = []
+    if isinstance(model, FeatureListNet) and all(k in sd for k in own if not k.endswith(_OPTIONAL_SUFFIXES)):
+        # a whole network's checkpoint (ours, every key of the extractor in it): the parts features_only pruned go
+        pruned = [k for k in sd if k not in own]
+        for k in pruned:
+            del sd[k]
     if converter is None:
         converter = find_converter(model, sd, layout)
     if converter is not None:
@@ -179,6 +230,9 @@ def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
         sd = dict(converter.convert(sd, model))
     result = LoadResult(layout=converter.name if converter else OURS)
     own = model.state_dict()
+    if pruned:
+        result.dropped_keys += pruned
+        result.messages.append(f"dropped {len(pruned)} keys of the parts features_only pruned")
 
     # the classifier, when the model's class count differs from the checkpoint's
     expected_missing: set[str] = set()
@@ -202,11 +256,16 @@ def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
     # the first convolution, when the model reads other than 3 channels
     conv = first_conv_name(model, converter)
     wk = f"{conv}.weight" if conv else None
-    if wk in sd and wk in own and sd[wk].ndim == 4 and sd[wk].shape[1] == 3 and own[wk].shape[1] != 3 \
-            and sd[wk].shape[0] == own[wk].shape[0]:
-        sd[wk] = adapt_input_conv(own[wk].shape[1], sd[wk])
-        result.adapted_keys.append(wk)
-        result.messages.append(f"adapted {wk} from 3 input channels to {own[wk].shape[1]}")
+    # every convolution that reads the image (one usually; RepVGG's stem reads it through two branches)
+    for k in ([wk] if wk else []) + [k for k in own if k != wk and _reads_the_image(k, sd, own, model)]:
+        if k in sd and k in own and sd[k].ndim == 4 and sd[k].shape[1] == 3 and own[k].shape[1] != 3 \
+                and sd[k].shape[0] == own[k].shape[0] and sd[k].shape[2:] == own[k].shape[2:] \
+                and _loadable(sd[k], own[k]):
+            # (summed in the model's precision at least: a float16 checkpoint's sum rounds otherwise)
+            acc = torch.promote_types(sd[k].dtype, own[k].dtype)
+            sd[k] = adapt_input_conv(own[k].shape[1], sd[k].to(acc))
+            result.adapted_keys.append(k)
+            result.messages.append(f"adapted {k} from 3 input channels to {own[k].shape[1]}")
 
     missing = [k for k in own if k not in sd and not k.endswith(_OPTIONAL_SUFFIXES)]
     unexpected = [k for k in sd if k not in own]
@@ -229,7 +288,12 @@ def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
     expected_missing.update(result.added_keys)
     unexplained = [k for k in missing if k not in expected_missing]
 
+    wrong_kind = [(k, _kind(sd[k]), _kind(own[k])) for k in sd if k in own and not _loadable(sd[k], own[k])]
+
     errors = []
+    if wrong_kind:
+        errors.append("wrong kinds of tensor: " + "; ".join(f"{k}: checkpoint {a}, model {b}"
+                                                           for k, a, b in wrong_kind[:_MAX_NAMED]))
     if mismatched:
         errors.append("wrong shapes: " + "; ".join(f"{k}: checkpoint {a}, model {b}" for k, a, b in mismatched[:_MAX_NAMED]))
     if strict and unexplained:
@@ -237,9 +301,14 @@ def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
     if strict and unexpected:
         errors.append(f"unexpected in the checkpoint ({len(unexpected)}): {_named(unexpected)}")
     if errors:
+        fused = (any(k.endswith(".running_mean") for k in unexplained)
+                 and any(k.endswith(".bias") and k[:-5] + ".weight" in own for k in unexpected))
+        hint = ("; the checkpoint looks fused (convolution biases where the model has BatchNorms): vb.fuse the "
+                "model before loading it" if fused else "") + (folded_hint(model) if strict and unexplained else "")
         raise StateDictMismatchError(
             f"cannot load the {result.layout} checkpoint into {type(model).__name__} (nothing was loaded): "
-            + " | ".join(errors), missing=unexplained, unexpected=unexpected, mismatched=mismatched)
+            + " | ".join(errors) + hint, missing=unexplained, unexpected=unexpected,
+            mismatched=mismatched + [(k, a, b) for k, a, b in wrong_kind])
 
     full = {k: sd.get(k, v) for k, v in own.items()}
     model.load_state_dict(full, strict=True)

@@ -1,0 +1,137 @@
+"""Checkpoints saved the ways training code saves them (EMA from torch's AveragedModel, Lightning's ``model.``
+prefix, feature extractors, folded networks, other input channels in a checkpoint of another precision) and
+tensors a checkpoint must not smuggle in (meta, sharded or other tensor subclasses, complex/bool/int for float)."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+
+import visionblocks as vb
+from visionblocks import testing as T
+from visionblocks.weights import load_checkpoint
+from visionblocks.weights.errors import CheckpointError, StateDictMismatchError
+
+
+def _model(name="resnet18", **kw):
+    torch.manual_seed(0)
+    return T.randomize_bn_stats(vb.create_model(name, num_classes=10, **kw), seed=1).eval()
+
+
+def _same_state(a: nn.Module, b: dict) -> bool:
+    sa = a.state_dict()
+    return sa.keys() == b.keys() and all(torch.equal(sa[k], b[k]) for k in sa)
+
+
+class _Sub(torch.Tensor):
+    pass
+
+
+@pytest.mark.parametrize("bad", ["meta", "complex", "bool", "int8", "subclass"])
+def test_a_tensor_of_the_wrong_kind_is_refused_and_nothing_is_loaded(bad):
+    src, dst = _model(), _model()
+    with torch.no_grad():
+        for p in dst.parameters():
+            p.add_(1.0)
+    before = copy.deepcopy(dst.state_dict())
+    sd = dict(src.state_dict())
+    key = "stages.2.0.conv1.conv.weight" if "stages.2.0.conv1.conv.weight" in sd else next(iter(sd))
+    v = sd[key]
+    sd[key] = {"meta": lambda: torch.empty_like(v, device="meta"), "complex": lambda: v.to(torch.complex64),
+               "bool": lambda: v > 0, "int8": lambda: v.to(torch.int8), "subclass": lambda: v.as_subclass(_Sub)}[bad]()
+    with pytest.raises(StateDictMismatchError, match="wrong kinds of tensor") as e:
+        load_checkpoint(dst, sd)
+    assert key in str(e.value)
+    assert _same_state(dst, before)
+
+
+def test_averaged_model_ema_loads_with_use_ema():
+    # visionblocks' own trainer (and torch.optim.swa_utils users) save AveragedModel's state: n_averaged + module.*
+    model = _model()
+    ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.9))
+    with torch.no_grad():
+        for p in ema.module.parameters():
+            p.mul_(0.5)
+    ck = {"model": model.state_dict(), "model_ema": ema.state_dict()}
+    dst = _model()
+    load_checkpoint(dst, ck, use_ema=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(dst(x), ema.module.eval()(x))
+    load_checkpoint(dst, ck)
+    with torch.no_grad():
+        torch.testing.assert_close(dst(x), model(x))
+
+
+def test_a_model_prefix_on_either_side():
+    model, x = _model(), torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+    lightning = {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}
+    dst = _model("resnet18")
+    with torch.no_grad():
+        dst.stem[0].conv.weight.zero_()
+    load_checkpoint(dst, lightning)
+    with torch.no_grad():
+        torch.testing.assert_close(dst(x), ref)
+    # a feature extractor's own checkpoint (keys model.*) back into a feature extractor; a whole network's into one
+    fe = vb.create_model("resnet18", features_only=True, out_indices=(1, 2))
+    fe.load_state_dict({k: v for k, v in {f"model.{k}": v for k, v in model.state_dict().items()}.items()
+                        if k in fe.state_dict()})
+    with torch.no_grad():
+        want = [t.clone() for t in fe(x)]
+    for source in (fe.state_dict(), model.state_dict()):
+        other = vb.create_model("resnet18", features_only=True, out_indices=(1, 2))
+        result = load_checkpoint(other, source)
+        with torch.no_grad():
+            got = other(x)
+        assert all(torch.equal(a, b) for a, b in zip(got, want))
+    assert any("features_only pruned" in m for m in result.messages) and result.dropped_keys
+
+
+def test_repvgg_training_form_adapts_both_stem_branches_to_one_channel():
+    three = _model("repvgg_a0")
+    one = vb.create_model("repvgg_a0", num_classes=10, in_chans=1).eval()
+    result = load_checkpoint(one, three.state_dict())
+    assert len(result.adapted_keys) == 2, result.adapted_keys
+    grey = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(one(grey), three(grey.expand(2, 3, 64, 64)), rtol=1e-4, atol=1e-4)
+
+
+def test_a_half_precision_checkpoint_is_adapted_in_the_models_precision():
+    src = _model()
+    half = {k: (v.half() if v.is_floating_point() else v) for k, v in src.state_dict().items()}
+    one = vb.create_model("resnet18", num_classes=10, in_chans=1)
+    load_checkpoint(one, half)
+    want = half["stem.0.conv.weight"].float().sum(1, keepdim=True)   # summed in float32, not rounded in float16
+    assert torch.equal(one.stem[0].conv.weight, want)
+
+
+def test_a_folded_checkpoint_into_the_training_form_says_how_to_load_it():
+    rep = vb.reparameterize(_model("acnet_resnet18"))
+    with pytest.raises(CheckpointError, match="deploy=True"):
+        load_checkpoint(_model("acnet_resnet18"), rep.state_dict())
+    fused = vb.fuse(_model(), channels_last=False)
+    before = copy.deepcopy(_model().state_dict())
+    dst = _model()
+    with pytest.raises(StateDictMismatchError, match="looks fused"):
+        load_checkpoint(dst, fused.state_dict())
+    assert _same_state(dst, before)
+
+
+def test_file_checks(tmp_path):
+    model = _model()
+    path = tmp_path / "w.safetensors"            # a torch.save file under a safetensors name: read as what it is
+    torch.save(model.state_dict(), path)
+    dst = _model()
+    with torch.no_grad():
+        dst.stem[0].conv.weight.zero_()
+    load_checkpoint(dst, path)
+    assert torch.equal(dst.stem[0].conv.weight, model.stem[0].conv.weight)
+    with pytest.raises(ValueError, match="sha256"):
+        load_checkpoint(dst, path, sha256="")
+    with pytest.raises(CheckpointError, match="directory"):
+        load_checkpoint(dst, tmp_path)
