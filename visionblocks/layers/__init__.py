@@ -19,7 +19,7 @@ from .helpers import (
 )
 from .layer_type import LayerType
 from .local_aggregate import local_aggregate
-from .memory_format import cat_channels, is_channels_last, layout_like, memory_format_of
+from .memory_format import cat_channels, dense_strides, is_channels_last, layout_like, memory_format_of
 from .metaformer import MetaFormerBlock
 from .mlp import Mlp
 from .norm import LayerNorm2d, GroupNorm1, get_norm_layer, create_norm
@@ -48,7 +48,7 @@ __all__ = [
     "deprecated_flag", "LayerType", "local_aggregate", "is_channels_last", "layout_like", "memory_format_of", "cat_channels", "write_all_or_none", "MetaFormerBlock", "Mlp",
     "LayerNorm2d", "GroupNorm1",
     "get_norm_layer", "create_norm", "NormAct", "PlaneConv2d", "pad_to_patches", "unfold_patches", "fold_patches",
-    "is_plain", "is_hooked", "DerivedBuffers", "float32_at_least",
+    "is_plain", "is_hooked", "DerivedBuffers", "float32_at_least", "dense_strides",
     "pointwise_linear", "pointwise_forward", "spatial_mean", "avg_pool_ceil", "max_over", "mean_over", "se_kwargs",
     "deprecated_se_ratio",
     "channel_shuffle", "SqueezeExcite", "token_linear", "init_weights", "validated", "check_arg",

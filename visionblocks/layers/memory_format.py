@@ -12,7 +12,7 @@ import torch
 
 from .helpers import records_grad
 
-__all__ = ["is_channels_last", "layout_like", "memory_format_of", "cat_channels"]
+__all__ = ["is_channels_last", "layout_like", "memory_format_of", "cat_channels", "dense_strides"]
 
 
 def is_channels_last(x: torch.Tensor) -> bool:
@@ -81,3 +81,17 @@ def cat_channels(tensors: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torc
             and any(is_channels_last(t) for t in tensors)):
         return _CatChannels.apply(*tensors)
     return torch.cat(tensors, dim=1)
+
+
+def dense_strides(x: torch.Tensor) -> torch.Tensor:
+    """``x`` when its strides are those of a contiguous or channels-last tensor of its shape, else a copy in the
+    nearer of the two.  For layers that take a block's input as it comes: CPU BatchNorm's backward (torch 2.13) is
+    wrong by O(1) for other strides, e.g. a size-1 dimension with an unusual stride (which ``is_contiguous`` accepts,
+    so ``.contiguous()`` does not copy) or an HWC image permuted and batched (``hwc.permute(2, 0, 1)[None]``), while
+    its forward is right.  Not under ``torch.compile``/tracing (the check would guard on strides)."""
+    if x.dim() != 4 or torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return x
+    _, c, h, w = x.shape
+    if x.stride() in ((c * h * w, h * w, w, 1), (h * w * c, 1, w * c, c)):
+        return x
+    return x.clone(memory_format=torch.channels_last if is_channels_last(x) else torch.contiguous_format)

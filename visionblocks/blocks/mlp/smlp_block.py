@@ -23,7 +23,8 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
-    LayerType, check_nchw, check_positive_int, check_size, create_act, create_norm, is_plain, layout_like, to_2tuple,
+    LayerType, check_nchw, check_positive_int, check_size, create_act, create_norm, dense_strides, is_plain,
+    layout_like, to_2tuple,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
@@ -61,6 +62,7 @@ class SparseMLPBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
         check_size(x, self.size, type(self).__name__)
+        x = dense_strides(x)  # (the norm takes x as it comes: see layers.dense_strides)
         t = self.act(self.norm(x))
         if is_plain(self.proj_h, nn.Linear):
             t_h = torch.matmul(self.proj_h.weight, t) + self.proj_h.bias[:, None]   # proj_h along H (dim -2)

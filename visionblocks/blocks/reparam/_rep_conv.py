@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from visionblocks.layers import (
     ConvNormAct, LayerType, check_divisible, check_nchw, check_odd, check_positive_int, create_act,
-    create_attn, fuse_conv_bn_weights, identity_kernel, pad_kernel,
+    create_attn, dense_strides, fuse_conv_bn_weights, identity_kernel, pad_kernel,
 )
 from visionblocks.registry import Example
 from visionblocks.reparam import ReparamModule
@@ -66,6 +66,7 @@ class Branches(nn.ModuleDict):
         # the third and later branches accumulate in place into the sum of the first two, a tensor of our own;
         # never into a branch's output, which a forward hook on that branch may hold
         out, owned = None, False
+        x = dense_strides(x)  # (the identity branch is a BatchNorm on x: see layers.dense_strides)
         for branch in self.values():
             y = branch(x)
             if out is None:

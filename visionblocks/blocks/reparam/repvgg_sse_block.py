@@ -16,7 +16,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import (
-    LayerType, check_nchw, check_odd, check_positive_int, create_act, fuse_conv_bn_weights, spatial_mean,
+    LayerType, check_nchw, check_odd, check_positive_int, create_act, dense_strides, fuse_conv_bn_weights,
+    spatial_mean,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
@@ -116,6 +117,7 @@ class RepVGGSSEBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)
+        x = dense_strides(x)  # (skip_bn normalises x as it comes: see layers.dense_strides)
         s = self.skip_bn(x)
         sse = s * torch.sigmoid(self.sse_fc(spatial_mean(s, keepdim=True)))
         return self.act(self.conv(x) + sse)
