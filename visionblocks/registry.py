@@ -306,6 +306,8 @@ def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, *, featu
     feature_kwargs = {k: kwargs.pop(k) for k in ("output_fmt",) if k in kwargs}  # the feature extractor's options
     if feature_kwargs and not features_only:
         raise ValueError(f"{', '.join(feature_kwargs)} is only meaningful with features_only=True")
+    if not features_only and out_indices is not None:
+        raise ValueError("out_indices is only meaningful with features_only=True")
     if pretrained is not None or (isinstance(name, str) and "." in name):  # weights: built as the checkpoint's net
         from visionblocks.weights import create_pretrained  # noqa: PLC0415 (optional machinery, imported on use)
         model = create_pretrained(name, True if pretrained is None else pretrained, num_classes=num_classes,
@@ -328,8 +330,6 @@ def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, *, featu
             raise ValueError(f"model {info.name!r} offers {offers}; got output_stride={output_stride!r}")
         if output_stride != native:
             kwargs["output_stride"] = output_stride
-    if not features_only and out_indices is not None:
-        raise ValueError("out_indices is only meaningful with features_only=True")
     model = info.fn(num_classes=num_classes, in_chans=in_chans, **kwargs)
     if hasattr(model, "pretrained_cfg"):
         model.pretrained_cfg = dict(info.pretrained_cfg(), **model.pretrained_cfg)

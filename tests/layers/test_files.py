@@ -44,3 +44,15 @@ def test_the_temporary_file_keeps_the_extension(tmp_path):
     seen = []
     write_all_or_none([(str(tmp_path / "plot.png"), lambda tmp: (seen.append(tmp), open(tmp, "wb").close()))])
     assert seen[0].endswith(".png") and os.path.dirname(seen[0]) == str(tmp_path)
+
+
+def test_a_symbolic_link_is_written_through_and_permissions_are_kept(tmp_path):
+    target = tmp_path / "run1.pt"
+    target.write_text("old")
+    os.chmod(target, 0o640)
+    link = tmp_path / "last.pt"
+    os.symlink(target, link)
+    write_all_or_none([(str(link), _text("new"))])
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_text() == "new"
+    assert os.stat(target).st_mode & 0o777 == 0o640

@@ -135,3 +135,10 @@ def test_file_checks(tmp_path):
         load_checkpoint(dst, path, sha256="")
     with pytest.raises(CheckpointError, match="directory"):
         load_checkpoint(dst, tmp_path)
+
+
+def test_out_indices_without_features_only_is_refused_with_pretrained_too(tmp_path):
+    path = tmp_path / "w.pth"
+    torch.save(_model().state_dict(), path)
+    with pytest.raises(ValueError, match="out_indices"):
+        vb.create_model("resnet18", num_classes=10, out_indices=(1, 2), pretrained=str(path))

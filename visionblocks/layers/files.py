@@ -17,21 +17,26 @@ def write_all_or_none(files: Sequence[tuple[str, Callable[[str], None]]], *, fsy
 
     On failure nothing is moved: the files already at the paths stay as they were, the temporary files are removed,
     and an ``OSError`` is raised with ``filename`` set to the path being written.  ``fsync=True`` flushes each file
-    to the disk before the move (checkpoints: the move must not land before the data)."""
+    to the disk before the move (checkpoints: the move must not land before the data).  A path that is a symbolic
+    link is written through it (the link's target is replaced, the link stays), and a replaced file keeps its
+    permission bits."""
     tmps: list[str] = []
     path = ""
     try:
-        for path, write in files:
-            head, tail = os.path.split(os.path.abspath(path))
+        targets = [os.path.realpath(p) for p, _ in files]  # (through symbolic links: the link stays one)
+        for (path, write), target in zip(files, targets):
+            head, tail = os.path.split(target)
             # a fresh name the writer creates itself, so the file gets the usual permissions (mkstemp's are 0600)
             tmp = os.path.join(head, f".{tail}.{os.getpid()}-{secrets.token_hex(4)}{os.path.splitext(tail)[1]}")
             tmps.append(tmp)
             write(tmp)
+            with contextlib.suppress(OSError):  # an existing file's permission bits carry over
+                os.chmod(tmp, os.stat(target).st_mode & 0o7777)
             if fsync:
                 with open(tmp, "rb+") as f:
                     os.fsync(f.fileno())
-        for (path, _), tmp in zip(files, tmps):
-            os.replace(tmp, path)
+        for (path, _), target, tmp in zip(files, targets, tmps):
+            os.replace(tmp, target)
     except OSError as e:
         raise OSError(e.errno, e.strerror or str(e), path) from e
     finally:
