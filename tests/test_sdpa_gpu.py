@@ -50,7 +50,9 @@ def _record_calls(monkeypatch, names):
         current[0] = name
         m, inputs = _build(name)
         # under autograd: on the CPU, inference in halo attention and DANet takes a one-map path of its own
-        # where SDPA's CPU math path would hold several; on CUDA they call SDPA in inference too
+        # where SDPA's CPU math path would hold several; on CUDA they call SDPA in inference too (DANet's channel
+        # attention writes its small (C, C) map out under autograd on the CPU, for its gradient's accuracy: its
+        # position attention is the call recorded here)
         m(*(t.requires_grad_() if t.is_floating_point() else t for t in inputs))
     return calls
 
