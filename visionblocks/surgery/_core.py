@@ -153,8 +153,19 @@ def select_modules(model: nn.Module, selector: Selector, what: str) -> list[tupl
     else:
         raise TypeError(f"{what} must be a glob over module names, a module class or a callable (name, module) -> "
                         f"bool, got {type(selector).__name__}")
-    named = [(n, m) for n, m in model.named_modules() if n]
+    named = [(n, m) for n, m in model.named_modules(remove_duplicate=False) if n]
     found = [(n, m) for n, m in named if match(n, m)]
+    places: dict[int, list[str]] = {}
+    for n, m in named:
+        places.setdefault(id(m), []).append(n)
+    shared: list[list[str]] = []
+    for _, m in found:
+        if len(places[id(m)]) > 1 and places[id(m)] not in shared:
+            shared.append(places[id(m)])
+    if shared:
+        raise SurgeryError(f"{what}={_describe_selector(selector)} selects a module that {type(model).__name__} uses at "
+                           f"several places ({'; '.join(', '.join(p) for p in shared[:3])}): an edit would change one "
+                           "place and not the other(s); give each place its own module (nothing was changed)")
     if not found:
         hint = ""
         if isinstance(selector, str):

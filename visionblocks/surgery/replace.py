@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import torch
 import torch.nn as nn
+from torch.nn.utils import parametrize, prune
 
 from visionblocks.reparam import is_reparameterizable, reparameterize, require_eval
 
@@ -290,6 +291,20 @@ def replace(model: nn.Module, /, target: Selector, block: Any, example_input: An
     for name, module in matches:
         if not any(name.startswith(o + ".") for o, _ in outer):
             outer.append((name, module))
+    for name, module in outer:
+        changed = [f"{name}.{n}".rstrip(".") + f" is {how}" for n, m in module.named_modules() for how, yes in (
+            ("pruned (torch.nn.utils.prune)", any(isinstance(h, prune.BasePruningMethod)
+                                                  for h in m._forward_pre_hooks.values())),
+            ("parametrized (torch.nn.utils.parametrize)", parametrize.is_parametrized(m))) if yes]
+        if changed:
+            raise SurgeryError(f"replace: {changed[0]}: the new block would copy a reparametrised layer it cannot "
+                               "fold back; make it permanent first (prune.remove / parametrize.remove_parametrizations)"
+                               " (nothing was changed)")
+        hooked = [f"{name}.{n}".rstrip(".") for n, m in module.named_modules()
+                  if m._forward_hooks or m._forward_pre_hooks]
+        if hooked:
+            warnings.warn(f"replace: the forward hooks on {', '.join(hooked[:5])} go with the replaced module (the new "
+                          "block does not run them); register them on the new block if you need them", stacklevel=2)
     absorb = _normalises(spec, block_kwargs) if absorb_norm is None else bool(absorb_norm)
     cls = spec.factory.func if isinstance(spec.factory, functools.partial) else spec.factory
     foldable = isinstance(cls, type) and is_reparameterizable(cls)
