@@ -238,7 +238,15 @@ def _describe_input(value: Any) -> str:
 def first_probe(model: nn.Module, example_input: Any, watch: dict[str, nn.Module], keep: Iterable[str],
                 label: str) -> Probe:
     """:func:`run_probe` before any change: a forward that fails on ``example_input`` is a :class:`SurgeryError`
-    naming the input (the model is untouched)."""
+    naming the input (the model is untouched).  A model holding lazy modules not built yet is refused first: the
+    probe forward would build them (their shapes and weights drawn then), which a failed edit could not undo."""
+    from torch.nn.modules.lazy import LazyModuleMixin  # noqa: PLC0415
+    # (LazyModuleMixin drops its _initialize_hook once built; vb.lazy's blocks hold no uninitialised parameter)
+    unbuilt = [n for n, m in model.named_modules() if isinstance(m, LazyModuleMixin)
+               and (m.has_uninitialized_params() or hasattr(m, "_initialize_hook"))]
+    if unbuilt:
+        raise SurgeryError(f"{label}: the model holds lazy modules not built yet ({', '.join(unbuilt[:5])}): call it "
+                           "once on an input first, then edit it (nothing was changed)")
     return run_probe(model, example_input, watch, keep=keep, failure=lambda e: (
         f"{label}: the model's forward fails on example_input ({_describe_input(example_input)}) before any change "
         f"({type(e).__name__}: {e}); pass an input the model takes (a tensor, or a tuple of its positional inputs)"))
