@@ -78,9 +78,10 @@ def test_a_host_with_unbuilt_lazy_modules_is_refused_unchanged(lazy):
     # the probe forward would build them (weights drawn from the global generator), which a failed edit cannot undo
     layer = nn.LazyConv2d(8, 3, padding=1) if lazy == "torch" else vb.lazy("se")
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), layer, nn.ReLU())
+    x = torch.randn(1, 3, 8, 8)
     kind, rng = type(net[1]), torch.get_rng_state()
     with pytest.raises(SurgeryError, match=r"lazy modules not built yet \(1\)"):
-        vb.insert(net, "cbam", after="2", example_input=torch.randn(1, 3, 8, 8))
+        vb.insert(net, "cbam", after="2", example_input=x)
     assert type(net[1]) is kind and torch.equal(torch.get_rng_state(), rng)
     net(torch.randn(1, 3, 8, 8))     # built: now it can be edited
     vb.insert(net, "cbam", after="2", example_input=torch.randn(1, 3, 8, 8))
