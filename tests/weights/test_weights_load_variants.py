@@ -142,3 +142,19 @@ def test_out_indices_without_features_only_is_refused_with_pretrained_too(tmp_pa
     torch.save(_model().state_dict(), path)
     with pytest.raises(ValueError, match="out_indices"):
         vb.create_model("resnet18", num_classes=10, out_indices=(1, 2), pretrained=str(path))
+
+
+def test_ema_weights_one_level_down_and_ema_only_checkpoints():
+    model, ema = _model(), _model()
+    with torch.no_grad():
+        for p in ema.parameters():
+            p.mul_(0.5)
+    x = torch.randn(2, 3, 64, 64)
+    dst = _model()
+    load_checkpoint(dst, {"state_dict": {"model": model.state_dict(), "model_ema": ema.state_dict()}}, use_ema=True)
+    with torch.no_grad():
+        torch.testing.assert_close(dst(x), ema(x))
+    with pytest.warns(UserWarning, match="only EMA weights"):
+        load_checkpoint(dst, {"model_ema": model.state_dict(), "epoch": 3})
+    with pytest.raises(CheckpointError, match="no EMA weights"):
+        load_checkpoint(dst, {"model": model.state_dict()}, use_ema=True)

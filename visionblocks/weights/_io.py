@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,14 @@ def _torch_load(path: str) -> Any:
             raise CheckpointError(f"cannot read {path} with torch.load(weights_only=True): {e}") from e
 
 
+def _holds_ema(obj: Any, depth: int = 3) -> bool:
+    """Whether a checkpoint mapping holds EMA weights under one of the EMA keys, at most ``depth`` levels down."""
+    if not isinstance(obj, Mapping) or depth < 0:
+        return False
+    return any(isinstance(obj.get(k), Mapping) for k in _EMA_KEYS) or any(
+        _holds_ema(obj.get(k), depth - 1) for k in _WRAPPER_KEYS)
+
+
 def unwrap_state_dict(obj: Any, use_ema: bool = False) -> dict[str, torch.Tensor]:
     """The flat ``{name: tensor}`` state dict inside ``obj``.
 
@@ -135,15 +144,21 @@ def unwrap_state_dict(obj: Any, use_ema: bool = False) -> dict[str, torch.Tensor
     ``torch.optim.swa_utils.AveragedModel`` (EMA/SWA weights) dropped.
     """
     seen = 0
+    if use_ema and isinstance(obj, Mapping) and not _holds_ema(obj):
+        raise CheckpointError(f"use_ema=True but the checkpoint has no EMA weights (keys: {sorted(map(str, obj))[:10]})")
     while True:
         if not isinstance(obj, Mapping):
             raise CheckpointError(f"a checkpoint must be a mapping of names to tensors, got {type(obj).__name__}")
         if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
             break
         order = (_EMA_KEYS + _WRAPPER_KEYS) if use_ema else (_WRAPPER_KEYS + _EMA_KEYS)
-        inner = next((k for k in order if isinstance(obj.get(k), Mapping)), None)
-        if use_ema and seen == 0 and not any(isinstance(obj.get(k), Mapping) for k in _EMA_KEYS):
-            raise CheckpointError(f"use_ema=True but the checkpoint has no EMA weights (keys: {sorted(map(str, obj))[:10]})")
+        if use_ema:  # the wrapper that leads to the EMA weights (they may sit one level down)
+            inner = next((k for k in order if isinstance(obj.get(k), Mapping)
+                          and (k in _EMA_KEYS or _holds_ema(obj[k]))), None)
+        else:
+            inner = next((k for k in order if isinstance(obj.get(k), Mapping)), None)
+            if inner in _EMA_KEYS:
+                warnings.warn(f"the checkpoint holds only EMA weights (under {inner!r}): loading those", stacklevel=3)
         if inner is None or seen > 3:
             keys = sorted(map(str, obj))[:10]
             raise CheckpointError(f"no state dict found in the checkpoint: it is not a mapping of names to tensors "
