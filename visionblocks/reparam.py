@@ -35,7 +35,7 @@ import torch.nn as nn
 from torch.nn.utils import parametrize, prune
 
 __all__ = ["ReparamModule", "reparameterize", "is_reparameterizable", "require_eval", "check_foldable_modes",
-           "unchanged_on_error", "refresh_pruned", "drop_parameter"]
+           "unchanged_on_error", "pruning_methods", "refresh_pruned", "drop_parameter"]
 
 
 def is_reparameterizable(obj: nn.Module | type[nn.Module]) -> bool:
@@ -174,15 +174,19 @@ def unchanged_on_error(root: nn.Module) -> Iterator[None]:
         raise
 
 
+def pruning_methods(module: nn.Module) -> list[prune.BasePruningMethod]:
+    """The ``torch.nn.utils.prune`` methods on ``module`` (forward pre-hooks, one per pruned tensor)."""
+    return [h for h in module._forward_pre_hooks.values() if isinstance(h, prune.BasePruningMethod)]
+
+
 def refresh_pruned(root: nn.Module) -> None:
     """Recompute the weight of every pruned layer (``torch.nn.utils.prune``) in ``root`` from its ``*_orig`` and
     mask, as its forward pre-hook does at each call: a fold reads ``layer.weight``, which is stale once
     ``weight_orig`` has changed (an optimiser step) without a forward since."""
     with torch.no_grad():
         for m in root.modules():
-            for hook in list(m._forward_pre_hooks.values()):
-                if isinstance(hook, prune.BasePruningMethod):
-                    hook(m, ())
+            for method in pruning_methods(m):
+                method(m, ())
 
 
 def drop_parameter(module: nn.Module, name: str) -> None:
@@ -190,9 +194,8 @@ def drop_parameter(module: nn.Module, name: str) -> None:
     pruned (its ``*_orig``, mask and pre-hook go too) or parametrized (its parametrization goes)."""
     if parametrize.is_parametrized(module, name):
         parametrize.remove_parametrizations(module, name, leave_parametrized=False)
-    for key, hook in list(module._forward_pre_hooks.items()):
-        if isinstance(hook, prune.BasePruningMethod) and getattr(hook, "_tensor_name", None) == name:
-            prune.remove(module, name)
+    if any(getattr(method, "_tensor_name", None) == name for method in pruning_methods(module)):
+        prune.remove(module, name)
     delattr(module, name)
 
 

@@ -41,9 +41,8 @@ class DerivedBuffers:
         device = torch.empty(0).device
         for name, value in self._computed_buffers().items():
             self.register_buffer(name, value.to(device), persistent=False)
-        if not getattr(self, "_derived_load_hook", False):
+        if _materialize_meta_buffers not in self._load_state_dict_post_hooks.values():
             self.register_load_state_dict_post_hook(_materialize_meta_buffers)
-            self._derived_load_hook = True
 
     def _apply(self, fn, recurse=True):
         super()._apply(fn, recurse)

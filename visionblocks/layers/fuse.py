@@ -6,7 +6,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["fuse_conv_bn_weights", "fuse_conv_bn", "pad_kernel", "identity_kernel"]
+__all__ = ["BATCH_NORMS_2D", "fuse_conv_bn_weights", "fuse_conv_bn", "pad_kernel", "identity_kernel"]
+
+# the 2-d BatchNorms a convolution folds with (SyncBatchNorm: what nn.SyncBatchNorm.convert_sync_batchnorm makes)
+BATCH_NORMS_2D = (nn.BatchNorm2d, nn.SyncBatchNorm)
 
 
 def fuse_conv_bn_weights(weight: torch.Tensor, bias: torch.Tensor | None,

@@ -5,7 +5,8 @@ ends with its own normalisation, so no BN/ReLU follows it).  Downsampling bottle
 average pool in front of the CoT block, as in the authors' code (JDAI-CV/CoTNet).  The last BatchNorm of every
 residual branch starts at zero, as in the authors' code (their timm-based ResNet's ``zero_init_last_bn=True``):
 with it at one, each CoT bottleneck amplifies its input's perturbations (its generated local kernels are not
-normalised), and a float32 forward of the initialised network differed from float64 by ~7%.
+normalised), and a float32 forward of the initialised network differed from float64 by 1.3e-2 of its logits at
+32x32 (2.4e-7 with it).
 """
 from __future__ import annotations
 

@@ -17,10 +17,11 @@ from typing import Any, Callable
 
 import torch
 import torch.nn as nn
-from torch.nn.utils import parametrize, prune
+from torch.nn.utils import parametrize
 
-from visionblocks.reparam import is_reparameterizable, reparameterize, require_eval
+from visionblocks.reparam import is_reparameterizable, pruning_methods, reparameterize, require_eval
 
+from visionblocks.layers import BATCH_NORMS_2D
 from visionblocks.layers.validate import check_module
 
 from ._core import (
@@ -252,7 +253,7 @@ def _following_norm(model: nn.Module, name: str, conv: nn.Conv2d) -> tuple[str, 
 def _plain_norm(norm: nn.Module) -> bool:
     """A BatchNorm that does nothing but normalise (a subclass may do more: timm's ``BatchNormAct2d`` activates),
     so that a block normalising its own output can stand in for it."""
-    return type(norm) in (nn.BatchNorm2d, nn.SyncBatchNorm)
+    return type(norm) in BATCH_NORMS_2D
 
 
 # ------------------------------------------------------------------------------------------------------ replace
@@ -293,8 +294,7 @@ def replace(model: nn.Module, /, target: Selector, block: Any, example_input: An
             outer.append((name, module))
     for name, module in outer:
         changed = [f"{name}.{n}".rstrip(".") + f" is {how}" for n, m in module.named_modules() for how, yes in (
-            ("pruned (torch.nn.utils.prune)", any(isinstance(h, prune.BasePruningMethod)
-                                                  for h in m._forward_pre_hooks.values())),
+            ("pruned (torch.nn.utils.prune)", bool(pruning_methods(m))),
             ("parametrized (torch.nn.utils.parametrize)", parametrize.is_parametrized(m))) if yes]
         if changed:
             raise SurgeryError(f"replace: {changed[0]}: the new block would copy a reparametrised layer it cannot "

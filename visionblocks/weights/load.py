@@ -172,14 +172,6 @@ def _align_model_prefix(sd: dict, own: list[str]) -> dict:
     return sd
 
 
-def _reads_the_image(key: str, sd: Mapping, own: Mapping, model: nn.Module) -> bool:
-    """Whether ``key`` is the weight of a convolution that reads the image besides the first one (a second branch
-    on the input): a 4-d weight with ``model.in_chans`` (not 3) input channels where the checkpoint has 3."""
-    in_chans = getattr(model, "in_chans", 3)
-    return (key.endswith(".weight") and in_chans != 3 and key in sd and own[key].ndim == 4
-            and own[key].shape[1] == in_chans and sd[key].ndim == 4 and sd[key].shape[1] == 3)
-
-
 def _kind(t) -> str:
     if not isinstance(t, torch.Tensor):
         return type(t).__name__
@@ -229,7 +221,6 @@ def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
             converter.check(model)
         sd = dict(converter.convert(sd, model))
     result = LoadResult(layout=converter.name if converter else OURS)
-    own = model.state_dict()
     if pruned:
         result.dropped_keys += pruned
         result.messages.append(f"dropped {len(pruned)} keys of the parts features_only pruned")
@@ -253,11 +244,14 @@ def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
             expected_missing.update(mine)
             result.messages.append(f"the checkpoint has no classifier: {cls} keeps its initialisation")
 
-    # the first convolution, when the model reads other than 3 channels
+    # the convolutions that read the image, when the model reads other than 3 channels: the first one, and any
+    # other weight with in_chans input channels where the checkpoint's has 3 (RepVGG's stem has two branches)
     conv = first_conv_name(model, converter)
     wk = f"{conv}.weight" if conv else None
-    # every convolution that reads the image (one usually; RepVGG's stem reads it through two branches)
-    for k in ([wk] if wk else []) + [k for k in own if k != wk and _reads_the_image(k, sd, own, model)]:
+    in_chans = getattr(model, "in_chans", 3)
+    others = [k for k in own if k != wk and k.endswith(".weight") and in_chans != 3 and own[k].ndim == 4
+              and own[k].shape[1] == in_chans]
+    for k in ([wk] if wk else []) + others:
         if k in sd and k in own and sd[k].ndim == 4 and sd[k].shape[1] == 3 and own[k].shape[1] != 3 \
                 and sd[k].shape[0] == own[k].shape[0] and sd[k].shape[2:] == own[k].shape[2:] \
                 and _loadable(sd[k], own[k]):

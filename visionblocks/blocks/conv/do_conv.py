@@ -124,10 +124,7 @@ class DOConv2d(DerivedBuffers, ReparamModule):
     def drop_training_parts(self) -> None:
         """``W``, ``D`` and ``bias`` now live in ``conv``: the attributes stay, as ``None``, as in the deploy form."""
         for name in ("W", "D", "bias"):  # (pruned or parametrized ones too)
-            if getattr(self, name) is not None:
-                drop_parameter(self, name)
-            else:
-                delattr(self, name)
+            drop_parameter(self, name)
         if hasattr(self, "d_diag"):
             del self.d_diag
         self.W = self.D = self.bias = None

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
-    ConvNormAct, LayerType, check_divisible, check_nchw, check_odd, check_positive_int, create_act,
+    BATCH_NORMS_2D, ConvNormAct, LayerType, check_divisible, check_nchw, check_odd, check_positive_int, create_act,
     create_attn, dense_strides, fuse_conv_bn_weights, identity_kernel, pad_kernel,
 )
 from visionblocks.registry import Example
@@ -48,7 +48,7 @@ def branch_kernel_bias(branch: nn.Module, kernel_size: int, groups: int) -> tupl
     if isinstance(branch, ConvNormAct):
         w, b = fuse_conv_bn_weights(branch.conv.weight, branch.conv.bias, branch.bn)
         return pad_kernel(w, k), b
-    if isinstance(branch, (nn.BatchNorm2d, nn.SyncBatchNorm)):  # (SyncBatchNorm: convert_sync_batchnorm's)
+    if isinstance(branch, BATCH_NORMS_2D):
         w = identity_kernel(branch.num_features, groups, k, device=branch.running_mean.device,
                             dtype=branch.running_mean.dtype)
         return fuse_conv_bn_weights(w, None, branch)
