@@ -231,7 +231,8 @@ def _expect_rejection(m: nn.Module, inputs: tuple, errors: tuple[type[Exception]
 
 # --------------------------------------------------------------------------------------------- checks
 def check_forward(entry: str | BlockInfo) -> None:
-    """Forward at the example gives the layout's shape with finite values (train and eval mode)."""
+    """Forward at the example gives the layout's shape with finite values (train and eval mode), and on an
+    empty batch (eval) the empty output of that shape."""
     info = _info(entry)
     m = build(info)
     inputs = make_inputs(info)
@@ -243,6 +244,10 @@ def check_forward(entry: str | BlockInfo) -> None:
         assert got == expected, f"{info.name}: output shape {got}, the {info.layout!r} layout promises {expected}"
         for t in flatten_outputs(out):
             assert torch.isfinite(t).all(), f"{info.name}: non-finite output ({'train' if mode else 'eval'} mode)"
+    empty = tuple(t[:0] for t in inputs)   # an empty batch (a detector's stage with no boxes), as torch's layers allow
+    with torch.no_grad():
+        got = shapes_of(_call(m, empty, f"{info.name}: forward on an empty batch"))
+    assert got == expected_output_shapes(info, empty), f"{info.name}: on an empty batch the output shape is {got}"
 
 
 def _other_sizes(info: BlockInfo) -> list:
@@ -702,7 +707,7 @@ def check_model_inputs(entry: str | ModelInfo) -> None:
     """A model that declares a ``test_input_size`` also runs 32 pixels larger (one that does not, at its
     input size), also when built on the meta device and loaded after ``to_empty`` or with ``assign=True``; a wrong
     channel count raises
-    ValueError/TypeError naming the received shape."""
+    ValueError/TypeError naming the received shape; an empty batch gives empty logits."""
     info = _model_info(entry)
     m = _build_model(info, num_classes=7).eval()
     h, w = model_test_size(info)
@@ -723,6 +728,9 @@ def check_model_inputs(entry: str | ModelInfo) -> None:
     with torch.no_grad():
         assert torch.equal(assigned.eval()(x), out), f"{info.name}: built on the meta device and loaded with " \
                                                      "assign=True, its output differs"
+    with torch.no_grad():
+        empty = _call(m, (x[:0],), f"{info.name}: forward on an empty batch")
+    assert empty.shape == (0, 7), f"{info.name}: on an empty batch the logits have shape {tuple(empty.shape)}"
     e = _expect_rejection(m, (torch.randn(1, 4, h, w),), (ValueError, TypeError),
                           f"{info.name}: input (1, 4, {h}, {w}) with 4 channels")
     assert "(1, 4, " in str(e), f"{info.name}: the error for 4 channels should name the received shape: {e}"

@@ -84,7 +84,7 @@ class ResTStage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, H, W = self.forward_tokens(x)
-        return x.transpose(1, 2).reshape(x.shape[0], -1, H, W)
+        return x.transpose(1, 2).unflatten(2, (H, W))
 
 
 class ResT(ModelBase):

@@ -124,12 +124,12 @@ class EMSA(nn.Module):
         w = self.transform_conv.weight.flatten(1).to(q.dtype).repeat_interleave(d, dim=1)   # (h_out, h d)
         qs = (q * self.scale).transpose(1, 2).reshape(B, N, h * d)                        # (B, N, C): head-major
         qw = qs * w[:, None, None, :]                                                     # (h_out, B, N, C)
-        attn = qw @ k.transpose(1, 2).reshape(B, -1, h * d).transpose(1, 2)               # (h, B, N, N')
+        attn = qw @ k.transpose(1, 2).flatten(2).transpose(1, 2)                          # (h, B, N, N')
         del qw
         torch.softmax(attn, dim=-1, out=attn)
         if N * attn.shape[-1] == 1:
             return attn.zero_()  # a 1x1 map: the instance norm of a single value is 0
-        flat = attn.view(h * B, -1)
+        flat = attn.view(h * B, N * attn.shape[-1])  # (a view: normalised in place)
         flat.sub_(flat.mean(dim=-1, keepdim=True))
         var = torch.linalg.vector_norm(flat, dim=-1, keepdim=True).square_().div_(flat.shape[1])
         flat.mul_(var.add_(self.transform_norm.eps).rsqrt_())
