@@ -123,3 +123,33 @@ def test_a_failed_first_call_leaves_the_module_lazy():
     assert type(gate) is type(ref) and list(gate.state_dict()) == list(ref.state_dict()) and gate.i == 7
     assert seen == ["pre", "pre", "post"] and y.shape == X.shape
     assert not gate._forward_pre_hooks_with_kwargs   # the initialisation hook is gone
+
+
+def test_lazy_first_call_from_several_threads_at_once():
+    """A network shared by a server's threads: the first calls, made at once, build the block once and all
+    return its output (two threads used to build it again, on a module already turned into the block:
+    AttributeError in 3 of 4 trials)."""
+    import threading
+    x = torch.randn(2, 16, 8, 8)
+    for _ in range(20):
+        torch.manual_seed(0)
+        gate = lazy("cbam").eval()
+        barrier, outs, errors = threading.Barrier(4), [], []
+
+        def call():
+            barrier.wait()
+            try:
+                with torch.no_grad():
+                    outs.append(gate(x))
+            except Exception as e:  # noqa: BLE001 -- collected, asserted below
+                errors.append(e)
+        threads = [threading.Thread(target=call) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors[0]
+        assert type(gate).__name__ == "CBAM" and len(outs) == 4
+        with torch.no_grad():
+            ref = gate(x)
+        assert all(torch.equal(o, ref) for o in outs)

@@ -83,8 +83,13 @@ class LazyBlock(LazyModuleMixin, nn.Module):
         # LazyModuleMixin's forward pre-hook (torch.compile calls it too): initialize_parameters removes the hooks and
         # turns the module into the block itself, so there is nothing left for the mixin's version to do.  The
         # forward that follows (below) turns the module back into this lazy one if it fails.
-        undo = _undo_of(module)
-        module.initialize_parameters(*args, **(kwargs or {}))
+        # Several threads may make the first call at once (a server sharing one network): one builds the block,
+        # the others, whose calls began before the hooks were removed, find it built and run it.
+        with _build_lock:
+            if not isinstance(module, LazyBlock):
+                return
+            undo = _undo_of(module)
+            module.initialize_parameters(*args, **(kwargs or {}))
         _first_call.pending = (module, undo)
 
     def _lazy_load_hook(self, state_dict, prefix, *args) -> None:
@@ -120,6 +125,7 @@ class LazyBlock(LazyModuleMixin, nn.Module):
 
 # the lazy module whose first call is under way (its pre-hook materialised it) and how to undo that
 _first_call = threading.local()
+_build_lock = threading.Lock()
 
 
 def _undo_of(module: LazyBlock) -> Callable[[], None]:
