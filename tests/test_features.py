@@ -68,3 +68,49 @@ def test_feature_list_net_sets_grad_checkpointing_of_its_model():
     assert all(torch.allclose(a, b, rtol=1e-10, atol=1e-12) for a, b in zip(*grads))
     with pytest.raises(TypeError):
         fe.set_grad_checkpointing("yes")
+
+
+def test_timm_attribute_names():
+    """default_cfg (timm's older name of pretrained_cfg) on models and feature extractors, head_hidden_size."""
+    m = vb.create_model("resnet18", num_classes=3)
+    assert m.default_cfg == m.pretrained_cfg and m.default_cfg["num_classes"] == 3
+    assert m.head_hidden_size == 512 == m.forward_head(torch.randn(1, 512, 2, 2), pre_logits=True).shape[1]
+    fx = vb.create_model("resnet18", features_only=True, out_indices=(1, 2))
+    assert fx.default_cfg == fx.pretrained_cfg
+    g = vb.create_model("ghostnet_100")
+    assert g.head_hidden_size == 1280 == g.forward_head(torch.randn(1, 960, 2, 2), pre_logits=True).shape[1]
+
+
+def test_group_matcher_orders_stem_blocks_head():
+    """group_matcher (timm's layer-wise decay groups): every parameter of the stem in the stem group, each block
+    of ResNet-50's stages a group in forward order (fine) or one per stage (coarse), the classifier in none."""
+    import re
+    m = vb.create_model("resnet50")
+    for coarse, count in ((False, 16), (True, 4)):
+        g = m.group_matcher(coarse=coarse)
+        stem = [re.compile(p) for p, _ in g["stem"]]
+        blocks = [(re.compile(p), o) for p, o in g["blocks"]]
+
+        def group(name):
+            if any(p.match(name) for p in stem):
+                return ("stem",)
+            hits = [o for p, o in blocks if p.match(name)]
+            assert len(hits) <= 1, f"{name} matches {len(hits)} block groups"
+            return hits[0] if hits else None
+        groups = {n: group(n) for n, _ in m.named_parameters()}
+        assert all(v == ("stem",) for n, v in groups.items() if n.startswith("stem."))
+        assert groups["head.fc.weight"] is None
+        ordinals = [v for n, v in groups.items() if n.startswith("stages.")]
+        assert ordinals == sorted(ordinals) and len(set(ordinals)) == count
+        assert groups["stages.0.0.conv1.conv.weight"] != groups["stages.0.1.conv1.conv.weight"] or coarse
+        assert groups["stages.0.2.conv1.conv.weight"] != groups["stages.1.0.conv1.conv.weight"]
+
+
+def test_reset_classifier_after_removing_it_builds_in_the_models_dtype():
+    """reset_classifier(0) then reset_classifier(n) on a float64 network: the new classifier is float64 (it was
+    built in the default dtype: the head had no parameter left to copy it from)."""
+    m = vb.create_model("resnet18", num_classes=3).double().eval()
+    m.reset_classifier(0)
+    m.reset_classifier(4)
+    assert m.get_classifier().weight.dtype == torch.float64
+    assert m(torch.randn(1, 3, 32, 32, dtype=torch.float64)).shape == (1, 4)

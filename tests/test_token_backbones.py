@@ -166,3 +166,46 @@ def test_mobilevit_drop_path_ramp():
 def test_data_config(name, cfg):
     dc = vb.resolve_data_config(name)
     assert {k: dc[k] for k in cfg} == cfg
+
+
+def test_isotropic_norm_applies_to_every_feature_as_timm():
+    """forward_intermediates(norm=True) normalises every block's tokens with the final norm (timm's Mixer, ResMLP,
+    gMLP); pruned to an earlier block the norm stays (it fits) and forward returns its normalised tokens."""
+    torch.manual_seed(0)
+    m = _tiny_mixer().eval()
+    with torch.no_grad():
+        m.norm.weight.uniform_(0.5, 2.0)  # not the identity
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        t, want = m.stem(x).flatten(2).transpose(1, 2), []
+        for blk in m.blocks:
+            t = blk(t)
+            want.append(m.norm(t).transpose(1, 2).reshape(2, 16, 4, 4))
+        got = m.forward_intermediates(x, norm=True, intermediates_only=True)
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w, rtol=0, atol=0)
+        m.prune_intermediate_layers([1])
+        assert m.num_classes == 0 and m.num_features == 16
+        torch.testing.assert_close(m(x).transpose(1, 2).reshape(2, 16, 4, 4), want[1], rtol=0, atol=0)
+
+
+def test_volo_norm_applies_to_the_transformer_stages_and_prunes_to_the_outlookers():
+    """VOLO (as timm's): the final norm normalises the 384-wide transformer features, not the outlookers' 192-wide
+    map; pruned to the outlookers' map the norm, the class token, its blocks and the position embedding go and
+    forward returns the map's tokens (it raised AttributeError and left the network half-pruned)."""
+    torch.manual_seed(0)
+    m = vb.create_model("volo_d1", num_classes=5).eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        raw = m.forward_intermediates(x, intermediates_only=True)
+        normed = m.forward_intermediates(x, norm=True, intermediates_only=True)
+        torch.testing.assert_close(normed[0], raw[0], rtol=0, atol=0)
+        for i in (1, 2, 3):
+            want = m.norm(raw[i].permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+            torch.testing.assert_close(normed[i], want, rtol=0, atol=0)
+        m.prune_intermediate_layers([0])
+        assert m.pos_embed is None and m.cls_token is None and isinstance(m.norm, torch.nn.Identity)
+        assert m.num_features == 192 and m.num_classes == 0
+        torch.testing.assert_close(m(x), raw[0].flatten(2).transpose(1, 2), rtol=0, atol=0)
+        m.reset_classifier(3)
+        assert m(x).shape == (1, 3)

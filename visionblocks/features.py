@@ -11,6 +11,7 @@ semantics as in timm, so code written for timm works unchanged).
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -207,6 +208,9 @@ class BackboneMixin:
     #: gradient in a feature extractor, and DistributedDataParallel would stop on them)
     final_is_norm: bool = True
     _num_stages_kept: int | None = None
+    #: True where the final norm and the classifier fit every feature (isotropic networks): pruned to an earlier
+    #: feature with ``prune_head=False``, the network keeps classifying (timm's Mixer, ResMLP, gMLP)
+    head_fits_every_feature: bool = False
 
     # --- hooks a model may override -------------------------------------------------------------------------
     def feature_to_nchw(self, index: int, x: torch.Tensor) -> torch.Tensor:
@@ -218,8 +222,14 @@ class BackboneMixin:
         return x
 
     def final_norm_to_map(self, x: torch.Tensor) -> torch.Tensor:
-        """``forward_final`` applied to the last feature for ``forward_intermediates(norm=True)``."""
+        """``forward_final`` applied to a feature for ``forward_intermediates(norm=True)``."""
         return self.forward_final(x)
+
+    def final_norm_applies(self, index: int) -> bool:
+        """Whether ``forward_intermediates(norm=True)`` applies the final norm to feature ``index``: the last one
+        (default); models whose final norm fits more of their features (isotropic token networks, as in timm)
+        override.  A network pruned to a feature keeps its final norm only where it applies there."""
+        return index == len(self.feature_info) - 1
 
     # --- the generic machinery ------------------------------------------------------------------------------
     def _step(self, step: str):
@@ -256,7 +266,8 @@ class BackboneMixin:
                               stop_early: bool = False, output_fmt: str = "NCHW", intermediates_only: bool = False):
         """Features at ``indices`` (see :func:`feature_take_indices`), as (B, C, H, W) maps (``"NHWC"``: (B, H, W,
         C)).  Returns the list when ``intermediates_only``, else ``(forward_features(x), list)``.  ``norm`` applies
-        the model's final norm to the last feature when it is taken; ``stop_early`` skips the stages after the last
+        the model's final norm to the features it fits (:meth:`final_norm_applies`: the last one; every feature of
+        the isotropic token networks, as timm); ``stop_early`` skips the stages after the last
         index (the final features are then not computed: with ``intermediates_only=True`` only, a ValueError
         otherwise, unless the last index is the last feature)."""
         self.check_input(x)
@@ -274,7 +285,7 @@ class BackboneMixin:
         for i in range(last + 1):
             x = self._run_stage(i, x)
             if i in take:
-                y = self.final_norm_to_map(x) if norm and i == len(self.feature_info) - 1 else x
+                y = self.final_norm_to_map(x) if norm and self.final_norm_applies(i) else x
                 y = self.feature_to_nchw(i, y)
                 feats.append(y.permute(0, 2, 3, 1) if output_fmt == "NHWC" else y)
         if intermediates_only:
@@ -283,8 +294,17 @@ class BackboneMixin:
 
     def prune_intermediate_layers(self, indices: int | Sequence[int] | None = 1, prune_norm: bool = False,
                                   prune_head: bool = True) -> list[int]:
-        """Drop the stages after the last of ``indices`` (and the head, and the final norm when asked); return
-        the indices kept.  In place."""
+        """Drop the stages after the last of ``indices``; return the indices kept.  In place, as timm's:
+
+        - ``prune_head`` (default), or a network cut short (its head was sized for the last feature; unless
+          ``head_fits_every_feature``, as in the isotropic token networks): the classifier goes and so does the
+          pooling (``reset_classifier(0, "")``): ``forward`` returns what
+          ``forward_features`` returns, unpooled.
+        - The final norm goes with ``prune_norm``, and where it does not fit the last kept feature
+          (:meth:`final_norm_applies`); a final convolution (``final_is_norm = False``) goes with the head.
+        - ``num_features`` becomes the channels ``forward_features`` now ends with (a later ``reset_classifier(n)``
+          builds a classifier of that width).
+        """
         take, max_index = feature_take_indices(len(self.feature_info), indices, type(self).__name__)
         keep = {s for plan in self.feature_plan[:max_index + 1] for s in plan}
         for plan in self.feature_plan[max_index + 1:]:
@@ -292,18 +312,57 @@ class BackboneMixin:
                 if step not in keep and not callable(getattr(type(self), step, None)):
                     _set_submodule(self, step, nn.Identity())
         self._num_stages_kept = max_index + 1
-        if prune_head:
-            self.reset_classifier(0)
-        if prune_norm or (prune_head and not self.final_is_norm):
+        cut_short = max_index < len(self.feature_info) - 1
+        prune_head = prune_head or (cut_short and not self.head_fits_every_feature)
+        prune_final = prune_norm or (prune_head and not self.final_is_norm) or \
+            (cut_short and not self.final_norm_applies(max_index))
+        if prune_final:
             self.prune_final()
+        if prune_final or cut_short:
+            self.num_features = self.feature_info[max_index]["num_chs"]
+        if prune_head:
+            self.prune_head()
+            self.reset_classifier(0, "")
         return take
 
     def prune_final(self) -> None:
         """Remove what ``forward_final`` applies (override where it holds modules)."""
 
+    def prune_head(self) -> None:
+        """Remove what serves only the classifier besides the classifier itself (a head convolution, a class
+        token); override where a model has such parts.  Called by :meth:`prune_intermediate_layers`."""
+
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute each stage in the backward pass instead of storing its activations (training only)."""
         self.grad_checkpointing = bool(enable)
+
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        """The layer groups of timm's layer-wise learning-rate decay (``timm.optim.create_optimizer_v2(model,
+        layer_decay=...)``), in forward order, from ``feature_plan``: ``"stem"`` is the first module run, with the
+        modules of the first feature under the same attribute (``stem.0``, ``stem.1``), and the model's own
+        parameters (position embeddings, class tokens); ``"blocks"`` one group per module the feature
+        steps run after it -- each block of a stage that is a plain ``Sequential``/``ModuleList`` -- or,
+        ``coarse``, one per feature.  Parameters in no group (a final norm, the classifier) come last, as in timm."""
+        units = []  # (module path, feature index) in forward order
+        for index, plan in enumerate(self.feature_plan):
+            for step in plan:
+                if callable(getattr(type(self), step, None)):
+                    continue  # a method of the model's: its modules are steps or the model's own parameters
+                module = self.get_submodule(step)
+                if not any(True for _ in module.parameters()):
+                    continue
+                if not coarse and units and type(module) in (nn.Sequential, nn.ModuleList) and len(module) > 1:
+                    units += [(f"{step}.{name}", index) for name, child in module.named_children()
+                              if any(True for _ in child.parameters())]
+                else:
+                    units.append((step, index))
+        if not units:
+            return {"stem": r"^[^.]+$", "blocks": []}
+        root = units[0][0].split(".")[0]   # the stem: the first module run, with its siblings in the first feature
+        stem = [path for path, index in units if index == 0 and path.split(".")[0] == root]
+        rest = [(path, index) for path, index in units if path not in stem]
+        blocks = [(rf"^{re.escape(path)}\.", (index if coarse else i,)) for i, (path, index) in enumerate(rest)]
+        return {"stem": [(r"^[^.]+$", None)] + [(rf"^{re.escape(path)}\.", None) for path in stem], "blocks": blocks}
 
 
 def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
@@ -340,6 +399,11 @@ class FeatureListNet(nn.Module):
     def pretrained_cfg(self) -> dict:
         """The wrapped model's (its pre-processing still applies: ``resolve_data_config`` reads it)."""
         return self.model.pretrained_cfg
+
+    @property
+    def default_cfg(self) -> dict:
+        """``pretrained_cfg`` (timm's older name)."""
+        return self.pretrained_cfg
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """The wrapped model's gradient checkpointing (each stage recomputed in the backward pass)."""

@@ -42,7 +42,7 @@ __all__ = [
     "check_model_compile_export", "check_model", "MODEL_CHECKS",
     "check_model_feature_info", "check_model_features_only", "check_model_output_stride", "check_model_classifier",
     "check_model_pretrained_cfg", "check_model_grad_checkpointing", "check_model_drop_path_in_chans",
-    "check_model_features_compile_export", "BACKBONE_CHECKS", "peak_memory",
+    "check_model_features_compile_export", "check_model_prune", "BACKBONE_CHECKS", "peak_memory",
 ]
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -965,6 +965,58 @@ def check_model_features_only(entry: str | ModelInfo) -> None:
                             "distinct" if bad == (0, 0) else f"offers {n} features")
 
 
+def check_model_prune(entry: str | ModelInfo) -> None:
+    """``prune_intermediate_layers`` as timm's: pruned to feature k (the first, a middle one, the last; head kept
+    or not), the kept features equal the full model's, ``forward`` returns ``forward_features``' output unpooled
+    with ``num_features`` channels (the last kept feature's where the network was cut short or its final
+    convolution went with the head), ``reset_classifier(n)`` then classifies (B, n) and every parameter kept gets
+    a gradient (from the logits or the kept features); a refused index leaves the model as it was."""
+    info = _model_info(entry)
+    h, w = model_test_size(info)
+    x = torch.randn(2, info.input_size[0], h, w)
+    full = _create(info, num_classes=7).eval()
+    n = len(full.feature_info)
+    with torch.no_grad():
+        ref = full.forward_intermediates(x, intermediates_only=True)
+    for k in sorted({0, n // 2, n - 1}):
+        for prune_head in (True, False):
+            what = f"{info.name}: prune_intermediate_layers({list(range(k + 1))}, prune_head={prune_head})"
+            m = copy.deepcopy(full)
+            try:
+                m.prune_intermediate_layers(list(range(k + 1)), prune_head=prune_head)
+            except Exception as e:
+                raise AssertionError(f"{what} failed: {type(e).__name__}: {str(e)[:300]}") from e
+            with torch.no_grad():
+                out = _call(m, (x,), f"{what}, then forward")
+                feats = _call(lambda t: m.forward_intermediates(t, indices=[k], intermediates_only=True), (x,),
+                              f"{what}, then forward_intermediates")
+            _close(feats, [ref[k]], f"{what}: feature {k} vs the full model's", 1e-5, 1e-6)
+            if prune_head or (k < n - 1 and not full.head_fits_every_feature):
+                cut = k < n - 1 or not full.final_is_norm
+                want = full.feature_info[k]["num_chs"] if cut else full.num_features
+                assert m.num_classes == 0 and m.num_features == want, \
+                    f"{what}: num_classes {m.num_classes}, num_features {m.num_features} (want 0, {want})"
+                layout = m.head_layouts.get(out.ndim)
+                assert out.ndim >= 3 and layout is not None and out.shape[layout[0]] == want, \
+                    f"{what}: forward gives {tuple(out.shape)}, not forward_features' unpooled {want}-channel output"
+            m.reset_classifier(5)
+            with torch.no_grad():
+                logits = _call(m, (x,), f"{what}, reset_classifier(5), then forward")
+            assert logits.shape == (2, 5), f"{what}, reset_classifier(5): forward gives {tuple(logits.shape)}"
+            m.train()
+            kept = m.forward_intermediates(x, indices=list(range(k + 1)), intermediates_only=True)
+            (m(x).sum() + sum(f.sum() for f in kept)).backward()
+            unused = [name for name, p in m.named_parameters() if p.grad is None]
+            assert not unused, f"{what}, reset_classifier(5): parameters neither forward nor the kept features " \
+                               f"use: {unused[:4]}"
+    before = {k: v.clone() for k, v in full.state_dict().items()}
+    _expect_refusal(lambda: full.prune_intermediate_layers([n]), f"{info.name}: prune_intermediate_layers([{n}])",
+                    f"{n} features")
+    after = full.state_dict()
+    assert list(after) == list(before) and all(torch.equal(after[k], v) for k, v in before.items()), \
+        f"{info.name}: a refused prune_intermediate_layers changed the model"
+
+
 def check_model_output_stride(entry: str | ModelInfo) -> None:
     """A model that declares ``output_strides`` runs at each with dilated convolutions: parameters unchanged,
     ``feature_info`` reductions capped at the stride, and true to a real forward at the smallest stride.  A stride it does not offer
@@ -1183,7 +1235,7 @@ BACKBONE_CHECKS: dict[str, Callable[[Any], None]] = {
     "feature_info": check_model_feature_info, "features_only": check_model_features_only,
     "output_stride": check_model_output_stride, "classifier": check_model_classifier,
     "pretrained_cfg": check_model_pretrained_cfg, "grad_checkpointing": check_model_grad_checkpointing,
-    "drop_path_in_chans": check_model_drop_path_in_chans,
+    "drop_path_in_chans": check_model_drop_path_in_chans, "prune": check_model_prune,
 }
 """The fast backbone checks (``check_model_features_compile_export`` is the slow one)."""
 

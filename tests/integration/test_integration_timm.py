@@ -91,3 +91,43 @@ def test_timm_fx_feature_extraction_with_a_block_inserted():
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(fe(x)["c5"], m.forward_features(x))
+
+
+# ours : timm, the same architecture
+PAIRS = {"resnet50": "resnet50", "mobilenetv2": "mobilenetv2_100", "efficientnet_b0": "efficientnet_b0",
+         "repvgg_a0": "repvgg_a0", "mobilevit_s": "mobilevit_s", "mixer_s16": "mixer_s16_224",
+         "resmlp_12": "resmlp_12_224", "gmlp_s16": "gmlp_s16_224", "volo_d1": "volo_d1_224",
+         "ghostnet_100": "ghostnet_100"}
+
+
+@pytest.mark.parametrize("ours", ["resnet50", "mobilenetv2", "efficientnet_b0", "repvgg_a0", "mobilevit_s",
+                                  "mixer_s16", "resmlp_12", "gmlp_s16"])
+def test_layer_decay_groups_as_timms(ours):
+    """timm's layer-wise learning-rate decay reads group_matcher: our network gets as many learning-rate scales
+    as timm's of the same architecture (it fell back to timm's guess before group_matcher existed)."""
+    from timm.optim._param_groups import param_groups_layer_decay
+    with torch.device("meta"):
+        a, b = vb.create_model(ours), timm.create_model(PAIRS[ours])
+    scales = [sorted({round(g["lr_scale"], 9) for g in param_groups_layer_decay(m, layer_decay=0.75)})
+              for m in (a, b)]
+    assert len(scales[0]) == len(scales[1]), f"{ours}: {len(scales[0])} learning-rate scales, timm {len(scales[1])}"
+
+
+@pytest.mark.parametrize("ours", sorted(PAIRS))
+def test_pruned_network_forward_as_timms(ours):
+    """prune_intermediate_layers to the second feature (head kept or not) then forward: the unpooled map (or
+    tokens) with num_features = that feature's channels -- or, for the isotropic networks with the head kept, the
+    logits -- like timm's network of the same architecture (ours raised ValueError on the head's width, or
+    pooled)."""
+    size = 64 if ours not in ("mixer_s16", "resmlp_12", "gmlp_s16", "volo_d1") else 224
+    x = torch.randn(1, 3, size, size)
+    for prune_head in (True, False):
+        torch.manual_seed(0)
+        a, b = vb.create_model(ours).eval(), timm.create_model(PAIRS[ours]).eval()
+        a.prune_intermediate_layers([1], prune_head=prune_head)
+        b.prune_intermediate_layers([1], prune_head=prune_head)
+        with torch.no_grad():
+            ya, yb = a(x), b(x)
+        assert (a.num_features, a.num_classes) == (b.num_features, b.num_classes)
+        assert ya.shape == yb.shape or (ya.numel() == yb.numel() and a.num_features in ya.shape), \
+            (tuple(ya.shape), tuple(yb.shape))

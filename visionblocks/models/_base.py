@@ -59,11 +59,18 @@ class ClassifierHead(nn.Module):
     def num_classes(self) -> int:
         return self.fc.out_features if isinstance(self.fc, nn.Linear) else 0
 
-    def reset(self, num_classes: int, global_pool: str | None = None) -> None:
-        """A new classifier (initialised afresh, same device and dtype) for ``num_classes`` (0: none)."""
+    def reset(self, num_classes: int, global_pool: str | None = None, in_features: int | None = None,
+              like: torch.Tensor | None = None) -> None:
+        """A new classifier (initialised afresh) for ``num_classes`` (0: none) on ``in_features`` (default:
+        unchanged), on the device and dtype of ``like`` (default: the current classifier's).  Without
+        ``global_pool``, a head that pools nothing (``""``) pools by average again for a classifier."""
+        if global_pool is None and self.global_pool == "" and num_classes > 0:
+            global_pool = "avg"
         if global_pool is not None:
             self.global_pool = _check_pool(global_pool, num_classes)
-        ref = next(self.parameters(), None)
+        if in_features is not None:
+            self.in_features = in_features
+        ref = next(self.parameters(), None) if like is None else like
         factory = {} if ref is None else {"device": ref.device, "dtype": ref.dtype}
         self.fc = nn.Linear(self.in_features, num_classes, **factory) if num_classes > 0 else nn.Identity()
 
@@ -189,10 +196,22 @@ class ModelBase(BackboneMixin, nn.Module):
         return self.get_submodule(self.classifier)
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """Replace the classifier by a fresh one with ``num_classes`` outputs; 0 removes it (``forward`` then
-        returns the pooled ``num_features`` features).  ``global_pool``: ``"avg"``, ``"max"`` or ``""``."""
+        """Replace the classifier by a fresh one with ``num_classes`` outputs (``num_features`` wide, on the
+        model's device and dtype); 0 removes it (``forward`` then returns the pooled ``num_features`` features).
+        ``global_pool``: ``"avg"``, ``"max"`` or ``""`` (none: ``forward`` returns ``forward_features``' output;
+        ``num_classes=0`` only)."""
         check_int("num_classes", num_classes, low=0)
-        self.head.reset(num_classes, global_pool)
+        self.head.reset(num_classes, global_pool, in_features=self.num_features, like=next(self.parameters(), None))
+
+    @property
+    def head_hidden_size(self) -> int:
+        """The width of the pre-logits features (``forward_head(x, pre_logits=True)``), as timm's."""
+        return self.num_features
+
+    @property
+    def default_cfg(self) -> dict[str, Any]:
+        """``pretrained_cfg`` (timm's older name)."""
+        return self.pretrained_cfg
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute each stage in the backward pass instead of storing its activations (training only)."""

@@ -148,11 +148,8 @@ class GhostNet(ModelBase):
     def head_in_features(self) -> int:
         return getattr(self.conv_head, "in_channels", self.num_features)  # the 960-channel map, before the 1280 conv
 
-    def prune_intermediate_layers(self, indices=1, prune_norm: bool = False, prune_head: bool = True) -> list[int]:
-        take = super().prune_intermediate_layers(indices, prune_norm, prune_head)
-        if prune_head and isinstance(self.conv_head, nn.Conv2d):  # the 1280 convolution belongs to the head
-            self.num_features, self.conv_head, self.act = self.conv_head.in_channels, nn.Identity(), nn.Identity()
-        return take
+    def prune_head(self) -> None:
+        self.conv_head, self.act = nn.Identity(), nn.Identity()  # the 1280 convolution belongs to the head
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         self.check_head_input(x)

@@ -82,6 +82,11 @@ class IsotropicMLP(ModelBase):
     def forward_final(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(x)
 
+    head_fits_every_feature = True  # every block has the width of the norm and the classifier (as in timm)
+
+    def final_norm_applies(self, index: int) -> bool:
+        return True  # forward_intermediates(norm=True) normalises every block's tokens (timm)
+
     def prune_final(self) -> None:
         self.norm = nn.Identity()
 

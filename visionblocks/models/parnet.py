@@ -145,9 +145,12 @@ class ParNet(ModelBase):
     def feature_to_nchw(self, index: int, x) -> torch.Tensor:
         return x[1] if isinstance(x, tuple) else x  # a stream's output, carried with its input
 
+    def forward_final(self, x) -> torch.Tensor:
+        return self.feature_to_nchw(-1, x)  # (a network pruned to stream 1 or 2 ends with the carried state)
+
     #: the modules each method step runs, removed with it by prune_intermediate_layers
-    _STEP_MODULES = {"run_stream1": (), "run_stream2": ("down2", "streams.1", "fuse12"),
-                     "run_stream3": ("down3", "streams.2", "fuse2", "fuse3")}
+    _STEP_MODULES = {"run_stream1": ("down1.1", "streams.0"), "run_stream2": ("down2", "streams.1"),
+                     "run_stream3": ("fuse12", "down3", "streams.2", "fuse2", "fuse3")}  # (fuse12 feeds stream 3)
 
     def prune_intermediate_layers(self, indices=1, prune_norm: bool = False, prune_head: bool = True) -> list[int]:
         take = super().prune_intermediate_layers(indices, prune_norm, prune_head)

@@ -117,7 +117,7 @@ class VOLO(ModelBase):
                  drop_path_rate: float = 0.0):
         super().__init__()
         self.in_chans = in_chans
-        self.global_pool = _check_pool(global_pool)
+        self.global_pool = _check_pool(global_pool, num_classes)
         self.stem = nn.Sequential(ConvNormAct(in_chans, stem_hidden, 7, 2), ConvNormAct(stem_hidden, stem_hidden, 3),
                                   ConvNormAct(stem_hidden, stem_hidden, 3), nn.Conv2d(stem_hidden, embed_dims[0], 4, 4))
         total = sum(layers)
@@ -162,7 +162,7 @@ class VOLO(ModelBase):
     def forward_final(self, x: torch.Tensor) -> torch.Tensor:
         """The class token joins the tokens, the class-attention blocks update it, the final LayerNorm: (B, 1 + N,
         C) normalised tokens, the class token first."""
-        x = x.flatten(1, 2)
+        x = x.flatten(2).transpose(1, 2) if self._num_stages() == 1 else x.flatten(1, 2)  # (pruned to the outlookers' map)
         if self.cls_token is not None:  # (None once the head is pruned)
             x = self.post(torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1))
         return self.norm(x)
@@ -171,18 +171,26 @@ class VOLO(ModelBase):
         """The final LayerNorm on the last stage's map (no class token)."""
         return self.norm(x)
 
+    def final_norm_applies(self, index: int) -> bool:
+        return index >= 1  # the transformer stages (the norm's width); not the outlookers' map (as timm)
+
     def prune_final(self) -> None:
         self.post = nn.Identity()
         self.norm = nn.Identity()
 
+    def prune_head(self) -> None:
+        self.post, self.cls_token = nn.Identity(), None  # the class token and its class-attention blocks
+
     def prune_intermediate_layers(self, indices=1, prune_norm: bool = False, prune_head: bool = True) -> list[int]:
         take = super().prune_intermediate_layers(indices, prune_norm, prune_head)
-        if prune_head:  # the class token and its class-attention blocks serve only the head
-            self.post, self.cls_token, self.global_pool = nn.Identity(), None, "avg"
+        if self._num_stages() == 1:  # the position embedding is added after the outlookers (add_position)
+            self.pos_embed = None
         return take
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         self.check_head_input(x)
+        if not self.global_pool:  # no pooling (num_classes=0): the tokens as forward_features gives them
+            return x
         tokens = x if self.cls_token is None else x[:, 1:]
         pooled = x[:, 0] if self.global_pool == "token" else tokens.mean(dim=1)
         if pre_logits:
@@ -192,22 +200,30 @@ class VOLO(ModelBase):
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """New class and token-labelling heads for ``num_classes`` (0: none; ``forward`` then returns the pooled
-        features plus half the maximum of the patch tokens, as timm's VOLO); ``global_pool``: ``"token"`` or
-        ``"avg"``."""
+        features plus half the maximum of the patch tokens, as timm's VOLO); ``global_pool``: ``"token"``,
+        ``"avg"`` or ``""`` (no pooling: ``forward`` returns the tokens; ``num_classes=0`` only).  After
+        pruning, the class token is gone: ``"avg"``."""
         check_int("num_classes", num_classes, low=0)
         if global_pool is not None:
-            self.global_pool = _check_pool(global_pool)
-            if self.global_pool == "token" and self.cls_token is None:
-                raise ValueError("VOLO's class token was pruned with its head: global_pool must be 'avg'")
-        ref = self.downsample.weight
+            _check_pool(global_pool, num_classes)
+            if global_pool == "token" and self.cls_token is None:
+                raise ValueError("VOLO's class token was pruned with its head: global_pool must be 'avg' or ''")
+        elif self.global_pool == "" and num_classes > 0:  # a network pruned to features: a classifier pools again
+            global_pool = "avg"
+        if global_pool is not None:
+            self.global_pool = global_pool
+        ref = next(self.parameters())
         factory = {"device": ref.device, "dtype": ref.dtype}
         self.head = nn.Linear(self.num_features, num_classes, **factory) if num_classes > 0 else nn.Identity()
         self.aux_head = nn.Linear(self.num_features, num_classes, **factory) if num_classes > 0 else nn.Identity()
 
 
-def _check_pool(global_pool: str) -> str:
-    if global_pool not in ("token", "avg"):
-        raise ValueError(f"VOLO's global_pool must be 'token' (the class token) or 'avg', got {global_pool!r}")
+def _check_pool(global_pool: str, num_classes: int) -> str:
+    if global_pool not in ("token", "avg", ""):
+        raise ValueError(f"VOLO's global_pool must be 'token' (the class token), 'avg' or '' (none), got "
+                         f"{global_pool!r}")
+    if global_pool == "" and num_classes > 0:
+        raise ValueError("global_pool='' (no pooling) needs num_classes=0: a classifier needs pooled features")
     return global_pool
 
 
