@@ -39,3 +39,29 @@ def test_feature_columns_match_the_models(name):
     chs, reds = feature_columns(name)
     assert (rows[name]["feature channels"], rows[name]["feature reductions"]) == (chs, reds), \
         f"docs/models.md is stale for {name} (run python -m visionblocks.docs_models)"
+
+
+def test_models_table_is_what_the_registry_gives_now():
+    """Every row of docs/models.md (params, MACs, features, notes) is what ``python -m visionblocks.docs_models``
+    writes today: a change to a model or to how a layer computes (a mean as a matrix product counted as
+    multiply-adds) shows here, not in a reader's comparison."""
+    from visionblocks.docs_models import render
+    want = render().splitlines()
+    have = open(DOCS).read().splitlines()
+    stale = [w for w, h in zip(want, have) if w != h] + want[len(have):]
+    assert not stale and len(have) == len(want), \
+        f"docs/models.md is stale (run python -m visionblocks.docs_models): {stale[:2]}"
+
+
+def test_flop_counts_are_of_the_networks_arithmetic():
+    """Under torch's FLOP counter the fast forms give way to the network's own arithmetic: coordinate attention's
+    direction means (matrix products with a 1/n vector when counted eagerly) count nothing, its three 1x1
+    convolutions count their multiply-adds."""
+    import torch
+    from visionblocks.measure import count_flops
+    gate = vb.create_block("coord_attention", 64, reduction=32).eval()
+    x = torch.randn(2, 64, 28, 14)
+    mid = gate.conv_h.in_channels
+    convs = 2 * 2 * (64 * mid * (28 + 14) + mid * 64 * 28 + mid * 64 * 14)   # 2 FLOPs per multiply-add
+    with torch.no_grad():
+        assert count_flops(gate, (x,)) == convs

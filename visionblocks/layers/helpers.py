@@ -10,7 +10,7 @@ from typing import Any, Callable
 import torch
 
 __all__ = ["make_divisible", "reduced_channels", "to_2tuple", "check_positive_int", "check_divisible",
-           "deprecated_kwargs", "deprecated_flag", "records_grad"]
+           "deprecated_kwargs", "deprecated_flag", "records_grad", "counts_arithmetic"]
 
 
 def records_grad(*tensors: torch.Tensor | None) -> bool:
@@ -123,3 +123,17 @@ def deprecated_flag(flag: str, keyword: str, value: Any) -> Callable:
         return wrapper
 
     return decorator
+
+
+try:  # a private module of torch's: a torch without it only counts fast forms' arithmetic under dispatch modes
+    from torch.utils._python_dispatch import is_in_torch_dispatch_mode as _in_dispatch_mode
+except ImportError:  # pragma: no cover
+    def _in_dispatch_mode() -> bool:
+        return False
+
+
+def counts_arithmetic(x: torch.Tensor) -> bool:
+    """True where a fast form must give way to the network's own arithmetic: on the meta device and under a
+    dispatch mode (``torch.utils.flop_counter`` counts what runs, and a mean computed as a matrix product, or a
+    convolution as a banded one, would count the form's multiply-adds, not the network's)."""
+    return x.device.type == "meta" or _in_dispatch_mode()

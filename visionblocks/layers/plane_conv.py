@@ -24,13 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-try:  # a private module of torch's: a torch without it loses only the direct form under dispatch modes
-    from torch.utils._python_dispatch import is_in_torch_dispatch_mode
-except ImportError:  # pragma: no cover
-    def is_in_torch_dispatch_mode() -> bool:
-        return False
-
-from .helpers import check_positive_int
+from .helpers import check_positive_int, counts_arithmetic
 from .checks import check_odd
 
 __all__ = ["PlaneConv2d"]
@@ -84,7 +78,7 @@ class PlaneConv2d(nn.Conv2d):
         return long >= LONG_RATIO * short and short <= SHORT_LIMIT * self.kernel_size[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.compiler.is_compiling() or x.ndim != 4 or x.device.type == "meta" or is_in_torch_dispatch_mode():
+        if torch.compiler.is_compiling() or x.ndim != 4 or counts_arithmetic(x):
             return super().forward(x)
         h, w = x.shape[-2:]
         if self.use_banded(h, w):

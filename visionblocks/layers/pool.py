@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .helpers import counts_arithmetic
 from .memory_format import is_channels_last
 
 __all__ = ["spatial_mean", "avg_pool_ceil", "max_over", "mean_over"]
@@ -112,7 +113,8 @@ def mean_over(x: torch.Tensor, dim: int) -> torch.Tensor:
     thread: over W 0.55-0.72 broadcast multiplies of the tensor, over H 0.49-0.59, against 0.84-1.04 and
     0.71-0.82 for ATen's sums over those short axes, and no division).  Over any axis of a channels-last 4-d
     floating tensor (with or without autograd): the sum on its (B, H, W, C) view (0.35-0.55 multiplies, against
-    3.3 for the sum over H or W asked on the (B, C, H, W) view).  Otherwise a sum divided on the small
+    3.3 for the sum over H or W asked on the (B, C, H, W) view).  Otherwise -- and on the meta device and under
+    dispatch modes, where a FLOP count is of the network's pooling, not of a product -- a sum divided on the small
     result: ``sum``'s backward is a broadcast view, where ``mean``'s materialises the expanded gradient (float16
     and integer tensors keep ``mean``: it accumulates float16 in float32, and rejects integers as torch does).
     """
@@ -122,7 +124,7 @@ def mean_over(x: torch.Tensor, dim: int) -> torch.Tensor:
         return _reduce_nhwc(xp, lambda t, k: t.sum(k, keepdim=True), dim % 4, False) / x.shape[dim]
     if (x.ndim != 4 or dim % 4 < 2 or x.numel() == 0 or x.dtype is torch.float16 or not x.is_floating_point()
             or not x.is_contiguous() or (x.requires_grad and torch.is_grad_enabled())
-            or torch.compiler.is_compiling()):
+            or torch.compiler.is_compiling() or counts_arithmetic(x)):
         if x.dtype is torch.float16 or not x.is_floating_point():
             return x.mean(dim)
         return x.sum(dim) / (x.shape[dim] if x.ndim else 1)
