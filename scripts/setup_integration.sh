@@ -31,7 +31,7 @@ PYCHECK
 then
   "$VENV/bin/python" -m pip install --quiet "${PINS[@]}" 2>&1 | { grep -v -e "^WARNING: Location" || true; }
 fi
-if ! "$VENV/bin/python" -c "import visionblocks" >/dev/null 2>&1; then
+if ! "$VENV/bin/python" -P -c "import visionblocks" >/dev/null 2>&1; then  # (-P: not the checkout on sys.path)
   "$VENV/bin/python" -m pip install --quiet --no-deps -e . 2>&1 | { grep -v -e "^WARNING: Location" || true; }
 fi
 "$VENV/bin/python" -c "import importlib.metadata as md; print('$VENV ready: ' + ', '.join(f'{p} {md.version(p)}' for p in ('torch', 'torchvision', 'timm', 'ultralytics')))"

@@ -3,7 +3,7 @@
 >>> import visionblocks as vb
 >>> gate = vb.create_block("se", 256)                # a block, by registry name
 >>> net = vb.create_model("resnet50", attn="cbam")   # a model with a block inserted SENet-style
->>> vb.reparameterize(net.eval())                    # fold every training-form branch
+>>> net = vb.reparameterize(net.eval())              # fold every training-form branch (in place)
 
 The public API: the registry functions and records below, :func:`reparameterize`, and the sub-packages
 ``layers`` (shared pieces), ``blocks`` (by family: ``blocks.attention``, ``blocks.conv``, ``blocks.reparam``,
