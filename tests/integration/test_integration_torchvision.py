@@ -140,3 +140,21 @@ def test_create_feature_extractor_on_a_network_with_blocks(block):
     called = [n.target for n in fe.graph.nodes if n.op == "call_module"
               and isinstance(fe.get_submodule(n.target), block_cls)]
     assert called, "each block is one call_module node of the extractor's graph"
+
+
+def test_readme_quick_start_runs_as_written():
+    """README's first code block, run as a reader would (torchvision for its plug-in lines), all but the two lines
+    that name a reader's own checkpoint or repository; no warning (a replace that would not fold back warns)."""
+    import os
+    import re
+    import warnings
+    text = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
+    code = re.search(r"```python\n(.*?)```", text, flags=re.S).group(1)
+    lines = [ln for ln in code.splitlines() if "/path/or/url" not in ln and "<owner>" not in ln]
+    assert len(lines) == len(code.splitlines()) - 2, "README's placeholders changed: update this test"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        namespace: dict = {}
+        exec(compile("\n".join(lines), "README.md", "exec"), namespace)
+    assert sum(type(m).__name__ == "ACBlock" for m in namespace["acnet_net"].modules()) == 8
+    assert sum(type(m).__name__ == "CBAM" for m in namespace["tv_resnet"].modules()) == 8
