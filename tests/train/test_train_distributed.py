@@ -39,6 +39,7 @@ def test_two_processes_equal_one_process_after_a_step(folder_data, tmp_path):
     out = str(tmp_path / "ddp")
     p = _torchrun(["--data", folder_data, "--epochs", "1", "--batch-size", "8", "--limit", "8"], out)
     assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.count("val top-1") == 1, f"the summary should be printed once, by rank 0: {p.stdout!r}"
     ref = _one_process(folder_data, str(tmp_path / "one"), epochs=1, batch_size=8, limit=8)
     assert ref.history[0]["epoch"] == 1
     a, b = _weights(out), _weights(ref.run_dir)

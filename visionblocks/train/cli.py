@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from typing import Any, Sequence
 
@@ -122,6 +123,8 @@ def main_train(args: argparse.Namespace) -> int:
     else:
         cfg = TrainConfig(**ov)
     res = train(cfg, resume=bool(args.resume))
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun the first process reports, once
+        return INTERRUPTED if res.interrupted else 0
     if res.interrupted:
         print(f"stopped after {res.epochs_done} epoch(s) of {cfg.epochs}; checkpoint in {res.run_dir}; continue with: "
               f"visionblocks train --resume {res.run_dir}", file=sys.stderr)
