@@ -28,3 +28,26 @@ def test_cbam_channel_then_spatial_gate():
 
 def test_cbam_inference_path_equals_autograd_path():
     assert_inference_path_equals_autograd_path("cbam", 32, input_shape=(2, 32, 9, 7))
+
+
+def test_onnx_export_with_a_dynamic_batch():
+    """torch.onnx.export with a dynamic batch (what a deployment wants): the exported CBAM runs at other batches
+    and gives eager's output (the channel gate's halves split by chunk made the ONNX optimiser fail, so every
+    CBAM network failed to export with a dynamic batch)."""
+    import pytest
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    import warnings
+    from torch.export import Dim
+    torch.manual_seed(0)
+    m = randomize_bn_stats(vb.create_block("cbam", 16)).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(m, (torch.randn(2, 16, 8, 8),), dynamo=True, dynamic_shapes=({0: Dim.AUTO},),
+                                    verbose=False)
+    session = ort.InferenceSession(program.model_proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    for batch in (1, 3):
+        x = torch.randn(batch, 16, 8, 8)
+        got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+        with torch.no_grad():
+            torch.testing.assert_close(torch.from_numpy(got), m(x), rtol=1e-4, atol=1e-5)

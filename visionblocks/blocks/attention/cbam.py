@@ -31,8 +31,9 @@ class ChannelGate(nn.Module):
         # (flattening its (B, C, H, W) view would copy it)
         mx = max_over(x.permute(0, 2, 3, 1).flatten(1, 2), 1) if is_channels_last(x) else max_over(x.flatten(2), 2)
         pooled = torch.cat([spatial_mean(x), mx])
-        avg, mx = self.mlp.forward_vector(pooled).chunk(2)  # one pass of the shared MLP over both descriptors
-        return torch.sigmoid(avg + mx)[:, :, None, None]
+        both, B = self.mlp.forward_vector(pooled), x.shape[0]  # one pass of the shared MLP over both descriptors
+        # (halves as slices: chunk's SplitToSequence of a dynamic batch stops ONNX's optimiser)
+        return torch.sigmoid(both[:B] + both[B:])[:, :, None, None]
 
 
 class SpatialGate(nn.Module):
