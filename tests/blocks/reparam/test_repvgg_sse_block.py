@@ -60,3 +60,30 @@ def test_pooled_branch_kernel_is_the_corner_of_a_strided_window(k):
         ref = _bn(F.conv2d(pooled, m.conv.weight, groups=2), m.bn)
         torch.testing.assert_close(m(x), ref, rtol=1e-10, atol=1e-12)
         torch.testing.assert_close(F.conv2d(x, w, b, stride=2, padding=k // 2, groups=2), ref, rtol=1e-10, atol=1e-12)
+
+
+def test_stride2_branches_export_to_onnx_with_a_dynamic_size():
+    """ParNet's stride-2 RepConvs (with their pooled 1x1 branch) exported to ONNX with dynamic batch, H and W run
+    in onnxruntime at odd sizes other than the example's and give eager's output (the pooling branched on the
+    parity of H and W, and the exporter's torch.export step failed on that guard: the training-form ParNets did
+    not export with a dynamic size)."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    import warnings
+    from torch.export import Dim
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(RepConv3x3(3, 8, stride=2), RepConv3x3(8, 8, stride=2), RepConv3x3(8, 8, stride=2)).eval()
+    for bn in m.modules():
+        if isinstance(bn, torch.nn.BatchNorm2d):
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(m, (torch.randn(2, 3, 32, 32),), dynamo=True, verbose=False,
+                                    dynamic_shapes=({0: Dim.AUTO, 2: Dim.AUTO, 3: Dim.AUTO},))
+    session = ort.InferenceSession(program.model_proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    for shape in ((1, 3, 37, 45), (3, 3, 48, 30)):
+        x = torch.randn(*shape)
+        got = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
+        with torch.no_grad():
+            torch.testing.assert_close(got, m(x), rtol=1e-4, atol=1e-5)

@@ -29,8 +29,10 @@ __all__ = ["PooledConvBN", "RepConv3x3", "RepVGGSSEBlock"]
 
 def _avg_pool_2x2(x: torch.Tensor) -> torch.Tensor:
     """2x2/2 average pooling of ``x`` zero-padded at the bottom/right to even size (always / 4), so that it
-    is exactly the 2x2 corner of a stride-2, padding-1 3x3 convolution at any size."""
-    return F.avg_pool2d(F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2)), 2)
+    is exactly the 2x2 corner of a stride-2, padding-1 3x3 convolution at any size.  Padded by one row and column
+    whatever the size (floor-mode pooling leaves the extra one out at an even size): no branch on the size's
+    parity, which ``torch.export`` cannot resolve for a dynamic H, W (a zero pad copies ``x`` anyway)."""
+    return F.avg_pool2d(F.pad(x, (0, 1, 0, 1)), 2)
 
 
 class PooledConvBN(nn.Module):
