@@ -211,6 +211,10 @@ class BackboneMixin:
     #: True where the final norm and the classifier fit every feature (isotropic networks): pruned to an earlier
     #: feature with ``prune_head=False``, the network keeps classifying (timm's Mixer, ResMLP, gMLP)
     head_fits_every_feature: bool = False
+    #: what each of the model's own methods among the steps runs besides other steps (module paths, or parameters:
+    #: a position embedding), removed with it by ``prune_intermediate_layers`` (modules become ``nn.Identity``,
+    #: parameters ``None``)
+    step_modules: dict[str, tuple[str, ...]] = {}
 
     # --- hooks a model may override -------------------------------------------------------------------------
     def feature_to_nchw(self, index: int, x: torch.Tensor) -> torch.Tensor:
@@ -309,7 +313,10 @@ class BackboneMixin:
         keep = {s for plan in self.feature_plan[:max_index + 1] for s in plan}
         for plan in self.feature_plan[max_index + 1:]:
             for step in plan:
-                if step not in keep and not callable(getattr(type(self), step, None)):
+                if callable(getattr(type(self), step, None)):
+                    for path in self.step_modules.get(step, ()):
+                        _set_submodule(self, path, None if _is_parameter(self, path) else nn.Identity())
+                elif step not in keep:
                     _set_submodule(self, step, nn.Identity())
         self._num_stages_kept = max_index + 1
         cut_short = max_index < len(self.feature_info) - 1
@@ -365,7 +372,12 @@ class BackboneMixin:
         return {"stem": [(r"^[^.]+$", None)] + [(rf"^{re.escape(path)}\.", None) for path in stem], "blocks": blocks}
 
 
-def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
+def _is_parameter(root: nn.Module, path: str) -> bool:
+    parent, _, name = path.rpartition(".")
+    return name in (root.get_submodule(parent) if parent else root)._parameters
+
+
+def _set_submodule(root: nn.Module, path: str, module: nn.Module | None) -> None:
     parent, _, name = path.rpartition(".")
     owner = root.get_submodule(parent) if parent else root
     if isinstance(owner, (nn.Sequential, nn.ModuleList)) and name.isdigit():

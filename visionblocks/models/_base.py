@@ -52,7 +52,7 @@ class ClassifierHead(nn.Module):
         super().__init__()
         self.in_features = in_features
         self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
-        self.global_pool = _check_pool(global_pool, num_classes)
+        self.global_pool = resolve_pool(global_pool, num_classes)
         self.fc = nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
 
     @property
@@ -64,10 +64,7 @@ class ClassifierHead(nn.Module):
         """A new classifier (initialised afresh) for ``num_classes`` (0: none) on ``in_features`` (default:
         unchanged), on the device and dtype of ``like`` (default: the current classifier's).  Without
         ``global_pool``, a head that pools nothing (``""``) pools by average again for a classifier."""
-        if global_pool is None and self.global_pool == "" and num_classes > 0:
-            global_pool = "avg"
-        if global_pool is not None:
-            self.global_pool = _check_pool(global_pool, num_classes)
+        self.global_pool = resolve_pool(global_pool, num_classes, self.global_pool)
         if in_features is not None:
             self.in_features = in_features
         ref = next(self.parameters(), None) if like is None else like
@@ -86,9 +83,15 @@ class ClassifierHead(nn.Module):
         return x if pre_logits else self.fc(x)
 
 
-def _check_pool(global_pool: str, num_classes: int) -> str:
-    if global_pool not in _POOLS:
-        raise ValueError(f"global_pool must be one of {_POOLS}, got {global_pool!r}")
+def resolve_pool(global_pool: str | None, num_classes: int, current: str | None = None,
+                 pools: tuple[str, ...] = _POOLS, what: str = "global_pool") -> str:
+    """The pooling of a (re)built classifier head: ``global_pool``, one of ``pools`` (``""``: none, only without a
+    classifier); ``None`` keeps ``current``, except that a head that pooled nothing pools by average again for a
+    classifier (a network pruned to its features, given a classifier anew)."""
+    if global_pool is None:
+        global_pool = "avg" if current == "" and num_classes > 0 else current
+    if global_pool not in pools:
+        raise ValueError(f"{what} must be one of {pools}, got {global_pool!r}")
     if global_pool == "" and num_classes > 0:
         raise ValueError("global_pool='' (no pooling) needs num_classes=0: a classifier needs pooled features")
     return global_pool

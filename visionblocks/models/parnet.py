@@ -149,19 +149,8 @@ class ParNet(ModelBase):
         return self.feature_to_nchw(-1, x)  # (a network pruned to stream 1 or 2 ends with the carried state)
 
     #: the modules each method step runs, removed with it by prune_intermediate_layers
-    _STEP_MODULES = {"run_stream1": ("down1.1", "streams.0"), "run_stream2": ("down2", "streams.1"),
-                     "run_stream3": ("fuse12", "down3", "streams.2", "fuse2", "fuse3")}  # (fuse12 feeds stream 3)
-
-    def prune_intermediate_layers(self, indices=1, prune_norm: bool = False, prune_head: bool = True) -> list[int]:
-        take = super().prune_intermediate_layers(indices, prune_norm, prune_head)
-        for plan in self.feature_plan[max(take) + 1:]:
-            for path in (p for step in plan for p in self._STEP_MODULES.get(step, ())):
-                name, _, index = path.partition(".")
-                if index:
-                    getattr(self, name)[int(index)] = nn.Identity()
-                else:
-                    setattr(self, name, nn.Identity())
-        return take
+    step_modules = {"run_stream1": ("down1.1", "streams.0"), "run_stream2": ("down2", "streams.1"),
+                    "run_stream3": ("fuse12", "down3", "streams.2", "fuse2", "fuse3")}  # (fuse12 feeds stream 3)
 
 
 def _reg(name: str, params: float, macs: float):

@@ -27,7 +27,7 @@ from visionblocks.layers import ConvNormAct, MetaFormerBlock, max_over, merge_he
 from visionblocks.layers.validate import check_int
 from visionblocks.registry import register_model
 
-from ._base import ModelBase
+from ._base import ModelBase, resolve_pool
 
 __all__ = ["VOLO", "volo_d1"]
 
@@ -108,6 +108,7 @@ class VOLO(ModelBase):
     """
 
     classifier = "head"
+    step_modules = {"add_position": ("pos_embed",)}  # (pruned to the outlookers, the embedding goes)
     input_stem = ("stem", "downsample")  # 8 x 8 patches (7x7/2 stem), 2 x 2 merging: inputs of at least 15 x 15
     head_layouts = {3: (-1, "(B, 1 + N, C) tokens (the class token first)")}
 
@@ -117,7 +118,7 @@ class VOLO(ModelBase):
                  drop_path_rate: float = 0.0):
         super().__init__()
         self.in_chans = in_chans
-        self.global_pool = _check_pool(global_pool, num_classes)
+        self.global_pool = resolve_pool(global_pool, num_classes, pools=_POOLS, what="VOLO's global_pool")
         self.stem = nn.Sequential(ConvNormAct(in_chans, stem_hidden, 7, 2), ConvNormAct(stem_hidden, stem_hidden, 3),
                                   ConvNormAct(stem_hidden, stem_hidden, 3), nn.Conv2d(stem_hidden, embed_dims[0], 4, 4))
         total = sum(layers)
@@ -181,12 +182,6 @@ class VOLO(ModelBase):
     def prune_head(self) -> None:
         self.post, self.cls_token = nn.Identity(), None  # the class token and its class-attention blocks
 
-    def prune_intermediate_layers(self, indices=1, prune_norm: bool = False, prune_head: bool = True) -> list[int]:
-        take = super().prune_intermediate_layers(indices, prune_norm, prune_head)
-        if self._num_stages() == 1:  # the position embedding is added after the outlookers (add_position)
-            self.pos_embed = None
-        return take
-
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         self.check_head_input(x)
         if not self.global_pool:  # no pooling (num_classes=0): the tokens as forward_features gives them
@@ -204,27 +199,18 @@ class VOLO(ModelBase):
         ``"avg"`` or ``""`` (no pooling: ``forward`` returns the tokens; ``num_classes=0`` only).  After
         pruning, the class token is gone: ``"avg"``."""
         check_int("num_classes", num_classes, low=0)
-        if global_pool is not None:
-            _check_pool(global_pool, num_classes)
-            if global_pool == "token" and self.cls_token is None:
-                raise ValueError("VOLO's class token was pruned with its head: global_pool must be 'avg' or ''")
-        elif self.global_pool == "" and num_classes > 0:  # a network pruned to features: a classifier pools again
-            global_pool = "avg"
-        if global_pool is not None:
-            self.global_pool = global_pool
+        pool = resolve_pool(global_pool, num_classes, self.global_pool, _POOLS, "VOLO's global_pool")
+        if pool == "token" and self.cls_token is None:
+            raise ValueError("VOLO's class token was pruned with its head: global_pool must be 'avg' or ''")
+        self.global_pool = pool
         ref = next(self.parameters())
         factory = {"device": ref.device, "dtype": ref.dtype}
         self.head = nn.Linear(self.num_features, num_classes, **factory) if num_classes > 0 else nn.Identity()
         self.aux_head = nn.Linear(self.num_features, num_classes, **factory) if num_classes > 0 else nn.Identity()
 
 
-def _check_pool(global_pool: str, num_classes: int) -> str:
-    if global_pool not in ("token", "avg", ""):
-        raise ValueError(f"VOLO's global_pool must be 'token' (the class token), 'avg' or '' (none), got "
-                         f"{global_pool!r}")
-    if global_pool == "" and num_classes > 0:
-        raise ValueError("global_pool='' (no pooling) needs num_classes=0: a classifier needs pooled features")
-    return global_pool
+#: what VOLO's class head reads: the class token, the mean of the patch tokens, or nothing (no classifier)
+_POOLS = ("token", "avg", "")
 
 
 @register_model("volo_d1", paper="Yuan et al., VOLO: Vision Outlooker for Visual Recognition, TPAMI 2022",
