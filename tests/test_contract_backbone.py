@@ -33,6 +33,7 @@ def test_every_backbone_check_is_a_model_check():
 # --------------------------------------------------------------------------- the checks catch broken backbones
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 from visionblocks.features import FeatureInfo  # noqa: E402
 from visionblocks.layers import DropPath  # noqa: E402
@@ -188,3 +189,35 @@ def test_correct_toy_backbones_pass_every_fast_check():
 @pytest.mark.slow
 def test_correct_toy_backbone_compiles_and_exports():
     T.check_model_features_compile_export(_toy(ToyBackbone))
+
+
+class _SizeBranchNet(nn.Module):
+    """conv -> (pooled only when wider than 100) -> global mean -> linear: a Python branch on the size."""
+
+    def __init__(self, num_classes=1000, in_chans=3, branch=True, **kw):
+        super().__init__()
+        self.conv, self.fc, self.branch = nn.Conv2d(in_chans, 8, 3, padding=1), nn.Linear(8, num_classes), branch
+
+    def forward(self, x):
+        y = self.conv(x)
+        if self.branch and x.shape[-1] > 100:
+            y = F.max_pool2d(y, 3, 1, 1)
+        return self.fc(y.mean((2, 3)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("branch,reason,caught", [
+    (False, None, False),
+    (False, "claims that its sizes cannot stay dynamic", True),   # a false claim
+    (True, None, True),                                            # exported at 128, refuses 103x97
+    (True, "a branch on the width specialises the export", False),
+])
+def test_check_model_export_dynamic_catches(branch, reason, caught):
+    info = vb.ModelInfo("toy_size_branch", lambda **kw: _SizeBranchNet(branch=branch, **kw), paper="toy",
+                        url="https://example.org", input_size=(3, 32, 32), test_input_size=(32, 32),
+                        dynamic_export_unsupported=reason)
+    if caught:
+        with pytest.raises(AssertionError, match="remove dynamic_export_unsupported" if reason else "refuses input"):
+            T.check_model_export_dynamic(info)
+    else:
+        T.check_model_export_dynamic(info)

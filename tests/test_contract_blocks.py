@@ -119,3 +119,38 @@ def test_check_export_dynamic_catches(cls, reason, caught):
             T.check_export_dynamic(name)
     finally:
         unregister_block(name)
+
+
+# ------------------------------------------------------------------------------ check_onnx at other sizes
+class _PadToEven(_Gate):
+    """Pads the map to even sides, gates it, and crops it back, counting the padding with ``ceil`` written as
+    ``-(-H // 2)`` (``floor`` of a negative number), or with ``layers.window_count``."""
+
+    ceil = staticmethod(lambda size: -(-size // 2))
+
+    def forward(self, x):
+        H, W = x.shape[-2:]
+        y = F.pad(x, (0, 2 * self.ceil(W) - W, 0, 2 * self.ceil(H) - H))
+        return vb.layers.crop_to(y * torch.sigmoid(self.conv(y)), H, W)
+
+
+class _PadToEvenWindowCount(_PadToEven):
+    ceil = staticmethod(lambda size: vb.layers.window_count(size, 2))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cls,caught", [(_PadToEven, True), (_PadToEvenWindowCount, False), (_Gate, False)])
+def test_check_onnx_runs_the_dynamic_graph_at_other_sizes(cls, caught):
+    """ONNX's integer division truncates: the exported ``-(-H // 2)`` computes ``floor(H / 2)``, so at an odd
+    size the ONNX graph pads too little while the torch.export program (floor division) is right.  check_onnx
+    runs the graph at the other sizes and catches it; window_count's form is right in both."""
+    name = _toy(cls)
+    try:
+        T.check_export_dynamic(name)  # the program is right in every case
+        if caught:
+            with pytest.raises(AssertionError, match=r"at \(\(3, 4, 17, 23\),\) ONNX output 0"):
+                T.check_onnx(name)
+        else:
+            T.check_onnx(name)
+    finally:
+        unregister_block(name)

@@ -21,6 +21,12 @@ def test_model_compile_export(name):
     T.check_model_compile_export(name)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MODELS)
+def test_model_export_dynamic(name):
+    T.check_model_export_dynamic(name)
+
+
 def test_every_model_check_is_run():
     """Every model check runs somewhere: the fast and slow ones here, the backbone ones in test_contract_backbone."""
-    assert set(T.MODEL_CHECKS) == set(FAST) | {"compile_export"} | set(T.BACKBONE_CHECKS) | {"features_compile_export"}
+    assert set(T.MODEL_CHECKS) == set(FAST) | {"compile_export", "export_dynamic"} | set(T.BACKBONE_CHECKS) | {"features_compile_export"}

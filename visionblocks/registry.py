@@ -100,6 +100,7 @@ class ModelInfo:
     data_cfg: dict = field(default_factory=dict)
     output_strides: tuple[int, ...] = ()
     license: str = ""
+    dynamic_export_unsupported: str | None = None
 
     def pretrained_cfg(self) -> dict[str, Any]:
         """The model's data configuration and provenance, as timm's ``pretrained_cfg`` (without weights): the
@@ -227,7 +228,8 @@ def register_model(name: str | None = None, *, paper: str, url: str, input_size:
                    paper_params: float | None = None, paper_macs: float | None = None, paper_note: str = "",
                    test_input_size: tuple[int, int] | None = None, macs_rel_tol: float = 0.01,
                    count_kwargs: dict | None = None, data_cfg: dict | None = None,
-                   output_strides: tuple[int, ...] = (), license: str = "") -> Callable:
+                   output_strides: tuple[int, ...] = (), license: str = "",
+                   dynamic_export_unsupported: str | None = None) -> Callable:
     """Function decorator registering a model constructor ``fn(num_classes=1000, in_chans=3, **kwargs)``.
 
     ``test_input_size`` is a small (H, W) the test-suite may use instead of ``input_size`` to keep CPU
@@ -239,6 +241,10 @@ def register_model(name: str | None = None, *, paper: str, url: str, input_size:
     pre-processing of :meth:`ModelInfo.pretrained_cfg` (``crop_pct``, ``interpolation``, ``mean``, ``std``, as the
     paper evaluates).  ``output_strides`` lists the strides other than the native one that the model can run
     at with dilated convolutions (``create_model(name, output_stride=16)``, DeepLab-style).
+    ``dynamic_export_unsupported`` says why ``torch.export`` with a dynamic batch and size cannot give one
+    program right at every size the model accepts (its contract check then requires the export to fail, fix a
+    size, or refuse some size; an ONNX translation drops the program's guards, so such a model must be exported
+    at the size it will run at).
     """
     unknown = set(data_cfg or {}) - set(_DATA_KEYS)
     if unknown:
@@ -251,7 +257,7 @@ def register_model(name: str | None = None, *, paper: str, url: str, input_size:
         note = paper_note or NOTES.get(key, "")
         _MODELS[key] = ModelInfo(key, fn, paper, url, tuple(input_size), paper_params, paper_macs, note,
                                  test_input_size, macs_rel_tol, dict(count_kwargs or {}), dict(data_cfg or {}),
-                                 tuple(output_strides), license)
+                                 tuple(output_strides), license, dynamic_export_unsupported)
         return fn
 
     return decorator
@@ -310,12 +316,9 @@ def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, *, featu
         raise ValueError("out_indices is only meaningful with features_only=True")
     if pretrained is not None or (isinstance(name, str) and "." in name):  # weights: built as the checkpoint's net
         from visionblocks.weights import create_pretrained  # noqa: PLC0415 (optional machinery, imported on use)
-        model = create_pretrained(name, True if pretrained is None else pretrained, num_classes=num_classes,
-                                  in_chans=in_chans, output_stride=output_stride, **kwargs)
-        if features_only:
-            from visionblocks.features import FeatureListNet  # noqa: PLC0415
-            model = FeatureListNet(model, out_indices, **feature_kwargs)
-        return model
+        return create_pretrained(name, True if pretrained is None else pretrained, num_classes=num_classes,
+                                 in_chans=in_chans, output_stride=output_stride, **kwargs,
+                                 features=dict(out_indices=out_indices, **feature_kwargs) if features_only else None)
     info = model_info(name)
     _check_int("num_classes", num_classes, 0)
     _check_int("in_chans", in_chans, 1)

@@ -482,15 +482,28 @@ def check_export_dynamic(entry: str | BlockInfo) -> None:
     symbolic, and the exported program run at two other batches and sizes gives the eager result (atol/rtol
     1e-4).  A block registered with ``dynamic_export_unsupported`` must state why and must really fail to
     export, or specialise (a size fixed in the program, or a guard that refuses another size)."""
-    import warnings
-    from torch.export import Dim
     info = _info(entry)
-    reason = info.dynamic_export_unsupported
     m = build(info).eval()
     inputs, others = _dynamic_cases(info)
+    _check_dynamic_program(info.name, m, inputs, others, info.dynamic_export_unsupported)
+
+
+def _dynamic_spec(inputs: tuple, others: list[tuple]) -> tuple[list[list[int]], tuple]:
+    """The dimensions of each input that differ in some of ``others``, and the ``dynamic_shapes`` marking them
+    ``Dim.AUTO``."""
+    from torch.export import Dim
     dynamic = [sorted({d for o in others for d in range(t.ndim) if o[i].shape[d] != t.shape[d]})
                for i, t in enumerate(inputs)]
-    spec = tuple({d: Dim.AUTO for d in dims} or None for dims in dynamic)
+    return dynamic, tuple({d: Dim.AUTO for d in dims} or None for dims in dynamic)
+
+
+def _check_dynamic_program(name: str, m: nn.Module, inputs: tuple, others: list[tuple], reason: str | None,
+                           tol: float = 1e-4) -> None:
+    """Export ``m`` at ``inputs`` with every dimension that differs in ``others`` marked ``Dim.AUTO``; the program
+    must keep them symbolic and give the eager result at each of ``others`` -- or, where ``reason`` says it
+    cannot, fail to export, fix a size, or refuse one of ``others``."""
+    import warnings
+    dynamic, spec = _dynamic_spec(inputs, others)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -498,16 +511,16 @@ def check_export_dynamic(entry: str | BlockInfo) -> None:
     except Exception as e:
         if reason:
             return
-        raise AssertionError(f"{info.name}: torch.export with dynamic {_dims_text(dynamic)} failed: "
+        raise AssertionError(f"{name}: torch.export with dynamic {_dims_text(dynamic)} failed: "
                              f"{type(e).__name__}: {str(e)[:300]}") from e
     nodes = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
-    for i, name in enumerate(ep.graph_signature.user_inputs[:len(inputs)]):
-        shape = nodes[name].meta["val"].shape
+    for i, node in enumerate(ep.graph_signature.user_inputs[:len(inputs)]):
+        shape = nodes[node].meta["val"].shape
         fixed = [d for d in dynamic[i] if isinstance(shape[d], int)]
         if fixed:
             if reason:
                 return
-            raise AssertionError(f"{info.name}: torch.export specialised input {i} dimension(s) {fixed} to "
+            raise AssertionError(f"{name}: torch.export specialised input {i} dimension(s) {fixed} to "
                                  f"{[shape[d] for d in fixed]} (exported shape {tuple(shape)})")
     program = ep.module()
     for other in others:
@@ -517,12 +530,12 @@ def check_export_dynamic(entry: str | BlockInfo) -> None:
         except Exception as e:  # a guard of the program (torch raises AssertionError) or a crash
             if reason:
                 return
-            raise AssertionError(f"{info.name}: the program exported with dynamic {_dims_text(dynamic)} refuses "
+            raise AssertionError(f"{name}: the program exported with dynamic {_dims_text(dynamic)} refuses "
                                  f"input {shapes_of(other)} (specialised to the example's "
                                  f"{shapes_of(inputs)}?): {type(e).__name__}: {str(e)[:300]}") from e
         with torch.no_grad():
-            _close(got, _run(m, other), f"{info.name}: dynamically exported vs eager at {shapes_of(other)}", 1e-4, 1e-4)
-    assert not reason, (f"{info.name} says it cannot be exported with dynamic shapes ({reason}) but it exports "
+            _close(got, _run(m, other), f"{name}: dynamically exported vs eager at {shapes_of(other)}", tol, tol)
+    assert not reason, (f"{name} says it cannot be exported with dynamic shapes ({reason}) but it exports "
                         "and runs at other sizes: remove dynamic_export_unsupported")
 
 
@@ -605,21 +618,27 @@ def check_state_dict(entry: str | BlockInfo) -> None:
 
 
 def check_onnx(entry: str | BlockInfo) -> None:
-    """``torch.onnx.export(dynamo=True)`` gives a model onnxruntime runs with the eager result (atol 1e-4);
-    a block registered with ``onnx_unsupported`` must state why and must really fail to export."""
+    """``torch.onnx.export(dynamo=True)`` gives a model onnxruntime runs with the eager result (atol 1e-4); unless
+    the block is registered with ``dynamic_export_unsupported``, it is exported with the batch and sizes dynamic
+    (as :func:`check_export_dynamic`) and must also be right at two other batches and sizes (the ONNX graph has
+    none of the exported program's guards: what those would refuse, it computes wrongly).  A block registered
+    with ``onnx_unsupported`` must state why and must really fail to export."""
     import logging
     import warnings
     import onnxruntime as ort
     info = _info(entry)
     m = build(info).eval()
-    inputs = make_inputs(info)
+    if info.dynamic_export_unsupported:
+        inputs, others, spec = make_inputs(info), [], None
+    else:
+        inputs, others = _dynamic_cases(info)
+        spec = _dynamic_spec(inputs, others)[1]
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings(), open(os.devnull, "w") as devnull:
             warnings.simplefilter("ignore")
-            import contextlib
             with contextlib.redirect_stdout(devnull):
-                prog = torch.onnx.export(m, inputs, dynamo=True, verbose=False)
+                prog = torch.onnx.export(m, inputs, dynamo=True, verbose=False, dynamic_shapes=spec)
         data = prog.model_proto.SerializeToString()
     except Exception as e:
         if info.onnx_unsupported:
@@ -628,14 +647,18 @@ def check_onnx(entry: str | BlockInfo) -> None:
     assert not info.onnx_unsupported, (f"{info.name} says it cannot be exported to ONNX ({info.onnx_unsupported}) "
                                        "but it exports: remove the exception")
     sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    feeds = {i.name: t.numpy() for i, t in zip(sess.get_inputs(), inputs)}
-    got = [torch.from_numpy(o) for o in sess.run(None, feeds)]
-    with torch.no_grad():
-        ref = _run(m, inputs)
-    assert len(got) == len(ref), f"{info.name}: ONNX model gives {len(got)} outputs, eager {len(ref)}"
-    for i, (g, r) in enumerate(zip(got, ref)):
-        err = (g.double() - r.double()).abs().max().item()
-        assert err <= 1e-4 * max(1.0, r.abs().max().item()), f"{info.name}: ONNX output {i} differs by {err:.3g}"
+    for case in [inputs, *others]:
+        feeds = {i.name: t.numpy() for i, t in zip(sess.get_inputs(), case)}
+        got = [torch.from_numpy(o) for o in sess.run(None, feeds)]
+        with torch.no_grad():
+            ref = _run(m, case)
+        assert len(got) == len(ref), f"{info.name}: ONNX model gives {len(got)} outputs, eager {len(ref)}"
+        for i, (g, r) in enumerate(zip(got, ref)):
+            assert g.shape == r.shape, (f"{info.name}: at {shapes_of(case)} ONNX output {i} has shape "
+                                        f"{tuple(g.shape)}, eager {tuple(r.shape)}")
+            err = (g.double() - r.double()).abs().max().item()
+            assert err <= 1e-4 * max(1.0, r.abs().max().item()), \
+                f"{info.name}: at {shapes_of(case)} ONNX output {i} differs by {err:.3g}"
 
 
 def check_onnx_reason(entry: str | BlockInfo) -> None:
@@ -776,6 +799,27 @@ def check_model_compile_export(entry: str | ModelInfo) -> None:
             raise AssertionError(f"{info.name}: torch.export failed: {type(e).__name__}: {str(e)[:300]}") from e
         assert torch.allclose(ep.module()(x), ref, atol=1e-4, rtol=1e-4), \
             f"{info.name}: exported vs eager logits differ"
+
+
+def check_model_export_dynamic(entry: str | ModelInfo) -> None:
+    """``torch.export`` with a dynamic batch, and a dynamic H and W for a model that runs at other sizes (one with
+    a ``test_input_size``), keeps them symbolic, and the program gives the eager logits at another batch and two
+    other sizes, one of them odd (atol/rtol 1e-4 of the logits' scale): one exported program (and its ONNX
+    translation, which drops the program's guards) is right at every size.  The example is at least 128 pixels,
+    so no stage is exported at a single pixel or patch (a size of 1 is specialised).  A model registered with
+    ``dynamic_export_unsupported`` must state why and really fail, fix a size or refuse one of those inputs.
+    Slow."""
+    info = _model_info(entry)
+    m = _build_model(info, num_classes=10).eval()
+    h, w = model_test_size(info)
+    if info.test_input_size is None:  # a fixed size: only the batch varies
+        inputs, others = (_model_input(info, batch=2),), [(_model_input(info, batch=3),)]
+    else:
+        h, w = max(2 * h, 128), max(2 * w, 128)
+        inputs = (_model_input(info, batch=2, size=(h, w)),)
+        others = [(_model_input(info, batch=3, size=(h + 32, w + 32)),),
+                  (_model_input(info, batch=1, size=(h - 25, w - 31)),)]
+    _check_dynamic_program(info.name, m, inputs, others, info.dynamic_export_unsupported)
 
 
 # --------------------------------------------------------------------------------------------- backbones
@@ -1242,7 +1286,7 @@ BACKBONE_CHECKS: dict[str, Callable[[Any], None]] = {
 MODEL_CHECKS: dict[str, Callable[[Any], None]] = {
     "forward_backward": check_model_forward_backward, "inputs": check_model_inputs,
     "paper_counts": check_model_paper_counts, "compile_export": check_model_compile_export,
-    **BACKBONE_CHECKS, "features_compile_export": check_model_features_compile_export,
+    "export_dynamic": check_model_export_dynamic, **BACKBONE_CHECKS, "features_compile_export": check_model_features_compile_export,
 }
 
 

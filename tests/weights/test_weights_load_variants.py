@@ -11,6 +11,7 @@ import torch.nn as nn
 
 import visionblocks as vb
 from visionblocks import testing as T
+from visionblocks.features import FeatureListNet
 from visionblocks.weights import load_checkpoint
 from visionblocks.weights.errors import CheckpointError, StateDictMismatchError
 
@@ -158,3 +159,31 @@ def test_ema_weights_one_level_down_and_ema_only_checkpoints():
         load_checkpoint(dst, {"model_ema": model.state_dict(), "epoch": 3})
     with pytest.raises(CheckpointError, match="no EMA weights"):
         load_checkpoint(dst, {"model": model.state_dict()}, use_ema=True)
+
+
+def test_create_model_features_only_loads_an_extractors_own_checkpoint_and_a_whole_networks(tmp_path):
+    """``create_model(features_only=True, pretrained=<file>)``: a feature extractor's own checkpoint (which lacks
+    the stages and head it pruned) loads, as does the whole network's; a checkpoint with keys of neither is
+    refused naming what is missing."""
+    torch.manual_seed(0)
+    full = vb.create_model("resnet18").eval()
+    x = torch.randn(1, 3, 64, 64)
+    fe = vb.create_model("resnet18", features_only=True, out_indices=(1, 2))
+    fe.load_state_dict({k: v for k, v in {f"model.{k}": v for k, v in full.state_dict().items()}.items()
+                        if k in fe.state_dict()})
+    fe.eval()
+    with torch.no_grad():
+        want = [t.clone() for t in fe(x)]
+    torch.save(fe.state_dict(), tmp_path / "extractor.pt")
+    torch.save(full.state_dict(), tmp_path / "full.pt")
+    for name in ("extractor.pt", "full.pt"):
+        got = vb.create_model("resnet18", features_only=True, out_indices=(1, 2), pretrained=str(tmp_path / name))
+        assert isinstance(got, FeatureListNet)
+        with torch.no_grad():
+            out = got.eval()(x)
+        assert len(out) == 2 and all(torch.equal(a, b) for a, b in zip(out, want)), name
+    # an extractor's checkpoint of fewer features than asked for lacks keys: refused, naming them
+    small = vb.create_model("resnet18", features_only=True, out_indices=(0,))
+    torch.save(small.state_dict(), tmp_path / "small.pt")
+    with pytest.raises(StateDictMismatchError, match="missing from the checkpoint .*stages.0.0.conv1"):
+        vb.create_model("resnet18", features_only=True, out_indices=(1, 2), pretrained=str(tmp_path / "small.pt"))

@@ -34,7 +34,7 @@ from .se_options import se_kwargs, deprecated_se_ratio
 from .shuffle import channel_shuffle
 from .squeeze_excite import SqueezeExcite
 from .token_linear import token_linear
-from .windows import fold_windows, gather_windows, window_count
+from .windows import crop_to, fold_windows, gather_windows, window_count
 from .validate import validated, check_arg, check_input_dtype, blocks_with_pooled_bn
 from .weight_init import init_weights
 
@@ -52,5 +52,5 @@ __all__ = [
     "pointwise_linear", "pointwise_forward", "spatial_mean", "avg_pool_ceil", "max_over", "mean_over", "se_kwargs",
     "deprecated_se_ratio",
     "channel_shuffle", "SqueezeExcite", "token_linear", "init_weights", "validated", "check_arg",
-    "check_input_dtype", "blocks_with_pooled_bn", "gather_windows", "fold_windows", "window_count",
+    "check_input_dtype", "blocks_with_pooled_bn", "gather_windows", "fold_windows", "window_count", "crop_to",
 ]

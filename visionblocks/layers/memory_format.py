@@ -9,6 +9,7 @@ test and lay out their small intermediates (pooled planes, gates) to match.
 from __future__ import annotations
 
 import torch
+from torch.fx.experimental.symbolic_shapes import guard_or_false
 
 from .helpers import records_grad
 
@@ -36,8 +37,15 @@ def layout_like(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     out otherwise (gates are small: a (B, C, H, 1) gate is 1/W of the map).  A block's output keeps its input's
     layout (the contract's ``check_channels_last``), as PyTorch's own layers do.  A product of ``x`` with a gate laid out across its order
     strides through one of the two (at 8x64x28x28: coordinate attention 1.36x slower on a channels-last map with
-    NCHW gates)."""
-    return t.contiguous(memory_format=memory_format_of(x))
+    NCHW gates).
+
+    With symbolic sizes (``torch.export``/``torch.compile`` with a dynamic H or W) a layout that cannot be decided
+    without a guard (a cropped view: whether the crop removed anything) gets the copy, so the traced program does
+    not hold the example's answer."""
+    fmt = memory_format_of(x)
+    if guard_or_false(t.is_contiguous(memory_format=fmt)):
+        return t
+    return t.clone(memory_format=fmt)
 
 
 class _CatChannels(torch.autograd.Function):

@@ -15,10 +15,15 @@ __all__ = ["pad_to_patches", "unfold_patches", "fold_patches"]
 
 def pad_to_patches(x: torch.Tensor, ph: int, pw: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Zero-pad (B, C, H, W) at the bottom/right to multiples of the patch size; also return the (1, 1, Hp, Wp)
-    boolean map of real (unpadded) pixels, or ``None`` when nothing was padded (static shapes: no graph break)."""
+    boolean map of real (unpadded) pixels, or ``None`` when nothing was padded.
+
+    The map is ``None`` only for concrete sizes: a size that is symbolic (``torch.export`` or ``torch.compile``
+    with a dynamic H or W) always gets the padding, by zero rows where the size divides, and the map, all True
+    there, so that the traced program holds no branch on the size's divisibility and is right at every size (an
+    ONNX translation drops the guard such a branch would need)."""
     H, W = x.shape[-2:]
     Hp, Wp = window_count(H, ph) * ph, window_count(W, pw) * pw  # (integer ceil: symbolic in a trace)
-    if (Hp, Wp) == (H, W):
+    if isinstance(H, int) and isinstance(W, int) and (Hp, Wp) == (H, W):
         return x, None
     pad = (0, Wp - W, 0, Hp - H)
     return F.pad(x, pad), F.pad(x.new_ones(1, 1, H, W, dtype=torch.bool), pad)

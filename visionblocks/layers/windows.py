@@ -11,13 +11,27 @@ im2col + col2im (2 threads).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-__all__ = ["gather_windows", "fold_windows", "window_count"]
+__all__ = ["gather_windows", "fold_windows", "window_count", "crop_to"]
 
 
 def window_count(size: int, stride: int) -> int:
-    """Windows along an axis of ``size`` at ``stride`` with "same" padding: ``ceil(size / stride)``."""
-    return -(-size // stride)
+    """Windows along an axis of ``size`` at ``stride`` with "same" padding: ``ceil(size / stride)``.
+
+    Written without a negative operand: ONNX's integer division truncates, so a symbolic ``-(-size // stride)``
+    (floor division of a negative size) exported from ``torch.export`` computes ``floor(size / stride)``."""
+    return (size + stride - 1) // stride
+
+
+def crop_to(x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """The top-left H x W of a (..., H', W') map with H' >= H, W' >= W (a map padded to whole patches or windows,
+    an upsampled map rounded up): a view for concrete sizes.  With symbolic sizes (``torch.export``, a dynamic
+    ``torch.compile``) it is a copy, by padding with the negative amounts: tracing a view cropped by a symbolic
+    amount decides the view's contiguity on the example, a guard on whether anything was cropped."""
+    if isinstance(H, int) and isinstance(W, int):
+        return x[..., :H, :W]
+    return F.pad(x, (0, W - x.shape[-1], 0, H - x.shape[-2]))
 
 
 def _taps(size: int, stride: int, k: int) -> list[tuple[slice, slice]]:

@@ -172,6 +172,14 @@ def _align_model_prefix(sd: dict, own: list[str]) -> dict:
     return sd
 
 
+
+def holds_every_key(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> bool:
+    """Whether ``state_dict`` (in our layout, a ``model.`` prefix aligned as the loader does) has every key of
+    ``model`` (optional buffers aside): a checkpoint of this very network, or of a larger one."""
+    own = list(model.state_dict())
+    sd = _align_model_prefix(dict(state_dict), own)
+    return all(k in sd for k in own if not k.endswith(_OPTIONAL_SUFFIXES))
+
 def _kind(t) -> str:
     if not isinstance(t, torch.Tensor):
         return type(t).__name__
@@ -209,7 +217,7 @@ def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
     own = model.state_dict()
     sd = _align_model_prefix(dict(state_dict), list(own))
     pruned: list[str] = []
-    if isinstance(model, FeatureListNet) and all(k in sd for k in own if not k.endswith(_OPTIONAL_SUFFIXES)):
+    if isinstance(model, FeatureListNet) and holds_every_key(model, sd):
         # a whole network's checkpoint (ours, every key of the extractor in it): the parts features_only pruned go
         pruned = [k for k in sd if k not in own]
         for k in pruned:

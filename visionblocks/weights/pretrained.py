@@ -8,6 +8,7 @@ naming the option to set.  ``top1`` is the source's reported ImageNet-1k top-1 a
 """
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -84,16 +85,22 @@ def _is_tag(model: str, x) -> bool:
 
 
 def create_pretrained(name: str, pretrained=True, *, strict: bool = True, sha256: str | None = None,
-                      return_result: bool = False, **kwargs) -> nn.Module:
+                      return_result: bool = False, features: Mapping | None = None, **kwargs) -> nn.Module:
     """``create_model(name, **kwargs)`` with weights loaded.
 
     ``pretrained``: ``True`` (the model's default published weights), a weights tag (``"tv_in1k"``; or give it
     in the name, ``"resnet50.tv_in1k"``), or a path/URL/state dict (loaded into the model as ``kwargs`` build
-    it).  ``return_result=True`` returns ``(model, LoadResult)``.
+    it).  ``features``: the :class:`~visionblocks.features.FeatureListNet` arguments (``out_indices``,
+    ``output_fmt``) to return a feature extractor instead; the weights then come from the whole network's
+    checkpoint (published, or any of ours or a converter's layout), or from a feature extractor's own
+    checkpoint (``extractor.state_dict()``, which lacks the parts it pruned).  ``return_result=True`` returns
+    ``(model, LoadResult)``.
     """
+    from visionblocks.features import FeatureListNet
     from visionblocks.registry import create_model, model_info
 
-    from . import load_checkpoint
+    from . import load_checkpoint, read_checkpoint
+    from .load import holds_every_key
 
     model_name, _, tag = name.partition(".")
     model_name = model_info(model_name).name
@@ -117,7 +124,16 @@ def create_pretrained(name: str, pretrained=True, *, strict: bool = True, sha256
         model, result = create_model(model_name, **kwargs), None
     else:
         model = create_model(model_name, **kwargs)
+        if features is not None:
+            state = read_checkpoint(pretrained, sha256=sha256)
+            extractor = FeatureListNet(copy.deepcopy(model), **features)
+            if holds_every_key(extractor, state) and not holds_every_key(model, state):  # the extractor's own
+                result = load_checkpoint(extractor, state, strict=strict)
+                return (extractor, result) if return_result else extractor
+            pretrained, sha256 = state, None
         result = load_checkpoint(model, pretrained, strict=strict, sha256=sha256)
+    if features is not None:
+        model = FeatureListNet(model, **features)
     return (model, result) if return_result else model
 
 

@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from visionblocks.layers import (
     ConvNormAct, DropPath, LayerType, Mlp, MultiHeadAttention, check_divisible, check_nchw, check_positive_int,
-    fold_patches, layout_like, pad_to_patches, to_2tuple, unfold_patches,
+    crop_to, fold_patches, layout_like, pad_to_patches, to_2tuple, unfold_patches,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
@@ -46,17 +46,12 @@ class TransformerLayer(nn.Module):
         return x + self.drop_path(self.ffn(self.norm2(x)))
 
 
-_DYNAMIC = ("the map is zero padded to a multiple of patch_size and the padded tokens masked only when there are "
-            "any, a branch on H % p_h and W % p_w: an export holds the example's divisibility by the patch size")
-
-
 @register_block("mobilevit_attention", family="attention", layout="nchw",
                 paper="Mehta & Rastegari, MobileViT: Light-weight, General-purpose, and Mobile-friendly Vision "
                       "Transformer, ICLR 2022",
                 url="https://arxiv.org/abs/2110.02178",
                 example=Example(args=(48,), kwargs={"transformer_dim": 64, "num_layers": 2, "num_heads": 4,
-                                                    "patch_size": 2}, input_shape=(2, 48, 16, 16)),
-                dynamic_export_unsupported=_DYNAMIC)
+                                                    "patch_size": 2}, input_shape=(2, 48, 16, 16)))
 @validated(kernel_size="odd")
 class MobileViTBlock(nn.Module):
     """MobileViT block (local conv, transformers over unfolded patches, fold, fusion), on (B, C, H, W).
@@ -106,6 +101,6 @@ class MobileViTBlock(nn.Module):
         t = unfold_patches(y, ph, pw, channels_last=True)     # (B P, N, d): P sequences over the N patches
         for layer in self.layers:
             t = layer(t, mask)
-        y = fold_patches(self.norm(t), Hp, Wp, ph, pw, channels_last=True)[:, :, :H, :W]
+        y = crop_to(fold_patches(self.norm(t), Hp, Wp, ph, pw, channels_last=True), H, W)
         y = layout_like(y, x)  # the copy the projection makes anyway, in x's layout (so the concatenation keeps it)
         return self.conv_fusion(torch.cat([x, self.conv_proj(y)], dim=1))

@@ -24,7 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import (
-    ConvMlp, ConvNormAct, DropPath, GroupNorm1, LayerType, check_nchw, check_positive_int, fold_patches, is_plain,
+    ConvMlp, ConvNormAct, DropPath, GroupNorm1, LayerType, check_nchw, check_positive_int, crop_to, fold_patches,
+    is_plain,
     layout_like, pad_to_patches, to_2tuple, unfold_patches,
 )
 from visionblocks.layers.validate import validated
@@ -94,16 +95,11 @@ class LinearTransformerLayer(nn.Module):
         return x + self.drop_path(self.ffn(self.norm2(x, mask)))
 
 
-_DYNAMIC = ("the map is zero padded to a multiple of patch_size and the padded tokens masked only when there are "
-            "any, a branch on H % p_h and W % p_w: an export holds the example's divisibility by the patch size")
-
-
 @register_block("mobilevitv2_attention", family="attention", layout="nchw",
                 paper="Mehta & Rastegari, Separable Self-attention for Mobile Vision Transformers, TMLR 2023",
                 url="https://arxiv.org/abs/2206.02680",
                 example=Example(args=(64,), kwargs={"transformer_dim": 32, "num_layers": 2, "patch_size": 2},
-                                input_shape=(2, 64, 16, 16)),
-                dynamic_export_unsupported=_DYNAMIC)
+                                input_shape=(2, 64, 16, 16)))
 @validated(kernel_size="odd")
 class MobileViTv2Block(nn.Module):
     """MobileViTv2 block with separable self-attention, on (B, C, H, W).
@@ -145,5 +141,5 @@ class MobileViTv2Block(nn.Module):
         t = unfold_patches(y, ph, pw)     # (B, d, P, N): attention over the N patches for each of the P positions
         for layer in self.layers:
             t = layer(t, mask)
-        y = fold_patches(self.norm(t, mask), Hp, Wp, ph, pw)[:, :, :H, :W]
+        y = crop_to(fold_patches(self.norm(t, mask), Hp, Wp, ph, pw), H, W)
         return self.conv_proj(layout_like(y, x))  # the copy the projection makes anyway, in x's layout

@@ -21,14 +21,34 @@ def per_sample_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
                       dilation, groups: int) -> torch.Tensor:
     """``y[b] = conv2d(x[b], weight[b], bias[b])`` for every sample b, computed by one convolution whose
     groups are ``batch * groups``.  ``weight``: (B, O, C/groups, kh, kw); ``bias``: (B, O) or None.
-    The output size comes from the convolution itself (not from the input size)."""
+    The output size comes from the convolution itself (not from the input size).
+
+    Exported with a dynamic batch (``torch.export``, ``torch.onnx.export``), the group count would be symbolic,
+    which ONNX's Conv (a constant ``group`` attribute) cannot take: there the windows are unfolded and each
+    sample's kernel applied by one batched matrix product (the same sums)."""
     b, c, h, w = x.shape
     o = weight.shape[1]
+    if not isinstance(b, int) and torch.compiler.is_exporting():
+        return _per_sample_unfolded(x, weight, bias, stride, padding, dilation, groups)
     if b == 0:  # an empty batch: groups = b * groups would be 0; the (0, O, H', W') output of one kernel's shape
         return F.conv2d(x, weight.new_zeros(weight.shape[1:]), None, stride, padding, dilation, groups)
     y = F.conv2d(x.reshape(1, b * c, h, w), weight.reshape(b * o, *weight.shape[2:]),
                  None if bias is None else bias.reshape(b * o), stride, padding, dilation, b * groups)
     return y.reshape(b, o, y.shape[-2], y.shape[-1])
+
+
+def _per_sample_unfolded(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride, padding,
+                         dilation, groups: int) -> torch.Tensor:
+    """:func:`per_sample_conv2d` as unfolded windows (B, C kh kw, L) times each sample's (O, C/groups kh kw)
+    kernel, group by group."""
+    b, _, h, w = x.shape
+    o, kh, kw = weight.shape[1], weight.shape[-2], weight.shape[-1]
+    cols = F.unfold(x, (kh, kw), dilation, padding, stride)            # channel-major: a group's rows are adjacent
+    ho = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    wo = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    y = weight.reshape(b, groups, o // groups, -1) @ cols.reshape(b, groups, -1, cols.shape[-1])
+    y = y.reshape(b, o, ho, wo)
+    return y if bias is None else y + bias[:, :, None, None]
 
 
 class KernelBankConv(ConvBase):

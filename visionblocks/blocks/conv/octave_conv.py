@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import square_conv_geometry, check_nchw
+from visionblocks.layers import check_nchw, crop_to, square_conv_geometry
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -47,7 +47,7 @@ def _pool(x: torch.Tensor) -> torch.Tensor:
 
 
 def _up(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    return F.interpolate(x, scale_factor=2.0, mode="nearest")[..., : size[0], : size[1]]
+    return crop_to(F.interpolate(x, scale_factor=2.0, mode="nearest"), *size)
 
 
 def _make_inputs(batch=None, size=None, bad=None, generator=None, channels=(32, 32)):
@@ -75,10 +75,7 @@ def _output_shapes(inputs, channels=(32, 32), stride=1):
                 example=Example(args=(64, 64, 3), kwargs={"alpha_in": 0.5, "alpha_out": 0.5},
                                 make_inputs=_make_inputs, output_shapes=_output_shapes),
                 notes="forward(x_h, x_l=None) -> (y_h, y_l); x_l is ceil(H/2) x ceil(W/2); y_l is None when "
-                      "alpha_out == 0",
-                dynamic_export_unsupported=("the low-frequency input is the high one halved and rounded up, a "
-                                            "relation torch.export cannot state between two dynamic inputs: an "
-                                            "export holds the example's parity (high = 2 x low)"))
+                      "alpha_out == 0")
 @validated()
 class OctaveConv(nn.Module):
     """Octave convolution on a (high, low) frequency pair.
