@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 from torch.nn.parameter import is_lazy
 
-from .layers import BATCH_NORMS_2D, ConvNormAct, fuse_conv_bn
+from .layers import BATCH_NORMS_2D, ConvNormAct, conv_weights_channels_last, fuse_conv_bn
 from .layers.validate import check_module
 from .reparam import check_foldable_modes, reparameterize, unchanged_on_error
 
@@ -99,8 +99,4 @@ def to_channels_last(model: nn.Module) -> nn.Module:
     touches only 2-D convolution weights: no other 4-D parameter or buffer (position embeddings, tables) changes
     its strides, and models with 5-D parameters (dynamic convolutions' kernel banks) are fine."""
     check_module(model, "to_channels_last")
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d) and not is_lazy(m.weight) and m.weight.dim() == 4:
-                m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
-    return model
+    return conv_weights_channels_last(model)

@@ -2,6 +2,8 @@
 parametrized layer to replace, hooks on the replaced layer."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn as nn
@@ -85,3 +87,44 @@ def test_a_host_with_unbuilt_lazy_modules_is_refused_unchanged(lazy):
     assert type(net[1]) is kind and torch.equal(torch.get_rng_state(), rng)
     net(torch.randn(1, 3, 8, 8))     # built: now it can be edited
     vb.insert(net, "cbam", after="2", example_input=torch.randn(1, 3, 8, 8))
+
+
+class TwoConvs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x)))
+
+
+@pytest.mark.parametrize("op", ["insert", "replace"])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_a_new_block_takes_the_layout_of_the_maps_it_sees(op, channels_last):
+    """In a host whose convolution weights are channels-last (so are its maps: ``vb.fuse`` on the CPU does this),
+    the new block's convolution weights are channels-last too; in an NCHW host they stay NCHW; the output is the
+    same either way."""
+    torch.manual_seed(0)
+    m = TwoConvs().eval()
+    if channels_last:
+        m = vb.to_channels_last(m)
+    x = torch.randn(2, 3, 16, 16)
+    if op == "insert":
+        names = vb.insert(m, "cbam", after="a", example_input=x)
+    else:
+        names = vb.replace(m, "b", "acnet_block", example_input=x)
+    new = m.get_submodule(names[0])
+    weights = [c.weight for c in new.modules() if isinstance(c, nn.Conv2d)]
+    assert weights
+    if channels_last:  # (a 1x1 weight is both; the 3x3 and 7x7 ones are not NCHW)
+        assert all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
+        assert any(not w.is_contiguous() for w in weights)
+    else:
+        assert all(w.is_contiguous() for w in weights)
+    with torch.no_grad():
+        y = m(x)
+        ref = copy.deepcopy(m)
+        for c in ref.modules():
+            if isinstance(c, nn.Conv2d):
+                c.weight.data = c.weight.data.contiguous()
+        torch.testing.assert_close(y, ref(x), rtol=1e-5, atol=1e-5)

@@ -46,6 +46,18 @@ def test_moves_and_dtype_before_the_first_call_are_kept():
     assert all(p.dtype == torch.float32 for p in gate.parameters())  # autocast inputs do not decide the dtype
 
 
+
+def test_a_channels_last_first_input_gives_channels_last_convolution_weights():
+    """Built from a channels-last map, the block's convolution weights are channels-last (as ``insert``/``replace``
+    place a block in a channels-last network); from an NCHW one, NCHW."""
+    for x, cl in ((X.contiguous(memory_format=torch.channels_last), True), (X, False)):
+        block = lazy("acnet_block")
+        y = block(x)
+        ws = [m.weight for m in block.modules() if isinstance(m, nn.Conv2d)]
+        assert all(w.is_contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format) for w in ws)
+        assert any(not w.is_contiguous() for w in ws) == cl
+        torch.testing.assert_close(block(X), y.contiguous(), rtol=1e-5, atol=1e-5)
+
 def test_training_mode_hooks_and_framework_attributes_survive():
     gate = lazy("eca").eval()
     gate.i, gate.f = 9, -1  # what ultralytics' parser sets on a layer

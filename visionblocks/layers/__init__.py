@@ -19,7 +19,9 @@ from .helpers import (
 )
 from .layer_type import LayerType
 from .local_aggregate import local_aggregate
-from .memory_format import cat_channels, dense_strides, is_channels_last, layout_like, memory_format_of
+from .memory_format import (
+    cat_channels, conv_weights_channels_last, dense_strides, is_channels_last, layout_like, memory_format_of,
+)
 from .metaformer import MetaFormerBlock
 from .mlp import Mlp
 from .norm import LayerNorm2d, GroupNorm1, get_norm_layer, create_norm
@@ -45,7 +47,8 @@ __all__ = [
     "ConvNormAct", "get_attn_layer", "create_attn", "drop_path", "DropPath", "BATCH_NORMS_2D", "fuse_conv_bn_weights",
     "fuse_conv_bn", "pad_kernel", "identity_kernel", "split_heads", "merge_heads", "make_divisible",
     "reduced_channels", "to_2tuple", "check_positive_int", "check_divisible", "deprecated_kwargs",
-    "deprecated_flag", "LayerType", "local_aggregate", "is_channels_last", "layout_like", "memory_format_of", "cat_channels", "write_all_or_none", "MetaFormerBlock", "Mlp",
+    "deprecated_flag", "LayerType", "local_aggregate", "is_channels_last", "layout_like", "memory_format_of", "cat_channels", "conv_weights_channels_last",
+    "write_all_or_none", "MetaFormerBlock", "Mlp",
     "LayerNorm2d", "GroupNorm1",
     "get_norm_layer", "create_norm", "NormAct", "PlaneConv2d", "pad_to_patches", "unfold_patches", "fold_patches",
     "is_plain", "is_hooked", "DerivedBuffers", "float32_at_least", "dense_strides",

@@ -9,11 +9,14 @@ test and lay out their small intermediates (pooled planes, gates) to match.
 from __future__ import annotations
 
 import torch
+import torch.nn as nn
 from torch.fx.experimental.symbolic_shapes import guard_or_false
+from torch.nn.parameter import is_lazy
 
 from .helpers import records_grad
 
-__all__ = ["is_channels_last", "layout_like", "memory_format_of", "cat_channels", "dense_strides"]
+__all__ = ["is_channels_last", "layout_like", "memory_format_of", "cat_channels", "dense_strides",
+           "conv_weights_channels_last"]
 
 
 def is_channels_last(x: torch.Tensor) -> bool:
@@ -47,6 +50,16 @@ def layout_like(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return t
     return t.clone(memory_format=fmt)
 
+
+
+def conv_weights_channels_last(module: nn.Module) -> nn.Module:
+    """Store every ``nn.Conv2d`` weight of ``module`` channels-last, in place (values, shapes and parameter
+    identity unchanged; no other 4-D parameter or buffer, no lazy or 5-D weight); return it."""
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.Conv2d) and not is_lazy(m.weight) and m.weight.dim() == 4:
+                m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
+    return module
 
 class _CatChannels(torch.autograd.Function):
     """``torch.cat(tensors, dim=1)`` whose backward hands each input its gradient dense, in the input's layout."""

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable, Union
 import torch
 import torch.nn as nn
 
+from visionblocks.layers import conv_weights_channels_last, is_channels_last
 from visionblocks.registry import BlockInfo, block_info, list_blocks
 
 __all__ = ["BlockSpec", "Edit", "Probe", "Selector", "SurgeryError", "SurgeryReport", "become", "count_params",
@@ -363,12 +364,17 @@ def count_params(model: nn.Module) -> int:
 
 
 def place_like(block: nn.Module, reference: torch.Tensor | None, training: bool) -> nn.Module:
-    """``block`` on the device (and floating dtype) of ``reference``, in the training mode of where it goes."""
+    """``block`` on the device (and floating dtype) of ``reference``, in the training mode of where it goes, with
+    its convolution weights channels-last when ``reference`` (the map it will see) is: a network whose maps are
+    channels-last (``visionblocks.fuse`` on the CPU, ``to(memory_format=torch.channels_last)``) keeps them so
+    through the new block instead of converting at each of its convolutions."""
     if reference is not None:
         if reference.is_floating_point():
             block = block.to(device=reference.device, dtype=reference.dtype)
         else:
             block = block.to(device=reference.device)
+        if is_channels_last(reference):
+            conv_weights_channels_last(block)
     return block.train(training)
 
 

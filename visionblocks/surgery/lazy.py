@@ -17,6 +17,8 @@ import torch
 import torch.nn as nn
 from torch.nn.modules.lazy import LazyModuleMixin
 
+from visionblocks.layers import conv_weights_channels_last, is_channels_last
+
 from ._core import _HOOK_DICTS, BlockSpec, SurgeryError, become, resolve_block
 
 __all__ = ["LazyBlock", "lazy"]
@@ -78,6 +80,8 @@ class LazyBlock(LazyModuleMixin, nn.Module):
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise SurgeryError(f"lazy {self.spec.name!r} takes its channel count from a (B, C, H, W) input, got {shape}")
         self.materialize(x.shape[1], tuple(x.shape[2:]), device=x.device)
+        if is_channels_last(x):  # laid out like the maps it sees (as insert/replace place a block)
+            conv_weights_channels_last(self)
 
     def _infer_parameters(self, module: nn.Module, args: tuple, kwargs: dict | None = None) -> None:
         # LazyModuleMixin's forward pre-hook (torch.compile calls it too): initialize_parameters removes the hooks and
