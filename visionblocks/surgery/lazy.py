@@ -31,7 +31,9 @@ class LazyBlock(LazyModuleMixin, nn.Module):
     The block is built on the device the lazy module was moved to (else the input's) with its floating dtype (else
     the default dtype), then this module turns into it (like ``LazyConv2d`` into ``Conv2d``).  Attributes set on the
     lazy module by a framework (ultralytics' ``i``/``f``/``type``) and its hooks are kept.  Create optimizers after
-    the first call (as for any lazy module).
+    the first call (as for any lazy module), and freeze after it: until then there is no parameter for
+    ``requires_grad_(False)`` to reach, and the block is built trainable.  Its convolution weights are stored
+    channels-last when the first input is.
 
     The arguments of a registered block are checked at creation (the block is built once on the meta device with a
     placeholder channel count); a first call that fails (the build or the block's forward) leaves the module lazy.
