@@ -76,3 +76,19 @@ def test_coatnet_attention_eval_memory_is_the_bias_plus_activations():
     with torch.no_grad():
         peak = peak_memory(lambda: m(x))
     assert peak < bias_bytes + 16 * x.numel() * x.element_size(), (peak, bias_bytes)
+
+
+def test_a_dynamic_export_runs_up_to_the_table_size_itself():
+    """Exported with a dynamic size at 8x8, the program runs at every size up to rel_size, the table's own size
+    included (the crop was a sliced view, whose contiguity the trace decided on the example: the program
+    refused the sizes where nothing is cropped), and refuses larger ones (they interpolate the table)."""
+    from torch.export import Dim
+    torch.manual_seed(0)
+    m = vb.create_block("coatnet_attention", 64, rel_size=14).eval()
+    ep = torch.export.export(m, (torch.randn(2, 64, 8, 8),), dynamic_shapes=({0: Dim.AUTO, 2: Dim.AUTO, 3: Dim.AUTO},))
+    for shape in ((1, 64, 14, 14), (3, 64, 11, 14), (1, 64, 5, 9)):
+        x = torch.randn(shape)
+        with torch.no_grad():
+            torch.testing.assert_close(ep.module()(x), m(x), rtol=1e-5, atol=1e-5)
+    with pytest.raises(Exception, match="Guard failed"):
+        ep.module()(torch.randn(1, 64, 15, 14))

@@ -46,14 +46,15 @@ def relative_position_bias(table: torch.Tensor, H: int, W: int) -> torch.Tensor:
         table = F.interpolate(table[None], size=(max(need_h, th), max(need_w, tw)), mode="bicubic",
                               align_corners=False)[0]
         th, tw = table.shape[-2:]
+    # the centre crop is an offset of the indices (oh, ow; not a sliced view of the table, whose contiguity a
+    # trace with symbolic sizes would decide on the example: a guard refusing the size where the crop is empty)
     oh, ow = (th - need_h) // 2, (tw - need_w) // 2
-    table = table[:, oh:oh + need_h, ow:ow + need_w]
     # separable gather: B[h, (yi, xi), (yj, xj)] = table[h, ry[yi, yj], rx[xi, xj]] with the (H, H) row- and
     # (W, W) column-offset indices broadcast against each other (views), so that the only N^2-sized tensor
     # made is the bias itself, already in (heads, H, W, H, W) order (no N^2 integer index, no permute copy)
     ys, xs = torch.arange(H, device=table.device), torch.arange(W, device=table.device)
-    ry = ys[:, None] - ys[None, :] + (H - 1)  # (H, H): yi - yj + H - 1
-    rx = xs[:, None] - xs[None, :] + (W - 1)  # (W, W): xi - xj + W - 1
+    ry = ys[:, None] - ys[None, :] + (H - 1 + oh)  # (H, H): yi - yj + H - 1 in the cropped table
+    rx = xs[:, None] - xs[None, :] + (W - 1 + ow)  # (W, W): xi - xj + W - 1
     return table[:, ry[:, None, :, None], rx[None, :, None, :]].reshape(nh, H * W, H * W)
 
 
