@@ -113,6 +113,16 @@ def test_cli_info_shows_the_dynamic_export_reason(capsys):
     assert "no dynamic batch/size: " + vb.block_info("global_filter").dynamic_export_unsupported in out
     assert main(["info", "se"]) == 0
     assert "dynamic" not in capsys.readouterr().out
+    # a model's reason too (a copy of resnet18's entry that declares one)
+    import dataclasses
+    from visionblocks import testing as T
+    info = dataclasses.replace(vb.model_info("resnet18"), name="resnet18_static_toy",
+                               dynamic_export_unsupported="a toy reason that names why it cannot stay dynamic")
+    with T._registered(info):
+        assert main(["info", "resnet18_static_toy"]) == 0
+    assert "no dynamic batch/size: a toy reason that names why it cannot stay dynamic" in capsys.readouterr().out
+    assert main(["info", "resnet18"]) == 0
+    assert "dynamic" not in capsys.readouterr().out
 
 
 def test_public_api_and_every_module_declares_all():

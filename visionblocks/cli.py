@@ -94,6 +94,8 @@ def cmd_info(args: argparse.Namespace) -> int:
               f"  MACs:   {macs / 1e9:.3f} G (paper: {mi.paper_macs} G)")
         if mi.paper_note:
             print(f"  note:  {mi.paper_note}")
+        if mi.dynamic_export_unsupported:
+            print(f"  torch.export: no dynamic batch/size: {mi.dynamic_export_unsupported}")
         _print_model_backbone(name)
         return 0
     if name not in registry.list_blocks():

@@ -812,6 +812,9 @@ def check_model_export_dynamic(entry: str | ModelInfo) -> None:
     ``dynamic_export_unsupported`` must state why and really fail, fix a size or refuse one of those inputs.
     Slow."""
     info = _model_info(entry)
+    reason = info.dynamic_export_unsupported
+    assert reason is None or (isinstance(reason, str) and len(reason.strip()) >= 20), \
+        f"{info.name}: dynamic_export_unsupported must explain why, in a sentence"
     m = _build_model(info, num_classes=10).eval()
     h, w = model_test_size(info)
     if info.test_input_size is None:  # a fixed size: only the batch varies
