@@ -51,7 +51,6 @@ def layout_like(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return t.clone(memory_format=fmt)
 
 
-
 def conv_weights_channels_last(module: nn.Module) -> nn.Module:
     """Store every ``nn.Conv2d`` weight of ``module`` channels-last, in place (values, shapes and parameter
     identity unchanged; no other 4-D parameter or buffer, no lazy or 5-D weight); return it."""
@@ -60,6 +59,7 @@ def conv_weights_channels_last(module: nn.Module) -> nn.Module:
             if isinstance(m, nn.Conv2d) and not is_lazy(m.weight) and m.weight.dim() == 4:
                 m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
     return module
+
 
 class _CatChannels(torch.autograd.Function):
     """``torch.cat(tensors, dim=1)`` whose backward hands each input its gradient dense, in the input's layout."""

@@ -25,8 +25,7 @@ import torch.nn.functional as F
 
 from visionblocks.layers import (
     ConvMlp, ConvNormAct, DropPath, GroupNorm1, LayerType, check_nchw, check_positive_int, crop_to, fold_patches,
-    is_plain,
-    layout_like, pad_to_patches, to_2tuple, unfold_patches,
+    is_plain, layout_like, pad_to_patches, to_2tuple, unfold_patches,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
