@@ -125,8 +125,8 @@ def create_pretrained(name: str, pretrained=True, *, strict: bool = True, sha256
     else:
         model = create_model(model_name, **kwargs)
         if features is not None:
+            extractor = FeatureListNet(copy.deepcopy(model), **features)  # (bad out_indices: refused before reading)
             state = read_checkpoint(pretrained, sha256=sha256)
-            extractor = FeatureListNet(copy.deepcopy(model), **features)
             if holds_every_key(extractor, state) and not holds_every_key(model, state):  # the extractor's own
                 result = load_checkpoint(extractor, state, strict=strict)
                 return (extractor, result) if return_result else extractor
