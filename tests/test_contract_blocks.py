@@ -29,7 +29,7 @@ def test_block_onnx(name):
 # dynamic-shape export: ~90 s of CPU over the registry (involution, halo, mobilevit: 5-10 s each), so the slow
 # tier; a cheap sample covering every kind of entry (nchw, nlc, special, fixed_size, a documented refusal) runs
 # in the default tier
-DYNAMIC_FAST = ["cbam", "se", "self_attention", "graph_conv", "mixer_block", "global_filter"]
+DYNAMIC_FAST = ["cbam", "se", "self_attention", "graph_conv", "mixer_block", "coatnet_attention"]
 @pytest.mark.parametrize("name", DYNAMIC_FAST)
 def test_block_export_dynamic_sample(name):
     T.check_export_dynamic(name)

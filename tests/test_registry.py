@@ -108,9 +108,9 @@ def test_export_reasons_are_sentences_in_the_registry():
 
 def test_cli_info_shows_the_dynamic_export_reason(capsys):
     from visionblocks.cli import main
-    assert main(["info", "global_filter"]) == 0
+    assert main(["info", "coatnet_attention"]) == 0
     out = capsys.readouterr().out
-    assert "no dynamic batch/size: " + vb.block_info("global_filter").dynamic_export_unsupported in out
+    assert "no dynamic batch/size: " + vb.block_info("coatnet_attention").dynamic_export_unsupported in out
     assert main(["info", "se"]) == 0
     assert "dynamic" not in capsys.readouterr().out
     # a model's reason too (a copy of resnet18's entry that declares one)

@@ -53,3 +53,18 @@ def test_gfnet_reference_forward(size):
     ref = t.mean((1, 2)) @ m.head.fc.weight.T + m.head.fc.bias
     with torch.no_grad():
         torch.testing.assert_close(m(x), ref, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_a_dynamic_export_runs_at_the_native_size_too():
+    """Exported with a dynamic size at 128, GFNet runs at 224, the size its filters are stored for (the filter
+    was used as is there and resized elsewhere, a branch the program held: it refused 224), and elsewhere."""
+    from torch.export import Dim
+    torch.manual_seed(0)
+    m = vb.create_model("gfnet_ti", num_classes=10).eval()
+    ep = torch.export.export(m, (torch.randn(2, 3, 128, 128),),
+                             dynamic_shapes=({0: Dim.AUTO, 2: Dim.AUTO, 3: Dim.AUTO},))
+    for size in (224, 96, 160):
+        x = torch.randn(1, 3, size, size)
+        with torch.no_grad():
+            torch.testing.assert_close(ep.module()(x), m(x), rtol=1e-5, atol=1e-5)

@@ -32,6 +32,7 @@ from .plain import is_hooked, is_plain
 from .patches import pad_to_patches, unfold_patches, fold_patches
 from .pointwise import pointwise_linear, pointwise_forward
 from .pool import avg_pool_ceil, max_over, mean_over, spatial_mean
+from .resize import resize_bicubic
 from .se_options import se_kwargs, deprecated_se_ratio
 from .shuffle import channel_shuffle
 from .squeeze_excite import SqueezeExcite
@@ -55,5 +56,5 @@ __all__ = [
     "pointwise_linear", "pointwise_forward", "spatial_mean", "avg_pool_ceil", "max_over", "mean_over", "se_kwargs",
     "deprecated_se_ratio",
     "channel_shuffle", "SqueezeExcite", "token_linear", "init_weights", "validated", "check_arg",
-    "check_input_dtype", "blocks_with_pooled_bn", "gather_windows", "fold_windows", "window_count", "crop_to",
+    "check_input_dtype", "blocks_with_pooled_bn", "gather_windows", "fold_windows", "window_count", "crop_to", "resize_bicubic",
 ]

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from visionblocks.blocks.attention import GlobalFilter
 from visionblocks.features import FeatureInfo
-from visionblocks.layers import DropPath, Mlp, init_weights, is_plain
+from visionblocks.layers import DropPath, Mlp, init_weights, is_plain, resize_bicubic
 from visionblocks.registry import register_model
 
 from ._base import ChannelsLastModel, ClassifierHead
@@ -98,10 +97,7 @@ class GFNet(ChannelsLastModel):
         """The position embedding for an (h, w) token grid, (1, h, w, C) (bicubic resize when not 14 x 14)."""
         g = self.grid_size
         pos = self.pos_embed.to(dtype).reshape(1, g, g, -1)
-        if (h, w) == (g, g):
-            return pos
-        pos = F.interpolate(pos.permute(0, 3, 1, 2), size=(h, w), mode="bicubic", align_corners=False)
-        return pos.permute(0, 2, 3, 1)
+        return resize_bicubic(pos.permute(0, 3, 1, 2), (h, w)).permute(0, 2, 3, 1)
 
     def add_position(self, x: torch.Tensor) -> torch.Tensor:
         """Patch-embedded map (B, C, h, w) -> channels-last tokens (B, h, w, C) plus the position embedding."""

@@ -32,3 +32,15 @@ def test_global_filter_resized_filter():
     K = torch.view_as_complex(resized.contiguous()).permute(2, 0, 1)
     with torch.no_grad():
         torch.testing.assert_close(m(x), _global_filter_reference(x, K), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dims,shape", [((2, 3), (2, 3, 9, 12)), ((1, 2), (2, 9, 12, 3)), ((2, 3), (1, 2, 8, 7))])
+def test_the_exportable_inverse_transform_is_irfft2(dims, shape):
+    """The inverse transform an export runs (inverse complex FFT over H, inverse real FFT over W on the transposed
+    map) is irfft2 (float64, odd and even sizes, both layouts)."""
+    from visionblocks.blocks.attention.global_filter import _irfft2_exportable
+    x = torch.randn(*shape, dtype=torch.float64)
+    spec = torch.fft.rfft2(x, dim=dims, norm="ortho") * (1 + 0.5j)
+    H, W = shape[dims[0]], shape[dims[1]]
+    torch.testing.assert_close(_irfft2_exportable(spec, W, dims),
+                               torch.fft.irfft2(spec, s=(H, W), dim=dims, norm="ortho"), rtol=1e-12, atol=1e-12)

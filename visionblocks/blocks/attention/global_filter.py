@@ -13,22 +13,28 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from visionblocks.layers import check_nchw, check_positive_int, layout_like
+from visionblocks.layers import check_nchw, check_positive_int, layout_like, resize_bicubic
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
 __all__ = ["GlobalFilter"]
 
 
+def _irfft2_exportable(spec: torch.Tensor, W: int, dims: tuple[int, int]) -> torch.Tensor:
+    """``irfft2(spec, s=(H, W), dim=dims, norm="ortho")`` as an inverse complex FFT over H, then the inverse real
+    FFT over W with the W axis moved before the H axis: the form whose ONNX translation onnxruntime (1.32) runs
+    when the sizes are dynamic (``irfft2``'s, or an ``irfft`` over the later axis, declares a wrong output shape
+    for its DFT node and fails)."""
+    h_dim, w_dim = dims
+    t = torch.fft.ifft(spec, dim=h_dim, norm="ortho").transpose(h_dim, w_dim)
+    return torch.fft.irfft(t, n=W, dim=h_dim, norm="ortho").transpose(h_dim, w_dim)
+
+
 @register_block("global_filter", family="attention", layout="nchw",
                 paper="Rao et al., Global Filter Networks for Image Classification, NeurIPS 2021",
                 url="https://arxiv.org/abs/2107.00645",
-                example=Example(args=(64,), kwargs={"h": 14, "w": 8}, input_shape=(2, 64, 14, 14)),
-                dynamic_export_unsupported=("the stored filter is used as is at its own spectrum size and resized "
-                                            "otherwise, a branch on the size: an export specialises to the example's "
-                                            "size"))
+                example=Example(args=(64,), kwargs={"h": 14, "w": 8}, input_shape=(2, 64, 14, 14)))
 @validated()
 class GlobalFilter(nn.Module):
     """Learnable global filter in the 2-D frequency domain, (B, C, H, W) -> (B, C, H, W).
@@ -49,10 +55,10 @@ class GlobalFilter(nn.Module):
     def filter_for(self, h: int, w: int, dtype: torch.dtype) -> torch.Tensor:
         """The filter as real/imaginary pairs in GFNet's layout (h, w, C, 2) for a half spectrum of size (h, w)."""
         weight = self.complex_weight.to(dtype)
-        if (h, w) == (self.h, self.w):
+        if isinstance(h, int) and isinstance(w, int) and (h, w) == (self.h, self.w):
             return weight
         grid = weight.permute(2, 3, 0, 1).reshape(1, 2 * self.channels, self.h, self.w)
-        grid = F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=True)
+        grid = resize_bicubic(grid, (h, w), align_corners=True)
         return grid.reshape(self.channels, 2, h, w).permute(2, 3, 0, 1)
 
     def _filter(self, x: torch.Tensor, dims: tuple[int, int], channels_last: bool) -> torch.Tensor:
@@ -64,6 +70,8 @@ class GlobalFilter(nn.Module):
         weight = self.filter_for(H, W // 2 + 1, xf.dtype)
         weight = weight if channels_last else weight.permute(2, 0, 1, 3)
         spec = spec * torch.view_as_complex(weight.contiguous())
+        if torch.compiler.is_exporting() and not isinstance(W, int):
+            return _irfft2_exportable(spec, W, dims).to(x.dtype)
         return torch.fft.irfft2(spec, s=(H, W), dim=dims, norm="ortho").to(x.dtype)
 
     def forward_nhwc(self, x: torch.Tensor) -> torch.Tensor:
