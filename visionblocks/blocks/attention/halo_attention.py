@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import (
-    DerivedBuffers, check_divisible, check_nchw, check_positive_int, is_channels_last, memory_format_of,
+    DerivedBuffers, check_divisible, check_nchw, check_positive_int, crop_to, is_channels_last, layout_like,
     window_count,
 )
 from visionblocks.layers.validate import validated
@@ -41,10 +41,7 @@ def _rel_index(block: int, halo: int, stride: int, device=None) -> torch.Tensor:
                 paper="Vaswani et al., Scaling Local Self-Attention for Parameter Efficient Visual Backbones, CVPR 2021",
                 url="https://arxiv.org/abs/2103.12731",
                 example=Example(args=(64,), kwargs={"block_size": 8, "halo_size": 3, "num_heads": 8, "dim_head": 16},
-                                input_shape=(2, 64, 16, 16)),
-                dynamic_export_unsupported=("the map is split into block_size windows whose count enters the reshapes "
-                                            "as a product of ceilings, which torch.export cannot prove for a symbolic "
-                                            "size: it guards on the example's window grid"))
+                                input_shape=(2, 64, 16, 16)))
 @validated()
 class HaloAttention(DerivedBuffers, nn.Module):
     """Blocked local self-attention with haloing, on (B, C, H, W).
@@ -129,4 +126,4 @@ class HaloAttention(DerivedBuffers, nn.Module):
         else:
             out = out.permute(0, 1, 6, 2, 4, 3, 5).reshape(B, nh * dv, nby * bq, nbx * bq)
         # cropped to the map (a copy only when the map was padded to whole blocks)
-        return out[:, :, :window_count(H, s), :window_count(W, s)].contiguous(memory_format=memory_format_of(x))
+        return layout_like(crop_to(out, window_count(H, s), window_count(W, s)), x)
