@@ -78,7 +78,9 @@ class PlaneConv2d(nn.Conv2d):
         return long >= LONG_RATIO * short and short <= SHORT_LIMIT * self.kernel_size[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.compiler.is_compiling() or x.ndim != 4 or counts_arithmetic(x):
+        # (the direct form also under torch.jit.trace: the banded one is chosen by the size and its weight built
+        # by a size-dependent gather, which a trace would fix to the example's size)
+        if torch.compiler.is_compiling() or torch.jit.is_tracing() or x.ndim != 4 or counts_arithmetic(x):
             return super().forward(x)
         h, w = x.shape[-2:]
         if self.use_banded(h, w):

@@ -18,9 +18,11 @@ def spatial_mean(x: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
     gradient, while ``mean``'s backward divides the expanded gradient, materialising one more full-size tensor
     per call (a fresh allocation and a pass over memory; an SE-style gate trains about 25% faster on CPU at
     (8, 256, 28, 28)).  float16 keeps ``mean``, which accumulates in float32: a float16 sum over many positions
-    can overflow.
+    can overflow.  Under ``torch.jit.trace`` (the TorchScript ONNX exporter, ``torch.onnx.export(dynamo=False)``,
+    which ultralytics uses) also ``mean``: the trace would record the example's ``H * W`` as a constant divisor,
+    wrong at every other size of a graph exported with dynamic axes.
     """
-    if x.dtype is torch.float16:
+    if x.dtype is torch.float16 or torch.jit.is_tracing():
         return x.mean((-2, -1), keepdim=keepdim)
     return x.sum((-2, -1), keepdim=keepdim) / (x.shape[-2] * x.shape[-1])
 
@@ -83,7 +85,7 @@ def max_over(x: torch.Tensor, dim: int, keepdim: bool = False) -> torch.Tensor:
     - Otherwise (and under ``torch.compile``/``torch.export``, whose compiler fuses the reduction, and for which
       the tree's depth would fix the size): ``amax``.
     """
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():  # (the tree's steps depend on the size)
         return x.amax(dim, keepdim=keepdim)
     d = dim % x.ndim if x.ndim else dim
     xp = _nhwc(x)
@@ -117,7 +119,11 @@ def mean_over(x: torch.Tensor, dim: int) -> torch.Tensor:
     dispatch modes, where a FLOP count is of the network's pooling, not of a product -- a sum divided on the small
     result: ``sum``'s backward is a broadcast view, where ``mean``'s materialises the expanded gradient (float16
     and integer tensors keep ``mean``: it accumulates float16 in float32, and rejects integers as torch does).
+    Under ``torch.jit.trace`` (the TorchScript ONNX exporter): ``mean``, since a trace records sizes used in
+    Python arithmetic as constants.
     """
+    if torch.jit.is_tracing():
+        return x.mean(dim)
     xp = _nhwc(x)
     if (xp is not None and x.is_floating_point() and x.dtype is not torch.float16 and x.shape[dim] > 0
             and not torch.compiler.is_compiling()):

@@ -196,7 +196,9 @@ class AFTConv(nn.Module):
         # gamma = 0; 1e-8 of the std of the default initialisation)
         std = (w.var(dim=(2, 3), keepdim=True, unbiased=False) + 1e-12).sqrt()
         w = self.gamma * (w - mean) / std + self.beta
-        return torch.expm1(w).repeat_interleave(self.channels // self.num_heads, dim=0)
+        # (exp - 1 under torch.jit.trace: the TorchScript ONNX exporter has no expm1)
+        k = torch.exp(w) - 1 if torch.jit.is_tracing() else torch.expm1(w)
+        return k.repeat_interleave(self.channels // self.num_heads, dim=0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.channels, type(self).__name__)

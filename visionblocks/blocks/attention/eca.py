@@ -47,8 +47,10 @@ class EfficientChannelAttention(nn.Module):
     def channel_conv(self, s: torch.Tensor) -> torch.Tensor:
         """``self.conv`` (the k-tap 1-D convolution, "same" zero padding) across the C values of (B, C) ``s`` ->
         (B, C, 1), as a (B, C, k) x (k, 1) product of the padded sliding windows: the same values without a
-        oneDNN convolution on a 1-channel signal.  A hooked or replaced ``conv`` is called."""
-        if not is_plain(self.conv, nn.Conv1d):
+        oneDNN convolution on a 1-channel signal.  A hooked or replaced ``conv`` is called, and so is the plain one
+        under ``torch.jit.trace`` (the TorchScript ONNX exporter has no sliding-window ``unfold`` for an input
+        whose size is dynamic)."""
+        if not is_plain(self.conv, nn.Conv1d) or torch.jit.is_tracing():
             return self.conv(s[:, None, :]).transpose(1, 2)
         p = (self.kernel_size - 1) // 2
         windows = F.pad(s, (p, p)).unfold(-1, self.kernel_size, 1)                  # (B, C, k)
