@@ -807,8 +807,8 @@ def check_model_export_dynamic(entry: str | ModelInfo) -> None:
     an odd size (atol/rtol 1e-4 of the logits' scale): one exported program (and its ONNX translation, which
     drops the program's guards) is right at every size.  The example is at least 128 pixels and the odd size
     larger, so no stage of either is a single pixel or patch (torch.export specialises a size of 1: a program
-    exported where a stage is 2 wide or more refuses inputs that make it 1, as SCNet's pooled 1/64 map at 103
-    pixels).  A model registered with
+    exported where a stage is 2 wide or more refuses inputs that make it 1, as SCNet exported at 128 refuses
+    97-112 pixels, where its pooled 1/64 map is one pixel).  A model registered with
     ``dynamic_export_unsupported`` must state why and really fail, fix a size or refuse one of those inputs.
     Slow."""
     info = _model_info(entry)
@@ -824,7 +824,7 @@ def check_model_export_dynamic(entry: str | ModelInfo) -> None:
         inputs = (_model_input(info, batch=2, size=(h, w)),)
         others = [(_model_input(info, batch=3, size=(h, w)),),
                   (_model_input(info, batch=1, size=(h + 33, w + 39)),)]
-    _check_dynamic_program(info.name, m, inputs, others, info.dynamic_export_unsupported)
+    _check_dynamic_program(info.name, m, inputs, others, reason)
 
 
 # --------------------------------------------------------------------------------------------- backbones
@@ -1291,7 +1291,8 @@ BACKBONE_CHECKS: dict[str, Callable[[Any], None]] = {
 MODEL_CHECKS: dict[str, Callable[[Any], None]] = {
     "forward_backward": check_model_forward_backward, "inputs": check_model_inputs,
     "paper_counts": check_model_paper_counts, "compile_export": check_model_compile_export,
-    "export_dynamic": check_model_export_dynamic, **BACKBONE_CHECKS, "features_compile_export": check_model_features_compile_export,
+    "export_dynamic": check_model_export_dynamic, **BACKBONE_CHECKS,
+    "features_compile_export": check_model_features_compile_export,
 }
 
 
