@@ -90,6 +90,35 @@ def test_fuse_folds_plain_sequential_pairs_and_leaves_others():
     torch.testing.assert_close(net(x), ref, rtol=1e-5, atol=1e-6)
 
 
+
+class _BNReLU(nn.BatchNorm2d):  # a BatchNorm that does more (what timm's BatchNormAct2d is)
+    def forward(self, x):
+        return torch.relu(super().forward(x))
+
+
+class _NamedBN(nn.BatchNorm2d):  # a subclass that only renames: it normalises, nothing more
+    pass
+
+
+@pytest.mark.parametrize("where", ["sequential", "conv_norm_act"])
+def test_fuse_folds_only_batch_norms_that_only_normalise(where):
+    # a BatchNorm subclass with its own forward was folded as a plain one: its ReLU vanished (0.74 off in 1.0)
+    from visionblocks.layers import ConvNormAct
+    if where == "sequential":
+        net = nn.Sequential(nn.Conv2d(3, 8, 3), _BNReLU(8), nn.Conv2d(8, 8, 1), _NamedBN(8)).eval()
+        kept, folded = (lambda n: n[1]), (lambda n: n[3])
+    else:
+        net = nn.Sequential(ConvNormAct(3, 8, 3, norm_layer=_BNReLU, act_layer=None),
+                            ConvNormAct(8, 8, 1, norm_layer=_NamedBN, act_layer=None)).eval()
+        kept, folded = (lambda n: n[0].bn), (lambda n: n[1].bn)
+    T.randomize_bn_stats(net, seed=4)
+    x = torch.randn(2, 3, 12, 12)
+    with torch.no_grad():
+        ref = net(x)
+        vb.fuse(net)
+        assert type(kept(net)) is _BNReLU and isinstance(folded(net), nn.Identity)
+        torch.testing.assert_close(net(x), ref, rtol=1e-5, atol=1e-5)
+
 # --- channels-last weights (fuse's default on the CPU) ------------------------------------------------------
 CL = torch.channels_last
 

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 from torch.nn.parameter import is_lazy
 
-from .layers import BATCH_NORMS_2D, ConvNormAct, conv_weights_channels_last, fuse_conv_bn
+from .layers import ConvNormAct, is_plain_batch_norm, conv_weights_channels_last, fuse_conv_bn
 from .layers.validate import check_module
 from .reparam import check_foldable_modes, reparameterize, unchanged_on_error
 
@@ -31,7 +31,7 @@ __all__ = ["fuse", "to_channels_last"]
 
 
 def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
-    return (type(conv) is nn.Conv2d and isinstance(bn, BATCH_NORMS_2D)
+    return (type(conv) is nn.Conv2d and is_plain_batch_norm(bn)
             and bn.track_running_stats and bn.running_mean is not None and bn.num_features == conv.out_channels)
 
 

@@ -6,10 +6,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["BATCH_NORMS_2D", "fuse_conv_bn_weights", "fuse_conv_bn", "pad_kernel", "identity_kernel"]
+__all__ = ["BATCH_NORMS_2D", "is_plain_batch_norm", "fuse_conv_bn_weights", "fuse_conv_bn", "pad_kernel", "identity_kernel"]
 
 # the 2-d BatchNorms a convolution folds with (SyncBatchNorm: what nn.SyncBatchNorm.convert_sync_batchnorm makes)
 BATCH_NORMS_2D = (nn.BatchNorm2d, nn.SyncBatchNorm)
+_PLAIN_FORWARDS = tuple(cls.forward for cls in BATCH_NORMS_2D)
+
+
+def is_plain_batch_norm(module: nn.Module) -> bool:
+    """Whether ``module`` is a 2-d BatchNorm that does nothing but normalise: one of :data:`BATCH_NORMS_2D` or a
+    subclass keeping their ``forward``.  A subclass with its own ``forward`` may do more (timm's ``BatchNormAct2d``
+    activates), so folding it into a convolution, or letting a block stand in for it, would drop that part."""
+    return isinstance(module, BATCH_NORMS_2D) and type(module).forward in _PLAIN_FORWARDS
 
 
 def fuse_conv_bn_weights(weight: torch.Tensor, bias: torch.Tensor | None,

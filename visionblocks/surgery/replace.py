@@ -21,7 +21,7 @@ from torch.nn.utils import parametrize
 
 from visionblocks.reparam import is_reparameterizable, pruning_methods, reparameterize, require_eval
 
-from visionblocks.layers import BATCH_NORMS_2D
+from visionblocks.layers import is_plain_batch_norm
 from visionblocks.layers.validate import check_module
 
 from ._core import (
@@ -250,12 +250,6 @@ def _following_norm(model: nn.Module, name: str, conv: nn.Conv2d) -> tuple[str, 
     return None
 
 
-def _plain_norm(norm: nn.Module) -> bool:
-    """A BatchNorm that does nothing but normalise (a subclass may do more: timm's ``BatchNormAct2d`` activates),
-    so that a block normalising its own output can stand in for it."""
-    return type(norm) in BATCH_NORMS_2D
-
-
 # ------------------------------------------------------------------------------------------------------ replace
 
 
@@ -344,7 +338,7 @@ def replace(model: nn.Module, /, target: Selector, block: Any, example_input: An
         follower = followers.get(name)
         if follower is not None and probe.kept_in.get(follower[0]) is not out:
             follower = None  # registered after the convolution, but not what normalises its output
-        pair = follower if absorb and follower is not None and _plain_norm(follower[1]) else None
+        pair = follower if absorb and follower is not None and is_plain_batch_norm(follower[1]) else None
         if absorb_norm and pair is None and isinstance(module, nn.Conv2d):
             why = "" if follower is None else (f" ({follower[0]!r} is a {type(follower[1]).__name__}, which does more "
                                                "than normalise)")
