@@ -25,7 +25,7 @@ from torch.nn.parameter import is_lazy
 
 from .layers import ConvNormAct, is_plain_batch_norm, conv_weights_channels_last, fuse_conv_bn
 from .layers.validate import check_module
-from .reparam import check_foldable_modes, reparameterize, unchanged_on_error
+from .reparam import check_foldable_modes, fold_tree, folds_checked, unchanged_on_error
 
 __all__ = ["fuse", "to_channels_last"]
 
@@ -75,8 +75,8 @@ def fuse(model: nn.Module, channels_last: bool | None = None) -> nn.Module:
             raise RuntimeError(f"fuse: {name} ({type(m).__name__}) is in training mode, so it normalises with batch "
                                "statistics, not the running statistics a fold uses; call model.eval() first "
                                "(nothing was folded)")
-    with unchanged_on_error(model):
-        reparameterize(model)  # (pruned layers' weights refreshed there: the folds below read them too)
+    with unchanged_on_error(model), folds_checked(model, "fuse"):
+        fold_tree(model)  # reparameterize's folds (pruned layers' weights refreshed there: the folds below read them too)
         for module in list(model.modules()):
             if isinstance(module, ConvNormAct) and getattr(module, "fusable", True) and _foldable(module.conv,
                                                                                                   module.bn):

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import itertools
+import warnings
 from typing import Iterator
 
 import torch
@@ -35,7 +36,8 @@ import torch.nn as nn
 from torch.nn.utils import parametrize, prune
 
 __all__ = ["ReparamModule", "reparameterize", "is_reparameterizable", "require_eval", "check_foldable_modes",
-           "unchanged_on_error", "pruning_methods", "refresh_pruned", "drop_parameter"]
+           "unchanged_on_error", "folds_checked", "fold_tree", "mark_inserted", "pruning_methods", "refresh_pruned",
+           "drop_parameter"]
 
 
 def is_reparameterizable(obj: nn.Module | type[nn.Module]) -> bool:
@@ -94,12 +96,13 @@ class ReparamModule(nn.Module):
         require_eval(self)
         with torch.no_grad(), unchanged_on_error(self):
             refresh_pruned(self)
+            trainable = any(p.requires_grad for p in self.parameters())  # (a frozen block stays frozen)
             weight, bias = _equivalent_kernel_bias_accurately(self)
             layer = self.build_deployed(device=weight.device, dtype=weight.dtype)
             layer.weight.copy_(weight)
             if bias is not None:
                 layer.bias.copy_(bias)
-            layer.train(False)
+            layer.train(False).requires_grad_(trainable)
             setattr(self, self.deployed_name, layer)
             self.drop_training_parts()
         self.is_reparameterized = True
@@ -131,10 +134,76 @@ def reparameterize(module: nn.Module) -> nn.Module:
     if not isinstance(module, nn.Module):
         raise TypeError(f"reparameterize expects an nn.Module, got {type(module).__name__}")
     check_foldable_modes(module, "reparameterize")  # before anything is folded: never half a network
-    with unchanged_on_error(module):
-        refresh_pruned(module)
-        _walk(module)
+    with unchanged_on_error(module), folds_checked(module, "reparameterize"):
+        fold_tree(module)
     return module
+
+
+def fold_tree(module: nn.Module) -> None:
+    """The folds of :func:`reparameterize` without its checks (for callers that make them: ``fuse``): pruned
+    layers refreshed, then every re-parameterizable module folded, parents first."""
+    refresh_pruned(module)
+    _walk(module)
+
+
+#: set on every module the surgery puts into a network (``visionblocks.insert`` / ``replace``; see mark_inserted)
+_INSERTED = "_visionblocks_inserted"
+
+
+def mark_inserted(module: nn.Module) -> nn.Module:
+    """Mark ``module`` as put into a network by surgery: a fold that would drop it (it sits in the training form of
+    a re-parameterizable block, whose fold computes one layer from the parts that block built and ignores the rest)
+    is refused by :func:`folds_checked`.  Returns ``module``."""
+    module.__dict__[_INSERTED] = True
+    return module
+
+
+def _forward_hooked(m: nn.Module) -> bool:
+    pre = [h for h in m._forward_pre_hooks.values() if not isinstance(h, prune.BasePruningMethod)]
+    return bool(pre or m._forward_hooks)
+
+
+@contextlib.contextmanager
+def folds_checked(root: nn.Module, caller: str) -> Iterator[None]:
+    """Run folds of ``root`` (:func:`reparameterize`, :func:`visionblocks.fuse`) inside
+    :func:`unchanged_on_error`, and check what they dropped:
+
+    * a module that surgery inserted (:func:`mark_inserted`) into the training form of a re-parameterizable block
+      is not part of the arithmetic its fold does (RepVGG's fold reads its branches' convolutions and BatchNorms):
+      dropping it would change the outputs, so ``ValueError`` names it and the block (also when the fold failed on
+      what surgery put there);
+    * forward hooks (and pre-hooks) on the folded layers no longer run: a ``UserWarning`` names those layers (as
+      ``visionblocks.replace`` does for the modules it replaces)."""
+    inside: dict[int, tuple[str, str]] = {}  # inserted module -> (its name, the re-parameterizable block around it)
+    for name, m in root.named_modules():
+        if is_reparameterizable(m) and not getattr(m, "is_reparameterized", False):
+            for sub_name, sub in m.named_modules():
+                if sub is not m and sub.__dict__.get(_INSERTED, False):
+                    inside.setdefault(id(sub), (".".join(n for n in (name, sub_name) if n), name or "the model"))
+    hooked = {id(m): name or "the model" for name, m in root.named_modules() if _forward_hooked(m)}
+
+    def refuse(dropped: list[tuple[str, str]]) -> ValueError:
+        where, block = dropped[0]
+        return ValueError(f"{caller}: surgery (insert/replace) put {where!r} into the training form of the "
+                          f"re-parameterizable {block!r}, whose fold computes one layer from the parts the block "
+                          "itself built: it would drop that module and change the outputs; put blocks after the "
+                          "re-parameterizable block, not into it (nothing was folded)")
+    try:
+        yield
+    except Exception as e:
+        if inside:
+            raise refuse(list(inside.values())) from e
+        raise
+    kept = {id(m) for m in root.modules()}
+    dropped = [v for k, v in inside.items() if k not in kept]
+    if dropped:
+        raise refuse(dropped)
+    unhooked = [name for k, name in hooked.items() if k not in kept]
+    if unhooked:
+        warnings.warn(f"{caller}: the forward hooks on {', '.join(unhooked[:5])}"
+                      f"{f' (and {len(unhooked) - 5} more)' if len(unhooked) > 5 else ''} went with the layers it "
+                      "folded (the inference form does not run them); register them on the folded network's modules "
+                      "if you need them", stacklevel=4)
 
 
 def check_foldable_modes(module: nn.Module, caller: str) -> None:

@@ -40,7 +40,7 @@ def fuse_conv_bn_weights(weight: torch.Tensor, bias: torch.Tensor | None,
 
 
 def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    """A new ``nn.Conv2d`` computing ``bn(conv(x))`` in eval mode."""
+    """A new ``nn.Conv2d`` computing ``bn(conv(x))`` in eval mode (trainable when a parameter of the pair is)."""
     fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
                       conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,
                       device=conv.weight.device, dtype=conv.weight.dtype)
@@ -48,7 +48,8 @@ def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     with torch.no_grad():
         fused.weight.copy_(w)
         fused.bias.copy_(b)
-    return fused
+    # trainable where the pair was (a frozen backbone stays frozen)
+    return fused.requires_grad_(any(p.requires_grad for p in (*conv.parameters(), *bn.parameters())))
 
 
 def pad_kernel(weight: torch.Tensor, kernel_size: tuple[int, int]) -> torch.Tensor:

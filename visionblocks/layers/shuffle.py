@@ -15,7 +15,9 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
 
     A channels-last map goes to ATen's ``channel_shuffle`` kernel, which keeps its layout (1.06 broadcast
     multiplies at 8x256x28x28; the reshape below would return an NCHW map through a transposing copy, and a
-    strided-output product 4); an NCHW map takes the reshape (the form every exporter knows)."""
-    if is_channels_last(x):
+    strided-output product 4); an NCHW map takes the reshape (the form every exporter knows), and so does any map
+    under ``torch.jit.trace`` (the TorchScript ONNX exporter has no ``channel_shuffle``: a fused, channels-last
+    ParNet or SA-ResNet was refused)."""
+    if is_channels_last(x) and not torch.jit.is_tracing():
         return F.channel_shuffle(x, groups)
     return x.unflatten(1, (groups, -1)).transpose(1, 2).flatten(1, 2)

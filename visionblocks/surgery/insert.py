@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers.validate import check_module
+from visionblocks.reparam import mark_inserted
 
 from ._core import (
     BlockSpec, Edit, Selector, SurgeryError, SurgeryReport, apply_edits, count_params, default_input, logger,
@@ -295,7 +296,7 @@ def _insert_at(model: nn.Module, spec: BlockSpec, places: list[tuple[str, str, n
         kwargs = spec.kwargs_for(channels, size, block_kwargs)
         new = spec.build(channels, where=f"{name!r} ({channels} channels)", **kwargs)
         parent, key = parent_and_key(model, name)
-        new = place_like(new, out, (module if module is not None else parent).training)
+        new = mark_inserted(place_like(new, out, (module if module is not None else parent).training))
         if kind == "slot":
             edits.append(Edit(parent, key, new, after=slot_after.get(name)))
             new_name = name

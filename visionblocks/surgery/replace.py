@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 from torch.nn.utils import parametrize
 
-from visionblocks.reparam import is_reparameterizable, pruning_methods, reparameterize, require_eval
+from visionblocks.reparam import is_reparameterizable, mark_inserted, pruning_methods, reparameterize, require_eval
 
 from visionblocks.layers import is_plain_batch_norm
 from visionblocks.layers.validate import check_module
@@ -181,6 +181,7 @@ class RepSlot(nn.Module):
         """Fold the block, then become the original convolution (and the absorbed BatchNorm the original BatchNorm);
         eval mode only."""
         require_eval(self)
+        trainable = any(p.requires_grad for p in self.block.parameters())  # (frozen, it folds back frozen)
         reparameterize(self.block)
         folded = _folded_conv(self.block)
         weight = folded.weight.detach()
@@ -205,7 +206,9 @@ class RepSlot(nn.Module):
                 self.bias_norm.running_mean.sub_(bias.to(self.bias_norm.running_mean))
             else:  # the original convolution had no bias and no BatchNorm takes its output (replace warned)
                 conv.bias = nn.Parameter(bias.clone())
-        become(self, conv.train(self.training))
+        if self.norm is not None:
+            self.norm.requires_grad_(trainable)
+        become(self, conv.train(self.training).requires_grad_(trainable))
 
     def extra_repr(self) -> str:
         return f"folds to {self.template}" + (" + absorbed norm" if self.norm is not None else "")
@@ -355,7 +358,7 @@ def replace(model: nn.Module, /, target: Selector, block: Any, example_input: An
             edits.append(Edit(bn_parent, bn_key, norm_slot))
         unit = RepSlot(new, module, norm_slot, bias_norm).train(module.training) \
             if foldable and isinstance(module, nn.Conv2d) else new
-        edits.append(Edit(parent, key, unit))
+        edits.append(Edit(parent, key, mark_inserted(unit)))
         names.append(name)
         units[name] = (unit, tuple(out.shape))
         per_module[name] = sum(p.numel() for p in unit.parameters())

@@ -138,7 +138,9 @@ class ShuffleAttention(nn.Module):
         check_nchw(x, self.channels, type(self).__name__)
         if not is_plain(self.gn, nn.GroupNorm):
             return self._forward_calling_norm(x)
-        if is_channels_last(x):
+        # (not under torch.jit.trace: the TorchScript ONNX exporter kept the example's size in its view back from
+        # (B, H W, C), and onnxruntime refused every other size)
+        if is_channels_last(x) and not torch.jit.is_tracing():
             return self._forward_channels_last(x)
         b, c, h, w = x.shape
         g, half = self.groups, c // (2 * self.groups)
