@@ -10,6 +10,8 @@ The public API: the registry functions and records below, :func:`reparameterize`
 ``blocks.mlp``), ``models``, ``testing`` (the block and model contract as checks: ``testing.check_block``,
 ``testing.check_model``) and ``measure`` (parameters, MACs, timing, machine description, tables).
 """
+import sys as _sys
+
 from .registry import (
     FAMILIES, LAYOUTS, BlockInfo, Example, ModelInfo, block_info, create_block, create_model, list_blocks,
     list_models, model_info, register_block, register_model,
@@ -27,6 +29,11 @@ from .surgery import insert, lazy, replace
 from .integrations.timm import timm_attn
 
 __version__ = "0.1.0"
+
+if "ultralytics.nn.tasks" in _sys.modules:
+    # ultralytics is in use (it may be unpickling a checkpoint holding our blocks right now, and will rebuild the
+    # model from its YAML to resume or fine-tune): teach it our YAML names and to fold our blocks before its fuse
+    from .integrations import ultralytics as _ultralytics  # noqa: F401
 
 __all__ = [
     # registry

@@ -127,3 +127,52 @@ def test_doc_example_trains_and_exports(tmp_path, monkeypatch):
     with torch.no_grad():
         torch.testing.assert_close(scripted(x)[0] if isinstance(scripted(x), (list, tuple)) else scripted(x),
                                    net(x)[0], rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("block", ["acnet_block", "repvgg_block", "diverse_branch_block"])
+def test_ultralytics_fuse_folds_replaced_re_parameterizable_blocks(tmp_path, block):
+    # ultralytics' BaseModel.fuse (called by predict, val, export and the trainer's final evaluation) read
+    # Conv.conv.weight of a Conv whose convolution vb.replace had swapped: AttributeError 'RepSlot' has no 'weight'
+    import copy
+
+    import visionblocks as vb
+    from visionblocks.testing import randomize_bn_stats
+    x = torch.rand(1, 3, 64, 64)
+    m = DetectionModel("yolov8n.yaml", nc=1, verbose=False)
+    vb.replace(m, "model.2.m.0.cv1.conv", block, example_input=x)
+    randomize_bn_stats(m, seed=3)
+    seen = {}
+    m.model[2].register_forward_hook(lambda mod, a, out: seen.__setitem__("out", out))
+    with torch.no_grad():
+        m.eval()(x)
+        ref = seen.pop("out")
+        fused = copy.deepcopy(m).train().fuse(verbose=False)  # (ultralytics may fuse a model in training mode)
+        assert fused.training and type(fused.model[2].m[0].cv1.conv) is torch.nn.Conv2d
+        fused.eval()(x)
+    torch.testing.assert_close(seen["out"], ref, rtol=1e-4, atol=1e-4)
+
+
+def test_importing_visionblocks_after_ultralytics_registers_the_yaml_names(tmp_path):
+    # a checkpoint of a YOLO YAML with our blocks, loaded in a fresh process (resume, fine-tune): ultralytics rebuilds
+    # the model from its YAML, whose names were known only after `import visionblocks.integrations.ultralytics`
+    # (KeyError: 'cbam'); unpickling the checkpoint imports visionblocks, which now registers them
+    import subprocess
+    import sys
+    model = DetectionModel(_yaml(tmp_path, "n"), nc=1, verbose=False)
+    torch.save({"model": model}, tmp_path / "ckpt.pt")
+    code = ("import torch\nfrom ultralytics.nn.tasks import DetectionModel\n"
+            f"ck = torch.load({str(tmp_path / 'ckpt.pt')!r}, weights_only=False)\n"
+            "rebuilt = DetectionModel(ck['model'].yaml, nc=1, verbose=False)\n"
+            "print(type(rebuilt.model[9]).__name__)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "CBAM"
+
+
+def test_a_first_call_refusal_names_the_yaml_layer(tmp_path):
+    # sge's 7 groups cannot divide the channels the layer before gives: refused at the first forward, which now names
+    # the YAML line's index and block
+    bad = YAML.replace("[-1, 1, cbam, []]", "[-1, 1, sge, [7]]", 1)
+    with pytest.raises(SurgeryError, match=r"YOLO YAML layer 9 'sge': .*groups"):
+        DetectionModel(_yaml(tmp_path, "n", bad), nc=1, verbose=False)

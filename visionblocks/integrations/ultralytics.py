@@ -16,7 +16,14 @@ it), so the same YAML works at every width scale (n/s/m/l/x).  A line whose argu
 while the model is parsed, naming the block and its constructor.  Tested with ultralytics 8.4.190.
 
 The names are added to the globals of ``ultralytics.nn.tasks`` (where its parser looks layer names up); names the
-parser already knows are never replaced.  A layer name that neither ultralytics nor visionblocks knows (a typo in
+parser already knows are never replaced.  ``import visionblocks`` registers them itself when ultralytics is already
+imported, as it is when ultralytics loads a checkpoint holding our blocks (a fresh process that resumes or
+fine-tunes such a checkpoint rebuilds the model from its YAML).
+
+ultralytics folds every ``Conv``'s BatchNorm into its convolution before it predicts, validates or exports
+(``BaseModel.fuse``); registered, that first folds visionblocks' re-parameterizable blocks
+(:func:`visionblocks.reparameterize`, with the running statistics ultralytics' own fold uses), so a YOLO whose
+convolutions ``visionblocks.replace`` swapped for ACNet/RepVGG/DBB blocks deploys as the original architecture.  A layer name that neither ultralytics nor visionblocks knows (a typo in
 the YAML) is a :class:`~visionblocks.surgery.SurgeryError` naming it and the closest names of both, where the
 parser alone gives a bare ``KeyError``.
 """
@@ -51,6 +58,15 @@ class YoloBlock(LazyBlock):
         except SurgeryError as e:
             raise SurgeryError(f"YOLO YAML layer {self.block_name!r} with arguments {list(args) + ([kwargs] if kwargs else [])}: "
                                f"{e}") from e
+
+    def initialize_parameters(self, *args: Any, **kwargs: Any) -> None:
+        # a refusal that depends on the channel count comes at the first forward: name the YAML line (ultralytics
+        # sets the layer's index i on the module)
+        try:
+            super().initialize_parameters(*args, **kwargs)
+        except SurgeryError as e:
+            where = f"YOLO YAML layer {self.__dict__['i']} " if isinstance(self.__dict__.get("i"), int) else "YOLO YAML layer "
+            raise SurgeryError(f"{where}{self.block_name!r}: {e}") from e
 
 
 def _yolo_class(name: str) -> type:
@@ -95,9 +111,36 @@ def _named_parse_model(parse_model):
     return parse
 
 
+def _fold_ours(model) -> None:
+    """Fold the re-parameterizable modules of ``model`` as in eval mode (the running statistics ultralytics' fuse
+    folds with too), leaving every module's training flag as it was."""
+    from visionblocks.reparam import is_reparameterizable, reparameterize
+    if not any(is_reparameterizable(m) and not getattr(m, "is_reparameterized", False) for m in model.modules()):
+        return
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        reparameterize(model)
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def _folding_fuse(fuse):
+    """ultralytics' ``BaseModel.fuse``, which first folds visionblocks' re-parameterizable blocks: its own fold reads
+    ``m.conv.weight`` of every ``Conv``, which a block that ``visionblocks.replace`` put there has not."""
+    @functools.wraps(fuse)
+    def folding_fuse(self, *args, **kwargs):
+        _fold_ours(self)
+        return fuse(self, *args, **kwargs)
+    folding_fuse._visionblocks_folds = True
+    return folding_fuse
+
+
 def register() -> list[str]:
-    """Make every usable block known to ultralytics' YAML parser (idempotent; call it again after registering blocks
-    of your own).  Returns the YAML names added."""
+    """Make every usable block known to ultralytics' YAML parser, and ultralytics' fuse fold visionblocks'
+    re-parameterizable blocks first (idempotent; call it again after registering blocks of your own).  Returns the
+    YAML names added."""
     from ultralytics.nn import tasks
 
     added = []
@@ -115,6 +158,8 @@ def register() -> list[str]:
                 added.append(yaml_name)
     if not getattr(tasks.parse_model, "_visionblocks_named", False):
         tasks.parse_model = _named_parse_model(tasks.parse_model)
+    if not getattr(tasks.BaseModel.fuse, "_visionblocks_folds", False):
+        tasks.BaseModel.fuse = _folding_fuse(tasks.BaseModel.fuse)
     return added
 
 

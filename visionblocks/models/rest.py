@@ -84,7 +84,8 @@ class ResTStage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, H, W = self.forward_tokens(x)
-        return x.transpose(1, 2).unflatten(2, (H, W))
+        B, N, C = x.shape  # (a reshape, not unflatten: traced, unflatten fixed the batch of every later stage)
+        return x.transpose(1, 2).reshape(B, C, H, W)
 
 
 class ResT(ModelBase):

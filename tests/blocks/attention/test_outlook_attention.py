@@ -65,3 +65,16 @@ def test_outlook_attention_compiles_at_volo_d1_first_stage():
     compiled = torch.compile(m, fullgraph=True)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), m(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("k,s", [(3, 1), (3, 2), (5, 2), (3, 3), (5, 4), (1, 2)])
+def test_fold_as_transposed_convolution_equals_fold(k, s):
+    # the form a TorchScript trace takes (that ONNX exporter cannot translate fold/col2im at any opset)
+    import torch.nn.functional as F
+    m = vb.create_block("outlook_attention", 12, num_heads=2, kernel_size=k, stride=s).double()
+    p = k // 2
+    for h, w in [(14, 14), (15, 17), (1, 1), (2, 3), (7, 9)]:
+        lh, lw = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        y = torch.randn(2, 12 * k * k, lh * lw, dtype=torch.float64)
+        torch.testing.assert_close(m._fold_transposed(y, h, w), F.fold(y, (h, w), k, padding=p, stride=s),
+                                   rtol=0, atol=1e-12)

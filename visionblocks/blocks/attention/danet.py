@@ -48,7 +48,7 @@ class PositionAttention(nn.Module):
         v = self.conv_d(x).flatten(2).transpose(1, 2).unsqueeze(1)      # (B, 1, N, C')
         if (q.dtype not in (torch.float32, torch.float64)    # (SDPA's math path computes in float32 there)
                 or q.device.type != "cpu"                     # (CUDA: the memory-efficient kernel, no map)
-                or records_grad(q, k, v)):
+                or records_grad(q, k, v) or torch.jit.is_tracing()):  # (a trace: no softmax(out=) in ONNX)
             e = F.scaled_dot_product_attention(q, k, v, scale=1.0)       # (B, 1, N, C')
         else:  # no graph, on the CPU: one (B, N, N) map, softmaxed in place (SDPA's math path there, for
             # C'/8 != C', keeps two)

@@ -93,7 +93,8 @@ class EMSA(nn.Module):
         """
         conv = self.transform_conv
         plain = is_plain(conv, nn.Conv2d)
-        if plain and not records_grad(q, k, *conv.parameters()):
+        if plain and not records_grad(q, k, *conv.parameters()) and not torch.jit.is_tracing():  # (no softmax(out=)
+            # in the TorchScript ONNX exporter)
             return self._attention_map_inference(q, k)
         attn = (q * self.scale).transpose(0, 1) @ k.permute(1, 0, 3, 2)                  # (h, B, N, N')
         shape = attn.shape
@@ -105,6 +106,12 @@ class EMSA(nn.Module):
             dtype = next(conv.parameters(), attn).dtype
             attn = conv(attn.transpose(0, 1).to(dtype)).transpose(0, 1).to(attn.dtype)
         attn = attn.softmax(dim=-1)
+        if torch.jit.is_tracing():
+            # the instance norm written out (a 1x1 map gives 0 too): the TorchScript ONNX exporter translates
+            # F.instance_norm only for a channel count (here the batch) it knows, and the size test below is a
+            # Python bool, which a trace keeps as a constant
+            d = attn - attn.mean((-2, -1), keepdim=True)
+            return d * torch.rsqrt(d.square().mean((-2, -1), keepdim=True) + self.transform_norm.eps)
         if shape[-2] * shape[-1] > 1:
             return F.instance_norm(attn, eps=self.transform_norm.eps)
         return torch.zeros_like(attn)  # one query and one key (a 1x1 map): the instance norm of a single value is 0

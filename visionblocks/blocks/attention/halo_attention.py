@@ -113,7 +113,8 @@ class HaloAttention(DerivedBuffers, nn.Module):
         bias.masked_fill_(~valid.reshape(nby, nbx, 1, win * win), float("-inf"))  # (our own sum: in place)
         n = B * nh * nby * nbx
         q, k, v = q.reshape(n, bq * bq, dk), k.reshape(n, win * win, dk), v.reshape(n, win * win, dv)
-        if torch.is_grad_enabled() or q.device.type != "cpu":  # (CUDA: the memory-efficient kernel, no map)
+        if torch.is_grad_enabled() or q.device.type != "cpu" or torch.jit.is_tracing():  # (CUDA: the memory-
+            # efficient kernel, no map; a trace: the TorchScript ONNX exporter has no softmax(out=))
             out = F.scaled_dot_product_attention(q[None], k[None], v[None],  # (4-d: ONNX's SDPA)
                                                  attn_mask=bias.reshape(1, n, bq * bq, win * win))
         else:  # on the CPU, one (queries x keys) map: the scores accumulate into the bias, the softmax in place

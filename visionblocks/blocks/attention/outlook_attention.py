@@ -110,7 +110,22 @@ class OutlookAttention(nn.Module):
         a = self.attn(F.avg_pool2d(x, self.stride, self.stride, ceil_mode=True)).reshape(B, nh, kk, kk, L)
         a = self.attn_drop(torch.softmax(a * self.scale, dim=3)).permute(0, 1, 4, 2, 3)
         y = (a @ v).permute(0, 1, 4, 3, 2).reshape(B, C * kk, L)
+        if torch.jit.is_tracing():  # the TorchScript ONNX exporter cannot translate fold (col2im) at any opset
+            return self.proj_drop(self.proj(self._fold_transposed(y, H, W)))
         return self.proj_drop(self.proj(F.fold(y, (H, W), k, padding=self.padding, stride=self.stride)))
+
+    def _fold_transposed(self, y: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        """``F.fold(y, (H, W), k, padding, stride)`` as a transposed convolution: each of the K*K window positions
+        is one input channel whose one-hot k x k kernel puts it at its offset (the overlapping windows summed), the
+        (B, C) pairs batched.  Unpadded, its output starts at the first window's start (-padding) and ends at the
+        last window's end: padded or cropped (negative padding) to the map."""
+        k, s, p = self.kernel_size, self.stride, self.padding
+        B, kk = y.shape[0], k * k
+        lh, lw = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+        one_hot = torch.eye(kk, dtype=y.dtype, device=y.device).view(kk, 1, k, k)
+        out = F.conv_transpose2d(y.reshape(-1, kk, lh, lw), one_hot, stride=s)
+        out = F.pad(out, (-p, W + p - out.shape[-1], -p, H + p - out.shape[-2]))
+        return out.reshape(B, -1, H, W)
 
 
 def _tokens_linear(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:

@@ -73,14 +73,23 @@ class SelfCalibratedConv(nn.Module):
         self.k4 = k(ci, co, stride)
         self.act = create_act(act_layer, inplace=True)
 
+    def _pool(self, x2: torch.Tensor) -> torch.Tensor:
+        """The authors' ``AvgPool2d(r, r)``; on a map smaller than r (H or W), where it has no output, ceil mode
+        (the mean of the whole map along that axis, and of the partial last window along the other)."""
+        r = self.pooling_r
+        h, w = x2.shape[-2:]
+        if torch.jit.is_tracing():
+            # the same without a Python test of the size, which a trace (the TorchScript ONNX exporter) keeps as a
+            # constant: SCNet-50 exported at 32x32 pooled 5x5 maps in ceil mode at 65x71 (0.16 off, silently).
+            # Cropped to whole windows where both sides hold one (min(k, 1) = 2k // (k + 1) for k = size // r),
+            # ceil mode is floor mode; uncropped it is the small-map case
+            whole = (2 * (h // r)) // (h // r + 1) * ((2 * (w // r)) // (w // r + 1))
+            return F.avg_pool2d(x2[:, :, :h - h % r * whole, :w - w % r * whole], r, r, ceil_mode=True)
+        return F.avg_pool2d(x2, r, r, ceil_mode=bool(h < r or w < r))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.in_channels, type(self).__name__)
         x1, x2 = x.chunk(2, dim=1)
-        r = self.pooling_r
-        if x2.shape[2] < r or x2.shape[3] < r:  # the authors' AvgPool2d(r, r) has no output: ceil mode instead
-            t = self.k2(F.avg_pool2d(x2, r, r, ceil_mode=True))
-        else:
-            t = self.k2(F.avg_pool2d(x2, r, r))
-        t = F.interpolate(t, size=(x2.shape[2], x2.shape[3]), mode="nearest")
+        t = F.interpolate(self.k2(self._pool(x2)), size=(x2.shape[2], x2.shape[3]), mode="nearest")
         y2 = self.k4(self.k3(x2) * torch.sigmoid(x2 + t))
         return self.act(cat_channels([self.k1(x1), y2]))  # (k1 and k4 end with a BatchNorm)
