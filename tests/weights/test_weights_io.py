@@ -236,3 +236,70 @@ def test_files_that_are_not_checkpoints_and_other_schemes_are_named(tmp_path):
     assert set(read_checkpoint(tmp_path / "legacy.pth")) == set(_sd())
     with pytest.raises(CheckpointError, match="unsupported URL scheme 'ftp'"):
         read_checkpoint("ftp://example.org/w.pth")
+
+
+def test_safetensors_whose_header_length_starts_with_the_pickle_byte(tmp_path):
+    # a safetensors file starts with its header's length (u64, little-endian); when its first byte was 0x80 (one file
+    # in 32: the header is padded to 8 bytes) the file was taken for a pickle and refused
+    st = pytest.importorskip("safetensors.torch")
+    sd = {k: v.contiguous() for k, v in _sd().items()}
+    path = tmp_path / "w.safetensors"
+    for pad in range(300):
+        st.save_file(sd, str(path), metadata={"pad": "x" * pad})
+        if path.read_bytes()[:1] == b"\x80":
+            break
+    assert path.read_bytes()[:1] == b"\x80"
+    m = Tiny()
+    load_checkpoint(m, path)
+    assert _same(m, sd)
+    m = Tiny()
+    load_checkpoint(m, path.rename(tmp_path / "w.bin"))  # by its content alone
+    assert _same(m, sd)
+
+
+def test_a_download_cut_short_is_refused_and_not_cached(tmp_path, hub_dir):
+    # torch's download does not compare the length it got with Content-Length: a connection cut short was cached as
+    # the checkpoint, and every later load failed on that file (it was never downloaded again)
+    data = {}
+
+    class Short(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = data[self.path]
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2] if "cut" in self.path else body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Short)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        sd = _sd()
+        torch.save(sd, tmp_path / "w.pth")
+        data["/cut/w.pth"] = data["/ok/w.pth"] = (tmp_path / "w.pth").read_bytes()
+        with pytest.raises(CheckpointError, match=r"download of .*/cut/w.pth is incomplete or damaged.*nothing was "
+                                                  r"cached"):
+            read_checkpoint(f"{base}/cut/w.pth", progress=False)
+        assert list((hub_dir / "checkpoints").iterdir()) == []  # no copy, no part file
+        m = Tiny()
+        load_checkpoint(m, f"{base}/ok/w.pth", progress=False)  # the whole file: loaded and cached
+        assert _same(m, sd) and [p.name for p in (hub_dir / "checkpoints").iterdir()] == ["w.pth"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("keys", [[0, 1], ["conv.weight", 5], [("a", "b")]])
+def test_keys_that_are_not_names_are_a_checkpoint_error(tmp_path, keys):
+    # non-str keys crashed in the prefix handling with AttributeError/TypeError
+    sd = {k: torch.zeros(1) for k in keys}
+    with pytest.raises(CheckpointError, match=r"maps parameter names \(str\) to tensors; this one has"):
+        read_checkpoint(sd)
+    m = Tiny()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    with pytest.raises(CheckpointError, match="key"):
+        load_checkpoint(m, sd)
+    assert _same(m, before)

@@ -187,3 +187,18 @@ def test_create_model_features_only_loads_an_extractors_own_checkpoint_and_a_who
     torch.save(small.state_dict(), tmp_path / "small.pt")
     with pytest.raises(StateDictMismatchError, match="missing from the checkpoint .*stages.0.0.conv1"):
         vb.create_model("resnet18", features_only=True, out_indices=(1, 2), pretrained=str(tmp_path / "small.pt"))
+
+
+@pytest.mark.parametrize("num_classes", [10, 0])
+def test_volo_drops_both_of_its_classifiers_for_another_class_count(tmp_path, num_classes):
+    # VOLO's token-labelling head (aux_head) is shaped by the class count too; only "head" was the classifier, so a
+    # 1000-class checkpoint was refused at any other num_classes (aux_head's shape, or an unexpected key at 0)
+    torch.manual_seed(0)
+    src = vb.create_model("volo_d1").eval()
+    torch.save(src.state_dict(), tmp_path / "volo.pth")
+    m, result = vb.create_pretrained("volo_d1", tmp_path / "volo.pth", num_classes=num_classes, return_result=True)
+    assert sorted(result.dropped_keys) == ["aux_head.bias", "aux_head.weight", "head.bias", "head.weight"]
+    assert m.pretrained_cfg["classifier"] == ("head", "aux_head") and m.get_classifier() is m.head
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(m.eval().forward_features(x), src.forward_features(x), rtol=0, atol=0)

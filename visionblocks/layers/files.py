@@ -28,6 +28,7 @@ def write_all_or_none(files: Sequence[tuple[str, Callable[[str], None]]], *, fsy
             head, tail = os.path.split(target)
             # a fresh name the writer creates itself, so the file gets the usual permissions (mkstemp's are 0600)
             tmp = os.path.join(head, f".{tail}.{os.getpid()}-{secrets.token_hex(4)}{os.path.splitext(tail)[1]}")
+            open(tmp, "xb").close()  # (an unwritable folder is an OSError here: torch.save raises RuntimeError)
             tmps.append(tmp)
             write(tmp)
             with contextlib.suppress(OSError):  # an existing file's permission bits carry over

@@ -110,7 +110,9 @@ class ModelBase(BackboneMixin, nn.Module):
 
     in_chans: int = 3
     num_features: int
-    classifier: str = "head.fc"
+    #: the classifier module (``get_classifier``), or a tuple of the classifiers a checkpoint's class count shapes,
+    #: that one first (VOLO: ``("head", "aux_head")``, as timm's pretrained_cfg)
+    classifier: str | tuple[str, ...] = "head.fc"
     #: the modules, in order, whose convolutions embed the input as patches (``("stem",)``): their geometry sets
     #: the smallest input the model takes (:meth:`min_input_size`); empty where any size >= 1 works
     input_stem: tuple[str, ...] = ()
@@ -196,7 +198,7 @@ class ModelBase(BackboneMixin, nn.Module):
 
     def get_classifier(self) -> nn.Module:
         """The final linear layer (``nn.Identity`` when the model has no classifier)."""
-        return self.get_submodule(self.classifier)
+        return self.get_submodule(self.classifier if isinstance(self.classifier, str) else self.classifier[0])
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """Replace the classifier by a fresh one with ``num_classes`` outputs (``num_features`` wide, on the

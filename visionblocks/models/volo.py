@@ -107,7 +107,7 @@ class VOLO(ModelBase):
     Features (``feature_info``): one per stage, at reductions 8, 16, 16, 16.
     """
 
-    classifier = "head"
+    classifier = ("head", "aux_head")  # (both shaped by the class count: a checkpoint for 1000 classes drops both)
     step_modules = {"add_position": ("pos_embed",)}  # (pruned to the outlookers, the embedding goes)
     input_stem = ("stem", "downsample")  # 8 x 8 patches (7x7/2 stem), 2 x 2 merging: inputs of at least 15 x 15
     head_layouts = {3: (-1, "(B, 1 + N, C) tokens (the class token first)")}

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import warnings
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -71,8 +73,11 @@ def _cached_url(url: str, sha256: str | None, progress: bool, model_dir: str | N
     os.makedirs(model_dir, exist_ok=True)
     cached = os.path.join(model_dir, file_name or os.path.basename(urlparse(url).path))
     if not os.path.exists(cached):
-        try:  # (torch writes a temporary file and renames it when complete: no half-written copy is cached)
-            torch.hub.download_url_to_file(url, cached, hash_prefix=sha256.lower() if sha256 else None,
+        # downloaded next to its place (torch writes a temporary file and renames it when complete), checked whole,
+        # then renamed into place: no half-written or cut-short copy is cached
+        part = f"{cached}.{os.getpid()}.part"
+        try:
+            torch.hub.download_url_to_file(url, part, hash_prefix=sha256.lower() if sha256 else None,
                                            progress=progress)
         except RuntimeError as e:
             if "invalid hash value" in str(e):
@@ -80,20 +85,60 @@ def _cached_url(url: str, sha256: str | None, progress: bool, model_dir: str | N
             raise
         except (URLError, OSError) as e:
             raise CheckpointError(f"cannot download {url}: {getattr(e, 'reason', e)} (nothing was loaded)") from e
+        _check_complete(part, url)
+        os.replace(part, cached)
     else:
         _check_sha256(cached, sha256, f"{url} (cached at {cached})")
     return cached
 
 
+def _safetensors_header_fits(head: bytes, size: int) -> bool:
+    """Whether ``head`` (a file's first 9 bytes, of a file of ``size`` bytes) starts a safetensors file: a
+    little-endian u64 header length that fits in the file, then the header's JSON object."""
+    return len(head) == 9 and head[8:9] == b"{" and 8 + int.from_bytes(head[:8], "little") <= size
+
+
 def _is_safetensors(path: str) -> bool:
     """By content first (a torch.save zip archive or pickle named ``.safetensors`` is read as what it is), by the
-    ``.safetensors`` extension for a file too short or damaged to tell."""
+    ``.safetensors`` extension for a file too short or damaged to tell.  The safetensors signature is tested first:
+    its header length's first byte is 0x80 in about one file of 32, the byte a pickle starts with."""
     with open(path, "rb") as f:
         head = f.read(9)
+    if _safetensors_header_fits(head, os.path.getsize(path)):
+        return True
     if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
         return False
-    # a safetensors file starts with a little-endian u64 header length, then a JSON object
-    return path.endswith(".safetensors") or (len(head) == 9 and head[8:9] == b"{")
+    return path.endswith(".safetensors")
+
+
+def _check_complete(path: str, url: str) -> None:
+    """Refuse a download that is not a whole checkpoint (a connection cut short is saved as a shorter file, which
+    torch's download does not notice): a zip archive must have its central directory and every member's CRC right,
+    a safetensors file its header and the data it describes.  A pickle (or anything else) is read as it is."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    size = os.path.getsize(path)
+    why = None
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as z:
+                bad = z.testzip()
+            why = f"its member {bad!r} fails its CRC" if bad else None
+        except (zipfile.BadZipFile, OSError, EOFError) as e:
+            why = f"a zip archive without its end ({e})"
+    elif _safetensors_header_fits(head, size) or (len(head) == 9 and head[8:9] == b"{" and head[:1] != b"\x80"):
+        n = int.from_bytes(head[:8], "little")
+        try:
+            with open(path, "rb") as f:
+                f.seek(8)
+                header = json.loads(f.read(n))
+            end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+            why = None if 8 + n + end == size else f"{size} bytes where its header describes {8 + n + end}"
+        except (ValueError, KeyError, TypeError, IndexError) as e:
+            why = f"a safetensors header that does not parse ({e})"
+    if why:
+        os.remove(path)
+        raise CheckpointError(f"the download of {url} is incomplete or damaged: {why}; nothing was cached, try again")
 
 
 def _load_safetensors(path: str) -> dict[str, torch.Tensor]:
@@ -134,6 +179,15 @@ def _holds_ema(obj: Any, depth: int = 3) -> bool:
         _holds_ema(obj.get(k), depth - 1) for k in _WRAPPER_KEYS)
 
 
+def check_keys(state_dict: Mapping) -> dict[str, torch.Tensor]:
+    """``state_dict`` as a dict, refused (:class:`CheckpointError`) when a key is not a parameter name (a str)."""
+    bad = [k for k in state_dict if not isinstance(k, str)]
+    if bad:
+        raise CheckpointError(f"a state dict maps parameter names (str) to tensors; this one has {len(bad)} key(s) of "
+                              f"another type, e.g. {bad[:3]!r} ({type(bad[0]).__name__})")
+    return dict(state_dict)
+
+
 def unwrap_state_dict(obj: Any, use_ema: bool = False) -> dict[str, torch.Tensor]:
     """The flat ``{name: tensor}`` state dict inside ``obj``.
 
@@ -164,7 +218,7 @@ def unwrap_state_dict(obj: Any, use_ema: bool = False) -> dict[str, torch.Tensor
             raise CheckpointError(f"no state dict found in the checkpoint: it is not a mapping of names to tensors "
                                   f"and holds none under {', '.join(order)} (its keys: {keys})")
         obj, seen = obj[inner], seen + 1
-    sd = dict(obj)
+    sd = check_keys(obj)
     if "n_averaged" in sd and len(sd) > 1 and all(k.startswith("module.") for k in sd if k != "n_averaged"):
         del sd["n_averaged"]  # torch.optim.swa_utils.AveragedModel's counter (EMA/SWA weights under module.)
     stripped = True
@@ -207,7 +261,8 @@ def read_checkpoint(source: str | os.PathLike | Mapping, *, sha256: str | None =
                                                              progress=progress, file_name=os.path.basename(path),
                                                              weights_only=True)
                 except Exception as e:  # noqa: BLE001
-                    raise CheckpointError(f"cannot read {url} with torch.load(weights_only=True): {e}") from e
+                    raise CheckpointError(f"cannot read {url} (cached at {path}; delete that file to download it "
+                                          f"again) with torch.load(weights_only=True): {e}") from e
         return unwrap_state_dict(obj, use_ema)
     if is_url(str(source)):  # file://: the file itself, as its path
         source = _file_url_path(str(source))

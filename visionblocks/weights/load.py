@@ -31,6 +31,7 @@ import torch.nn as nn
 from visionblocks.features import FeatureListNet
 from visionblocks.layers.validate import check_module
 
+from ._io import check_keys
 from .convert import OURS, Converter, find_converter, folded_hint
 from .errors import StateDictMismatchError
 
@@ -215,7 +216,7 @@ def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
     """
     check_module(model, "load_state_dict", _MODEL_FIRST)
     own = model.state_dict()
-    sd = _align_model_prefix(dict(state_dict), list(own))
+    sd = _align_model_prefix(check_keys(state_dict), list(own))
     pruned: list[str] = []
     if isinstance(model, FeatureListNet) and holds_every_key(model, sd):
         # a whole network's checkpoint (ours, every key of the extractor in it): the parts features_only pruned go
