@@ -4,10 +4,11 @@ with a bias (the conv-BN fold of Ioffe & Szegedy's BatchNorm at inference, arXiv
 :func:`visionblocks.layers.fuse_conv_bn`), so deployed inference runs fewer kernels.
 
 A convolution and the BatchNorm that follows it are folded where the network says so by its structure: the
-``conv``/``bn`` pair of a :class:`~visionblocks.layers.ConvNormAct` (or of any module with those two attributes
-whose forward runs ``bn(conv(x))``, as ConvNormAct does; a unit whose norm its parent applies elsewhere sets
-``fusable = False``), and consecutive ``nn.Conv2d`` -> ``nn.BatchNorm2d``
-children of an ``nn.Sequential``.  The fused model is for evaluation: its BatchNorms are gone (``nn.Identity``), so
+``conv``/``bn`` pair of a :class:`~visionblocks.layers.ConvNormAct` (a unit whose norm its parent applies elsewhere
+sets ``fusable = False``), and consecutive ``nn.Conv2d`` -> ``nn.BatchNorm2d`` children of an ``nn.Sequential``.
+Other frameworks' conv-norm units (ultralytics' ``Conv``, timm's ``ConvNormAct``) are left to their own fuse: from
+attribute names alone, which forward runs ``bn(conv(x))`` cannot be told.  A BatchNorm is folded only when it does
+nothing but normalise (``layers.is_plain_batch_norm``).  The fused model is for evaluation: its BatchNorms are gone (``nn.Identity``), so
 it cannot be trained further as the same network.
 
 On the CPU, :func:`fuse` also stores the convolution weights channels-last (``torch.channels_last``, oneDNN's

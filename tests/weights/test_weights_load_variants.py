@@ -202,3 +202,15 @@ def test_volo_drops_both_of_its_classifiers_for_another_class_count(tmp_path, nu
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         torch.testing.assert_close(m.eval().forward_features(x), src.forward_features(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("word", ["tv_in1K", ""])
+def test_a_word_that_is_no_tag_and_no_file_lists_the_tags(word):
+    # a mistyped tag was reported as a missing file only ("no checkpoint file at 'tv_in1K'", "'.' is a directory")
+    with pytest.raises(FileNotFoundError, match=rf"pretrained={word!r} is neither a weights tag of 'resnet50' nor a "
+                                                r"checkpoint file.*its tags: tv_in1k, "):
+        vb.create_model("resnet50", pretrained=word)
+    with pytest.raises(FileNotFoundError, match="did you mean 'tv_in1k'"):
+        vb.create_model("resnet50", pretrained="tv_in1K")
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint file at 'w\.pth'"):  # a file name stays a file
+        vb.create_model("resnet50", pretrained="w.pth")

@@ -9,12 +9,14 @@ naming the option to set.  ``top1`` is the source's reported ImageNet-1k top-1 a
 from __future__ import annotations
 
 import copy
+import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch.nn as nn
 
+from ._io import is_url
 from .errors import ArchitectureMismatchError, CheckpointError
 
 __all__ = ["PretrainedWeights", "register_weights", "list_weights", "get_weights", "create_pretrained"]
@@ -80,6 +82,9 @@ def get_weights(model: str, tag: str | None = None) -> PretrainedWeights:
     raise CheckpointError(f"unknown weights {tag!r} for {model!r}; known: {', '.join(w.tag for w in entries)}")
 
 
+_CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".tar", ".ckpt", ".pkl")
+
+
 def _is_tag(model: str, x) -> bool:
     return isinstance(x, str) and any(w.model == model and w.tag == x for w in _WEIGHTS.values())
 
@@ -122,6 +127,17 @@ def create_pretrained(name: str, pretrained=True, *, strict: bool = True, sha256
                                  file_name=w.file_name)
     elif pretrained is None or pretrained is False:
         model, result = create_model(model_name, **kwargs), None
+    elif isinstance(pretrained, str) and not is_url(pretrained) and not os.path.exists(os.path.expanduser(pretrained)) \
+            and not any(c in pretrained for c in "/\\~") and not pretrained.endswith(_CHECKPOINT_SUFFIXES):
+        # a word that is no tag and no file (a mistyped tag, "tv_in1K", was reported as a missing file only)
+        tags = [w.tag for w in _WEIGHTS.values() if w.model == model_name]
+        close = difflib.get_close_matches(pretrained, tags, n=3, cutoff=0.5)
+        shown = ", ".join(tags[:8]) + (f" and {len(tags) - 8} more" if len(tags) > 8 else "")
+        raise FileNotFoundError(
+            f"pretrained={pretrained!r} is neither a weights tag of {model_name!r} nor a checkpoint file"
+            + (f"; did you mean {' or '.join(map(repr, close))}?" if close else "")
+            + (f" (its tags: {shown}; visionblocks.weights.list_weights({model_name!r}))" if tags
+               else " (it has no published weights registered: pass a path or URL)"))
     else:
         model = create_model(model_name, **kwargs)
         if features is not None:
