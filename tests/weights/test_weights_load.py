@@ -323,3 +323,15 @@ def test_a_missing_key_the_layout_detector_looks_for_is_named(manifest, model, k
     with pytest.raises(StateDictMismatchError, match=rf"missing from the checkpoint \(1\): {ours}") as e:
         load_checkpoint(m, sd)
     assert e.value.missing_keys == [ours] and manifest.split("--")[0] in str(e.value)
+
+
+def test_unrecognised_checkpoints_say_what_they_may_be():
+    # our own ResNet-50's checkpoint into ResNet-18, a training form's into a folded model: "unrecognised layout" alone
+    import visionblocks as vb
+    with pytest.raises(LayoutError, match=r"of its \d+ keys are this model's: a checkpoint of another architecture"):
+        load_checkpoint(vb.create_model("resnet18"), vb.create_model("resnet50").state_dict())
+    cases = [(vb.create_model("repvgg_a0", deploy=True), vb.create_model("repvgg_a0").state_dict()),
+             (vb.fuse(vb.create_model("resnet18").eval()), vb.create_model("resnet18").state_dict())]
+    for folded, training_form in cases:
+        with pytest.raises(LayoutError, match="this model is folded .* load it into the model before folding it"):
+            load_checkpoint(folded, training_form)

@@ -161,7 +161,24 @@ def find_converter(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
     mine = list_converters(model)
     raise LayoutError(f"unrecognised checkpoint layout for {type(model).__name__}: its first keys are "
                       f"{keys[:4]}, the model's are {own[:4]}; layouts known for this model: "
-                      f"{', '.join([OURS] + mine)}{folded_hint(model)}")
+                      f"{', '.join([OURS] + mine)}{_unrecognised_hint(model, keys, own)}")
+
+
+def _unrecognised_hint(model: nn.Module, keys: Sequence[str], own: Sequence[str]) -> str:
+    """What an unrecognised checkpoint may be: one of another architecture in our layout (some keys shared), a
+    training form's for a folded model, or a folded one's for a training form."""
+    folded = any(getattr(m, "is_reparameterized", False) is True for m in model.modules()) or (
+        not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        and any(k.endswith("running_mean") for k in keys))
+    if folded:
+        return ("; this model is folded (vb.reparameterize/vb.fuse) and the checkpoint looks like a training form's: "
+                "load it into the model before folding it")
+    unfolded = folded_hint(model)
+    if unfolded:
+        return unfolded
+    shared = len(set(own).intersection(keys))
+    return (f"; {shared} of its {len(keys)} keys are this model's: a checkpoint of another architecture (depth, "
+            "width, options)?") if shared else ""
 
 
 def folded_hint(model: nn.Module) -> str:
