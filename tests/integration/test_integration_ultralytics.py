@@ -176,3 +176,12 @@ def test_a_first_call_refusal_names_the_yaml_layer(tmp_path):
     bad = YAML.replace("[-1, 1, cbam, []]", "[-1, 1, sge, [7]]", 1)
     with pytest.raises(SurgeryError, match=r"YOLO YAML layer 9 'sge': .*groups"):
         DetectionModel(_yaml(tmp_path, "n", bad), nc=1, verbose=False)
+
+
+def test_an_unbuilt_yaml_block_pickles():
+    # its class's qualified name was "YOLO_BLOCKS['cbam']", which pickle cannot look up (PicklingError)
+    import pickle
+    block = pickle.loads(pickle.dumps(vbu.YOLO_BLOCKS["cbam"](8)))
+    assert type(block) is vbu.YOLO_BLOCKS["cbam"] and block.block_kwargs == {} and block.block_args == (8,)
+    out = block(torch.randn(1, 16, 8, 8))
+    assert out.shape == (1, 16, 8, 8) and type(block).__name__ == "CBAM"

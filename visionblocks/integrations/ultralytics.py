@@ -72,7 +72,9 @@ class YoloBlock(LazyBlock):
 def _yolo_class(name: str) -> type:
     cls = type(name, (YoloBlock,), {"block_name": name, "__module__": __name__,
                                    "__doc__": f"The visionblocks block {name!r} in a YOLO YAML (see {__name__})."})
-    cls.__qualname__ = f"YOLO_BLOCKS[{name!r}]"
+    # a module attribute (its qualified name), so that pickle finds the class of a block not built yet
+    cls.__qualname__ = f"yolo_{name}"
+    globals()[cls.__qualname__] = cls
     return cls
 
 
