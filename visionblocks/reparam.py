@@ -165,8 +165,8 @@ def _forward_hooked(m: nn.Module) -> bool:
 
 @contextlib.contextmanager
 def folds_checked(root: nn.Module, caller: str) -> Iterator[None]:
-    """Run folds of ``root`` (:func:`reparameterize`, :func:`visionblocks.fuse`) inside
-    :func:`unchanged_on_error`, and check what they dropped:
+    """Check what the folds of ``root`` run inside it (:func:`reparameterize`, :func:`visionblocks.fuse`, each within
+    :func:`unchanged_on_error`, which puts the network back when this raises) dropped:
 
     * a module that surgery inserted (:func:`mark_inserted`) into the training form of a re-parameterizable block
       is not part of the arithmetic its fold does (RepVGG's fold reads its branches' convolutions and BatchNorms):
@@ -174,13 +174,15 @@ def folds_checked(root: nn.Module, caller: str) -> Iterator[None]:
       what surgery put there);
     * forward hooks (and pre-hooks) on the folded layers no longer run: a ``UserWarning`` names those layers (as
       ``visionblocks.replace`` does for the modules it replaces)."""
-    inside: dict[int, tuple[str, str]] = {}  # inserted module -> (its name, the re-parameterizable block around it)
+    # inserted module -> (its name, the re-parameterizable block around it); the modules are held (not just their
+    # ids, which a new module could reuse once a dropped one is freed)
+    inside: dict[nn.Module, tuple[str, str]] = {}
     for name, m in root.named_modules():
         if is_reparameterizable(m) and not getattr(m, "is_reparameterized", False):
             for sub_name, sub in m.named_modules():
                 if sub is not m and sub.__dict__.get(_INSERTED, False):
-                    inside.setdefault(id(sub), (".".join(n for n in (name, sub_name) if n), name or "the model"))
-    hooked = {id(m): name or "the model" for name, m in root.named_modules() if _forward_hooked(m)}
+                    inside.setdefault(sub, (".".join(n for n in (name, sub_name) if n), name or "the model"))
+    hooked = {m: name or "the model" for name, m in root.named_modules() if _forward_hooked(m)}
 
     def refuse(dropped: list[tuple[str, str]]) -> ValueError:
         where, block = dropped[0]
@@ -194,7 +196,7 @@ def folds_checked(root: nn.Module, caller: str) -> Iterator[None]:
         if inside:
             raise refuse(list(inside.values())) from e
         raise
-    kept = {id(m) for m in root.modules()}
+    kept = set(root.modules())
     dropped = [v for k, v in inside.items() if k not in kept]
     if dropped:
         raise refuse(dropped)
