@@ -155,13 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .train.cli import first_line
     try:
         return args.fn(args)
-    except ValueError as e:  # unknown names, bad option values
-        print(f"visionblocks {args.command}: error: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 2
     except BrokenPipeError:
         return 0
+    except (ValueError, OSError) as e:  # unknown names, bad option values, a file that cannot be read or written
+        # (a DataLoader worker's error: its own message, not "Caught TrainError in DataLoader worker process 1")
+        print(f"visionblocks {args.command}: error: {first_line(e)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

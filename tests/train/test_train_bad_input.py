@@ -252,3 +252,23 @@ def test_a_model_whose_output_is_not_logits_is_refused_before_anything_is_writte
         train(TrainConfig(data=folder_data, out=str(tmp_path / "r"), epochs=1, batch_size=4, input_size=16,
                           progress=False))
     assert not (tmp_path / "r").exists()
+
+
+def test_the_top_level_cli_gives_a_workers_message_and_refuses_bad_out_dirs_early(tmp_path, capsys):
+    # `visionblocks train` (visionblocks/cli.py) printed "Caught TrainError in DataLoader worker process 1." where
+    # `python -m visionblocks.train` named the file; an --out that is a file (or under one) was a traceback (rc 1)
+    # after the data and model had loaded
+    from visionblocks.cli import main as top_main
+    d = make_folder(tmp_path / "d")
+    bad = os.path.join(d, "train", "cat", "0.png")
+    good = open(bad, "rb").read()
+    with open(bad, "wb") as fh:
+        fh.write(good[: len(good) // 2])
+    rc = top_main(["train", "--data", d, "--out", str(tmp_path / "r"), "--workers", "1", *TINY])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "cannot decode image" in err[0] and bad in err[0], err
+    (tmp_path / "file").write_text("x")
+    for out, match in [(tmp_path / "file", "is a file, not a folder"), (tmp_path / "file" / "run", "is a file, so")]:
+        rc = top_main(["train", "--data", d, "--out", str(out), *TINY])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and match in err[0], err

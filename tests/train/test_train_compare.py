@@ -67,6 +67,12 @@ def test_compare_cli_bad_variant(folder_data, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "takes no attention block" in err[0]
     assert not (tmp_path / "c").exists()
+    # one variant that cannot take the channel count: named (it said only "channels (64) must be divisible ...")
+    rc = main(["compare", "--model", "resnet18", "--attn", "none,se,shuffle_attention", "--data", folder_data,
+               "--epochs", "1", "--out", str(tmp_path / "c2")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "variant 'shuffle_attention' does not build" in err[0], err
+    assert not (tmp_path / "c2").exists()
 
 
 def test_compare_refuses_a_repeated_seed(folder_data, tmp_path, capsys):

@@ -116,3 +116,55 @@ def test_bad_data_paths(tmp_path):
     mismatched = make_folder(tmp_path / "m", classes=("a", "b"), val_classes=("a", "c"))
     with pytest.raises(TrainError, match="train and val classes differ"):
         load_data(mismatched, CFG)
+
+
+def _gradient(mode, hi):
+    from PIL import Image
+    arr = np.linspace(0, hi, 24 * 24).reshape(24, 24)
+    im = Image.fromarray(arr.astype({"I;16": np.uint16, "I": np.int32, "F": np.float32}[mode]))
+    assert im.mode == mode
+    return im
+
+
+@pytest.mark.parametrize("mode,hi", [("I;16", 65535), ("I", 65535), ("F", 1.0)])
+def test_sixteen_bit_and_float_images_keep_their_values(tmp_path, mode, hi):
+    # Pillow's convert clips 16-bit values at 255 (a 16-bit photo trained as a white image) and truncates floats in
+    # [0, 1] to 0 (a black one); the gradient now keeps its range
+    from visionblocks.train.data import _eight_bit
+    im = _eight_bit(_gradient(mode, hi))
+    lo, top = im.convert("L").getextrema()
+    assert lo == 0 and top >= 254 and len(set(im.convert("L").getdata())) > 200
+
+
+def test_hidden_subfolders_and_classes_without_training_images(folder_data):
+    from PIL import Image
+    hidden = os.path.join(folder_data, "train", "dog", ".ipynb_checkpoints")
+    os.makedirs(hidden)
+    Image.new("RGB", (8, 8)).save(os.path.join(hidden, "0-checkpoint.png"))
+    train, _, _ = load_data(folder_data, CFG, input_size=8)
+    assert len(train) == 12 and not any(".ipynb" in p for p, _ in train.samples)  # not a sample of dog
+    for split in ("train", "val"):  # a class folder whose training images are all unreadable, or none
+        os.makedirs(os.path.join(folder_data, split, "eel"))
+    with open(os.path.join(folder_data, "train", "eel", "x.png"), "wb") as f:
+        f.write(b"")
+    Image.new("RGB", (8, 8)).save(os.path.join(folder_data, "val", "eel", "v.png"))
+    with pytest.raises(TrainError, match=r"class 'eel' has no readable training image in .*train/eel"):
+        load_data(folder_data, CFG, input_size=8)
+
+
+def test_a_decompression_bomb_header_is_skipped_and_counted(folder_data):
+    # Pillow raises DecompressionBombError (an Exception, not an OSError) from the header: it escaped the scan
+    import struct
+    import zlib
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    bad = os.path.join(folder_data, "train", "cat", "bomb.png")  # a 30000 x 30000 header over a few bytes of data
+    with open(bad, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    from PIL import Image
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(bad)
+    train, _, info = load_data(folder_data, CFG, input_size=8)
+    assert info.skipped == 1 and info.first_skipped == bad and len(train) == 12

@@ -177,12 +177,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except ValueError as e:  # TrainError and the library's bad-value errors
-        print(f"visionblocks {args.command}: error: {_first_line(e)}", file=sys.stderr)
+    except BrokenPipeError:
+        return 0
+    except (ValueError, OSError) as e:  # TrainError, the library's bad-value errors, a file that cannot be written
+        print(f"visionblocks {args.command}: error: {first_line(e)}", file=sys.stderr)
         return 2
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
     """The message's first line; for an error re-raised from a DataLoader worker ("Caught TrainError in DataLoader
     worker process 0. Original Traceback ..."), the worker's own message."""
     lines = [ln for ln in str(e).splitlines() if ln.strip()]

@@ -144,8 +144,12 @@ def compare(base: TrainConfig, variants: Sequence[str], seeds: Sequence[int], ou
                            in_chans=base.in_chans, seed=0, hflip=base.hflip, limit=base.limit)
     models = {}
     for v in variants:
-        models[v] = build_model(_variant_config(base, v, seeds[0], out), info.num_classes, info.in_chans,
-                                info.input_size)
+        try:
+            models[v] = build_model(_variant_config(base, v, seeds[0], out), info.num_classes, info.in_chans,
+                                    info.input_size)
+        except ValueError as e:  # (the variant named: "channels (64) must be divisible ..." alone said none)
+            raise TrainError(f"variant {v!r} does not build, so nothing was trained (every variant is built "
+                             f"first): {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
     runs: dict[str, list[RunResult]] = {}
     for v in variants:
         for s in seeds:

@@ -160,7 +160,7 @@ class ImageFolderDataset(_Augmented):
         path, label = self.samples[index]
         try:
             with Image.open(path) as im:
-                im = im.convert(self.mode)
+                im = _eight_bit(im).convert(self.mode)
         except Exception as e:  # header read at scan time, pixels do not decode
             raise TrainError(f"cannot decode image {path}: {type(e).__name__}: {e}") from None
         w, h = im.size
@@ -180,6 +180,21 @@ class ImageFolderDataset(_Augmented):
         x = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
         x = x.view(s, s, -1).permute(2, 0, 1)
         return self.normalize(x), label
+
+
+def _eight_bit(im):
+    """``im`` with 8-bit values: Pillow's ``convert`` clips a 16-bit image (mode ``I;16``, or ``I`` as a 16-bit PNG
+    opens) at 255 and truncates a float one (``F``, values in [0, 1]) to 0, so a 16-bit photo trained as a white
+    image and a float TIFF as a black one.  16-bit values are scaled by 255/65535; float values by 255 when they lie
+    in [0, 1] (else taken as 0-255)."""
+    if im.mode.startswith("I;16"):
+        im = im.convert("I")
+    if im.mode == "I":
+        return im.point(lambda v: v * (255 / 65535)).convert("L")
+    if im.mode == "F":
+        scale = 255.0 if im.getextrema()[1] <= 1.0 else 1.0
+        return im.point(lambda v: v * scale).convert("L")
+    return im
 
 
 class ShardSampler(Sampler[int]):
@@ -208,7 +223,7 @@ def scan_image_folder(split_dir: str, classes: list[str]) -> tuple[list[tuple[st
     samples, skipped, first = [], 0, ""
     for label, c in enumerate(classes):
         for root, dirs, files in os.walk(os.path.join(split_dir, c)):
-            dirs.sort()
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # (.ipynb_checkpoints: no samples of c)
             for f in sorted(files):
                 if not f.lower().endswith(IMAGE_EXTENSIONS) or f.startswith("."):
                     continue
@@ -216,7 +231,7 @@ def scan_image_folder(split_dir: str, classes: list[str]) -> tuple[list[tuple[st
                 try:
                     with Image.open(p) as im:
                         im.size  # noqa: B018 (the header is read by open)
-                except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+                except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
                     skipped += 1
                     first = first or p
                     continue
@@ -246,6 +261,12 @@ def _load_folder(root: str, in_chans: int):
         if not s:
             raise TrainError(f"data directory {root}/{name} holds no readable images "
                              f"(extensions: {' '.join(IMAGE_EXTENSIONS)})")
+    seen = {label for _, label in train}
+    empty = [c for i, c in enumerate(classes) if i not in seen]
+    if empty:  # (its val images would count as errors, and top-5 be trivial)
+        raise TrainError(f"class {empty[0]!r} has no readable training image in {root}/train/{empty[0]}"
+                         + (f" (nor {len(empty) - 1} other classes)" if len(empty) > 1 else "")
+                         + ": remove the folder from train/ and val/, or add images")
     return classes, train, val, sk_t + sk_v, first_t or first_v
 
 

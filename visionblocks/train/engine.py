@@ -387,6 +387,7 @@ def train(cfg: TrainConfig, resume: bool = False, *, on_step: Callable[[int, int
     out = cfg.out
     if not out:
         raise TrainError("--out RUN_DIR is required (the run's checkpoints and logs go there)")
+    _check_out_dir(out)
     ck_path = os.path.join(out, CHECKPOINT)
     ck = None
     if resume:  # the saved recipe, up to the options a resume may change: the same check as --resume's
@@ -428,6 +429,20 @@ def _discard_unstarted(out: str, created: bool, had_config: bool) -> None:
     elif not had_config:
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(out, "config.json"))
+
+
+def _check_out_dir(out: str) -> None:
+    """Refuse an ``--out`` that cannot become the run's folder before any data or model is loaded (it failed with a
+    traceback when the first file was written): a file, a path under a file, a folder this process cannot write."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise TrainError(f"--out {out} is a file, not a folder")
+    parent = os.path.abspath(out)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise TrainError(f"--out {out}: {parent} is a file, so the folder cannot be made")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise TrainError(f"--out {out}: cannot write in {parent}")
 
 
 def _same_run(config_json: str, cfg: TrainConfig) -> bool:
