@@ -85,7 +85,9 @@ class SelfCalibratedConv(nn.Module):
             # ceil mode is floor mode; uncropped it is the small-map case
             whole = (2 * (h // r)) // (h // r + 1) * ((2 * (w // r)) // (w // r + 1))
             return F.avg_pool2d(x2[:, :, :h - h % r * whole, :w - w % r * whole], r, r, ceil_mode=True)
-        return F.avg_pool2d(x2, r, r, ceil_mode=bool(h < r or w < r))
+        if h < r or w < r:  # (a Python branch: torch.compile guards on it; a SymBool as ceil_mode fails there)
+            return F.avg_pool2d(x2, r, r, ceil_mode=True)
+        return F.avg_pool2d(x2, r, r)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, self.in_channels, type(self).__name__)
