@@ -41,6 +41,21 @@ def _export(m, inputs, dynamic):
     return ort.InferenceSession(f.getvalue(), providers=["CPUExecutionProvider"])
 
 
+def _run_exported(name, known, m, inputs, cases, dynamic, grad):
+    """onnxruntime's output for each of ``cases`` (tuples of inputs) of ``m`` exported at ``inputs`` with the
+    ``dynamic`` axes (autograd on or off: ``grad``); None where the export or run fails and ``name`` is in
+    ``known`` (a listed refusal), an AssertionError naming it where it is not."""
+    try:
+        with torch.set_grad_enabled(grad):
+            sess = _export(m, inputs, dynamic)
+        return [torch.from_numpy(sess.run(None, {"x": case[0].numpy()})[0]) for case in cases]
+    except Exception as e:
+        if name in known:
+            return None
+        raise AssertionError(f"{name}: TorchScript ONNX export with dynamic axes {sorted(dynamic)} failed: "
+                             f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}") from e
+
+
 # and on channels-last maps with channels-last convolution weights, what vb.fuse hands every block of a CPU network
 # (channel_shuffle took ATen's kernel there, which this exporter does not know: fused ParNet/SA-ResNet were refused)
 CASES = [(n, "nchw") for n in BLOCKS] + [(n, "channels_last") for n in BLOCKS
@@ -66,16 +81,11 @@ def test_torchscript_onnx_export_with_dynamic_axes(name, layout, grad):
         m = vb.to_channels_last(m)
         inputs, others = _channels_last(inputs), [_channels_last(o) for o in others]
     dims = sorted({d for o in others for d in range(inputs[0].ndim) if o[0].shape[d] != inputs[0].shape[d]})
-    try:
-        with torch.set_grad_enabled(grad):
-            sess = _export(m, inputs, {d: f"d{d}" for d in dims})
-        results = [(case, torch.from_numpy(sess.run(None, {"x": case[0].numpy()})[0])) for case in [inputs, *others]]
-    except Exception as e:
-        if name in KNOWN:
-            return
-        raise AssertionError(f"{name}: TorchScript ONNX export with dynamic axes {dims} failed: "
-                             f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}") from e
-    for case, got in results:
+    cases = [inputs, *others]
+    outs = _run_exported(name, KNOWN, m, inputs, cases, {d: f"d{d}" for d in dims}, grad)
+    if outs is None:
+        return
+    for case, got in zip(cases, outs):
         with torch.no_grad():
             ref = T._run(m, case)[0]
         assert got.shape == ref.shape, f"{name}: at {T.shapes_of(case)} ONNX gives {tuple(got.shape)}, eager " \
@@ -130,16 +140,12 @@ def test_torchscript_onnx_export_of_models_with_dynamic_axes(name, fused):
     else:
         x, dynamic = T._model_input(info, batch=2, size=(h, w)), {0: "b", 2: "h", 3: "w"}
         others = [T._model_input(info, batch=3, size=(h, w)), T._model_input(info, batch=1, size=(h + 33, w + 39))]
-    try:
-        with torch.no_grad():  # (as ultralytics exports: the inference paths)
-            sess = _export(m, (x,), dynamic)
-        results = [(case, torch.from_numpy(sess.run(None, {"x": case.numpy()})[0])) for case in [x, *others]]
-    except Exception as e:
-        if name in KNOWN_MODELS:
-            return
-        raise AssertionError(f"{name}: TorchScript ONNX export failed: {type(e).__name__}: "
-                             f"{str(e).splitlines()[0][:300] if str(e) else ''}") from e
-    for case, got in results:
+    cases = [x, *others]
+    # (without autograd, as ultralytics exports: the inference paths)
+    outs = _run_exported(name, KNOWN_MODELS, m, (x,), [(c,) for c in cases], dynamic, grad=False)
+    if outs is None:
+        return
+    for case, got in zip(cases, outs):
         with torch.no_grad():
             ref = m(case)
         err = (got.double() - ref.double()).abs().max().item()

@@ -8,8 +8,8 @@ A convolution and the BatchNorm that follows it are folded where the network say
 sets ``fusable = False``), and consecutive ``nn.Conv2d`` -> ``nn.BatchNorm2d`` children of an ``nn.Sequential``.
 Other frameworks' conv-norm units (ultralytics' ``Conv``, timm's ``ConvNormAct``) are left to their own fuse: from
 attribute names alone, which forward runs ``bn(conv(x))`` cannot be told.  A BatchNorm is folded only when it does
-nothing but normalise (``layers.is_plain_batch_norm``).  The fused model is for evaluation: its BatchNorms are gone (``nn.Identity``), so
-it cannot be trained further as the same network.
+nothing but normalise (``layers.is_plain_batch_norm``).  The fused model is for evaluation: its BatchNorms are gone
+(``nn.Identity``), so it cannot be trained further as the same network.
 
 On the CPU, :func:`fuse` also stores the convolution weights channels-last (``torch.channels_last``, oneDNN's
 native layout): every convolution then writes channels-last maps and no layer reorders its weights or its input
@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 from torch.nn.parameter import is_lazy
 
-from .layers import ConvNormAct, is_plain_batch_norm, conv_weights_channels_last, fuse_conv_bn
+from .layers import ConvNormAct, conv_weights_channels_last, fuse_conv_bn, is_plain_batch_norm
 from .layers.validate import check_module
 from .reparam import check_foldable_modes, fold_tree, folds_checked, unchanged_on_error
 
@@ -77,7 +77,7 @@ def fuse(model: nn.Module, channels_last: bool | None = None) -> nn.Module:
                                "statistics, not the running statistics a fold uses; call model.eval() first "
                                "(nothing was folded)")
     with unchanged_on_error(model), folds_checked(model, "fuse"):
-        fold_tree(model)  # reparameterize's folds (pruned layers' weights refreshed there: the folds below read them too)
+        fold_tree(model)  # reparameterize's folds (pruned layers refreshed there: the folds below read them too)
         for module in list(model.modules()):
             if isinstance(module, ConvNormAct) and getattr(module, "fusable", True) and _foldable(module.conv,
                                                                                                   module.bn):

@@ -23,7 +23,9 @@ fine-tunes such a checkpoint rebuilds the model from its YAML).
 ultralytics folds every ``Conv``'s BatchNorm into its convolution before it predicts, validates or exports
 (``BaseModel.fuse``); registered, that first folds visionblocks' re-parameterizable blocks
 (:func:`visionblocks.reparameterize`, with the running statistics ultralytics' own fold uses), so a YOLO whose
-convolutions ``visionblocks.replace`` swapped for ACNet/RepVGG/DBB blocks deploys as the original architecture.  A layer name that neither ultralytics nor visionblocks knows (a typo in
+convolutions ``visionblocks.replace`` swapped for ACNet/RepVGG/DBB blocks deploys as the original architecture.
+
+A layer name that neither ultralytics nor visionblocks knows (a typo in
 the YAML) is a :class:`~visionblocks.surgery.SurgeryError` naming it and the closest names of both, where the
 parser alone gives a bare ``KeyError``.
 """
@@ -65,7 +67,8 @@ class YoloBlock(LazyBlock):
         try:
             super().initialize_parameters(*args, **kwargs)
         except SurgeryError as e:
-            where = f"YOLO YAML layer {self.__dict__['i']} " if isinstance(self.__dict__.get("i"), int) else "YOLO YAML layer "
+            i = self.__dict__.get("i")
+            where = f"YOLO YAML layer {i} " if isinstance(i, int) else "YOLO YAML layer "
             raise SurgeryError(f"{where}{self.block_name!r}: {e}") from e
 
 

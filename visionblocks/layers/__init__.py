@@ -11,7 +11,9 @@ from .derived_buffers import DerivedBuffers
 from .dilation import dilate_convs, stride_or_dilate
 from .drop import drop_path, DropPath
 from .files import write_all_or_none
-from .fuse import BATCH_NORMS_2D, is_plain_batch_norm, fuse_conv_bn_weights, fuse_conv_bn, pad_kernel, identity_kernel
+from .fuse import (
+    BATCH_NORMS_2D, is_plain_batch_norm, fuse_conv_bn_weights, fuse_conv_bn, pad_kernel, identity_kernel,
+)
 from .heads import split_heads, merge_heads
 from .helpers import (
     make_divisible, reduced_channels, to_2tuple, check_positive_int, check_divisible, deprecated_kwargs,
@@ -45,7 +47,8 @@ __all__ = [
     "dilate_convs", "stride_or_dilate", "records_grad",
     "get_act_layer", "create_act", "Affine", "MultiHeadAttention", "check_nchw", "check_nlc", "check_size",
     "check_tokens", "check_odd", "check_conv_channels", "conv_geometry", "square_conv_geometry", "same_padding", "ConvMlp",
-    "ConvNormAct", "get_attn_layer", "create_attn", "drop_path", "DropPath", "BATCH_NORMS_2D", "is_plain_batch_norm", "fuse_conv_bn_weights",
+    "ConvNormAct", "get_attn_layer", "create_attn", "drop_path", "DropPath", "BATCH_NORMS_2D", "is_plain_batch_norm",
+    "fuse_conv_bn_weights",
     "fuse_conv_bn", "pad_kernel", "identity_kernel", "split_heads", "merge_heads", "make_divisible",
     "reduced_channels", "to_2tuple", "check_positive_int", "check_divisible", "deprecated_kwargs",
     "deprecated_flag", "LayerType", "local_aggregate", "is_channels_last", "layout_like", "memory_format_of",

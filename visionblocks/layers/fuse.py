@@ -6,7 +6,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["BATCH_NORMS_2D", "is_plain_batch_norm", "fuse_conv_bn_weights", "fuse_conv_bn", "pad_kernel", "identity_kernel"]
+__all__ = ["BATCH_NORMS_2D", "is_plain_batch_norm", "fuse_conv_bn_weights", "fuse_conv_bn", "pad_kernel",
+           "identity_kernel"]
 
 # the 2-d BatchNorms a convolution folds with (SyncBatchNorm: what nn.SyncBatchNorm.convert_sync_batchnorm makes)
 BATCH_NORMS_2D = (nn.BatchNorm2d, nn.SyncBatchNorm)
