@@ -14,15 +14,9 @@ from typing import Sequence
 from . import registry
 from .measure import format_table
 from .registry import FAMILIES
+from .train.cli import OneLineParser, run_command
 
 __all__ = ["build_parser", "main", "cmd_list", "cmd_info", "feature_rows"]
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that prints a one-line message (not the whole usage) and exits 2."""
-
-    def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -130,8 +124,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="visionblocks", description="Plug-and-play vision building blocks for PyTorch.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = OneLineParser(prog="visionblocks", description="Plug-and-play vision building blocks for PyTorch.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     pl = sub.add_parser("list", help="list the registered blocks (or models)")
     pl.add_argument("--family", choices=FAMILIES, help="only this family")
     pl.add_argument("--models", action="store_true", help="list the models instead")
@@ -153,17 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from .train.cli import first_line
-    try:
-        return args.fn(args)
-    except BrokenPipeError:
-        return 0
-    except (ValueError, OSError) as e:  # unknown names, bad option values, a file that cannot be read or written
-        # (a DataLoader worker's error: its own message, not "Caught TrainError in DataLoader worker process 1")
-        print(f"visionblocks {args.command}: error: {first_line(e)}", file=sys.stderr)
-        return 2
+    return run_command(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterator
 import torch
 import torch.nn as nn
 
+from .layers import to_names
 from .measure import count_macs, count_params, flatten_outputs  # noqa: F401  (count_params: former home)
 from .registry import BlockInfo, ModelInfo, block_info, model_info
 
@@ -1172,8 +1173,7 @@ def check_model_pretrained_cfg(entry: str | ModelInfo) -> None:
     assert w is not None and w.ndim >= 2 and (getattr(conv, "in_channels", None) or w.shape[1]) == 2, \
         f"{info.name}: first_conv {cfg['first_conv']!r} ({type(conv).__name__}) does not read the 2 input channels " \
         f"of a model built with in_chans=2"
-    main = cfg["classifier"] if isinstance(cfg["classifier"], str) else cfg["classifier"][0]
-    assert m.get_submodule(main) is m.get_classifier(), \
+    assert m.get_submodule(to_names(cfg["classifier"])[0]) is m.get_classifier(), \
         f"{info.name}: pretrained_cfg classifier {cfg['classifier']!r} is not get_classifier()"
     dc = resolve_data_config(m)
     for k in ("input_size", "interpolation", "mean", "std", "crop_pct"):

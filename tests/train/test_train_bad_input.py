@@ -272,3 +272,37 @@ def test_the_top_level_cli_gives_a_workers_message_and_refuses_bad_out_dirs_earl
         rc = top_main(["train", "--data", d, "--out", str(out), *TINY])
         err = capsys.readouterr().err.strip().splitlines()
         assert rc == 2 and len(err) == 1 and match in err[0], err
+
+
+def test_batch_size_one_with_batch_norm_is_named(folder_data, tmp_path, capsys):
+    # was torch's "Expected more than 1 value per channel when training", which names no option
+    _one_line_error(capsys, "--data", folder_data, "--out", str(tmp_path / "r"), *TINY, "--batch-size", "1",
+                    match="--batch-size 1 gives 1 image per step: resnet18 has batch norm layers")
+    assert not (tmp_path / "r").exists()
+
+
+def test_options_are_taken_only_as_spelt(folder_data, tmp_path, capsys):
+    # argparse took --epoch for --epochs (and would take it for any later option starting so)
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--data", folder_data, "--out", str(tmp_path / "r"), "--epoch", "1", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and "unrecognized arguments: --epoch 1" in err[0], err
+    assert not (tmp_path / "r").exists()
+
+
+def test_ctrl_c_the_command_did_not_handle_is_one_line_and_130(capsys):
+    # a SIGINT before the run's handlers are in place (loading data, building the model) was a traceback
+    import argparse
+    from visionblocks.train.cli import run_command
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    assert run_command(argparse.Namespace(fn=interrupted, command="train")) == 130
+    assert capsys.readouterr().err == "visionblocks train: interrupted\n"
+
+
+def test_attn_none_is_the_plain_model_in_what_is_printed(folder_data, tmp_path, capsys):
+    rc = main(["train", "--data", folder_data, "--out", str(tmp_path / "r"), *TINY, "--attn", "none"])
+    out = capsys.readouterr().out.strip()
+    assert rc == 0 and out.startswith("resnet18: val top-1"), out  # was "resnet18 + none: ..."

@@ -100,3 +100,18 @@ def test_digits_demo(tmp_path):
     rows = json.load(open(tmp_path / "demo" / "compare.json"))["rows"]
     print(f"demo: {time.perf_counter() - t0:.0f} s;", {r["variant"]: round(r["top1"], 2) for r in rows})
     assert all(r["top1"] >= 95.0 for r in rows), rows
+
+
+def test_a_failed_comparison_leaves_no_empty_folders(folder_data, tmp_path, capsys):
+    # a variant's run failing before its first checkpoint removed OUT/<variant>/seed0 but left OUT/<variant>/ (and
+    # OUT/) behind, empty
+    bad = os.path.join(folder_data, "train", "cat", "0.png")  # a header that scans, pixels that do not decode
+    good = open(bad, "rb").read()
+    with open(bad, "wb") as fh:
+        fh.write(good[: len(good) // 2])
+    out = tmp_path / "cmp"
+    rc = main(["compare", "--data", folder_data, "--out", str(out), "--attn", "none,se", "--epochs", "1",
+               "--batch-size", "4", "--input-size", "16", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and "cannot decode image" in err[-1], err
+    assert not out.exists()

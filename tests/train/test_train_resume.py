@@ -116,3 +116,42 @@ def test_python_resume_refuses_another_recipe(folder_data, tmp_path):
     assert [r["epoch"] for r in res.history] == [1, 2]
     saved = json.load(open(os.path.join(out, "config.json")))
     assert saved["lr"] == 1e-3 and saved["label_smoothing"] == 0.1 and saved["epochs"] == 2
+
+
+def test_a_run_records_its_data_by_absolute_path(tmp_path, monkeypatch):
+    """--data was stored as typed: a run started with a relative path and resumed from another working directory
+    failed (no such data) or, where a folder of that name with the same classes stood, trained on that other data
+    silently; and the absolute path of the same folder was refused as "another run"."""
+    from conftest import make_folder
+    from visionblocks.train import TrainError
+    make_folder(tmp_path / "a" / "data")
+    monkeypatch.chdir(tmp_path / "a")
+    opts = {**OPTS, "epochs": 2, "ema": None}
+    res = train(TrainConfig(data="data", out=str(tmp_path / "run"), stop_after_epoch=1, **opts))
+    assert res.interrupted
+    original = str(tmp_path / "a" / "data")
+    saved = json.load(open(tmp_path / "run" / "config.json"))
+    assert saved["data"] == original and saved["data_info"]["source"] == original
+    make_folder(tmp_path / "b" / "data", per_class=(8, 3))  # same relative name and classes, other images
+    monkeypatch.chdir(tmp_path / "b")
+    cfg = config_for_resume(str(tmp_path / "run"), {"data": original})  # the same folder, spelt absolutely
+    assert cfg.data == original
+    with pytest.raises(TrainError, match="another run"):
+        config_for_resume(str(tmp_path / "run"), {"data": "data"})  # here, ./data is the other folder
+    res = train(config_for_resume(str(tmp_path / "run")), resume=True)
+    assert res.epochs_done == 2 and res.data.num_train == 12  # a's 2 x 6 training images, not b's 2 x 8
+    assert json.load(open(tmp_path / "run" / "config.json"))["data_info"]["source"] == original
+
+
+def test_resume_with_fewer_epochs_than_done_is_refused(folder_data, tmp_path, capsys):
+    """Resuming a run with --epochs below the epochs it has done rewrote config.json (epochs 1) while last.pt held
+    2 epochs, and printed that the schedule was "stretched"."""
+    from visionblocks.train.cli import main
+    out = str(tmp_path / "few")
+    train(TrainConfig(data=folder_data, out=out, **{**OPTS, "ema": None}))
+    before = {f: open(os.path.join(out, f), "rb").read() for f in sorted(os.listdir(out))}
+    assert main(["train", "--resume", out, "--epochs", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--epochs 1" in err[0] and "already done 2 epoch(s)" in err[0], err
+    assert {f: open(os.path.join(out, f), "rb").read() for f in sorted(os.listdir(out))} == before
+    assert main(["train", "--resume", out, "--epochs", "2", "--quiet"]) == 0  # finished: the same number is fine

@@ -17,7 +17,7 @@ from .fuse import (
 from .heads import split_heads, merge_heads
 from .helpers import (
     make_divisible, reduced_channels, to_2tuple, check_positive_int, check_divisible, deprecated_kwargs,
-    deprecated_flag, records_grad,
+    deprecated_flag, records_grad, to_names,
 )
 from .layer_type import LayerType
 from .local_aggregate import local_aggregate
@@ -50,7 +50,7 @@ __all__ = [
     "ConvNormAct", "get_attn_layer", "create_attn", "drop_path", "DropPath", "BATCH_NORMS_2D", "is_plain_batch_norm",
     "fuse_conv_bn_weights",
     "fuse_conv_bn", "pad_kernel", "identity_kernel", "split_heads", "merge_heads", "make_divisible",
-    "reduced_channels", "to_2tuple", "check_positive_int", "check_divisible", "deprecated_kwargs",
+    "reduced_channels", "to_2tuple", "to_names", "check_positive_int", "check_divisible", "deprecated_kwargs",
     "deprecated_flag", "LayerType", "local_aggregate", "is_channels_last", "layout_like", "memory_format_of",
     "cat_channels", "conv_weights_channels_last", "write_all_or_none", "MetaFormerBlock", "Mlp",
     "LayerNorm2d", "GroupNorm1",

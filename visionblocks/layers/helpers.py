@@ -10,7 +10,7 @@ from typing import Any, Callable
 import torch
 
 __all__ = ["make_divisible", "reduced_channels", "to_2tuple", "check_positive_int", "check_divisible",
-           "deprecated_kwargs", "deprecated_flag", "records_grad", "counts_arithmetic"]
+           "deprecated_kwargs", "deprecated_flag", "records_grad", "counts_arithmetic", "to_names"]
 
 
 def records_grad(*tensors: torch.Tensor | None) -> bool:
@@ -81,6 +81,12 @@ def to_2tuple(x: Any) -> tuple:
             raise ValueError(f"expected an int or a pair, got {x!r}")
         return t
     return (x, x)
+
+
+def to_names(x: str | collections.abc.Iterable[str]) -> tuple[str, ...]:
+    """``"head.fc" -> ("head.fc",)``; a sequence of names stays one (a model's ``classifier``, which names the
+    classifier or, as a tuple, every classifier a checkpoint's class count shapes, the first the main one)."""
+    return (x,) if isinstance(x, str) else tuple(x)
 
 
 def check_positive_int(name: str, value: Any) -> int:

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.features import BackboneMixin
-from visionblocks.layers import LayerType, get_attn_layer, spatial_mean
+from visionblocks.layers import LayerType, get_attn_layer, spatial_mean, to_names
 from visionblocks.layers.validate import check_arg, check_input_dtype, check_int, conv_chain_min_size
 from visionblocks.registry import model_info
 
@@ -198,7 +198,7 @@ class ModelBase(BackboneMixin, nn.Module):
 
     def get_classifier(self) -> nn.Module:
         """The final linear layer (``nn.Identity`` when the model has no classifier)."""
-        return self.get_submodule(self.classifier if isinstance(self.classifier, str) else self.classifier[0])
+        return self.get_submodule(to_names(self.classifier)[0])
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """Replace the classifier by a fresh one with ``num_classes`` outputs (``num_features`` wide, on the

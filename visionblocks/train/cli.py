@@ -130,7 +130,7 @@ def main_train(args: argparse.Namespace) -> int:
               f"visionblocks train --resume {res.run_dir}", file=sys.stderr)
         return INTERRUPTED
     last = res.history[-1]
-    print(f"{cfg.model}{' + ' + cfg.attn if cfg.attn else ''}: val top-1 {last['val_top1']:.2f}% top-5 "
+    print(f"{cfg.title}: val top-1 {last['val_top1']:.2f}% top-5 "
           f"{last['val_top5']:.2f}% after {res.epochs_done} epochs; run in {res.run_dir}")
     return 0
 
@@ -160,28 +160,44 @@ def main_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that prints a one-line message (not the whole usage) and exits 2, and takes options only as spelt:
+    no abbreviations (``--epoch`` is not ``--epochs``, and an option added later cannot change what a script meant)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def run_command(args: argparse.Namespace) -> int:
+    """Run the parsed subcommand (``args.fn``): its exit status; a bad value or a file that cannot be read or
+    written (ValueError, OSError: TrainError, the library's bad-value errors) is one line and status 2; Ctrl-C that
+    the command did not handle itself (before a run starts, or a second one) is one line and status 130."""
+    try:
+        return args.fn(args)
+    except BrokenPipeError:
+        return 0
+    except (ValueError, OSError) as e:
+        print(f"visionblocks {args.command}: error: {first_line(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"visionblocks {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="visionblocks", description="visionblocks train / compare")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = OneLineParser(prog="visionblocks", description="visionblocks train / compare")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     add_subcommands(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m visionblocks.train {train,compare} ...`` (what ``visionblocks train ...`` runs)."""
-    args = build_parser().parse_args(argv)
-    try:
-        return args.fn(args)
-    except BrokenPipeError:
-        return 0
-    except (ValueError, OSError) as e:  # TrainError, the library's bad-value errors, a file that cannot be written
-        print(f"visionblocks {args.command}: error: {first_line(e)}", file=sys.stderr)
-        return 2
+    return run_command(build_parser().parse_args(argv))
 
 
 def first_line(e: BaseException) -> str:

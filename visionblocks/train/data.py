@@ -42,7 +42,7 @@ from .errors import TrainError
 
 __all__ = [
     "IMAGE_EXTENSIONS", "DataInfo", "ImageFolderDataset", "TensorImageDataset", "load_data", "sample_rng",
-    "ShardSampler", "scan_image_folder", "load_cifar", "load_digits",
+    "ShardSampler", "scan_image_folder", "load_cifar", "load_digits", "data_source",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -392,6 +392,14 @@ def _subset(ds: Dataset, limit: int | None) -> Dataset:
     else:
         ds.samples = [ds.samples[i] for i in keep.tolist()]
     return ds
+
+
+def data_source(data: str) -> str:
+    """``--data`` as a run records it: ``digits``, or the absolute path of the folder or archive (a run resumed from
+    another working directory reads the same data, and ``./data`` and its absolute path are one run's data)."""
+    if not isinstance(data, str) or data in ("", "digits"):
+        return data
+    return os.path.abspath(data)
 
 
 def load_data(data: str, data_cfg: dict[str, Any], *, input_size: int | None = None, in_chans: int | None = None,

@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from . import checkpoint as ckpt
 from . import distributed as D
-from .data import DataInfo, ShardSampler, load_data
+from .data import DataInfo, ShardSampler, data_source, load_data
 from .errors import TrainError
 from .progress import ProgressBar
 from ..inference import to_channels_last
@@ -131,7 +131,14 @@ class TrainConfig:
             raise TrainError("--ema keeps a full copy of the weights on every process; it does not combine with --fsdp")
         if c.attn is not None and c.attn.lower() in ("none", ""):
             c.attn = None
+        c.data = data_source(c.data)
         return c
+
+    @property
+    def title(self) -> str:
+        """The run in words: ``resnet18 + cbam`` (the model, its attention block, an inserted block)."""
+        attn = None if self.attn is None or self.attn.lower() in ("none", "") else self.attn
+        return self.model + "".join(f" + {v}" for v in (attn, self.insert) if v)
 
 
 class CosineWarmup:
@@ -365,11 +372,18 @@ def _resume_config(ck: dict[str, Any], run_dir: str, overrides: dict[str, Any] |
             v = None
         if k in RESUME_MUTABLE:
             setattr(cfg, k, v)
+        elif k == "data" and data_source(v) == data_source(cfg.data):
+            continue  # the same data, named from another folder or by another spelling of its path
         elif getattr(cfg, k) != v:
             differ.append(f"--{k.replace('_', '-')} {getattr(cfg, k)!r}, not {v!r}")
     if differ:
         raise TrainError(f"--resume {run_dir}: that run was trained with {', and with '.join(differ)} (another run; "
                          f"use a new --out to start it)")
+    done = ck["epoch"] + (1 if ck["step_in_epoch"] else 0)  # epochs done or begun
+    if cfg.epochs < done:
+        begun = f" and part of epoch {done}" if ck["step_in_epoch"] else ""
+        raise TrainError(f"--epochs {cfg.epochs}: the run in {run_dir} has already done {ck['epoch']} epoch(s)"
+                         f"{begun}; give --epochs {done} or more, or leave it out (the run's {saved.get('epochs')})")
     cfg.out = run_dir
     return cfg
 
@@ -407,7 +421,7 @@ def train(cfg: TrainConfig, resume: bool = False, *, on_step: Callable[[int, int
             raise TrainError(f"{out} already holds another run (stopped before its first checkpoint); choose another "
                              f"--out")
         # (the same run, killed before its first checkpoint, starts again: there is nothing of it to lose)
-        created = not os.path.exists(out)
+        created = _first_missing(out)
         had_config = os.path.exists(os.path.join(out, "config.json"))
         D.barrier(dinfo)  # every rank has looked before rank 0 writes
         try:
@@ -420,12 +434,20 @@ def train(cfg: TrainConfig, resume: bool = False, *, on_step: Callable[[int, int
         D.cleanup(dinfo)
 
 
-def _discard_unstarted(out: str, created: bool, had_config: bool) -> None:
+def _first_missing(path: str) -> str | None:
+    """The outermost folder of ``path`` that does not exist yet (what making ``path`` creates); None if it exists."""
+    path, top = os.path.abspath(path), None
+    while not os.path.exists(path):
+        top, path = path, os.path.dirname(path)
+    return top
+
+
+def _discard_unstarted(out: str, created: str | None, had_config: bool) -> None:
     """A run that failed before its first checkpoint leaves nothing that would block the corrected command: the
-    run directory goes when this invocation made it; in a directory that was there before, only the
-    ``config.json`` this invocation added."""
+    folders this invocation made go (``created``: the outermost, e.g. compare's ``OUT/<variant>`` of
+    ``OUT/<variant>/seed0``); in a directory that was there before, only the ``config.json`` this invocation added."""
     if created:
-        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(created, ignore_errors=True)
     elif not had_config:
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(out, "config.json"))
@@ -452,9 +474,12 @@ def _same_run(config_json: str, cfg: TrainConfig) -> bool:
             saved = json.load(f)
     except (OSError, ValueError):
         return False
+    if not isinstance(saved, dict):
+        return False
     mine = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
-    return isinstance(saved, dict) and all(saved.get(k) == v for k, v in mine.items()
-                                           if k not in RESUME_MUTABLE and k != "out")
+    if isinstance(saved.get("data"), str):  # (a relative path, as configs before absolute paths wrote it)
+        saved["data"] = data_source(saved["data"])
+    return all(saved.get(k) == v for k, v in mine.items() if k not in RESUME_MUTABLE and k != "out")
 
 
 def _seed_all(seed: int) -> None:
@@ -509,6 +534,10 @@ def _run(cfg: TrainConfig, dinfo: D.DistInfo, ck: dict | None, on_step, stream) 
     total_steps = steps_per_epoch * cfg.epochs
 
     model = build_model(cfg, info.num_classes, info.in_chans, info.input_size)
+    if local_bs == 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        per = f" per process ({dinfo.world_size} processes)" if dinfo.distributed else ""
+        raise TrainError(f"--batch-size {cfg.batch_size} gives 1 image per step{per}: {cfg.title} has batch norm "
+                         f"layers, which need 2 or more images of a batch in training")
     params = sum(p.numel() for p in model.parameters())
     ema = None
     if cfg.ema is not None:
@@ -587,7 +616,7 @@ def _run(cfg: TrainConfig, dinfo: D.DistInfo, ck: dict | None, on_step, stream) 
         if ck is None:
             for note in info.notes:
                 print(f"note: {note}", file=stream)
-    title = f"{cfg.model}" + (f" + {cfg.attn}" if cfg.attn else "") + (f" + {cfg.insert}" if cfg.insert else "")
+    title = cfg.title
 
     def save(epoch: int, step_in_epoch: int) -> None:
         # every rank's random state and partial-epoch sums, so that a resumed run under torchrun continues each

@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 
 from visionblocks.features import FeatureListNet
+from visionblocks.layers import to_names
 from visionblocks.layers.validate import check_module
 
 from ._io import check_keys
@@ -101,8 +102,7 @@ def classifier_names(model: nn.Module, converter: Converter | None = None) -> li
     ``head``/``fc``/``classifier`` (a Linear, or the Identity of ``num_classes=0``), else the last Linear."""
     cfg = _cfg(model)
     if cfg.get("classifier"):
-        c = cfg["classifier"]
-        return [c] if isinstance(c, str) else list(c)
+        return list(to_names(cfg["classifier"]))
     if converter is not None and converter.classifier:
         return list(converter.classifier)
     mods = dict(model.named_modules())
