@@ -14,6 +14,19 @@ create_model = _vb.create_model
 create_block = _vb.create_block
 
 
+def _weights_doc(name: str) -> str:
+    """What ``pretrained`` gives for ``name``: its registered weights, and whether they can be downloaded."""
+    tags = _vb.weights.list_weights(name)
+    if not tags:
+        return ("No published weights are registered for it: ``pretrained`` takes a checkpoint path or URL of "
+                "your own.")
+    w = _vb.weights.get_weights(name)
+    if w.url is None:
+        return (f"Its published weights ({', '.join(tags)}) have no direct download URL: download them from "
+                f"{w.page} and pass ``pretrained=<path>``.")
+    return f"``pretrained=True`` downloads {w.name} ({w.source}); its registered weights: {', '.join(tags)}."
+
+
 def _entry(name: str):
     info = _vb.model_info(name)
 
@@ -22,8 +35,7 @@ def _entry(name: str):
 
     entry.__name__ = entry.__qualname__ = name
     entry.__doc__ = (f"{name}: {info.paper} ({info.url}).  Keyword arguments as "
-                     f"``visionblocks.create_model({name!r}, **kwargs)``; ``pretrained=True`` loads its default "
-                     "published weights.")
+                     f"``visionblocks.create_model({name!r}, **kwargs)``.  {_weights_doc(name)}")
     return entry
 
 

@@ -165,3 +165,55 @@ def test_lazy_first_call_from_several_threads_at_once():
         with torch.no_grad():
             ref = gate(x)
         assert all(torch.equal(o, ref) for o in outs)
+
+
+def test_torch_fx_traces_an_unbuilt_lazy_block_as_a_leaf():
+    """As torch's own lazy layers: one call_module node holding the same module, built when the traced network
+    first runs (tracing used to call the block's channel inference with a Proxy: 'got Proxy')."""
+    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), lazy("cbam", reduction=4), nn.ReLU())
+    gm = torch.fx.symbolic_trace(net)
+    assert [n.target for n in gm.graph.nodes if n.op == "call_module"] == ["0", "1", "2"]
+    assert type(net[1]) is LazyBlock
+    x = torch.randn(2, 3, 12, 10)
+    y = gm(x)   # builds the block (the same module object as net's)
+    assert type(net[1]).__name__ == "CBAM" and gm.get_submodule("1") is net[1]
+    assert torch.equal(y, net(x))
+    with pytest.raises(TypeError, match="torch.fx cannot trace.*root"):
+        torch.fx.symbolic_trace(lazy("cbam"))
+
+
+def _ddp(net):
+    from torch.nn.parallel import DistributedDataParallel
+    return DistributedDataParallel(net)
+
+
+def _fully_shard(net):
+    from torch.distributed.fsdp import fully_shard
+    return fully_shard(net)
+
+
+@pytest.mark.parametrize("wrap, name", [(_ddp, "DistributedDataParallel"), (_fully_shard, "fully_shard")])
+def test_an_unbuilt_lazy_block_inside_a_distributed_wrapper_is_refused(wrap, name, tmp_path):
+    """DDP and FSDP take the network's parameters when they wrap it: a block built by its first call afterwards
+    trained apart on every rank (never synchronised, its gradients never averaged), silently. torch refuses its own
+    unbuilt lazy layers at DDP's wrap; ours are refused at the first call, and a network built by one forward first
+    is wrapped as usual."""
+    import torch.distributed as dist
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), lazy("cbam", reduction=4))
+        x = torch.randn(2, 3, 8, 8)
+        with pytest.raises(SurgeryError, match=f"inside a network that {name}.*Run one forward"):
+            wrap(net)(x)
+        assert type(net[1]) is LazyBlock   # left lazy
+        net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), lazy("cbam", reduction=4))
+        net(x)                             # built before wrapping: the wrapper takes its parameters too
+        wrapped = wrap(net)
+        wrapped(x).sum().backward()
+        assert all(p.grad is not None for p in net[1].parameters())
+        if name == "fully_shard":          # managed: sharded as DTensors like the convolution's
+            assert {type(p).__name__ for p in net.parameters()} == {"DTensor"}
+        else:
+            assert set(map(id, net[1].parameters())) <= {id(p) for p in wrapped._module_parameters}
+    finally:
+        dist.destroy_process_group()

@@ -24,6 +24,26 @@ def test_every_model_is_an_entry_point():
     assert "arxiv.org" in hub.resnet50.__doc__ or "http" in hub.resnet50.__doc__
 
 
+def test_each_entry_says_what_pretrained_gives():
+    """Every entry used to promise "pretrained=True loads its default published weights", also for the models
+    without any (pretrained=True then raised) and those whose files must be fetched by hand."""
+    hub = _hubconf()
+    for name in vb.list_models():
+        doc, tags = getattr(hub, name).__doc__, vb.weights.list_weights(name)
+        if not tags:
+            assert "No published weights are registered" in doc, name
+            continue
+        w = vb.weights.get_weights(name)
+        assert all(t in doc for t in tags), name
+        if w.url is None:
+            assert "no direct download URL" in doc and w.page in doc and "pretrained=True" not in doc, name
+        else:
+            assert f"``pretrained=True`` downloads {w.name}" in doc, name
+    assert "No published weights" in hub.acnet_resnet18.__doc__           # one of each, by hand
+    assert "no direct download URL" in hub.cbam_resnet50.__doc__
+    assert "downloads resnet50." in hub.resnet50.__doc__
+
+
 def test_hub_load_builds_and_loads_weights(tmp_path):
     torch.manual_seed(0)
     ref = vb.create_model("resnet18", num_classes=7)

@@ -40,7 +40,7 @@ from .shuffle import channel_shuffle
 from .squeeze_excite import SqueezeExcite
 from .token_linear import token_linear
 from .windows import crop_to, fold_windows, gather_windows, window_count
-from .validate import validated, check_arg, check_input_dtype, blocks_with_pooled_bn
+from .validate import validated, check_arg, check_input_dtype, blocks_with_pooled_bn, fx_proxy, fx_leaf
 from .weight_init import init_weights
 
 __all__ = [
@@ -59,5 +59,5 @@ __all__ = [
     "pointwise_linear", "pointwise_forward", "spatial_mean", "avg_pool_ceil", "max_over", "mean_over", "se_kwargs",
     "deprecated_se_ratio",
     "channel_shuffle", "SqueezeExcite", "token_linear", "init_weights", "validated", "check_arg",
-    "check_input_dtype", "blocks_with_pooled_bn", "gather_windows", "fold_windows", "window_count", "crop_to", "resize_bicubic",
+    "check_input_dtype", "blocks_with_pooled_bn", "fx_proxy", "fx_leaf", "gather_windows", "fold_windows", "window_count", "crop_to", "resize_bicubic",
 ]

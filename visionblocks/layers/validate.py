@@ -43,7 +43,7 @@ _Proxy = torch.fx.Proxy
 __all__ = [
     "KINDS", "ARG_KINDS", "check_arg", "validated", "check_input_dtype", "blocks_with_pooled_bn",
     "check_int", "check_odd_int", "check_size_arg", "check_probability", "check_positive_float",
-    "check_padding", "norm_layer_2d", "check_conv_input", "conv_chain_min_size", "check_module",
+    "check_padding", "norm_layer_2d", "check_conv_input", "conv_chain_min_size", "check_module", "fx_proxy", "fx_leaf",
 ]
 
 
@@ -430,9 +430,9 @@ def validated(_cls: type | None = None, *, pooled_bn: str | None = None, check_d
         def guarded_forward(self, *args, **kwargs):
             if torch.compiler.is_compiling() or torch.jit.is_tracing():
                 return forward(self, *args, **kwargs)
-            proxy = _fx_proxy(args, kwargs)
+            proxy = fx_proxy(args, kwargs)
             if proxy is not None:
-                return _fx_leaf(self, label, proxy.tracer, args, kwargs)
+                return fx_leaf(self, label, proxy.tracer, args, kwargs)
             xs = _first_tensors(args)
             if check_dtype:
                 for x in xs:
@@ -457,7 +457,7 @@ def validated(_cls: type | None = None, *, pooled_bn: str | None = None, check_d
     return decorator(_cls) if _cls is not None else decorator
 
 
-def _fx_proxy(args: tuple, kwargs: dict) -> Any:
+def fx_proxy(args: tuple, kwargs: dict) -> Any:
     """The first ``torch.fx.Proxy`` argument of a call (symbolic tracing), or None (checked on every eager forward:
     a loop without allocations, ~0.1 us)."""
     for a in args:
@@ -470,7 +470,7 @@ def _fx_proxy(args: tuple, kwargs: dict) -> Any:
     return None
 
 
-def _fx_leaf(module: nn.Module, label: str, tracer: Any, args: tuple, kwargs: dict) -> Any:
+def fx_leaf(module: nn.Module, label: str, tracer: Any, args: tuple, kwargs: dict) -> Any:
     """Under ``torch.fx`` symbolic tracing a block is a leaf, as torch.nn's own layers are: one ``call_module`` node
     (its forward checks shapes and chooses kernels by layout, which a Proxy cannot answer).  So FX-based tools
     (torchvision's ``create_feature_extractor``, FX graph mode quantization) work on any network that contains

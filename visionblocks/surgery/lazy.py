@@ -9,6 +9,7 @@ a model scaled from n to x) need.
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 import warnings
 from typing import Any, Callable
@@ -17,7 +18,7 @@ import torch
 import torch.nn as nn
 from torch.nn.modules.lazy import LazyModuleMixin
 
-from visionblocks.layers import conv_weights_channels_last, is_channels_last
+from visionblocks.layers import conv_weights_channels_last, fx_leaf, fx_proxy, is_channels_last
 
 from ._core import _HOOK_DICTS, BlockSpec, SurgeryError, become, resolve_block
 
@@ -91,9 +92,12 @@ class LazyBlock(LazyModuleMixin, nn.Module):
         # forward that follows (below) turns the module back into this lazy one if it fails.
         # Several threads may make the first call at once (a server sharing one network): one builds the block,
         # the others, whose calls began before the hooks were removed, find it built and run it.
+        if fx_proxy(args, kwargs or {}) is not None:
+            return  # torch.fx symbolic tracing: a leaf, built when the traced network first runs (see forward)
         with _build_lock:
             if not isinstance(module, LazyBlock):
                 return
+            _refuse_inside_distributed(module)
             undo = _undo_of(module)
             module.initialize_parameters(*args, **(kwargs or {}))
         _first_call.pending = (module, undo)
@@ -114,6 +118,11 @@ class LazyBlock(LazyModuleMixin, nn.Module):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         # The first call's pre-hook turned this module into the block, but the call already bound this method.
         if isinstance(self, LazyBlock):
+            # as torch's lazy layers: one call_module node, the same module object (traced as the root module,
+            # *args itself is a Proxy, and fx_leaf refuses)
+            proxy = args if isinstance(args, torch.fx.Proxy) else fx_proxy(args, kwargs)
+            if proxy is not None:
+                return fx_leaf(self, f"lazy {self.spec.name!r} (not built yet)", proxy.tracer, args, kwargs)
             raise RuntimeError(f"lazy block {self.spec.name!r} was called without its initialisation hook")
         module, undo = getattr(_first_call, "pending", (None, None))
         _first_call.pending = (None, None)
@@ -132,6 +141,33 @@ class LazyBlock(LazyModuleMixin, nn.Module):
 # the lazy module whose first call is under way (its pre-hook materialised it) and how to undo that
 _first_call = threading.local()
 _build_lock = threading.Lock()
+
+
+def _refuse_inside_distributed(module: LazyBlock) -> None:
+    """Refuse a first call inside a network that ``DistributedDataParallel`` or FSDP's ``fully_shard`` already
+    wraps: they took the network's parameters when they wrapped it (to broadcast or shard them and to average their
+    gradients), so a block built now would train apart on every rank, silently.  torch refuses its own unbuilt lazy
+    layers when DDP wraps them; a lazy block has no placeholder parameter to show (frameworks count parameters when
+    they build a network), so it is refused here, at its first call.  Both checks read torch's own records (the DDP
+    whose forward is running; the modules ``fully_shard`` manages) and cost nothing when neither is in use."""
+    ddp = sys.modules.get("torch.nn.parallel.distributed")
+    active = ddp.DistributedDataParallel._get_active_ddp_module() if ddp is not None else None
+    wrapper = "DistributedDataParallel" if active is not None and _holds(active.module, module) else None
+    fsdp = sys.modules.get("torch.distributed.fsdp._fully_shard._fully_shard")
+    states = sys.modules.get("torch.distributed._composable_state")
+    if wrapper is None and fsdp is not None and states is not None:
+        roots = list(getattr(states, "_module_state_mapping", {}).keys())
+        if any(isinstance(r, fsdp.FSDPModule) and _holds(r, module) for r in roots):
+            wrapper = "fully_shard (FSDP)"
+    if wrapper is not None:
+        raise SurgeryError(f"lazy {module.spec.name!r} is not built yet and its first call is inside a network that "
+                           f"{wrapper} wraps: it took the network's parameters when it wrapped it, so this block's "
+                           "would be neither synchronised nor averaged across ranks. Run one forward (on any input of "
+                           "the right channel count) before wrapping, as for torch's lazy modules")
+
+
+def _holds(root: nn.Module, module: nn.Module) -> bool:
+    return any(m is module for m in root.modules())
 
 
 def _undo_of(module: LazyBlock) -> Callable[[], None]:
