@@ -2,6 +2,7 @@
 flags and re-measuring (with a fake timer), compile."""
 import csv
 import json
+import re
 import subprocess
 import sys
 
@@ -297,7 +298,11 @@ def test_compile_times_compiled_and_eager_side_by_side(capsys, tmp_path):
     assert main(["bench", "--names", "se,eca", *TINY, "--compile", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "fwd speed-up" in out and "fwd+bwd speed-up" in out
-    assert "torch.compile speed-up (eager / compiled, geometric mean): forward" in out and "over 2 rows" in out
+    summary = re.search(r"torch.compile speed-up \(eager / compiled, geometric mean\): forward \S+ over (\d) rows"
+                        r"(?: \((\d) flagged left out\))?", out)
+    assert summary and int(summary[1]) + int(summary[2] or 0) == 2   # flagged rows counted, not averaged
+    assert summary[0] in open(tmp_path / "bench.md").read()          # the files say what the console says
+    assert any(summary[0] in n for n in json.load(open(tmp_path / "bench.json"))["notes"])
     for r in json.load(open(tmp_path / "bench.json"))["results"]:
         assert r["error"] == "" and r["fwd_compiled_ms"] > 0 and r["fwd_bwd_compiled_ms"] > 0
         assert r["fwd_speedup"] > 0 and r["fwd_bwd_speedup"] > 0
@@ -364,9 +369,71 @@ def test_write_failure_at_the_end_exits_2_and_leaves_no_partial_set(tmp_path, ca
     (["--models", ""], "--models: no model named"),
     (["--models", "resnet18", "--shape", "3,8,8", "--size", "8"], "--shape"),
     (["--models", "resnet18", "--shape", "3,8,8", "--test-size"], "--shape"),
+    # options that did not apply were taken silently (blocks at 256x56x56, batch 4, nothing written)
+    (["--names", "se", "--size", "8"], "--size/--test-size set the models' input"),
+    (["--names", "se", "--test-size"], "--size/--test-size set the models' input"),
+    (["--names", "se", "--shape", "4,16,8,8", "--batch", "2"], "two batch sizes"),
+    (["--names", "se", "--out", ""], "--out: expected a path"),
+    (["--names", "se", "--plot", " "], "--plot: expected a path"),
+    # a malformed device string was a traceback where CUDA exists ("cudaxyz", "cuda:-1")
+    (["--names", "se", "--device", "cudaxyz"], "--device must be cpu or cuda[:i], got 'cudaxyz'"),
+    (["--names", "se", "--device", "cuda:-1"], "--device must be cpu or cuda[:i], got 'cuda:-1'"),
 ])
 def test_empty_selection_and_conflicting_sizes_exit_2_before_any_timing(argv, msg, capsys, no_timing):
     _one_line_exit_2(["bench", *argv], capsys, msg)
+
+
+def test_a_plot_format_matplotlib_does_not_write_is_refused_before_any_timing(tmp_path, capsys, no_timing):
+    """It used to fail after the whole measurement, with matplotlib's message, taking the CSV/JSON/MD with it."""
+    pytest.importorskip("matplotlib")
+    _one_line_exit_2(["bench", "--names", "se", "--out", str(tmp_path / "o"), "--plot", str(tmp_path / "p.txt")],
+                     capsys, "--plot", "does not write 'txt' files", "png")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_block_named_twice_is_measured_once(monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr(bench, "bench_block", lambda n, cfg: seen.append(n) or _result(name=n))
+    assert main(["bench", "--names", "se, se,eca,se", "--quiet"]) == 0
+    assert seen == ["se", "eca"]
+
+
+@pytest.mark.parametrize("name", ["cond_conv", "deformable_conv", "dynamic_conv", "modulated_deformable_conv",
+                                  "involution", "mbconv"])
+def test_conv_blocks_run_at_stride_1_as_inside_a_stage(name):
+    """Their examples downsample (stride 2): the bench kept that, so their FLOPs and latency were those of a
+    quarter of the map beside stride-1 peers, with the full input in the input column."""
+    cfg = bench.BenchConfig(batch=1, shape=(16, 12, 12))
+    m, (x,) = bench.build_for_bench(vb.block_info(name), cfg)
+    with torch.no_grad():
+        y = m.eval()(x)
+    assert x.shape == (1, 16, 12, 12) and y.shape == (1, 16, 12, 12)
+
+
+def test_the_upsampling_transposed_conv_keeps_its_stride():
+    m, (x,) = bench.build_for_bench(vb.block_info("transposed_conv"), bench.BenchConfig(batch=1, shape=(16, 6, 6)))
+    with torch.no_grad():
+        assert m(x).shape == (1, 16, 12, 12)
+
+
+def test_the_files_give_the_runs_flag_threshold_and_the_compile_summary(tmp_path):
+    """bench.md's legend said 30% whatever --max-spread was (its header line said the run's)."""
+    rows = [_result(name="good", fwd_speedup=2.0), _result(name="noisy", flags="fwd spread 9%", fwd_speedup=8.0)]
+    paths = bench.write_outputs(rows, str(tmp_path), "machine", bench.BenchConfig(max_spread=0.05))
+    md, notes = open(paths[2]).read(), json.load(open(paths[1]))["notes"]
+    assert "IQR/median is above 5%" in md and "30%" not in md
+    summary = "forward 2.00x over 1 rows (1 flagged left out)"   # the flagged 8x is not averaged in
+    assert summary in md and any(summary in n for n in notes) and any("above 5%" in n for n in notes)
+    assert "FLOPs and MACs of one forward of the whole batch" in md
+
+
+def test_rows_a_log_axis_cannot_show_are_named_under_the_plot(tmp_path):
+    matplotlib = pytest.importorskip("matplotlib")
+    with matplotlib.rc_context({"svg.fonttype": "none"}):   # text as text, to read it back
+        svg = bench.plot([_result(name="conv", flops=10**6), _result(name="gate_without_matmuls", flops=0)],
+                         str(tmp_path / "p.svg"), x="flops")
+    text = open(svg).read()
+    assert "not drawn (FLOPs 0" in text and "gate_without_matmuls" in text
 
 
 def test_models_take_the_shape_as_their_input(monkeypatch, capsys):

@@ -211,3 +211,21 @@ def test_format_table_text_and_markdown():
     md = measure.format_table(rows, ["name", "params", "ms", "note"], markdown=True).splitlines()
     assert md[:2] == ["| name | params | ms | note |", "|---|---|---|---|"]
     assert md[3] == "| a/b | 12,345,678 | 12346 | x |"
+
+
+def test_quartiles_stay_within_the_times():
+    """statistics.quantiles' default ("exclusive") extrapolated beyond the data at a few rounds: an IQR of 3 ms
+    for times 1 and 3 ms, inflating spreads and flags."""
+    t = measure.Timings({"a": [1.0, 3.0], "b": [1.0, 2.0, 3.0], "c": [float(i) for i in range(1, 11)]})
+    assert t.iqr("a") == 1.0 and t.iqr("b") == 1.0 and t.iqr("c") == 4.5   # numpy.percentile's 75 - 25
+    assert measure.Timings({}).rounds == 0
+    z = measure.Timings({"n": [1.0, 0.0, 0.0], "d": [0.0, 0.0, 2.0]})
+    assert z.ratio("n", "d") == 1.0                  # inf, 1 (both 0), 0: median 1, no ZeroDivisionError
+
+
+@pytest.mark.parametrize("kw, msg", [({"min_time": float("nan")}, "min_time"), ({"stable_band": float("nan")},
+                                     "stable_band"), ({"min_time": float("inf")}, "min_time"),
+                                    ({"device": "garbage"}, "device must be a torch device")])
+def test_time_callables_refuses_values_it_cannot_use(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        measure.time_callables({"f": lambda: None}, warmup=0, rounds=1, **kw)

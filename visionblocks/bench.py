@@ -1,7 +1,8 @@
 """``visionblocks bench``: which block (or model) should I put in my network, and what does it cost?
 
 For every registered block (or a family, or named blocks) at a realistic shape — batch 8 at a ResNet
-stage (256 channels at 56x56) for ``nchw``, ``conv`` and ``head`` blocks, the example configuration with
+stage (256 channels at 56x56; a ``conv`` block with as many channels out as in, at stride 1 except the
+upsampling ``transposed_conv``) for ``nchw``, ``conv`` and ``head`` blocks, the example configuration with
 batch 8 otherwise — or for named models (``--models resnet50,'se_*'``, batch 8 at 224x224) it measures
 parameters, FLOPs and MACs (``torch.utils.flop_counter``: matmuls, convolutions and attention; element-wise
 ops are not counted; printed as K/M/G, raw numbers in the CSV/JSON), the **forward** latency (eval mode, no
@@ -28,6 +29,7 @@ import argparse
 import contextlib
 import copy
 import csv
+import inspect
 import json
 import math
 import os
@@ -162,11 +164,12 @@ def build_for_bench(info: registry.BlockInfo, cfg: BenchConfig) -> tuple[nn.Modu
             kwargs["channels" if "channels" in kwargs else "in_channels"] = c
         else:
             args[0] = c
-        if info.layout == "conv":  # same width in and out, as inside a ResNet stage
+        if info.layout == "conv":  # same width in and out, and stride 1, as inside a ResNet stage
             if "out_channels" in kwargs:
                 kwargs["out_channels"] = c
             elif len(args) > 1:
                 args[1] = c
+            args, kwargs = _stride_one(info, args, kwargs)
         try:
             torch.manual_seed(0)
             m = info.cls(*args, **kwargs)
@@ -176,6 +179,21 @@ def build_for_bench(info: registry.BlockInfo, cfg: BenchConfig) -> tuple[nn.Modu
     torch.manual_seed(0)
     m = info.build_example()
     return m, testing.make_inputs(info, batch=cfg.batch)
+
+
+def _stride_one(info: registry.BlockInfo, args: list, kwargs: dict) -> tuple[list, dict]:
+    """The arguments with ``stride=1`` where the block takes a stride (an example may downsample: conditional,
+    dynamic, deformable convolutions, involution and MBConv are shown at stride 2), except an upsampler's
+    (``transposed_conv``: its stride is what it is for)."""
+    try:
+        sig = inspect.signature(info.cls)
+        bound = sig.bind_partial(*args, **kwargs)
+    except (TypeError, ValueError):
+        return args, kwargs
+    if "stride" not in sig.parameters or issubclass(info.cls, nn.ConvTranspose2d):
+        return args, kwargs
+    bound.arguments["stride"] = 1
+    return list(bound.args), dict(bound.kwargs)
 
 
 def build_model_for_bench(info: registry.ModelInfo, cfg: BenchConfig) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
@@ -392,17 +410,22 @@ def _geomean(values: list[float]) -> float | None:
 
 
 def compile_summary(results: list[BenchResult]) -> str:
-    """The geometric means of the ``torch.compile`` speed-ups (eager / compiled) over the measured rows."""
+    """The geometric means of the ``torch.compile`` speed-ups (eager / compiled) over the measured rows that are
+    not flagged (a flagged row's figures are noise, not facts: they are counted, not averaged)."""
     parts = []
     for field, what in (("fwd_speedup", "forward"), ("fwd_bwd_speedup", "forward+backward")):
-        vals = [getattr(r, field) for r in results if getattr(r, field)]
-        if vals:
-            parts.append(f"{what} {_geomean(vals):.2f}x over {len(vals)} rows")
+        vals = [getattr(r, field) for r in results if getattr(r, field) and not r.flags]
+        left = sum(1 for r in results if getattr(r, field) and r.flags)
+        if vals or left:
+            mean = f"{_geomean(vals):.2f}x" if vals else "none"
+            parts.append(f"{what} {mean} over {len(vals)} rows" + (f" ({left} flagged left out)" if left else ""))
     return "torch.compile speed-up (eager / compiled, geometric mean): " + ("; ".join(parts) or "none measured")
 
 
 def _legend(results: list[BenchResult], cfg: BenchConfig | None = None) -> list[str]:
-    lines = []
+    """The lines under the table (console and bench.md): units, what a flag means at the run's threshold, the
+    floors, and with --compile the geometric means."""
+    lines = ["params of the block (or model); FLOPs and MACs of one forward of the whole batch (flop_counter)"]
     if any(r.flags for r in results):
         limit = cfg.max_spread if cfg else measure.DEFAULT_MAX_SPREAD
         lines.append(f"* flagged: a figure's IQR/median is above {limit:.0%}"
@@ -411,6 +434,8 @@ def _legend(results: list[BenchResult], cfg: BenchConfig | None = None) -> list[
     if any(r.floor_ms is not None for r in results):
         lines.append("floor = passes x (one broadcast multiply x*s of the same input, eval, same rounds); "
                      "passes argued in docs/benchmarks_notes.md")
+    if any(r.fwd_speedup or r.fwd_bwd_speedup for r in results):
+        lines.append(compile_summary(results))
     return lines
 
 
@@ -458,8 +483,10 @@ def _check_targets(files: list[tuple[str, str]]) -> None:
             raise ValueError(f"{what}: {path} exists and is not writable")
 
 
-def _output_files(results: list[BenchResult], out_dir: str, description: str) -> list[tuple[str, Callable]]:
-    """``bench.csv``, ``bench.json`` and ``bench.md`` under ``out_dir``, as ``(path, write)`` for write_all_or_none."""
+def _output_files(results: list[BenchResult], out_dir: str, description: str,
+                  notes: list[str]) -> list[tuple[str, Callable]]:
+    """``bench.csv``, ``bench.json`` and ``bench.md`` under ``out_dir``, as ``(path, write)`` for write_all_or_none;
+    ``notes``: the lines printed under the table (legend, compile summary, warnings), in the JSON and the MD."""
     def write_csv(tmp):
         with open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=[fd.name for fd in fields(BenchResult)])
@@ -469,22 +496,24 @@ def _output_files(results: list[BenchResult], out_dir: str, description: str) ->
 
     def write_json(tmp):
         with open(tmp, "w") as f:
-            json.dump({"machine": description, "results": [asdict(r) for r in results]}, f, indent=1)
+            json.dump({"machine": description, "notes": notes, "results": [asdict(r) for r in results]}, f, indent=1)
 
     def write_md(tmp):
         with open(tmp, "w") as f:
-            legend = "".join(f"\n{line}\n" for line in _legend(results))
+            legend = "".join(f"\n{line}\n" for line in notes)
             f.write(f"Machine: {description}\n\n{format_results(results, markdown=True)}\n{legend}")
 
     return [(os.path.join(out_dir, f"bench.{ext}"), fn)
             for ext, fn in (("csv", write_csv), ("json", write_json), ("md", write_md))]
 
 
-def write_outputs(results: list[BenchResult], out_dir: str, description: str) -> list[str]:
+def write_outputs(results: list[BenchResult], out_dir: str, description: str,
+                  cfg: BenchConfig | None = None) -> list[str]:
     """Write ``bench.csv``, ``bench.json`` (raw numbers) and ``bench.md`` under ``out_dir`` (created if needed; a
     path that cannot be a writable directory is a ValueError); all three or none (an OSError while writing leaves
-    the files there as they were).  Returns their paths."""
-    files = _output_files(results, out_dir, description)
+    the files there as they were).  ``cfg``: the run's settings (its flag threshold in the legend).  Returns their
+    paths."""
+    files = _output_files(results, out_dir, description, _legend(results, cfg))
     _check_targets([(f"out_dir {out_dir!r}", p) for p, _ in files])
     _prepare_dirs([(f"out_dir {out_dir!r}", out_dir)])
     return write_all_or_none(files)
@@ -517,6 +546,8 @@ def _draw(results: list[BenchResult], x: str, path: str, fmt: str) -> None:
         raise ValueError("--plot needs matplotlib: pip install 'visionblocks[plot]'") from e
     field, label = _PLOT_X[x]
     ok = [r for r in results if not r.error and r.fwd_ms and getattr(r, field)]
+    # a log axis has no place for 0 (a gate with no matmul or convolution has 0 FLOPs): named under the plot
+    zero = [r.name for r in results if not r.error and r.fwd_ms and not getattr(r, field)]
     fig, ax = plt.subplots(figsize=(10, 7))
     trusted = [r for r in ok if not r.flags]
     flagged = [r for r in ok if r.flags]
@@ -538,8 +569,11 @@ def _draw(results: list[BenchResult], x: str, path: str, fmt: str) -> None:
     ax.set_title(f"visionblocks bench: latency against {label.split(' ')[0]}")
     ax.grid(True, which="both", alpha=0.3)
     if ok:
-        ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
+        ax.legend(loc="best", fontsize=8)
+    if zero:
+        fig.text(0.01, 0.005, f"not drawn ({label.split(' ')[0]} 0, no place on a log axis): {', '.join(zero)}",
+                 fontsize=7, color="0.4", ha="left", va="bottom", wrap=True)
+    fig.tight_layout(rect=(0, 0.03 if zero else 0, 1, 1))
     try:
         fig.savefig(path, dpi=120, format=fmt)
     finally:
@@ -587,6 +621,46 @@ def _number(convert, ok, what: str):
     return parse
 
 
+def _path(option: str):
+    """An argparse ``type``: a path that is not empty (an empty one would silently write nothing)."""
+    def parse(s: str) -> str:
+        if not s.strip():
+            raise argparse.ArgumentTypeError(f"expected a path, got {s!r}")
+        return s
+    parse.__name__ = option
+    return parse
+
+
+def _check_device(device: str) -> None:
+    """ValueError unless ``device`` is the CPU or a CUDA device present here."""
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda") or (dev.type == "cpu" and dev.index not in (None, 0)):
+        raise ValueError(f"--device must be cpu or cuda[:i], got {device!r}")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: CUDA is not available on this machine "
+                             f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'})")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                             f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+
+
+def _check_plot_format(path: str) -> None:
+    """ValueError, before any timing, when matplotlib is missing or does not write ``path``'s format."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ValueError("--plot needs matplotlib: pip install 'visionblocks[plot]'") from None
+    ext = os.path.splitext(path)[1][1:].lower() or "png"
+    formats = Figure().canvas.get_supported_filetypes()
+    if ext not in formats:
+        raise ValueError(f"--plot {path}: matplotlib does not write {ext!r} files; use one of "
+                         f"{', '.join(sorted(formats))}")
+
+
 _positive = _number(int, lambda v: v > 0, "a positive integer")
 _non_negative = _number(float, lambda v: 0 <= v < float("inf"), "a non-negative number of seconds")
 _fraction = _number(float, lambda v: 0 < v < float("inf"), "a positive number (IQR/median, e.g. 0.3)")
@@ -604,7 +678,7 @@ def add_bench_parser(sub) -> None:
                         "in_chans (instead of --size)")
     p.add_argument("--size", type=_parse_size, help="H,W (or S) of the models' input (default 224)")
     p.add_argument("--test-size", action="store_true", help="models at their test_input_size (faster)")
-    p.add_argument("--batch", type=_positive, default=8)
+    p.add_argument("--batch", type=_positive, help="images per forward (default 8; with a B,C,H,W --shape: B)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     p.add_argument("--dtype", choices=list(_DTYPES), default="float32")
     p.add_argument("--channels-last", action="store_true",
@@ -613,25 +687,27 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--warmup", type=_positive, default=2, help="warm-up rounds at least (more until stable)")
     p.add_argument("--repeats", type=_positive, default=10, help="timed rounds per row at least")
     p.add_argument("--min-time", type=_non_negative, default=1.0,
-                   help="seconds of timed calls per row at least (fast blocks get more than --repeats rounds)")
+                   help="seconds of timed calls per row at least (fast blocks get more than --repeats rounds, "
+                        f"up to {BenchConfig.max_rounds})")
     p.add_argument("--max-spread", type=_fraction, default=measure.DEFAULT_MAX_SPREAD,
                    help="flag a row whose IQR/median is above this")
     p.add_argument("--no-backward", action="store_true", help="forward only")
     p.add_argument("--no-floors", action="store_true", help="do not time the gates' floor multiply")
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd copies, side by side")
-    p.add_argument("--out", help="directory for bench.csv, bench.json and bench.md")
-    p.add_argument("--plot", help="PNG path: latency against parameters (or --plot-x flops)")
+    p.add_argument("--out", type=_path("--out"), help="directory for bench.csv, bench.json and bench.md")
+    p.add_argument("--plot", type=_path("--plot"),
+                   help="PNG path (or .svg, .pdf: a format matplotlib writes): latency against parameters (or "
+                        "--plot-x flops)")
     p.add_argument("--plot-x", choices=list(_PLOT_X), default="params")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_bench)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if not (args.device == "cpu" or args.device.startswith("cuda")):
-        raise ValueError(f"--device must be cpu or cuda[:i], got {args.device!r}")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {args.device}: CUDA is not available on this machine "
-                         f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'})")
+    _check_device(args.device)
+    if args.batch is not None and args.shape is not None and len(args.shape) == 4 and args.shape[0] != args.batch:
+        raise ValueError(f"--batch {args.batch} and --shape {','.join(map(str, args.shape))} give two batch sizes: "
+                         "give one")
     if args.models is not None and (args.names is not None or args.family):
         raise ValueError("--models cannot be combined with --names/--family: bench blocks and models in separate runs")
     if args.models is not None:
@@ -640,11 +716,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise ValueError("--shape gives the models' input (C,H,W): do not combine it with --size/--test-size")
     else:
         bench_one = bench_block
+        if args.size or args.test_size:
+            raise ValueError("--size/--test-size set the models' input (with --models); blocks take --shape C,H,W")
         if args.names is not None:
             names = [n.strip() for n in args.names.split(",") if n.strip()]
             if not names:
                 raise ValueError(f"--names {args.names!r} names no block (see visionblocks list)")
-            names = [registry.block_info(n).name for n in names]  # unknown names: ValueError -> exit 2
+            # unknown names: ValueError -> exit 2; a block named twice (or by an alias) is measured once
+            names = list(dict.fromkeys(registry.block_info(n).name for n in names))
             if args.family:
                 names = [n for n in names if registry.block_info(n).family == args.family]
         else:
@@ -652,10 +731,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not names:
         raise ValueError("no blocks selected")
     if args.plot:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise ValueError("--plot needs matplotlib: pip install 'visionblocks[plot]'") from None
+        _check_plot_format(args.plot)
     # where the results go, checked (and created) before any timing
     dirs = ([(f"--out {args.out}", args.out)] if args.out else []) + \
            ([(f"--plot {args.plot}", os.path.dirname(args.plot) or ".")] if args.plot else [])
@@ -675,7 +751,7 @@ def _run_bench(args: argparse.Namespace, names: list[str], bench_one) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     shape = args.shape
-    batch = args.batch
+    batch = args.batch or 8
     if shape is not None and len(shape) == 4:
         batch, shape = shape[0], shape[1:]
     cfg = BenchConfig(batch=batch, shape=shape, device=args.device, dtype=args.dtype, warmup=args.warmup,
@@ -693,18 +769,18 @@ def _run_bench(args: argparse.Namespace, names: list[str], bench_one) -> int:
     if not args.quiet:
         _progress(len(names), len(names), "done")
     print(format_results(results))
-    for line in _legend(results, cfg):
+    notes = _legend(results, cfg)
+    for line in notes:
         print(line)
-    if cfg.compile:
-        print(compile_summary(results))
     if args.shape is not None:
         want = "x".join(map(str, (batch, *shape)))
         other = [r.name for r in results if not r.error and r.input_shape != want]
         if other:
-            print(f"visionblocks bench: warning: --shape {','.join(map(str, args.shape))} does not apply to "
-                  f"{', '.join(other)} (layout or arguments): measured at the example shape in the input column",
-                  file=sys.stderr)
-    files = (_output_files(results, args.out, description) if args.out else []) + \
+            warning = (f"warning: --shape {','.join(map(str, args.shape))} does not apply to {', '.join(other)} "
+                       "(layout or arguments): measured at the example shape in the input column")
+            print(f"visionblocks bench: {warning}", file=sys.stderr)
+            notes.append(warning)
+    files = (_output_files(results, args.out, description, notes) if args.out else []) + \
             ([_plot_file(results, args.plot, args.plot_x)] if args.plot else [])
     try:
         for p in write_all_or_none(files):

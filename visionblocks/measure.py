@@ -27,6 +27,7 @@ not counted), which counts 2 FLOPs per multiply-accumulate: MACs = FLOPs / 2.
 """
 from __future__ import annotations
 
+import math
 import os
 import platform
 import statistics
@@ -144,17 +145,18 @@ class Timings:
 
     @property
     def rounds(self) -> int:
-        return len(next(iter(self.ms.values())))
+        return len(next(iter(self.ms.values()), []))
 
     def median(self, name: str) -> float:
         return statistics.median(self.ms[name])
 
     def iqr(self, name: str) -> float:
-        """Interquartile range (0 with a single round)."""
+        """Interquartile range (0 with a single round): the quartiles interpolated between the times (numpy's
+        default), so never wider than their range (the "exclusive" rule extrapolates beyond it at a few rounds)."""
         t = self.ms[name]
         if len(t) < 2:
             return 0.0
-        q = statistics.quantiles(t, n=4)
+        q = statistics.quantiles(t, n=4, method="inclusive")
         return q[2] - q[0]
 
     def spread(self, name: str) -> float:
@@ -167,8 +169,10 @@ class Timings:
         return [n for n in self.ms if self.spread(n) > max_spread]
 
     def ratio(self, num: str, den: str) -> float:
-        """Median over the rounds of ``num``'s time / ``den``'s time in the same round (> 1: ``den`` is faster)."""
-        return statistics.median(a / b for a, b in zip(self.ms[num], self.ms[den]))
+        """Median over the rounds of ``num``'s time / ``den``'s time in the same round (> 1: ``den`` is faster; a
+        round where ``den`` took no measurable time counts as infinitely slower for ``num``, or 1 if both did not)."""
+        return statistics.median(a / b if b > 0 else (math.inf if a > 0 else 1.0)
+                                 for a, b in zip(self.ms[num], self.ms[den]))
 
 
 def _stable(totals: Sequence[float], k: int, band: float) -> bool:
@@ -206,10 +210,14 @@ def time_callables(fns: Mapping[str, Callable[[], Any]], *, warmup: int = 2, rou
     if rounds < 1 or warmup < 0 or max_rounds < 1:
         raise ValueError(f"rounds and max_rounds must be >= 1 and warmup >= 0, got rounds={rounds}, "
                          f"max_rounds={max_rounds}, warmup={warmup}")
-    if min_time < 0 or stable_rounds < 1 or stable_band < 0:
-        raise ValueError("min_time and stable_band must be >= 0 and stable_rounds >= 1")
+    if not (0 <= min_time < math.inf and 0 <= stable_band < math.inf) or stable_rounds < 1:
+        raise ValueError(f"min_time and stable_band must be finite numbers >= 0 and stable_rounds >= 1, got "
+                         f"min_time={min_time}, stable_band={stable_band}, stable_rounds={stable_rounds}")
+    try:
+        cuda = torch.device(device).type == "cuda" and clock is None
+    except RuntimeError as e:
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}") from e
     names, reset = list(fns), dict(reset or {})
-    cuda = torch.device(device).type == "cuda" and clock is None
     clock = clock or time.perf_counter
     max_warmup = max(max_warmup, warmup)
     max_warmup_time = max(1.0, 2 * min_time) if max_warmup_time is None else max_warmup_time
