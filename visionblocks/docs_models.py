@@ -9,6 +9,7 @@ input size (on the meta device, so nothing is allocated).  The table is generate
 from __future__ import annotations
 
 import argparse
+import os
 
 import torch
 
@@ -80,6 +81,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="docs/models.md")
     args = ap.parse_args(argv)
+    if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+        ap.error(f"{os.path.dirname(os.path.abspath(args.out))} is not a directory: this writes docs/models.md of a "
+                 "source checkout (run it at its root, or give --out)")
     text = render()
     with open(args.out, "w") as f:
         f.write(text)

@@ -306,3 +306,28 @@ def test_attn_none_is_the_plain_model_in_what_is_printed(folder_data, tmp_path, 
     rc = main(["train", "--data", folder_data, "--out", str(tmp_path / "r"), *TINY, "--attn", "none"])
     out = capsys.readouterr().out.strip()
     assert rc == 0 and out.startswith("resnet18: val top-1"), out  # was "resnet18 + none: ..."
+
+
+@pytest.mark.parametrize("kind, hidden, package", [("folder", ("PIL", "PIL.Image"), "Pillow"),
+                                                   ("cifar", ("numpy",), "numpy")])
+def test_a_missing_extra_is_named_in_one_line(kind, hidden, package, tmp_path, capsys, monkeypatch):
+    """An install without the train extra: a folder of images (Pillow) or a CIFAR archive (numpy) was a
+    ModuleNotFoundError traceback (exit 1); the digits already named the extra."""
+    import sys
+    from conftest import make_cifar10
+    data = make_folder(tmp_path / "d") if kind == "folder" else make_cifar10(tmp_path)
+    for name in hidden:   # what `import` sees where the package is not installed
+        monkeypatch.setitem(sys.modules, name, None)
+    _one_line_error(capsys, "--data", data, "--out", str(tmp_path / "r"), *TINY,
+                    match=f"needs {package}: pip install 'visionblocks[train]'")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_run_without_matplotlib_says_it_has_no_curves(folder_data, tmp_path, capsys, monkeypatch):
+    """compare said "note: no chart"; train wrote no curves.png (which docs/training.md lists) silently."""
+    import sys
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["train", "--data", folder_data, "--out", str(tmp_path / "r"), "--model", "resnet18", *TINY]) == 0
+    err = capsys.readouterr().err
+    assert "note: no curves.png: charts need matplotlib: pip install 'visionblocks[train]'" in err
+    assert (tmp_path / "r" / "last.pt").exists() and not (tmp_path / "r" / "curves.png").exists()

@@ -146,7 +146,13 @@ def register() -> list[str]:
     """Make every usable block known to ultralytics' YAML parser, and ultralytics' fuse fold visionblocks'
     re-parameterizable blocks first (idempotent; call it again after registering blocks of your own).  Returns the
     YAML names added."""
-    from ultralytics.nn import tasks
+    try:
+        from ultralytics.nn import tasks
+    except ModuleNotFoundError as e:
+        if e.name is None or e.name.split(".")[0] != "ultralytics":
+            raise  # one of ultralytics' own dependencies: its message says which
+        raise ModuleNotFoundError(f"{__name__} needs ultralytics: pip install 'visionblocks[ultralytics]'",
+                                  name="ultralytics") from None
 
     added = []
     for name in yolo_block_names():

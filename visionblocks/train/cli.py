@@ -132,6 +132,9 @@ def main_train(args: argparse.Namespace) -> int:
     last = res.history[-1]
     print(f"{cfg.title}: val top-1 {last['val_top1']:.2f}% top-5 "
           f"{last['val_top5']:.2f}% after {res.epochs_done} epochs; run in {res.run_dir}")
+    from .plots import MATPLOTLIB_MISSING, have_matplotlib
+    if not have_matplotlib():  # as compare says it: the run folder has no curves.png
+        print(f"note: no curves.png: {MATPLOTLIB_MISSING}", file=sys.stderr)
     return 0
 
 

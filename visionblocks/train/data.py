@@ -25,6 +25,7 @@ drew.
 """
 from __future__ import annotations
 
+import importlib
 import io
 import math
 import os
@@ -212,6 +213,14 @@ class ShardSampler(Sampler[int]):
 
 
 # ------------------------------------------------------------------------------------------------ ImageFolder
+def _need(module: str, data: str, package: str) -> Any:
+    """``import module``, or a TrainError naming the extra that brings it (``data``: the kind of --data)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise TrainError(f"--data {data} needs {package}: pip install 'visionblocks[train]'") from None
+
+
 def _classes_of(split_dir: str) -> list[str]:
     return sorted(e.name for e in os.scandir(split_dir) if e.is_dir() and not e.name.startswith("."))
 
@@ -219,7 +228,8 @@ def _classes_of(split_dir: str) -> list[str]:
 def scan_image_folder(split_dir: str, classes: list[str]) -> tuple[list[tuple[str, int]], int, str]:
     """(path, label) of every readable image under ``split_dir/<class>/`` (recursively), the number of files with an
     image extension that Pillow cannot identify (skipped), and the first such path."""
-    from PIL import Image, UnidentifiedImageError
+    Image = _need("PIL.Image", "DIR (a folder of images)", "Pillow")
+    UnidentifiedImageError = Image.UnidentifiedImageError
     samples, skipped, first = [], 0, ""
     for label, c in enumerate(classes):
         for root, dirs, files in os.walk(os.path.join(split_dir, c)):
@@ -325,7 +335,7 @@ def load_cifar(path: str) -> tuple[str, list[str], torch.Tensor, torch.Tensor, t
     files = _cifar_files(path)
     if files is None:
         return None
-    import numpy as np
+    np = _need("numpy", "<a CIFAR archive>", "numpy")
 
     def arrays(names: list[str], key: str):
         xs, ys = [], []

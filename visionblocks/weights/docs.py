@@ -128,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="exit 1 when the file is stale")
     p.add_argument("--output", type=Path, default=DOCS)
     args = p.parse_args(argv)
+    if not args.output.parent.is_dir():  # an installed package has no docs/ beside it
+        p.error(f"{args.output.parent} is not a directory: this writes docs/weights.md of a source checkout "
+                "(run it there, or give --output)")
     text = render()
     if args.check:
         ok = args.output.is_file() and args.output.read_text() == text
