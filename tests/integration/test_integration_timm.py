@@ -131,3 +131,17 @@ def test_pruned_network_forward_as_timms(ours):
         assert (a.num_features, a.num_classes) == (b.num_features, b.num_classes)
         assert ya.shape == yb.shape or (ya.numel() == yb.numel() and a.num_features in ya.shape), \
             (tuple(ya.shape), tuple(yb.shape))
+
+
+def test_timms_channels_last_stages_are_refused_clearly():
+    """Swin stages and ConvNeXt blocks with conv_mlp=False pass (B, H, W, C) maps: insert built SE(16) for a
+    (2, 16, 16, 96) Swin stage output and gated its rows, silently; CBAM(16) for ConvNeXt's 40 channels."""
+    x = torch.randn(2, 3, 64, 64)
+    swin = timm.create_model("swin_tiny_patch4_window7_224", img_size=64, window_size=4, num_classes=5)
+    with pytest.raises(SurgeryError, match=r"'layers.0' is \(2, 16, 16, 96\), channels last"):
+        insert(swin, "se", after="layers.0", example_input=x)
+    convnext = timm.create_model("convnext_atto", conv_mlp=False, num_classes=5)
+    with pytest.raises(SurgeryError, match=r"channels last.*LayerNorm over 40 features"):
+        insert(convnext, "cbam", after="stages.0.blocks.0.norm", example_input=x)
+    rep = insert(convnext, "cbam", after="stages.0.blocks.0", example_input=x)   # a block's output: NCHW
+    assert convnext.get_submodule(rep[0]).channels == 40

@@ -158,3 +158,18 @@ def test_readme_quick_start_runs_as_written():
         exec(compile("\n".join(lines), "README.md", "exec"), namespace)
     assert sum(type(m).__name__ == "ACBlock" for m in namespace["acnet_net"].modules()) == 8
     assert sum(type(m).__name__ == "CBAM" for m in namespace["tv_resnet"].modules()) == 8
+
+
+def test_a_whole_detector_is_edited_though_its_number_of_boxes_changes():
+    """Any new weight changes how many boxes a detector keeps: the check after the edit refused it by chance
+    ("the model's output changed from ... (92, 4) ... to (93, 4)")."""
+    from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn
+    torch.manual_seed(0)
+    net = fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None, num_classes=3, min_size=128,
+                                                max_size=128)
+    images = [torch.rand(3, 128, 128), torch.rand(3, 128, 128)]
+    before = [len(d["boxes"]) for d in net.eval()(images)]
+    for block in ("eca", "cbam"):
+        vb.insert(net, block, after="backbone.body.16", example_input=(images,))
+    after = [len(d["boxes"]) for d in net(images)]
+    assert after != before and net.get_submodule("backbone.body.16.block").channels == 960

@@ -1,4 +1,6 @@
 """visionblocks.insert on plain torch networks and on our own models (default tier: no torchvision)."""
+import copy
+
 import pytest
 import torch
 import torch.nn as nn
@@ -190,3 +192,60 @@ def test_nested_matches_report_the_final_names():
     report = insert(net, "eca", after="layer1*", example_input=X)  # "*" matches dots: layer1 and all inside it
     assert report[0] == "layer1.block" and "layer1.module.bn2.block" in report
     assert all(type(net.get_submodule(n)).__name__ == "EfficientChannelAttention" for n in report)
+
+
+class _ChannelsLastStage(nn.Module):
+    """A patch embedding then a LayerNorm and a Linear over the last axis: a (B, H, W, C) map, as timm's Swin
+    stages and ConvNeXt blocks with conv_mlp=False pass them."""
+
+    def __init__(self, channels=24):
+        super().__init__()
+        self.proj = nn.Conv2d(3, channels, 4, 4)
+        self.norm = nn.LayerNorm(channels)
+        self.fc = nn.Linear(channels, channels)
+
+    def forward(self, x):
+        return self.fc(self.norm(self.proj(x).permute(0, 2, 3, 1)))
+
+
+class _ToNCHW(nn.Module):
+    def forward(self, x):
+        return x.permute(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("after", ["0", "0.norm"])
+def test_a_channels_last_map_is_refused_not_gated_along_its_height(after):
+    """insert took out.shape[1] as the channel count of any 4-D output: after a Swin stage it built SE(16) for a
+    (2, 16, 16, 96) map and gated its rows, silently (the shape was kept, so the check after the edit passed)."""
+    net = nn.Sequential(_ChannelsLastStage(), _ToNCHW(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(24, 5))
+    before = copy.deepcopy(net.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with pytest.raises(SurgeryError, match=r"channels last \(B, H, W, C\).*(LayerNorm over 24|Linear, 24)"):
+        vb.insert(net, "se", after=after, example_input=x)
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items()) and len(net) == 5
+    vb.insert(net, "se", after="1", example_input=x)   # after the permute back: (B, C, H, W), 24 channels
+    assert net[1].block.fc1.in_channels == 24
+
+
+def test_a_detector_whose_number_of_boxes_changes_can_be_edited():
+    """The check after an edit compared the whole output's shapes: a detector's boxes per image change with any
+    weight, so an insert into it failed by chance ("the model's output changed from ... (92, 4) ... to (93, 4)").
+    Tensors inside lists and dicts may change their first dimension; every edited module's own shape is still
+    checked."""
+    class Detector(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
+            self.score = nn.Conv2d(8, 1, 1)
+
+        def forward(self, x):
+            s = self.score(self.body(x)).flatten(1)
+            return [{"scores": si[si > 0], "boxes": si[si > 0].unsqueeze(1).expand(-1, 4)} for si in s]
+
+    torch.manual_seed(0)
+    net, x = Detector(), torch.randn(2, 3, 16, 16)
+    counts = [len(d["scores"]) for d in net(x)]
+    vb.insert(net, "cbam", after="body.1", example_input=x, reduction=2)
+    assert [len(d["scores"]) for d in net(x)] != counts   # the edit moved the detections: allowed
+    with pytest.raises(SurgeryError, match="maps"):      # a block that changes its map's shape is still refused
+        vb.insert(net, lambda c: nn.Conv2d(c, c, 3, stride=2, padding=1), after="body.0", example_input=x)

@@ -181,14 +181,17 @@ def select_modules(model: nn.Module, selector: Selector, what: str) -> list[tupl
 # ---------------------------------------------------------------------------------------------------- probing
 
 
-def shape_signature(out: Any) -> Any:
-    """A comparable description of a forward's output: the shapes of its tensors, in its structure."""
+def shape_signature(out: Any, _nested: bool = False) -> Any:
+    """A comparable description of a forward's output: the shapes of its tensors, in its structure.  Inside a list,
+    tuple or dict a tensor's first dimension is written ``"N"``: it may count what the data holds (a detector's
+    boxes per image change with any weight), while the output shape of every edited module is checked where it
+    runs."""
     if isinstance(out, torch.Tensor):
-        return tuple(out.shape)
+        return ("N", *out.shape[1:]) if _nested and out.ndim else tuple(out.shape)
     if isinstance(out, (list, tuple)):
-        return (type(out).__name__, tuple(shape_signature(o) for o in out))
+        return (type(out).__name__, tuple(shape_signature(o, True) for o in out))
     if isinstance(out, dict):
-        return ("dict", tuple((k, shape_signature(v)) for k, v in out.items()))
+        return ("dict", tuple((k, shape_signature(v, True)) for k, v in out.items()))
     return type(out).__name__
 
 

@@ -292,6 +292,12 @@ def _insert_at(model: nn.Module, spec: BlockSpec, places: list[tuple[str, str, n
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise SurgeryError(f"{label}: the output of {name!r} is {shape}, not (B, C, H, W); {spec.name!r} needs a "
                                "feature map")
+        last_axis = _last_axis_layer(module, out) if kind != "slot" else None
+        if last_axis is not None:
+            raise SurgeryError(f"{label}: the output of {name!r} is {tuple(out.shape)}, channels last (B, H, W, C), "
+                               f"not (B, C, H, W): its last layer, {last_axis}, works on the last axis (as in "
+                               "Swin stages and ConvNeXt blocks with conv_mlp=False); insert after a module whose "
+                               "output is (B, C, H, W)")
         channels, size = out.shape[1], tuple(out.shape[2:])
         kwargs = spec.kwargs_for(channels, size, block_kwargs)
         new = spec.build(channels, where=f"{name!r} ({channels} channels)", **kwargs)
@@ -333,6 +339,26 @@ def _insert_at(model: nn.Module, spec: BlockSpec, places: list[tuple[str, str, n
     report = SurgeryReport(names, "insert", spec.name, before, count_params(model), per_module)
     logger.info("%s", report.summary())
     return report
+
+
+def _last_axis_layer(module: nn.Module | None, out: torch.Tensor) -> str | None:
+    """Why the 4-D ``out`` of ``module`` is a channels-last (B, H, W, C) map: the last of its layers with parameters
+    is a LayerNorm over the last axis or a Linear, with as many features as that axis has and not as many as axis 1
+    (timm's Swin stages and ConvNeXt blocks with ``conv_mlp=False`` pass (B, H, W, C) maps, which an nchw block
+    would silently gate along H).  None when nothing says so (where both axes have the size, it cannot tell)."""
+    if module is None or out.shape[1] == out.shape[-1]:
+        return None
+    with_params = [(n, m) for n, m in module.named_modules() if any(True for _ in m.parameters(recurse=False))]
+    if not with_params:
+        return None
+    n, last = with_params[-1]
+    what = f"{n!r} ({type(last).__name__}" if n else f"the module itself ({type(last).__name__}"
+    if isinstance(last, nn.LayerNorm) and len(last.normalized_shape) == 1 and \
+            last.normalized_shape[0] == out.shape[-1]:
+        return f"{what} over {out.shape[-1]} features)"
+    if isinstance(last, nn.Linear) and last.out_features == out.shape[-1]:
+        return f"{what}, {last.out_features} features)"
+    return None
 
 
 class _SlotProbe(nn.Identity):
