@@ -35,8 +35,11 @@ class FeatureInfo:
                     raise ValueError(f"feature_info entry {e} lacks {key!r}")
         self.out_indices = tuple(range(len(self.info)) if out_indices is None else out_indices)
 
-    def from_other(self, out_indices: Sequence[int]) -> "FeatureInfo":
-        return FeatureInfo([{k: v for k, v in e.items() if k != "index"} for e in self.info], out_indices)
+    def from_other(self, out_indices: Sequence[int], prefix: str = "") -> "FeatureInfo":
+        """The same features at ``out_indices``; ``prefix`` before every module name (the path of the model inside
+        a wrapper, so that the wrapper's ``get_submodule`` finds them)."""
+        return FeatureInfo([dict({k: v for k, v in e.items() if k != "index"}, module=prefix + e["module"])
+                            for e in self.info], out_indices)
 
     def _get(self, key: str, idx: int | Sequence[int] | None):
         if idx is None:
@@ -405,7 +408,8 @@ class FeatureListNet(nn.Module):
         self.out_indices = tuple(take)
         self.output_fmt = output_fmt
         self.norm = norm
-        self.feature_info = model.feature_info.from_other(take)
+        # module names as this module's get_submodule finds them ("model.layer1"), as timm's feature extractors
+        self.feature_info = model.feature_info.from_other(take, prefix="model.")
 
     @property
     def pretrained_cfg(self) -> dict:

@@ -19,6 +19,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import torch
 import torch.nn as nn
 
 __all__ = [
@@ -102,6 +103,14 @@ class ModelInfo:
     license: str = ""
     dynamic_export_unsupported: str | None = None
 
+    def native_output_stride(self) -> int:
+        """The reduction of the model's last feature as built (counted once, on the meta device): the
+        ``output_stride`` that asks for nothing (timm pipelines pass ``output_stride=32`` to every model)."""
+        if self.name not in _NATIVE_STRIDES:
+            with torch.device("meta"):
+                _NATIVE_STRIDES[self.name] = int(self.fn(num_classes=0, in_chans=3).feature_info.reduction()[-1])
+        return _NATIVE_STRIDES[self.name]
+
     def pretrained_cfg(self) -> dict[str, Any]:
         """The model's data configuration and provenance, as timm's ``pretrained_cfg`` (without weights): the
         paper's evaluation ``input_size``, ``crop_pct``, ``interpolation``, ``mean``, ``std``, and ``paper``,
@@ -115,6 +124,7 @@ class ModelInfo:
 
 
 _BLOCKS: dict[str, BlockInfo] = {}
+_NATIVE_STRIDES: dict[str, int] = {}  # model name -> ModelInfo.native_output_stride()
 _MODELS: dict[str, ModelInfo] = {}
 _BLOCK_ALIASES: dict[str, str] = {}  # old (renamed) name -> canonical name
 
@@ -305,7 +315,8 @@ def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, *, featu
             (``model_info(name).output_strides``).
         pretrained: ``True`` (the model's default published weights), a weights tag, or a checkpoint path/URL
             (see :func:`visionblocks.weights.create_pretrained`); ``"resnet50.tv_in1k"`` names the weights too.
-        **kwargs: the model's own options (``drop_path_rate``, ``drop_rate``, ``attn`` ...).
+        **kwargs: the model's own options (``drop_path_rate``, ``drop_rate``, ``attn`` ...), and timm's
+            ``global_pool`` (``"avg"``, ``"max"``, ``""``: none, with ``num_classes=0``) for every model.
     """
     from visionblocks.layers.validate import check_arg  # noqa: PLC0415 (layers import this module)
     check_arg("features_only", features_only, "bool")
@@ -325,15 +336,18 @@ def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, *, featu
     for rate in ("drop_rate", "drop_path_rate"):
         if rate in kwargs:
             _check_rate(rate, kwargs[rate])
+    global_pool = kwargs.pop("global_pool", None)
     if output_stride is not None:
         native = max(info.output_strides, default=None)
-        if output_stride not in info.output_strides:
+        if output_stride not in info.output_strides and output_stride != info.native_output_stride():
             offers = (f"output_stride in {info.output_strides}" if info.output_strides
-                      else "only its native output stride (no output_stride argument)")
+                      else f"only its native output stride, {info.native_output_stride()}")
             raise ValueError(f"model {info.name!r} offers {offers}; got output_stride={output_stride!r}")
-        if output_stride != native:
+        if output_stride != native and output_stride in info.output_strides:
             kwargs["output_stride"] = output_stride
     model = info.fn(num_classes=num_classes, in_chans=in_chans, **kwargs)
+    if global_pool is not None:  # timm's create_model option, for every model (the head's pooling; fc untouched)
+        model.set_global_pool(global_pool)
     if hasattr(model, "pretrained_cfg"):
         model.pretrained_cfg = dict(info.pretrained_cfg(), **model.pretrained_cfg)
     if features_only:

@@ -1000,6 +1000,14 @@ def check_model_features_only(entry: str | ModelInfo) -> None:
             f"{info.name}: features_only feature_info.{fn}() is {getattr(part.feature_info, fn)()}, not {want}"
     assert count_params(part) < count_params(full), \
         f"{info.name}: features_only with out_indices={sub} kept every parameter (head and later stages not pruned)"
+    for i, name in zip(sub, part.feature_info.module_name()):  # named as the extractor's get_submodule finds them
+        want = full.feature_info.module_name(i)
+        try:
+            found = part.get_submodule(name)
+        except AttributeError:
+            found = None
+        assert found is part.model.get_submodule(want), \
+            f"{info.name}: features_only feature_info names module {name!r}, not the extractor's path to {want!r}"
     with torch.device("meta"):
         all_fx = _create(info, features_only=True)
     assert tuple(all_fx.out_indices) == tuple(range(n)), \
@@ -1069,12 +1077,18 @@ def check_model_prune(entry: str | ModelInfo) -> None:
 
 def check_model_output_stride(entry: str | ModelInfo) -> None:
     """A model that declares ``output_strides`` runs at each with dilated convolutions: parameters unchanged,
-    ``feature_info`` reductions capped at the stride, and true to a real forward at the smallest stride.  A stride it does not offer
-    (any, for a model that declares none) is a ValueError naming what it offers."""
+    ``feature_info`` reductions capped at the stride, and true to a real forward at the smallest stride.  Its
+    native stride asks for nothing (taken by every model, as timm pipelines pass it); another stride it does not
+    offer is a ValueError naming what it offers."""
     info = _model_info(entry)
     strides = tuple(info.output_strides)
-    for bad in sorted({4, 16, 64} - set(strides))[:2]:
+    own = info.native_output_stride()
+    for bad in sorted({4, 16, 64} - set(strides) - {own})[:2]:
         _expect_refusal(lambda b=bad: _create(info, output_stride=b), f"{info.name}: output_stride={bad}", "offers")
+    with torch.device("meta"):
+        got = [(k, tuple(v.shape)) for k, v in _create(info, output_stride=own).state_dict().items()]
+        want = [(k, tuple(v.shape)) for k, v in _create(info).state_dict().items()]
+    assert got == want, f"{info.name}: output_stride={own} (its native stride) changed the model"
     if not strides:
         return
     native = max(strides)
@@ -1117,14 +1131,18 @@ def check_model_classifier(entry: str | ModelInfo) -> None:
     h, w = model_test_size(info)
     m = _create(info, num_classes=7).eval()
     assert m.num_classes == 7, f"{info.name}: num_classes is {m.num_classes} for a model built with 7"
-    nf = m.num_features
-    assert isinstance(nf, int) and nf > 0, f"{info.name}: num_features {nf!r} is not a positive int"
+    assert isinstance(m.num_features, int) and m.num_features > 0, \
+        f"{info.name}: num_features {m.num_features!r} is not a positive int"
+    nf = m.head_hidden_size  # the pre-logits width (num_features unless a head convolution follows the pooling)
     fc = m.get_classifier()
     assert isinstance(fc, nn.Linear) and fc.in_features == nf and fc.out_features == 7, \
         f"{info.name}: get_classifier() is {fc}, not Linear({nf}, 7)"
     x = torch.randn(1, info.input_size[0], h, w)
     with torch.no_grad():
         feats = m.forward_features(x)
+        layout = m.head_layouts.get(feats.ndim)
+        assert layout is not None and feats.shape[layout[0]] == m.num_features, \
+            f"{info.name}: forward_features gives {tuple(feats.shape)}, not num_features = {m.num_features} channels"
         pre = _call(lambda t: m.forward_head(t, pre_logits=True), (feats,), f"{info.name}: forward_head(pre_logits=True)")
         assert pre.shape == (1, nf), f"{info.name}: pre-logits of shape {tuple(pre.shape)}, not (1, {nf})"
         m.reset_classifier(5)

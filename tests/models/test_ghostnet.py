@@ -8,13 +8,17 @@ from visionblocks.models.ghostnet import GhostBottleneck
 
 
 def test_ghostnet_head_and_reset_classifier():
-    """GhostNet's head: pooling, 1x1 conv to 1280 + ReLU, dropout, head.fc; global_pool sets the pooling."""
+    """GhostNet's head: pooling, 1x1 conv to 1280 + ReLU, dropout, head.fc; global_pool sets the pooling.  As timm's:
+    num_features is what forward_features gives (960; it said 1280, and a neck sized by it was wrong),
+    head_hidden_size the pre-logits' 1280."""
     m = vb.create_model("ghostnet_100", num_classes=7).eval()
     x = torch.randn(2, 3, 64, 64)
-    assert m.get_classifier() is m.head.fc and m.num_features == 1280
+    assert m.get_classifier() is m.head.fc and m.num_features == 960 and m.head_hidden_size == 1280
+    assert m.get_classifier().in_features == 1280
     with torch.no_grad():
         feats = m.forward_features(x)
         assert feats.shape[1] == 960
+        assert m.forward_head(feats, pre_logits=True).shape == (2, 1280)
         m.reset_classifier(0, global_pool="max")
         torch.testing.assert_close(m(x), F.relu(m.conv_head(feats.amax((2, 3), keepdim=True))).flatten(1))
         m.reset_classifier(0, global_pool="")

@@ -161,22 +161,17 @@ class ModelBase(BackboneMixin, nn.Module):
                              f"({' + '.join(self.input_stem)}: convolutions {geometry}) reads one patch; "
                              f"got input of shape {tuple(x.shape)}")
 
-    def head_in_features(self) -> int:
-        """The channels of what ``forward_head`` reads (``num_features``, unless a head convolution follows)."""
-        return self.num_features
-
     def check_head_input(self, x: Any) -> None:
-        """The input of ``forward_head``: features in one of ``head_layouts`` with ``head_in_features()``
+        """The input of ``forward_head``: features in one of ``head_layouts`` with ``num_features``
         channels, of the model's dtype (a ``ValueError``/``TypeError`` naming both otherwise)."""
         name = f"{type(self).__name__}.forward_head"
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name} expects a torch.Tensor, got {type(x).__name__}")
-        width = self.head_in_features()
+        width = self.num_features
         layout = self.head_layouts.get(x.ndim)
         if layout is None or x.shape[layout[0]] != width:
             forms = " or ".join(d for _, d in self.head_layouts.values())
-            what = "num_features" if width == self.num_features else "the channels of forward_features"
-            raise ValueError(f"{name} expects features {forms} with C = {width} ({what}), got shape "
+            raise ValueError(f"{name} expects features {forms} with C = {width} (num_features), got shape "
                              f"{tuple(x.shape)}")
         if not (torch.compiler.is_compiling() or torch.jit.is_tracing()):
             check_input_dtype(self, x, name)
@@ -201,16 +196,23 @@ class ModelBase(BackboneMixin, nn.Module):
         return self.get_submodule(to_names(self.classifier)[0])
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """Replace the classifier by a fresh one with ``num_classes`` outputs (``num_features`` wide, on the
-        model's device and dtype); 0 removes it (``forward`` then returns the pooled ``num_features`` features).
-        ``global_pool``: ``"avg"``, ``"max"`` or ``""`` (none: ``forward`` returns ``forward_features``' output;
-        ``num_classes=0`` only)."""
+        """Replace the classifier by a fresh one with ``num_classes`` outputs (``head_hidden_size`` wide, on the
+        model's device and dtype); 0 removes it (``forward`` then returns the pooled pre-logits).  ``global_pool``:
+        ``"avg"``, ``"max"`` or ``""`` (none: ``forward`` returns ``forward_features``' output, or a head
+        convolution's where one follows the pooling, as GhostNet's; ``num_classes=0`` only)."""
         check_int("num_classes", num_classes, low=0)
-        self.head.reset(num_classes, global_pool, in_features=self.num_features, like=next(self.parameters(), None))
+        self.head.reset(num_classes, global_pool, in_features=self.head_hidden_size,
+                        like=next(self.parameters(), None))
+
+    def set_global_pool(self, global_pool: str) -> None:
+        """The classifier's pooling: ``"avg"``, ``"max"`` or ``""`` (none: ``forward`` returns ``forward_features``'
+        output; ``num_classes=0`` only); the classifier's weights are kept (``create_model(..., global_pool=)``)."""
+        self.head.global_pool = resolve_pool(global_pool, self.num_classes, self.head.global_pool)
 
     @property
     def head_hidden_size(self) -> int:
-        """The width of the pre-logits features (``forward_head(x, pre_logits=True)``), as timm's."""
+        """The width of the pre-logits features (``forward_head(x, pre_logits=True)``), as timm's:
+        ``num_features`` unless a head convolution follows the pooling (GhostNet)."""
         return self.num_features
 
     @property

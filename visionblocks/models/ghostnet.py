@@ -10,7 +10,8 @@ Stochastic depth (``drop_path_rate``, linear ramp) drops a bottleneck's residual
 
 Features (``feature_info``): the last bottleneck at each resolution, reductions 2, 4, 8, 16, 32 (16, 24, 40, 112,
 160 channels); the 1x1 convolution to 960 follows the last feature (``forward_final``), and the pooled 1x1
-convolution to 1280 (+ ReLU) belongs to the head: ``num_features`` is 1280, what ``reset_classifier(0)`` returns.
+convolution to 1280 (+ ReLU) belongs to the head.  As timm's: ``num_features`` is 960 (what ``forward_features``
+returns), ``head_hidden_size`` 1280 (the pre-logits, what ``reset_classifier(0)`` makes ``forward`` return).
 """
 from __future__ import annotations
 
@@ -122,7 +123,7 @@ class GhostNet(ModelBase):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.conv_head = nn.Conv2d(last, 1280, 1, bias=True)
         self.act = nn.ReLU(inplace=True)
-        self.num_features = 1280
+        self.num_features = last
         self.head = ClassifierHead(1280, num_classes, drop_rate)
 
     def forward_final(self, x: torch.Tensor) -> torch.Tensor:
@@ -145,8 +146,10 @@ class GhostNet(ModelBase):
             self.pool = (nn.AdaptiveAvgPool2d(1) if global_pool == "avg" else nn.AdaptiveMaxPool2d(1)
                          if global_pool == "max" else nn.Identity())
 
-    def head_in_features(self) -> int:
-        return getattr(self.conv_head, "in_channels", self.num_features)  # the 960-channel map, before the 1280 conv
+    @property
+    def head_hidden_size(self) -> int:
+        """The pre-logits: the 1280 convolution's output (``num_features`` once pruned away with the head)."""
+        return getattr(self.conv_head, "out_channels", self.num_features)
 
     def prune_head(self) -> None:
         self.conv_head, self.act = nn.Identity(), nn.Identity()  # the 1280 convolution belongs to the head

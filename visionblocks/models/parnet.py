@@ -22,6 +22,8 @@ results do not).
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn as nn
 
@@ -87,8 +89,9 @@ class ParNet(ModelBase):
         depths: RepVGG-SSE blocks per stream (4, 5, 5: the paper's depth-12 network).
         num_classes, in_chans: classifier size (0 for none) and input channels.
         drop_rate: dropout before the classifier.
-        drop_path_rate: accepted for a uniform model API, applied to nothing: ParNet has no residual branch to
-            drop (its blocks sum their branches, the skip-squeeze-excitation among them, before the activation).
+        drop_path_rate: accepted for a uniform model API, applied to nothing (with a warning): ParNet has no
+            residual branch to drop (its blocks sum their branches, the skip-squeeze-excitation among them, before
+            the activation).
         deploy: build the inference form (every 3x3/1x1 convolution pair folded, as the paper counts it).
 
     Weights keep torch's default initialisation, as in the authors' code (imankgoyal/NonDeepNetworks has no
@@ -99,6 +102,9 @@ class ParNet(ModelBase):
                  depths: tuple[int, int, int] = (4, 5, 5), num_classes: int = 1000, in_chans: int = 3,
                  drop_rate: float = 0.0, deploy: bool = False, drop_path_rate: float = 0.0):
         super().__init__()
+        if drop_path_rate:  # accepted for a uniform model API (timm pipelines pass it to every model)
+            warnings.warn(f"ParNet has no residual branch to drop: drop_path_rate={drop_path_rate} applies to "
+                          "nothing (its blocks sum their branches before the activation)", stacklevel=3)
         if len(widths) != 3 or len(depths) != 3:
             raise ValueError(f"ParNet has three streams: widths and depths need 3 entries, got {widths}, {depths}")
         self.in_chans = in_chans

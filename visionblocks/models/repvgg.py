@@ -13,6 +13,8 @@ that form with it (``count_kwargs={"deploy": True}``).
 """
 from __future__ import annotations
 
+import warnings
+
 import torch.nn as nn
 
 from visionblocks.blocks.reparam import RepVGGBlock
@@ -37,8 +39,9 @@ class RepVGG(ModelBase):
             which group only some layers, are not provided.)
         deploy: build every block in its folded inference form.
         drop_rate: dropout before the classifier.
-        drop_path_rate: accepted for a uniform model API, applied to nothing: RepVGG has no residual branch
-            to drop (its identity branch is a BatchNorm summed with the convolutions, folded away at deployment).
+        drop_path_rate: accepted for a uniform model API, applied to nothing (with a warning): RepVGG has no
+            residual branch to drop (its identity branch is a BatchNorm summed with the convolutions, folded away at
+            deployment).
 
     Features (``feature_info``): the stem block (reduction 2), then each stage (4, 8, 16, 32); the same module
     paths before and after ``visionblocks.reparameterize`` (folding replaces submodules inside the blocks).
@@ -52,6 +55,10 @@ class RepVGG(ModelBase):
                  attn_kwargs: dict | None = None, deploy: bool = False, drop_rate: float = 0.0,
                  drop_path_rate: float = 0.0):
         super().__init__()
+        if drop_path_rate:  # accepted for a uniform model API (timm pipelines pass it to every model)
+            warnings.warn(f"RepVGG has no residual branch to drop: drop_path_rate={drop_path_rate} applies to "
+                          "nothing (its identity branch is a BatchNorm summed with the convolutions; timm's "
+                          "experimental drop path there is not in the paper)", stacklevel=3)
         check_attn_kwargs(attn_layer, attn_kwargs, "attn_layer", "attn_kwargs")
         self.in_chans = in_chans
         a, b = width_multiplier

@@ -193,16 +193,23 @@ class VOLO(ModelBase):
         out = self.head(self.head_drop(pooled))
         return out + 0.5 * max_over(self.aux_head(self.head_drop(tokens)), 1)   # max over tokens
 
+    def set_global_pool(self, global_pool: str) -> None:
+        """What the class head reads (``"token"``, ``"avg"`` or ``""``, see the constructor); heads kept."""
+        self.global_pool = self._pool(global_pool, self.num_classes)
+
+    def _pool(self, global_pool: str | None, num_classes: int) -> str:
+        pool = resolve_pool(global_pool, num_classes, self.global_pool, _POOLS, "VOLO's global_pool")
+        if pool == "token" and self.cls_token is None:
+            raise ValueError("VOLO's class token was pruned with its head: global_pool must be 'avg' or ''")
+        return pool
+
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """New class and token-labelling heads for ``num_classes`` (0: none; ``forward`` then returns the pooled
         features plus half the maximum of the patch tokens, as timm's VOLO); ``global_pool``: ``"token"``,
         ``"avg"`` or ``""`` (no pooling: ``forward`` returns the tokens; ``num_classes=0`` only).  After
         pruning, the class token is gone: ``"avg"``."""
         check_int("num_classes", num_classes, low=0)
-        pool = resolve_pool(global_pool, num_classes, self.global_pool, _POOLS, "VOLO's global_pool")
-        if pool == "token" and self.cls_token is None:
-            raise ValueError("VOLO's class token was pruned with its head: global_pool must be 'avg' or ''")
-        self.global_pool = pool
+        self.global_pool = self._pool(global_pool, num_classes)
         ref = next(self.parameters())
         factory = {"device": ref.device, "dtype": ref.dtype}
         self.head = nn.Linear(self.num_features, num_classes, **factory) if num_classes > 0 else nn.Identity()
