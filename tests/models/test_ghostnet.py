@@ -43,3 +43,16 @@ def test_ghost_bottleneck_drop_path_drops_the_residual_branch():
     rates = [b.drop_path.drop_prob if b.drop_path.__class__.__name__ == "DropPath" else 0.0
              for b in vb.create_model("ghostnet_100", drop_path_rate=0.15).blocks[:16]]
     assert rates[0] == 0.0 and abs(rates[-1] - 0.15) < 1e-12 and rates == sorted(rates)
+
+
+def test_ghostnet_create_model_global_pool_pools_before_the_head_convolution():
+    """create_model(global_pool=) set only the head's pooling, after GhostNet had pooled by average before its 1280
+    convolution: "max" was silently the average, "" a 1x1 map."""
+    x = torch.randn(2, 3, 64, 64)
+    torch.manual_seed(0)
+    m = vb.create_model("ghostnet_100", num_classes=0, global_pool="max").eval()
+    with torch.no_grad():
+        feats = m.forward_features(x)
+        torch.testing.assert_close(m(x), F.relu(m.conv_head(feats.amax((2, 3), keepdim=True))).flatten(1))
+        m = vb.create_model("ghostnet_100", num_classes=0, global_pool="").eval()
+        assert m(x).shape == (2, 1280, 2, 2)

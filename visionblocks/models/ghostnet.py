@@ -140,8 +140,15 @@ class GhostNet(ModelBase):
         """A fresh classifier ``head.fc`` (0: none, ``forward`` returns the 1280 pre-logits); ``global_pool``
         (``"avg"``, ``"max"``) is the pooling before the 1280 convolution (``""``: none, the convolution and ReLU
         run on the map, for ``num_classes=0`` only)."""
-        # the head pools the 1x1 map again ("avg": the identity); "" and invalid values go to it to be checked
-        super().reset_classifier(num_classes, "avg" if global_pool in ("avg", "max") else global_pool)
+        super().reset_classifier(num_classes, _head_pool(global_pool))
+        self._set_pool(global_pool)
+
+    def set_global_pool(self, global_pool: str) -> None:
+        """The pooling before the 1280 convolution, as ``reset_classifier``'s ``global_pool``; classifier kept."""
+        super().set_global_pool(_head_pool(global_pool))
+        self._set_pool(global_pool)
+
+    def _set_pool(self, global_pool: str | None) -> None:
         if global_pool is not None:
             self.pool = (nn.AdaptiveAvgPool2d(1) if global_pool == "avg" else nn.AdaptiveMaxPool2d(1)
                          if global_pool == "max" else nn.Identity())
@@ -157,6 +164,12 @@ class GhostNet(ModelBase):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         self.check_head_input(x)
         return self.head(self.act(self.conv_head(self.pool(x))), pre_logits=pre_logits)
+
+
+def _head_pool(global_pool: str | None) -> str | None:
+    """The head's own pooling when GhostNet pools before its 1280 convolution: it pools the 1x1 map again ("avg":
+    the identity); "" and invalid values go to it to be checked."""
+    return "avg" if global_pool in ("avg", "max") else global_pool
 
 
 @register_model("ghostnet_100", paper="Han et al., GhostNet: More Features from Cheap Operations, CVPR 2020",
