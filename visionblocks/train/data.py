@@ -372,11 +372,7 @@ def load_cifar(path: str) -> tuple[str, list[str], torch.Tensor, torch.Tensor, t
 def load_digits(size: int = 32) -> tuple[list[str], torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """scikit-learn's 8x8 digits upscaled (bilinear) to ``size``: (classes, train x, train y, val x, val y), images
     (N, 1, size, size) uint8, 80/20 split per class with seed 0."""
-    try:
-        from sklearn.datasets import load_digits as _sk_digits
-    except ImportError:
-        raise TrainError("--data digits needs scikit-learn: pip install 'visionblocks[train]'") from None
-    d = _sk_digits()
+    d = _need("sklearn.datasets", "digits", "scikit-learn").load_digits()
     x = torch.from_numpy(d.images).float().unsqueeze(1) * (255.0 / 16.0)
     x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     x = x.round().clamp_(0, 255).to(torch.uint8)

@@ -129,16 +129,19 @@ class TrainConfig:
                              f"min-lr")
         if c.fsdp and c.ema is not None:
             raise TrainError("--ema keeps a full copy of the weights on every process; it does not combine with --fsdp")
-        if c.attn is not None and c.attn.lower() in ("none", ""):
-            c.attn = None
+        c.attn = _attn_or_none(c.attn)
         c.data = data_source(c.data)
         return c
 
     @property
     def title(self) -> str:
         """The run in words: ``resnet18 + cbam`` (the model, its attention block, an inserted block)."""
-        attn = None if self.attn is None or self.attn.lower() in ("none", "") else self.attn
-        return self.model + "".join(f" + {v}" for v in (attn, self.insert) if v)
+        return self.model + "".join(f" + {v}" for v in (_attn_or_none(self.attn), self.insert) if v)
+
+
+def _attn_or_none(attn: str | None) -> str | None:
+    """``--attn``, with ``none`` (any case) and ``""`` meaning no attention block."""
+    return None if attn is None or attn.lower() in ("none", "") else attn
 
 
 class CosineWarmup:
