@@ -74,12 +74,13 @@ def max_over(x: torch.Tensor, dim: int, keepdim: bool = False) -> torch.Tensor:
       of the tied elements instead of splitting it; the values are the same.  A channels-last map is reduced on
       its (B, H, W, C) view: the backward's full-size gradient is then allocated channels-last like the other
       gradients of the map (accumulating gradients of two layouts strides through one of them).
-    - Without it, over H or W of a 4-d tensor (dims 2, 3: short rows or columns): a halving tree of elementwise
-      maxima (two overlapping halves when the length is odd).  ATen's ``amax`` over an axis whose inner extent is
-      short runs 4-8 broadcast multiplies of the whole tensor, the tree 1.4 (over H) and 2.3 (over W).  Over W
-      the tree stops at rows of 7 or fewer and ``amax`` finishes them (its last levels, on rows of 4 and 2,
-      cost more than that: 0.72-0.92 of the full tree's time at 8x{1024x7x7, 512x14x14, 256x28x28, 64x56x56};
-      over H the full tree is fastest).
+    - Without it, over H or W of a 4-d tensor (dims 2, 3: short rows or columns): a tree of elementwise maxima
+      of two overlapping parts.  ATen's ``amax`` over an axis whose inner extent is short runs 4-13 broadcast
+      multiplies of the whole tensor, the trees 1.4-1.6 (over H) and 2.3-2.8 (over W).  Over H each level takes
+      the two halves (overlapping by one when the length is odd).  Over W each level keeps a power of two (the
+      first and last 16 of 28, then 8, 4, 2, 1): a row of 16 or 8 fills whole vector registers, where ATen's
+      elementwise loop over a row of 14 or 7 runs mostly scalar (AVX-512 machine, one thread, paired: 0.70-0.85
+      of the halving tree finished by ``amax`` at 8x{1024x7x7, 512x14x14, 256x28x28, 64x56x56, 256x9x13}).
     - Without it, any axis of a channels-last 4-d tensor: ``amax`` on its (B, H, W, C) view (0.4-0.6 multiplies
       where ``amax`` on the (B, C, H, W) view costs 4-6 and the tree 1.3-2.3).
     - Otherwise (and under ``torch.compile``/``torch.export``, whose compiler fuses the reduction, and for which
@@ -97,13 +98,10 @@ def max_over(x: torch.Tensor, dim: int, keepdim: bool = False) -> torch.Tensor:
         return _reduce_nhwc(xp, lambda t, k: t.amax(k, keepdim=True), d, keepdim)
     if x.ndim != 4 or d < 2 or x.shape[d] == 0:
         return x.amax(dim, keepdim=keepdim)
-    stop = 1 if d == 2 else 7   # over W the last levels (rows of 7 or fewer) cost more than amax over them
-    while x.shape[d] > stop:
+    while x.shape[d] > 1:
         n = x.shape[d]
-        half = (n + 1) // 2
-        x = torch.maximum(x.narrow(d, 0, half), x.narrow(d, n - half, half))
-    if x.shape[d] > 1:
-        return x.amax(d, keepdim=keepdim)
+        part = (n + 1) // 2 if d == 2 else 1 << (n - 1).bit_length() - 1   # over W: a power of two >= n / 2
+        x = torch.maximum(x.narrow(d, 0, part), x.narrow(d, n - part, part))
     return x if keepdim else x.squeeze(d)
 
 

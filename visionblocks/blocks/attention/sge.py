@@ -65,5 +65,8 @@ class SpatialGroupEnhance(nn.Module):
         # and a 2-norm of the deviations: torch.std_mean's one-pass kernel costs several times the whole gate
         d = c - c.sum(-1, keepdim=True) / m
         sigma = torch.linalg.vector_norm(d, dim=-1, keepdim=True) / (m - int(self.unbiased)) ** 0.5
-        a = torch.addcmul(self.bias, d, self.weight / (sigma + self.eps)).sigmoid_()  # sigmoid(gamma c^ + beta)
+        # sigmoid(gamma c^ + beta); (d * s).add_(beta), not addcmul(beta, d, s): ATen's addcmul with the broadcast
+        # (1, G, 1, 1) beta as its input runs ~3.5x slower than the product and the in-place sum (the product's
+        # output is saved by nothing, so the in-place sum is safe under autograd)
+        a = (d * (self.weight / (sigma + self.eps))).add_(self.bias).sigmoid_()
         return (xg * a).view_as(x)
