@@ -21,3 +21,14 @@ def test_resmlp_block_init():
     m = vb.create_block("resmlp_block", 16, 7, init_values=1e-5)
     assert torch.all(m.ls1 == 1e-5) and torch.all(m.ls2 == 1e-5)
     assert torch.all(m.norm1.alpha == 1) and torch.all(m.norm1.beta == 0)
+
+
+def test_resmlp_layerscale_defaults_block_and_networks():
+    # the block: the authors' block default 1e-4; the networks: the paper's value for their depth
+    assert torch.all(vb.create_block("resmlp_block", 16, 7).ls1 == torch.tensor(1e-4))
+    for name, depth, value in (("resmlp_12", 12, 0.1), ("resmlp_24", 24, 1e-5), ("resmlp_36", 36, 1e-6)):
+        net = vb.create_model(name, num_classes=10)
+        blocks = [m for m in net.modules() if type(m).__name__ == "ResMLPBlock"]
+        assert len(blocks) == depth, name
+        for b in blocks:
+            assert torch.all(b.ls1 == torch.tensor(value)) and torch.all(b.ls2 == torch.tensor(value)), name

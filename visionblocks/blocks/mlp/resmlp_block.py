@@ -37,7 +37,9 @@ class ResMLPBlock(nn.Module):
         dim: channels C of the (B, N, C) tokens.
         num_tokens: N, the patch count the (N x N) cross-patch layer is built for (fixed by design).
         mlp_ratio: hidden width of the channel MLP over C (paper: 4).
-        init_values: LayerScale initialisation (paper: 0.1 for depth 12, 1e-5 for 24, 1e-6 for 36).
+        init_values: LayerScale initialisation.  Default 1e-4, the authors' block default
+            (``layers_scale_mlp_blocks`` in facebookresearch/deit) and timm's; the paper's networks set it by
+            depth (0.1 for 12 blocks, 1e-5 for 24, 1e-6 for 36), as ``resmlp_12``/``24``/``36`` do.
         act_layer: MLP activation (paper: GELU).
         drop_path: stochastic-depth rate.
     """
