@@ -18,4 +18,9 @@ class Affine(nn.Module):
         self.beta = nn.Parameter(torch.zeros(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim > 1 and x.stride(-1) != 1 and x.shape[-1] > 1:
+            # the tokens of a patch embedding are a transposed view ((B, C, N) in memory): ATen's addcmul, with
+            # alpha and beta both constant along that innermost axis, runs its scalar loop (5.6x the product and
+            # in-place sum at 8x196x384; the product's output is saved by nothing, so add_ is safe under autograd)
+            return torch.mul(x, self.alpha).add_(self.beta)
         return torch.addcmul(self.beta, self.alpha, x)

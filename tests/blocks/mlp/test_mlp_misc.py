@@ -36,6 +36,24 @@ def test_affine_is_identity_at_init_and_per_channel():
     torch.testing.assert_close(m(x), x, rtol=0, atol=0)
     _perturb(m)
     torch.testing.assert_close(m(x), x * m.alpha + m.beta, rtol=1e-14, atol=1e-14)
+
+
+def test_affine_on_transposed_tokens_values_and_gradients():
+    # a patch embedding's tokens are a (B, C, N) tensor viewed as (B, N, C): the product + in-place sum form
+    from visionblocks.layers import Affine
+
+    m = _perturb(Affine(6).double())
+    x = torch.randn(2, 6, 5, dtype=D).transpose(1, 2).requires_grad_()
+    y = m(x)
+    ref = x * m.alpha + m.beta
+    torch.testing.assert_close(y, ref, rtol=1e-14, atol=1e-14)
+    g = torch.randn_like(ref)
+    got = torch.autograd.grad(y, [x, m.alpha, m.beta], g)
+    want = torch.autograd.grad(ref, [x, m.alpha, m.beta], g)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-13)
+
+
 def test_mlp_blocks_use_the_shared_layers():
     from visionblocks.layers import Mlp
 
