@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 from torch.nn.parameter import is_lazy
+from torch.nn.utils import parametrize
 
 from .layers import ConvNormAct, conv_weights_channels_last, fuse_conv_bn, is_plain_batch_norm
 from .layers.validate import check_module
@@ -32,7 +33,9 @@ __all__ = ["fuse", "to_channels_last"]
 
 
 def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
-    return (type(conv) is nn.Conv2d and is_plain_batch_norm(bn)
+    # a parametrized convolution (parametrize swaps its class) folds with its parametrized weight, as a pruned one
+    # with its current weight_orig * mask: the fused layer is a plain convolution
+    return (parametrize.type_before_parametrizations(conv) is nn.Conv2d and is_plain_batch_norm(bn)
             and bn.track_running_stats and bn.running_mean is not None and bn.num_features == conv.out_channels)
 
 

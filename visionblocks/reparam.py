@@ -34,6 +34,8 @@ from typing import Iterator
 import torch
 import torch.nn as nn
 from torch.nn.utils import parametrize, prune
+from torch.nn.utils.spectral_norm import SpectralNorm as _SpectralNorm
+from torch.nn.utils.weight_norm import WeightNorm as _WeightNorm
 
 __all__ = ["ReparamModule", "reparameterize", "is_reparameterizable", "require_eval", "check_foldable_modes",
            "unchanged_on_error", "folds_checked", "fold_tree", "mark_inserted", "pruning_methods", "refresh_pruned",
@@ -119,7 +121,9 @@ def _equivalent_kernel_bias_accurately(module: ReparamModule) -> tuple[torch.Ten
     out_dtype = dtypes.pop()
     for d in dtypes:
         out_dtype = torch.promote_types(out_dtype, d)
-    weight, bias = copy.deepcopy(module).float().equivalent_kernel_bias()
+    widened = copy.deepcopy(module).float()
+    refresh_pruned(widened)  # (a pruned weight is a plain attribute: .float() left it in the narrow type)
+    weight, bias = widened.equivalent_kernel_bias()
     return weight.to(out_dtype), None if bias is None else bias.to(out_dtype)
 
 
@@ -227,19 +231,23 @@ def check_foldable_modes(module: nn.Module, caller: str) -> None:
 @contextlib.contextmanager
 def unchanged_on_error(root: nn.Module) -> Iterator[None]:
     """Run an in-place transformation of ``root`` (folding, fusing) so that, if it raises, every module of the tree
-    is put back as it was: class (``parametrize`` swaps it), attributes, parameters, buffers and children.  Tensor
-    values are not saved: a transformation must build new tensors, never write into the existing ones."""
-    saved = [(m, m.__class__, dict(m.__dict__), dict(m._parameters), dict(m._buffers), dict(m._modules),
-              set(m._non_persistent_buffers_set)) for m in root.modules()]
+    is put back as it was: class (``parametrize`` swaps it), attributes, and the contents of every dict or set it
+    holds (parameters, buffers, children, and the hook tables: ``prune.remove`` pops a pre-hook), each restored
+    into its own object (hook handles keep working).  Tensor values are not saved: a transformation must build new
+    tensors, never write into the existing ones (tests/test_reparam_atomic.py checks every tensor's version)."""
+    saved = []
+    for m in root.modules():
+        attrs = dict(m.__dict__)
+        tables = [(v, type(v)(v)) for v in attrs.values() if type(v) in (dict, set) or isinstance(v, dict)]
+        saved.append((m, m.__class__, attrs, tables))
     try:
         yield
     except BaseException:
-        for m, cls, attrs, params, buffers, children, non_persistent in saved:
+        for m, cls, attrs, tables in saved:
             m.__class__ = cls
             m.__dict__.clear()
             m.__dict__.update(attrs)
-            for live, old in ((m._parameters, params), (m._buffers, buffers), (m._modules, children),
-                              (m._non_persistent_buffers_set, non_persistent)):
+            for live, old in tables:
                 live.clear()
                 live.update(old)
         raise
@@ -250,23 +258,38 @@ def pruning_methods(module: nn.Module) -> list[prune.BasePruningMethod]:
     return [h for h in module._forward_pre_hooks.values() if isinstance(h, prune.BasePruningMethod)]
 
 
+def _recomputing_hooks(module: nn.Module) -> list:
+    """The forward pre-hooks that recompute a weight attribute at each call: ``torch.nn.utils.prune``'s methods and
+    the hook-based (deprecated) ``torch.nn.utils.weight_norm`` / ``spectral_norm``."""
+    kinds = (prune.BasePruningMethod, _WeightNorm, _SpectralNorm)
+    return [h for h in module._forward_pre_hooks.values() if isinstance(h, kinds)]
+
+
 def refresh_pruned(root: nn.Module) -> None:
-    """Recompute the weight of every pruned layer (``torch.nn.utils.prune``) in ``root`` from its ``*_orig`` and
-    mask, as its forward pre-hook does at each call: a fold reads ``layer.weight``, which is stale once
-    ``weight_orig`` has changed (an optimiser step) without a forward since."""
+    """Recompute the weight of every pruned layer (``torch.nn.utils.prune``) and every layer under the hook-based
+    ``weight_norm``/``spectral_norm`` in ``root``, as their forward pre-hooks do at each call: a fold reads
+    ``layer.weight``, which is stale once ``weight_orig`` (``weight_g``, ``weight_v``) has changed (an optimiser
+    step) without a forward since.  Without autograd, so the recomputed weight is a leaf (a fold deep-copies it).
+    Spectral norm runs no power iteration here (the layers are in eval mode)."""
     with torch.no_grad():
         for m in root.modules():
-            for method in pruning_methods(m):
-                method(m, ())
+            for hook in _recomputing_hooks(m):
+                hook(m, ())
 
 
 def drop_parameter(module: nn.Module, name: str) -> None:
     """Delete the parameter ``name`` of ``module`` (a training-form part a fold no longer needs), also when it is
     pruned (its ``*_orig``, mask and pre-hook go too) or parametrized (its parametrization goes)."""
     if parametrize.is_parametrized(module, name):
-        parametrize.remove_parametrizations(module, name, leave_parametrized=False)
+        # (leave_parametrized=True: torch refuses False for a parametrization of several tensors, weight_norm's)
+        parametrize.remove_parametrizations(module, name, leave_parametrized=True)
     if any(getattr(method, "_tensor_name", None) == name for method in pruning_methods(module)):
         prune.remove(module, name)
+    for hook in _recomputing_hooks(module):
+        if isinstance(hook, _WeightNorm) and hook.name == name:
+            torch.nn.utils.remove_weight_norm(module, name)
+        elif isinstance(hook, _SpectralNorm) and hook.name == name:
+            torch.nn.utils.remove_spectral_norm(module, name)
     delattr(module, name)
 
 

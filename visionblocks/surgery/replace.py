@@ -203,7 +203,9 @@ class RepSlot(nn.Module):
             elif conv.bias is not None:
                 conv.bias.copy_(bias)
             elif self.bias_norm is not None:
-                self.bias_norm.running_mean.sub_(bias.to(self.bias_norm.running_mean))
+                # a new tensor, not sub_: a fold that fails later must leave the network as it was
+                # (unchanged_on_error restores the buffer table, not tensor values)
+                self.bias_norm.running_mean = self.bias_norm.running_mean - bias.to(self.bias_norm.running_mean)
             else:  # the original convolution had no bias and no BatchNorm takes its output (replace warned)
                 conv.bias = nn.Parameter(bias.clone())
         if self.norm is not None:

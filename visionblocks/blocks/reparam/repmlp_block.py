@@ -107,7 +107,7 @@ class RepMLPBlock(PartitionPerceptron):
             g, fc1 = self.gp_bn, self.fc1
             if not isinstance(fc1, nn.Linear):
                 raise TypeError(f"{type(self).__name__}: fc1 must be an nn.Linear to take the folded BatchNorm, got "
-                                f"{type(fc1).__name__} (fold before quantizing)")
+                                f"{type(fc1).__module__}.{type(fc1).__qualname__} (fold before quantizing)")
             w, b = fc1.weight, fc1.bias
             acc = torch.promote_types(w.dtype, torch.float32)   # (in float32 at least, rounded once)
             scale, shift = fuse_conv_bn_weights(torch.ones_like(g.running_var, dtype=acc), None, g)  # x * scale + shift
@@ -117,5 +117,5 @@ class RepMLPBlock(PartitionPerceptron):
             folded = nn.Linear(fc1.in_features, fc1.out_features, device=w.device, dtype=w.dtype)
             folded.weight.copy_(w.to(acc) * scale)
             folded.bias.copy_(b.to(acc) + w.to(acc) @ shift)
-            self.fc1 = folded.train(fc1.training)
+            self.fc1 = folded.train(fc1.training).requires_grad_(any(p.requires_grad for p in fc1.parameters()))  # frozen stays so
             self.gp_bn = nn.Identity()
