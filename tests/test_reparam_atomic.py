@@ -59,7 +59,9 @@ def test_reparameterize_writes_into_no_tensor_it_found(name):
 
 
 def test_fuse_and_slot_fold_write_into_no_tensor_they_found():
-    for net in (_slot_network(), _perturbed(vb.create_model("repvgg_a0", num_classes=10).to(D)).eval()):
+    nets = [_slot_network()] + [_perturbed(vb.create_model(n, num_classes=10).to(D)).eval()
+                                for n in ("repvgg_a0", "resnet18", "mobilenetv2", "acnet_resnet18")]
+    for net in nets:
         before = _tensors(net)
         vb.fuse(net)
         assert _written(before) == []
@@ -179,3 +181,15 @@ def test_fuse_folds_a_parametrized_conv_with_its_batchnorm():
     assert [n for n, m in net.named_modules() if isinstance(m, nn.BatchNorm2d)] == []
     with torch.no_grad():
         torch.testing.assert_close(net(x), y0, rtol=1e-10, atol=1e-10)
+
+
+def test_unchanged_on_error_restores_a_module_defaultdict():
+    from collections import defaultdict
+    from visionblocks.reparam import unchanged_on_error
+    m = nn.Linear(2, 2)
+    m.table = defaultdict(list, a=[1])
+    with pytest.raises(KeyError):
+        with unchanged_on_error(m):
+            m.table["b"].append(2)
+            raise KeyError("late")
+    assert dict(m.table) == {"a": [1]}

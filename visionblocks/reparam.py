@@ -238,7 +238,7 @@ def unchanged_on_error(root: nn.Module) -> Iterator[None]:
     saved = []
     for m in root.modules():
         attrs = dict(m.__dict__)
-        tables = [(v, type(v)(v)) for v in attrs.values() if type(v) in (dict, set) or isinstance(v, dict)]
+        tables = [(v, copy.copy(v)) for v in attrs.values() if isinstance(v, (dict, set))]
         saved.append((m, m.__class__, attrs, tables))
     try:
         yield
