@@ -11,6 +11,14 @@ The public API: the registry functions and records below, :func:`reparameterize`
 ``testing.check_model``) and ``measure`` (parameters, MACs, timing, machine description, tables).
 """
 import sys as _sys
+import warnings as _warnings
+
+with _warnings.catch_warnings():
+    # torch 2.13 warns "Failed to initialize NumPy" twice on import when numpy is absent: numpy is no requirement of
+    # ours (torch runs without it), and every CLI call printed it.  Scoped to this import: a program that imported
+    # torch itself has seen torch's warning already.
+    _warnings.filterwarnings("ignore", message="Failed to initialize NumPy", category=UserWarning)
+    import torch as _torch  # noqa: F401
 
 from .registry import (
     FAMILIES, LAYOUTS, BlockInfo, Example, ModelInfo, block_info, create_block, create_model, list_blocks,

@@ -43,7 +43,7 @@ import torch.nn as nn
 
 from . import measure, registry, testing
 from .inference import to_channels_last
-from .layers import write_all_or_none
+from .layers import missing_dirs, write_all_or_none
 
 __all__ = ["BenchResult", "BenchConfig", "GateFloor", "GATE_PASSES", "build_for_bench", "build_model_for_bench", "bench_block",
            "bench_model", "select_models", "bench_description", "format_results", "compile_summary",
@@ -447,10 +447,7 @@ def _prepare_dirs(dirs: list[tuple[str, str]]) -> list[str]:
     what, path = "", ""
     try:
         for what, path in dirs:
-            missing, top = [], os.path.abspath(path)
-            while not os.path.exists(top):
-                missing.append(top)
-                top = os.path.dirname(top)
+            missing, top = missing_dirs(path)
             if not os.path.isdir(top):
                 raise ValueError(f"{what}: {top} exists and is not a directory")
             for d in reversed(missing):

@@ -4,6 +4,7 @@ gradients with ``vmap(grad(...))`` and ``functional_call`` equal autograd's (the
 setup_context staticmethod")."""
 import pytest
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import visionblocks as vb
 
@@ -82,3 +83,64 @@ def test_cat_channels_jacobians():
     for jac in (torch.func.jacrev(f, argnums=(0, 1))(a, b), torch.func.jacfwd(f, argnums=(0, 1))(a, b)):
         torch.testing.assert_close(jac[0], eye[..., :2, :, :], rtol=0, atol=0)
         torch.testing.assert_close(jac[1], eye[..., 2:, :, :], rtol=0, atol=0)
+
+
+# blocks whose fast paths change the layout (a channels-last copy under autograd) or write with out= without
+# autograd: under vmap no layout but the default can be asked for or made, and out= ops have no batching rule nor
+# forward derivative (they raised NYI / "Trying to use forward AD"); on the CPU SDPA's fused kernel has no forward
+# derivative (hessian through self-attention raised)
+TRANSFORMED = [("cbam", (8,), {}), ("triplet_attention", (4,), {}), ("involution", (16, 16, 3, 1), {}),
+               ("selective_kernel_conv", (32,), {}), ("danet", (8,), {}), ("self_attention", (8,), {"num_heads": 2}),
+               ("halo_attention", (16,), {"block_size": 2, "halo_size": 1, "num_heads": 2, "dim_head": 8}),
+               ("shuffle_attention", (8,), {"groups": 2}), ("emsa", (16,), {"num_heads": 2, "sr_ratio": 2})]
+
+
+def _frozen_block(name, args, kwargs):
+    torch.manual_seed(0)
+    block = vb.create_block(name, *args, **kwargs).double().eval().requires_grad_(False)
+    with torch.no_grad():
+        for p in block.parameters():  # away from the zero-initialised gates
+            p.add_(0.3 * torch.randn_like(p))
+    shape = (2, 9, args[0]) if vb.block_info(name).layout == "nlc" else (2, args[0], 4, 4)
+    return block, torch.randn(*shape, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("name,args,kwargs", TRANSFORMED, ids=[c[0] for c in TRANSFORMED])
+def test_vmap_jvp_and_hessian_through_fast_paths(name, args, kwargs):
+    block, x = _frozen_block(name, args, kwargs)
+    with torch.no_grad():
+        ref = block(x)
+    torch.testing.assert_close(torch.func.vmap(lambda xi: block(xi[None])[0])(x), ref, rtol=1e-12, atol=1e-12)
+    u = torch.randn_like(x)
+    with torch.no_grad():  # forward mode without autograd: the out= paths' condition
+        fd = (block(x + 1e-6 * u) - block(x - 1e-6 * u)) / 2e-6
+        _, tangent = torch.func.jvp(block, (x,), (u,))
+        with torch.autograd.forward_ad.dual_level():
+            dual = torch.autograd.forward_ad.unpack_dual(block(torch.autograd.forward_ad.make_dual(x, u))).tangent
+    torch.testing.assert_close(tangent, fd, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(dual, fd, rtol=1e-6, atol=1e-7)
+    x1 = x[:1]
+
+    def g(t):
+        return block(t).square().sum()
+
+    with sdpa_kernel(SDPBackend.MATH):  # (the reference differentiates twice by autograd: see the test below)
+        ref = torch.autograd.functional.hessian(g, x1)
+    torch.testing.assert_close(torch.func.hessian(g)(x1), ref, rtol=1e-9, atol=1e-11)
+
+
+def test_double_backward_through_attention_under_the_math_backend():
+    # torch's fused CPU attention kernel has no double backward; the documented way (docs/plug_in.md) is SDPA's
+    # math path, which the blocks' attention obeys: a gradient penalty's second derivative against finite differences
+    block, x = _frozen_block("self_attention", (8,), {"num_heads": 2})
+    x.requires_grad_(True)
+    u = torch.randn_like(x)
+
+    def grad_dot(t):
+        (g,) = torch.autograd.grad(block(t).square().sum(), t, create_graph=True)
+        return g
+
+    with sdpa_kernel(SDPBackend.MATH):
+        (hvp,) = torch.autograd.grad(grad_dot(x), x, u)
+        fd = (grad_dot(x + 1e-6 * u) - grad_dot(x - 1e-6 * u)) / 2e-6
+    torch.testing.assert_close(hvp, fd.detach(), rtol=1e-5, atol=1e-7)

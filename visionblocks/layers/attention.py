@@ -7,10 +7,24 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .heads import merge_heads, split_heads
-from .helpers import check_divisible, check_positive_int
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
-__all__ = ["MultiHeadAttention"]
+from .heads import merge_heads, split_heads
+from .helpers import check_divisible, check_positive_int, transformed
+
+__all__ = ["MultiHeadAttention", "sdpa"]
+
+
+def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None,
+         dropout_p: float = 0.0, scale: float | None = None) -> torch.Tensor:
+    """``F.scaled_dot_product_attention``, the library's one call of it.  On the CPU under forward-mode AD or a
+    ``torch.func`` transform (``jvp``, ``jacfwd``, ``hessian``) its math path: torch's fused CPU kernel has no
+    forward derivative.  (Nor has it a double backward: for a gradient of a gradient through softmax attention
+    on the CPU, run under ``torch.nn.attention.sdpa_kernel(SDPBackend.MATH)``, which this call obeys.)"""
+    if q.device.type == "cpu" and transformed(q, k, v, attn_mask):
+        with sdpa_kernel(SDPBackend.MATH):
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, scale=scale)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, scale=scale)
 
 
 class MultiHeadAttention(nn.Module):
@@ -45,6 +59,5 @@ class MultiHeadAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         q, k, v = split_heads(self.qkv(x), 3 * self.num_heads).chunk(3, dim=1)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
-                                           dropout_p=self.attn_drop if self.training else 0.0)
+        y = sdpa(q, k, v, attn_mask=attn_mask, dropout_p=self.attn_drop if self.training else 0.0)
         return self.proj_drop(self.proj(merge_heads(y)))

@@ -8,7 +8,18 @@ import os
 import secrets
 from collections.abc import Callable, Sequence
 
-__all__ = ["write_all_or_none"]
+__all__ = ["missing_dirs", "write_all_or_none"]
+
+
+def missing_dirs(path: str) -> tuple[list[str], str]:
+    """``(missing, existing)``: the folders of ``path`` (absolute) that do not exist yet, innermost first (what
+    making ``path`` creates, the outermost last; empty if ``path`` exists), and the nearest existing path above them
+    (``path`` itself when it exists; it may be a file, under which nothing can be made)."""
+    missing, path = [], os.path.abspath(path)
+    while not os.path.exists(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    return missing, path
 
 
 def write_all_or_none(files: Sequence[tuple[str, Callable[[str], None]]], *, fsync: bool = False) -> list[str]:

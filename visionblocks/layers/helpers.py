@@ -8,15 +8,43 @@ import warnings
 from typing import Any, Callable
 
 import torch
+from torch.autograd import forward_ad
 
 __all__ = ["make_divisible", "reduced_channels", "to_2tuple", "check_positive_int", "check_divisible",
-           "deprecated_kwargs", "deprecated_flag", "records_grad", "counts_arithmetic", "to_names"]
+           "deprecated_kwargs", "deprecated_flag", "records_grad", "transformed", "functorch_wrapped", "counts_arithmetic", "to_names"]
 
 
 def records_grad(*tensors: torch.Tensor | None) -> bool:
-    """Whether autograd records an operation on ``tensors`` (grad mode on and one of them requires grad): where
-    it does not, a block may work in place or keep fewer temporaries."""
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    """Whether an operation on ``tensors`` is differentiated: autograd records it (grad mode on and one of them
+    requires grad), or forward-mode AD or a ``torch.func`` transform sees one of them (:func:`transformed`).  Where
+    none does, a block may work in place, write with ``out=`` or keep fewer temporaries."""
+    return (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)) or \
+        transformed(*tensors)
+
+
+# (torch has no public test for these; without it, no tensor is taken for one)
+_functorch = getattr(torch._C, "_functorch", None)
+_is_wrapped = getattr(_functorch, "is_functorch_wrapped_tensor", lambda t: False)
+
+
+def functorch_wrapped(x: torch.Tensor) -> bool:
+    """Whether ``x`` is a ``torch.func`` transform's tensor (inside ``vmap``, ``grad``, ``jvp``, ``jacrev``,
+    ``jacfwd``, ``hessian``); False while ``torch.compile`` traces."""
+    return not torch.compiler.is_compiling() and _is_wrapped(x)
+
+
+def transformed(*tensors: torch.Tensor | None) -> bool:
+    """Whether a ``torch.func`` transform (``vmap``, ``grad``, ``jvp``, ``jacrev``, ``jacfwd``, ``hessian``) or
+    forward-mode AD (a ``torch.autograd.forward_ad`` dual tensor) sees one of ``tensors``, with grad mode on or off:
+    their ops have no ``out=`` form (no batching rule, no forward derivative), so a fast path that writes with
+    ``out=`` must not be taken; nor can a layout but the default be asked for or made inside ``vmap`` (also
+    ``jacrev``, ``jacfwd``, ``hessian``), so layout choices (:func:`is_channels_last`) are skipped: the values are
+    the same.  False while ``torch.compile`` or ``torch.jit.trace`` traces (their graphs decide)."""
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return False
+    dual = getattr(forward_ad, "_current_level", 0) >= 0  # (a dual level is open: -1 when none; unknown: look)
+    return any(t is not None and (_is_wrapped(t) or (dual and forward_ad.unpack_dual(t).tangent is not None))
+               for t in tensors)
 
 
 def make_divisible(v: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:

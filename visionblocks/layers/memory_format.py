@@ -13,9 +13,9 @@ import torch.nn as nn
 from torch.fx.experimental.symbolic_shapes import guard_or_false
 from torch.nn.parameter import is_lazy
 
-from .helpers import records_grad
+from .helpers import functorch_wrapped, records_grad
 
-__all__ = ["is_channels_last", "layout_like", "memory_format_of", "cat_channels", "dense_strides",
+__all__ = ["is_channels_last", "as_channels_last", "layout_like", "memory_format_of", "cat_channels", "dense_strides",
            "conv_weights_channels_last"]
 
 
@@ -23,9 +23,18 @@ def is_channels_last(x: torch.Tensor) -> bool:
     """True for a 4-d tensor stored channels-last (C innermost) and not also NCHW-contiguous.
 
     A tensor that is both (C == 1, or H == W == 1: the two layouts coincide) counts as NCHW, as do
-    non-dense views and tensors of other ranks.
+    non-dense views and tensors of other ranks.  Inside a ``torch.func`` transform, where torch can ask no layout
+    but the default, a map that is not NCHW-contiguous counts as NCHW too (the layout is a speed choice of the
+    block, never a value).
     """
-    return x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    return (x.ndim == 4 and not x.is_contiguous() and not functorch_wrapped(x)
+            and x.is_contiguous(memory_format=torch.channels_last))
+
+
+def as_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` stored channels-last (a copy unless it is); inside a ``torch.func`` transform, where torch can make no
+    layout but the default, ``x`` as it is (the values are the same)."""
+    return x if functorch_wrapped(x) else x.contiguous(memory_format=torch.channels_last)
 
 
 def memory_format_of(x: torch.Tensor) -> torch.memory_format:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from .helpers import check_positive_int, counts_arithmetic
 from .checks import check_odd
+from .memory_format import as_channels_last
 
 __all__ = ["PlaneConv2d"]
 
@@ -89,5 +90,5 @@ class PlaneConv2d(nn.Conv2d):
             # band over H: the transposed problem (conv2d(x, w)^T = conv2d(x^T, w^T))
             return _banded_conv(x.transpose(2, 3), self.weight.transpose(2, 3), self.bias).transpose(2, 3)
         if torch.is_grad_enabled():
-            x = x.contiguous(memory_format=torch.channels_last)
+            x = as_channels_last(x)
         return super().forward(x)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from visionblocks.blocks.attention import OutlookAttention, SelfAttention
 from visionblocks.features import FeatureInfo
-from visionblocks.layers import ConvNormAct, MetaFormerBlock, max_over, merge_heads, split_heads
+from visionblocks.layers import sdpa, ConvNormAct, MetaFormerBlock, max_over, merge_heads, split_heads
 from visionblocks.layers.validate import check_int
 from visionblocks.registry import register_model
 
@@ -73,7 +73,7 @@ class ClassAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, v = split_heads(self.kv(x), 2 * self.num_heads).chunk(2, dim=1)   # (B, heads, N, d) each
         q = split_heads(self.q(x[:, :1]), self.num_heads)                     # (B, heads, 1, d)
-        return self.proj(merge_heads(F.scaled_dot_product_attention(q, k, v)))
+        return self.proj(merge_heads(sdpa(q, k, v)))
 
 
 class ClassBlock(MetaFormerBlock):

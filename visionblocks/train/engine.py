@@ -42,7 +42,7 @@ from .data import DataInfo, ShardSampler, data_source, load_data
 from .errors import TrainError
 from .progress import ProgressBar
 from ..inference import to_channels_last
-from ..layers import write_all_or_none
+from ..layers import missing_dirs, write_all_or_none
 
 __all__ = ["TrainConfig", "CosineWarmup", "RunResult", "train", "build_model", "param_groups", "evaluate",
            "config_for_resume", "RESUME_MUTABLE", "CHECKPOINT", "INTERRUPTED"]
@@ -424,7 +424,8 @@ def train(cfg: TrainConfig, resume: bool = False, *, on_step: Callable[[int, int
             raise TrainError(f"{out} already holds another run (stopped before its first checkpoint); choose another "
                              f"--out")
         # (the same run, killed before its first checkpoint, starts again: there is nothing of it to lose)
-        created = _first_missing(out)
+        missing = missing_dirs(out)[0]
+        created = missing[-1] if missing else None  # the outermost folder this run makes
         had_config = os.path.exists(os.path.join(out, "config.json"))
         D.barrier(dinfo)  # every rank has looked before rank 0 writes
         try:
@@ -435,14 +436,6 @@ def train(cfg: TrainConfig, resume: bool = False, *, on_step: Callable[[int, int
             raise
     finally:
         D.cleanup(dinfo)
-
-
-def _first_missing(path: str) -> str | None:
-    """The outermost folder of ``path`` that does not exist yet (what making ``path`` creates); None if it exists."""
-    path, top = os.path.abspath(path), None
-    while not os.path.exists(path):
-        top, path = path, os.path.dirname(path)
-    return top
 
 
 def _discard_unstarted(out: str, created: str | None, had_config: bool) -> None:
@@ -461,9 +454,7 @@ def _check_out_dir(out: str) -> None:
     traceback when the first file was written): a file, a path under a file, a folder this process cannot write."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise TrainError(f"--out {out} is a file, not a folder")
-    parent = os.path.abspath(out)
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
+    parent = missing_dirs(out)[1]
     if not os.path.isdir(parent):
         raise TrainError(f"--out {out}: {parent} is a file, so the folder cannot be made")
     if not os.access(parent, os.W_OK | os.X_OK):

@@ -36,3 +36,24 @@ def test_training_mode_uses_batch_statistics_and_learns():
     assert origin.bn.num_batches_tracked.item() == 1
     y.sum().backward()
     assert all(p.grad is not None for p in m.parameters())
+
+
+def test_training_gradient_is_that_of_the_function_computed():
+    """In training the border value of a padded BN (``beta - mean * gamma / sigma``) reads the running statistics,
+    which this batch's BN call has just updated: that dependence on the batch is not differentiated (as BatchNorm's
+    own statistics, and as the authors' code); with momentum 0 the statistics stay put, and the gradient then is
+    the exact one, the border's dependence on gamma and beta included (the authors detach those)."""
+    torch.manual_seed(0)
+    m = DiverseBranchBlock(3, 3, 3).double().train()
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.momentum = 0.0
+                mod.running_mean.normal_()
+                mod.running_var.uniform_(0.5, 2.0)
+                mod.weight.normal_()
+                mod.bias.normal_()
+    params = [p for p in m.parameters()]
+    x = torch.randn(2, 3, 5, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, *p: torch.func.functional_call(
+        m, dict(zip([n for n, _ in m.named_parameters()], p)), (x,)), (x, *params), fast_mode=True)

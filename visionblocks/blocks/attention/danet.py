@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import ConvNormAct, LayerType, check_nchw, check_positive_int, records_grad, reduced_channels
+from visionblocks.layers import sdpa, ConvNormAct, LayerType, check_nchw, check_positive_int, records_grad, reduced_channels
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -49,7 +49,7 @@ class PositionAttention(nn.Module):
         if (q.dtype not in (torch.float32, torch.float64)    # (SDPA's math path computes in float32 there)
                 or q.device.type != "cpu"                     # (CUDA: the memory-efficient kernel, no map)
                 or records_grad(q, k, v) or torch.jit.is_tracing()):  # (a trace: no softmax(out=) in ONNX)
-            e = F.scaled_dot_product_attention(q, k, v, scale=1.0)       # (B, 1, N, C')
+            e = sdpa(q, k, v, scale=1.0)       # (B, 1, N, C')
         else:  # no graph, on the CPU: one (B, N, N) map, softmaxed in place (SDPA's math path there, for
             # C'/8 != C', keeps two)
             energy = q.squeeze(1) @ k.squeeze(1).transpose(1, 2)         # (B, N, N): [j, i] = C_j . B_i
@@ -72,7 +72,7 @@ class ChannelAttention(nn.Module):
             # leave its input gradient 1e-4..2e-3 off in float32 (this form: 5e-8); also 0.64-0.97x its time
             e = torch.softmax(a @ a.transpose(1, 2), dim=-1) @ a
         else:
-            e = F.scaled_dot_product_attention(a[:, None], a[:, None], a[:, None], scale=1.0).squeeze(1)
+            e = sdpa(a[:, None], a[:, None], a[:, None], scale=1.0).squeeze(1)
         return x + self.beta * e.unflatten(2, x.shape[2:])  # x first: its layout
 
 

@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import (
+    sdpa,
     check_divisible, check_nchw, check_positive_int, float32_at_least, is_plain, layout_like, merge_heads,
     records_grad, split_heads,
 )
@@ -153,7 +154,7 @@ class EMSA(nn.Module):
         if self.apply_transform:
             out = self.transformed_attention(q, k, v)
         else:
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop.p if self.training else 0.0)
+            out = sdpa(q, k, v, dropout_p=self.attn_drop.p if self.training else 0.0)
         return self.proj(merge_heads(out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

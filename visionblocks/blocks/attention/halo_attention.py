@@ -21,8 +21,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import (
+    sdpa,
     DerivedBuffers, check_divisible, check_nchw, check_positive_int, crop_to, is_channels_last, layout_like,
-    window_count,
+    transformed, window_count,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
@@ -113,10 +114,11 @@ class HaloAttention(DerivedBuffers, nn.Module):
         bias.masked_fill_(~valid.reshape(nby, nbx, 1, win * win), float("-inf"))  # (our own sum: in place)
         n = B * nh * nby * nbx
         q, k, v = q.reshape(n, bq * bq, dk), k.reshape(n, win * win, dk), v.reshape(n, win * win, dv)
-        if torch.is_grad_enabled() or q.device.type != "cpu" or torch.jit.is_tracing():  # (CUDA: the memory-
-            # efficient kernel, no map; a trace: the TorchScript ONNX exporter has no softmax(out=))
-            out = F.scaled_dot_product_attention(q[None], k[None], v[None],  # (4-d: ONNX's SDPA)
-                                                 attn_mask=bias.reshape(1, n, bq * bq, win * win))
+        if (torch.is_grad_enabled() or transformed(q, k, v, bias) or q.device.type != "cpu"
+                or torch.jit.is_tracing()):  # (CUDA: the memory-efficient kernel, no map; a trace: the
+            # TorchScript ONNX exporter has no softmax(out=))
+            out = sdpa(q[None], k[None], v[None],  # (4-d: ONNX's SDPA)
+                       attn_mask=bias.reshape(1, n, bq * bq, win * win))
         else:  # on the CPU, one (queries x keys) map: the scores accumulate into the bias, the softmax in place
             # (SDPA's math path, which a float mask selects there, holds three)
             attn = bias.view(n, bq * bq, win * win).baddbmm_(q, k.transpose(1, 2), alpha=dk ** -0.5)

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_nlc, check_odd, check_positive_int, merge_heads, split_heads
+from visionblocks.layers import sdpa, check_divisible, check_nlc, check_odd, check_positive_int, merge_heads, split_heads
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -75,7 +75,7 @@ class MUSEAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nlc(x, self.dim, type(self).__name__)
         q, k, v = split_heads(self.qkv(x), 3 * self.num_heads).chunk(3, dim=1)
-        attn = merge_heads(F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0))
+        attn = merge_heads(sdpa(q, k, v, dropout_p=self.attn_drop if self.training else 0.0))
         v_seq = merge_heads(v).transpose(1, 2)                       # shared values as (B, C, N)
         weights = self.alpha.softmax(dim=0)
         conv = sum(weights[i] * branch(v_seq) for i, branch in enumerate(self.convs))

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from visionblocks.layers import check_divisible, check_nlc, check_positive_int, merge_heads, split_heads
+from visionblocks.layers import sdpa, check_divisible, check_nlc, check_positive_int, merge_heads, split_heads
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 
@@ -46,5 +46,5 @@ class SimplifiedSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nlc(x, self.dim, type(self).__name__)
         h = split_heads(x, self.num_heads)
-        out = F.scaled_dot_product_attention(h, h, h, dropout_p=self.attn_drop if self.training else 0.0)
+        out = sdpa(h, h, h, dropout_p=self.attn_drop if self.training else 0.0)
         return self.proj(merge_heads(out))

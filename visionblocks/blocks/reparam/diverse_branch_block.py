@@ -8,7 +8,9 @@ and the groups.  The transforms that fold it (paper Sec. 3.2): I BN into conv, I
 IV an average pool is a kxk conv with ``1/k^2`` on each channel, VI a 1x1 kernel centred in kxk.
 To make III and IV exact at the borders, the BN after each leading 1x1 conv pads its output with its own
 value for a zero input (``beta - mean * gamma / sigma``) instead of padding the input with zeros, as the
-authors' code does; that value uses the running statistics (also in training, as in their code).  The 1x1 of
+authors' code does; that value uses the running statistics (also in training, as in their code: there the BN
+call has just updated them with the batch, a dependence that is not differentiated, as BatchNorm's own statistics
+are not; its dependence on gamma and beta is, where the authors detach them).  The 1x1 of
 the 1x1-kxk branch has ``in_channels`` outputs and is identity-based (``W1 = I + W``, ``W`` zero-initialised)
 as in the authors' code; for a depthwise block (``groups == in_channels == out_channels``) it has
 ``2 * in_channels`` and the 1x1 branch and the avg branch's 1x1 are dropped (the avg branch pools the input).
