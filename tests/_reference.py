@@ -14,6 +14,26 @@ from visionblocks.reparam import is_reparameterizable
 from visionblocks.testing import randomize_bn_stats, randomize_params
 
 
+def run_at_once(fn, n: int = 4) -> tuple[list, list]:
+    """Call ``fn()`` from ``n`` threads released together; ``(results, exceptions)`` in completion order."""
+    import threading
+    barrier, results, errors = threading.Barrier(n), [], []
+
+    def call():
+        barrier.wait()
+        try:
+            results.append(fn())
+        except Exception as e:  # noqa: BLE001 - collected for the caller's assertion
+            errors.append(e)
+
+    threads = [threading.Thread(target=call) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, errors
+
+
 def bn_eval(x: torch.Tensor, bn) -> torch.Tensor:
     """Eval-mode BatchNorm written out over dim 1: ``gamma (x - mean) / sqrt(var + eps) + beta``."""
     sh = (1, -1) + (1,) * (x.ndim - 2)

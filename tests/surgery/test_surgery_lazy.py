@@ -7,6 +7,7 @@ import torch.nn as nn
 from torch.nn.modules.lazy import LazyModuleMixin
 
 import visionblocks as vb
+from _reference import run_at_once
 from visionblocks.surgery import LazyBlock, SurgeryError, lazy
 
 X = torch.randn(2, 48, 14, 14)
@@ -141,25 +142,16 @@ def test_lazy_first_call_from_several_threads_at_once():
     """A network shared by a server's threads: the first calls, made at once, build the block once and all
     return its output (two threads used to build it again, on a module already turned into the block:
     AttributeError in 3 of 4 trials)."""
-    import threading
     x = torch.randn(2, 16, 8, 8)
     for _ in range(20):
         torch.manual_seed(0)
         gate = lazy("cbam").eval()
-        barrier, outs, errors = threading.Barrier(4), [], []
 
-        def call():
-            barrier.wait()
-            try:
-                with torch.no_grad():
-                    outs.append(gate(x))
-            except Exception as e:  # noqa: BLE001 -- collected, asserted below
-                errors.append(e)
-        threads = [threading.Thread(target=call) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        def call(gate=gate):
+            with torch.no_grad():
+                return gate(x)
+
+        outs, errors = run_at_once(call)
         assert not errors, errors[0]
         assert type(gate).__name__ == "CBAM" and len(outs) == 4
         with torch.no_grad():

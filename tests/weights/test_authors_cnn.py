@@ -102,3 +102,26 @@ def test_epsanet_reverses_the_branch_blocks():
     for k in range(4):
         assert torch.equal(ours_bn[k], theirs_bn[3 - k]) and torch.equal(ours_w[:, k], theirs_w[:, 3 - k])
     assert out["stages.1.1.conv2.op.convs.3.weight"] is sd["layer2.1.conv2.conv_4.weight"]
+
+
+def _damaged(name, edit):
+    from visionblocks.weights.manifest import read_manifest
+    man = read_manifest(name)
+    sd = manifest_state_dict(name)
+    edit(sd)
+    return _meta(man["model"], **man["kwargs"]), sd
+
+
+@pytest.mark.parametrize("name,edit", [
+    ("authors.epsanet--epsanet50_small", lambda sd: sd.pop("layer1.0.bn2.running_var")),           # KeyError
+    ("timm.volo--volo_d1_224", lambda sd: sd.update(pos_embed=sd["pos_embed"].flatten(1, 2))),      # RuntimeError
+    ("timm.res2net--res2net50_26w_4s", lambda sd: sd.update({"layer1.1.bn1.weight": torch.empty((), device="meta")})),
+], ids=["missing-key", "other-rank", "zero-dim"])
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_damaged_checkpoint_is_a_checkpoint_error_naming_the_converter(name, edit, strict):
+    # a converter met a checkpoint its layout's other keys promised otherwise: KeyError/IndexError/RuntimeError
+    # tracebacks from inside the converter
+    model, sd = _damaged(name, edit)
+    with pytest.raises(vb.weights.CheckpointError, match=rf"cannot convert the checkpoint with the {name.split('--')[0]} "
+                                                         r"converter .*nothing was loaded"):
+        load_checkpoint(model, sd, strict=strict)

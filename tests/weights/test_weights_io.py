@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from _reference import run_at_once
 from visionblocks.weights import (
     CheckpointError, ChecksumError, load_checkpoint, read_checkpoint, sha256_of, unwrap_state_dict,
 )
@@ -124,15 +125,15 @@ def test_http_url_goes_through_the_hub_cache(http_root, hub_dir):
     m = Tiny()
     load_checkpoint(m, f"{base}/tiny-abc.pth", progress=False)
     assert _same(m, sd)
-    cached = hub_dir / "checkpoints" / "tiny-abc.pth"
-    assert cached.is_file()
+    (cached,) = (hub_dir / "checkpoints").iterdir()  # named after the whole URL: a digest, then the file name
+    assert cached.is_file() and cached.name.endswith("-tiny-abc.pth")
     (root / "tiny-abc.pth").unlink()  # a second load reads the cached copy
     m2 = Tiny()
     load_checkpoint(m2, f"{base}/tiny-abc.pth", progress=False)
     assert _same(m2, sd)
     with pytest.raises(CheckpointError, match="cannot download .*absent.pth"):  # one clear error, nothing cached
         read_checkpoint(f"{base}/absent.pth", progress=False)
-    assert not (hub_dir / "checkpoints" / "absent.pth").exists()
+    assert list((hub_dir / "checkpoints").iterdir()) == [cached]
 
 
 def test_file_url_is_read_in_place(tmp_path, hub_dir):
@@ -175,7 +176,7 @@ def test_sha256_checked_before_loading(tmp_path, hub_dir, http_root):
         load_checkpoint(m, path.as_uri(), sha256=bad)
     with pytest.raises(ChecksumError, match="sha256"):  # a fresh download is refused too
         load_checkpoint(m, url, sha256=bad, progress=False)
-    assert not (hub_dir / "checkpoints" / "tiny.pth").exists()  # the bad download is not kept
+    assert list((hub_dir / "checkpoints").iterdir()) == []  # the bad download is not kept
     assert _same(m, before)  # nothing was loaded
     load_checkpoint(m, path, sha256=digest)
     load_checkpoint(m, url, sha256=digest[:8].upper(), progress=False)  # a prefix, as torchvision's names
@@ -286,7 +287,7 @@ def test_a_download_cut_short_is_refused_and_not_cached(tmp_path, hub_dir):
         assert list((hub_dir / "checkpoints").iterdir()) == []  # no copy, no part file
         m = Tiny()
         load_checkpoint(m, f"{base}/ok/w.pth", progress=False)  # the whole file: loaded and cached
-        assert _same(m, sd) and [p.name for p in (hub_dir / "checkpoints").iterdir()] == ["w.pth"]
+        assert _same(m, sd) and [p.name[-6:] for p in (hub_dir / "checkpoints").iterdir()] == ["-w.pth"]
     finally:
         server.shutdown()
         server.server_close()
@@ -303,3 +304,78 @@ def test_keys_that_are_not_names_are_a_checkpoint_error(tmp_path, keys):
     with pytest.raises(CheckpointError, match="key"):
         load_checkpoint(m, sd)
     assert _same(m, before)
+
+
+def test_two_urls_ending_in_the_same_name_are_two_cached_files(http_root, hub_dir):
+    # (every Hugging Face URL ends in .../resolve/main/model.safetensors): the second load read the first's cached
+    # weights, silently
+    root, base = http_root
+    for i in (1, 2):
+        (root / f"ft{i}").mkdir()
+        torch.save(_sd(seed=i), root / f"ft{i}" / "model.pth")
+    for i in (1, 2):
+        m = Tiny()
+        load_checkpoint(m, f"{base}/ft{i}/model.pth", progress=False)
+        assert _same(m, _sd(seed=i))
+    assert len(list((hub_dir / "checkpoints").iterdir())) == 2
+
+
+def test_threads_downloading_one_url_each_get_the_whole_file(http_root, hub_dir):
+    # the temporary file was named by the process only: two threads wrote one file and one rename failed
+    root, base = http_root
+    sd = _sd()
+    torch.save(sd, root / "w.pth")
+    results, errors = run_at_once(lambda: read_checkpoint(f"{base}/w.pth", progress=False))
+    assert errors == [] and len(results) == 4
+    assert all(torch.equal(r[k], sd[k]) for r in results for k in sd)
+    assert [p.name[-6:] for p in (hub_dir / "checkpoints").iterdir()] == ["-w.pth"]  # no part file left
+
+
+def test_a_damaged_zip_is_refused_whatever_the_source(tmp_path, hub_dir, http_root):
+    # torch.load checks no CRC: bytes damaged inside a tensor's data loaded as wrong values
+    root, base = http_root
+    sd = {"conv.weight": torch.arange(4 * 3 * 9, dtype=torch.float32).reshape(4, 3, 3, 3)}
+    path = tmp_path / "w.pth"
+    torch.save(sd, path)
+    raw = bytearray(path.read_bytes())
+    at = raw.find(bytes(sd["conv.weight"].view(torch.uint8).flatten().tolist()))  # the tensor's data, stored as is
+    assert at > 0
+    raw[at + 8:at + 16] = bytes(8)
+    path.write_bytes(bytes(raw))
+    m = nn.Conv2d(3, 4, 3, bias=False)
+    before = m.weight.detach().clone()
+    for source in (path, path.as_uri()):
+        with pytest.raises(CheckpointError, match="fails its CRC"):
+            load_checkpoint(_Wrap(m), source)
+    assert torch.equal(m.weight, before)
+    (root / "w.pth").write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="incomplete or damaged"):  # a download: refused, not cached
+        read_checkpoint(f"{base}/w.pth", progress=False)
+    assert list((hub_dir / "checkpoints").iterdir()) == []
+
+
+class _Wrap(nn.Module):
+    def __init__(self, conv):
+        super().__init__()
+        self.conv = conv
+
+
+def test_a_sparse_tensor_is_named_and_nothing_is_loaded():
+    # it passed the kind check, and the copy failed (RuntimeError) after 101 of 122 tensors were written
+    m = Tiny()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    sd = _sd()
+    sd["fc.weight"] = sd["fc.weight"].to_sparse()
+    with pytest.raises(CheckpointError, match="fc.weight: checkpoint sparse_coo tensor"):
+        load_checkpoint(m, sd)
+    assert _same(m, before)
+
+
+def test_a_compiled_model_loads_into_its_network():
+    m = Tiny()
+    compiled = torch.compile(m)
+    sd = _sd(seed=3)
+    load_checkpoint(compiled, {f"_orig_mod.{k}": v for k, v in sd.items()})
+    assert _same(m, sd)
+    load_checkpoint(compiled, _sd(seed=4))
+    assert _same(m, _sd(seed=4))

@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import json
 import os
+import secrets
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -71,11 +72,12 @@ def _cached_url(url: str, sha256: str | None, progress: bool, model_dir: str | N
     """The local copy of the http(s) ``url`` in torch's hub cache, downloading it (sha256-checked) when absent."""
     model_dir = model_dir or os.path.join(torch.hub.get_dir(), "checkpoints")
     os.makedirs(model_dir, exist_ok=True)
-    cached = os.path.join(model_dir, file_name or os.path.basename(urlparse(url).path))
+    cached = os.path.join(model_dir, file_name or _cache_name(url))
     if not os.path.exists(cached):
         # downloaded next to its place (torch writes a temporary file and renames it when complete), checked whole,
-        # then renamed into place: no half-written or cut-short copy is cached
-        part = f"{cached}.{os.getpid()}.part"
+        # then renamed into place: no half-written or cut-short copy is cached.  The temporary name is this call's
+        # own (threads of one process downloading the same URL each rename a whole file into place)
+        part = f"{cached}.{os.getpid()}-{secrets.token_hex(4)}.part"
         try:
             torch.hub.download_url_to_file(url, part, hash_prefix=sha256.lower() if sha256 else None,
                                            progress=progress)
@@ -89,7 +91,19 @@ def _cached_url(url: str, sha256: str | None, progress: bool, model_dir: str | N
         os.replace(part, cached)
     else:
         _check_sha256(cached, sha256, f"{url} (cached at {cached})")
+        why = _damage(cached)
+        if why:
+            raise CheckpointError(f"the cached copy of {url} is damaged: {why}; delete {cached} to download it "
+                                  f"again (nothing was loaded)")
     return cached
+
+
+def _cache_name(url: str) -> str:
+    """The cache's file name of an http(s) ``url`` given without ``file_name``: its base name after a digest of
+    the whole URL, so that two URLs ending in the same name (``.../resolve/main/model.safetensors``) are two
+    files, not one whose weights the second load silently reuses."""
+    digest = hashlib.sha256(url.encode()).hexdigest()[:10]
+    return f"{digest}-{os.path.basename(urlparse(url).path) or 'checkpoint'}"
 
 
 def _safetensors_header_fits(head: bytes, size: int) -> bool:
@@ -113,8 +127,18 @@ def _is_safetensors(path: str) -> bool:
 
 def _check_complete(path: str, url: str) -> None:
     """Refuse a download that is not a whole checkpoint (a connection cut short is saved as a shorter file, which
-    torch's download does not notice): a zip archive must have its central directory and every member's CRC right,
-    a safetensors file its header and the data it describes.  A pickle (or anything else) is read as it is."""
+    torch's download does not notice): see :func:`_damage`.  The file is removed."""
+    why = _damage(path)
+    if why:
+        os.remove(path)
+        raise CheckpointError(f"the download of {url} is incomplete or damaged: {why}; nothing was cached, try again")
+
+
+def _damage(path: str) -> str | None:
+    """Why the file at ``path`` is not a whole checkpoint, or None: a zip archive (torch.save's) must have its
+    central directory and every member's CRC right (``torch.load`` checks neither: damaged bytes inside a tensor
+    load as wrong values), a safetensors file its header and the data it describes.  A pickle (or anything else)
+    is read as it is."""
     with open(path, "rb") as f:
         head = f.read(9)
     size = os.path.getsize(path)
@@ -136,9 +160,7 @@ def _check_complete(path: str, url: str) -> None:
             why = None if 8 + n + end == size else f"{size} bytes where its header describes {8 + n + end}"
         except (ValueError, KeyError, TypeError, IndexError) as e:
             why = f"a safetensors header that does not parse ({e})"
-    if why:
-        os.remove(path)
-        raise CheckpointError(f"the download of {url} is incomplete or damaged: {why}; nothing was cached, try again")
+    return why
 
 
 def _load_safetensors(path: str) -> dict[str, torch.Tensor]:
@@ -162,6 +184,10 @@ def _torch_load(path: str) -> Any:
         found = f"it starts with {head!r}" if head else "it is empty"
         raise CheckpointError(f"{path} is not a checkpoint: neither a torch.save file (a zip archive or a pickle) nor "
                               f"a safetensors file ({found})")
+    if head.startswith(b"PK\x03\x04"):
+        why = _damage(path)
+        if why:
+            raise CheckpointError(f"{path} is damaged: {why} (nothing was loaded)")
     # training checkpoints (timm, DeiT, many authors' scripts) carry their argparse arguments next to the weights
     with torch.serialization.safe_globals([argparse.Namespace]):
         try:

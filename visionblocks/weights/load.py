@@ -34,7 +34,7 @@ from visionblocks.layers.validate import check_module
 
 from ._io import check_keys
 from .convert import OURS, Converter, find_converter, folded_hint
-from .errors import StateDictMismatchError
+from .errors import CheckpointError, StateDictMismatchError
 
 __all__ = ["LoadResult", "load_state_dict", "added_modules", "classifier_names", "first_conv_name",
            "adapt_input_conv", "register_added_modules"]
@@ -186,14 +186,17 @@ def _kind(t) -> str:
         return type(t).__name__
     if type(t) not in (torch.Tensor, nn.Parameter):
         return f"{type(t).__name__} (a tensor subclass)"
+    if t.layout != torch.strided:
+        return f"{str(t.layout).replace('torch.', '')} tensor"
     return "meta tensor" if t.is_meta else str(t.dtype).replace("torch.", "")
 
 
 def _loadable(value, target: torch.Tensor) -> bool:
     """Whether ``value`` can be copied into ``target`` without losing its meaning: a plain tensor with values
     (not meta unless the target is, not a sharded DTensor or other subclass) of the same kind (floating into floating, of any
-    precision; integer or boolean into the same type)."""
-    if type(value) not in (torch.Tensor, nn.Parameter) or (value.is_meta and not target.is_meta):
+    precision; integer or boolean into the same type), dense (not sparse)."""
+    if type(value) not in (torch.Tensor, nn.Parameter) or value.layout != torch.strided or \
+            (value.is_meta and not target.is_meta):
         return False  # (meta into meta: a dry run on a model built on the meta device)
     if target.is_floating_point():
         return value.is_floating_point()
@@ -215,6 +218,10 @@ def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
     under ``strict=True`` on keys missing or unexpected beyond the cases the module docstring lists.
     """
     check_module(model, "load_state_dict", _MODEL_FIRST)
+    # a torch.compile'd model (OptimizedModule) holds the network's parameters under _orig_mod: loaded there, the
+    # compiled one runs them
+    if type(model).__name__ == "OptimizedModule" and isinstance(getattr(model, "_orig_mod", None), nn.Module):
+        model = model._orig_mod
     own = model.state_dict()
     sd = _align_model_prefix(check_keys(state_dict), list(own))
     pruned: list[str] = []
@@ -228,7 +235,13 @@ def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
     if converter is not None:
         if converter.check is not None:
             converter.check(model)
-        sd = dict(converter.convert(sd, model))
+        try:
+            sd = dict(converter.convert(sd, model))
+        except (KeyError, IndexError, RuntimeError, TypeError, AttributeError) as e:
+            # (a key the layout's other keys promised is absent, a tensor of another rank): nothing is loaded yet
+            raise CheckpointError(f"cannot convert the checkpoint with the {converter.name} converter for "
+                                  f"{type(model).__name__} ({type(e).__name__}: {e}): a damaged checkpoint, or one of "
+                                  f"another layout (layout= names it); nothing was loaded") from e
     result = LoadResult(layout=converter.name if converter else OURS)
     if pruned:
         result.dropped_keys += pruned
