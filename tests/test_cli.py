@@ -57,3 +57,37 @@ def test_errors_exit_2_with_one_line(argv, msg):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and msg in lines[0], proc.stderr
+
+
+def test_cli_without_numpy_prints_no_torch_warning():
+    # numpy is no requirement: torch's "Failed to initialize NumPy" import warning (twice, on every call) is hidden
+    # for the library's own import of torch; the command still works and its errors keep their one line
+    code = ("import sys, runpy; sys.modules['numpy'] = None; sys.argv = ['visionblocks', 'info', 'nosuchblock'];"
+            "runpy.run_module('visionblocks', run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "nosuchblock" in lines[0], proc.stderr
+    assert "NumPy" not in proc.stderr
+
+
+@pytest.mark.parametrize("given,name", [("sk", "selective_kernel_conv"), ("CBAM", "cbam"), ("Resnet18", "resnet18")])
+def test_info_resolves_names_as_the_library_does(given, name, capsys):
+    # info matched the registry's names exactly: an alias or another case was "unknown" where create_block,
+    # block_info and bench --names resolve them
+    assert main(["info", given]) == 0
+    assert capsys.readouterr().out.split()[0] == name
+
+
+def test_list_pattern_filters_blocks_and_family_is_for_blocks(capsys):
+    # --pattern was ignored without --models (every block listed), --family ignored with --models, and a pattern
+    # matching nothing printed an empty table with status 0
+    assert main(["list", "--pattern", "*_attention"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = [line.split()[0] for line in lines[2:lines.index("")]]  # (the table, then a blank line and a count)
+    assert names and all(n.endswith("_attention") for n in names), names
+    assert "coord_attention" in names and "cbam" not in names
+    for argv in (["list", "--models", "--family", "attention"], ["list", "--models", "--pattern", "zzz"],
+                 ["list", "--pattern", "zzz"]):
+        proc = subprocess.run([sys.executable, "-m", "visionblocks", *argv], capture_output=True, text=True)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, (argv, proc.stderr)

@@ -8,6 +8,7 @@ Unknown names and bad options exit with status 2 and a one-line message.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import sys
 from typing import Sequence
 
@@ -21,11 +22,20 @@ __all__ = ["build_parser", "main", "cmd_list", "cmd_info", "feature_rows"]
 
 def cmd_list(args: argparse.Namespace) -> int:
     if args.models:
-        rows = [[n, registry.model_info(n).paper] for n in registry.list_models(args.pattern)]
+        if args.family:
+            raise ValueError("--family selects blocks; models have none (use --pattern)")
+        names = registry.list_models(args.pattern)
+        if not names:
+            raise ValueError(f"no model matches --pattern {args.pattern!r} (visionblocks list --models)")
+        rows = [[n, registry.model_info(n).paper] for n in names]
         print(format_table(rows, ["model", "paper"]))
         return 0
+    names = [n for n in registry.list_blocks(args.family) if args.pattern is None or fnmatch.fnmatch(n, args.pattern)]
+    if not names:
+        raise ValueError(f"no block matches --pattern {args.pattern!r}" + (f" in family {args.family}" if args.family
+                                                                            else "") + " (visionblocks list)")
     rows = []
-    for n in registry.list_blocks(args.family):
+    for n in names:
         i = registry.block_info(n)
         rows.append([n, i.family, i.layout + (" (fixed size)" if i.fixed_size else ""), i.paper])
     print(format_table(rows, ["name", "family", "layout", "paper"]))
@@ -73,13 +83,26 @@ def _print_model_backbone(name: str) -> None:
     print("\n".join("    " + line for line in table.splitlines()))
 
 
+def _resolve(name: str) -> str:
+    """The registry name of model or block ``name`` as the library resolves it (any case; a renamed block's former
+    name), or ValueError naming the closest."""
+    for lookup in (registry.model_info, registry.block_info):
+        try:
+            return lookup(name).name
+        except ValueError:
+            pass
+    import difflib
+    close = difflib.get_close_matches(name.lower(), registry.list_blocks() + registry.list_models(), n=5, cutoff=0.5)
+    raise ValueError(f"unknown block or model {name!r}" + (f"; did you mean: {', '.join(close)}?" if close else ""))
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     import torch
 
     from . import measure, testing
     from .reparam import is_reparameterizable
 
-    name = args.name
+    name = _resolve(args.name)
     if name in registry.list_models():
         mi = registry.model_info(name)
         params, macs = measure.count_macs(name)
@@ -92,10 +115,6 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(f"  torch.export: no dynamic batch/size: {mi.dynamic_export_unsupported}")
         _print_model_backbone(name)
         return 0
-    if name not in registry.list_blocks():
-        import difflib
-        close = difflib.get_close_matches(name, registry.list_blocks() + registry.list_models(), n=5, cutoff=0.5)
-        raise ValueError(f"unknown block or model {name!r}" + (f"; did you mean: {', '.join(close)}?" if close else ""))
     info = registry.block_info(name)
     m = testing.build(info).eval()
     inputs = testing.make_inputs(info)
@@ -129,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("list", help="list the registered blocks (or models)")
     pl.add_argument("--family", choices=FAMILIES, help="only this family")
     pl.add_argument("--models", action="store_true", help="list the models instead")
-    pl.add_argument("--pattern", help="shell-style filter for --models, e.g. 'resnet*'")
+    pl.add_argument("--pattern", help="shell-style filter of the names, e.g. 'resnet*' (with --models) or '*conv*'")
     pl.set_defaults(fn=cmd_list)
     pi = sub.add_parser("info", help="paper, layout, defaults, example shapes and parameters of one entry "
                                      "(for a model: its data configuration and feature table)")

@@ -302,6 +302,27 @@ def test_ctrl_c_the_command_did_not_handle_is_one_line_and_130(capsys):
     assert capsys.readouterr().err == "visionblocks train: interrupted\n"
 
 
+def test_out_of_memory_is_one_line_and_other_runtime_errors_keep_their_traceback(capsys):
+    # `train --input-size 100000` (every digit resized before --limit) was a RuntimeError traceback, exit 1
+    import argparse
+    from visionblocks.train.cli import run_command
+
+    def alloc(args):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 71663616000 bytes. Error code 12 (Cannot allocate memory)")
+
+    assert run_command(argparse.Namespace(fn=alloc, command="train")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("visionblocks train: error: out of memory (") and \
+        "smaller size, batch or model" in err
+
+    def bug(args):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    with pytest.raises(RuntimeError, match="mat1"):
+        run_command(argparse.Namespace(fn=bug, command="train"))
+
+
 def test_attn_none_is_the_plain_model_in_what_is_printed(folder_data, tmp_path, capsys):
     rc = main(["train", "--data", folder_data, "--out", str(tmp_path / "r"), *TINY, "--attn", "none"])
     out = capsys.readouterr().out.strip()

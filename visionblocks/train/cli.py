@@ -189,6 +189,22 @@ def run_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"visionblocks {args.command}: interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as e:
+        # running out of memory (a huge --input-size, --batch-size, model) is the command's size, not a bug: one
+        # line; any other RuntimeError is a bug and keeps its traceback
+        if not isinstance(e, MemoryError) and not _is_out_of_memory(e):
+            raise
+        print(f"visionblocks {args.command}: error: out of memory ({first_line(e) or type(e).__name__}); try a smaller "
+              f"size, batch or model", file=sys.stderr)
+        return 2
+
+
+def _is_out_of_memory(e: RuntimeError) -> bool:
+    """Whether ``e`` is torch's failed allocation (CPU "can't allocate memory", CUDA "out of memory")."""
+    import torch
+
+    return isinstance(e, torch.OutOfMemoryError) or any(
+        s in str(e) for s in ("can't allocate memory", "out of memory", "Cannot allocate memory"))
 
 
 def build_parser() -> argparse.ArgumentParser:
