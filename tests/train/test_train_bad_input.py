@@ -352,3 +352,20 @@ def test_a_run_without_matplotlib_says_it_has_no_curves(folder_data, tmp_path, c
     err = capsys.readouterr().err
     assert "note: no curves.png: charts need matplotlib: pip install 'visionblocks[train]'" in err
     assert (tmp_path / "r" / "last.pt").exists() and not (tmp_path / "r" / "curves.png").exists()
+
+
+def test_an_out_where_no_folder_can_be_made_is_named(folder_data, capsys):
+    # /proc exists and os.access says it is writable to root; making a folder there fails: the message was
+    # "[Errno 2] No such file or directory: '/proc/x'", without the option
+    msg = _one_line_error(capsys, "--data", folder_data, "--out", "/proc/visionblocks-run", *TINY,
+                          match="--out /proc/visionblocks-run: cannot make a folder in /proc")
+    assert msg
+
+
+@pytest.mark.parametrize("seeds", ["-1", "0,-2", ""])
+def test_compare_seeds_below_zero_name_the_option_given(seeds, folder_data, tmp_path, capsys):
+    # "--seed must be an integer >= 0" named an option the user did not give
+    rc = main(["compare", "--data", folder_data, "--out", str(tmp_path / "c"), f"--seeds={seeds}", *TINY])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--seeds must be comma-separated integers >= 0" in err[0], err
+    assert not (tmp_path / "c").exists()

@@ -149,7 +149,9 @@ def main_compare(args: argparse.Namespace) -> int:
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
-        raise TrainError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+        seeds = [-1]
+    if not seeds or min(seeds) < 0:
+        raise TrainError(f"--seeds must be comma-separated integers >= 0, got {args.seeds!r}")
     ov.pop("seed", None)
     base = TrainConfig(**ov)
     out = args.out or f"compare-{base.model}"

@@ -27,6 +27,7 @@ import random
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -457,8 +458,10 @@ def _check_out_dir(out: str) -> None:
     parent = missing_dirs(out)[1]
     if not os.path.isdir(parent):
         raise TrainError(f"--out {out}: {parent} is a file, so the folder cannot be made")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise TrainError(f"--out {out}: cannot write in {parent}")
+    try:  # (tried, not asked: os.access says yes to root, and /proc or a read-only mount still refuse)
+        tempfile.TemporaryDirectory(dir=parent).cleanup()
+    except OSError as e:
+        raise TrainError(f"--out {out}: cannot make a folder in {parent} ({e.strerror or e})") from None
 
 
 def _same_run(config_json: str, cfg: TrainConfig) -> bool:
