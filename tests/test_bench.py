@@ -74,6 +74,9 @@ def test_failing_block_is_reported_and_run_goes_on(capsys):
         assert main(["bench", "--names", "bench_broken_for_test,se", *TINY]) == 0
         out = capsys.readouterr().out
         assert "RuntimeError: boom" in out and "1 blocks measured, 1 failed" in out
+        # every row failed: nothing was measured, and the status says so (it was 0)
+        assert main(["bench", "--names", "bench_broken_for_test", *TINY]) == 1
+        assert "0 blocks measured, 1 failed" in capsys.readouterr().out
     finally:
         unregister_block("bench_broken_for_test")
 

@@ -788,4 +788,4 @@ def _run_bench(args: argparse.Namespace, names: list[str], bench_one) -> int:
     flagged = sum(1 for r in results if r.flags and not r.error)
     what = "models" if args.models is not None else "blocks"
     print(f"{len(results) - failed} {what} measured, {failed} failed, {flagged} flagged")
-    return 0
+    return 1 if failed and failed == len(results) else 0  # (nothing measured: a failed command for a script)
