@@ -214,3 +214,24 @@ def test_a_word_that_is_no_tag_and_no_file_lists_the_tags(word):
         vb.create_model("resnet50", pretrained="tv_in1K")
     with pytest.raises(FileNotFoundError, match=r"no checkpoint file at 'w\.pth'"):  # a file name stays a file
         vb.create_model("resnet50", pretrained="w.pth")
+
+
+def test_an_extractor_loads_a_whole_network_checkpoint_of_another_layout():
+    # load_checkpoint(extractor, torchvision's resnet18) was "unrecognised checkpoint layout for FeatureListNet"
+    # (docs/weights.md promised it): the layout is converted as for the extractor's network, the pruned parts dropped
+    from visionblocks.weights.manifest import manifest_state_dict, read_manifest
+    man = read_manifest("torchvision.resnet--resnet18")
+    torch.manual_seed(0)
+    sd = {k: (torch.randn(v.shape) if v.is_floating_point() else torch.zeros((), dtype=v.dtype))
+          for k, v in manifest_state_dict("torchvision.resnet--resnet18", device="cpu").items()}
+    sd = {k: (v.abs() + 0.5 if k.endswith("running_var") else v) for k, v in sd.items()}
+    full = vb.create_model(man["model"], **man["kwargs"])
+    assert load_checkpoint(full, sd).layout == "torchvision.resnet"
+    fe = vb.create_model(man["model"], features_only=True, out_indices=(1, 2), **man["kwargs"])
+    result = load_checkpoint(fe, {k: v.clone() for k, v in sd.items()})
+    assert result.layout == "torchvision.resnet" and any(k.startswith("model.stages.3") for k in result.dropped_keys)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        want = full.eval().forward_intermediates(x, indices=[1, 2], intermediates_only=True)
+        got = fe.eval()(x)
+    assert all(torch.equal(a, b) for a, b in zip(got, want))

@@ -206,6 +206,19 @@ def _loadable(value, target: torch.Tensor) -> bool:
         (target.dtype == torch.bool)
 
 
+def _convert(converter: Converter, sd: dict, model: nn.Module) -> dict:
+    """``converter``'s state dict of ``sd`` for ``model``; a checkpoint it cannot read is a CheckpointError."""
+    if converter.check is not None:
+        converter.check(model)
+    try:
+        return dict(converter.convert(sd, model))
+    except (KeyError, IndexError, RuntimeError, TypeError, AttributeError) as e:
+        # (a key the layout's other keys promised is absent, a tensor of another rank): nothing is loaded yet
+        raise CheckpointError(f"cannot convert the checkpoint with the {converter.name} converter for "
+                              f"{type(model).__name__} ({type(e).__name__}: {e}): a damaged checkpoint, or one of "
+                              f"another layout (layout= names it); nothing was loaded") from e
+
+
 def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, strict: bool = True,
                     layout: str | None = None, allow_missing: str | Sequence[str] | None = "added",
                     converter: Converter | None = None) -> LoadResult:
@@ -225,6 +238,15 @@ def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
     own = model.state_dict()
     sd = _align_model_prefix(check_keys(state_dict), list(own))
     pruned: list[str] = []
+    extractor_layout = OURS
+    if isinstance(model, FeatureListNet) and converter is None and not holds_every_key(model, sd):
+        # a whole network's checkpoint in another layout (torchvision's, timm's, an author's): converted as for the
+        # extractor's network, then ours (the parts features_only pruned go below)
+        inner = {k[len("model."):] if k.startswith("model.") else k: v for k, v in sd.items()}
+        inner_converter = find_converter(model.model, inner, layout)
+        if inner_converter is not None:
+            sd = {f"model.{k}": v for k, v in _convert(inner_converter, inner, model.model).items()}
+            layout, extractor_layout = OURS, inner_converter.name
     if isinstance(model, FeatureListNet) and holds_every_key(model, sd):
         # a whole network's checkpoint (ours, every key of the extractor in it): the parts features_only pruned go
         pruned = [k for k in sd if k not in own]
@@ -233,16 +255,8 @@ def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
     if converter is None:
         converter = find_converter(model, sd, layout)
     if converter is not None:
-        if converter.check is not None:
-            converter.check(model)
-        try:
-            sd = dict(converter.convert(sd, model))
-        except (KeyError, IndexError, RuntimeError, TypeError, AttributeError) as e:
-            # (a key the layout's other keys promised is absent, a tensor of another rank): nothing is loaded yet
-            raise CheckpointError(f"cannot convert the checkpoint with the {converter.name} converter for "
-                                  f"{type(model).__name__} ({type(e).__name__}: {e}): a damaged checkpoint, or one of "
-                                  f"another layout (layout= names it); nothing was loaded") from e
-    result = LoadResult(layout=converter.name if converter else OURS)
+        sd = _convert(converter, sd, model)
+    result = LoadResult(layout=converter.name if converter else extractor_layout)
     if pruned:
         result.dropped_keys += pruned
         result.messages.append(f"dropped {len(pruned)} keys of the parts features_only pruned")
