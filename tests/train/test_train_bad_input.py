@@ -369,3 +369,8 @@ def test_compare_seeds_below_zero_name_the_option_given(seeds, folder_data, tmp_
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "--seeds must be comma-separated integers >= 0" in err[0], err
     assert not (tmp_path / "c").exists()
+
+
+def test_an_empty_resume_is_named(capsys):
+    # `--resume ''` said "--out RUN_DIR is required", an option the user had not given
+    _one_line_error(capsys, "--resume", "", match="--resume needs the run's folder (RUN_DIR), got ''")

@@ -116,6 +116,8 @@ def main_train(args: argparse.Namespace) -> int:
     """``visionblocks train``: 0 when the run is complete, 130 when interrupted (checkpoint saved)."""
     from .engine import INTERRUPTED, TrainConfig, config_for_resume, train
     ov = _overrides(args)
+    if args.resume is not None and not args.resume.strip():
+        raise TrainError("--resume needs the run's folder (RUN_DIR), got ''")
     if args.resume:
         if args.out and args.out != args.resume:
             raise TrainError(f"--resume {args.resume} continues that directory; drop --out {args.out}")
