@@ -122,6 +122,7 @@ def test_a_damaged_checkpoint_is_a_checkpoint_error_naming_the_converter(name, e
     # a converter met a checkpoint its layout's other keys promised otherwise: KeyError/IndexError/RuntimeError
     # tracebacks from inside the converter
     model, sd = _damaged(name, edit)
-    with pytest.raises(vb.weights.CheckpointError, match=rf"cannot convert the checkpoint with the {name.split('--')[0]} "
-                                                         r"converter .*nothing was loaded"):
+    converter = name.split("--")[0]
+    with pytest.raises(vb.weights.CheckpointError,
+                       match=rf"cannot convert the checkpoint with the {converter} converter .*nothing was loaded"):
         load_checkpoint(model, sd, strict=strict)

@@ -334,11 +334,11 @@ def test_threads_downloading_one_url_each_get_the_whole_file(http_root, hub_dir)
 def test_a_damaged_zip_is_refused_whatever_the_source(tmp_path, hub_dir, http_root):
     # torch.load checks no CRC: bytes damaged inside a tensor's data loaded as wrong values
     root, base = http_root
-    sd = {"conv.weight": torch.arange(4 * 3 * 9, dtype=torch.float32).reshape(4, 3, 3, 3)}
+    sd = {"weight": torch.arange(4 * 3 * 9, dtype=torch.float32).reshape(4, 3, 3, 3)}
     path = tmp_path / "w.pth"
     torch.save(sd, path)
     raw = bytearray(path.read_bytes())
-    at = raw.find(bytes(sd["conv.weight"].view(torch.uint8).flatten().tolist()))  # the tensor's data, stored as is
+    at = raw.find(bytes(sd["weight"].view(torch.uint8).flatten().tolist()))  # the tensor's data, stored as is
     assert at > 0
     raw[at + 8:at + 16] = bytes(8)
     path.write_bytes(bytes(raw))
@@ -346,18 +346,20 @@ def test_a_damaged_zip_is_refused_whatever_the_source(tmp_path, hub_dir, http_ro
     before = m.weight.detach().clone()
     for source in (path, path.as_uri()):
         with pytest.raises(CheckpointError, match="fails its CRC"):
-            load_checkpoint(_Wrap(m), source)
+            load_checkpoint(m, source)
     assert torch.equal(m.weight, before)
     (root / "w.pth").write_bytes(bytes(raw))
     with pytest.raises(CheckpointError, match="incomplete or damaged"):  # a download: refused, not cached
         read_checkpoint(f"{base}/w.pth", progress=False)
     assert list((hub_dir / "checkpoints").iterdir()) == []
-
-
-class _Wrap(nn.Module):
-    def __init__(self, conv):
-        super().__init__()
-        self.conv = conv
+    # a cached copy damaged after its download
+    torch.save(sd, root / "w.pth")
+    read_checkpoint(f"{base}/w.pth", progress=False)
+    (cached,) = (hub_dir / "checkpoints").iterdir()
+    cached.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match=r"cached copy .* is damaged: .*fails its CRC; delete"):
+        load_checkpoint(m, f"{base}/w.pth", progress=False)
+    assert torch.equal(m.weight, before)
 
 
 def test_a_sparse_tensor_is_named_and_nothing_is_loaded():

@@ -22,7 +22,8 @@ from .helpers import (
 from .layer_type import LayerType
 from .local_aggregate import local_aggregate
 from .memory_format import (
-    as_channels_last, cat_channels, conv_weights_channels_last, dense_strides, is_channels_last, layout_like, memory_format_of,
+    as_memory_format, cat_channels, conv_weights_channels_last, dense_strides, is_channels_last, layout_like,
+    memory_format_of,
 )
 from .metaformer import MetaFormerBlock
 from .mlp import Mlp
@@ -44,7 +45,7 @@ from .validate import validated, check_arg, check_input_dtype, blocks_with_poole
 from .weight_init import init_weights
 
 __all__ = [
-    "dilate_convs", "stride_or_dilate", "records_grad", "transformed", "functorch_wrapped", "as_channels_last", "sdpa",
+    "dilate_convs", "stride_or_dilate", "records_grad", "transformed", "functorch_wrapped", "as_memory_format", "sdpa",
     "get_act_layer", "create_act", "Affine", "MultiHeadAttention", "check_nchw", "check_nlc", "check_size",
     "check_tokens", "check_odd", "check_conv_channels", "conv_geometry", "square_conv_geometry", "same_padding", "ConvMlp",
     "ConvNormAct", "get_attn_layer", "create_attn", "drop_path", "DropPath", "BATCH_NORMS_2D", "is_plain_batch_norm",

@@ -11,7 +11,8 @@ import torch
 from torch.autograd import forward_ad
 
 __all__ = ["make_divisible", "reduced_channels", "to_2tuple", "check_positive_int", "check_divisible",
-           "deprecated_kwargs", "deprecated_flag", "records_grad", "transformed", "functorch_wrapped", "counts_arithmetic", "to_names"]
+           "deprecated_kwargs", "deprecated_flag", "records_grad", "transformed", "functorch_wrapped",
+           "counts_arithmetic", "to_names"]
 
 
 def records_grad(*tensors: torch.Tensor | None) -> bool:
@@ -37,9 +38,8 @@ def transformed(*tensors: torch.Tensor | None) -> bool:
     """Whether a ``torch.func`` transform (``vmap``, ``grad``, ``jvp``, ``jacrev``, ``jacfwd``, ``hessian``) or
     forward-mode AD (a ``torch.autograd.forward_ad`` dual tensor) sees one of ``tensors``, with grad mode on or off:
     their ops have no ``out=`` form (no batching rule, no forward derivative), so a fast path that writes with
-    ``out=`` must not be taken; nor can a layout but the default be asked for or made inside ``vmap`` (also
-    ``jacrev``, ``jacfwd``, ``hessian``), so layout choices (:func:`is_channels_last`) are skipped: the values are
-    the same.  False while ``torch.compile`` or ``torch.jit.trace`` traces (their graphs decide)."""
+    ``out=`` must not be taken.  (Layout choices, which only ``vmap`` forbids, ask :func:`functorch_wrapped`.)
+    False while ``torch.compile`` or ``torch.jit.trace`` traces (their graphs decide)."""
     if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return False
     dual = getattr(forward_ad, "_current_level", 0) >= 0  # (a dual level is open: -1 when none; unknown: look)

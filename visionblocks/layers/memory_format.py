@@ -15,7 +15,7 @@ from torch.nn.parameter import is_lazy
 
 from .helpers import functorch_wrapped, records_grad
 
-__all__ = ["is_channels_last", "as_channels_last", "layout_like", "memory_format_of", "cat_channels", "dense_strides",
+__all__ = ["is_channels_last", "as_memory_format", "layout_like", "memory_format_of", "cat_channels", "dense_strides",
            "conv_weights_channels_last"]
 
 
@@ -31,10 +31,10 @@ def is_channels_last(x: torch.Tensor) -> bool:
             and x.is_contiguous(memory_format=torch.channels_last))
 
 
-def as_channels_last(x: torch.Tensor) -> torch.Tensor:
-    """``x`` stored channels-last (a copy unless it is); inside a ``torch.func`` transform, where torch can make no
-    layout but the default, ``x`` as it is (the values are the same)."""
-    return x if functorch_wrapped(x) else x.contiguous(memory_format=torch.channels_last)
+def as_memory_format(x: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
+    """``x`` stored dense in ``memory_format`` (a copy unless it is); inside a ``torch.func`` transform, where torch
+    can make no layout but the default, ``x`` as it is (the values are the same)."""
+    return x if functorch_wrapped(x) else x.contiguous(memory_format=memory_format)
 
 
 def memory_format_of(x: torch.Tensor) -> torch.memory_format:
@@ -86,18 +86,11 @@ class _CatChannels(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return tuple(_dense_in(g, f) for g, f in zip(grad.split(ctx.sizes, dim=1), ctx.formats))
+        return tuple(as_memory_format(g, f) for g, f in zip(grad.split(ctx.sizes, dim=1), ctx.formats))
 
     @staticmethod
     def jvp(ctx, *tangents):  # linear: the tangents concatenated (forward-mode AD: torch.func.jvp, hessian)
         return torch.cat(tangents, dim=1)
-
-
-def _dense_in(g: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
-    try:
-        return g.contiguous(memory_format=memory_format)
-    except RuntimeError:  # inside torch.func.vmap (jacrev, hessian) no layout but the default can be asked for
-        return g
 
 
 def cat_channels(tensors: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from .helpers import check_positive_int, counts_arithmetic
 from .checks import check_odd
-from .memory_format import as_channels_last
+from .memory_format import as_memory_format
 
 __all__ = ["PlaneConv2d"]
 
@@ -90,5 +90,5 @@ class PlaneConv2d(nn.Conv2d):
             # band over H: the transposed problem (conv2d(x, w)^T = conv2d(x^T, w^T))
             return _banded_conv(x.transpose(2, 3), self.weight.transpose(2, 3), self.bias).transpose(2, 3)
         if torch.is_grad_enabled():
-            x = as_channels_last(x)
+            x = as_memory_format(x, torch.channels_last)
         return super().forward(x)

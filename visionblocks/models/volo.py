@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from visionblocks.blocks.attention import OutlookAttention, SelfAttention
 from visionblocks.features import FeatureInfo
-from visionblocks.layers import sdpa, ConvNormAct, MetaFormerBlock, max_over, merge_heads, split_heads
+from visionblocks.layers import ConvNormAct, MetaFormerBlock, max_over, merge_heads, sdpa, split_heads
 from visionblocks.layers.validate import check_int
 from visionblocks.registry import register_model
 

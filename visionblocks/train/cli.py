@@ -151,7 +151,7 @@ def main_compare(args: argparse.Namespace) -> int:
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
-        seeds = [-1]
+        seeds = []  # (refused below, with the negative ones)
     if not seeds or min(seeds) < 0:
         raise TrainError(f"--seeds must be comma-separated integers >= 0, got {args.seeds!r}")
     ov.pop("seed", None)

@@ -242,10 +242,10 @@ def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
     if isinstance(model, FeatureListNet) and converter is None and not holds_every_key(model, sd):
         # a whole network's checkpoint in another layout (torchvision's, timm's, an author's): converted as for the
         # extractor's network, then ours (the parts features_only pruned go below)
-        inner = {k[len("model."):] if k.startswith("model.") else k: v for k, v in sd.items()}
+        inner = _align_model_prefix(sd, list(model.model.state_dict()))
         inner_converter = find_converter(model.model, inner, layout)
         if inner_converter is not None:
-            sd = {f"model.{k}": v for k, v in _convert(inner_converter, inner, model.model).items()}
+            sd = _align_model_prefix(_convert(inner_converter, inner, model.model), list(own))
             layout, extractor_layout = OURS, inner_converter.name
     if isinstance(model, FeatureListNet) and holds_every_key(model, sd):
         # a whole network's checkpoint (ours, every key of the extractor in it): the parts features_only pruned go

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from visionblocks.layers import sdpa, ConvNormAct, LayerType, check_nchw, check_positive_int, records_grad, reduced_channels
+from visionblocks.layers import (
+    ConvNormAct, LayerType, check_nchw, check_positive_int, records_grad, reduced_channels, sdpa,
+)
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 

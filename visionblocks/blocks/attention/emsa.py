@@ -16,9 +16,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import (
-    sdpa,
     check_divisible, check_nchw, check_positive_int, float32_at_least, is_plain, layout_like, merge_heads,
-    records_grad, split_heads,
+    records_grad, sdpa, split_heads,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block

@@ -21,9 +21,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from visionblocks.layers import (
-    sdpa,
     DerivedBuffers, check_divisible, check_nchw, check_positive_int, crop_to, is_channels_last, layout_like,
-    transformed, window_count,
+    sdpa, transformed, window_count,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from visionblocks.layers import sdpa, check_divisible, check_nlc, check_odd, check_positive_int, merge_heads, split_heads
+from visionblocks.layers import (
+    check_divisible, check_nlc, check_odd, check_positive_int, merge_heads, sdpa, split_heads,
+)
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
 

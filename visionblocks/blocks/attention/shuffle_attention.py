@@ -160,7 +160,8 @@ class ShuffleAttention(nn.Module):
             return t.reshape(b, 2, g // 2, *t.shape[1:]).permute(0, 2, 3, 1, 4, 5)
 
         # (traced, the out= writes into slices below gave wrong answers in the TorchScript ONNX exporter's graph)
-        if torch.is_grad_enabled() or transformed(x, gate_c, gate_s) or torch.compiler.is_compiling() or torch.jit.is_tracing():
+        if (torch.is_grad_enabled() or transformed(x, gate_c, gate_s) or torch.compiler.is_compiling()
+                or torch.jit.is_tracing()):
             y = torch.cat([shuffled(x_c * gate_c), shuffled(x_s * gate_s)], dim=2)  # one copy
             return y.view(b, c, h, w)
         # without autograd, the gated halves are written straight to their places: no copy at all

@@ -85,7 +85,8 @@ class TripletAttention(nn.Module):
             g = g_cw + g_hc                                                      # (B, H, W, C)
             return (xp * (g if g_hw is None else g + g_hw.permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
         # (dynamo refuses a strided out=, and fuses; the TorchScript ONNX exporter translates no add(out=))
-        if torch.is_grad_enabled() or transformed(x, g_cw, g_hc, g_hw) or torch.compiler.is_compiling() or torch.jit.is_tracing():
+        if (torch.is_grad_enabled() or transformed(x, g_cw, g_hc, g_hw) or torch.compiler.is_compiling()
+                or torch.jit.is_tracing()):
             g = g_cw + g_hc                                                      # (B, C, H, W)
             return x * (g if g_hw is None else g + g_hw)
         # without autograd, g is laid out as x, and + g_hw and the product are written over it

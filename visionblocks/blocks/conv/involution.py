@@ -17,8 +17,8 @@ import torch.nn as nn
 
 from visionblocks.layers import (
     square_conv_geometry,
-    as_channels_last, ConvNormAct, LayerType, check_divisible, check_nchw, check_positive_int, is_channels_last, local_aggregate,
-    reduced_channels, window_count,
+    ConvNormAct, LayerType, as_memory_format, check_divisible, check_nchw, check_positive_int, is_channels_last,
+    local_aggregate, reduced_channels, window_count,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
@@ -84,7 +84,7 @@ class Involution(nn.Module):
             # when the group is the longer run, an NCHW map goes through the channels-last form (copied in and out;
             # measured at batch 8, 2 threads, group 16: 1024x7x7 0.47x eval / 0.86x training, 512x14x14 0.84x /
             # 1.05x; at 28x28 and 56x56, where the rows are longer, 1.2-1.4x: the NCHW form)
-            return self._aggregate(as_channels_last(x)).contiguous()
+            return self._aggregate(as_memory_format(x, torch.channels_last)).contiguous()
         return self._aggregate(x)
 
     def _aggregate(self, x: torch.Tensor) -> torch.Tensor:

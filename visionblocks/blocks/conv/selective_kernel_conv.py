@@ -14,8 +14,8 @@ import torch
 import torch.nn as nn
 
 from visionblocks.layers import (
-    as_channels_last, ConvNormAct, LayerType, check_nchw, check_positive_int, conv_geometry, deprecated_kwargs, pointwise_forward,
-    reduced_channels, spatial_mean,
+    ConvNormAct, LayerType, as_memory_format, check_nchw, check_positive_int, conv_geometry, deprecated_kwargs,
+    pointwise_forward, reduced_channels, spatial_mean,
 )
 from visionblocks.layers.validate import validated
 from visionblocks.registry import Example, register_block
@@ -66,7 +66,7 @@ class SelectiveKernelConv(nn.Module):
         # the dilated branches (m >= 1) run on a channels-last copy: oneDNN's grouped *dilated* convolution in
         # NCHW takes a slow path whose backward is up to 10x slower, and collapses under CPU contention (seconds
         # per call at 256 channels, 28x28); the undilated first branch is fastest on the input as it is
-        xc = as_channels_last(x)
+        xc = as_memory_format(x, torch.channels_last)
         u = [branch(x if m == 0 else xc) for m, branch in enumerate(self.branches)]      # M x (B, C, H, W)
         s = sum(spatial_mean(um) for um in u)                                          # avgpool(sum_m U_m): (B, C)
         # fuse (1x1 conv-BN-act) and select on the pooled vectors, their 1x1 convolutions as matrix products
